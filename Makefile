@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` (pipeline + UI) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test lint benchmark clean-state
+
+setup: $(VENV)/.installed
+
+# uv installs the pinned set in seconds rather than minutes; constraints.txt pins every package.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]'
+	touch $@
+
+run: setup
+	scripts/dev.sh
+
+test: setup
+	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
+	$(BIN)/ruff format --check mlops_assets mlops_assets_tests benchmarks
+
+benchmark: setup
+	$(BIN)/python benchmarks/materialize_timing.py
+
+# Forget everything the embedded default stored (Dagster runs, MLflow models, datasets, landing zone).
+clean-state:
+	rm -rf var

@@ -1,0 +1,1 @@
+"""mlops_assets: continuous training on contributed data, as a Dagster code location on MLflow."""

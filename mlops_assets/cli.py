@@ -1,0 +1,125 @@
+"""``mlops``: the command line for everything that is not ``dagster dev`` / ``dagster asset``.
+
+Exit codes: 0 success (or an accepted contribution), 1 a negative answer (a rejected
+contribution), 2 a usage error or an input that cannot be read.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mlops_assets.errors import MlopsError
+from mlops_assets.settings import Settings, apply_process_defaults
+from mlops_assets.task import TASK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check", help="check a contribution exactly as the pipeline would")
+    check.add_argument("file", type=Path)
+    check.add_argument("--contributor", default="local")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.set_defaults(handler=_check)
+
+    model = commands.add_parser("model", help="inspect the model registry")
+    model_commands = model.add_subparsers(dest="model_command", required=True)
+    show = model_commands.add_parser("show", help="show a registered model version")
+    which = show.add_mutually_exclusive_group()
+    which.add_argument("--alias", default=None, help="alias to show (default: champion)")
+    which.add_argument("--version", default=None)
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.set_defaults(handler=_model_show)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args, Settings.from_env())
+    except MlopsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops_assets.core.contributions import intake_contribution
+
+    if not args.file.is_file():
+        print(f"error: {args.file} is not a file", file=sys.stderr)
+        return 2
+    result = intake_contribution(
+        args.file,
+        TASK,
+        contribution_id=args.file.name,
+        contributor=args.contributor,
+        min_valid_share=settings.min_valid_share,
+    )
+    report = result.report
+    if args.json:
+        print(json.dumps(report.to_dict(), sort_keys=True))
+    else:
+        print(f"{report.file_name}: {report.decision}")
+        print(
+            f"  rows in {report.rows_in}, clean {report.rows_clean},"
+            f" rejected {report.rows_rejected}"
+        )
+        for reason, count in report.rejection_reasons.items():
+            print(f"  {count:6d} x {reason}")
+        if report.dropped_columns:
+            print(f"  dropped columns: {', '.join(report.dropped_columns)}")
+    return 0 if report.accepted else 1
+
+
+def _model_show(args: argparse.Namespace, settings: Settings) -> int:
+    apply_process_defaults()
+    from mlops_assets.core.registry import (
+        CHAMPION,
+        get_version_by_alias,
+        mlflow_client,
+        registry_errors,
+    )
+    from mlops_assets.errors import ModelNotFoundError
+
+    with registry_errors(settings.tracking_uri):
+        client = mlflow_client(settings.tracking_uri)
+        if args.version:
+            version = client.get_model_version(settings.model_name, args.version)
+        else:
+            alias = args.alias or CHAMPION
+            version = get_version_by_alias(client, settings.model_name, alias)
+            if version is None:
+                raise ModelNotFoundError(
+                    f"{settings.model_name} has no version with alias {alias!r}",
+                    hint="materialize the pipeline first (make run, or dagster asset materialize)",
+                )
+    document = {
+        "name": version.name,
+        "version": str(version.version),
+        "aliases": sorted(version.aliases),
+        "model_uuid": version.tags.get("model_uuid"),
+        "model_id": version.tags.get("model_id"),
+        "data_sha256": version.tags.get("data_sha256"),
+        "contributions": json.loads(version.tags.get("contributions", "[]")),
+        "metrics": {
+            k.removeprefix("benchmark_"): float(v)
+            for k, v in version.tags.items()
+            if k.startswith("benchmark_")
+        },
+        "promotion_reason": version.tags.get("promotion_reason"),
+        "tags": dict(version.tags),
+    }
+    if args.json:
+        print(json.dumps(document, sort_keys=True))
+    else:
+        print(
+            f"{document['name']} v{document['version']}  aliases: {', '.join(document['aliases'])}"
+        )
+        for key in ("model_uuid", "data_sha256", "promotion_reason"):
+            print(f"  {key}: {document[key]}")
+        for key, value in sorted(document["metrics"].items()):
+            print(f"  {key}: {value:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The canonical reference data (iris): loading, validation and the fixed benchmark split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mlops_assets.core.validation import describe_rejections, validate_rows
+from mlops_assets.errors import ReferenceDataError
+from mlops_assets.task import TaskSchema
+
+SOURCE_FILE = "file"
+SOURCE_SKLEARN = "sklearn"
+
+
+@dataclass(frozen=True)
+class ReferenceData:
+    """Validated reference rows and where they came from (``file`` or ``sklearn``)."""
+
+    frame: pd.DataFrame
+    source: str
+    location: str
+    fallback_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class BenchmarkSplit:
+    train: pd.DataFrame
+    benchmark: pd.DataFrame
+
+
+def load_reference_data(path: Path, task: TaskSchema) -> ReferenceData:
+    """Read and validate the reference CSV at ``path``.
+
+    Falls back to scikit-learn's bundled iris only when the file is missing or holds no data
+    rows; a file that is present but invalid raises :class:`ReferenceDataError` naming the bad
+    columns or rows, because silently training on other data would hide the problem.
+    """
+    fallback_reason = _why_unusable(path)
+    if fallback_reason is None:
+        frame = _read_reference_csv(path, task)
+        if not frame.empty:
+            return ReferenceData(
+                validate_reference(frame, task, origin=str(path)), SOURCE_FILE, str(path)
+            )
+        fallback_reason = f"{path} has a header but no data rows"
+    frame = sklearn_iris(task)
+    return ReferenceData(
+        validate_reference(frame, task, origin="sklearn.datasets.load_iris"),
+        SOURCE_SKLEARN,
+        "sklearn.datasets.load_iris",
+        fallback_reason,
+    )
+
+
+def _why_unusable(path: Path) -> str | None:
+    if not path.exists():
+        return f"{path} does not exist"
+    if not path.read_bytes().strip():
+        return f"{path} is empty"
+    return None
+
+
+def _read_reference_csv(path: Path, task: TaskSchema) -> pd.DataFrame:
+    try:
+        # Read everything as text so that validation, not the parser, reports bad values.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ReferenceDataError(
+            f"{path} is not a readable UTF-8 CSV: {exc}",
+            hint="restore data/iris.csv from the repository (git checkout data/iris.csv)",
+        ) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in task.columns if c not in frame.columns]
+    unexpected = [c for c in frame.columns if c not in task.columns]
+    if missing or unexpected:
+        raise ReferenceDataError(
+            f"{path} has the wrong columns: missing {missing or 'none'}, "
+            f"unexpected {unexpected or 'none'}",
+            hint=f"the header must be exactly {','.join(task.columns)}",
+        )
+    return frame[task.columns]
+
+
+def validate_reference(frame: pd.DataFrame, task: TaskSchema, *, origin: str) -> pd.DataFrame:
+    """Return ``frame`` typed (float features, canonical labels), or raise naming the bad rows.
+
+    Row numbers in the message are CSV line numbers (the header is line 1).
+    """
+    result = validate_rows(frame.reset_index(drop=True), task)
+    if not result.rejected.empty:
+        raise ReferenceDataError(
+            f"{origin} has {len(result.rejected)} invalid row(s): "
+            + describe_rejections(result.rejected, row_offset=2),
+            hint="fix those rows or restore data/iris.csv from the repository",
+        )
+    missing_classes = sorted(set(task.classes) - set(result.valid[task.label]))
+    if missing_classes:
+        raise ReferenceDataError(
+            f"{origin} has no rows of class(es) {missing_classes}",
+            hint="the reference data must contain every class of the task",
+        )
+    return result.valid.reset_index(drop=True)
+
+
+def sklearn_iris(task: TaskSchema) -> pd.DataFrame:
+    """scikit-learn's bundled copy of iris (no network), in the task's column layout."""
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    frame = pd.DataFrame(bunch.data, columns=task.feature_names)
+    frame[task.label] = [str(bunch.target_names[t]) for t in bunch.target]
+    return frame
+
+
+def split_benchmark(
+    frame: pd.DataFrame, task: TaskSchema, *, fraction: float, seed: int
+) -> BenchmarkSplit:
+    """Split once, stratified by class and seeded, into a train part and a fixed benchmark.
+
+    The same input, fraction and seed always give the same split, so the benchmark every model
+    is scored on stays fixed across runs and machines.
+    """
+    from sklearn.model_selection import train_test_split
+
+    train, benchmark = train_test_split(
+        frame, test_size=fraction, random_state=seed, stratify=frame[task.label]
+    )
+    return BenchmarkSplit(
+        train=train.sort_index().reset_index(drop=True),
+        benchmark=benchmark.sort_index().reset_index(drop=True),
+    )

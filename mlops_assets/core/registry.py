@@ -1,0 +1,228 @@
+"""MLflow: logging, safe loading and registering models, and moving aliases.
+
+Aliases, not the deprecated stages, say what a version is: ``champion`` is served and is the
+model to beat, ``challenger`` is the newest candidate, ``previous-champion`` makes a rollback
+one command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_assets.core.training import SKOPS_TRUSTED_TYPES
+from mlops_assets.errors import (
+    ModelIncompatibleError,
+    RegistryUnavailableError,
+    UntrustedModelError,
+)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.models.model import ModelInfo
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous-champion"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """MLflow's ``ModelInfo`` (what was logged) merged with the ``ModelVersion`` (where it sits
+    in the registry)."""
+
+    name: str
+    version: str
+    model_id: str
+    model_uuid: str
+    model_uri: str
+    run_id: str
+    signature: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def redact_uri(uri: str) -> str:
+    """``http://user:secret@host`` -> ``http://***@host``: URIs may carry credentials."""
+    return re.sub(r"//[^/@]+@", "//***@", uri)
+
+
+@contextlib.contextmanager
+def registry_errors(tracking_uri: str) -> Iterator[None]:
+    """Turn "cannot reach the tracking server" failures into :class:`RegistryUnavailableError`."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except requests.exceptions.RequestException as exc:
+        raise _unavailable(tracking_uri, type(exc).__name__) from exc
+    except MlflowException as exc:
+        text = str(exc)
+        if "Max retries exceeded" in text or "Connection refused" in text or "timed out" in text:
+            raise _unavailable(tracking_uri, "connection failed") from exc
+        raise
+
+
+def _unavailable(tracking_uri: str, what: str) -> RegistryUnavailableError:
+    return RegistryUnavailableError(
+        f"cannot reach the MLflow tracking server at {redact_uri(tracking_uri)} ({what})",
+        hint="start the server or fix MLFLOW_TRACKING_URI; nothing was registered or promoted",
+    )
+
+
+def mlflow_client(tracking_uri: str) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """Return the id of experiment ``name``, creating it with ``artifact_location`` if needed.
+
+    Creating it ourselves keeps artifacts where configured (under ``MLOPS_HOME`` by default)
+    rather than in a ``mlruns`` folder of whatever directory a process happened to start in.
+    """
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = artifact_location
+    if location and "://" not in location:
+        Path(location).mkdir(parents=True, exist_ok=True)
+        location = Path(location).resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        # Another process created it between our lookup and create.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def log_sklearn_model(model: Any, *, name: str, input_example: Any) -> ModelInfo:
+    """Log ``model`` to the active MLflow run in the skops format with a signature.
+
+    The signature is inferred from ``input_example`` and the model's predictions on it.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, model.predict(input_example))
+    return mlflow.sklearn.log_model(
+        model,
+        name=name,
+        signature=signature,
+        input_example=input_example,
+        serialization_format="skops",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        # Stating the requirements skips MLflow's inference, which re-imports the model in a
+        # subprocess and costs ~10 s per logged model.
+        pip_requirements=model_requirements(),
+    )
+
+
+def model_requirements() -> list[str]:
+    """Pinned packages needed to load and run a logged model."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "skops", "numpy", "pandas")]
+
+
+def load_sklearn_model(model_uri: str) -> Any:
+    """Load a scikit-learn model logged by :func:`log_sklearn_model`, safely.
+
+    Only the skops format is accepted, and it is loaded with our own allow-list of types
+    (``SKOPS_TRUSTED_TYPES``), never with one read from the model's files: a tampered artifact
+    cannot widen what gets deserialized.
+    """
+    import mlflow
+    import skops.io
+    import yaml
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+    flavor = mlmodel.get("flavors", {}).get("sklearn")
+    if flavor is None:
+        raise ModelIncompatibleError(
+            f"{model_uri} is not a scikit-learn model",
+            hint="register models logged with mlflow.sklearn.log_model",
+        )
+    if flavor.get("serialization_format") != "skops":
+        raise UntrustedModelError(
+            f"{model_uri} is serialized as {flavor.get('serialization_format')!r}, not skops",
+            hint="re-log the model with serialization_format='skops'; pickles are never loaded",
+        )
+    try:
+        return skops.io.load(local / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
+    except UntrustedTypesFoundException as exc:
+        raise UntrustedModelError(
+            f"{model_uri} contains types outside the allow-list: {exc}",
+            hint="only estimators built by this pipeline can be loaded",
+        ) from None
+
+
+def get_version_by_alias(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
+    """The version carrying ``alias``, or None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def register_model_version(
+    client: MlflowClient, model_info: ModelInfo, *, model_name: str, tags: dict[str, str]
+) -> RegisteredVersion:
+    """Register ``model_info`` as a new version of ``model_name`` with ``tags``.
+
+    ``model_uuid`` and ``model_id`` become version tags so a version can be found from either.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    all_tags = {"model_uuid": model_info.model_uuid, "model_id": model_info.model_id, **tags}
+    version = client.create_model_version(
+        name=model_name,
+        source=model_info.model_uri,
+        run_id=model_info.run_id,
+        tags={k: str(v) for k, v in all_tags.items()},
+        model_id=model_info.model_id,
+    )
+    return RegisteredVersion(
+        name=model_name,
+        version=str(version.version),
+        model_id=model_info.model_id,
+        model_uuid=model_info.model_uuid,
+        model_uri=model_info.model_uri,
+        run_id=model_info.run_id,
+        signature=str(model_info.signature) if model_info.signature else None,
+    )
+
+
+def promote_to_champion(client: MlflowClient, model_name: str, version: str) -> str | None:
+    """Point ``champion`` at ``version``; the old champion keeps ``previous-champion``.
+
+    Returns the previous champion's version, if any.
+    """
+    previous = get_version_by_alias(client, model_name, CHAMPION)
+    if previous is not None and str(previous.version) != str(version):
+        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, previous.version)
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    return str(previous.version) if previous is not None else None

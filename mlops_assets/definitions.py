@@ -1,0 +1,48 @@
+"""The code location: every asset, check, sensor and resource, configured from the environment."""
+
+import dagster as dg
+
+from mlops_assets.defs import checks, data_assets, model_assets, sensors
+from mlops_assets.defs.resources import (
+    DatasetStore,
+    LandingZone,
+    ModelRegistry,
+    PromotionPolicy,
+    mlflow_tracking,
+)
+from mlops_assets.settings import Settings
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    return {
+        "store": DatasetStore(root=settings.storage_uri),
+        "landing": LandingZone(root=settings.landing_uri),
+        "registry": ModelRegistry(
+            tracking_uri=settings.tracking_uri,
+            model_name=settings.model_name,
+            ui_url=settings.mlflow_ui_url,
+        ),
+        "policy": PromotionPolicy(
+            primary_metric=settings.primary_metric,
+            min_improvement=settings.min_improvement,
+            accuracy_floor=settings.accuracy_floor,
+        ),
+        "mlflow_tracking": mlflow_tracking.configured(
+            {
+                "experiment_name": settings.experiment,
+                "mlflow_tracking_uri": settings.tracking_uri,
+                "artifact_location": settings.mlflow_artifacts,
+            }
+        ),
+    }
+
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([data_assets, model_assets]),
+    asset_checks=dg.load_asset_checks_from_modules([checks]),
+    sensors=[sensors.contribution_sensor, sensors.automation_sensor],
+    resources=build_resources(Settings.from_env()),
+    # One process per run instead of one per step: every step process would pay the imports
+    # (dagster, pandas, scikit-learn, MLflow) again, which costs more than 2 cores gain.
+    executor=dg.in_process_executor,
+)

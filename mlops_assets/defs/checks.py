@@ -1,0 +1,89 @@
+"""Asset checks: what must hold before the next asset may use this one.
+Blocking checks stop downstream assets in the same run; each result's metadata says why it
+failed, so the UI answers the question without opening logs.
+"""
+
+import dagster as dg
+
+from mlops_assets.defs.data_assets import integrated_dataset, iris_dataset
+from mlops_assets.defs.model_assets import trained_model, upstream_metadata
+from mlops_assets.defs.resources import DatasetStore, ModelRegistry, PromotionPolicy
+from mlops_assets.task import TASK
+
+
+@dg.asset_check(asset=iris_dataset, blocking=True)
+def iris_dataset_expectations(store: DatasetStore) -> dg.AssetCheckResult:
+    """Great Expectations suite on the train and benchmark parts: columns, types, ranges,
+    labels, no nulls, a row-count floor."""
+    import pandas as pd
+
+    from mlops_assets.core.expectations import task_expectations, validate_expectations
+
+    frame = pd.concat([pd.read_parquet(store.reference_train), pd.read_parquet(store.benchmark)])
+    outcome = validate_expectations(
+        frame, task_expectations(TASK, min_rows=30), name="iris_dataset"
+    )
+    return dg.AssetCheckResult(
+        passed=outcome.success,
+        description=outcome.summary(),
+        metadata={
+            "expectations_evaluated": outcome.evaluated,
+            "failures": dg.MetadataValue.json(outcome.failures),
+        },
+    )
+
+
+@dg.asset_check(asset=integrated_dataset, blocking=True)
+def integrated_dataset_has_no_benchmark_rows(
+    context: dg.AssetCheckExecutionContext, store: DatasetStore
+) -> dg.AssetCheckResult:
+    """No training row may equal a benchmark row: that would inflate every score."""
+    import pandas as pd
+
+    from mlops_assets.core.integration import benchmark_overlap
+
+    path = upstream_metadata(context, integrated_dataset)["path"]
+    overlap = benchmark_overlap(pd.read_parquet(path), pd.read_parquet(store.benchmark), TASK)
+    return dg.AssetCheckResult(
+        passed=overlap == 0,
+        description=f"{overlap} training row(s) equal benchmark rows",
+        metadata={"benchmark_rows_in_training": overlap},
+    )
+
+
+@dg.asset_check(asset=trained_model, blocking=True)
+def trained_model_accuracy_floor(
+    context: dg.AssetCheckExecutionContext, policy: PromotionPolicy
+) -> dg.AssetCheckResult:
+    """A candidate below the accuracy floor on the benchmark is not registered."""
+    accuracy = upstream_metadata(context, trained_model)["accuracy"]
+    passed = accuracy >= policy.accuracy_floor
+    comparison = ">=" if passed else "<"
+    return dg.AssetCheckResult(
+        passed=passed,
+        description=(
+            f"benchmark accuracy {accuracy:.4f} {comparison} floor {policy.accuracy_floor:.4f}"
+        ),
+        metadata={"accuracy": accuracy, "accuracy_floor": policy.accuracy_floor},
+    )
+
+
+@dg.asset_check(asset=trained_model)
+def trained_model_has_signature(
+    context: dg.AssetCheckExecutionContext, registry: ModelRegistry
+) -> dg.AssetCheckResult:
+    """The logged model carries an input/output signature (the API validates requests with it)."""
+    import mlflow
+
+    from mlops_assets.core.registry import registry_errors
+
+    model_uri = upstream_metadata(context, trained_model)["model_uri"]
+    registry.client()  # applies bounded-retry defaults before talking to MLflow
+    with registry_errors(registry.tracking_uri):
+        mlflow.set_tracking_uri(registry.tracking_uri)
+        signature = mlflow.models.get_model_info(model_uri).signature
+    return dg.AssetCheckResult(
+        passed=signature is not None,
+        description=f"signature: {signature}" if signature else f"{model_uri} has no signature",
+        metadata={"model_uri": model_uri, "signature": str(signature or "")},
+    )

@@ -1,0 +1,215 @@
+"""Data assets: the reference iris data, contributions, and the integrated training set.
+pandas and the core modules are imported inside the asset bodies: every run process imports
+this code location, and most of them need neither.
+"""
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from mlops_assets.defs.partitions import contribution_key, contributions_partitions
+from mlops_assets.defs.resources import DatasetStore, LandingZone
+from mlops_assets.errors import ContributionUnreadableError, UpstreamMissingError
+from mlops_assets.settings import Settings
+from mlops_assets.task import TASK
+
+if TYPE_CHECKING:
+    from mlops_assets.core.integration import Contribution
+
+_settings = Settings.from_env()
+
+
+class IrisDatasetConfig(dg.Config):
+    csv_path: str = str(_settings.iris_csv)
+    benchmark_fraction: float = _settings.benchmark_fraction
+    seed: int = _settings.seed
+
+
+class ContributionConfig(dg.Config):
+    min_valid_share: float = _settings.min_valid_share
+
+
+class IntegrationConfig(dg.Config):
+    seed: int = _settings.seed
+
+
+@dg.asset(
+    group_name="data",
+    kinds={"pandas", "parquet"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def iris_dataset(
+    context: dg.AssetExecutionContext, config: IrisDatasetConfig, store: DatasetStore
+) -> dg.MaterializeResult:
+    """Canonical iris data, validated and split once into a train part and a fixed benchmark.
+
+    Read from ``data/iris.csv``; scikit-learn's copy is used only when that file is missing or
+    empty. The benchmark is never trained on: every model is scored on it.
+    """
+    from mlops_assets.core.hashing import frame_sha256
+    from mlops_assets.core.reference_data import load_reference_data, split_benchmark
+    from mlops_assets.core.storage import write_parquet
+
+    reference = load_reference_data(Path(config.csv_path), TASK)
+    if reference.fallback_reason:
+        context.log.warning(f"Using scikit-learn's iris: {reference.fallback_reason}")
+    split = split_benchmark(
+        reference.frame, TASK, fraction=config.benchmark_fraction, seed=config.seed
+    )
+    write_parquet(split.train, store.reference_train)
+    write_parquet(split.benchmark, store.benchmark)
+    class_counts = reference.frame[TASK.label].value_counts().sort_index()
+    return dg.MaterializeResult(
+        metadata={
+            "source": reference.source,
+            "source_location": reference.location,
+            "fallback_reason": reference.fallback_reason or "",
+            "dagster/row_count": len(reference.frame),
+            "train_rows": len(split.train),
+            "benchmark_rows": len(split.benchmark),
+            "benchmark_sha256": frame_sha256(split.benchmark),
+            "train_sha256": frame_sha256(split.train),
+            "class_counts": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in class_counts.items()}
+            ),
+            "train_path": dg.MetadataValue.path(str(store.reference_train)),
+            "benchmark_path": dg.MetadataValue.path(str(store.benchmark)),
+            "preview": dg.MetadataValue.md(
+                f"```\n{split.train.head(5).to_string(index=False)}\n```"
+            ),
+        }
+    )
+
+
+@dg.asset(
+    group_name="data",
+    kinds={"pandas", "parquet"},
+    partitions_def=contributions_partitions,
+)
+def contributed_data(
+    context: dg.AssetExecutionContext,
+    config: ContributionConfig,
+    store: DatasetStore,
+    landing: LandingZone,
+) -> dg.MaterializeResult:
+    """One contribution file: read, columns mapped, rows validated, accepted or rejected.
+
+    Clean rows go to ``clean.parquet``, rejected rows with their reasons to
+    ``rejected.parquet``, and every decision to ``report.json``; the original file is never
+    modified.
+    """
+    from mlops_assets.core import contributions as intake
+    from mlops_assets.core.storage import write_json, write_parquet
+
+    contribution_id = context.partition_key
+    landing_file = next(
+        (f for f in landing.list_files() if contribution_key(f.relative_path) == contribution_id),
+        None,
+    )
+    if landing_file is None:
+        raise UpstreamMissingError(
+            f"no file in the landing zone {landing.root} matches contribution {contribution_id}",
+            hint="the file was moved or deleted after it was detected; submit it again",
+        )
+    path = landing.local_path(landing_file.relative_path)
+    target = store.contribution_dir(contribution_id)
+    try:
+        result = intake.intake_contribution(
+            path,
+            TASK,
+            contribution_id=contribution_id,
+            contributor=landing_file.contributor,
+            min_valid_share=config.min_valid_share,
+        )
+        clean, rejected, report = result.clean, result.rejected, result.report
+    except ContributionUnreadableError as exc:
+        context.log.warning(str(exc))
+        report = intake.unreadable_report(
+            path, exc, contribution_id=contribution_id, contributor=landing_file.contributor
+        )
+        clean, rejected = None, None
+
+    if clean is not None:
+        write_parquet(clean, target / "clean.parquet")
+        write_parquet(rejected, target / "rejected.parquet")
+    # The report goes last: its presence means the Parquet files beside it are complete.
+    write_json(
+        {**report.to_dict(), "landing_path": landing_file.relative_path}, target / "report.json"
+    )
+    context.log.info(f"{landing_file.relative_path}: {report.decision}")
+    return dg.MaterializeResult(
+        metadata={
+            "accepted": report.accepted,
+            "decision": report.decision,
+            "contributor": report.contributor,
+            "landing_path": landing_file.relative_path,
+            "sha256": report.sha256,
+            "rows_in": report.rows_in,
+            "rows_clean": report.rows_clean,
+            "rows_rejected": report.rows_rejected,
+            "dagster/row_count": report.rows_clean,
+            "rejection_reasons": dg.MetadataValue.json(report.rejection_reasons),
+            "dropped_columns": dg.MetadataValue.json(report.dropped_columns),
+            "report_path": dg.MetadataValue.path(str(target / "report.json")),
+        }
+    )
+
+
+def accepted_contributions(store: DatasetStore) -> "list[Contribution]":
+    """Every contribution whose report says accepted, in contribution-id order."""
+    import pandas as pd
+
+    from mlops_assets.core.integration import Contribution
+    from mlops_assets.core.storage import read_json
+
+    accepted = []
+    for report_path in sorted(store.path("contributions").glob("*/report.json")):
+        report = read_json(report_path)
+        if report.get("accepted"):
+            rows = pd.read_parquet(report_path.parent / "clean.parquet")
+            accepted.append(Contribution(report["contribution_id"], report["contributor"], rows))
+    return accepted
+
+
+@dg.asset(
+    group_name="data",
+    kinds={"pandas", "parquet"},
+    deps=[iris_dataset, contributed_data],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def integrated_dataset(
+    context: dg.AssetExecutionContext, config: IntegrationConfig, store: DatasetStore
+) -> dg.MaterializeResult:
+    """The training set: iris train part + every accepted contribution, benchmark rows and
+    duplicates removed, shuffled reproducibly; versioned by its content hash."""
+    import pandas as pd
+
+    from mlops_assets.core.integration import integrate
+    from mlops_assets.core.storage import write_parquet
+
+    if not store.reference_train.exists():
+        raise UpstreamMissingError(
+            "the iris train part has not been written yet", hint="materialize iris_dataset first"
+        )
+    contributions = accepted_contributions(store)
+    dataset = integrate(
+        pd.read_parquet(store.reference_train),
+        contributions,
+        pd.read_parquet(store.benchmark),
+        TASK,
+        seed=config.seed,
+    )
+    path = store.integrated(dataset.sha256)
+    write_parquet(dataset.frame, path)
+    return dg.MaterializeResult(
+        metadata={
+            "sha256": dataset.sha256,
+            "path": dg.MetadataValue.path(str(path)),
+            "dagster/row_count": len(dataset.frame),
+            "contributions": dg.MetadataValue.json([c.contribution_id for c in contributions]),
+            "contributors": dg.MetadataValue.json(sorted({c.contributor for c in contributions})),
+            "rows_by_source": dg.MetadataValue.json(dataset.rows_by_source),
+            **{k: v for k, v in dataset.stats.items()},
+        }
+    )

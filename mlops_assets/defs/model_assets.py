@@ -1,0 +1,394 @@
+"""Model assets: the baseline to beat, the trained candidate, and its registry version.
+Models live in MLflow; these assets materialize references to them (URIs, versions, metrics)
+as metadata, never a pickled object.
+"""
+
+import json
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from mlops_assets.defs.data_assets import integrated_dataset, iris_dataset
+from mlops_assets.defs.resources import DatasetStore, ModelRegistry, PromotionPolicy, mlflow_step
+from mlops_assets.errors import UpstreamMissingError
+from mlops_assets.settings import Settings
+from mlops_assets.task import TASK
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_settings = Settings.from_env()
+
+
+class Estimator(Enum):
+    random_forest = "random_forest"
+    logistic_regression = "logistic_regression"
+    gradient_boosting = "gradient_boosting"
+
+
+class TrainingConfig(dg.Config):
+    """Estimator and hyperparameters; only those of the chosen estimator are used."""
+
+    estimator: Estimator = Estimator.logistic_regression
+    n_estimators: int = 100
+    max_depth: int | None = None
+    learning_rate: float = 0.1
+    C: float = 1.0
+    max_iter: int = 1000
+    seed: int = _settings.seed
+
+    def hyperparameters(self) -> dict[str, Any]:
+        if self.estimator is Estimator.random_forest:
+            return {"n_estimators": self.n_estimators, "max_depth": self.max_depth}
+        if self.estimator is Estimator.gradient_boosting:
+            return {
+                "n_estimators": self.n_estimators,
+                "learning_rate": self.learning_rate,
+                "max_depth": self.max_depth or 3,
+            }
+        return {"C": self.C, "max_iter": self.max_iter}
+
+
+def upstream_metadata(
+    context: dg.AssetExecutionContext, asset: dg.AssetsDefinition
+) -> dict[str, Any]:
+    """Metadata values of ``asset``'s latest materialization (this run's, if it ran here)."""
+    name = asset.key.to_user_string()
+    event = context.instance.get_latest_materialization_event(asset.key)
+    if event is None or event.asset_materialization is None:
+        raise UpstreamMissingError(
+            f"{name} has never been materialized",
+            hint=f"materialize it first: dagster asset materialize --select {name}",
+        )
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def _fit(frame: "pd.DataFrame", config: TrainingConfig) -> Any:
+    from mlops_assets.core.training import train_model
+
+    return train_model(
+        frame,
+        TASK,
+        estimator=config.estimator.value,
+        hyperparameters=config.hyperparameters(),
+        seed=config.seed,
+    )
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"mlflow", "scikit-learn"},
+    deps=[iris_dataset],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def baseline_model(
+    context: dg.AssetExecutionContext,
+    store: DatasetStore,
+    registry: ModelRegistry,
+    mlflow_tracking: dg.ResourceParam[Any],
+) -> dg.MaterializeResult:
+    """The model to beat: the registry's ``champion``.
+
+    On a cold start (no champion yet) a baseline is trained on the iris train part with the
+    default training config, registered as the first version and aliased ``champion``.
+    """
+    import mlflow
+    import pandas as pd
+
+    from mlops_assets.core.evaluation import benchmark_tags, evaluate
+    from mlops_assets.core.integration import integrate
+    from mlops_assets.core.registry import (
+        CHAMPION,
+        get_version_by_alias,
+        load_sklearn_model,
+        log_sklearn_model,
+        promote_to_champion,
+        register_model_version,
+        registry_errors,
+    )
+
+    client = registry.client()
+    benchmark = pd.read_parquet(store.benchmark)
+    with registry_errors(registry.tracking_uri), mlflow_step(mlflow_tracking) as run_id:
+        champion = get_version_by_alias(client, registry.model_name, CHAMPION)
+        cold_start = champion is None
+        if cold_start:
+            config = TrainingConfig()
+            reference = integrate(
+                pd.read_parquet(store.reference_train), [], benchmark, TASK, seed=config.seed
+            )
+            model = _fit(reference.frame, config)
+            evaluation = evaluate(model, benchmark, TASK)
+            info = log_sklearn_model(
+                model, name="baseline", input_example=reference.frame[TASK.feature_names].head(5)
+            )
+            registered = register_model_version(
+                client,
+                info,
+                model_name=registry.model_name,
+                tags={
+                    "cold_start": "true",
+                    "data_sha256": reference.sha256,
+                    "estimator": config.estimator.value,
+                    "dagster_run_id": context.run_id,
+                    "promotion_reason": "cold start: first model, trained on iris alone",
+                    **benchmark_tags(evaluation.metrics),
+                },
+            )
+            promote_to_champion(client, registry.model_name, registered.version)
+            version, model_uuid = registered.version, registered.model_uuid
+            context.log.info(f"Cold start: registered baseline v{version} as champion")
+        else:
+            model = load_sklearn_model(f"models:/{registry.model_name}/{champion.version}")
+            version, model_uuid = str(champion.version), champion.tags.get("model_uuid", "")
+            evaluation = evaluate(model, benchmark, TASK)
+        mlflow.set_tags(
+            {"baseline_version": version, "baseline_cold_start": str(cold_start).lower()}
+        )
+
+    return dg.MaterializeResult(
+        metadata={
+            "cold_start": cold_start,
+            "model_name": registry.model_name,
+            "version": version,
+            "alias": CHAMPION,
+            "model_uri": f"models:/{registry.model_name}/{version}",
+            "model_uuid": model_uuid,
+            "mlflow_run_id": run_id,
+            "benchmark_accuracy": evaluation.metrics["accuracy"],
+            "registry_url": _url(registry.version_url(version)),
+        }
+    )
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"mlflow", "scikit-learn"},
+    deps=[integrated_dataset, baseline_model],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def trained_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    store: DatasetStore,
+    registry: ModelRegistry,
+    mlflow_tracking: dg.ResourceParam[Any],
+) -> dg.MaterializeResult:
+    """A candidate trained on the integrated dataset, scored with the baseline on the same
+    benchmark; params, metrics, artifacts, data and the model are logged to MLflow."""
+    import mlflow
+    import pandas as pd
+
+    from mlops_assets.core.evaluation import (
+        confusion_matrix_markdown,
+        evaluate,
+        metric_deltas,
+        metrics_markdown,
+    )
+    from mlops_assets.core.registry import load_sklearn_model, log_sklearn_model, registry_errors
+
+    data = upstream_metadata(context, integrated_dataset)
+    baseline = upstream_metadata(context, baseline_model)
+    frame = pd.read_parquet(data["path"])
+    benchmark = pd.read_parquet(store.benchmark)
+
+    with registry_errors(registry.tracking_uri), mlflow_step(mlflow_tracking) as run_id:
+        model = _fit(frame, config)
+        candidate_eval = evaluate(model, benchmark, TASK)
+        baseline_eval = evaluate(load_sklearn_model(baseline["model_uri"]), benchmark, TASK)
+        deltas = metric_deltas(candidate_eval.metrics, baseline_eval.metrics)
+        contributions = data.get("contributions", [])
+
+        mlflow.log_params(
+            {"estimator": config.estimator.value, "seed": config.seed, **config.hyperparameters()}
+            | {"training_rows": len(frame), "benchmark_rows": len(benchmark)}
+        )
+        mlflow.log_metrics(candidate_eval.metrics)
+        mlflow.log_metrics({f"baseline_{k}": v for k, v in baseline_eval.metrics.items()})
+        mlflow.log_metrics({f"delta_{k}": v for k, v in deltas.items()})
+        mlflow.set_tags(
+            {
+                "data_sha256": data["sha256"],
+                "contributions": json.dumps(contributions),
+                "contributors": json.dumps(data.get("contributors", [])),
+                "baseline_version": baseline["version"],
+            }
+        )
+        _log_datasets(frame, data, benchmark, store)
+        _log_evaluation_artifacts(candidate_eval, baseline_eval, deltas)
+        info = log_sklearn_model(
+            model, name="model", input_example=frame[TASK.feature_names].head(5)
+        )
+        mlflow.log_metrics(candidate_eval.metrics, model_id=info.model_id)
+        experiment_id = mlflow.get_run(run_id).info.experiment_id
+
+    return dg.MaterializeResult(
+        metadata={
+            "model_uri": info.model_uri,
+            "model_id": info.model_id,
+            "model_uuid": info.model_uuid,
+            "signature": str(info.signature) if info.signature else "",
+            "mlflow_run_id": run_id,
+            "mlflow_run_url": _url(registry.run_url(experiment_id, run_id)),
+            "estimator": config.estimator.value,
+            "data_sha256": data["sha256"],
+            "contributions": dg.MetadataValue.json(contributions),
+            "baseline_version": baseline["version"],
+            "accuracy": candidate_eval.metrics["accuracy"],
+            "baseline_accuracy": baseline_eval.metrics["accuracy"],
+            "metrics": dg.MetadataValue.json(candidate_eval.metrics),
+            "baseline_metrics": dg.MetadataValue.json(baseline_eval.metrics),
+            "deltas": dg.MetadataValue.json(deltas),
+            "metrics_table": dg.MetadataValue.md(
+                metrics_markdown(candidate_eval.metrics, baseline_eval.metrics)
+            ),
+            "confusion_matrix": dg.MetadataValue.md(confusion_matrix_markdown(candidate_eval)),
+        }
+    )
+
+
+def _log_datasets(
+    frame: "pd.DataFrame", data: dict[str, Any], benchmark: "pd.DataFrame", store: DatasetStore
+) -> None:
+    import mlflow
+
+    from mlops_assets.core.hashing import frame_sha256
+
+    training = mlflow.data.from_pandas(
+        frame,
+        source=str(data["path"]),
+        targets=TASK.label,
+        name="integrated_dataset",
+        digest=data["sha256"][:16],
+    )
+    scoring = mlflow.data.from_pandas(
+        benchmark,
+        source=str(store.benchmark),
+        targets=TASK.label,
+        name="benchmark",
+        digest=frame_sha256(benchmark)[:16],
+    )
+    mlflow.log_input(training, context="training")
+    mlflow.log_input(scoring, context="evaluation")
+
+
+def _log_evaluation_artifacts(candidate: Any, baseline: Any, deltas: dict[str, float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display in run workers
+    import mlflow
+    import numpy as np
+    from matplotlib import pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    figure, axis = plt.subplots(figsize=(5, 4))
+    ConfusionMatrixDisplay(
+        np.array(candidate.confusion_matrix), display_labels=candidate.classes
+    ).plot(ax=axis, colorbar=False)
+    axis.set_title("Candidate on the benchmark")
+    mlflow.log_figure(figure, "evaluation/confusion_matrix.png")
+    plt.close(figure)
+    mlflow.log_text(candidate.report, "evaluation/classification_report.txt")
+    mlflow.log_dict(
+        {"candidate": candidate.to_dict(), "baseline": baseline.to_dict(), "deltas": deltas},
+        "evaluation/evaluation.json",
+    )
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"mlflow"},
+    deps=[trained_model],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def registered_model_version(
+    context: dg.AssetExecutionContext,
+    registry: ModelRegistry,
+    policy: PromotionPolicy,
+    mlflow_tracking: dg.ResourceParam[Any],
+) -> dg.MaterializeResult:
+    """The candidate as a registry version: ``challenger`` always moves to it, ``champion``
+    only when it beats the champion on the primary metric by the configured margin."""
+    import mlflow
+
+    from mlops_assets.core.evaluation import benchmark_tags
+    from mlops_assets.core.promotion import decide_promotion
+    from mlops_assets.core.registry import (
+        CHALLENGER,
+        CHAMPION,
+        get_version_by_alias,
+        promote_to_champion,
+        register_model_version,
+        registry_errors,
+    )
+
+    candidate = upstream_metadata(context, trained_model)
+    client = registry.client()
+    metric = policy.primary_metric
+    with registry_errors(registry.tracking_uri), mlflow_step(mlflow_tracking):
+        info = mlflow.models.get_model_info(candidate["model_uri"])
+        registered = register_model_version(
+            client,
+            info,
+            model_name=registry.model_name,
+            tags={
+                "data_sha256": candidate["data_sha256"],
+                "contributions": json.dumps(candidate["contributions"]),
+                "baseline_version": candidate["baseline_version"],
+                "deltas": json.dumps(candidate["deltas"]),
+                "dagster_run_id": context.run_id,
+                "mlflow_run_id": candidate["mlflow_run_id"],
+                **benchmark_tags(candidate["metrics"]),
+            },
+        )
+        client.set_registered_model_alias(registry.model_name, CHALLENGER, registered.version)
+
+        champion = get_version_by_alias(client, registry.model_name, CHAMPION)
+        champion_version = str(champion.version) if champion else None
+        decision = decide_promotion(
+            metric=metric,
+            candidate_value=candidate["metrics"][metric],
+            baseline_value=candidate["baseline_metrics"][metric],
+            min_improvement=policy.min_improvement,
+            champion_version=champion_version,
+            candidate_version=registered.version,
+        )
+        promote, reason = decision.promote, decision.reason
+        if champion_version != candidate["baseline_version"]:
+            # The champion moved after this candidate was scored: the comparison is stale.
+            promote = False
+            reason = (
+                f"not promoted: champion moved from v{candidate['baseline_version']} to "
+                f"v{champion_version} since this candidate was evaluated; retrain to compare"
+            )
+        if promote:
+            promote_to_champion(client, registry.model_name, registered.version)
+        for key, value in {"promoted": str(promote).lower(), "promotion_reason": reason}.items():
+            client.set_model_version_tag(registry.model_name, registered.version, key, value)
+        mlflow.set_tags({"registered_version": registered.version, "promotion_reason": reason})
+
+    context.log.info(reason)
+    aliases = client.get_model_version(registry.model_name, registered.version).aliases
+    return dg.MaterializeResult(
+        metadata={
+            "model_name": registry.model_name,
+            "version": registered.version,
+            "aliases": dg.MetadataValue.json(sorted(aliases)),
+            "promoted": promote,
+            "decision": dg.MetadataValue.md(
+                f"**{'Promoted' if promote else 'Not promoted'}**: {reason}"
+            ),
+            "reason": reason,
+            "primary_metric": metric,
+            "champion_version": registered.version if promote else (champion_version or ""),
+            "model_uuid": registered.model_uuid,
+            "model_id": registered.model_id,
+            "data_sha256": candidate["data_sha256"],
+            "registry_url": _url(registry.version_url(registered.version)),
+        }
+    )
+
+
+def _url(url: str | None) -> Any:
+    return dg.MetadataValue.url(url) if url else ""

@@ -1,0 +1,177 @@
+"""Resources: one per outside system (Parquet storage, landing zone, MLflow tracking, registry).
+Heavy libraries (mlflow, dagster-mlflow) are imported inside functions: every run process
+imports this code location, and most steps never touch MLflow.
+"""
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from mlops_assets.settings import apply_process_defaults
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+class DatasetStore(dg.ConfigurableResource):
+    """Where datasets live as Parquet (and contribution reports as JSON), under ``root``."""
+
+    root: str
+
+    def path(self, *parts: str) -> Path:
+        return Path(self.root).joinpath(*parts)
+
+    @property
+    def reference_train(self) -> Path:
+        return self.path("reference", "train.parquet")
+
+    @property
+    def benchmark(self) -> Path:
+        return self.path("reference", "benchmark.parquet")
+
+    def contribution_dir(self, contribution_id: str) -> Path:
+        return self.path("contributions", contribution_id)
+
+    def integrated(self, sha256: str) -> Path:
+        # Versioned by content hash, so the exact data any model was trained on stays readable.
+        return self.path("integrated", f"{sha256[:16]}.parquet")
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """A file in the landing zone: ``<landing>/<contributor>/<name>``."""
+
+    relative_path: str
+    contributor: str
+    name: str
+    size: int
+    mtime: float
+
+
+class LandingZone(dg.ConfigurableResource):
+    """The local-folder landing zone contributors drop files into."""
+
+    root: str
+
+    def list_files(self) -> list[LandingFile]:
+        """Every candidate contribution, skipping hidden, temporary and sidecar files."""
+        root = Path(self.root)
+        if not root.is_dir():
+            return []
+        files = []
+        for path in root.glob("*/*"):
+            name = path.name
+            if (
+                not path.is_file()
+                or name.startswith((".", "~"))
+                or name.endswith((".tmp", ".part", ".crdownload", ".meta.json"))
+            ):
+                continue
+            stat = path.stat()
+            files.append(
+                LandingFile(
+                    relative_path=path.relative_to(root).as_posix(),
+                    contributor=path.parent.name,
+                    name=name,
+                    size=stat.st_size,
+                    mtime=stat.st_mtime,
+                )
+            )
+        return sorted(files, key=lambda f: (f.mtime, f.relative_path))
+
+    def local_path(self, relative_path: str) -> Path:
+        root = Path(self.root).resolve()
+        path = (root / relative_path).resolve()
+        if root not in path.parents:
+            raise ValueError(f"{relative_path!r} is outside the landing zone")
+        return path
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """The MLflow Model Registry holding ``model_name``, and links into an MLflow UI."""
+
+    tracking_uri: str
+    model_name: str
+    ui_url: str | None = None
+
+    def client(self) -> "MlflowClient":
+        apply_process_defaults()
+        from mlops_assets.core.registry import mlflow_client
+
+        return mlflow_client(self.tracking_uri)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str | None:
+        if not self.ui_url:
+            return None
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def version_url(self, version: str) -> str | None:
+        if not self.ui_url:
+            return None
+        return f"{self.ui_url.rstrip('/')}/#/models/{self.model_name}/versions/{version}"
+
+
+class PromotionPolicy(dg.ConfigurableResource):
+    """When a candidate may be registered and when it replaces the champion."""
+
+    primary_metric: str = "accuracy"
+    min_improvement: float = 0.0
+    accuracy_floor: float = 0.9
+
+
+@dg.resource(
+    config_schema={
+        "experiment_name": dg.Field(str),
+        "mlflow_tracking_uri": dg.Field(str),
+        "artifact_location": dg.Field(dg.Noneable(str), default_value=None, is_required=False),
+    },
+    description="dagster-mlflow's mlflow_tracking: one MLflow run per Dagster run.",
+)
+def mlflow_tracking(init_context: dg.InitResourceContext) -> Iterator[Any]:
+    """dagster-mlflow's ``mlflow_tracking``, imported lazily and with the experiment created
+    where its artifacts belong; a dead tracking server fails fast with a clear error."""
+    apply_process_defaults()
+    from dagster_mlflow import mlflow_tracking as dagster_mlflow_tracking
+
+    from mlops_assets.core.registry import ensure_experiment, mlflow_client, registry_errors
+
+    config = init_context.resource_config
+    uri = config["mlflow_tracking_uri"]
+    with registry_errors(uri):
+        ensure_experiment(
+            mlflow_client(uri), config["experiment_name"], config["artifact_location"]
+        )
+        mlf = next(dagster_mlflow_tracking.resource_fn(init_context))
+    # dagster-mlflow leaves ``mlflow_run_id`` unset when it started a fresh run; record it so
+    # every step of this Dagster run reopens that run rather than starting another.
+    mlf.mlflow_run_id = mlf.mlflow_run_id or mlf.active_run().info.run_id
+    mlf.set_tag("mlflow.runName", f"dagster-{init_context.run_id[:8]}")
+    yield mlf
+
+
+@contextlib.contextmanager
+def mlflow_step(mlf: Any) -> Iterator[str]:
+    """Make the Dagster run's MLflow run active for one step and always end it.
+
+    ``end_mlflow_on_run_finished`` only hooks op jobs; asset runs launched from the UI, the CLI,
+    a sensor or automation would leave the MLflow run RUNNING. Ending it after every step
+    (FINISHED, or FAILED on an exception) covers every launch path; the next step of the same
+    Dagster run reopens the same MLflow run, found by its ``dagster_run_id`` tag.
+    """
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is None or active.info.run_id != mlf.mlflow_run_id:
+        if active is not None:
+            mlflow.end_run()
+        mlflow.start_run(run_id=mlf.mlflow_run_id)
+    try:
+        yield mlf.mlflow_run_id
+    except BaseException as exc:
+        mlflow.end_run(status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")

@@ -1,0 +1,62 @@
+"""Typed errors: each has a stable code and a hint telling the user what to do.
+
+They are raised where the problem is known and surface unchanged as a failed Dagster run or
+check, a CLI message, or an API response. ``docs/errors.md`` lists every code.
+"""
+
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """Base class: ``code`` is stable and documented, ``hint`` says what to do next."""
+
+    code = "MLOPS_ERROR"
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"[{self.code}] {message}" + (f". Hint: {hint}" if hint else ""))
+
+
+class ConfigurationError(MlopsError):
+    code = "CONFIG_INVALID"
+
+
+class ReferenceDataError(MlopsError):
+    """The canonical iris data is present but unusable."""
+
+    code = "REFERENCE_DATA_INVALID"
+
+
+class ContributionUnreadableError(MlopsError):
+    """A contributed file cannot be parsed at all (as opposed to having bad rows)."""
+
+    code = "CONTRIBUTION_UNREADABLE"
+
+
+class UpstreamMissingError(MlopsError):
+    """An asset's input has never been materialized."""
+
+    code = "UPSTREAM_MISSING"
+
+
+class RegistryUnavailableError(MlopsError):
+    """The MLflow tracking server / registry cannot be reached."""
+
+    code = "REGISTRY_UNAVAILABLE"
+
+
+class ModelNotFoundError(MlopsError):
+    code = "MODEL_NOT_FOUND"
+
+
+class ModelIncompatibleError(MlopsError):
+    """A model does not fit the task: wrong features, classes or missing methods."""
+
+    code = "MODEL_INCOMPATIBLE"
+
+
+class UntrustedModelError(MlopsError):
+    """A model file would need unsafe deserialization (types outside the allow-list)."""
+
+    code = "MODEL_UNTRUSTED"

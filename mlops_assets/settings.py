@@ -1,0 +1,210 @@
+"""All configuration, read from environment variables (and a ``.env`` file when present).
+
+Every variable is documented in the README's configuration table; ``SETTINGS_DOC`` below is
+the source of that table and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops_assets.errors import ConfigurationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# name -> (default shown in the README, meaning)
+SETTINGS_DOC: dict[str, tuple[str, str]] = {
+    "MLOPS_HOME": (
+        "./var",
+        "Directory holding all embedded state: Dagster home, MLflow, landing zone, Parquet storage.",
+    ),
+    "MLFLOW_TRACKING_URI": (
+        "sqlite:///$MLOPS_HOME/mlflow/mlflow.db",
+        "MLflow tracking and registry store (a SQLite file or an `http(s)://` MLflow server).",
+    ),
+    "MLOPS_MLFLOW_ARTIFACTS": (
+        "$MLOPS_HOME/mlflow/artifacts",
+        "Artifact location of the experiment when this system creates it.",
+    ),
+    "MLOPS_MLFLOW_UI_URL": (
+        "the tracking URI when it is `http(s)://`, else none",
+        "Base URL of an MLflow UI, used for links in Dagster metadata.",
+    ),
+    "MLOPS_LANDING_URI": (
+        "$MLOPS_HOME/landing",
+        "Landing zone contributors drop files into: `<landing>/<contributor_id>/<file>`.",
+    ),
+    "MLOPS_STORAGE_URI": ("$MLOPS_HOME/storage", "Where datasets are written as Parquet."),
+    "MLOPS_IRIS_CSV": (
+        "data/iris.csv in the repository",
+        "Canonical iris data; scikit-learn's copy is used when the file is missing or empty.",
+    ),
+    "MLOPS_MODEL_NAME": ("iris-classifier", "Registered model name in the MLflow Model Registry."),
+    "MLOPS_EXPERIMENT": (
+        "iris-continuous-training",
+        "MLflow experiment that training runs are logged to.",
+    ),
+    "MLOPS_PRIMARY_METRIC": (
+        "accuracy",
+        "Benchmark metric deciding promotion (`accuracy`, `f1_macro`, `precision_macro`, `recall_macro`, `roc_auc_ovr`, `log_loss`).",
+    ),
+    "MLOPS_MIN_IMPROVEMENT": (
+        "0.0",
+        "Minimum improvement of the primary metric over the champion to promote; the candidate must also be strictly better.",
+    ),
+    "MLOPS_ACCURACY_FLOOR": (
+        "0.9",
+        "Benchmark accuracy below which a candidate fails its blocking check and is not registered.",
+    ),
+    "MLOPS_MIN_VALID_SHARE": (
+        "0.5",
+        "Share of a contribution's rows that must be valid for it to be accepted.",
+    ),
+    "MLOPS_SEED": ("42", "Seed for the benchmark split, shuffling and estimators."),
+    "MLOPS_BENCHMARK_FRACTION": (
+        "0.3",
+        "Share of iris held out, stratified, as the fixed benchmark.",
+    ),
+    "MLOPS_SENSOR_INTERVAL": ("15", "Seconds between landing-zone sensor ticks."),
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": (
+        "2",
+        "MLflow's own retry count for HTTP calls; kept low so a dead server fails fast.",
+    ),
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": ("10", "Seconds before one MLflow HTTP call times out."),
+}
+
+# Defaults applied to the process environment before MLflow or Great Expectations is used:
+# bounded retries against a dead tracking server, and no telemetry (only 127.0.0.1 is reachable
+# in CI, and a pipeline should not phone home).
+PROCESS_ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DAGSTER_DISABLE_TELEMETRY": "true",
+}
+
+PROMOTION_METRICS = (
+    "accuracy",
+    "f1_macro",
+    "precision_macro",
+    "recall_macro",
+    "roc_auc_ovr",
+    "log_loss",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    tracking_uri: str
+    mlflow_artifacts: str
+    mlflow_ui_url: str | None
+    landing_uri: str
+    storage_uri: str
+    iris_csv: Path
+    model_name: str
+    experiment: str
+    primary_metric: str
+    min_improvement: float
+    accuracy_floor: float
+    min_valid_share: float
+    seed: int
+    benchmark_fraction: float
+    sensor_interval: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default: the process environment after loading ``.env``)."""
+        if env is None:
+            load_dotenv_once()
+            env = dict(os.environ)
+
+        def get(name: str, default: str) -> str:
+            value = env.get(name, "").strip()
+            return value or default
+
+        home = Path(get("MLOPS_HOME", "var")).expanduser().resolve()
+        tracking_uri = get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+        is_server = tracking_uri.startswith(("http://", "https://"))
+        settings = cls(
+            home=home,
+            tracking_uri=tracking_uri,
+            mlflow_artifacts=get("MLOPS_MLFLOW_ARTIFACTS", str(home / "mlflow" / "artifacts")),
+            mlflow_ui_url=get("MLOPS_MLFLOW_UI_URL", tracking_uri if is_server else "") or None,
+            landing_uri=get("MLOPS_LANDING_URI", str(home / "landing")),
+            storage_uri=get("MLOPS_STORAGE_URI", str(home / "storage")),
+            iris_csv=Path(get("MLOPS_IRIS_CSV", str(REPO_ROOT / "data" / "iris.csv"))),
+            model_name=get("MLOPS_MODEL_NAME", "iris-classifier"),
+            experiment=get("MLOPS_EXPERIMENT", "iris-continuous-training"),
+            primary_metric=get("MLOPS_PRIMARY_METRIC", "accuracy"),
+            min_improvement=_number(get, "MLOPS_MIN_IMPROVEMENT", "0.0", float),
+            accuracy_floor=_number(get, "MLOPS_ACCURACY_FLOOR", "0.9", float),
+            min_valid_share=_number(get, "MLOPS_MIN_VALID_SHARE", "0.5", float),
+            seed=_number(get, "MLOPS_SEED", "42", int),
+            benchmark_fraction=_number(get, "MLOPS_BENCHMARK_FRACTION", "0.3", float),
+            sensor_interval=_number(get, "MLOPS_SENSOR_INTERVAL", "15", int),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.primary_metric not in PROMOTION_METRICS:
+            raise ConfigurationError(
+                f"MLOPS_PRIMARY_METRIC={self.primary_metric!r} is not a benchmark metric",
+                hint=f"use one of {', '.join(PROMOTION_METRICS)}",
+            )
+        for name, value in (
+            ("MLOPS_ACCURACY_FLOOR", self.accuracy_floor),
+            ("MLOPS_MIN_VALID_SHARE", self.min_valid_share),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigurationError(
+                    f"{name}={value} is outside [0, 1]", hint="use a share such as 0.9"
+                )
+        if not 0.05 <= self.benchmark_fraction <= 0.5:
+            raise ConfigurationError(
+                f"MLOPS_BENCHMARK_FRACTION={self.benchmark_fraction} is outside [0.05, 0.5]",
+                hint="the benchmark needs enough rows per class and must leave most rows to train on",
+            )
+        if self.sensor_interval < 1:
+            raise ConfigurationError(
+                "MLOPS_SENSOR_INTERVAL must be at least 1 second", hint="use e.g. 15"
+            )
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+
+def _number(get, name: str, default: str, kind: type) -> float | int:
+    raw = get(name, default)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"{name}={raw!r} is not a valid {kind.__name__}",
+            hint=f"set it to a number such as {default}",
+        ) from None
+
+
+_dotenv_loaded = False
+
+
+def load_dotenv_once() -> None:
+    """Load ``.env`` from the working directory; real environment variables win."""
+    global _dotenv_loaded
+    if not _dotenv_loaded:
+        from dotenv import load_dotenv
+
+        load_dotenv(Path.cwd() / ".env", override=False)
+        _dotenv_loaded = True
+
+
+def apply_process_defaults() -> None:
+    """Set bounded-retry and no-telemetry defaults unless the user set them."""
+    for name, value in PROCESS_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Start the embedded default: an MLflow UI on :5000 (for the links in Dagster metadata) and
+# `dagster dev` (webserver on :3000, daemon, sensors, automation). Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${MLOPS_HOME:=$PWD/var}"
+export MLOPS_HOME
+export DAGSTER_HOME="${DAGSTER_HOME:-$MLOPS_HOME/dagster}"
+export MLOPS_MLFLOW_UI_URL="${MLOPS_MLFLOW_UI_URL:-http://127.0.0.1:${MLFLOW_UI_PORT:-5000}}"
+mkdir -p "$DAGSTER_HOME" "$MLOPS_HOME/mlflow" "$MLOPS_HOME/landing"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp docker/dagster.embedded.yaml "$DAGSTER_HOME/dagster.yaml"
+
+tracking_uri="${MLFLOW_TRACKING_URI:-sqlite:///$MLOPS_HOME/mlflow/mlflow.db}"
+if [[ "$tracking_uri" == sqlite:* ]]; then
+  .venv/bin/mlflow server --backend-store-uri "$tracking_uri" \
+    --host 127.0.0.1 --port "${MLFLOW_UI_PORT:-5000}" >"$MLOPS_HOME/mlflow/ui.log" 2>&1 &
+  mlflow_pid=$!
+  trap 'kill $mlflow_pid 2>/dev/null || true' EXIT
+  echo "MLflow UI:  $MLOPS_MLFLOW_UI_URL (log: $MLOPS_HOME/mlflow/ui.log)"
+fi
+echo "Dagster UI: http://127.0.0.1:${DAGSTER_PORT:-3000}"
+.venv/bin/dagster dev -w workspace.yaml --host 127.0.0.1 --port "${DAGSTER_PORT:-3000}"
