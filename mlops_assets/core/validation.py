@@ -42,8 +42,9 @@ def validate_rows(frame: pd.DataFrame, task: TaskSchema) -> RowValidation:
         text = raw.astype("string").str.strip()
         missing = raw.isna() | (text == "")
         values = pd.to_numeric(text.where(~missing), errors="coerce").astype("float64")
-        not_numeric = values.isna() & ~missing
-        non_finite = ~np.isfinite(values) & values.notna()
+        nan_text = text.str.lower().isin(["nan", "+nan", "-nan"]).fillna(False)
+        not_numeric = values.isna() & ~missing & ~nan_text
+        non_finite = (~np.isfinite(values) & values.notna()) | nan_text
         finite = values.where(~non_finite)
         out_of_range = (finite < feature.minimum) | (finite > feature.maximum)
         reasons[f"missing_value:{feature.name}"] = missing

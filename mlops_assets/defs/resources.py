@@ -145,12 +145,16 @@ def mlflow_tracking(init_context: dg.InitResourceContext) -> Iterator[Any]:
         ensure_experiment(
             mlflow_client(uri), config["experiment_name"], config["artifact_location"]
         )
-        mlf = next(dagster_mlflow_tracking.resource_fn(init_context))
+        resource = dagster_mlflow_tracking.resource_fn(init_context)
+        mlf = next(resource)
     # dagster-mlflow leaves ``mlflow_run_id`` unset when it started a fresh run; record it so
     # every step of this Dagster run reopens that run rather than starting another.
     mlf.mlflow_run_id = mlf.mlflow_run_id or mlf.active_run().info.run_id
     mlf.set_tag("mlflow.runName", f"dagster-{init_context.run_id[:8]}")
-    yield mlf
+    try:
+        yield mlf
+    finally:
+        resource.close()  # mlflow_step has already ended the run with the right status
 
 
 @contextlib.contextmanager

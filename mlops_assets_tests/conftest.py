@@ -1,0 +1,124 @@
+"""Shared fixtures: a real temporary Dagster instance, a real MLflow SQLite store, real files."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import dagster as dg
+from mlops_assets.definitions import build_resources, defs
+from mlops_assets.settings import Settings, apply_process_defaults
+
+REPO = Path(__file__).resolve().parent.parent
+IRIS_CSV = REPO / "data" / "iris.csv"
+DEFINITION_ASSETS = list(defs.assets or [])
+DEFINITION_CHECKS = list(defs.asset_checks or [])
+
+apply_process_defaults()
+
+
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with its schema created once; tests copy it (migrations take s)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def env_for(home: Path, **overrides: str) -> dict[str, str]:
+    """Environment variables of an embedded deployment rooted at ``home``."""
+    return {"MLOPS_HOME": str(home), **overrides}
+
+
+@dataclass
+class Pipeline:
+    """The whole code location wired to temporary state, with a persistent Dagster instance."""
+
+    home: Path
+    settings: Settings
+    instance: dg.DagsterInstance
+
+    @property
+    def landing(self) -> Path:
+        return Path(self.settings.landing_uri)
+
+    def resources(self) -> dict[str, object]:
+        return build_resources(self.settings)
+
+    def materialize(
+        self,
+        selection: str = "iris_dataset*",
+        *,
+        run_config: dict | None = None,
+        partition_key: str | None = None,
+        raise_on_error: bool = True,
+    ) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [*DEFINITION_ASSETS, *DEFINITION_CHECKS],
+            selection=selection,
+            resources=self.resources(),
+            instance=self.instance,
+            run_config=run_config,
+            partition_key=partition_key,
+            raise_on_error=raise_on_error,
+        )
+
+    def client(self):
+        from mlops_assets.core.registry import mlflow_client
+
+        return mlflow_client(self.settings.tracking_uri)
+
+    def drop(self, contributor: str, name: str, text: str) -> Path:
+        path = self.landing / contributor / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, empty_mlflow_db: Path) -> Iterator[Pipeline]:
+    home = tmp_path / "var"
+    (home / "mlflow").mkdir(parents=True)
+    shutil.copy(empty_mlflow_db, home / "mlflow" / "mlflow.db")
+    settings = Settings.from_env(env_for(home))
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        yield Pipeline(home=home, settings=settings, instance=instance)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 240):
+    """Run a console script of this venv as a real subprocess."""
+    full_env = {**os.environ, **env}
+    executable = str(Path(sys.executable).parent / args[0])
+    return subprocess.run(
+        [executable, *args[1:]],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+VALID_CONTRIBUTION = (
+    "Sepal Length (cm),sepal.width,PetalLengthCm,petal_width,variety,email\n"
+    "5.05,3.45,1.55,0.25,Iris-setosa,a@example.com\n"
+    "6.1,2.9,4.6,1.3,VERSICOLOR,b@example.com\n"
+    "6.9,3.2,5.8,2.2,2,c@example.com\n"
+    "5.5,2.5,4.0,1.2,versicolor,d@example.com\n"
+)

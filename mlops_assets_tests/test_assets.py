@@ -1,0 +1,256 @@
+"""The assets materialized with ``dg.materialize`` on a real instance and MLflow store."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import dagster as dg
+from mlops_assets.core.registry import CHALLENGER, CHAMPION
+from mlops_assets.definitions import defs
+from mlops_assets.defs.partitions import contribution_key
+from mlops_assets.defs.resources import LandingZone
+from mlops_assets.defs.sensors import contribution_sensor
+from mlops_assets.settings import Settings
+from mlops_assets_tests.conftest import VALID_CONTRIBUTION, env_for, free_port
+
+
+def tick_of(pipeline, context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """One evaluation of the sensor. Invoked directly: ``evaluate_tick`` validates partition
+    keys before applying the tick's own request to add them (the daemon applies it first)."""
+    return contribution_sensor(context)
+
+
+def metadata(pipeline, asset: str) -> dict:
+    event = pipeline.instance.get_latest_materialization_event(dg.AssetKey(asset))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def mlflow_runs(pipeline):
+    client = pipeline.client()
+    experiment = client.get_experiment_by_name(pipeline.settings.experiment)
+    return client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+def test_cold_start_registers_a_champion_and_a_challenger(pipeline):
+    result = pipeline.materialize()
+    assert result.success
+
+    iris = metadata(pipeline, "iris_dataset")
+    assert iris["source"] == "file" and iris["train_rows"] == 105 and iris["benchmark_rows"] == 45
+    assert Path(iris["benchmark_path"]).exists()
+
+    baseline = metadata(pipeline, "baseline_model")
+    assert baseline["cold_start"] is True and baseline["version"] == "1"
+
+    trained = metadata(pipeline, "trained_model")
+    assert trained["baseline_version"] == "1"
+    assert "| accuracy |" in trained["metrics_table"]
+    assert "true \\ predicted" in trained["confusion_matrix"]
+
+    registered = metadata(pipeline, "registered_model_version")
+    assert registered["version"] == "2" and registered["promoted"] is False
+    assert registered["reason"].endswith("not better, champion stays v1")
+
+    client = pipeline.client()
+    name = pipeline.settings.model_name
+    assert client.get_model_version_by_alias(name, CHAMPION).version in (1, "1")
+    v2 = client.get_model_version_by_alias(name, CHALLENGER)
+    assert v2.tags["model_uuid"] == trained["model_uuid"]
+    assert v2.tags["data_sha256"] == trained["data_sha256"]
+    assert v2.tags["dagster_run_id"] == result.run_id
+    assert v2.tags["promotion_reason"] == registered["reason"]
+    assert json.loads(v2.tags["deltas"])["accuracy"] == 0.0
+
+    # One MLflow run for the Dagster run, ended FINISHED, with everything logged to it.
+    runs = mlflow_runs(pipeline)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.data.tags["dagster_run_id"] == result.run_id
+    assert run.data.params["estimator"] == "logistic_regression"
+    assert {"accuracy", "baseline_accuracy", "delta_accuracy"} <= set(run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert artifacts == {
+        "evaluation/confusion_matrix.png",
+        "evaluation/classification_report.txt",
+        "evaluation/evaluation.json",
+    }
+    inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
+    assert inputs["integrated_dataset"] == trained["data_sha256"][:16]
+
+
+def test_second_run_on_the_same_data_moves_only_the_challenger(pipeline):
+    pipeline.materialize()
+    pipeline.materialize()
+    registered = metadata(pipeline, "registered_model_version")
+    assert registered["version"] == "3" and not registered["promoted"]
+    assert "accuracy 0.9111 vs 0.9111: not better, champion stays v1" == registered["reason"]
+    assert metadata(pipeline, "baseline_model")["cold_start"] is False
+    assert all(run.info.status == "FINISHED" for run in mlflow_runs(pipeline))
+
+
+def test_a_failing_step_ends_the_mlflow_run_as_failed(pipeline):
+    pipeline.materialize()
+    result = pipeline.materialize(
+        "trained_model",
+        run_config={
+            "ops": {"trained_model": {"config": {"estimator": "random_forest", "n_estimators": -1}}}
+        },
+        raise_on_error=False,
+    )
+    assert not result.success
+    statuses = {r.data.tags["dagster_run_id"]: r.info.status for r in mlflow_runs(pipeline)}
+    assert statuses[result.run_id] == "FAILED"
+
+
+def test_accuracy_floor_blocks_registration(pipeline):
+    pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_ACCURACY_FLOOR="0.99"))
+    result = pipeline.materialize(raise_on_error=False)
+    assert not result.success
+    check = next(
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.check_name == "trained_model_accuracy_floor"
+    )
+    assert not check.passed and "0.9111 < floor 0.9900" in check.description
+    assert (
+        pipeline.instance.get_latest_materialization_event(dg.AssetKey("registered_model_version"))
+        is None
+    )
+    versions = pipeline.client().search_model_versions(f"name='{pipeline.settings.model_name}'")
+    assert [str(v.version) for v in versions] == ["1"]
+
+
+@pytest.mark.parametrize(
+    ("content", "source"), [(None, "sklearn"), ("", "sklearn")], ids=["missing", "empty"]
+)
+def test_iris_fallback_is_recorded(pipeline, tmp_path, content, source):
+    csv = tmp_path / "iris.csv"
+    if content is not None:
+        csv.write_text(content)
+    pipeline.materialize(
+        "iris_dataset", run_config={"ops": {"iris_dataset": {"config": {"csv_path": str(csv)}}}}
+    )
+    iris = metadata(pipeline, "iris_dataset")
+    assert iris["source"] == source and str(csv) in iris["fallback_reason"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a,b\n1,2\n", "has the wrong columns"),
+        (
+            "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,x,1.4,0.2,setosa\n",
+            "row 2: not_numeric:sepal_width",
+        ),
+    ],
+    ids=["wrong-columns", "non-numeric"],
+)
+def test_invalid_iris_fails_clearly_and_writes_nothing(pipeline, tmp_path, content, message):
+    csv = tmp_path / "iris.csv"
+    csv.write_text(content)
+    result = pipeline.materialize(
+        "iris_dataset",
+        run_config={"ops": {"iris_dataset": {"config": {"csv_path": str(csv)}}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert message in failure.event_specific_data.error.cause.message
+    assert "REFERENCE_DATA_INVALID" in failure.event_specific_data.error.cause.message
+    assert not (pipeline.home / "storage" / "reference").exists()
+
+
+def test_dead_tracking_server_fails_fast_and_registers_nothing(pipeline):
+    pipeline.settings = Settings.from_env(
+        env_for(pipeline.home, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}")
+    )
+    result = pipeline.materialize(raise_on_error=False)
+    assert not result.success
+    messages = " ".join(
+        e.event_specific_data.error.to_string()
+        for e in result.all_events
+        if getattr(e.event_specific_data, "error", None) is not None
+    )
+    assert "REGISTRY_UNAVAILABLE" in messages and "start the server" in messages
+    assert pipeline.instance.get_latest_materialization_event(dg.AssetKey("baseline_model")) is None
+
+
+def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
+    good = pipeline.drop("alice", "batch 1.csv", VALID_CONTRIBUTION)
+    pipeline.drop("bob", "bad.csv", "sepal_length,species\nabc,rose\n")
+    pipeline.drop("bob", ".hidden.csv", VALID_CONTRIBUTION)
+    pipeline.drop("bob", "bad.csv.meta.json", "{}")
+    landing = LandingZone(root=str(pipeline.landing))
+
+    context = dg.build_sensor_context(
+        instance=pipeline.instance, resources={"landing": landing}, definitions=defs
+    )
+    tick = tick_of(pipeline, context)
+    keys = sorted(r.partition_key for r in tick.run_requests)
+    assert keys == sorted([contribution_key("alice/batch 1.csv"), contribution_key("bob/bad.csv")])
+    assert sorted(tick.dynamic_partitions_requests[0].partition_keys) == keys
+
+    again = tick_of(
+        pipeline,
+        dg.build_sensor_context(
+            instance=pipeline.instance,
+            resources={"landing": landing},
+            cursor=tick.cursor,
+            definitions=defs,
+        ),
+    )
+    assert not again.run_requests and "no new files" in again.skip_reason.skip_message
+
+    pipeline.instance.add_dynamic_partitions("contributions", keys)
+    pipeline.materialize("iris_dataset")
+    for key in keys:
+        pipeline.materialize("contributed_data", partition_key=key)
+    accepted = pipeline.instance.get_latest_materialization_event(dg.AssetKey("contributed_data"))
+    assert accepted is not None
+
+    good_key = contribution_key("alice/batch 1.csv")
+    report = json.loads(
+        (pipeline.home / "storage/contributions" / good_key / "report.json").read_text()
+    )
+    assert (
+        report["accepted"] and report["rows_clean"] == 4 and report["dropped_columns"] == ["email"]
+    )
+    bad_dir = pipeline.home / "storage/contributions" / contribution_key("bob/bad.csv")
+    bad = json.loads((bad_dir / "report.json").read_text())
+    assert not bad["accepted"] and "missing required column" in bad["decision"]
+    assert pd.read_parquet(bad_dir / "rejected.parquet")["sepal_length"].tolist() == ["abc"]
+    assert good.read_text() == VALID_CONTRIBUTION  # originals are never modified
+
+    pipeline.materialize("integrated_dataset")
+    integrated = metadata(pipeline, "integrated_dataset")
+    assert integrated["contributions"] == [good_key]
+    assert integrated["rows_by_source"][good_key] == 4
+
+
+def test_sensor_never_skips_a_file_sharing_the_cursor_timestamp(pipeline):
+    import os
+
+    first = pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
+    landing = LandingZone(root=str(pipeline.landing))
+    tick = tick_of(
+        pipeline,
+        dg.build_sensor_context(
+            instance=pipeline.instance, resources={"landing": landing}, definitions=defs
+        ),
+    )
+    second = pipeline.drop("alice", "b.csv", VALID_CONTRIBUTION.replace("5.05", "5.15"))
+    stamp = first.stat().st_mtime
+    os.utime(second, (stamp, stamp))
+    later = tick_of(
+        pipeline,
+        dg.build_sensor_context(
+            instance=pipeline.instance,
+            resources={"landing": landing},
+            cursor=tick.cursor,
+            definitions=defs,
+        ),
+    )
+    assert [r.partition_key for r in later.run_requests] == [contribution_key("alice/b.csv")]

@@ -1,0 +1,63 @@
+import json
+import subprocess
+import sys
+
+import dagster as dg
+from mlops_assets.definitions import defs
+
+ASSETS = {
+    "iris_dataset",
+    "contributed_data",
+    "integrated_dataset",
+    "baseline_model",
+    "trained_model",
+    "registered_model_version",
+}
+
+
+def test_the_asset_graph_has_six_assets_with_their_dependencies():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == ASSETS
+
+    def parents(name):
+        return {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
+
+    assert parents("integrated_dataset") == {"iris_dataset", "contributed_data"}
+    assert parents("baseline_model") == {"iris_dataset"}
+    assert parents("trained_model") == {"integrated_dataset", "baseline_model"}
+    assert parents("registered_model_version") == {"trained_model"}
+    assert graph.get(dg.AssetKey("contributed_data")).partitions_def is not None
+
+
+def test_checks_guard_the_assets_and_the_gating_ones_block():
+    graph = defs.resolve_asset_graph()
+    checks = {
+        (key.asset_key.to_user_string(), key.name): graph.get_check_spec(key).blocking
+        for key in graph.asset_check_keys
+    }
+    assert checks == {
+        ("iris_dataset", "iris_dataset_expectations"): True,
+        ("integrated_dataset", "integrated_dataset_has_no_benchmark_rows"): True,
+        ("trained_model", "trained_model_accuracy_floor"): True,
+        ("trained_model", "trained_model_has_signature"): False,
+    }
+
+
+def test_sensors_the_demo_needs_are_running_by_default():
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {"contribution_sensor", "automation_sensor"}
+    for sensor in sensors.values():
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_loading_the_code_location_does_not_import_heavy_libraries():
+    # Every run process imports the code location; MLflow, GE, pandas and scikit-learn are
+    # imported only by the steps that need them.
+    code = (
+        "import json, sys, mlops_assets.definitions; "
+        "print(json.dumps(sorted(m for m in ('mlflow', 'great_expectations', 'pandas', "
+        "'sklearn', 'dagster_mlflow') if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []

@@ -1,0 +1,85 @@
+import skops.io
+import pytest
+
+from mlops_assets.core.evaluation import evaluate, metric_deltas, metrics_markdown
+from mlops_assets.core.integration import integrate
+from mlops_assets.core.promotion import decide_promotion
+from mlops_assets.core.reference_data import load_reference_data, split_benchmark
+from mlops_assets.core.training import ESTIMATORS, SKOPS_TRUSTED_TYPES, train_model
+from mlops_assets.errors import ConfigurationError
+from mlops_assets.task import IRIS
+from mlops_assets_tests.conftest import IRIS_CSV
+
+
+@pytest.fixture(scope="module")
+def data():
+    split = split_benchmark(load_reference_data(IRIS_CSV, IRIS).frame, IRIS, fraction=0.3, seed=42)
+    return integrate(split.train, [], split.benchmark, IRIS, seed=42).frame, split.benchmark
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_every_estimator_trains_scores_and_needs_only_trusted_types(data, estimator):
+    train, benchmark = data
+    model = train_model(train, IRIS, estimator=estimator, hyperparameters={}, seed=0)
+    evaluation = evaluate(model, benchmark, IRIS)
+    assert 0.8 <= evaluation.metrics["accuracy"] <= 1.0
+    assert {"f1_macro", "roc_auc_ovr", "log_loss", "recall_virginica"} <= set(evaluation.metrics)
+    assert sum(map(sum, evaluation.confusion_matrix)) == len(benchmark) == evaluation.n_rows
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    assert set(untrusted) <= set(SKOPS_TRUSTED_TYPES)
+
+
+def test_training_is_deterministic(data):
+    train, benchmark = data
+    first = train_model(train, IRIS, estimator="random_forest", hyperparameters={}, seed=5)
+    again = train_model(train, IRIS, estimator="random_forest", hyperparameters={}, seed=5)
+    assert (
+        first.predict_proba(benchmark[IRIS.feature_names])
+        == again.predict_proba(benchmark[IRIS.feature_names])
+    ).all()
+
+
+def test_bad_hyperparameters_and_estimators_are_config_errors(data):
+    with pytest.raises(ConfigurationError, match="invalid hyperparameter"):
+        train_model(data[0], IRIS, estimator="random_forest", hyperparameters={"C": 1}, seed=0)
+    with pytest.raises(ConfigurationError, match="unknown estimator"):
+        train_model(data[0], IRIS, estimator="svm", hyperparameters={}, seed=0)
+
+
+def test_deltas_and_markdown():
+    candidate = dict.fromkeys(
+        ["accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc_ovr"], 0.9
+    ) | {"log_loss": 0.2}
+    baseline = {**candidate, "accuracy": 0.8}
+    assert metric_deltas(candidate, baseline)["accuracy"] == pytest.approx(0.1)
+    assert "| accuracy | 0.9000 | 0.8000 | +0.1000 |" in metrics_markdown(candidate, baseline)
+
+
+@pytest.mark.parametrize(
+    ("metric", "candidate", "baseline", "margin", "promote", "reason"),
+    [
+        (
+            "accuracy",
+            0.9556,
+            0.9556,
+            0.0,
+            False,
+            "accuracy 0.9556 vs 0.9556: not better, champion stays v1",
+        ),
+        ("accuracy", 0.9778, 0.9556, 0.0, True, "promoted v2 to champion, was v1"),
+        ("accuracy", 0.9778, 0.9556, 0.05, False, "not enough, champion stays v1"),
+        ("log_loss", 0.10, 0.20, 0.0, True, "promoted"),
+        ("log_loss", 0.30, 0.20, 0.0, False, "not better"),
+    ],
+)
+def test_promotion_gate(metric, candidate, baseline, margin, promote, reason):
+    decision = decide_promotion(
+        metric=metric,
+        candidate_value=candidate,
+        baseline_value=baseline,
+        min_improvement=margin,
+        champion_version="1",
+        candidate_version="2",
+    )
+    assert decision.promote is promote
+    assert reason in decision.reason

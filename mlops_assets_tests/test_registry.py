@@ -1,0 +1,85 @@
+import mlflow
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from mlops_assets.core.registry import (
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    ensure_experiment,
+    get_version_by_alias,
+    load_sklearn_model,
+    log_sklearn_model,
+    mlflow_client,
+    promote_to_champion,
+    redact_uri,
+    register_model_version,
+    registry_errors,
+)
+from mlops_assets.core.reference_data import sklearn_iris
+from mlops_assets.errors import RegistryUnavailableError, UntrustedModelError
+from mlops_assets.task import IRIS
+from mlops_assets_tests.conftest import free_port
+
+
+@pytest.fixture
+def store(tmp_path, empty_mlflow_db):
+    import shutil
+
+    db = tmp_path / "mlflow.db"
+    shutil.copy(empty_mlflow_db, db)
+    uri = f"sqlite:///{db}"
+    client = mlflow_client(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=ensure_experiment(client, "e", str(tmp_path / "art")))
+    yield client
+    mlflow.end_run()
+
+
+@pytest.fixture(scope="module")
+def iris_model():
+    frame = sklearn_iris(IRIS)
+    model = LogisticRegression(max_iter=500).fit(frame[IRIS.feature_names], frame[IRIS.label])
+    return model, frame[IRIS.feature_names].head(3)
+
+
+def test_register_load_and_promote_round_trip(store, iris_model):
+    model, example = iris_model
+    with mlflow.start_run():
+        info = log_sklearn_model(model, name="model", input_example=example)
+    first = register_model_version(store, info, model_name="m", tags={"data_sha256": "abc"})
+    assert first.version == "1" and first.model_uuid == info.model_uuid
+    assert first.signature and "sepal_length" in first.signature
+    assert get_version_by_alias(store, "m", CHAMPION) is None
+
+    assert promote_to_champion(store, "m", first.version) is None
+    with mlflow.start_run():
+        info2 = log_sklearn_model(model, name="model", input_example=example)
+    second = register_model_version(store, info2, model_name="m", tags={})
+    assert promote_to_champion(store, "m", second.version) == "1"
+    assert str(get_version_by_alias(store, "m", CHAMPION).version) == "2"
+    assert str(get_version_by_alias(store, "m", PREVIOUS_CHAMPION).version) == "1"
+
+    version = store.search_model_versions(f"tags.model_uuid = '{second.model_uuid}'")[0]
+    assert str(version.version) == "2" and version.tags["model_id"] == second.model_id
+
+    loaded = load_sklearn_model("models:/m@champion")
+    assert (loaded.predict(example) == model.predict(example)).all()
+
+
+def test_pickled_models_are_refused(store, iris_model, tmp_path):
+    model, example = iris_model
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model, name="model", serialization_format="cloudpickle", pip_requirements=[]
+        )
+    with pytest.raises(UntrustedModelError) as error:
+        load_sklearn_model(info.model_uri)
+    assert error.value.code == "MODEL_UNTRUSTED" and "skops" in error.value.hint
+
+
+def test_a_dead_tracking_server_is_a_clear_error():
+    uri = f"http://user:secret@127.0.0.1:{free_port()}"
+    with pytest.raises(RegistryUnavailableError) as error, registry_errors(uri):
+        mlflow_client(uri).get_experiment_by_name("e")
+    assert "secret" not in str(error.value) and "***@127.0.0.1" in str(error.value)
+    assert redact_uri("sqlite:///x.db") == "sqlite:///x.db"
