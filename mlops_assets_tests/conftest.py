@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
-import dagster as dg
 from mlops_assets.definitions import build_resources, defs
 from mlops_assets.settings import Settings, apply_process_defaults
 

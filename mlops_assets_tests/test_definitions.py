@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import dagster as dg
+
 from mlops_assets.definitions import defs
 
 ASSETS = {

@@ -1,5 +1,5 @@
-import skops.io
 import pytest
+import skops.io
 
 from mlops_assets.core.evaluation import evaluate, metric_deltas, metrics_markdown
 from mlops_assets.core.integration import integrate

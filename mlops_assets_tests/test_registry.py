@@ -2,6 +2,7 @@ import mlflow
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from mlops_assets.core.reference_data import sklearn_iris
 from mlops_assets.core.registry import (
     CHAMPION,
     PREVIOUS_CHAMPION,
@@ -15,7 +16,6 @@ from mlops_assets.core.registry import (
     register_model_version,
     registry_errors,
 )
-from mlops_assets.core.reference_data import sklearn_iris
 from mlops_assets.errors import RegistryUnavailableError, UntrustedModelError
 from mlops_assets.task import IRIS
 from mlops_assets_tests.conftest import free_port
@@ -66,8 +66,8 @@ def test_register_load_and_promote_round_trip(store, iris_model):
     assert (loaded.predict(example) == model.predict(example)).all()
 
 
-def test_pickled_models_are_refused(store, iris_model, tmp_path):
-    model, example = iris_model
+def test_pickled_models_are_refused(store, iris_model):
+    model, _ = iris_model
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
             model, name="model", serialization_format="cloudpickle", pip_requirements=[]
