@@ -1,7 +1,7 @@
 """Typed errors: each has a stable code and a hint telling the user what to do.
 
 They are raised where the problem is known and surface unchanged as a failed Dagster run or
-check, a CLI message, or an API response. ``docs/errors.md`` lists every code.
+check, a CLI message, or an API response. The README lists every code.
 """
 
 from __future__ import annotations

@@ -62,3 +62,12 @@ def test_loading_the_code_location_does_not_import_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_every_setting_is_documented_in_the_readme():
+    from mlops_assets.settings import SETTINGS_DOC
+    from mlops_assets_tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    missing = [name for name in SETTINGS_DOC if f"| `{name}` |" not in readme]
+    assert missing == []

@@ -37,7 +37,10 @@ class IntegrationConfig(dg.Config):
 @dg.asset(
     group_name="data",
     kinds={"pandas", "parquet"},
-    automation_condition=dg.AutomationCondition.eager(),
+    # eager() never fills an asset that was missing before automation started, so the root of
+    # the graph also runs once when first found missing: a fresh deployment trains by itself.
+    automation_condition=dg.AutomationCondition.eager()
+    | dg.AutomationCondition.missing().newly_true(),
 )
 def iris_dataset(
     context: dg.AssetExecutionContext, config: IrisDatasetConfig, store: DatasetStore
