@@ -10,7 +10,7 @@ from mlops_assets.defs.resources import (
     PromotionPolicy,
     mlflow_tracking,
 )
-from mlops_assets.settings import Settings
+from mlops_assets.settings import Settings, current_settings
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -41,7 +41,7 @@ defs = dg.Definitions(
     assets=dg.load_assets_from_modules([data_assets, model_assets]),
     asset_checks=dg.load_asset_checks_from_modules([checks]),
     sensors=[sensors.contribution_sensor, sensors.automation_sensor],
-    resources=build_resources(Settings.from_env()),
+    resources=build_resources(current_settings()),
     # One process per run instead of one per step: every step process would pay the imports
     # (dagster, pandas, scikit-learn, MLflow) again, which costs more than 2 cores gain.
     executor=dg.in_process_executor,

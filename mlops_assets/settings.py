@@ -6,6 +6,7 @@ the source of that table and a test keeps the two in step.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,6 +190,12 @@ def _number(get, name: str, default: str, kind: type) -> float | int:
             f"{name}={raw!r} is not a valid {kind.__name__}",
             hint=f"set it to a number such as {default}",
         ) from None
+
+
+@functools.cache
+def current_settings() -> Settings:
+    """The settings of this process, read once from the environment."""
+    return Settings.from_env()
 
 
 _dotenv_loaded = False

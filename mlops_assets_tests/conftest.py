@@ -102,7 +102,10 @@ def free_port() -> int:
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 240):
     """Run a console script of this venv as a real subprocess."""
-    full_env = {**os.environ, **env}
+    # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI to os.environ; an earlier test's
+    # store must not leak into the child through it.
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    full_env = {**inherited, **env}
     executable = str(Path(sys.executable).parent / args[0])
     return subprocess.run(
         [executable, *args[1:]],

@@ -11,13 +11,13 @@ import dagster as dg
 from mlops_assets.defs.partitions import contribution_key, contributions_partitions
 from mlops_assets.defs.resources import DatasetStore, LandingZone
 from mlops_assets.errors import ContributionUnreadableError, UpstreamMissingError
-from mlops_assets.settings import Settings
+from mlops_assets.settings import current_settings
 from mlops_assets.task import TASK
 
 if TYPE_CHECKING:
     from mlops_assets.core.integration import Contribution
 
-_settings = Settings.from_env()
+_settings = current_settings()
 
 
 class IrisDatasetConfig(dg.Config):

@@ -12,13 +12,13 @@ import dagster as dg
 from mlops_assets.defs.data_assets import integrated_dataset, iris_dataset
 from mlops_assets.defs.resources import DatasetStore, ModelRegistry, PromotionPolicy, mlflow_step
 from mlops_assets.errors import UpstreamMissingError
-from mlops_assets.settings import Settings
+from mlops_assets.settings import current_settings
 from mlops_assets.task import TASK
 
 if TYPE_CHECKING:
     import pandas as pd
 
-_settings = Settings.from_env()
+_settings = current_settings()
 
 
 class Estimator(Enum):

@@ -7,9 +7,9 @@ import dagster as dg
 from mlops_assets.defs.data_assets import contributed_data
 from mlops_assets.defs.partitions import contribution_key, contributions_partitions
 from mlops_assets.defs.resources import LandingZone
-from mlops_assets.settings import Settings
+from mlops_assets.settings import current_settings
 
-_settings = Settings.from_env()
+_settings = current_settings()
 
 
 @dg.sensor(
