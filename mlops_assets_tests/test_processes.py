@@ -74,9 +74,10 @@ def test_webserver_serves_the_asset_graph(home, tmp_path):
     ]
     import os
 
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     server = subprocess.Popen(
         command,
-        env={**os.environ, **env},
+        env={**inherited, **env},
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
