@@ -20,6 +20,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "registry": ModelRegistry(
             tracking_uri=settings.tracking_uri,
             model_name=settings.model_name,
+            experiment_name=settings.experiment,
             ui_url=settings.mlflow_ui_url,
         ),
         "policy": PromotionPolicy(
@@ -40,7 +41,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([data_assets, model_assets]),
     asset_checks=dg.load_asset_checks_from_modules([checks]),
-    sensors=[sensors.contribution_sensor, sensors.automation_sensor],
+    sensors=[
+        sensors.contribution_sensor,
+        sensors.automation_sensor,
+        sensors.mlflow_run_cleanup_sensor,
+    ],
     resources=build_resources(current_settings()),
     # One process per run instead of one per step: every step process would pay the imports
     # (dagster, pandas, scikit-learn, MLflow) again, which costs more than 2 cores gain.

@@ -11,7 +11,7 @@ from mlops_assets.core.registry import CHALLENGER, CHAMPION
 from mlops_assets.definitions import defs
 from mlops_assets.defs.partitions import contribution_key
 from mlops_assets.defs.resources import LandingZone
-from mlops_assets.defs.sensors import contribution_sensor
+from mlops_assets.defs.sensors import contribution_sensor, mlflow_run_cleanup_sensor
 from mlops_assets.settings import Settings
 from mlops_assets_tests.conftest import VALID_CONTRIBUTION, env_for, free_port
 
@@ -102,6 +102,36 @@ def test_a_failing_step_ends_the_mlflow_run_as_failed(pipeline):
     assert not result.success
     statuses = {r.data.tags["dagster_run_id"]: r.info.status for r in mlflow_runs(pipeline)}
     assert statuses[result.run_id] == "FAILED"
+
+
+def test_a_dead_run_process_leaves_no_mlflow_run_running(pipeline):
+    # A run whose process died cannot end its MLflow run; the failure sensor does.
+    pipeline.materialize()
+    result = pipeline.materialize(
+        "trained_model",
+        run_config={
+            "ops": {"trained_model": {"config": {"estimator": "random_forest", "n_estimators": -1}}}
+        },
+        raise_on_error=False,
+    )
+    client = pipeline.client()
+    orphan = next(
+        r for r in mlflow_runs(pipeline) if r.data.tags["dagster_run_id"] == result.run_id
+    )
+    client.update_run(orphan.info.run_id, status="RUNNING")  # as if the process was killed
+
+    failure = pipeline.instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[
+        0
+    ].dagster_event
+    context = dg.build_run_status_sensor_context(
+        sensor_name=mlflow_run_cleanup_sensor.name,
+        dagster_event=failure,
+        dagster_instance=pipeline.instance,
+        dagster_run=result.dagster_run,
+        resources={"registry": pipeline.resources()["registry"]},
+    ).for_run_failure()
+    mlflow_run_cleanup_sensor(context)
+    assert client.get_run(orphan.info.run_id).info.status == "FAILED"
 
 
 def test_accuracy_floor_blocks_registration(pipeline):

@@ -47,7 +47,11 @@ def test_checks_guard_the_assets_and_the_gating_ones_block():
 
 def test_sensors_the_demo_needs_are_running_by_default():
     sensors = {s.name: s for s in defs.sensors}
-    assert set(sensors) == {"contribution_sensor", "automation_sensor"}
+    assert set(sensors) == {
+        "contribution_sensor",
+        "automation_sensor",
+        "mlflow_run_cleanup_sensor",
+    }
     for sensor in sensors.values():
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 

@@ -171,6 +171,26 @@ def load_sklearn_model(model_uri: str) -> Any:
         ) from None
 
 
+def fail_unfinished_runs(
+    client: MlflowClient, experiment_name: str, dagster_run_id: str
+) -> list[str]:
+    """Mark the MLflow runs of a failed Dagster run that are still RUNNING as FAILED.
+
+    A step ends its MLflow run itself; this covers a run process that died (killed, out of
+    memory) before it could. Returns the ids of the runs it ended.
+    """
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return []
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'",
+    )
+    for run in runs:
+        client.set_terminated(run.info.run_id, status="FAILED")
+    return [run.info.run_id for run in runs]
+
+
 def get_version_by_alias(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
     """The version carrying ``alias``, or None when the model or the alias does not exist."""
     from mlflow.exceptions import MlflowException

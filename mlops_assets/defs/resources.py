@@ -96,6 +96,7 @@ class ModelRegistry(dg.ConfigurableResource):
 
     tracking_uri: str
     model_name: str
+    experiment_name: str
     ui_url: str | None = None
 
     def client(self) -> "MlflowClient":

@@ -6,7 +6,7 @@ import dagster as dg
 
 from mlops_assets.defs.data_assets import contributed_data
 from mlops_assets.defs.partitions import contribution_key, contributions_partitions
-from mlops_assets.defs.resources import LandingZone
+from mlops_assets.defs.resources import LandingZone, ModelRegistry
 from mlops_assets.settings import current_settings
 
 _settings = current_settings()
@@ -64,3 +64,16 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=_settings.sensor_interval,
 )
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING)
+def mlflow_run_cleanup_sensor(context: dg.RunFailureSensorContext, registry: ModelRegistry) -> None:
+    """End as FAILED any MLflow run a failed Dagster run left RUNNING (its process died)."""
+    from mlops_assets.core.registry import fail_unfinished_runs, registry_errors
+
+    with registry_errors(registry.tracking_uri):
+        ended = fail_unfinished_runs(
+            registry.client(), registry.experiment_name, context.dagster_run.run_id
+        )
+    if ended:
+        context.log.info(f"Marked MLflow run(s) {', '.join(ended)} FAILED")
