@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from mlops_assets.core.registry import mlflow_client
+from mlops_assets.core.registry import get_version_by_alias, mlflow_client
 from mlops_assets_tests.conftest import REPO, env_for, free_port, run_cli
 
 MATERIALIZE = ["dagster", "asset", "materialize", "-m", "mlops_assets.definitions"]
@@ -126,3 +126,110 @@ def test_mlops_check_judges_a_file_like_the_pipeline(tmp_path):
     assert rejected.returncode == 1 and json.loads(rejected.stdout)["accepted"] is False
     unreadable = run_cli(["mlops", "check", str(tmp_path / "none.csv")], {}, cwd=tmp_path)
     assert unreadable.returncode == 2 and "is not a file" in unreadable.stderr
+
+
+def graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["data"]
+
+
+def wait_for(condition, *, timeout: float, what: str, process=None):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if process is not None:
+            assert process.poll() is None, f"dagster dev exited while waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(2)
+
+
+def test_dagster_dev_trains_by_itself_and_retrains_on_a_contribution(home, tmp_path):
+    """The README's demo: a fresh deployment materializes everything through the automation
+    sensor, and a file dropped in the landing zone becomes a new model version; every MLflow
+    run of these daemon-launched runs ends FINISHED."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+
+    from mlflow.exceptions import MlflowException
+
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "docker" / "dagster.embedded.yaml", dagster_home / "dagster.yaml")
+    port = free_port()
+    env = env_for(home, DAGSTER_HOME=str(dagster_home), MLOPS_SENSOR_INTERVAL="2")
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    log = (tmp_path / "dagster-dev.log").open("w")
+    dev = subprocess.Popen(
+        [
+            str(REPO / ".venv/bin/dagster"),
+            "dev",
+            "-w",
+            str(REPO / "workspace.yaml"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env={**inherited, **env},
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    database = home / "mlflow" / "mlflow.db"
+    client = mlflow_client(f"sqlite:///{database}")
+
+    def version_with(alias: str):
+        # Opening the store before the pipeline created it would race its schema migration.
+        if not database.exists():
+            return None
+        try:
+            return get_version_by_alias(client, "iris-classifier", alias)
+        except MlflowException:
+            return None  # the schema is still being created
+
+    try:
+        challenger = wait_for(
+            lambda: version_with("challenger"), timeout=240, what="the first candidate", process=dev
+        )
+        assert str(challenger.version) == "2"
+        assert str(version_with("champion").version) == "1"
+
+        landing = home / "landing" / "alice"
+        landing.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "data" / "sample_contribution.csv", landing / "sample.csv")
+        retrained = wait_for(
+            lambda: (v := version_with("challenger")) and str(v.version) == "3" and v,
+            timeout=240,
+            what="the retrain after the contribution",
+            process=dev,
+        )
+        contributions = json.loads(retrained.tags["contributions"])
+        assert len(contributions) == 1 and contributions[0].startswith("alice--sample.csv")
+
+        def runs_settled():
+            runs = graphql(port, "{ runsOrError { ... on Runs { results { status } } } }")
+            statuses = [r["status"] for r in runs["runsOrError"]["results"]]
+            return statuses if all(s in ("SUCCESS", "FAILURE") for s in statuses) else None
+
+        statuses = wait_for(runs_settled, timeout=60, what="runs to finish", process=dev)
+        assert set(statuses) == {"SUCCESS"} and len(statuses) >= 3
+        experiment = client.get_experiment_by_name("iris-continuous-training")
+        mlflow_statuses = {r.info.status for r in client.search_runs([experiment.experiment_id])}
+        assert mlflow_statuses == {"FINISHED"}
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+        log.close()
