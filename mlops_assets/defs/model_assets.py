@@ -225,25 +225,26 @@ def trained_model(
 
     return dg.MaterializeResult(
         metadata={
-            "model_uri": info.model_uri,
-            "model_id": info.model_id,
-            "model_uuid": info.model_uuid,
-            "signature": str(info.signature) if info.signature else "",
-            "mlflow_run_id": run_id,
-            "mlflow_run_url": _url(registry.run_url(experiment_id, run_id)),
-            "estimator": config.estimator.value,
-            "data_sha256": data["sha256"],
-            "contributions": dg.MetadataValue.json(contributions),
-            "baseline_version": baseline["version"],
+            # Ordered as the UI shows them: the answer first, identifiers next, raw data last.
             "accuracy": candidate_eval.metrics["accuracy"],
             "baseline_accuracy": baseline_eval.metrics["accuracy"],
-            "metrics": dg.MetadataValue.json(candidate_eval.metrics),
-            "baseline_metrics": dg.MetadataValue.json(baseline_eval.metrics),
-            "deltas": dg.MetadataValue.json(deltas),
+            "baseline_version": baseline["version"],
             "metrics_table": dg.MetadataValue.md(
                 metrics_markdown(candidate_eval.metrics, baseline_eval.metrics)
             ),
             "confusion_matrix": dg.MetadataValue.md(confusion_matrix_markdown(candidate_eval)),
+            "mlflow_run_url": _url(registry.run_url(experiment_id, run_id)),
+            "estimator": config.estimator.value,
+            "data_sha256": data["sha256"],
+            "contributions": dg.MetadataValue.json(contributions),
+            "model_uri": info.model_uri,
+            "model_id": info.model_id,
+            "model_uuid": info.model_uuid,
+            "mlflow_run_id": run_id,
+            "signature": str(info.signature) if info.signature else "",
+            "metrics": dg.MetadataValue.json(candidate_eval.metrics),
+            "baseline_metrics": dg.MetadataValue.json(baseline_eval.metrics),
+            "deltas": dg.MetadataValue.json(deltas),
         }
     )
 
@@ -376,9 +377,6 @@ def registered_model_version(
             "version": registered.version,
             "aliases": dg.MetadataValue.json(sorted(aliases)),
             "promoted": promote,
-            "decision": dg.MetadataValue.md(
-                f"**{'Promoted' if promote else 'Not promoted'}**: {reason}"
-            ),
             "reason": reason,
             "primary_metric": metric,
             "champion_version": registered.version if promote else (champion_version or ""),
