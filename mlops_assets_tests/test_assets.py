@@ -90,15 +90,19 @@ def test_second_run_on_the_same_data_moves_only_the_challenger(pipeline):
     assert all(run.info.status == "FINISHED" for run in mlflow_runs(pipeline))
 
 
-def test_a_failing_step_ends_the_mlflow_run_as_failed(pipeline):
+def failed_training_run(pipeline) -> dg.ExecuteInProcessResult:
+    """Materialize everything, then a training run that fails (an invalid hyperparameter)."""
     pipeline.materialize()
-    result = pipeline.materialize(
+    bad_config = {"estimator": "random_forest", "n_estimators": -1}
+    return pipeline.materialize(
         "trained_model",
-        run_config={
-            "ops": {"trained_model": {"config": {"estimator": "random_forest", "n_estimators": -1}}}
-        },
+        run_config={"ops": {"trained_model": {"config": bad_config}}},
         raise_on_error=False,
     )
+
+
+def test_a_failing_step_ends_the_mlflow_run_as_failed(pipeline):
+    result = failed_training_run(pipeline)
     assert not result.success
     statuses = {r.data.tags["dagster_run_id"]: r.info.status for r in mlflow_runs(pipeline)}
     assert statuses[result.run_id] == "FAILED"
@@ -106,14 +110,7 @@ def test_a_failing_step_ends_the_mlflow_run_as_failed(pipeline):
 
 def test_a_dead_run_process_leaves_no_mlflow_run_running(pipeline):
     # A run whose process died cannot end its MLflow run; the failure sensor does.
-    pipeline.materialize()
-    result = pipeline.materialize(
-        "trained_model",
-        run_config={
-            "ops": {"trained_model": {"config": {"estimator": "random_forest", "n_estimators": -1}}}
-        },
-        raise_on_error=False,
-    )
+    result = failed_training_run(pipeline)
     client = pipeline.client()
     orphan = next(
         r for r in mlflow_runs(pipeline) if r.data.tags["dagster_run_id"] == result.run_id
