@@ -1,4 +1,5 @@
 """Asset checks: what must hold before the next asset may use this one.
+
 Blocking checks stop downstream assets in the same run; each result's metadata says why it
 failed, so the UI answers the question without opening logs.
 """

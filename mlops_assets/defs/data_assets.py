@@ -1,4 +1,5 @@
 """Data assets: the reference iris data, contributions, and the integrated training set.
+
 pandas and the core modules are imported inside the asset bodies: every run process imports
 this code location, and most of them need neither.
 """

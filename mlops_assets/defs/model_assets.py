@@ -1,4 +1,5 @@
 """Model assets: the baseline to beat, the trained candidate, and its registry version.
+
 Models live in MLflow; these assets materialize references to them (URIs, versions, metrics)
 as metadata, never a pickled object.
 """

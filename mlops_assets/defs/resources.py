@@ -1,4 +1,5 @@
 """Resources: one per outside system (Parquet storage, landing zone, MLflow tracking, registry).
+
 Heavy libraries (mlflow, dagster-mlflow) are imported inside functions: every run process
 imports this code location, and most steps never touch MLflow.
 """
