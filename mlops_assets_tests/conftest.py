@@ -33,6 +33,23 @@ def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def mlflow_store(tmp_path: Path, empty_mlflow_db: Path):
+    """A real MLflow SQLite store set as the process's tracking URI, with experiment ``e``."""
+    import mlflow
+
+    from mlops_assets.core.registry import ensure_experiment, mlflow_client
+
+    db = tmp_path / "mlflow.db"
+    shutil.copy(empty_mlflow_db, db)
+    uri = f"sqlite:///{db}"
+    client = mlflow_client(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=ensure_experiment(client, "e", str(tmp_path / "art")))
+    yield client
+    mlflow.end_run()
+
+
 def env_for(home: Path, **overrides: str) -> dict[str, str]:
     """Environment variables of an embedded deployment rooted at ``home``."""
     return {"MLOPS_HOME": str(home), **overrides}

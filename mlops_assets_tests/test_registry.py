@@ -6,7 +6,6 @@ from mlops_assets.core.reference_data import sklearn_iris
 from mlops_assets.core.registry import (
     CHAMPION,
     PREVIOUS_CHAMPION,
-    ensure_experiment,
     get_version_by_alias,
     load_sklearn_model,
     log_sklearn_model,
@@ -21,20 +20,6 @@ from mlops_assets.task import IRIS
 from mlops_assets_tests.conftest import free_port
 
 
-@pytest.fixture
-def store(tmp_path, empty_mlflow_db):
-    import shutil
-
-    db = tmp_path / "mlflow.db"
-    shutil.copy(empty_mlflow_db, db)
-    uri = f"sqlite:///{db}"
-    client = mlflow_client(uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment_id=ensure_experiment(client, "e", str(tmp_path / "art")))
-    yield client
-    mlflow.end_run()
-
-
 @pytest.fixture(scope="module")
 def iris_model():
     frame = sklearn_iris(IRIS)
@@ -42,31 +27,31 @@ def iris_model():
     return model, frame[IRIS.feature_names].head(3)
 
 
-def test_register_load_and_promote_round_trip(store, iris_model):
+def test_register_load_and_promote_round_trip(mlflow_store, iris_model):
     model, example = iris_model
     with mlflow.start_run():
         info = log_sklearn_model(model, name="model", input_example=example)
-    first = register_model_version(store, info, model_name="m", tags={"data_sha256": "abc"})
+    first = register_model_version(mlflow_store, info, model_name="m", tags={"data_sha256": "abc"})
     assert first.version == "1" and first.model_uuid == info.model_uuid
     assert first.signature and "sepal_length" in first.signature
-    assert get_version_by_alias(store, "m", CHAMPION) is None
+    assert get_version_by_alias(mlflow_store, "m", CHAMPION) is None
 
-    assert promote_to_champion(store, "m", first.version) is None
+    assert promote_to_champion(mlflow_store, "m", first.version) is None
     with mlflow.start_run():
         info2 = log_sklearn_model(model, name="model", input_example=example)
-    second = register_model_version(store, info2, model_name="m", tags={})
-    assert promote_to_champion(store, "m", second.version) == "1"
-    assert str(get_version_by_alias(store, "m", CHAMPION).version) == "2"
-    assert str(get_version_by_alias(store, "m", PREVIOUS_CHAMPION).version) == "1"
+    second = register_model_version(mlflow_store, info2, model_name="m", tags={})
+    assert promote_to_champion(mlflow_store, "m", second.version) == "1"
+    assert str(get_version_by_alias(mlflow_store, "m", CHAMPION).version) == "2"
+    assert str(get_version_by_alias(mlflow_store, "m", PREVIOUS_CHAMPION).version) == "1"
 
-    version = store.search_model_versions(f"tags.model_uuid = '{second.model_uuid}'")[0]
+    version = mlflow_store.search_model_versions(f"tags.model_uuid = '{second.model_uuid}'")[0]
     assert str(version.version) == "2" and version.tags["model_id"] == second.model_id
 
     loaded = load_sklearn_model("models:/m@champion")
     assert (loaded.predict(example) == model.predict(example)).all()
 
 
-def test_pickled_models_are_refused(store, iris_model):
+def test_pickled_models_are_refused(mlflow_store, iris_model):
     model, _ = iris_model
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(

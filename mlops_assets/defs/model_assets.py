@@ -65,18 +65,6 @@ def upstream_metadata(
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-def _fit(frame: "pd.DataFrame", config: TrainingConfig) -> Any:
-    from mlops_assets.core.training import train_model
-
-    return train_model(
-        frame,
-        TASK,
-        estimator=config.estimator.value,
-        hyperparameters=config.hyperparameters(),
-        seed=config.seed,
-    )
-
-
 @dg.asset(
     group_name="model",
     kinds={"mlflow", "scikit-learn"},
@@ -97,67 +85,42 @@ def baseline_model(
     import mlflow
     import pandas as pd
 
-    from mlops_assets.core.evaluation import benchmark_tags, evaluate
-    from mlops_assets.core.integration import integrate
-    from mlops_assets.core.registry import (
-        CHAMPION,
-        get_version_by_alias,
-        load_sklearn_model,
-        log_sklearn_model,
-        promote_to_champion,
-        register_model_version,
-        registry_errors,
-    )
+    from mlops_assets.core.baseline import resolve_baseline
+    from mlops_assets.core.registry import CHAMPION, registry_errors
 
-    client = registry.client()
-    benchmark = pd.read_parquet(store.benchmark)
+    config = TrainingConfig()
     with registry_errors(registry.tracking_uri), mlflow_step(mlflow_tracking) as run_id:
-        champion = get_version_by_alias(client, registry.model_name, CHAMPION)
-        cold_start = champion is None
-        if cold_start:
-            config = TrainingConfig()
-            reference = integrate(
-                pd.read_parquet(store.reference_train), [], benchmark, TASK, seed=config.seed
-            )
-            model = _fit(reference.frame, config)
-            evaluation = evaluate(model, benchmark, TASK)
-            info = log_sklearn_model(
-                model, name="baseline", input_example=reference.frame[TASK.feature_names].head(5)
-            )
-            registered = register_model_version(
-                client,
-                info,
-                model_name=registry.model_name,
-                tags={
-                    "cold_start": "true",
-                    "data_sha256": reference.sha256,
-                    "estimator": config.estimator.value,
-                    "dagster_run_id": context.run_id,
-                    "promotion_reason": "cold start: first model, trained on iris alone",
-                    **benchmark_tags(evaluation.metrics),
-                },
-            )
-            promote_to_champion(client, registry.model_name, registered.version)
-            version, model_uuid = registered.version, registered.model_uuid
-            context.log.info(f"Cold start: registered baseline v{version} as champion")
-        else:
-            model = load_sklearn_model(f"models:/{registry.model_name}/{champion.version}")
-            version, model_uuid = str(champion.version), champion.tags.get("model_uuid", "")
-            evaluation = evaluate(model, benchmark, TASK)
-        mlflow.set_tags(
-            {"baseline_version": version, "baseline_cold_start": str(cold_start).lower()}
+        baseline = resolve_baseline(
+            registry.client(),
+            model_name=registry.model_name,
+            reference_train=pd.read_parquet(store.reference_train),
+            benchmark=pd.read_parquet(store.benchmark),
+            task=TASK,
+            estimator=config.estimator.value,
+            hyperparameters=config.hyperparameters(),
+            seed=config.seed,
+            tags={"dagster_run_id": context.run_id},
         )
+        mlflow.set_tags(
+            {
+                "baseline_version": baseline.version,
+                "baseline_cold_start": str(baseline.cold_start).lower(),
+            }
+        )
+    if baseline.cold_start:
+        context.log.info(f"Cold start: registered baseline v{baseline.version} as champion")
 
+    version = baseline.version
     return dg.MaterializeResult(
         metadata={
-            "cold_start": cold_start,
+            "cold_start": baseline.cold_start,
             "model_name": registry.model_name,
             "version": version,
             "alias": CHAMPION,
             "model_uri": f"models:/{registry.model_name}/{version}",
-            "model_uuid": model_uuid,
+            "model_uuid": baseline.model_uuid,
             "mlflow_run_id": run_id,
-            "benchmark_accuracy": evaluation.metrics["accuracy"],
+            "benchmark_accuracy": baseline.evaluation.metrics["accuracy"],
             "registry_url": _url(registry.version_url(version)),
         }
     )
@@ -188,6 +151,7 @@ def trained_model(
         metrics_markdown,
     )
     from mlops_assets.core.registry import load_sklearn_model, log_sklearn_model, registry_errors
+    from mlops_assets.core.training import train_model
 
     data = upstream_metadata(context, integrated_dataset)
     baseline = upstream_metadata(context, baseline_model)
@@ -195,7 +159,13 @@ def trained_model(
     benchmark = pd.read_parquet(store.benchmark)
 
     with registry_errors(registry.tracking_uri), mlflow_step(mlflow_tracking) as run_id:
-        model = _fit(frame, config)
+        model = train_model(
+            frame,
+            TASK,
+            estimator=config.estimator.value,
+            hyperparameters=config.hyperparameters(),
+            seed=config.seed,
+        )
         candidate_eval = evaluate(model, benchmark, TASK)
         baseline_eval = evaluate(load_sklearn_model(baseline["model_uri"]), benchmark, TASK)
         deltas = metric_deltas(candidate_eval.metrics, baseline_eval.metrics)
