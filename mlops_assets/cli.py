@@ -6,6 +6,7 @@ contribution), 2 a usage error or an input that cannot be read.
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -24,6 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(handler=_check)
 
+    submit = commands.add_parser(
+        "submit", help="check a contribution, then place it in the landing zone"
+    )
+    submit.add_argument("file", type=Path)
+    submit.add_argument("--contributor", required=True, help="your id: letters, digits, . _ -")
+    submit.set_defaults(handler=_submit)
+
     model = commands.add_parser("model", help="inspect the model registry")
     model_commands = model.add_subparsers(dest="model_command", required=True)
     show = model_commands.add_parser("show", help="show a registered model version")
@@ -41,20 +49,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _check(args: argparse.Namespace, settings: Settings) -> int:
+def _intake_report(path: Path, contributor: str, settings: Settings):
+    """The report the pipeline would write for ``path`` (raises when it cannot be read)."""
     from mlops_assets.core.contributions import intake_contribution
+    from mlops_assets.errors import ContributionUnreadableError
 
-    if not args.file.is_file():
-        print(f"error: {args.file} is not a file", file=sys.stderr)
-        return 2
+    if not path.is_file():
+        raise ContributionUnreadableError(f"{path} is not a file", hint="check the path")
     result = intake_contribution(
-        args.file,
+        path,
         TASK,
-        contribution_id=args.file.name,
-        contributor=args.contributor,
+        contribution_id=path.name,
+        contributor=contributor,
         min_valid_share=settings.min_valid_share,
     )
-    report = result.report
+    return result.report
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    report = _intake_report(args.file, args.contributor, settings)
     if args.json:
         print(json.dumps(report.to_dict(), sort_keys=True))
     else:
@@ -68,6 +81,26 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         if report.dropped_columns:
             print(f"  dropped columns: {', '.join(report.dropped_columns)}")
     return 0 if report.accepted else 1
+
+
+def _submit(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops_assets.definitions import landing_zone
+    from mlops_assets.errors import ConfigurationError
+
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", args.contributor) or set(args.contributor) == {"."}:
+        raise ConfigurationError(
+            f"contributor id {args.contributor!r} is not allowed",
+            hint="use letters, digits, '.', '_' and '-' only",
+        )
+    report = _intake_report(args.file, args.contributor, settings)
+    if not report.accepted:
+        print(f"not submitted: {report.file_name}: {report.decision}", file=sys.stderr)
+        return 1
+    zone = landing_zone(settings)
+    relative_path = f"{args.contributor}/{args.file.name}"
+    zone.put(args.file, relative_path)
+    print(f"submitted {args.file.name} to {zone.location.rstrip('/')}/{relative_path}")
+    return 0
 
 
 def _model_show(args: argparse.Namespace, settings: Settings) -> int:

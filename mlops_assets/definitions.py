@@ -6,6 +6,7 @@ from mlops_assets.defs import checks, data_assets, model_assets, sensors
 from mlops_assets.defs.resources import (
     DatasetStore,
     LandingZone,
+    LocalLandingZone,
     ModelRegistry,
     PromotionPolicy,
     mlflow_tracking,
@@ -13,10 +14,24 @@ from mlops_assets.defs.resources import (
 from mlops_assets.settings import Settings, current_settings
 
 
+def landing_zone(settings: Settings) -> LandingZone:
+    """The landing-zone flavour ``MLOPS_LANDING_URI`` names: ``s3://bucket/prefix`` or a folder."""
+    if settings.landing_uri.startswith("s3://"):
+        from dagster_aws.s3 import S3Resource
+
+        from mlops_assets.defs.landing_s3 import S3LandingZone
+
+        bucket, _, prefix = settings.landing_uri.removeprefix("s3://").partition("/")
+        return S3LandingZone(
+            bucket=bucket, prefix=prefix, s3=S3Resource(endpoint_url=settings.s3_endpoint_url)
+        )
+    return LocalLandingZone(root=settings.landing_uri)
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "store": DatasetStore(root=settings.storage_uri),
-        "landing": LandingZone(root=settings.landing_uri),
+        "landing": landing_zone(settings),
         "registry": ModelRegistry(
             tracking_uri=settings.tracking_uri,
             model_name=settings.model_name,

@@ -37,6 +37,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "$MLOPS_HOME/landing",
         "Landing zone contributors drop files into: `<landing>/<contributor_id>/<file>`.",
     ),
+    "MLOPS_S3_ENDPOINT_URL": (
+        "none (AWS)",
+        "S3 endpoint for an `s3://` landing zone on MinIO or another S3-compatible server; credentials come from the standard `AWS_*` variables.",
+    ),
     "MLOPS_STORAGE_URI": ("$MLOPS_HOME/storage", "Where datasets are written as Parquet."),
     "MLOPS_IRIS_CSV": (
         "data/iris.csv in the repository",
@@ -105,6 +109,7 @@ class Settings:
     mlflow_artifacts: str
     mlflow_ui_url: str | None
     landing_uri: str
+    s3_endpoint_url: str | None
     storage_uri: str
     iris_csv: Path
     model_name: str
@@ -137,6 +142,7 @@ class Settings:
             mlflow_artifacts=get("MLOPS_MLFLOW_ARTIFACTS", str(home / "mlflow" / "artifacts")),
             mlflow_ui_url=get("MLOPS_MLFLOW_UI_URL", tracking_uri if is_server else "") or None,
             landing_uri=get("MLOPS_LANDING_URI", str(home / "landing")),
+            s3_endpoint_url=get("MLOPS_S3_ENDPOINT_URL", "") or None,
             storage_uri=get("MLOPS_STORAGE_URI", str(home / "storage")),
             iris_csv=Path(get("MLOPS_IRIS_CSV", str(REPO_ROOT / "data" / "iris.csv"))),
             model_name=get("MLOPS_MODEL_NAME", "iris-classifier"),

@@ -50,6 +50,34 @@ def mlflow_store(tmp_path: Path, empty_mlflow_db: Path):
     mlflow.end_run()
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A local S3-compatible server (moto) on 127.0.0.1, standing in for MinIO."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request) -> str:
+    """A fresh bucket on the local S3 server, with credentials in the environment."""
+    import boto3
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"landing-{abs(hash(request.node.nodeid)) % 10**8}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return bucket
+
+
 def env_for(home: Path, **overrides: str) -> dict[str, str]:
     """Environment variables of an embedded deployment rooted at ``home``."""
     return {"MLOPS_HOME": str(home), **overrides}

@@ -10,7 +10,7 @@ import pytest
 from mlops_assets.core.registry import CHALLENGER, CHAMPION
 from mlops_assets.definitions import defs
 from mlops_assets.defs.partitions import contribution_key
-from mlops_assets.defs.resources import LandingZone
+from mlops_assets.defs.resources import LocalLandingZone
 from mlops_assets.defs.sensors import contribution_sensor, mlflow_run_cleanup_sensor
 from mlops_assets.settings import Settings
 from mlops_assets_tests.conftest import VALID_CONTRIBUTION, env_for, free_port
@@ -210,7 +210,7 @@ def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
     pipeline.drop("bob", "bad.csv", "sepal_length,species\nabc,rose\n")
     pipeline.drop("bob", ".hidden.csv", VALID_CONTRIBUTION)
     pipeline.drop("bob", "bad.csv.meta.json", "{}")
-    landing = LandingZone(root=str(pipeline.landing))
+    landing = LocalLandingZone(root=str(pipeline.landing))
 
     context = dg.build_sensor_context(
         instance=pipeline.instance, resources={"landing": landing}, definitions=defs
@@ -261,7 +261,7 @@ def test_sensor_never_skips_a_file_sharing_the_cursor_timestamp(pipeline):
     import os
 
     first = pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
-    landing = LandingZone(root=str(pipeline.landing))
+    landing = LocalLandingZone(root=str(pipeline.landing))
     tick = tick_of(
         pipeline,
         dg.build_sensor_context(

@@ -128,6 +128,25 @@ def test_mlops_check_judges_a_file_like_the_pipeline(tmp_path):
     assert unreadable.returncode == 2 and "is not a file" in unreadable.stderr
 
 
+def test_mlops_submit_places_only_accepted_files_in_the_landing_zone(home, tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text((REPO / "data" / "sample_contribution.csv").read_text())
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sepal_length,species\nabc,rose\n")
+    env = env_for(home)
+
+    submitted = run_cli(["mlops", "submit", str(good), "--contributor", "dana"], env, tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    assert (home / "landing" / "dana" / "good.csv").read_bytes() == good.read_bytes()
+
+    refused = run_cli(["mlops", "submit", str(bad), "--contributor", "dana"], env, tmp_path)
+    assert refused.returncode == 1 and "not submitted" in refused.stderr
+    assert not (home / "landing" / "dana" / "bad.csv").exists()
+
+    hostile = run_cli(["mlops", "submit", str(good), "--contributor", ".."], env, tmp_path)
+    assert hostile.returncode == 2 and "CONFIG_INVALID" in hostile.stderr
+
+
 def graphql(port: int, query: str) -> dict:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",

@@ -113,26 +113,26 @@ def contributed_data(
     )
     if landing_file is None:
         raise UpstreamMissingError(
-            f"no file in the landing zone {landing.root} matches contribution {contribution_id}",
+            f"no file in the landing zone {landing.location} matches {contribution_id}",
             hint="the file was moved or deleted after it was detected; submit it again",
         )
-    path = landing.local_path(landing_file.relative_path)
     target = store.contribution_dir(contribution_id)
-    try:
-        result = intake.intake_contribution(
-            path,
-            TASK,
-            contribution_id=contribution_id,
-            contributor=landing_file.contributor,
-            min_valid_share=config.min_valid_share,
-        )
-        clean, rejected, report = result.clean, result.rejected, result.report
-    except ContributionUnreadableError as exc:
-        context.log.warning(str(exc))
-        report = intake.unreadable_report(
-            path, exc, contribution_id=contribution_id, contributor=landing_file.contributor
-        )
-        clean, rejected = None, None
+    with landing.local_copy(landing_file.relative_path) as path:
+        try:
+            result = intake.intake_contribution(
+                path,
+                TASK,
+                contribution_id=contribution_id,
+                contributor=landing_file.contributor,
+                min_valid_share=config.min_valid_share,
+            )
+            clean, rejected, report = result.clean, result.rejected, result.report
+        except ContributionUnreadableError as exc:
+            context.log.warning(str(exc))
+            report = intake.unreadable_report(
+                path, exc, contribution_id=contribution_id, contributor=landing_file.contributor
+            )
+            clean, rejected = None, None
 
     if clean is not None:
         write_parquet(clean, target / "clean.parquet")

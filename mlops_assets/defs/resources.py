@@ -5,7 +5,11 @@ imports this code location, and most steps never touch MLflow.
 """
 
 import contextlib
+import os
+import shutil
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,45 +55,99 @@ class LandingFile:
     name: str
     size: int
     mtime: float
+    etag: str | None = None  # S3 lists it for free; a local folder has none
 
 
-class LandingZone(dg.ConfigurableResource):
-    """The local-folder landing zone contributors drop files into."""
+# Names of files still being written or that are not contributions.
+_IGNORED_PREFIXES = (".", "~")
+_IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".meta.json")
+
+
+def is_contribution_name(name: str) -> bool:
+    """False for hidden, temporary and sidecar (``.meta.json``) files."""
+    return not name.startswith(_IGNORED_PREFIXES) and not name.endswith(_IGNORED_SUFFIXES)
+
+
+class LandingZone(dg.ConfigurableResource, ABC):
+    """Where contributors drop files, as ``<contributor>/<file>``: a local folder or S3."""
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the zone is, for messages (never with credentials)."""
+
+    @abstractmethod
+    def list_files(self) -> list[LandingFile]:
+        """Every candidate contribution, oldest first; hidden, temporary and sidecar files
+        and anything not at ``<contributor>/<file>`` are left out."""
+
+    @abstractmethod
+    def content_version(self, file: LandingFile) -> str:
+        """An identifier of the file's bytes: the same bytes, under any name, give the same one.
+
+        The sensor asks only for files it has not seen, so hashing stays off the hot path.
+        """
+
+    @abstractmethod
+    def local_copy(self, relative_path: str) -> AbstractContextManager[Path]:
+        """A local path holding the file's bytes for as long as the context is open."""
+
+    @abstractmethod
+    def put(self, source: Path, relative_path: str) -> None:
+        """Place ``source`` at ``relative_path`` (how ``mlops submit`` delivers a file)."""
+
+
+class LocalLandingZone(LandingZone):
+    """A landing zone in a local folder."""
 
     root: str
 
+    @property
+    def location(self) -> str:
+        return self.root
+
     def list_files(self) -> list[LandingFile]:
-        """Every candidate contribution, skipping hidden, temporary and sidecar files."""
         root = Path(self.root)
         if not root.is_dir():
             return []
         files = []
         for path in root.glob("*/*"):
-            name = path.name
-            if (
-                not path.is_file()
-                or name.startswith((".", "~"))
-                or name.endswith((".tmp", ".part", ".crdownload", ".meta.json"))
-            ):
+            if not path.is_file() or not is_contribution_name(path.name):
                 continue
             stat = path.stat()
             files.append(
                 LandingFile(
                     relative_path=path.relative_to(root).as_posix(),
                     contributor=path.parent.name,
-                    name=name,
+                    name=path.name,
                     size=stat.st_size,
                     mtime=stat.st_mtime,
                 )
             )
         return sorted(files, key=lambda f: (f.mtime, f.relative_path))
 
-    def local_path(self, relative_path: str) -> Path:
+    def _path(self, relative_path: str) -> Path:
         root = Path(self.root).resolve()
         path = (root / relative_path).resolve()
         if root not in path.parents:
             raise ValueError(f"{relative_path!r} is outside the landing zone")
         return path
+
+    def content_version(self, file: LandingFile) -> str:
+        from mlops_assets.core.hashing import file_sha256
+
+        return f"sha256:{file_sha256(self._path(file.relative_path))}"
+
+    @contextlib.contextmanager
+    def local_copy(self, relative_path: str) -> Iterator[Path]:
+        yield self._path(relative_path)  # already local: read in place, never modified
+
+    def put(self, source: Path, relative_path: str) -> None:
+        target = self._path(relative_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.part")  # ignored until renamed
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
 
 
 class ModelRegistry(dg.ConfigurableResource):

@@ -25,8 +25,6 @@ def contribution_sensor(
     The cursor keeps the newest modification time seen and the files seen at exactly that time,
     so a file sharing the cursor's timestamp is neither skipped nor requested twice.
     """
-    from mlops_assets.core.hashing import file_sha256
-
     cursor = json.loads(context.cursor) if context.cursor else {"mtime": 0.0, "seen": []}
     last_mtime, seen_at_last = cursor["mtime"], set(cursor["seen"])
     new_files = [
@@ -35,13 +33,13 @@ def contribution_sensor(
         if f.mtime > last_mtime or (f.mtime == last_mtime and f.relative_path not in seen_at_last)
     ]
     if not new_files:
-        return dg.SensorResult(skip_reason=f"no new files in {landing.root}")
+        return dg.SensorResult(skip_reason=f"no new files in {landing.location}")
 
     keys = [contribution_key(f.relative_path) for f in new_files]
     requests = [
         dg.RunRequest(
             # Content hash as run key: the same bytes never launch a second run.
-            run_key=file_sha256(landing.local_path(f.relative_path)),
+            run_key=landing.content_version(f),
             partition_key=key,
             tags={"mlops/landing_path": f.relative_path, "mlops/contributor": f.contributor},
         )

@@ -1,0 +1,100 @@
+"""The landing zone, local and on S3 (a real local S3-compatible server)."""
+
+import boto3
+import dagster as dg
+import pytest
+
+from mlops_assets.definitions import defs, landing_zone
+from mlops_assets.defs.landing_s3 import S3LandingZone
+from mlops_assets.defs.partitions import contribution_key
+from mlops_assets.defs.resources import LocalLandingZone
+from mlops_assets.defs.sensors import contribution_sensor
+from mlops_assets.settings import Settings
+from mlops_assets_tests.conftest import VALID_CONTRIBUTION, env_for
+
+IGNORED = ["alice/.hidden.csv", "alice/a.csv.part", "alice/a.csv.meta.json", "top.csv", "a/b/c.csv"]
+
+
+@pytest.fixture
+def local_zone(tmp_path):
+    return LocalLandingZone(root=str(tmp_path / "landing"))
+
+
+@pytest.fixture
+def s3_zone(s3_endpoint, s3_bucket, tmp_path):
+    settings = Settings.from_env(
+        env_for(
+            tmp_path / "var",
+            MLOPS_LANDING_URI=f"s3://{s3_bucket}/incoming",
+            MLOPS_S3_ENDPOINT_URL=s3_endpoint,
+        )
+    )
+    zone = landing_zone(settings)
+    assert isinstance(zone, S3LandingZone) and zone.location == f"s3://{s3_bucket}/incoming"
+    return zone
+
+
+def put_text(zone, tmp_path, relative_path: str, text: str) -> None:
+    source = tmp_path / "upload"
+    source.write_text(text)
+    zone.put(source, relative_path)
+
+
+@pytest.mark.parametrize("flavour", ["local_zone", "s3_zone"])
+def test_lists_contributions_only_and_round_trips_bytes(flavour, request, tmp_path):
+    zone = request.getfixturevalue(flavour)
+    for path in [*IGNORED, "alice/batch 1.csv", "bob/b.csv"]:
+        put_text(zone, tmp_path, path, VALID_CONTRIBUTION)
+    files = zone.list_files()
+    assert sorted(f.relative_path for f in files) == ["alice/batch 1.csv", "bob/b.csv"]
+    alice = next(f for f in files if f.contributor == "alice")
+    assert alice.name == "batch 1.csv" and alice.size == len(VALID_CONTRIBUTION)
+    with zone.local_copy(alice.relative_path) as path:
+        assert path.read_text() == VALID_CONTRIBUTION
+    bob = next(f for f in files if f.contributor == "bob")
+    assert zone.content_version(alice) == zone.content_version(bob)  # same bytes
+
+
+@pytest.mark.parametrize("flavour", ["local_zone", "s3_zone"])
+def test_paths_outside_the_zone_are_refused(flavour, request, tmp_path):
+    zone = request.getfixturevalue(flavour)
+    source = tmp_path / "f.csv"
+    source.write_text("x")
+    with pytest.raises(ValueError, match="outside the landing zone"):
+        zone.put(source, "../../etc/evil.csv")
+
+
+def test_s3_listing_follows_pagination_past_1000_keys(s3_zone, s3_endpoint, s3_bucket):
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    for i in range(1010):
+        client.put_object(Bucket=s3_bucket, Key=f"incoming/c{i % 7}/f{i:04d}.csv", Body=b"x")
+    assert len(s3_zone.list_files()) == 1010
+
+
+def test_a_contribution_on_s3_flows_through_sensor_and_intake(pipeline, s3_endpoint, s3_bucket):
+    pipeline.settings = Settings.from_env(
+        env_for(
+            pipeline.home,
+            MLOPS_LANDING_URI=f"s3://{s3_bucket}/incoming",
+            MLOPS_S3_ENDPOINT_URL=s3_endpoint,
+        )
+    )
+    zone = pipeline.resources()["landing"]
+    boto3.client("s3", endpoint_url=s3_endpoint).put_object(
+        Bucket=s3_bucket, Key="incoming/carol/iris.csv", Body=VALID_CONTRIBUTION.encode()
+    )
+    with dg.build_sensor_context(
+        instance=pipeline.instance, resources={"landing": zone}, definitions=defs
+    ) as context:
+        tick = contribution_sensor(context)
+    key = contribution_key("carol/iris.csv")
+    assert [r.partition_key for r in tick.run_requests] == [key]
+    assert tick.run_requests[0].run_key.startswith("etag:")
+
+    pipeline.instance.add_dynamic_partitions("contributions", [key])
+    pipeline.materialize("iris_dataset")
+    pipeline.materialize("contributed_data", partition_key=key)
+    event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("contributed_data"))
+    metadata = event.asset_materialization.metadata
+    assert metadata["accepted"].value is True and metadata["rows_clean"].value == 4
+    assert metadata["contributor"].value == "carol"
