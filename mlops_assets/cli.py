@@ -52,18 +52,19 @@ def main(argv: list[str] | None = None) -> int:
 def _intake_report(path: Path, contributor: str, settings: Settings):
     """The report the pipeline would write for ``path`` (raises when it cannot be read)."""
     from mlops_assets.core.contributions import intake_contribution
+    from mlops_assets.core.reference_data import load_reference_data
     from mlops_assets.errors import ContributionUnreadableError
 
     if not path.is_file():
         raise ContributionUnreadableError(f"{path} is not a file", hint="check the path")
-    result = intake_contribution(
+    return intake_contribution(
         path,
         TASK,
+        reference=load_reference_data(settings.iris_csv, TASK).frame,
         contribution_id=path.name,
         contributor=contributor,
-        min_valid_share=settings.min_valid_share,
+        policy=settings.intake_policy(),
     )
-    return result.report
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
@@ -74,10 +75,12 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{report.file_name}: {report.decision}")
         print(
             f"  rows in {report.rows_in}, clean {report.rows_clean},"
-            f" rejected {report.rows_rejected}"
+            f" rejected {report.rows_rejected}, quality score {report.quality_score:.1f}"
         )
         for reason, count in report.rejection_reasons.items():
             print(f"  {count:6d} x {reason}")
+        for kind, count in report.pii_found.items():
+            print(f"  personal data: {count} x {kind} (column never kept)")
         if report.dropped_columns:
             print(f"  dropped columns: {', '.join(report.dropped_columns)}")
     return 0 if report.accepted else 1

@@ -10,8 +10,12 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlops_assets.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mlops_assets.core.contributions import IntakePolicy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +69,13 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "MLOPS_MIN_VALID_SHARE": (
         "0.5",
-        "Share of a contribution's rows that must be valid for it to be accepted.",
+        "Share of a contribution's rows that must be clean for it to be accepted.",
+    ),
+    "MLOPS_MIN_QUALITY": ("50", "Quality score (0-100) a contribution needs to be accepted."),
+    "MLOPS_MIN_ROWS": ("1", "Clean rows a contribution needs to be accepted."),
+    "MLOPS_KEEP_OUTLIERS": (
+        "true",
+        "Keep rows flagged as outliers against the reference (`false` rejects them).",
     ),
     "MLOPS_SEED": ("42", "Seed for the benchmark split, shuffling and estimators."),
     "MLOPS_BENCHMARK_FRACTION": (
@@ -118,6 +128,9 @@ class Settings:
     min_improvement: float
     accuracy_floor: float
     min_valid_share: float
+    min_quality: float
+    min_rows: int
+    keep_outliers: bool
     seed: int
     benchmark_fraction: float
     sensor_interval: int
@@ -151,6 +164,9 @@ class Settings:
             min_improvement=_number(get, "MLOPS_MIN_IMPROVEMENT", "0.0", float),
             accuracy_floor=_number(get, "MLOPS_ACCURACY_FLOOR", "0.9", float),
             min_valid_share=_number(get, "MLOPS_MIN_VALID_SHARE", "0.5", float),
+            min_quality=_number(get, "MLOPS_MIN_QUALITY", "50", float),
+            min_rows=_number(get, "MLOPS_MIN_ROWS", "1", int),
+            keep_outliers=get("MLOPS_KEEP_OUTLIERS", "true").lower() in ("1", "true", "yes"),
             seed=_number(get, "MLOPS_SEED", "42", int),
             benchmark_fraction=_number(get, "MLOPS_BENCHMARK_FRACTION", "0.3", float),
             sensor_interval=_number(get, "MLOPS_SENSOR_INTERVAL", "15", int),
@@ -185,6 +201,16 @@ class Settings:
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    def intake_policy(self) -> IntakePolicy:
+        from mlops_assets.core.contributions import IntakePolicy
+
+        return IntakePolicy(
+            min_valid_share=self.min_valid_share,
+            min_quality=self.min_quality,
+            min_rows=self.min_rows,
+            keep_outliers=self.keep_outliers,
+        )
 
 
 def _number(get, name: str, default: str, kind: type) -> float | int:

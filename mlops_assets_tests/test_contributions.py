@@ -1,20 +1,56 @@
+"""Intake of contributed files: every format, every bad input, nothing lost."""
+
+import gzip
+import io
+import json
+import zipfile
+
 import pandas as pd
 import pytest
 
 from mlops_assets.core.contributions import (
+    IntakePolicy,
     intake_contribution,
     map_columns,
     normalise_column_name,
+    process_contribution,
+    quality_score,
 )
+from mlops_assets.core.pii import luhn_valid
+from mlops_assets.core.readers import detect_format
+from mlops_assets.core.reference_data import load_reference_data
 from mlops_assets.errors import ContributionUnreadableError
 from mlops_assets.task import IRIS
-from mlops_assets_tests.conftest import VALID_CONTRIBUTION
+from mlops_assets_tests.conftest import IRIS_CSV, VALID_CONTRIBUTION
+
+REFERENCE = load_reference_data(IRIS_CSV, IRIS).frame
+ROWS = pd.read_csv(io.StringIO(VALID_CONTRIBUTION)).drop(columns=["email"])
 
 
-def intake(path, min_valid_share=0.5):
-    return intake_contribution(
-        path, IRIS, contribution_id="c1", contributor="alice", min_valid_share=min_valid_share
+def intake(path, tmp_path, **policy):
+    """Run the intake; return its report and the clean and rejected rows it wrote."""
+    out = tmp_path / "out"
+    report = intake_contribution(
+        path,
+        IRIS,
+        reference=REFERENCE,
+        contribution_id="c1",
+        contributor="alice",
+        policy=IntakePolicy(**policy),
+        output_dir=out,
     )
+    clean, rejected = (
+        pd.read_parquet(out / "clean.parquet"),
+        pd.read_parquet(out / "rejected.parquet"),
+    )
+    assert report.rows_in == report.rows_clean + report.rows_rejected == len(clean) + len(rejected)
+    return report, clean, rejected
+
+
+def write(tmp_path, name: str, content: bytes | str):
+    path = tmp_path / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
 
 
 @pytest.mark.parametrize(
@@ -38,65 +74,241 @@ def test_aliases_map_to_the_task_schema():
     assert "x" not in mapping
 
 
-def test_valid_contribution_is_accepted_and_unknown_columns_dropped(tmp_path):
-    path = tmp_path / "batch.csv"
-    path.write_text(VALID_CONTRIBUTION)
-    result = intake(path)
-    assert result.report.accepted
-    assert result.report.rows_in == result.report.rows_clean == 4
-    assert result.report.dropped_columns == ["email"]
-    assert "email" not in result.clean.columns
-    assert result.clean["species"].tolist() == ["setosa", "versicolor", "virginica", "versicolor"]
-    assert result.clean["row_index"].tolist() == [0, 1, 2, 3]
+def gzipped(text: str) -> bytes:
+    return gzip.compress(text.encode())
 
 
-def test_bad_rows_are_rejected_with_reasons_and_rows_conserved(tmp_path):
-    path = tmp_path / "batch.csv"
-    path.write_text(
+def zipped(name: str, text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+FORMATS = {
+    "batch.csv": VALID_CONTRIBUTION,
+    "batch.tsv": ROWS.to_csv(sep="\t", index=False),
+    "batch.json": ROWS.to_json(orient="records"),
+    "batch.jsonl": ROWS.to_json(orient="records", lines=True),
+    "batch.parquet": parquet_bytes(ROWS.astype(str)),
+    "batch.csv.gz": gzipped(VALID_CONTRIBUTION),
+    "batch.jsonl.gz": gzipped(ROWS.to_json(orient="records", lines=True)),
+    "batch.zip": zipped("inner/batch.csv", VALID_CONTRIBUTION),
+    "bom.csv": b"\xef\xbb\xbf" + VALID_CONTRIBUTION.encode(),
+}
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_every_format_gives_the_same_clean_rows(tmp_path, name):
+    report, clean, rejected = intake(write(tmp_path, name, FORMATS[name]), tmp_path)
+    assert report.accepted, report.decision
+    assert report.rows_clean == 4 and rejected.empty
+    assert clean["species"].tolist() == ["setosa", "versicolor", "virginica", "versicolor"]
+    assert clean["sepal_length"].tolist() == [5.05, 6.1, 6.9, 5.5]
+    assert clean["row_index"].tolist() == [0, 1, 2, 3]
+
+
+def test_pii_columns_are_reported_and_never_kept(tmp_path):
+    text = (
+        "sepal_length,sepal_width,petal_length,petal_width,species,notes,comment,contact\n"
+        "6.1,2.9,4.6,1.3,versicolor,4111 1111 1111 1111,seen at 12 Main Street,x\n"
+        "6.05,2.95,4.55,1.55,versicolor,ok,from 10.1.2.3,+44 20 7946 0958\n"
+        "abc,2.9,4.5,1.5,versicolor,fine,Dr. Jane Smith,bob@example.com\n"
+    )
+    report, clean, rejected = intake(write(tmp_path, "pii.csv", text), tmp_path)
+    assert report.pii_found == {
+        "credit_card": 1,
+        "street_address": 1,
+        "ip_address": 1,
+        "person_name": 1,
+        "phone": 1,
+        "email": 1,
+    }
+    assert sorted(report.pii_columns) == ["comment", "contact", "notes"]
+    for frame in (clean, rejected):
+        assert not {"notes", "comment", "contact"} & set(frame.columns)
+    assert rejected["sepal_length"].tolist() == ["abc"]  # original values of kept columns stay
+
+
+def test_measurements_are_not_mistaken_for_personal_data(tmp_path):
+    text = ROWS.assign(notes="petals 1.5 cm wide, picked 2024-05-01").to_csv(index=False)
+    report, _, _ = intake(write(tmp_path, "plain.csv", text), tmp_path)
+    assert report.pii_found == {}
+    assert luhn_valid("4111 1111 1111 1111") and not luhn_valid("4111 1111 1111 1112")
+
+
+def test_duplicates_reference_copies_and_outliers(tmp_path):
+    benchmark_copies = REFERENCE.head(3).to_csv(index=False, header=False)
+    text = (
         "sepal_length,sepal_width,petal_length,petal_width,species\n"
-        "5.0,3.4,1.5,0.2,setosa\n"
+        "6.15,2.95,4.65,1.35,versicolor\n"
+        "6.15,2.95,4.65,1.35,versicolor\n"
+        "7.9,3.0,1.4,0.2,setosa\n" + benchmark_copies
+    )
+    report, clean, _rejected = intake(write(tmp_path, "d.csv", text), tmp_path, min_quality=0)
+    assert report.rejection_reasons == {"duplicate_in_contribution": 1, "duplicate_of_reference": 3}
+    assert report.outliers == 1 and clean["outlier"].tolist() == [False, True]
+
+    strict, clean, _ = intake(
+        write(tmp_path, "d.csv", text), tmp_path, keep_outliers=False, min_quality=0
+    )
+    assert strict.rejection_reasons["outlier"] == 1 and len(clean) == 1
+
+
+BAD_FILES = {
+    "empty.csv": (b"", "unreadable", "empty"),
+    "header.csv": (",".join(IRIS.columns) + "\n", "rejected", "no data rows"),
+    "semicolons.csv": (
+        "sepal_length;sepal_width;petal_length;petal_width;species\n5;3;1;0.2;setosa\n",
+        "rejected",
+        "missing required column",
+    ),
+    "garbage.csv": (bytes(range(256)) * 8, "unreadable", "cannot be read"),
+    "truncated.csv.gz": (gzipped(VALID_CONTRIBUTION * 50)[:200], "unreadable", "cannot be read"),
+    "latin1.csv": (
+        "sepal_length,species\n5,s\xe9tosa\n".encode("latin-1"),
+        "unreadable",
+        "cannot be read",
+    ),
+    "nested.json": (
+        json.dumps(
+            [
+                {
+                    "sepal_length": {"cm": 5},
+                    "sepal_width": [3],
+                    "petal_length": 1,
+                    "petal_width": 0.2,
+                    "species": "setosa",
+                }
+            ]
+        ),
+        "rejected",
+        "0/1 rows clean",
+    ),
+    "wrong_types.parquet": (
+        parquet_bytes(
+            pd.DataFrame(
+                {
+                    "sepal_length": [True],
+                    "sepal_width": [3.0],
+                    "petal_length": [1.0],
+                    "petal_width": [0.2],
+                    "species": [1.5],
+                }
+            )
+        ),
+        "rejected",
+        "0/1 rows clean",
+    ),
+    "one_column.csv": ("species\nsetosa\n", "rejected", "missing required column"),
+    "data.xlsx": (b"PK\x03\x04", "unreadable", "unknown format"),
+    "two.zip": (b"", "unreadable", "zip"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_bad_files_get_a_clear_reason_and_nothing_is_lost(tmp_path, name):
+    content, outcome, message = BAD_FILES[name]
+    if name == "two.zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("a.csv", VALID_CONTRIBUTION)
+            archive.writestr("b.csv", VALID_CONTRIBUTION)
+        content = buffer.getvalue()
+    path = write(tmp_path, name, content)
+    original = path.read_bytes()
+    if outcome == "unreadable":
+        with pytest.raises(ContributionUnreadableError, match=message) as error:
+            intake(path, tmp_path)
+        assert error.value.hint
+    else:
+        report, _, _ = intake(path, tmp_path)
+        assert not report.accepted and message in report.decision
+    assert path.read_bytes() == original  # the original is never modified
+
+
+def test_bad_values_are_rejected_row_by_row_with_original_content(tmp_path):
+    text = (
+        "sepal_length,sepal_width,petal_length,petal_width,species\n"
+        "5.05,3.45,1.55,0.25,setosa\n"
         "abc,3.4,1.5,0.2,setosa\n"
+        "NaN,3.4,1.5,0.2,setosa\n"
+        "inf,3.4,1.5,0.2,setosa\n"
+        "-5.0,3.4,1.5,0.2,setosa\n"
+        "5000,3.4,1.5,0.2,setosa\n"
         "5.0,3.4,1.5,0.2,rose\n"
     )
-    result = intake(path, min_valid_share=0.5)
-    report = result.report
-    assert report.rows_in == report.rows_clean + report.rows_rejected == 3
-    assert not report.accepted and "1/3 rows valid" in report.decision
-    assert report.rejection_reasons == {"not_numeric:sepal_length": 1, "unknown_label": 1}
-    assert result.rejected["sepal_length"].tolist() == ["abc", "5.0"]
-    assert result.rejected["row_index"].tolist() == [1, 2]
+    _report, clean, rejected = intake(
+        write(tmp_path, "v.csv", text), tmp_path, min_valid_share=0, min_quality=0
+    )
+    assert rejected["rejection_reasons"].tolist() == [
+        "not_numeric:sepal_length",
+        "non_finite:sepal_length",
+        "non_finite:sepal_length",
+        "out_of_range:sepal_length",
+        "out_of_range:sepal_length",
+        "unknown_label",
+    ]
+    assert rejected["sepal_length"].tolist() == ["abc", "NaN", "inf", "-5.0", "5000", "5.0"]
+    assert rejected["row_index"].tolist() == [1, 2, 3, 4, 5, 6] and len(clean) == 1
 
 
-def test_missing_columns_reject_every_row(tmp_path):
-    path = tmp_path / "batch.csv"
-    path.write_text("sepal_length,sepal_width,species\n5,3,setosa\n")
-    result = intake(path)
-    assert not result.report.accepted
-    assert result.report.missing_columns == ["petal_length", "petal_width"]
-    assert result.report.rows_rejected == 1
-    assert "missing required column(s) petal_length, petal_width" in result.report.decision
+def test_all_duplicate_file_is_rejected(tmp_path):
+    text = (
+        "sepal_length,sepal_width,petal_length,petal_width,species\n"
+        + "6.15,2.95,4.65,1.35,versicolor\n" * 10
+    )
+    report, clean, _ = intake(write(tmp_path, "dups.csv", text), tmp_path)
+    assert len(clean) == 1 and report.rejection_reasons == {"duplicate_in_contribution": 9}
+    assert not report.accepted and "must be clean" in report.decision
+
+
+def test_a_huge_single_line_is_read_and_a_gigantic_one_refused(tmp_path):
+    text = "sepal_length,sepal_width,petal_length,petal_width,species,notes\n"
+    text += "6.15,2.95,4.65,1.35,versicolor," + "x" * 2_000_000 + "\n"
+    report, clean, _ = intake(write(tmp_path, "long.csv", text), tmp_path)
+    assert report.rows_clean == 1 and "notes" not in clean.columns
+    too_long = text.replace("x" * 2_000_000, "x" * 10_000_000)
+    with pytest.raises(ContributionUnreadableError, match="longer than 8 MB"):
+        intake(write(tmp_path, "longer.csv", too_long), tmp_path)
+
+
+def test_quality_score_rewards_clean_balanced_data(tmp_path):
+    balanced, _, _ = intake(write(tmp_path, "b.csv", FORMATS["batch.csv"]), tmp_path)
+    assert 90 <= balanced.quality_score <= 100
+    single = balanced.__class__(**{**balanced.to_dict(), "class_counts": {"setosa": 4}})
+    assert quality_score(single, n_classes=3) < balanced.quality_score
+
+
+def test_resubmitted_bytes_are_recognised_and_outputs_swap_in_whole(tmp_path):
+    root = tmp_path / "contributions"
+    first = write(tmp_path, "a.csv", VALID_CONTRIBUTION)
+    again = write(tmp_path, "renamed.csv", VALID_CONTRIBUTION)
+    arguments = {"reference": REFERENCE, "contributions_root": root, "policy": IntakePolicy()}
+    one = process_contribution(
+        first, IRIS, contribution_id="a", contributor="x", landing_path="x/a.csv", **arguments
+    )
+    two = process_contribution(
+        again, IRIS, contribution_id="b", contributor="y", landing_path="y/renamed.csv", **arguments
+    )
+    assert one.accepted and not two.accepted and two.duplicate_of == "a"
+    assert sorted(p.name for p in root.iterdir()) == ["a", "b"]  # no staging left behind
+    assert json.loads((root / "b" / "report.json").read_text())["duplicate_of"] == "a"
+    # Re-running a contribution replaces its outputs and keeps recognising itself as the original.
+    assert process_contribution(
+        first, IRIS, contribution_id="a", contributor="x", landing_path="x/a.csv", **arguments
+    ).accepted
 
 
 @pytest.mark.parametrize(
-    ("name", "content", "message"),
-    [
-        ("empty.csv", b"", "empty"),
-        ("latin1.csv", "sepal_length,species\n5,s\xe9tosa\n".encode("latin-1"), "not UTF-8"),
-        ("data.xlsx", b"PK\x03\x04", "unsupported format"),
-    ],
+    ("name", "expected"),
+    [("a.csv", ("csv", None)), ("a.JSONL.GZ", ("jsonl", "gzip")), ("a.zip", ("zip", "zip"))],
 )
-def test_unreadable_files_raise_a_clear_error(tmp_path, name, content, message):
-    path = tmp_path / name
-    path.write_bytes(content)
-    with pytest.raises(ContributionUnreadableError, match=message) as info:
-        intake(path)
-    assert info.value.hint
-    assert path.read_bytes() == content  # the original is never modified
-
-
-def test_header_only_file_is_rejected_not_crashed(tmp_path):
-    path = tmp_path / "batch.csv"
-    path.write_text(",".join(IRIS.columns) + "\n")
-    result = intake(path)
-    assert not result.report.accepted and result.report.rows_in == 0
-    assert isinstance(result.clean, pd.DataFrame) and result.clean.empty
+def test_formats_are_detected_from_names(name, expected):
+    assert detect_format(name) == expected

@@ -1,25 +1,29 @@
-"""Intake of one contributed file: read, map columns, validate rows, decide.
+"""Intake of one contributed file: read, map columns, scrub personal data, validate rows,
+deduplicate, flag outliers, score, decide.
 
-Nothing is lost: every input row ends up either in ``clean`` or in ``rejected`` with its
-original values and reason codes, so ``rows_in == rows_clean + rows_rejected`` always.
+Everything runs as SQL in DuckDB over the file itself, so memory stays bounded whatever the
+file's size. Nothing is lost: every input row ends up either in ``clean.parquet`` or in
+``rejected.parquet`` with its original values and reason codes, so
+``rows_in == rows_clean + rows_rejected`` always.
 """
 
-from __future__ import annotations
-
+import math
 import re
+import shutil
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from mlops_assets.core import pii
 from mlops_assets.core.hashing import file_sha256
-from mlops_assets.core.validation import REASON_COLUMN, count_reasons, validate_rows
+from mlops_assets.core.readers import RAW, ROW_INDEX, open_contribution
+from mlops_assets.core.storage import read_json, replace_directory, write_json
+from mlops_assets.core.validation import REASON_COLUMN, REASONS, quote, validated_rows_sql
 from mlops_assets.errors import ContributionUnreadableError
 from mlops_assets.task import TaskSchema
-
-ROW_INDEX = "row_index"
-SUPPORTED_SUFFIXES = (".csv",)
 
 # Common spellings of each column after normalisation (lower case, non-alphanumerics as "_").
 COLUMN_ALIASES = {
@@ -29,6 +33,21 @@ COLUMN_ALIASES = {
     "petal_width": ("petalwidth", "petal_wid", "petalwidthcm"),
     "species": ("class", "variety", "target", "label"),
 }
+OUTLIER = "outlier"
+# Measurements are compared at this many decimals so 5.1 and 5.1000000001 are one flower.
+MATCH_DECIMALS = 6
+# |robust z| above this (median and MAD of the reference, per class) flags an outlier.
+OUTLIER_Z = 3.5
+
+
+@dataclass(frozen=True)
+class IntakePolicy:
+    """When a contribution is accepted, and what happens to flagged rows."""
+
+    min_valid_share: float = 0.5
+    min_quality: float = 50.0
+    min_rows: int = 1
+    keep_outliers: bool = True
 
 
 @dataclass
@@ -39,6 +58,7 @@ class ContributionReport:
     contributor: str
     file_name: str
     sha256: str
+    file_format: str = ""
     rows_in: int = 0
     rows_clean: int = 0
     rows_rejected: int = 0
@@ -46,19 +66,18 @@ class ContributionReport:
     column_mapping: dict[str, str] = field(default_factory=dict)
     dropped_columns: list[str] = field(default_factory=list)
     missing_columns: list[str] = field(default_factory=list)
+    pii_found: dict[str, int] = field(default_factory=dict)
+    pii_columns: list[str] = field(default_factory=list)
+    outliers: int = 0
+    class_counts: dict[str, int] = field(default_factory=dict)
+    duplicate_of: str | None = None
     valid_share: float = 0.0
+    quality_score: float = 0.0
     accepted: bool = False
     decision: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class IntakeResult:
-    clean: pd.DataFrame
-    rejected: pd.DataFrame
-    report: ContributionReport
 
 
 def normalise_column_name(name: str) -> str:
@@ -82,96 +101,224 @@ def map_columns(columns: list[str], task: TaskSchema) -> dict[str, str]:
     return mapping
 
 
-def read_contribution(path: Path) -> pd.DataFrame:
-    """Read a contributed file as text columns, or raise :class:`ContributionUnreadableError`."""
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise ContributionUnreadableError(
-            f"{path.name}: unsupported format {path.suffix or '(no extension)'!r}",
-            hint=f"submit one of: {', '.join(SUPPORTED_SUFFIXES)}",
-        )
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ContributionUnreadableError(
-            f"{path.name}: not UTF-8 text (byte {exc.start} cannot be decoded)",
-            hint="save the file as UTF-8 CSV",
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise ContributionUnreadableError(
-            f"{path.name}: the file is empty", hint="submit a CSV with a header row and data rows"
-        ) from None
-    except pd.errors.ParserError as exc:
-        raise ContributionUnreadableError(
-            f"{path.name}: not a well-formed CSV ({exc})",
-            hint="check the delimiter is a comma and every row has the same number of fields",
-        ) from None
-
-
 def intake_contribution(
     path: Path,
     task: TaskSchema,
     *,
+    reference: pd.DataFrame,
     contribution_id: str,
     contributor: str,
-    min_valid_share: float,
-) -> IntakeResult:
-    """Read, map and validate one contribution and decide whether it is accepted.
+    policy: IntakePolicy,
+    output_dir: Path | None = None,
+    sha256: str | None = None,
+) -> ContributionReport:
+    """Decide on the contribution at ``path`` and, with ``output_dir``, write its rows there.
 
-    Raises :class:`ContributionUnreadableError` when the file cannot be parsed at all; every
-    other problem is recorded row by row in ``rejected`` and summarised in the report.
+    ``reference`` is the whole canonical data (train and benchmark): rows that copy it are
+    rejected as ``duplicate_of_reference`` and it supplies the per-class statistics outliers
+    are judged by. Raises :class:`ContributionUnreadableError` when the file cannot be parsed
+    at all; every other problem is recorded row by row.
     """
     report = ContributionReport(
-        contribution_id=contribution_id,
-        contributor=contributor,
-        file_name=path.name,
-        sha256=file_sha256(path),
+        contribution_id, contributor, path.name, sha256 or file_sha256(path)
     )
-    raw = read_contribution(path)
-    raw.index = pd.RangeIndex(len(raw), name=ROW_INDEX)
-    report.rows_in = len(raw)
+    with open_contribution(path) as raw:
+        db = raw.connection
+        report.file_format = raw.file_format + (f"+{raw.compression}" if raw.compression else "")
+        originals = [c for c in raw.columns if c != ROW_INDEX]
+        report.rows_in = db.execute(f"SELECT count(*) FROM {RAW}").fetchone()[0]
 
-    mapping = map_columns(list(raw.columns), task)
-    report.column_mapping = {str(k): v for k, v in mapping.items()}
-    report.dropped_columns = [str(c) for c in raw.columns if c not in mapping]
-    report.missing_columns = [c for c in task.columns if c not in mapping.values()]
+        report.pii_found, report.pii_columns = _scan_pii(db, originals)
+        mapping = {
+            source: target
+            for source, target in map_columns(originals, task).items()
+            if source not in report.pii_columns
+        }
+        report.column_mapping = mapping
+        report.dropped_columns = [c for c in originals if c not in mapping]
+        report.missing_columns = [c for c in task.columns if c not in mapping.values()]
 
-    if report.missing_columns:
-        clean = _empty_clean(task)
-        rejected = raw.copy()
-        rejected[REASON_COLUMN] = "missing_columns:" + ",".join(report.missing_columns)
-        rejected[REASON_COLUMN] = rejected[REASON_COLUMN].astype("string")
-    else:
-        result = validate_rows(raw.rename(columns=mapping)[task.columns], task)
-        clean = result.valid
-        rejected = raw.loc[result.rejected.index].copy()
-        rejected[REASON_COLUMN] = result.rejected[REASON_COLUMN]
-
-    report.rows_clean = len(clean)
-    report.rows_rejected = len(rejected)
-    report.rejection_reasons = count_reasons(rejected)
-    report.valid_share = round(len(clean) / len(raw), 4) if len(raw) else 0.0
-    report.accepted, report.decision = _decide(report, min_valid_share)
-    return IntakeResult(clean=clean.reset_index(), rejected=rejected.reset_index(), report=report)
+        _decide_rows(db, task, mapping, report.missing_columns, reference, policy)
+        _summarise(db, task, report)
+        report.accepted, report.decision = _decide(report, policy)
+        if output_dir is not None:
+            kept = [c for c in originals if c not in report.pii_columns]
+            _write_outputs(db, task, kept, output_dir)
+    return report
 
 
-def _decide(report: ContributionReport, min_valid_share: float) -> tuple[bool, str]:
+def _scan_pii(db, columns: list[str]) -> tuple[dict[str, int], list[str]]:
+    """Counts of personal-data values by kind, and the columns that hold any."""
+    found: dict[str, int] = {}
+    flagged: list[str] = []
+    for column in columns:
+        named = pii.kinds_by_column_name(normalise_column_name(column))
+        # A column named like personal data counts every filled value as that kind.
+        filled = 0
+        if named:
+            filled = db.execute(
+                f"SELECT count(*) FILTER (WHERE trim({quote(column)}) <> '') FROM {RAW}"
+            ).fetchone()[0]
+        kinds = {kind: filled for kind in named if filled}
+        expressions = [
+            f"count(*) FILTER (WHERE {pii.value_match_sql(quote(column), kind)})"
+            for kind in pii.VALUE_PATTERNS
+            if kind != "credit_card"
+        ]
+        counts = db.execute(f"SELECT {', '.join(expressions)} FROM {RAW}").fetchone()
+        value_kinds = [k for k in pii.VALUE_PATTERNS if k != "credit_card"]
+        for kind, count in zip(value_kinds, counts, strict=True):
+            if count:
+                kinds[kind] = kinds.get(kind, 0) + count
+        # Card-like numbers are confirmed with the Luhn check, on the few distinct candidates.
+        candidates = db.execute(
+            f"SELECT trim({quote(column)}) AS v, count(*) FROM {RAW} "
+            f"WHERE {pii.value_match_sql(quote(column), 'credit_card')} GROUP BY v LIMIT 100000"
+        ).fetchall()
+        cards = sum(count for value, count in candidates if pii.luhn_valid(value))
+        if cards:
+            kinds["credit_card"] = kinds.get("credit_card", 0) + cards
+        if kinds:
+            flagged.append(column)
+            for kind, count in kinds.items():
+                found[kind] = found.get(kind, 0) + count
+    return found, flagged
+
+
+def _decide_rows(db, task, mapping, missing, reference, policy) -> None:
+    """Create the table ``decided``: row_index, typed task columns, outlier flag, reasons."""
+    features = task.feature_names
+    if missing:
+        reason = "missing_columns:" + ",".join(missing)
+        nulls = ", ".join(f"NULL::DOUBLE AS {quote(f)}" for f in features)
+        db.execute(
+            f"CREATE TABLE decided AS SELECT {ROW_INDEX}, {nulls}, NULL::VARCHAR AS "
+            f"{quote(task.label)}, false AS {OUTLIER}, ['{reason}'] AS {REASONS} FROM {RAW}"
+        )
+        return
+
+    db.register("reference_rows", reference[task.columns])
+    sources = {target: source for source, target in mapping.items()}
+
+    def key(alias: str = "") -> str:
+        """The row's measurements, rounded, as one comparable list."""
+        parts = ", ".join(f"round({alias}{quote(f)}, {MATCH_DECIMALS})" for f in features)
+        return f"[{parts}]"
+
+    stats = ", ".join(
+        # A class whose values repeat (setosa petal widths) has MAD 0: half the standard
+        # deviation is the floor, so one rounding step is not an outlier.
+        f"median({quote(f)}) AS med_{i}, "
+        f"greatest(1.4826 * mad({quote(f)}), 0.5 * stddev_samp({quote(f)}), 1e-6) AS mad_{i}"
+        for i, f in enumerate(features)
+    )
+    robust_z = " OR ".join(
+        f"abs(v.{quote(f)} - s.med_{i}) / s.mad_{i} > {OUTLIER_Z}" for i, f in enumerate(features)
+    )
+    outlier_reason = "" if policy.keep_outliers else f"CASE WHEN is_outlier THEN '{OUTLIER}' END, "
+    db.execute(f"""
+        CREATE TABLE decided AS
+        WITH validated AS ({validated_rows_sql(task, sources, RAW)}),
+        ref_keys AS (SELECT DISTINCT {key()} AS k FROM reference_rows),
+        class_stats AS (
+            SELECT {quote(task.label)} AS cls, {stats} FROM reference_rows GROUP BY cls
+        ),
+        judged AS (
+            SELECT v.*,
+                len(v.{REASONS}) = 0 AND row_number() OVER (
+                    PARTITION BY len(v.{REASONS}) = 0, {key("v.")}, v.{quote(task.label)}
+                    ORDER BY v.{ROW_INDEX}) > 1 AS is_repeat,
+                len(v.{REASONS}) = 0 AND {key("v.")} IN (SELECT k FROM ref_keys) AS is_reference,
+                coalesce(len(v.{REASONS}) = 0 AND ({robust_z}), false) AS is_outlier
+            FROM validated AS v LEFT JOIN class_stats AS s ON s.cls = v.{quote(task.label)}
+        )
+        SELECT {ROW_INDEX}, {", ".join(quote(c) for c in task.columns)},
+            is_outlier AS {OUTLIER},
+            list_filter({REASONS} || [
+                CASE WHEN is_repeat THEN 'duplicate_in_contribution' END,
+                CASE WHEN is_reference THEN 'duplicate_of_reference' END,
+                {outlier_reason}NULL
+            ], lambda x: x IS NOT NULL) AS {REASONS}
+        FROM judged
+    """)
+
+
+def _summarise(db, task: TaskSchema, report: ContributionReport) -> None:
+    clean, outliers = db.execute(
+        f"SELECT count(*) FILTER (WHERE len({REASONS}) = 0), "
+        f"count(*) FILTER (WHERE len({REASONS}) = 0 AND {OUTLIER}) FROM decided"
+    ).fetchone()
+    report.rows_clean, report.outliers = clean, outliers
+    report.rows_rejected = report.rows_in - clean
+    report.rejection_reasons = dict(
+        db.execute(
+            f"SELECT reason, count(*) FROM (SELECT unnest({REASONS}) AS reason FROM decided) "
+            "GROUP BY reason ORDER BY reason"
+        ).fetchall()
+    )
+    report.class_counts = dict(
+        db.execute(
+            f"SELECT {quote(task.label)}, count(*) FROM decided WHERE len({REASONS}) = 0 "
+            "GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    report.valid_share = round(clean / report.rows_in, 4) if report.rows_in else 0.0
+    report.quality_score = quality_score(report, n_classes=len(task.classes))
+
+
+def quality_score(report: ContributionReport, *, n_classes: int) -> float:
+    """0-100: half for the share of clean rows, and a sixth each for few duplicates, few
+    outliers and balanced labels (normalised entropy of the clean rows' classes)."""
+    if report.rows_in == 0:
+        return 0.0
+    duplicates = sum(
+        count
+        for reason, count in report.rejection_reasons.items()
+        if reason.startswith("duplicate")
+    )
+    duplicate_share = duplicates / report.rows_in
+    outlier_share = report.outliers / report.rows_clean if report.rows_clean else 0.0
+    counts = [c for c in report.class_counts.values() if c]
+    total = sum(counts)
+    entropy = -sum(c / total * math.log(c / total) for c in counts) if total else 0.0
+    balance = entropy / math.log(n_classes) if n_classes > 1 else 1.0
+    score = 100 * (
+        0.5 * report.valid_share + (1 - duplicate_share) / 6 + (1 - outlier_share) / 6 + balance / 6
+    )
+    return round(score, 2)
+
+
+def _decide(report: ContributionReport, policy: IntakePolicy) -> tuple[bool, str]:
     if report.rows_in == 0:
         return False, "rejected: the file has a header but no data rows"
     if report.missing_columns:
         return False, f"rejected: missing required column(s) {', '.join(report.missing_columns)}"
-    if report.valid_share < min_valid_share:
-        return False, (
-            f"rejected: {report.rows_clean}/{report.rows_in} rows valid "
-            f"({report.valid_share:.0%} < {min_valid_share:.0%} required)"
-        )
-    return True, f"accepted: {report.rows_clean}/{report.rows_in} rows valid"
+    summary = f"{report.rows_clean}/{report.rows_in} rows clean, quality {report.quality_score:.1f}"
+    if report.rows_clean < policy.min_rows:
+        return False, f"rejected: {summary}; at least {policy.min_rows} clean row(s) required"
+    if report.valid_share < policy.min_valid_share:
+        return False, f"rejected: {summary}; {policy.min_valid_share:.0%} of rows must be clean"
+    if report.quality_score < policy.min_quality:
+        return False, f"rejected: {summary} < {policy.min_quality:.1f} required"
+    return True, f"accepted: {summary}"
 
 
-def _empty_clean(task: TaskSchema) -> pd.DataFrame:
-    frame = pd.DataFrame({name: pd.Series(dtype="float64") for name in task.feature_names})
-    frame[task.label] = pd.Series(dtype="string")
-    frame.index.name = ROW_INDEX
-    return frame
+def _write_outputs(db, task: TaskSchema, kept_columns: list[str], output_dir: Path) -> None:
+    """clean.parquet (typed task columns) and rejected.parquet (original values + reasons)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    columns = ", ".join(quote(c) for c in task.columns)
+    originals = "".join(f", r.{quote(c)}" for c in kept_columns)
+    clean = output_dir / "clean.parquet"
+    rejected = output_dir / "rejected.parquet"
+    db.execute(
+        f"COPY (SELECT {ROW_INDEX}, {columns}, {OUTLIER} FROM decided WHERE len({REASONS}) = 0 "
+        f"ORDER BY {ROW_INDEX}) TO '{clean}' (FORMAT parquet)"
+    )
+    db.execute(
+        f"COPY (SELECT r.{ROW_INDEX}{originals}, array_to_string(d.{REASONS}, ';') AS "
+        f"{REASON_COLUMN} FROM {RAW} AS r JOIN decided AS d USING ({ROW_INDEX}) "
+        f"WHERE len(d.{REASONS}) > 0 ORDER BY r.{ROW_INDEX}) TO '{rejected}' (FORMAT parquet)"
+    )
 
 
 def unreadable_report(
@@ -186,3 +333,69 @@ def unreadable_report(
         rejection_reasons={error.code: 1},
         decision=f"rejected: {error.message}",
     )
+
+
+def process_contribution(
+    path: Path,
+    task: TaskSchema,
+    *,
+    reference: pd.DataFrame,
+    contributions_root: Path,
+    contribution_id: str,
+    contributor: str,
+    policy: IntakePolicy,
+    landing_path: str,
+) -> ContributionReport:
+    """Intake ``path`` into ``contributions_root/<contribution_id>/`` and return its report.
+
+    The same bytes already submitted as another contribution are recognised by their sha256
+    and recorded as a duplicate submission without being processed again. Outputs are written
+    to a staging directory and swapped in whole, so a failure never leaves a half-written
+    contribution behind, and ``report.json`` is always present in the result.
+    """
+    sha256 = file_sha256(path)
+    earlier = find_contribution_by_sha256(contributions_root, sha256, exclude=contribution_id)
+    staging = contributions_root / f".{contribution_id}.staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        if earlier is not None:
+            report = ContributionReport(
+                contribution_id,
+                contributor,
+                path.name,
+                sha256,
+                duplicate_of=earlier,
+                decision=f"rejected: the same bytes were already submitted as {earlier}",
+                rejection_reasons={"duplicate_submission": 1},
+            )
+        else:
+            try:
+                report = intake_contribution(
+                    path,
+                    task,
+                    reference=reference,
+                    contribution_id=contribution_id,
+                    contributor=contributor,
+                    policy=policy,
+                    output_dir=staging,
+                    sha256=sha256,
+                )
+            except ContributionUnreadableError as exc:
+                report = unreadable_report(
+                    path, exc, contribution_id=contribution_id, contributor=contributor
+                )
+        write_json({**report.to_dict(), "landing_path": landing_path}, staging / "report.json")
+        replace_directory(staging, contributions_root / contribution_id)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def find_contribution_by_sha256(root: Path, sha256: str, *, exclude: str) -> str | None:
+    """The id of an earlier contribution with these exact bytes, if any."""
+    for report_path in sorted(root.glob("*/report.json")):
+        report = read_json(report_path)
+        same_bytes = report.get("sha256") == sha256 and report.get("contribution_id") != exclude
+        if same_bytes and report.get("duplicate_of") is None:
+            return report["contribution_id"]
+    return None

@@ -1,15 +1,19 @@
-"""Row-level validation against the task schema, shared by reference data and contributions."""
+"""Row-level validation against the task schema, as SQL, shared by reference data and
+contributions of any size.
 
-from __future__ import annotations
+One SQL expression decides every row, whether it comes from a 150-row pandas frame or a
+multi-gigabyte file scanned by DuckDB, so the two can never disagree.
+"""
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from mlops_assets.task import TaskSchema
 
 REASON_COLUMN = "rejection_reasons"
+REASONS = "reasons"  # the SQL list of reason codes
+ROW_INDEX = "row_index"
 
 
 @dataclass(frozen=True)
@@ -29,44 +33,82 @@ class RowValidation:
         return count_reasons(self.rejected)
 
 
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def label_spellings(task: TaskSchema) -> list[tuple[str, str]]:
+    """(lower-cased spelling, class) pairs: the name, its index, and the task's aliases."""
+    pairs = {}
+    for index, name in enumerate(task.classes):
+        for spelling in (name.lower(), str(index), f"{index}.0", *task.label_aliases.get(name, ())):
+            pairs[spelling] = name
+    return sorted(pairs.items())
+
+
+def validated_rows_sql(task: TaskSchema, sources: dict[str, str], relation: str) -> str:
+    """SELECT of ``relation`` giving ``row_index``, the task's typed columns and ``reasons``.
+
+    ``sources`` maps each task column to the text column of ``relation`` holding it. A row's
+    ``reasons`` lists, in schema order, every code that applies: ``missing_value:<f>``,
+    ``not_numeric:<f>``, ``non_finite:<f>``, ``out_of_range:<f>`` and ``unknown_label``; an
+    empty list means the row is valid.
+    """
+    typed, checks = [], []
+    for feature in task.features:
+        text = f"nullif(trim({quote(sources[feature.name])}), '')"
+        value = f"TRY_CAST({text} AS DOUBLE)"
+        typed.append(f"{value} AS {quote(feature.name)}")
+        checks += [
+            f"CASE WHEN {text} IS NULL THEN 'missing_value:{feature.name}' END",
+            f"CASE WHEN {text} IS NOT NULL AND {value} IS NULL "
+            f"THEN 'not_numeric:{feature.name}' END",
+            f"CASE WHEN NOT isfinite({value}) THEN 'non_finite:{feature.name}' END",
+            f"CASE WHEN isfinite({value}) AND ({value} < {feature.minimum} "
+            f"OR {value} > {feature.maximum}) THEN 'out_of_range:{feature.name}' END",
+        ]
+    checks.append("CASE WHEN __label IS NULL THEN 'unknown_label' END")
+    spellings = ", ".join(f"({literal(s)}, {literal(c)})" for s, c in label_spellings(task))
+    return (
+        f"WITH labelled AS (SELECT r.*, l.label AS __label FROM {relation} AS r "
+        f"LEFT JOIN (VALUES {spellings}) AS l(spelling, label) "
+        f"ON l.spelling = lower(trim(r.{quote(sources[task.label])}))) "
+        f"SELECT {ROW_INDEX}, {', '.join(typed)}, __label AS {quote(task.label)}, "
+        f"list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL) AS {REASONS} FROM labelled"
+    )
+
+
 def validate_rows(frame: pd.DataFrame, task: TaskSchema) -> RowValidation:
     """Coerce and check every row of ``frame``, which must already have the task's columns.
 
     A row is rejected, with every reason that applies, when a feature is missing, not numeric,
     not finite, or outside the feature's physical range, or when its label is unknown.
     """
-    reasons = pd.DataFrame(index=frame.index)
-    typed = pd.DataFrame(index=frame.index)
-    for feature in task.features:
-        raw = frame[feature.name]
-        text = raw.astype("string").str.strip()
-        missing = raw.isna() | (text == "")
-        values = pd.to_numeric(text.where(~missing), errors="coerce").astype("float64")
-        nan_text = text.str.lower().isin(["nan", "+nan", "-nan"]).fillna(False)
-        not_numeric = values.isna() & ~missing & ~nan_text
-        non_finite = (~np.isfinite(values) & values.notna()) | nan_text
-        finite = values.where(~non_finite)
-        out_of_range = (finite < feature.minimum) | (finite > feature.maximum)
-        reasons[f"missing_value:{feature.name}"] = missing
-        reasons[f"not_numeric:{feature.name}"] = not_numeric
-        reasons[f"non_finite:{feature.name}"] = non_finite
-        reasons[f"out_of_range:{feature.name}"] = out_of_range.fillna(False)
-        typed[feature.name] = values
+    import duckdb
 
-    labels = frame[task.label].map(task.normalise_label)
-    reasons["unknown_label"] = labels.isna()
-    typed[task.label] = labels
-
-    flags = reasons.to_numpy(dtype=bool)
-    bad = flags.any(axis=1)
-    codes = np.array(reasons.columns)
-    joined = [";".join(codes[row]) for row in flags[bad]]
-
-    rejected = frame.loc[bad].copy()
-    rejected[REASON_COLUMN] = pd.Series(joined, index=rejected.index, dtype="string")
-    valid = typed.loc[~bad].astype({f: "float64" for f in task.feature_names})
+    text = frame[task.columns].astype("string").reset_index(drop=True)
+    text.insert(0, ROW_INDEX, range(len(text)))
+    with duckdb.connect() as connection:
+        connection.register("frame_rows", text)
+        sql = validated_rows_sql(task, {c: c for c in task.columns}, "frame_rows")
+        decided = connection.execute(
+            f"SELECT {ROW_INDEX}, {', '.join(quote(c) for c in task.columns)}, "
+            f"array_to_string({REASONS}, ';') AS {REASON_COLUMN} FROM ({sql}) ORDER BY {ROW_INDEX}"
+        ).df()
+    bad = (decided[REASON_COLUMN] != "").to_numpy()
+    valid = decided.loc[~bad, task.columns].set_axis(frame.index[~bad])
     valid[task.label] = valid[task.label].astype("string")
-    return RowValidation(valid=valid, rejected=rejected)
+    rejected = frame.loc[bad].copy()
+    rejected[REASON_COLUMN] = pd.Series(
+        decided.loc[bad, REASON_COLUMN].to_numpy(), index=rejected.index, dtype="string"
+    )
+    return RowValidation(
+        valid=valid.astype({f: "float64" for f in task.feature_names}), rejected=rejected
+    )
 
 
 def count_reasons(rejected: pd.DataFrame) -> dict[str, int]:

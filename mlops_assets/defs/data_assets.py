@@ -11,7 +11,7 @@ import dagster as dg
 
 from mlops_assets.defs.partitions import contribution_key, contributions_partitions
 from mlops_assets.defs.resources import DatasetStore, LandingZone
-from mlops_assets.errors import ContributionUnreadableError, UpstreamMissingError
+from mlops_assets.errors import UpstreamMissingError
 from mlops_assets.settings import current_settings
 from mlops_assets.task import TASK
 
@@ -28,7 +28,12 @@ class IrisDatasetConfig(dg.Config):
 
 
 class ContributionConfig(dg.Config):
+    """When a contribution is accepted (defaults from the ``MLOPS_MIN_*`` settings)."""
+
     min_valid_share: float = _settings.min_valid_share
+    min_quality: float = _settings.min_quality
+    min_rows: int = _settings.min_rows
+    keep_outliers: bool = _settings.keep_outliers
 
 
 class IntegrationConfig(dg.Config):
@@ -90,6 +95,9 @@ def iris_dataset(
     group_name="data",
     kinds={"pandas", "parquet"},
     partitions_def=contributions_partitions,
+    # It reads iris to judge duplicates and outliers but declares no dependency on it: that
+    # would put this partitioned asset into `iris_dataset*`, which the CLI then refuses
+    # without --partition.
 )
 def contributed_data(
     context: dg.AssetExecutionContext,
@@ -103,8 +111,9 @@ def contributed_data(
     ``rejected.parquet``, and every decision to ``report.json``; the original file is never
     modified.
     """
-    from mlops_assets.core import contributions as intake
-    from mlops_assets.core.storage import write_json, write_parquet
+    import pandas as pd
+
+    from mlops_assets.core.contributions import IntakePolicy, process_contribution
 
     contribution_id = context.partition_key
     landing_file = next(
@@ -116,31 +125,26 @@ def contributed_data(
             f"no file in the landing zone {landing.location} matches {contribution_id}",
             hint="the file was moved or deleted after it was detected; submit it again",
         )
+    if not store.benchmark.exists():
+        raise UpstreamMissingError(
+            "contributions are judged against iris, which is not written yet",
+            hint="materialize iris_dataset first",
+        )
+    reference = pd.concat(
+        [pd.read_parquet(store.reference_train), pd.read_parquet(store.benchmark)]
+    )
     target = store.contribution_dir(contribution_id)
     with landing.local_copy(landing_file.relative_path) as path:
-        try:
-            result = intake.intake_contribution(
-                path,
-                TASK,
-                contribution_id=contribution_id,
-                contributor=landing_file.contributor,
-                min_valid_share=config.min_valid_share,
-            )
-            clean, rejected, report = result.clean, result.rejected, result.report
-        except ContributionUnreadableError as exc:
-            context.log.warning(str(exc))
-            report = intake.unreadable_report(
-                path, exc, contribution_id=contribution_id, contributor=landing_file.contributor
-            )
-            clean, rejected = None, None
-
-    if clean is not None:
-        write_parquet(clean, target / "clean.parquet")
-        write_parquet(rejected, target / "rejected.parquet")
-    # The report goes last: its presence means the Parquet files beside it are complete.
-    write_json(
-        {**report.to_dict(), "landing_path": landing_file.relative_path}, target / "report.json"
-    )
+        report = process_contribution(
+            path,
+            TASK,
+            reference=reference,
+            contributions_root=target.parent,
+            contribution_id=contribution_id,
+            contributor=landing_file.contributor,
+            policy=IntakePolicy(**config.model_dump()),
+            landing_path=landing_file.relative_path,
+        )
     context.log.info(f"{landing_file.relative_path}: {report.decision}")
     return dg.MaterializeResult(
         metadata={
@@ -153,7 +157,12 @@ def contributed_data(
             "rows_clean": report.rows_clean,
             "rows_rejected": report.rows_rejected,
             "dagster/row_count": report.rows_clean,
+            "quality_score": report.quality_score,
+            "outliers": report.outliers,
+            "file_format": report.file_format,
+            "duplicate_of": report.duplicate_of or "",
             "rejection_reasons": dg.MetadataValue.json(report.rejection_reasons),
+            "pii_found": dg.MetadataValue.json(report.pii_found),
             "dropped_columns": dg.MetadataValue.json(report.dropped_columns),
             "report_path": dg.MetadataValue.path(str(target / "report.json")),
         }
