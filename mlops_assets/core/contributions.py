@@ -126,7 +126,7 @@ def intake_contribution(
         db = raw.connection
         report.file_format = raw.file_format + (f"+{raw.compression}" if raw.compression else "")
         originals = [c for c in raw.columns if c != ROW_INDEX]
-        report.rows_in = db.execute(f"SELECT count(*) FROM {RAW}").fetchone()[0]
+        report.rows_in = db.execute(f"SELECT count(*) FROM {RAW}").fetchall()[0][0]
 
         report.pii_found, report.pii_columns = _scan_pii(db, originals)
         mapping = {
@@ -148,41 +148,46 @@ def intake_contribution(
 
 
 def _scan_pii(db, columns: list[str]) -> tuple[dict[str, int], list[str]]:
-    """Counts of personal-data values by kind, and the columns that hold any."""
+    """Counts of personal-data values by kind, and the columns that hold any (one scan)."""
+    texts, probes, expressions = [], [], []  # probes: the (column, kind) of each expression
+    for i, column in enumerate(columns):
+        value = f"trim({quote(column)})"
+        # Most values are plain numbers: one cheap test spares them every other pattern.
+        texts.append(
+            f"CASE WHEN regexp_full_match({value}, '{pii.PLAIN_NUMBER}') THEN NULL "
+            f"ELSE {value} END AS t{i}, {value} <> '' AS filled{i}"
+        )
+        for kind in pii.kinds_by_column_name(normalise_column_name(column)):
+            # A column named like personal data counts every filled value as that kind.
+            probes.append((column, kind))
+            expressions.append(f"count(*) FILTER (WHERE filled{i})")
+        for kind in pii.VALUE_PATTERNS:
+            probes.append((column, kind))
+            expressions.append(f"count(*) FILTER (WHERE {pii.value_match_sql(f't{i}', kind)})")
+    counts = []
+    if probes:
+        counts = db.execute(
+            f"SELECT {', '.join(expressions)} FROM (SELECT {', '.join(texts)} FROM {RAW})"
+        ).fetchall()[0]
+
     found: dict[str, int] = {}
     flagged: list[str] = []
-    for column in columns:
-        named = pii.kinds_by_column_name(normalise_column_name(column))
-        # A column named like personal data counts every filled value as that kind.
-        filled = 0
-        if named:
-            filled = db.execute(
-                f"SELECT count(*) FILTER (WHERE trim({quote(column)}) <> '') FROM {RAW}"
-            ).fetchone()[0]
-        kinds = {kind: filled for kind in named if filled}
-        expressions = [
-            f"count(*) FILTER (WHERE {pii.value_match_sql(quote(column), kind)})"
-            for kind in pii.VALUE_PATTERNS
-            if kind != "credit_card"
-        ]
-        counts = db.execute(f"SELECT {', '.join(expressions)} FROM {RAW}").fetchone()
-        value_kinds = [k for k in pii.VALUE_PATTERNS if k != "credit_card"]
-        for kind, count in zip(value_kinds, counts, strict=True):
-            if count:
-                kinds[kind] = kinds.get(kind, 0) + count
-        # Card-like numbers are confirmed with the Luhn check, on the few distinct candidates.
-        candidates = db.execute(
-            f"SELECT trim({quote(column)}) AS v, count(*) FROM {RAW} "
-            f"WHERE {pii.value_match_sql(quote(column), 'credit_card')} GROUP BY v LIMIT 100000"
-        ).fetchall()
-        cards = sum(count for value, count in candidates if pii.luhn_valid(value))
-        if cards:
-            kinds["credit_card"] = kinds.get("credit_card", 0) + cards
-        if kinds:
-            flagged.append(column)
-            for kind, count in kinds.items():
-                found[kind] = found.get(kind, 0) + count
+    for (column, kind), count in zip(probes, counts, strict=True):
+        if count and kind == "credit_card":
+            count = _luhn_confirmed(db, column)  # card-like numbers must pass the Luhn check
+        if count:
+            found[kind] = found.get(kind, 0) + count
+            if column not in flagged:
+                flagged.append(column)
     return found, flagged
+
+
+def _luhn_confirmed(db, column: str) -> int:
+    candidates = db.execute(
+        f"SELECT trim({quote(column)}) AS v, count(*) FROM {RAW} "
+        f"WHERE {pii.value_match_sql(quote(column), 'credit_card')} GROUP BY v LIMIT 100000"
+    ).fetchall()
+    return sum(count for value, count in candidates if pii.luhn_valid(value))
 
 
 def _decide_rows(db, task, mapping, missing, reference, policy) -> None:
@@ -194,17 +199,17 @@ def _decide_rows(db, task, mapping, missing, reference, policy) -> None:
         db.execute(
             f"CREATE TABLE decided AS SELECT {ROW_INDEX}, {nulls}, NULL::VARCHAR AS "
             f"{quote(task.label)}, false AS {OUTLIER}, ['{reason}'] AS {REASONS} FROM {RAW}"
-        )
+        ).fetchall()
         return
 
     db.register("reference_rows", reference[task.columns])
     sources = {target: source for source, target in mapping.items()}
-
-    def key(alias: str = "") -> str:
-        """The row's measurements, rounded, as one comparable list."""
-        parts = ", ".join(f"round({alias}{quote(f)}, {MATCH_DECIMALS})" for f in features)
-        return f"[{parts}]"
-
+    label = quote(task.label)
+    keys = [f"k{i}" for i in range(len(features))]
+    rounded = ", ".join(
+        f"round({quote(f)}, {MATCH_DECIMALS}) AS {k}" for f, k in zip(features, keys, strict=True)
+    )
+    same_key = " AND ".join(f"r.{k} = v.{k}" for k in keys)
     stats = ", ".join(
         # A class whose values repeat (setosa petal widths) has MAD 0: half the standard
         # deviation is the floor, so one rounding step is not an outlier.
@@ -216,38 +221,45 @@ def _decide_rows(db, task, mapping, missing, reference, policy) -> None:
         f"abs(v.{quote(f)} - s.med_{i}) / s.mad_{i} > {OUTLIER_Z}" for i, f in enumerate(features)
     )
     outlier_reason = "" if policy.keep_outliers else f"CASE WHEN is_outlier THEN '{OUTLIER}' END, "
+    # Hash aggregates and joins rather than window functions: they stream, a window sorts.
+    db.execute(f"""
+        CREATE TABLE validated AS
+        SELECT *, len({REASONS}) = 0 AS ok, {rounded}
+        FROM ({validated_rows_sql(task, sources, RAW)})
+    """).fetchall()
     db.execute(f"""
         CREATE TABLE decided AS
-        WITH validated AS ({validated_rows_sql(task, sources, RAW)}),
-        ref_keys AS (SELECT DISTINCT {key()} AS k FROM reference_rows),
-        class_stats AS (
-            SELECT {quote(task.label)} AS cls, {stats} FROM reference_rows GROUP BY cls
+        WITH firsts AS (
+            SELECT min({ROW_INDEX}) AS first FROM validated WHERE ok
+            GROUP BY {", ".join(keys)}, {label}
         ),
+        reference_keys AS (SELECT DISTINCT {rounded} FROM reference_rows),
+        class_stats AS (SELECT {label} AS cls, {stats} FROM reference_rows GROUP BY cls),
         judged AS (
             SELECT v.*,
-                len(v.{REASONS}) = 0 AND row_number() OVER (
-                    PARTITION BY len(v.{REASONS}) = 0, {key("v.")}, v.{quote(task.label)}
-                    ORDER BY v.{ROW_INDEX}) > 1 AS is_repeat,
-                len(v.{REASONS}) = 0 AND {key("v.")} IN (SELECT k FROM ref_keys) AS is_reference,
-                coalesce(len(v.{REASONS}) = 0 AND ({robust_z}), false) AS is_outlier
-            FROM validated AS v LEFT JOIN class_stats AS s ON s.cls = v.{quote(task.label)}
+                v.ok AND f.first IS NULL AS is_repeat,
+                v.ok AND r.k0 IS NOT NULL AS is_reference,
+                coalesce(v.ok AND ({robust_z}), false) AS is_outlier
+            FROM validated AS v
+            LEFT JOIN firsts AS f ON f.first = v.{ROW_INDEX}
+            LEFT JOIN reference_keys AS r ON {same_key}
+            LEFT JOIN class_stats AS s ON s.cls = v.{label}
         )
-        SELECT {ROW_INDEX}, {", ".join(quote(c) for c in task.columns)},
-            is_outlier AS {OUTLIER},
+        SELECT {ROW_INDEX}, {", ".join(quote(c) for c in task.columns)}, is_outlier AS {OUTLIER},
             list_filter({REASONS} || [
                 CASE WHEN is_repeat THEN 'duplicate_in_contribution' END,
                 CASE WHEN is_reference THEN 'duplicate_of_reference' END,
                 {outlier_reason}NULL
             ], lambda x: x IS NOT NULL) AS {REASONS}
         FROM judged
-    """)
+    """).fetchall()
 
 
 def _summarise(db, task: TaskSchema, report: ContributionReport) -> None:
     clean, outliers = db.execute(
         f"SELECT count(*) FILTER (WHERE len({REASONS}) = 0), "
         f"count(*) FILTER (WHERE len({REASONS}) = 0 AND {OUTLIER}) FROM decided"
-    ).fetchone()
+    ).fetchall()[0]
     report.rows_clean, report.outliers = clean, outliers
     report.rows_rejected = report.rows_in - clean
     report.rejection_reasons = dict(
@@ -313,12 +325,12 @@ def _write_outputs(db, task: TaskSchema, kept_columns: list[str], output_dir: Pa
     db.execute(
         f"COPY (SELECT {ROW_INDEX}, {columns}, {OUTLIER} FROM decided WHERE len({REASONS}) = 0 "
         f"ORDER BY {ROW_INDEX}) TO '{clean}' (FORMAT parquet)"
-    )
+    ).fetchall()
     db.execute(
         f"COPY (SELECT r.{ROW_INDEX}{originals}, array_to_string(d.{REASONS}, ';') AS "
         f"{REASON_COLUMN} FROM {RAW} AS r JOIN decided AS d USING ({ROW_INDEX}) "
         f"WHERE len(d.{REASONS}) > 0 ORDER BY r.{ROW_INDEX}) TO '{rejected}' (FORMAT parquet)"
-    )
+    ).fetchall()
 
 
 def unreadable_report(

@@ -23,6 +23,8 @@ VALUE_PATTERNS: dict[str, str] = {
     "person_name": r"\b(?:Mr|Mrs|Ms|Dr)\.? +[A-Z][a-z]+(?: +[A-Z][a-z]+)*",
 }
 WHOLE_VALUE_KINDS = frozenset({"phone", "credit_card"})
+# A measurement such as "5.1": never personal data, so no pattern is tried on it.
+PLAIN_NUMBER = r"-?[0-9]{1,6}([.][0-9]{1,6})?"
 
 # Column names (normalised) that announce personal data whatever the values look like.
 NAME_PATTERNS: dict[str, str] = {
@@ -63,7 +65,7 @@ def value_match_sql(column_sql: str, kind: str) -> str:
     function = "regexp_full_match" if kind in WHOLE_VALUE_KINDS else "regexp_matches"
     match = f"{function}({value}, '{pattern}')"
     if kind == "phone":
-        # A plain decimal is a measurement, not a phone number, unless it starts with "+".
+        # A decimal is a measurement, not a phone number, unless it starts with "+".
         match += f" AND (TRY_CAST({value} AS DOUBLE) IS NULL OR starts_with({value}, '+'))"
         # ... and a card number is a card, not a phone.
         match += f" AND NOT regexp_full_match({value}, '{VALUE_PATTERNS['credit_card']}')"

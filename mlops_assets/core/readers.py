@@ -35,7 +35,7 @@ ROW_INDEX = "row_index"
 
 @dataclass(frozen=True)
 class RawContribution:
-    """A contributed file opened as the DuckDB view ``raw``: its columns as text, plus
+    """A contributed file loaded as the DuckDB table ``raw``: its columns as text, plus
     ``row_index`` (0-based position in the file)."""
 
     connection: "duckdb.DuckDBPyConnection"
@@ -61,7 +61,7 @@ def detect_format(name: str) -> tuple[str, str | None]:
 
 @contextlib.contextmanager
 def open_contribution(path: Path, *, memory_limit: str = "1GB") -> Iterator[RawContribution]:
-    """Open ``path`` as the view ``raw`` (every column as text) in a fresh DuckDB connection.
+    """Load ``path`` into the table ``raw`` (every column as text) of a fresh DuckDB database.
 
     Raises :class:`ContributionUnreadableError` for an unknown format, an empty, truncated or
     undecodable file, or anything DuckDB cannot parse as the format the name says.
@@ -77,11 +77,16 @@ def open_contribution(path: Path, *, memory_limit: str = "1GB") -> Iterator[RawC
             raise ContributionUnreadableError(
                 f"{path.name}: the file is empty", hint="submit a file with a header and rows"
             )
-        connection = stack.enter_context(duckdb.connect())
-        connection.execute(f"SET memory_limit = '{memory_limit}'")
-        connection.execute(
-            f"SET temp_directory = '{stack.enter_context(tempfile.TemporaryDirectory())}'"
-        )
+        # A database file rather than memory: the file is parsed once into it, and tables
+        # larger than the memory limit live on disk.
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlops-duckdb-")))
+        connection = stack.enter_context(duckdb.connect(str(workdir / "intake.duckdb")))
+        for setting in (
+            f"SET memory_limit = '{memory_limit}'",
+            f"SET temp_directory = '{workdir / 'spill'}'",
+            "SET enable_progress_bar = false",
+        ):
+            connection.execute(setting).fetchall()
         source = _source_sql(path, file_format, compression)
         try:
             columns = [
@@ -89,10 +94,9 @@ def open_contribution(path: Path, *, memory_limit: str = "1GB") -> Iterator[RawC
             ]
             casts = ", ".join(f"CAST({_quote(c)} AS VARCHAR) AS {_quote(c)}" for c in columns)
             connection.execute(
-                f"CREATE VIEW {RAW} AS SELECT (row_number() OVER () - 1)::BIGINT AS {ROW_INDEX}, "
+                f"CREATE TABLE {RAW} AS SELECT (row_number() OVER () - 1)::BIGINT AS {ROW_INDEX}, "
                 f"{casts} FROM {source}"
-            )
-            connection.execute(f"SELECT count(*) FROM {RAW}").fetchone()  # parse it all now
+            ).fetchall()
         except duckdb.Error as exc:
             raise ContributionUnreadableError(
                 f"{path.name}: cannot be read as {file_format}"
