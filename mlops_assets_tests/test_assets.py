@@ -233,10 +233,22 @@ def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
 
     pipeline.instance.add_dynamic_partitions("contributions", keys)
     pipeline.materialize("iris_dataset")
-    for key in keys:
-        pipeline.materialize("contributed_data", partition_key=key)
-    accepted = pipeline.instance.get_latest_materialization_event(dg.AssetKey("contributed_data"))
-    assert accepted is not None
+    outcomes = {
+        key: pipeline.materialize("contributed_data", partition_key=key, raise_on_error=False)
+        for key in keys
+    }
+    # The rejected contribution is materialized (its report and quarantine are kept) but its
+    # blocking check fails, so nothing downstream runs on it.
+    assert outcomes[contribution_key("alice/batch 1.csv")].success
+    bad_run = outcomes[contribution_key("bob/bad.csv")]
+    assert not bad_run.success
+    failed_checks = [
+        e.asset_check_evaluation_data.check_name
+        for e in bad_run.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and not e.asset_check_evaluation_data.passed
+    ]
+    assert "contributed_data_accepted" in failed_checks
 
     good_key = contribution_key("alice/batch 1.csv")
     report = json.loads(

@@ -38,6 +38,8 @@ def test_checks_guard_the_assets_and_the_gating_ones_block():
         for key in graph.asset_check_keys
     }
     assert checks == {
+        ("contributed_data", "contributed_data_accepted"): True,
+        ("contributed_data", "contributed_data_expectations"): True,
         ("iris_dataset", "iris_dataset_expectations"): True,
         ("integrated_dataset", "integrated_dataset_has_no_benchmark_rows"): True,
         ("trained_model", "trained_model_accuracy_floor"): True,

@@ -6,8 +6,9 @@ failed, so the UI answers the question without opening logs.
 
 import dagster as dg
 
-from mlops_assets.defs.data_assets import integrated_dataset, iris_dataset
+from mlops_assets.defs.data_assets import contributed_data, integrated_dataset, iris_dataset
 from mlops_assets.defs.model_assets import trained_model, upstream_metadata
+from mlops_assets.defs.partitions import contributions_partitions
 from mlops_assets.defs.resources import DatasetStore, ModelRegistry, PromotionPolicy
 from mlops_assets.task import TASK
 
@@ -87,4 +88,53 @@ def trained_model_has_signature(
         passed=signature is not None,
         description=f"signature: {signature}" if signature else f"{model_uri} has no signature",
         metadata={"model_uri": model_uri, "signature": str(signature or "")},
+    )
+
+
+@dg.asset_check(asset=contributed_data, blocking=True, partitions_def=contributions_partitions)
+def contributed_data_accepted(
+    context: dg.AssetCheckExecutionContext, store: DatasetStore
+) -> dg.AssetCheckResult:
+    """The contribution passed intake: enough clean rows and a quality score above the bar.
+
+    Blocking, so a rejected contribution stops here instead of reaching training.
+    """
+    from mlops_assets.core.storage import read_json
+
+    report = read_json(store.contribution_dir(context.partition_key) / "report.json")
+    return dg.AssetCheckResult(
+        passed=bool(report["accepted"]),
+        description=report["decision"],
+        metadata={
+            "quality_score": report["quality_score"],
+            "rows_clean": report["rows_clean"],
+            "rows_rejected": report["rows_rejected"],
+            "rejection_reasons": dg.MetadataValue.json(report["rejection_reasons"]),
+        },
+    )
+
+
+@dg.asset_check(asset=contributed_data, blocking=True, partitions_def=contributions_partitions)
+def contributed_data_expectations(
+    context: dg.AssetCheckExecutionContext, store: DatasetStore
+) -> dg.AssetCheckResult:
+    """Great Expectations suite on the clean rows: columns, types, ranges, labels, no nulls."""
+    import pandas as pd
+
+    from mlops_assets.core.expectations import task_expectations, validate_expectations
+
+    clean_path = store.contribution_dir(context.partition_key) / "clean.parquet"
+    if not clean_path.exists():
+        return dg.AssetCheckResult(passed=False, description="no clean rows were written")
+    frame = pd.read_parquet(clean_path)
+    outcome = validate_expectations(
+        frame, task_expectations(TASK, min_rows=1), name="contributed_data"
+    )
+    return dg.AssetCheckResult(
+        passed=outcome.success,
+        description=outcome.summary(),
+        metadata={
+            "expectations_evaluated": outcome.evaluated,
+            "failures": dg.MetadataValue.json(outcome.failures),
+        },
     )
