@@ -268,6 +268,15 @@ def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
     assert integrated["contributions"] == [good_key]
     assert integrated["rows_by_source"][good_key] == 4
 
+    weighted = {"strategy": "weighted", "max_contributed_share": 0.02}
+    pipeline.materialize(
+        "integrated_dataset", run_config={"ops": {"integrated_dataset": {"config": weighted}}}
+    )
+    integrated = metadata(pipeline, "integrated_dataset")
+    assert integrated["strategy"] == "weighted" and integrated["rows_by_source"][good_key] == 2
+    rows = pd.read_parquet(integrated["path"])
+    assert rows.loc[rows["contribution_id"] == good_key, "sample_weight"].lt(1.0).all()
+
 
 def test_sensor_never_skips_a_file_sharing_the_cursor_timestamp(pipeline):
     import os

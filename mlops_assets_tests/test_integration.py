@@ -1,6 +1,6 @@
 import pandas as pd
 
-from mlops_assets.core.integration import Contribution, benchmark_overlap, integrate
+from mlops_assets.core.integration import Contribution, MergePolicy, benchmark_overlap, integrate
 from mlops_assets.core.reference_data import load_reference_data, split_benchmark
 from mlops_assets.task import IRIS
 from mlops_assets_tests.conftest import IRIS_CSV
@@ -44,3 +44,98 @@ def test_rows_carry_provenance_and_the_hash_is_reproducible():
     row = first.frame.loc[first.frame["contribution_id"] == "alice-1"].iloc[0]
     assert row["row_id"] == "contribution:alice-1:0" and row["contributor"] == "alice"
     assert set(first.frame["source"]) == {"reference", "contribution"}
+
+
+def many_contributions():
+    split = iris_split()
+    rng = __import__("numpy").random.default_rng(0)
+    contributions = []
+    for n, cid in ((60, "a"), (30, "b")):
+        rows = split.train.sample(n, replace=True, random_state=n).reset_index(drop=True)
+        rows[IRIS.feature_names] = rows[IRIS.feature_names] + rng.uniform(0.01, 0.04, (n, 4))
+        rows["row_index"] = range(n)
+        contributions.append(
+            Contribution(cid, cid, rows, quality_score=80.0 if cid == "a" else 40.0)
+        )
+    return split, contributions
+
+
+def test_weighted_caps_the_contributed_share_and_weights_by_quality():
+    split, contributions = many_contributions()
+    result = integrate(
+        split.train,
+        contributions,
+        split.benchmark,
+        IRIS,
+        seed=1,
+        policy=MergePolicy(strategy="weighted", max_contributed_share=0.25),
+    )
+    contributed = result.frame[result.frame["source"] == "contribution"]
+    assert len(contributed) <= 0.25 * len(result.frame) + 1
+    assert result.stats["rows_sampled_out"] > 0
+    weights = result.frame.groupby("contribution_id")["sample_weight"].first().to_dict()
+    assert weights == {"iris": 1.0, "a": 0.8, "b": 0.4}
+
+
+def test_interleave_alternates_sources():
+    split, contributions = many_contributions()
+    result = integrate(
+        split.train,
+        contributions,
+        split.benchmark,
+        IRIS,
+        seed=1,
+        policy=MergePolicy(strategy="interleave", shuffle="none"),
+    )
+    assert set(result.frame["contribution_id"].head(3)) == {"iris", "a", "b"}
+    assert result.frame["sample_weight"].eq(1.0).all()
+
+
+def test_stratified_shuffle_and_row_cap_keep_class_balance():
+    split, contributions = many_contributions()
+    result = integrate(
+        split.train,
+        contributions,
+        split.benchmark,
+        IRIS,
+        seed=1,
+        policy=MergePolicy(shuffle="stratified", max_rows=60),
+    )
+    assert len(result.frame) == 60
+    head = result.frame["species"].head(30).value_counts()
+    assert head.max() - head.min() <= 2  # any prefix keeps roughly equal classes
+
+
+def test_unknown_strategy_is_a_config_error():
+    import pytest
+
+    from mlops_assets.errors import ConfigurationError
+
+    split = iris_split()
+    with pytest.raises(ConfigurationError, match="unknown merge strategy"):
+        integrate(
+            split.train, [], split.benchmark, IRIS, seed=1, policy=MergePolicy(strategy="zip")
+        )
+
+
+def test_training_uses_sample_weights():
+    from mlops_assets.core.training import train_model
+
+    split, contributions = many_contributions()
+    frame = integrate(
+        split.train,
+        contributions,
+        split.benchmark,
+        IRIS,
+        seed=1,
+        policy=MergePolicy(strategy="weighted", max_contributed_share=0.4),
+    ).frame
+    weighted = train_model(frame, IRIS, estimator="logistic_regression", hyperparameters={}, seed=0)
+    plain = train_model(
+        frame.drop(columns="sample_weight"),
+        IRIS,
+        estimator="logistic_regression",
+        hyperparameters={},
+        seed=0,
+    )
+    assert (weighted[-1].coef_ != plain[-1].coef_).any()

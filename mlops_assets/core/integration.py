@@ -8,6 +8,7 @@ import pandas as pd
 
 from mlops_assets.core.contributions import ROW_INDEX
 from mlops_assets.core.hashing import frame_sha256
+from mlops_assets.core.training import SAMPLE_WEIGHT
 from mlops_assets.task import TaskSchema
 
 SOURCE = "source"
@@ -23,6 +24,10 @@ CONTRIBUTION_SOURCE = "contribution"
 _MATCH_DECIMALS = 6
 
 
+STRATEGIES = ("append", "interleave", "weighted")
+SHUFFLES = ("random", "stratified", "none")
+
+
 @dataclass(frozen=True)
 class Contribution:
     """An accepted contribution's clean rows (task columns plus ``row_index``)."""
@@ -30,6 +35,24 @@ class Contribution:
     contribution_id: str
     contributor: str
     rows: pd.DataFrame
+    quality_score: float = 100.0
+
+
+@dataclass(frozen=True)
+class MergePolicy:
+    """How the sources are combined.
+
+    ``append`` concatenates; ``interleave`` alternates rows source by source; ``weighted``
+    caps contributed rows at ``max_contributed_share`` of the result (a stratified sample per
+    contribution) and gives each row a ``sample_weight`` (its contribution's quality score /
+    100, reference rows 1.0) that training uses. ``max_rows`` (0: no cap) samples the result
+    down, stratified by class.
+    """
+
+    strategy: str = "append"
+    shuffle: str = "random"
+    max_contributed_share: float = 0.5
+    max_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,17 +70,28 @@ def integrate(
     task: TaskSchema,
     *,
     seed: int,
+    policy: MergePolicy | None = None,
 ) -> IntegratedDataset:
-    """Append contributions to the reference train part, then clean and shuffle the result.
+    """Merge contributions into the reference train part by ``policy``, clean and order it.
 
     Rows whose measurements appear in the benchmark are removed (a contribution that copies
     benchmark rows must not inflate the score), duplicates across sources are dropped keeping
-    the first occurrence (reference rows first), and the result is shuffled with ``seed``.
-    Every row carries a stable ``row_id`` of ``source:contribution_id:row_index``.
+    the first occurrence (reference rows first), and the rows are ordered by the policy's
+    shuffle with ``seed``. Every row carries a stable ``row_id`` of
+    ``source:contribution_id:row_index``.
     """
-    parts = [_with_provenance(reference_train, REFERENCE_SOURCE, "iris", "", task)]
+    policy = policy or MergePolicy()
+    _check_policy(policy)
+    parts = [_with_provenance(reference_train, REFERENCE_SOURCE, "iris", "", 1.0, task)]
     parts += [
-        _with_provenance(c.rows, CONTRIBUTION_SOURCE, c.contribution_id, c.contributor, task)
+        _with_provenance(
+            c.rows,
+            CONTRIBUTION_SOURCE,
+            c.contribution_id,
+            c.contributor,
+            c.quality_score / 100 if policy.strategy == "weighted" else 1.0,
+            task,
+        )
         for c in contributions
     ]
     merged = pd.concat(parts, ignore_index=True)
@@ -67,9 +101,15 @@ def integrate(
     merged = merged.loc[~leaked]
     duplicated = _match_keys(merged, task.columns).duplicated(keep="first")
     merged = merged.loc[~duplicated]
+    capped = 0
+    if policy.strategy == "weighted":
+        merged, capped = _cap_contributed_share(merged, policy.max_contributed_share, task, seed)
+    if policy.max_rows and len(merged) > policy.max_rows:
+        capped += len(merged) - policy.max_rows
+        merged = _stratified_sample(merged, policy.max_rows, task, seed)
 
-    shuffled = merged.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-    frame = shuffled[[*task.columns, *PROVENANCE_COLUMNS]]
+    ordered = _order(merged, policy, task, seed).reset_index(drop=True)
+    frame = ordered[[*task.columns, *PROVENANCE_COLUMNS, SAMPLE_WEIGHT]]
     return IntegratedDataset(
         frame=frame,
         sha256=frame_sha256(frame),
@@ -77,9 +117,80 @@ def integrate(
             "rows_in": rows_in,
             "benchmark_rows_removed": int(leaked.sum()),
             "duplicates_removed": int(duplicated.sum()),
+            "rows_sampled_out": capped,
             "rows_out": len(frame),
         },
         rows_by_source={str(k): int(v) for k, v in frame[CONTRIBUTION_ID].value_counts().items()},
+    )
+
+
+def _check_policy(policy: MergePolicy) -> None:
+    from mlops_assets.errors import ConfigurationError
+
+    if policy.strategy not in STRATEGIES:
+        raise ConfigurationError(
+            f"unknown merge strategy {policy.strategy!r}", hint=f"use one of {STRATEGIES}"
+        )
+    if policy.shuffle not in SHUFFLES:
+        raise ConfigurationError(
+            f"unknown shuffle {policy.shuffle!r}", hint=f"use one of {SHUFFLES}"
+        )
+    if not 0.0 <= policy.max_contributed_share < 1.0:
+        raise ConfigurationError(
+            f"max_contributed_share={policy.max_contributed_share} is outside [0, 1)",
+            hint="use a share such as 0.5",
+        )
+
+
+def _stratified_sample(frame: pd.DataFrame, n: int, task: TaskSchema, seed: int) -> pd.DataFrame:
+    """``n`` rows keeping each class's share (largest remainders get the leftover rows)."""
+    if n <= 0:
+        return frame.iloc[0:0]
+    counts = frame[task.label].value_counts()
+    exact = counts * n / len(frame)
+    take = exact.astype(int)
+    leftover = n - int(take.sum())
+    take[(exact - take).sort_values(ascending=False).index[:leftover]] += 1
+    return pd.concat(
+        group.sample(n=int(take[label]), random_state=seed)
+        for label, group in frame.groupby(task.label, sort=True)
+    )
+
+
+def _cap_contributed_share(
+    frame: pd.DataFrame, share: float, task: TaskSchema, seed: int
+) -> tuple[pd.DataFrame, int]:
+    """Sample contributed rows down so they are at most ``share`` of the result."""
+    contributed = frame[SOURCE] == CONTRIBUTION_SOURCE
+    reference_rows = int((~contributed).sum())
+    allowed = int(share * reference_rows / (1 - share))
+    if contributed.sum() <= allowed:
+        return frame, 0
+    sampled = _stratified_sample(frame.loc[contributed], allowed, task, seed)
+    return pd.concat([frame.loc[~contributed], sampled]), int(contributed.sum()) - allowed
+
+
+def _order(frame: pd.DataFrame, policy: MergePolicy, task: TaskSchema, seed: int) -> pd.DataFrame:
+    if policy.strategy == "interleave":
+        # Alternate sources: the k-th row of every source before the (k+1)-th of any; the
+        # shuffle, if any, applies within each source.
+        if policy.shuffle != "none":
+            frame = frame.sample(frac=1.0, random_state=seed)
+        rank = frame.groupby(CONTRIBUTION_ID, sort=False).cumcount()
+        order = frame.assign(_rank=rank).sort_values(["_rank", CONTRIBUTION_ID], kind="stable")
+        return order.drop(columns="_rank")
+    if policy.shuffle == "none":
+        return frame.sort_values([SOURCE, CONTRIBUTION_ID, ROW_INDEX], kind="stable")
+    shuffled = frame.sample(frac=1.0, random_state=seed)
+    if policy.shuffle == "random":
+        return shuffled
+    # Stratified: classes interleaved in proportion, so any prefix keeps the class balance.
+    position = shuffled.groupby(task.label, sort=False).cumcount()
+    size = shuffled.groupby(task.label, sort=False)[task.label].transform("size")
+    return (
+        shuffled.assign(_at=(position + 0.5) / size)
+        .sort_values("_at", kind="stable")
+        .drop(columns="_at")
     )
 
 
@@ -89,7 +200,12 @@ def benchmark_overlap(frame: pd.DataFrame, benchmark: pd.DataFrame, task: TaskSc
 
 
 def _with_provenance(
-    rows: pd.DataFrame, source: str, contribution_id: str, contributor: str, task: TaskSchema
+    rows: pd.DataFrame,
+    source: str,
+    contribution_id: str,
+    contributor: str,
+    weight: float,
+    task: TaskSchema,
 ) -> pd.DataFrame:
     frame = rows[task.columns].copy()
     index = rows[ROW_INDEX] if ROW_INDEX in rows else pd.Series(range(len(rows)), index=rows.index)
@@ -98,6 +214,7 @@ def _with_provenance(
     frame[CONTRIBUTION_ID] = contribution_id
     frame[CONTRIBUTOR] = contributor
     frame[ROW_ID] = f"{source}:{contribution_id}:" + frame[ROW_INDEX].astype(str)
+    frame[SAMPLE_WEIGHT] = float(weight)
     return frame
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 from mlops_assets.errors import ConfigurationError
 from mlops_assets.task import TaskSchema
 
+SAMPLE_WEIGHT = "sample_weight"  # optional per-row weight column of a training frame
 ESTIMATORS = ("random_forest", "logistic_regression", "gradient_boosting")
 
 # Types outside skops' built-in safe set that our estimators contain. Models are loaded with
@@ -57,5 +58,11 @@ def train_model(
             "the training set is empty", hint="materialize integrated_dataset first"
         )
     model = build_estimator(estimator, hyperparameters, seed)
-    model.fit(frame[task.feature_names], frame[task.label].astype(str))
+    fit_arguments = {}
+    weights = frame.get(SAMPLE_WEIGHT)
+    if weights is not None and not (weights == 1.0).all():
+        # Pipelines route fit parameters to a step by name: "<step>__sample_weight".
+        step = f"{model.steps[-1][0]}__" if hasattr(model, "steps") else ""
+        fit_arguments[f"{step}sample_weight"] = weights.to_numpy()
+    model.fit(frame[task.feature_names], frame[task.label].astype(str), **fit_arguments)
     return model

@@ -37,6 +37,15 @@ class ContributionConfig(dg.Config):
 
 
 class IntegrationConfig(dg.Config):
+    """How accepted contributions are merged with the iris train part."""
+
+    # append | interleave (alternate rows by source) | weighted (cap the contributed share
+    # at max_contributed_share, weight rows by their contribution's quality score)
+    strategy: str = "append"
+    # random | stratified (any prefix keeps the class balance) | none
+    shuffle: str = "random"
+    max_contributed_share: float = 0.5
+    max_rows: int = 0
     seed: int = _settings.seed
 
 
@@ -181,7 +190,14 @@ def accepted_contributions(store: DatasetStore) -> "list[Contribution]":
         report = read_json(report_path)
         if report.get("accepted"):
             rows = pd.read_parquet(report_path.parent / "clean.parquet")
-            accepted.append(Contribution(report["contribution_id"], report["contributor"], rows))
+            accepted.append(
+                Contribution(
+                    report["contribution_id"],
+                    report["contributor"],
+                    rows,
+                    quality_score=report.get("quality_score", 100.0),
+                )
+            )
     return accepted
 
 
@@ -198,7 +214,7 @@ def integrated_dataset(
     duplicates removed, shuffled reproducibly; versioned by its content hash."""
     import pandas as pd
 
-    from mlops_assets.core.integration import integrate
+    from mlops_assets.core.integration import MergePolicy, integrate
     from mlops_assets.core.storage import write_parquet
 
     if not store.reference_train.exists():
@@ -212,6 +228,12 @@ def integrated_dataset(
         pd.read_parquet(store.benchmark),
         TASK,
         seed=config.seed,
+        policy=MergePolicy(
+            strategy=config.strategy,
+            shuffle=config.shuffle,
+            max_contributed_share=config.max_contributed_share,
+            max_rows=config.max_rows,
+        ),
     )
     path = store.integrated(dataset.sha256)
     write_parquet(dataset.frame, path)
@@ -223,6 +245,7 @@ def integrated_dataset(
             "contributions": dg.MetadataValue.json([c.contribution_id for c in contributions]),
             "contributors": dg.MetadataValue.json(sorted({c.contributor for c in contributions})),
             "rows_by_source": dg.MetadataValue.json(dataset.rows_by_source),
+            "strategy": config.strategy,
             **{k: v for k, v in dataset.stats.items()},
         }
     )
