@@ -1,0 +1,98 @@
+"""Intake throughput and peak memory on generated iris-shaped CSVs, next to naive pandas.
+
+For each size, a CSV is generated (by DuckDB, quickly), then two subprocesses run on it:
+``mlops_assets`` intake (read, map, PII scan, validate, dedupe, outliers, score, write
+clean and rejected Parquet) and a naive pandas pipeline (``read_csv`` + ``drop_duplicates``
++ ``to_parquet``). Wall time and peak RSS are measured per process.
+
+    python benchmarks/intake_throughput.py --sizes-mb 200 1000
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+BYTES_PER_ROW = 29  # "6.12,3.04,4.57,1.41,versicolor\n" on average
+
+OURS = """
+import sys
+from pathlib import Path
+from mlops_assets.core.contributions import IntakePolicy, intake_contribution
+from mlops_assets.core.reference_data import load_reference_data
+from mlops_assets.settings import REPO_ROOT
+from mlops_assets.task import IRIS
+reference = load_reference_data(REPO_ROOT / "data" / "iris.csv", IRIS).frame
+report = intake_contribution(Path(sys.argv[1]), IRIS, reference=reference, contribution_id="b",
+    contributor="bench", policy=IntakePolicy(), output_dir=Path(sys.argv[2]))
+print(report.rows_in, report.rows_clean)
+"""
+
+PANDAS = """
+import sys
+import pandas as pd
+frame = pd.read_csv(sys.argv[1]).drop_duplicates()
+frame.to_parquet(sys.argv[2] + "/clean.parquet", index=False)
+print(len(frame))
+"""
+
+
+def generate(path: Path, megabytes: int) -> None:
+    import duckdb
+
+    rows = megabytes * 1_000_000 // BYTES_PER_ROW
+    duckdb.sql(f"""
+        COPY (
+            SELECT round(4.3 + random() * 3.6, 2) AS sepal_length,
+                   round(2.0 + random() * 2.4, 2) AS sepal_width,
+                   round(1.0 + random() * 5.9, 2) AS petal_length,
+                   round(0.1 + random() * 2.4, 2) AS petal_width,
+                   ['setosa', 'versicolor', 'virginica'][1 + (i % 3)::INT] AS species
+            FROM range({rows}) AS t(i)
+        ) TO '{path}' (HEADER, DELIMITER ',')
+    """)
+
+
+def run(code: str, source: Path, out: Path) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of ``code`` run in a fresh Python process (GNU time -f %M)."""
+    out.mkdir()
+    start = time.perf_counter()
+    result = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", sys.executable, "-c", code, str(source), str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    return seconds, int(result.stderr.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes-mb", type=int, nargs="+", default=[200, 1000])
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; date: {date.today()}")
+    print("| file | engine | seconds | MB/s | peak RSS (MB) |")
+    print("|---|---|---:|---:|---:|")
+    results = []
+    for megabytes in args.sizes_mb:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "contribution.csv"
+            generate(source, megabytes)
+            size = source.stat().st_size / 1e6
+            for engine, code in (("mlops_assets (DuckDB)", OURS), ("naive pandas", PANDAS)):
+                seconds, rss = run(code, source, Path(tmp) / engine.split()[0])
+                results.append((megabytes, engine, seconds, size / seconds, rss))
+                rate = size / seconds
+                print(f"| {size:.0f} MB | {engine} | {seconds:.1f} | {rate:.1f} | {rss:.0f} |")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
