@@ -13,7 +13,7 @@ import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -24,6 +24,9 @@ from mlops_assets.core.storage import read_json, replace_directory, write_json
 from mlops_assets.core.validation import REASON_COLUMN, REASONS, quote, validated_rows_sql
 from mlops_assets.errors import ContributionUnreadableError
 from mlops_assets.task import TaskSchema
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 # Common spellings of each column after normalisation (lower case, non-alphanumerics as "_").
 COLUMN_ALIASES = {
@@ -147,7 +150,7 @@ def intake_contribution(
     return report
 
 
-def _scan_pii(db, columns: list[str]) -> tuple[dict[str, int], list[str]]:
+def _scan_pii(db: "DuckDBPyConnection", columns: list[str]) -> tuple[dict[str, int], list[str]]:
     """Counts of personal-data values by kind, and the columns that hold any (one scan)."""
     texts, probes, expressions = [], [], []  # probes: the (column, kind) of each expression
     for i, column in enumerate(columns):
@@ -182,7 +185,7 @@ def _scan_pii(db, columns: list[str]) -> tuple[dict[str, int], list[str]]:
     return found, flagged
 
 
-def _luhn_confirmed(db, column: str) -> int:
+def _luhn_confirmed(db: "DuckDBPyConnection", column: str) -> int:
     candidates = db.execute(
         f"SELECT trim({quote(column)}) AS v, count(*) FROM {RAW} "
         f"WHERE {pii.value_match_sql(quote(column), 'credit_card')} GROUP BY v LIMIT 100000"
@@ -190,7 +193,14 @@ def _luhn_confirmed(db, column: str) -> int:
     return sum(count for value, count in candidates if pii.luhn_valid(value))
 
 
-def _decide_rows(db, task, mapping, missing, reference, policy) -> None:
+def _decide_rows(
+    db: "DuckDBPyConnection",
+    task: TaskSchema,
+    mapping: dict[str, str],
+    missing: list[str],
+    reference: pd.DataFrame,
+    policy: IntakePolicy,
+) -> None:
     """Create the table ``decided``: row_index, typed task columns, outlier flag, reasons."""
     features = task.feature_names
     if missing:
@@ -255,7 +265,7 @@ def _decide_rows(db, task, mapping, missing, reference, policy) -> None:
     """).fetchall()
 
 
-def _summarise(db, task: TaskSchema, report: ContributionReport) -> None:
+def _summarise(db: "DuckDBPyConnection", task: TaskSchema, report: ContributionReport) -> None:
     clean, outliers = db.execute(
         f"SELECT count(*) FILTER (WHERE len({REASONS}) = 0), "
         f"count(*) FILTER (WHERE len({REASONS}) = 0 AND {OUTLIER}) FROM decided"
@@ -315,7 +325,9 @@ def _decide(report: ContributionReport, policy: IntakePolicy) -> tuple[bool, str
     return True, f"accepted: {summary}"
 
 
-def _write_outputs(db, task: TaskSchema, kept_columns: list[str], output_dir: Path) -> None:
+def _write_outputs(
+    db: "DuckDBPyConnection", task: TaskSchema, kept_columns: list[str], output_dir: Path
+) -> None:
     """clean.parquet (typed task columns) and rejected.parquet (original values + reasons)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     columns = ", ".join(quote(c) for c in task.columns)

@@ -4,6 +4,8 @@ Blocking checks stop downstream assets in the same run; each result's metadata s
 failed, so the UI answers the question without opening logs.
 """
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from mlops_assets.defs.data_assets import contributed_data, integrated_dataset, iris_dataset
@@ -12,6 +14,9 @@ from mlops_assets.defs.partitions import contributions_partitions
 from mlops_assets.defs.resources import DatasetStore, ModelRegistry, PromotionPolicy
 from mlops_assets.task import TASK
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 @dg.asset_check(asset=iris_dataset, blocking=True)
 def iris_dataset_expectations(store: DatasetStore) -> dg.AssetCheckResult:
@@ -19,12 +24,15 @@ def iris_dataset_expectations(store: DatasetStore) -> dg.AssetCheckResult:
     labels, no nulls, a row-count floor."""
     import pandas as pd
 
+    frame = pd.concat([pd.read_parquet(store.reference_train), pd.read_parquet(store.benchmark)])
+    return _expectations_result(frame, name="iris_dataset", min_rows=30)
+
+
+def _expectations_result(frame: "pd.DataFrame", *, name: str, min_rows: int) -> dg.AssetCheckResult:
+    """The task's Great Expectations suite on ``frame``, as a check result saying what failed."""
     from mlops_assets.core.expectations import task_expectations, validate_expectations
 
-    frame = pd.concat([pd.read_parquet(store.reference_train), pd.read_parquet(store.benchmark)])
-    outcome = validate_expectations(
-        frame, task_expectations(TASK, min_rows=30), name="iris_dataset"
-    )
+    outcome = validate_expectations(frame, task_expectations(TASK, min_rows=min_rows), name=name)
     return dg.AssetCheckResult(
         passed=outcome.success,
         description=outcome.summary(),
@@ -121,20 +129,7 @@ def contributed_data_expectations(
     """Great Expectations suite on the clean rows: columns, types, ranges, labels, no nulls."""
     import pandas as pd
 
-    from mlops_assets.core.expectations import task_expectations, validate_expectations
-
     clean_path = store.contribution_dir(context.partition_key) / "clean.parquet"
     if not clean_path.exists():
         return dg.AssetCheckResult(passed=False, description="no clean rows were written")
-    frame = pd.read_parquet(clean_path)
-    outcome = validate_expectations(
-        frame, task_expectations(TASK, min_rows=1), name="contributed_data"
-    )
-    return dg.AssetCheckResult(
-        passed=outcome.success,
-        description=outcome.summary(),
-        metadata={
-            "expectations_evaluated": outcome.evaluated,
-            "failures": dg.MetadataValue.json(outcome.failures),
-        },
-    )
+    return _expectations_result(pd.read_parquet(clean_path), name="contributed_data", min_rows=1)
