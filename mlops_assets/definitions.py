@@ -9,6 +9,7 @@ from mlops_assets.defs.resources import (
     LocalLandingZone,
     ModelRegistry,
     PromotionPolicy,
+    TrainingDataPolicy,
     mlflow_tracking,
 )
 from mlops_assets.settings import Settings, current_settings
@@ -37,6 +38,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
             model_name=settings.model_name,
             experiment_name=settings.experiment,
             ui_url=settings.mlflow_ui_url,
+        ),
+        "data_policy": TrainingDataPolicy(
+            min_class_share=settings.min_class_share,
+            min_training_rows=settings.min_training_rows,
         ),
         "policy": PromotionPolicy(
             primary_metric=settings.primary_metric,

@@ -77,6 +77,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "true",
         "Keep rows flagged as outliers against the reference (`false` rejects them).",
     ),
+    "MLOPS_MIN_CLASS_SHARE": (
+        "0.15",
+        "Smallest share of the training set any class may have (a blocking check).",
+    ),
+    "MLOPS_MIN_TRAINING_ROWS": ("30", "Fewest rows the training set may have (a blocking check)."),
     "MLOPS_SEED": ("42", "Seed for the benchmark split, shuffling and estimators."),
     "MLOPS_BENCHMARK_FRACTION": (
         "0.3",
@@ -131,6 +136,8 @@ class Settings:
     min_quality: float
     min_rows: int
     keep_outliers: bool
+    min_class_share: float
+    min_training_rows: int
     seed: int
     benchmark_fraction: float
     sensor_interval: int
@@ -167,6 +174,8 @@ class Settings:
             min_quality=_number(get, "MLOPS_MIN_QUALITY", "50", float),
             min_rows=_number(get, "MLOPS_MIN_ROWS", "1", int),
             keep_outliers=get("MLOPS_KEEP_OUTLIERS", "true").lower() in ("1", "true", "yes"),
+            min_class_share=_number(get, "MLOPS_MIN_CLASS_SHARE", "0.15", float),
+            min_training_rows=_number(get, "MLOPS_MIN_TRAINING_ROWS", "30", int),
             seed=_number(get, "MLOPS_SEED", "42", int),
             benchmark_fraction=_number(get, "MLOPS_BENCHMARK_FRACTION", "0.3", float),
             sensor_interval=_number(get, "MLOPS_SENSOR_INTERVAL", "15", int),

@@ -312,3 +312,19 @@ def test_resubmitted_bytes_are_recognised_and_outputs_swap_in_whole(tmp_path):
 )
 def test_formats_are_detected_from_names(name, expected):
     assert detect_format(name) == expected
+
+
+def test_rows_already_contributed_are_rejected_across_contributions(tmp_path):
+    root = tmp_path / "contributions"
+    arguments = {"reference": REFERENCE, "contributions_root": root, "policy": IntakePolicy()}
+    first = write(tmp_path, "first.csv", VALID_CONTRIBUTION)
+    assert process_contribution(
+        first, IRIS, contribution_id="a", contributor="x", landing_path="x/a", **arguments
+    ).accepted
+    overlapping = VALID_CONTRIBUTION + "7.05,3.15,5.95,2.05,virginica,z@example.com\n"
+    second = write(tmp_path, "second.csv", overlapping)
+    report = process_contribution(
+        second, IRIS, contribution_id="b", contributor="y", landing_path="y/b", **arguments
+    )
+    assert report.rejection_reasons == {"duplicate_of_contribution": 4}
+    assert report.rows_clean == 1

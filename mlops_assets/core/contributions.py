@@ -21,7 +21,13 @@ from mlops_assets.core import pii
 from mlops_assets.core.hashing import file_sha256
 from mlops_assets.core.readers import RAW, ROW_INDEX, open_contribution
 from mlops_assets.core.storage import read_json, replace_directory, write_json
-from mlops_assets.core.validation import REASON_COLUMN, REASONS, quote, validated_rows_sql
+from mlops_assets.core.validation import (
+    REASON_COLUMN,
+    REASONS,
+    literal,
+    quote,
+    validated_rows_sql,
+)
 from mlops_assets.errors import ContributionUnreadableError
 from mlops_assets.task import TaskSchema
 
@@ -114,13 +120,16 @@ def intake_contribution(
     policy: IntakePolicy,
     output_dir: Path | None = None,
     sha256: str | None = None,
+    earlier_contributions: tuple[Path, ...] = (),
 ) -> ContributionReport:
     """Decide on the contribution at ``path`` and, with ``output_dir``, write its rows there.
 
     ``reference`` is the whole canonical data (train and benchmark): rows that copy it are
     rejected as ``duplicate_of_reference`` and it supplies the per-class statistics outliers
-    are judged by. Raises :class:`ContributionUnreadableError` when the file cannot be parsed
-    at all; every other problem is recorded row by row.
+    are judged by. Rows already in one of ``earlier_contributions`` (their clean Parquet
+    files) are rejected as ``duplicate_of_contribution``. Raises
+    :class:`ContributionUnreadableError` when the file cannot be parsed at all; every other
+    problem is recorded row by row.
     """
     report = ContributionReport(
         contribution_id, contributor, path.name, sha256 or file_sha256(path)
@@ -141,7 +150,9 @@ def intake_contribution(
         report.dropped_columns = [c for c in originals if c not in mapping]
         report.missing_columns = [c for c in task.columns if c not in mapping.values()]
 
-        _decide_rows(db, task, mapping, report.missing_columns, reference, policy)
+        _decide_rows(
+            db, task, mapping, report.missing_columns, reference, earlier_contributions, policy
+        )
         _summarise(db, task, report)
         report.accepted, report.decision = _decide(report, policy)
         if output_dir is not None:
@@ -199,6 +210,7 @@ def _decide_rows(
     mapping: dict[str, str],
     missing: list[str],
     reference: pd.DataFrame,
+    earlier_contributions: tuple[Path, ...],
     policy: IntakePolicy,
 ) -> None:
     """Create the table ``decided``: row_index, typed task columns, outlier flag, reasons."""
@@ -220,6 +232,13 @@ def _decide_rows(
         f"round({quote(f)}, {MATCH_DECIMALS}) AS {k}" for f, k in zip(features, keys, strict=True)
     )
     same_key = " AND ".join(f"r.{k} = v.{k}" for k in keys)
+    same_row = " AND ".join(f"c.{k} = v.{k}" for k in keys) + f" AND c.{label} = v.{label}"
+    if earlier_contributions:
+        files = ", ".join(literal(str(p)) for p in earlier_contributions)
+        earlier = f"SELECT DISTINCT {rounded}, {label} FROM read_parquet([{files}])"
+    else:
+        nothing = ", ".join(f"NULL::DOUBLE AS {k}" for k in keys)
+        earlier = f"SELECT {nothing}, NULL::VARCHAR AS {label} WHERE false"
     stats = ", ".join(
         # A class whose values repeat (setosa petal widths) has MAD 0: half the standard
         # deviation is the floor, so one rounding step is not an outlier.
@@ -244,21 +263,25 @@ def _decide_rows(
             GROUP BY {", ".join(keys)}, {label}
         ),
         reference_keys AS (SELECT DISTINCT {rounded} FROM reference_rows),
+        earlier_keys AS ({earlier}),
         class_stats AS (SELECT {label} AS cls, {stats} FROM reference_rows GROUP BY cls),
         judged AS (
             SELECT v.*,
                 v.ok AND f.first IS NULL AS is_repeat,
                 v.ok AND r.k0 IS NOT NULL AS is_reference,
+                v.ok AND c.k0 IS NOT NULL AS is_earlier,
                 coalesce(v.ok AND ({robust_z}), false) AS is_outlier
             FROM validated AS v
             LEFT JOIN firsts AS f ON f.first = v.{ROW_INDEX}
             LEFT JOIN reference_keys AS r ON {same_key}
+            LEFT JOIN earlier_keys AS c ON {same_row}
             LEFT JOIN class_stats AS s ON s.cls = v.{label}
         )
         SELECT {ROW_INDEX}, {", ".join(quote(c) for c in task.columns)}, is_outlier AS {OUTLIER},
             list_filter({REASONS} || [
                 CASE WHEN is_repeat THEN 'duplicate_in_contribution' END,
                 CASE WHEN is_reference THEN 'duplicate_of_reference' END,
+                CASE WHEN is_earlier THEN 'duplicate_of_contribution' END,
                 {outlier_reason}NULL
             ], lambda x: x IS NOT NULL) AS {REASONS}
         FROM judged
@@ -403,6 +426,9 @@ def process_contribution(
                     policy=policy,
                     output_dir=staging,
                     sha256=sha256,
+                    earlier_contributions=accepted_clean_files(
+                        contributions_root, exclude=contribution_id
+                    ),
                 )
             except ContributionUnreadableError as exc:
                 report = unreadable_report(
@@ -413,6 +439,17 @@ def process_contribution(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
+
+
+def accepted_clean_files(root: Path, exclude: str) -> tuple[Path, ...]:
+    """The clean Parquet files of every accepted contribution but ``exclude``."""
+    files = []
+    for report_path in sorted(root.glob("*/report.json")):
+        report = read_json(report_path)
+        clean = report_path.parent / "clean.parquet"
+        if report.get("accepted") and report.get("contribution_id") != exclude and clean.exists():
+            files.append(clean)
+    return tuple(files)
 
 
 def find_contribution_by_sha256(root: Path, sha256: str, *, exclude: str) -> str | None:

@@ -11,7 +11,12 @@ import dagster as dg
 from mlops_assets.defs.data_assets import contributed_data, integrated_dataset, iris_dataset
 from mlops_assets.defs.model_assets import trained_model, upstream_metadata
 from mlops_assets.defs.partitions import contributions_partitions
-from mlops_assets.defs.resources import DatasetStore, ModelRegistry, PromotionPolicy
+from mlops_assets.defs.resources import (
+    DatasetStore,
+    ModelRegistry,
+    PromotionPolicy,
+    TrainingDataPolicy,
+)
 from mlops_assets.task import TASK
 
 if TYPE_CHECKING:
@@ -58,6 +63,33 @@ def integrated_dataset_has_no_benchmark_rows(
         passed=overlap == 0,
         description=f"{overlap} training row(s) equal benchmark rows",
         metadata={"benchmark_rows_in_training": overlap},
+    )
+
+
+@dg.asset_check(asset=integrated_dataset, blocking=True)
+def integrated_dataset_class_balance(
+    context: dg.AssetCheckExecutionContext, data_policy: TrainingDataPolicy
+) -> dg.AssetCheckResult:
+    """Enough rows, and no class below ``MLOPS_MIN_CLASS_SHARE`` of the training set: a
+    flood of one class from contributions must not starve the others."""
+    import pandas as pd
+
+    labels = pd.read_parquet(upstream_metadata(context, integrated_dataset)["path"])[TASK.label]
+    shares = {c: float((labels == c).mean()) if len(labels) else 0.0 for c in TASK.classes}
+    too_small = {c: round(s, 4) for c, s in shares.items() if s < data_policy.min_class_share}
+    enough_rows = len(labels) >= data_policy.min_training_rows
+    problems = [f"{c} is {s:.1%} of the rows" for c, s in too_small.items()]
+    if not enough_rows:
+        problems.append(f"{len(labels)} rows < {data_policy.min_training_rows} required")
+    return dg.AssetCheckResult(
+        passed=enough_rows and not too_small,
+        description="; ".join(problems)
+        or f"{len(labels)} rows, every class at least {data_policy.min_class_share:.0%}",
+        metadata={
+            "rows": len(labels),
+            "class_shares": dg.MetadataValue.json({c: round(s, 4) for c, s in shares.items()}),
+            "min_class_share": data_policy.min_class_share,
+        },
     )
 
 

@@ -175,6 +175,13 @@ class ModelRegistry(dg.ConfigurableResource):
         return f"{self.ui_url.rstrip('/')}/#/models/{self.model_name}/versions/{version}"
 
 
+class TrainingDataPolicy(dg.ConfigurableResource):
+    """What the training set must look like before a model is trained on it."""
+
+    min_class_share: float = 0.15
+    min_training_rows: int = 30
+
+
 class PromotionPolicy(dg.ConfigurableResource):
     """When a candidate may be registered and when it replaces the champion."""
 
