@@ -328,3 +328,15 @@ def test_rows_already_contributed_are_rejected_across_contributions(tmp_path):
     )
     assert report.rejection_reasons == {"duplicate_of_contribution": 4}
     assert report.rows_clean == 1
+
+
+def test_drift_from_the_reference_lowers_the_quality_score(tmp_path):
+    near, _, _ = intake(write(tmp_path, "near.csv", VALID_CONTRIBUTION), tmp_path)
+    shifted_rows = ROWS.copy()
+    measurements = shifted_rows.columns[:4]  # the original, unmapped column names
+    shifted_rows[measurements] = shifted_rows[measurements] * 1.6
+    far, _, _ = intake(
+        write(tmp_path, "far.csv", shifted_rows.to_csv(index=False)), tmp_path, min_quality=0
+    )
+    assert near.drift < 0.5 < far.drift
+    assert far.quality_score < near.quality_score

@@ -78,6 +78,7 @@ class ContributionReport:
     pii_found: dict[str, int] = field(default_factory=dict)
     pii_columns: list[str] = field(default_factory=list)
     outliers: int = 0
+    drift: float = 0.0
     class_counts: dict[str, int] = field(default_factory=dict)
     duplicate_of: str | None = None
     valid_share: float = 0.0
@@ -308,12 +309,38 @@ def _summarise(db: "DuckDBPyConnection", task: TaskSchema, report: ContributionR
         ).fetchall()
     )
     report.valid_share = round(clean / report.rows_in, 4) if report.rows_in else 0.0
+    if clean and not report.missing_columns:
+        report.drift = _drift(db, task)
     report.quality_score = quality_score(report, n_classes=len(task.classes))
 
 
+def _drift(db: "DuckDBPyConnection", task: TaskSchema) -> float:
+    """How far the clean rows sit from the reference: the class-weighted mean, over classes
+    and features, of |mean shift| in reference standard deviations, halved and capped at 1
+    (0: same distribution, 1: shifted by two standard deviations or more)."""
+    label = quote(task.label)
+    features = task.feature_names
+    reference = ", ".join(
+        f"avg({quote(f)}) AS m{i}, greatest(stddev_samp({quote(f)}), 1e-6) AS s{i}"
+        for i, f in enumerate(features)
+    )
+    contributed = ", ".join(f"avg({quote(f)}) AS m{i}" for i, f in enumerate(features))
+    shift = " + ".join(f"abs(c.m{i} - r.m{i}) / r.s{i}" for i in range(len(features)))
+    (value,) = db.execute(f"""
+        WITH r AS (SELECT {label} AS cls, {reference} FROM reference_rows GROUP BY cls),
+        c AS (
+            SELECT {label} AS cls, count(*) AS n, {contributed}
+            FROM decided WHERE len({REASONS}) = 0 GROUP BY cls
+        )
+        SELECT sum(c.n * ({shift}) / {len(features)}) / sum(c.n) FROM c JOIN r USING (cls)
+    """).fetchall()[0]
+    return round(min(1.0, (value or 0.0) / 2), 4)
+
+
 def quality_score(report: ContributionReport, *, n_classes: int) -> float:
-    """0-100: half for the share of clean rows, and a sixth each for few duplicates, few
-    outliers and balanced labels (normalised entropy of the clean rows' classes)."""
+    """0-100: half for the share of clean rows, and an eighth each for few duplicates, few
+    outliers, balanced labels (normalised entropy of the clean rows' classes) and little drift
+    from the reference."""
     if report.rows_in == 0:
         return 0.0
     duplicates = sum(
@@ -328,7 +355,11 @@ def quality_score(report: ContributionReport, *, n_classes: int) -> float:
     entropy = -sum(c / total * math.log(c / total) for c in counts) if total else 0.0
     balance = entropy / math.log(n_classes) if n_classes > 1 else 1.0
     score = 100 * (
-        0.5 * report.valid_share + (1 - duplicate_share) / 6 + (1 - outlier_share) / 6 + balance / 6
+        0.5 * report.valid_share
+        + (1 - duplicate_share) / 8
+        + (1 - outlier_share) / 8
+        + balance / 8
+        + (1 - report.drift) / 8
     )
     return round(score, 2)
 
