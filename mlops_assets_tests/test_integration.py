@@ -139,3 +139,38 @@ def test_training_uses_sample_weights():
         seed=0,
     )
     assert (weighted[-1].coef_ != plain[-1].coef_).any()
+
+
+def test_accepted_contributions_load_whole_or_as_a_seeded_sample(tmp_path):
+    from mlops_assets.core.contributions import IntakePolicy, process_contribution
+    from mlops_assets.core.integration import load_accepted_contributions
+
+    split = iris_split()
+    reference = load_reference_data(IRIS_CSV, IRIS).frame
+    rng = __import__("numpy").random.default_rng(1)
+    root = tmp_path / "contributions"
+    for name in ("a", "b"):
+        rows = split.train.sample(200, replace=True, random_state=len(name)).reset_index(drop=True)
+        rows[IRIS.feature_names] = rows[IRIS.feature_names] + rng.uniform(0.001, 0.05, (200, 4))
+        path = tmp_path / f"{name}.csv"
+        rows.to_csv(path, index=False)
+        process_contribution(
+            path,
+            IRIS,
+            reference=reference,
+            contributions_root=root,
+            contribution_id=name,
+            contributor=name,
+            policy=IntakePolicy(min_quality=0),
+            landing_path=f"{name}/x.csv",
+        )
+    everything = load_accepted_contributions(root, max_rows=0, seed=1)
+    assert [c.contribution_id for c in everything] == ["a", "b"]
+    total = sum(len(c.rows) for c in everything)
+    sampled = load_accepted_contributions(root, max_rows=total // 4, seed=1)
+    again = load_accepted_contributions(root, max_rows=total // 4, seed=1)
+    kept = sum(len(c.rows) for c in sampled)
+    assert total // 8 < kept < total // 2
+    assert [c.rows["row_index"].tolist() for c in sampled] == [
+        c.rows["row_index"].tolist() for c in again
+    ]

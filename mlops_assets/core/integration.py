@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
 from mlops_assets.core.contributions import ROW_INDEX
 from mlops_assets.core.hashing import frame_sha256
 from mlops_assets.core.training import SAMPLE_WEIGHT
+from mlops_assets.core.validation import literal
 from mlops_assets.task import TaskSchema
 
 SOURCE = "source"
@@ -192,6 +194,50 @@ def _order(frame: pd.DataFrame, policy: MergePolicy, task: TaskSchema, seed: int
         .sort_values("_at", kind="stable")
         .drop(columns="_at")
     )
+
+
+def load_accepted_contributions(
+    contributions_root: Path, *, max_rows: int, seed: int
+) -> list[Contribution]:
+    """Every accepted contribution's clean rows, at most ``max_rows`` in all (0: no cap).
+
+    Past the cap each contribution keeps the same fraction of its rows, chosen by a seeded
+    hash of the row index: DuckDB streams the Parquet files, so memory holds only what is kept
+    however large the contributions are.
+    """
+    import duckdb
+
+    from mlops_assets.core.storage import read_json
+
+    accepted = [
+        (report, path.parent / "clean.parquet")
+        for path in sorted(contributions_root.glob("*/report.json"))
+        if (report := read_json(path)).get("accepted")
+    ]
+    with duckdb.connect() as db:
+        sizes = [
+            db.execute(f"SELECT count(*) FROM read_parquet({literal(str(f))})").fetchall()[0][0]
+            for _, f in accepted
+        ]
+        total = sum(sizes)
+        keep = 1.0 if not max_rows or total <= max_rows else max_rows / total
+        contributions = []
+        for report, clean in accepted:
+            sample = (
+                ""
+                if keep >= 1.0
+                else (f" WHERE hash({ROW_INDEX}, {int(seed)}) % 1000000 < {int(keep * 1_000_000)}")
+            )
+            rows = db.execute(f"SELECT * FROM read_parquet({literal(str(clean))}){sample}").df()
+            contributions.append(
+                Contribution(
+                    report["contribution_id"],
+                    report["contributor"],
+                    rows,
+                    quality_score=report.get("quality_score", 100.0),
+                )
+            )
+    return contributions
 
 
 def benchmark_overlap(frame: pd.DataFrame, benchmark: pd.DataFrame, task: TaskSchema) -> int:

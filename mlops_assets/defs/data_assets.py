@@ -5,7 +5,6 @@ this code location, and most of them need neither.
 """
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -14,9 +13,6 @@ from mlops_assets.defs.resources import DatasetStore, LandingZone
 from mlops_assets.errors import UpstreamMissingError
 from mlops_assets.settings import current_settings
 from mlops_assets.task import TASK
-
-if TYPE_CHECKING:
-    from mlops_assets.core.integration import Contribution
 
 _settings = current_settings()
 
@@ -46,6 +42,8 @@ class IntegrationConfig(dg.Config):
     shuffle: str = "random"
     max_contributed_share: float = 0.5
     max_rows: int = 0
+    # Contributed rows read at most (a seeded sample past it), so memory stays bounded.
+    max_contributed_rows: int = 2_000_000
     seed: int = _settings.seed
 
 
@@ -178,29 +176,6 @@ def contributed_data(
     )
 
 
-def accepted_contributions(store: DatasetStore) -> "list[Contribution]":
-    """Every contribution whose report says accepted, in contribution-id order."""
-    import pandas as pd
-
-    from mlops_assets.core.integration import Contribution
-    from mlops_assets.core.storage import read_json
-
-    accepted = []
-    for report_path in sorted(store.path("contributions").glob("*/report.json")):
-        report = read_json(report_path)
-        if report.get("accepted"):
-            rows = pd.read_parquet(report_path.parent / "clean.parquet")
-            accepted.append(
-                Contribution(
-                    report["contribution_id"],
-                    report["contributor"],
-                    rows,
-                    quality_score=report.get("quality_score", 100.0),
-                )
-            )
-    return accepted
-
-
 @dg.asset(
     group_name="data",
     kinds={"pandas", "parquet"},
@@ -214,14 +189,20 @@ def integrated_dataset(
     duplicates removed, shuffled reproducibly; versioned by its content hash."""
     import pandas as pd
 
-    from mlops_assets.core.integration import MergePolicy, integrate
+    from mlops_assets.core.integration import (
+        MergePolicy,
+        integrate,
+        load_accepted_contributions,
+    )
     from mlops_assets.core.storage import write_parquet
 
     if not store.reference_train.exists():
         raise UpstreamMissingError(
             "the iris train part has not been written yet", hint="materialize iris_dataset first"
         )
-    contributions = accepted_contributions(store)
+    contributions = load_accepted_contributions(
+        store.path("contributions"), max_rows=config.max_contributed_rows, seed=config.seed
+    )
     dataset = integrate(
         pd.read_parquet(store.reference_train),
         contributions,
