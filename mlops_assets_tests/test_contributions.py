@@ -167,7 +167,7 @@ BAD_FILES = {
     "semicolons.csv": (
         "sepal_length;sepal_width;petal_length;petal_width;species\n5;3;1;0.2;setosa\n",
         "rejected",
-        "missing required column",
+        "looks ';'-separated",
     ),
     "garbage.csv": (bytes(range(256)) * 8, "unreadable", "cannot be read"),
     "truncated.csv.gz": (gzipped(VALID_CONTRIBUTION * 50)[:200], "unreadable", "cannot be read"),

@@ -185,15 +185,17 @@ def _scan_pii(db: "DuckDBPyConnection", columns: list[str]) -> tuple[dict[str, i
             f"SELECT {', '.join(expressions)} FROM (SELECT {', '.join(texts)} FROM {RAW})"
         ).fetchall()[0]
 
-    found: dict[str, int] = {}
-    flagged: list[str] = []
+    # A value found by its column's name and by its pattern counts once.
+    per_column: dict[tuple[str, str], int] = {}
     for (column, kind), count in zip(probes, counts, strict=True):
         if count and kind == "credit_card":
             count = _luhn_confirmed(db, column)  # card-like numbers must pass the Luhn check
         if count:
-            found[kind] = found.get(kind, 0) + count
-            if column not in flagged:
-                flagged.append(column)
+            per_column[column, kind] = max(per_column.get((column, kind), 0), count)
+    found: dict[str, int] = {}
+    for (_, kind), count in per_column.items():
+        found[kind] = found.get(kind, 0) + count
+    flagged = list(dict.fromkeys(column for column, _ in per_column))
     return found, flagged
 
 
@@ -368,7 +370,16 @@ def _decide(report: ContributionReport, policy: IntakePolicy) -> tuple[bool, str
     if report.rows_in == 0:
         return False, "rejected: the file has a header but no data rows"
     if report.missing_columns:
-        return False, f"rejected: missing required column(s) {', '.join(report.missing_columns)}"
+        decision = f"rejected: missing required column(s) {', '.join(report.missing_columns)}"
+        columns = [*report.column_mapping, *report.dropped_columns]
+        separator = next(
+            (s for s in (";", "|", "\t") if len(columns) == 1 and s in columns[0]), None
+        )
+        if separator:
+            decision += (
+                f" (the header looks {separator!r}-separated: use commas, or tabs in a .tsv)"
+            )
+        return False, decision
     summary = f"{report.rows_clean}/{report.rows_in} rows clean, quality {report.quality_score:.1f}"
     if report.rows_clean < policy.min_rows:
         return False, f"rejected: {summary}; at least {policy.min_rows} clean row(s) required"
