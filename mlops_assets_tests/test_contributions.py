@@ -340,3 +340,10 @@ def test_drift_from_the_reference_lowers_the_quality_score(tmp_path):
     )
     assert near.drift < 0.5 < far.drift
     assert far.quality_score < near.quality_score
+
+
+def test_a_file_with_its_own_row_index_column_keeps_it_apart(tmp_path):
+    text = "row_index," + VALID_CONTRIBUTION.replace("\n", "\n9,").rstrip("9,")
+    report, clean, _ = intake(write(tmp_path, "ri.csv", text), tmp_path)
+    assert report.rows_clean == 4 and clean["row_index"].tolist() == [0, 1, 2, 3]
+    assert "row_index_in_file" in report.dropped_columns

@@ -35,7 +35,7 @@ ROW_INDEX = "row_index"
 
 @dataclass(frozen=True)
 class RawContribution:
-    """A contributed file loaded as the DuckDB table ``raw``: its columns as text, plus
+    """A contributed file loaded into DuckDB, seen as ``raw``: its columns as text, plus
     ``row_index`` (0-based position in the file)."""
 
     connection: "duckdb.DuckDBPyConnection"
@@ -92,10 +92,17 @@ def open_contribution(path: Path, *, memory_limit: str = "1GB") -> Iterator[RawC
             columns = [
                 row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
             ]
-            casts = ", ".join(f"CAST({_quote(c)} AS VARCHAR) AS {_quote(c)}" for c in columns)
+            # A file's own "row_index" column must not collide with ours.
+            names = [f"{c}_in_file" if c == ROW_INDEX else c for c in columns]
+            casts = ", ".join(
+                f"CAST({_quote(c)} AS VARCHAR) AS {_quote(n)}"
+                for c, n in zip(columns, names, strict=True)
+            )
+            # Insertion order is preserved, so a row's rowid is its position in the file; a
+            # row_number() window would do the same but keep the reader from going parallel.
+            connection.execute(f"CREATE TABLE file_rows AS SELECT {casts} FROM {source}").fetchall()
             connection.execute(
-                f"CREATE TABLE {RAW} AS SELECT (row_number() OVER () - 1)::BIGINT AS {ROW_INDEX}, "
-                f"{casts} FROM {source}"
+                f"CREATE VIEW {RAW} AS SELECT rowid AS {ROW_INDEX}, * FROM file_rows"
             ).fetchall()
         except duckdb.Error as exc:
             raise ContributionUnreadableError(
@@ -103,7 +110,7 @@ def open_contribution(path: Path, *, memory_limit: str = "1GB") -> Iterator[RawC
                 f"{' (' + compression + ')' if compression else ''}: {_first_line(exc)}",
                 hint=_hint_for(exc, file_format),
             ) from None
-        yield RawContribution(connection, columns, file_format, compression)
+        yield RawContribution(connection, names, file_format, compression)
 
 
 def _source_sql(path: Path, file_format: str, compression: str | None) -> str:
