@@ -131,16 +131,21 @@ def test_a_dead_run_process_leaves_no_mlflow_run_running(pipeline):
     assert client.get_run(orphan.info.run_id).info.status == "FAILED"
 
 
+def check_evaluation(result: dg.ExecuteInProcessResult, name: str):
+    """The evaluation of check ``name`` in ``result``."""
+    return next(
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.check_name == name
+    )
+
+
 def test_an_unbalanced_training_set_blocks_training(pipeline):
     pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_MIN_CLASS_SHARE="0.4"))
     result = pipeline.materialize(raise_on_error=False)
     assert not result.success
-    check = next(
-        e.asset_check_evaluation_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and e.asset_check_evaluation_data.check_name == "integrated_dataset_class_balance"
-    )
+    check = check_evaluation(result, "integrated_dataset_class_balance")
     assert not check.passed and "setosa is 3" in check.description
     assert pipeline.instance.get_latest_materialization_event(dg.AssetKey("trained_model")) is None
 
@@ -149,12 +154,7 @@ def test_accuracy_floor_blocks_registration(pipeline):
     pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_ACCURACY_FLOOR="0.99"))
     result = pipeline.materialize(raise_on_error=False)
     assert not result.success
-    check = next(
-        e.asset_check_evaluation_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and e.asset_check_evaluation_data.check_name == "trained_model_accuracy_floor"
-    )
+    check = check_evaluation(result, "trained_model_accuracy_floor")
     assert not check.passed and "0.9111 < floor 0.9900" in check.description
     assert (
         pipeline.instance.get_latest_materialization_event(dg.AssetKey("registered_model_version"))

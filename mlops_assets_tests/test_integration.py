@@ -60,16 +60,14 @@ def many_contributions():
     return split, contributions
 
 
-def test_weighted_caps_the_contributed_share_and_weights_by_quality():
+def integrate_many(policy: MergePolicy):
+    """Iris plus two synthetic contributions, merged by ``policy``."""
     split, contributions = many_contributions()
-    result = integrate(
-        split.train,
-        contributions,
-        split.benchmark,
-        IRIS,
-        seed=1,
-        policy=MergePolicy(strategy="weighted", max_contributed_share=0.25),
-    )
+    return integrate(split.train, contributions, split.benchmark, IRIS, seed=1, policy=policy)
+
+
+def test_weighted_caps_the_contributed_share_and_weights_by_quality():
+    result = integrate_many(MergePolicy(strategy="weighted", max_contributed_share=0.25))
     contributed = result.frame[result.frame["source"] == "contribution"]
     assert len(contributed) <= 0.25 * len(result.frame) + 1
     assert result.stats["rows_sampled_out"] > 0
@@ -78,29 +76,13 @@ def test_weighted_caps_the_contributed_share_and_weights_by_quality():
 
 
 def test_interleave_alternates_sources():
-    split, contributions = many_contributions()
-    result = integrate(
-        split.train,
-        contributions,
-        split.benchmark,
-        IRIS,
-        seed=1,
-        policy=MergePolicy(strategy="interleave", shuffle="none"),
-    )
+    result = integrate_many(MergePolicy(strategy="interleave", shuffle="none"))
     assert set(result.frame["contribution_id"].head(3)) == {"iris", "a", "b"}
     assert result.frame["sample_weight"].eq(1.0).all()
 
 
 def test_stratified_shuffle_and_row_cap_keep_class_balance():
-    split, contributions = many_contributions()
-    result = integrate(
-        split.train,
-        contributions,
-        split.benchmark,
-        IRIS,
-        seed=1,
-        policy=MergePolicy(shuffle="stratified", max_rows=60),
-    )
+    result = integrate_many(MergePolicy(shuffle="stratified", max_rows=60))
     assert len(result.frame) == 60
     head = result.frame["species"].head(30).value_counts()
     assert head.max() - head.min() <= 2  # any prefix keeps roughly equal classes
@@ -121,15 +103,7 @@ def test_unknown_strategy_is_a_config_error():
 def test_training_uses_sample_weights():
     from mlops_assets.core.training import train_model
 
-    split, contributions = many_contributions()
-    frame = integrate(
-        split.train,
-        contributions,
-        split.benchmark,
-        IRIS,
-        seed=1,
-        policy=MergePolicy(strategy="weighted", max_contributed_share=0.4),
-    ).frame
+    frame = integrate_many(MergePolicy(strategy="weighted", max_contributed_share=0.4)).frame
     weighted = train_model(frame, IRIS, estimator="logistic_regression", hyperparameters={}, seed=0)
     plain = train_model(
         frame.drop(columns="sample_weight"),
