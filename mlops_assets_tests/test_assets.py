@@ -16,9 +16,18 @@ from mlops_assets.settings import Settings
 from mlops_assets_tests.conftest import VALID_CONTRIBUTION, env_for, free_port
 
 
-def tick_of(pipeline, context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """One evaluation of the sensor. Invoked directly: ``evaluate_tick`` validates partition
-    keys before applying the tick's own request to add them (the daemon applies it first)."""
+def tick_of(pipeline, cursor: str | None = None) -> dg.SensorResult:
+    """One evaluation of the sensor over the pipeline's local landing zone.
+
+    Invoked directly: ``evaluate_tick`` validates partition keys before applying the tick's
+    own request to add them (the daemon applies it first).
+    """
+    context = dg.build_sensor_context(
+        instance=pipeline.instance,
+        resources={"landing": LocalLandingZone(root=str(pipeline.landing))},
+        cursor=cursor,
+        definitions=defs,
+    )
     return contribution_sensor(context)
 
 
@@ -224,25 +233,13 @@ def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
     pipeline.drop("bob", "bad.csv", "sepal_length,species\nabc,rose\n")
     pipeline.drop("bob", ".hidden.csv", VALID_CONTRIBUTION)
     pipeline.drop("bob", "bad.csv.meta.json", "{}")
-    landing = LocalLandingZone(root=str(pipeline.landing))
 
-    context = dg.build_sensor_context(
-        instance=pipeline.instance, resources={"landing": landing}, definitions=defs
-    )
-    tick = tick_of(pipeline, context)
+    tick = tick_of(pipeline)
     keys = sorted(r.partition_key for r in tick.run_requests)
     assert keys == sorted([contribution_key("alice/batch 1.csv"), contribution_key("bob/bad.csv")])
     assert sorted(tick.dynamic_partitions_requests[0].partition_keys) == keys
 
-    again = tick_of(
-        pipeline,
-        dg.build_sensor_context(
-            instance=pipeline.instance,
-            resources={"landing": landing},
-            cursor=tick.cursor,
-            definitions=defs,
-        ),
-    )
+    again = tick_of(pipeline, tick.cursor)
     assert not again.run_requests and "no new files" in again.skip_reason.skip_message
 
     pipeline.instance.add_dynamic_partitions("contributions", keys)
@@ -296,23 +293,9 @@ def test_sensor_never_skips_a_file_sharing_the_cursor_timestamp(pipeline):
     import os
 
     first = pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
-    landing = LocalLandingZone(root=str(pipeline.landing))
-    tick = tick_of(
-        pipeline,
-        dg.build_sensor_context(
-            instance=pipeline.instance, resources={"landing": landing}, definitions=defs
-        ),
-    )
+    tick = tick_of(pipeline)
     second = pipeline.drop("alice", "b.csv", VALID_CONTRIBUTION.replace("5.05", "5.15"))
     stamp = first.stat().st_mtime
     os.utime(second, (stamp, stamp))
-    later = tick_of(
-        pipeline,
-        dg.build_sensor_context(
-            instance=pipeline.instance,
-            resources={"landing": landing},
-            cursor=tick.cursor,
-            definitions=defs,
-        ),
-    )
+    later = tick_of(pipeline, tick.cursor)
     assert [r.partition_key for r in later.run_requests] == [contribution_key("alice/b.csv")]

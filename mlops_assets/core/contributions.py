@@ -443,7 +443,8 @@ def process_contribution(
     contribution behind, and ``report.json`` is always present in the result.
     """
     sha256 = file_sha256(path)
-    earlier = find_contribution_by_sha256(contributions_root, sha256, exclude=contribution_id)
+    reports = contribution_reports(contributions_root, exclude=contribution_id)
+    earlier = find_contribution_by_sha256(reports, sha256)
     staging = contributions_root / f".{contribution_id}.staging-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
@@ -468,9 +469,7 @@ def process_contribution(
                     policy=policy,
                     output_dir=staging,
                     sha256=sha256,
-                    earlier_contributions=accepted_clean_files(
-                        contributions_root, exclude=contribution_id
-                    ),
+                    earlier_contributions=accepted_clean_files(reports),
                 )
             except ContributionUnreadableError as exc:
                 report = unreadable_report(
@@ -483,22 +482,32 @@ def process_contribution(
     return report
 
 
-def accepted_clean_files(root: Path, exclude: str) -> tuple[Path, ...]:
-    """The clean Parquet files of every accepted contribution but ``exclude``."""
-    files = []
+def contribution_reports(
+    root: Path, *, exclude: str | None = None
+) -> list[tuple[dict[str, Any], Path]]:
+    """(report, directory) of every contribution under ``root`` but ``exclude``, read once."""
+    reports = []
     for report_path in sorted(root.glob("*/report.json")):
         report = read_json(report_path)
-        clean = report_path.parent / "clean.parquet"
-        if report.get("accepted") and report.get("contribution_id") != exclude and clean.exists():
-            files.append(clean)
-    return tuple(files)
+        if report.get("contribution_id") != exclude:
+            reports.append((report, report_path.parent))
+    return reports
 
 
-def find_contribution_by_sha256(root: Path, sha256: str, *, exclude: str) -> str | None:
+def accepted_clean_files(reports: list[tuple[dict[str, Any], Path]]) -> tuple[Path, ...]:
+    """The clean Parquet files of the accepted contributions among ``reports``."""
+    return tuple(
+        directory / "clean.parquet"
+        for report, directory in reports
+        if report.get("accepted") and (directory / "clean.parquet").exists()
+    )
+
+
+def find_contribution_by_sha256(
+    reports: list[tuple[dict[str, Any], Path]], sha256: str
+) -> str | None:
     """The id of an earlier contribution with these exact bytes, if any."""
-    for report_path in sorted(root.glob("*/report.json")):
-        report = read_json(report_path)
-        same_bytes = report.get("sha256") == sha256 and report.get("contribution_id") != exclude
-        if same_bytes and report.get("duplicate_of") is None:
+    for report, _ in reports:
+        if report.get("sha256") == sha256 and report.get("duplicate_of") is None:
             return report["contribution_id"]
     return None

@@ -207,12 +207,12 @@ def load_accepted_contributions(
     """
     import duckdb
 
-    from mlops_assets.core.storage import read_json
+    from mlops_assets.core.contributions import contribution_reports
 
     accepted = [
-        (report, path.parent / "clean.parquet")
-        for path in sorted(contributions_root.glob("*/report.json"))
-        if (report := read_json(path)).get("accepted")
+        (report, directory / "clean.parquet")
+        for report, directory in contribution_reports(contributions_root)
+        if report.get("accepted")
     ]
     with duckdb.connect() as db:
         sizes = [
