@@ -19,6 +19,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from mlops_assets.settings import REPO_ROOT
+
 BYTES_PER_ROW = 29  # "6.12,3.04,4.57,1.41,versicolor\n" on average
 
 OURS = """
@@ -44,17 +46,35 @@ print(len(frame))
 
 
 def generate(path: Path, megabytes: int) -> None:
+    """Iris-shaped rows: each class's features drawn from a normal distribution with that
+    class's mean and standard deviation in data/iris.csv, at two decimals (so few rows repeat
+    by chance), and one row in 10,000 with an unreadable value."""
     import duckdb
 
     rows = megabytes * 1_000_000 // BYTES_PER_ROW
+    iris = REPO_ROOT / "data" / "iris.csv"
+    features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    stats = ", ".join(f"avg({f}) AS m_{f}, stddev_samp({f}) AS s_{f}" for f in features)
+    # Box-Muller: a standard normal draw from two uniform ones.
+    drawn = ", ".join(
+        f"round(greatest(0.1, m_{f} + s_{f} * sqrt(-2 * ln(1 - random())) "
+        f"* cos(2 * pi() * random())), 2) AS {f}"
+        for f in features
+    )
     duckdb.sql(f"""
         COPY (
-            SELECT round(4.3 + random() * 3.6, 2) AS sepal_length,
-                   round(2.0 + random() * 2.4, 2) AS sepal_width,
-                   round(1.0 + random() * 5.9, 2) AS petal_length,
-                   round(0.1 + random() * 2.4, 2) AS petal_width,
-                   ['setosa', 'versicolor', 'virginica'][1 + (i % 3)::INT] AS species
-            FROM range({rows}) AS t(i)
+            WITH classes AS (
+                SELECT species, row_number() OVER (ORDER BY species) - 1 AS c, {stats}
+                FROM read_csv('{iris}') GROUP BY species
+            ),
+            drawn AS (
+                SELECT i, {drawn}, species
+                FROM range({rows}) AS t(i) JOIN classes ON classes.c = i % 3
+            )
+            SELECT sepal_length,
+                CASE WHEN i % 10000 = 7 THEN 'n/a' ELSE sepal_width::VARCHAR END AS sepal_width,
+                petal_length, petal_width, species
+            FROM drawn ORDER BY i
         ) TO '{path}' (HEADER, DELIMITER ',')
     """)
 

@@ -88,6 +88,21 @@ def test_stratified_shuffle_and_row_cap_keep_class_balance():
     assert head.max() - head.min() <= 2  # any prefix keeps roughly equal classes
 
 
+def test_block_shuffle_permutes_blocks_of_source_order():
+    in_order = integrate_many(MergePolicy(shuffle="none")).frame["row_id"].tolist()
+    policy = MergePolicy(shuffle="blocks", block_rows=16)
+    shuffled = integrate_many(policy).frame["row_id"].tolist()
+    assert shuffled == integrate_many(policy).frame["row_id"].tolist()  # seeded
+    assert sorted(shuffled) == sorted(in_order) and shuffled != in_order
+    block_of = {row_id: position // 16 for position, row_id in enumerate(in_order)}
+    output_blocks = [block_of[row_id] for row_id in shuffled]
+    # Each source block comes out whole, as one run, its rows reordered; the blocks reordered.
+    runs = [b for i, b in enumerate(output_blocks) if i == 0 or output_blocks[i - 1] != b]
+    assert sorted(runs) == sorted(set(output_blocks)) and runs != sorted(runs)
+    first_block = [r for r in in_order if block_of[r] == runs[0]]
+    assert shuffled[: len(first_block)] != first_block
+
+
 def test_unknown_strategy_is_a_config_error():
     import pytest
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from mlops_assets.core import pii
 from mlops_assets.core.hashing import file_sha256
-from mlops_assets.core.readers import RAW, ROW_INDEX, open_contribution
+from mlops_assets.core.readers import RAW, ROW_INDEX, RawContribution, open_contribution
 from mlops_assets.core.storage import read_json, replace_directory, write_json
 from mlops_assets.core.validation import (
     REASON_COLUMN,
@@ -43,6 +43,12 @@ COLUMN_ALIASES = {
     "species": ("class", "variety", "target", "label"),
 }
 OUTLIER = "outlier"
+DECIDED = "decided"  # one row per input row, in file order
+OUTCOME = "outcome"  # the decided rows with their final reasons
+# Columns of ``decided``: bits of what was found about a valid row, the hash of its rounded
+# features (NULL for a rejected row), the texts kept for the personal-data scan.
+FLAGS, FEATURE_HASH, TEXTS = "flags", "feature_hash", "texts"
+OUTLIER_FLAG, REPEAT_FLAG, REFERENCE_FLAG, EARLIER_FLAG = 1, 2, 4, 8
 # Measurements are compared at this many decimals so 5.1 and 5.1000000001 are one flower.
 MATCH_DECIMALS = 6
 # |robust z| above this (median and MAD of the reference, per class) flags an outlier.
@@ -131,6 +137,9 @@ def intake_contribution(
     files) are rejected as ``duplicate_of_contribution``. Raises
     :class:`ContributionUnreadableError` when the file cannot be parsed at all; every other
     problem is recorded row by row.
+
+    The file is read once to type, validate and keep what the personal-data scan needs, and a
+    second time only to copy the original values of rejected rows to the quarantine.
     """
     report = ContributionReport(
         contribution_id, contributor, path.name, sha256 or file_sha256(path)
@@ -138,60 +147,70 @@ def intake_contribution(
     with open_contribution(path) as raw:
         db = raw.connection
         report.file_format = raw.file_format + (f"+{raw.compression}" if raw.compression else "")
-        originals = [c for c in raw.columns if c != ROW_INDEX]
-        report.rows_in = db.execute(f"SELECT count(*) FROM {RAW}").fetchall()[0][0]
-
-        report.pii_found, report.pii_columns = _scan_pii(db, originals)
-        mapping = {
-            source: target
-            for source, target in map_columns(originals, task).items()
-            if source not in report.pii_columns
-        }
+        db.register("reference_rows", reference[task.columns])
+        named_pii = [c for c in raw.columns if pii.kinds_by_column_name(normalise_column_name(c))]
+        mapping = map_columns([c for c in raw.columns if c not in named_pii], task)
+        _decide_rows(raw, task, mapping, earlier_contributions)
+        report.pii_found, report.pii_columns = _scan_pii(db, raw.columns)
+        if any(column in mapping for column in report.pii_columns):
+            # Personal data inside a mapped column: the column is dropped like any other.
+            mapping = map_columns([c for c in raw.columns if c not in report.pii_columns], task)
+            _decide_rows(raw, task, mapping, earlier_contributions)
         report.column_mapping = mapping
-        report.dropped_columns = [c for c in originals if c not in mapping]
+        report.dropped_columns = [c for c in raw.columns if c not in mapping]
         report.missing_columns = [c for c in task.columns if c not in mapping.values()]
-
-        _decide_rows(
-            db, task, mapping, report.missing_columns, reference, earlier_contributions, policy
-        )
+        _create_outcome(db, task, policy)
+        report.rows_in = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0]
         _summarise(db, task, report)
         report.accepted, report.decision = _decide(report, policy)
         if output_dir is not None:
-            kept = [c for c in originals if c not in report.pii_columns]
-            _write_outputs(db, task, kept, output_dir)
+            kept = [c for c in raw.columns if c not in report.pii_columns]
+            _write_outputs(raw, task, kept, output_dir, any_rejected=report.rows_rejected > 0)
     return report
 
 
-def _scan_pii(db: "DuckDBPyConnection", columns: list[str]) -> tuple[dict[str, int], list[str]]:
-    """Counts of personal-data values by kind, and the columns that hold any (one scan)."""
-    texts, probes, expressions = [], [], []  # probes: the (column, kind) of each expression
-    for i, column in enumerate(columns):
-        value = f"trim({quote(column)})"
-        # Most values are plain numbers: one cheap test spares them every other pattern.
-        texts.append(
-            f"CASE WHEN regexp_full_match({value}, '{pii.PLAIN_NUMBER}') THEN NULL "
-            f"ELSE {value} END AS t{i}, {value} <> '' AS filled{i}"
-        )
-        for kind in pii.kinds_by_column_name(normalise_column_name(column)):
-            # A column named like personal data counts every filled value as that kind.
-            probes.append((column, kind))
-            expressions.append(f"count(*) FILTER (WHERE filled{i})")
-        for kind in pii.VALUE_PATTERNS:
-            probes.append((column, kind))
-            expressions.append(f"count(*) FILTER (WHERE {pii.value_match_sql(f't{i}', kind)})")
-    counts = []
-    if probes:
-        counts = db.execute(
-            f"SELECT {', '.join(expressions)} FROM (SELECT {', '.join(texts)} FROM {RAW})"
-        ).fetchall()[0]
+def _text_sql(index: int) -> str:
+    """The text of the file's ``index``-th column, where :func:`_decide_rows` kept it."""
+    return f"{TEXTS}[{index + 1}]"
 
-    # A value found by its column's name and by its pattern counts once.
+
+def _scan_pii(db: "DuckDBPyConnection", columns: list[str]) -> tuple[dict[str, int], list[str]]:
+    """Counts of personal-data values by kind, and the columns that hold any.
+
+    Runs over the values :func:`_decide_rows` kept for it, grouped first: a column repeats few
+    distinct texts (labels, categories), so each pattern runs once per distinct value.
+    """
     per_column: dict[tuple[str, str], int] = {}
-    for (column, kind), count in zip(probes, counts, strict=True):
-        if count and kind == "credit_card":
-            count = _luhn_confirmed(db, column)  # card-like numbers must pass the Luhn check
-        if count:
-            per_column[column, kind] = max(per_column.get((column, kind), 0), count)
+    for i, column in enumerate(columns):
+        values = f"(SELECT trim({_text_sql(i)}) AS v, count(*) AS n FROM {DECIDED} GROUP BY v)"
+        name_kinds = pii.kinds_by_column_name(normalise_column_name(column))
+        kinds = list(pii.VALUE_PATTERNS)
+        # A column named like personal data counts every filled value as that kind.
+        counts = db.execute(
+            "SELECT coalesce(sum(n) FILTER (WHERE v <> ''), 0), "
+            + ", ".join(
+                f"coalesce(sum(n) FILTER (WHERE {pii.value_match_sql('v', kind)}), 0)"
+                for kind in kinds
+            )
+            # Most values are plain numbers: one cheap test spares them every pattern.
+            + f" FROM {values} WHERE NOT regexp_full_match(v, '{pii.PLAIN_NUMBER}')"
+        ).fetchall()[0]
+        filled_numbers = (
+            db.execute(
+                f"SELECT coalesce(sum(n), 0) FROM {values} "
+                f"WHERE regexp_full_match(v, '{pii.PLAIN_NUMBER}')"
+            ).fetchall()[0][0]
+            if name_kinds
+            else 0
+        )
+        for kind in name_kinds:
+            per_column[column, kind] = counts[0] + filled_numbers
+        for kind, count in zip(kinds, counts[1:], strict=True):
+            if count and kind == "credit_card":
+                count = _luhn_confirmed(db, i)  # card-like numbers must pass the Luhn check
+            if count:
+                # A value found by its column's name and by its pattern counts once.
+                per_column[column, kind] = max(per_column.get((column, kind), 0), count)
     found: dict[str, int] = {}
     for (_, kind), count in per_column.items():
         found[kind] = found.get(kind, 0) + count
@@ -199,117 +218,200 @@ def _scan_pii(db: "DuckDBPyConnection", columns: list[str]) -> tuple[dict[str, i
     return found, flagged
 
 
-def _luhn_confirmed(db: "DuckDBPyConnection", column: str) -> int:
+def _luhn_confirmed(db: "DuckDBPyConnection", index: int) -> int:
+    value = f"trim({_text_sql(index)})"
     candidates = db.execute(
-        f"SELECT trim({quote(column)}) AS v, count(*) FROM {RAW} "
-        f"WHERE {pii.value_match_sql(quote(column), 'credit_card')} GROUP BY v LIMIT 100000"
+        f"SELECT {value} AS v, count(*) FROM {DECIDED} "
+        f"WHERE {pii.value_match_sql(value, 'credit_card')} GROUP BY v LIMIT 100000"
     ).fetchall()
     return sum(count for value, count in candidates if pii.luhn_valid(value))
 
 
 def _decide_rows(
-    db: "DuckDBPyConnection",
+    raw: RawContribution,
     task: TaskSchema,
     mapping: dict[str, str],
-    missing: list[str],
-    reference: pd.DataFrame,
     earlier_contributions: tuple[Path, ...],
-    policy: IntakePolicy,
 ) -> None:
-    """Create the table ``decided``: row_index, typed task columns, outlier flag, reasons."""
+    """Create the table ``decided`` in one scan of the file: a row per input row, in file
+    order (its ``rowid`` is the row's index), with the typed task columns, validation
+    ``reasons``, ``flags`` (outlier, then the judgement of valid rows), a hash of the rounded
+    features for the duplicate checks, and, for the personal-data scan, the texts of every
+    value that could hold any: every value of an unmapped column, every value of a row
+    rejected by validation. A valid row's mapped values are numbers in range and a known
+    label, which no personal-data pattern matches."""
+    db = raw.connection
     features = task.feature_names
+    sources = {target: source for source, target in mapping.items()}
+    missing = [c for c in task.columns if c not in sources]
+    texts = [quote(c) for c in raw.columns]
     if missing:
         reason = "missing_columns:" + ",".join(missing)
         nulls = ", ".join(f"NULL::DOUBLE AS {quote(f)}" for f in features)
-        db.execute(
-            f"CREATE TABLE decided AS SELECT {ROW_INDEX}, {nulls}, NULL::VARCHAR AS "
-            f"{quote(task.label)}, false AS {OUTLIER}, ['{reason}'] AS {REASONS} FROM {RAW}"
-        ).fetchall()
-        return
+        select = (
+            f"SELECT {nulls}, NULL::VARCHAR AS {quote(task.label)}, ['{reason}'] AS {REASONS}, "
+            f"0::UTINYINT AS {FLAGS}, NULL::UBIGINT AS {FEATURE_HASH}, "
+            f"[{', '.join(texts)}] AS {TEXTS} FROM {RAW}"
+        )
+    else:
+        carried = {f"__text{i}": text for i, text in enumerate(texts)}
+        rejected = f"len({REASONS}) > 0"
+        if all(c in mapping for c in raw.columns):
+            kept_texts = f"CASE WHEN {rejected} THEN [{', '.join(carried)}] END"
+        else:
+            kept_texts = (
+                "["
+                + ", ".join(
+                    f"CASE WHEN {rejected} THEN {alias} END" if c in mapping else alias
+                    for alias, c in zip(carried, raw.columns, strict=True)
+                )
+                + "]"
+            )
+        rounded = ", ".join(f"round({quote(f)}, {MATCH_DECIMALS})" for f in features)
+        select = f"""
+            SELECT {", ".join(quote(c) for c in task.columns)}, {REASONS},
+                CASE WHEN NOT {rejected} AND {_outlier_sql(db, task)} THEN {OUTLIER_FLAG}
+                ELSE 0 END::UTINYINT AS {FLAGS},
+                CASE WHEN NOT {rejected} THEN hash({rounded}) END AS {FEATURE_HASH},
+                {kept_texts} AS {TEXTS}
+            FROM ({validated_rows_sql(task, sources, RAW, carry=carried)})
+        """
+    db.execute(f"DROP TABLE IF EXISTS {DECIDED}").fetchall()
+    raw.scan(f"CREATE TABLE {DECIDED} AS {select}")
+    if not missing:
+        _judge_valid_rows(db, task, earlier_contributions)
 
-    db.register("reference_rows", reference[task.columns])
-    sources = {target: source for source, target in mapping.items()}
+
+def _outlier_sql(db: "DuckDBPyConnection", task: TaskSchema) -> str:
+    """SQL: the row lies more than ``OUTLIER_Z`` robust z-scores (median and MAD of its class
+    in the reference) from its class on some feature. The statistics are computed once here
+    and written into the expression as constants, so the check costs no join."""
+    features = task.feature_names
+    stats = ", ".join(
+        # A class whose values repeat (setosa petal widths) has MAD 0: half the standard
+        # deviation is the floor, so one rounding step is not an outlier.
+        f"median({quote(f)}), "
+        f"greatest(1.4826 * mad({quote(f)}), 0.5 * stddev_samp({quote(f)}), 1e-6)"
+        for f in features
+    )
+    rows = db.execute(
+        f"SELECT {quote(task.label)}, {stats} FROM reference_rows GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    cases = " ".join(
+        f"WHEN {literal(cls)} THEN "
+        + " OR ".join(
+            f"abs({quote(f)} - {values[2 * i]!r}) / {values[2 * i + 1]!r} > {OUTLIER_Z}"
+            for i, f in enumerate(features)
+        )
+        for cls, *values in rows
+    )
+    return f"CASE {quote(task.label)} {cases} END" if rows else "false"
+
+
+def _judge_valid_rows(
+    db: "DuckDBPyConnection", task: TaskSchema, earlier_contributions: tuple[Path, ...]
+) -> None:
+    """Flag valid rows that repeat an earlier row of the file, or copy the reference (train or
+    benchmark) or an earlier accepted contribution.
+
+    Whole-file work is on one 64-bit hash per row (an aggregate and lookups in small hash
+    tables, never a sort); only the few rows whose hash matches are compared exactly."""
+    features = task.feature_names
     label = quote(task.label)
     keys = [f"k{i}" for i in range(len(features))]
     rounded = ", ".join(
         f"round({quote(f)}, {MATCH_DECIMALS}) AS {k}" for f, k in zip(features, keys, strict=True)
     )
-    same_key = " AND ".join(f"r.{k} = v.{k}" for k in keys)
-    same_row = " AND ".join(f"c.{k} = v.{k}" for k in keys) + f" AND c.{label} = v.{label}"
+    row_hash = f"hash({FEATURE_HASH}, {label})"
+    same_key = " AND ".join(f"r.{k} = c.{k}" for k in keys)
+    same_row = " AND ".join(f"e.{k} = c.{k}" for k in keys) + f" AND e.{label} = c.{label}"
     if earlier_contributions:
         files = ", ".join(literal(str(p)) for p in earlier_contributions)
         earlier = f"SELECT DISTINCT {rounded}, {label} FROM read_parquet([{files}])"
     else:
         nothing = ", ".join(f"NULL::DOUBLE AS {k}" for k in keys)
         earlier = f"SELECT {nothing}, NULL::VARCHAR AS {label} WHERE false"
-    stats = ", ".join(
-        # A class whose values repeat (setosa petal widths) has MAD 0: half the standard
-        # deviation is the floor, so one rounding step is not an outlier.
-        f"median({quote(f)}) AS med_{i}, "
-        f"greatest(1.4826 * mad({quote(f)}), 0.5 * stddev_samp({quote(f)}), 1e-6) AS mad_{i}"
-        for i, f in enumerate(features)
-    )
-    robust_z = " OR ".join(
-        f"abs(v.{quote(f)} - s.med_{i}) / s.mad_{i} > {OUTLIER_Z}" for i, f in enumerate(features)
-    )
-    outlier_reason = "" if policy.keep_outliers else f"CASE WHEN is_outlier THEN '{OUTLIER}' END, "
-    # Hash aggregates and joins rather than window functions: they stream, a window sorts.
     db.execute(f"""
-        CREATE TABLE validated AS
-        SELECT *, len({REASONS}) = 0 AS ok, {rounded}
-        FROM ({validated_rows_sql(task, sources, RAW)})
-    """).fetchall()
-    db.execute(f"""
-        CREATE TABLE decided AS
-        WITH firsts AS (
-            SELECT min({ROW_INDEX}) AS first FROM validated WHERE ok
-            GROUP BY {", ".join(keys)}, {label}
+        CREATE OR REPLACE TEMP TABLE judged AS
+        WITH repeated AS (
+            SELECT {row_hash} AS h FROM {DECIDED} WHERE {FEATURE_HASH} IS NOT NULL
+            GROUP BY h HAVING count(*) > 1
         ),
         reference_keys AS (SELECT DISTINCT {rounded} FROM reference_rows),
         earlier_keys AS ({earlier}),
-        class_stats AS (SELECT {label} AS cls, {stats} FROM reference_rows GROUP BY cls),
-        judged AS (
-            SELECT v.*,
-                v.ok AND f.first IS NULL AS is_repeat,
-                v.ok AND r.k0 IS NOT NULL AS is_reference,
-                v.ok AND c.k0 IS NOT NULL AS is_earlier,
-                coalesce(v.ok AND ({robust_z}), false) AS is_outlier
-            FROM validated AS v
-            LEFT JOIN firsts AS f ON f.first = v.{ROW_INDEX}
-            LEFT JOIN reference_keys AS r ON {same_key}
-            LEFT JOIN earlier_keys AS c ON {same_row}
-            LEFT JOIN class_stats AS s ON s.cls = v.{label}
+        candidates AS (
+            SELECT rowid AS row_id, {label}, {rounded},
+                {row_hash} IN (SELECT h FROM repeated) AS maybe_repeat
+            FROM {DECIDED}
+            WHERE {FEATURE_HASH} IS NOT NULL AND (
+                {row_hash} IN (SELECT h FROM repeated)
+                OR {FEATURE_HASH} IN (SELECT hash({", ".join(keys)}) FROM reference_keys)
+                OR {row_hash} IN (SELECT hash(hash({", ".join(keys)}), {label}) FROM earlier_keys)
+            )
+        ),
+        exact AS (
+            SELECT c.row_id,
+                -- all but the first row of each exact key repeat it
+                c.maybe_repeat AND c.row_id > min(c.row_id) OVER (
+                    PARTITION BY c.maybe_repeat, {", ".join(f"c.{k}" for k in keys)}, c.{label}
+                ) AS is_repeat,
+                EXISTS (SELECT 1 FROM reference_keys AS r WHERE {same_key}) AS is_reference,
+                EXISTS (SELECT 1 FROM earlier_keys AS e WHERE {same_row}) AS is_earlier
+            FROM candidates AS c
         )
-        SELECT {ROW_INDEX}, {", ".join(quote(c) for c in task.columns)}, is_outlier AS {OUTLIER},
-            list_filter({REASONS} || [
-                CASE WHEN is_repeat THEN 'duplicate_in_contribution' END,
-                CASE WHEN is_reference THEN 'duplicate_of_reference' END,
-                CASE WHEN is_earlier THEN 'duplicate_of_contribution' END,
-                {outlier_reason}NULL
-            ], lambda x: x IS NOT NULL) AS {REASONS}
-        FROM judged
+        SELECT row_id, (is_repeat::INT * {REPEAT_FLAG} + is_reference::INT * {REFERENCE_FLAG}
+            + is_earlier::INT * {EARLIER_FLAG})::UTINYINT AS found
+        FROM exact WHERE is_repeat OR is_reference OR is_earlier
+    """).fetchall()
+    db.execute(f"""
+        UPDATE {DECIDED} SET {FLAGS} = {FLAGS} | j.found FROM judged AS j
+        WHERE {DECIDED}.rowid = j.row_id
+    """).fetchall()
+
+
+def _create_outcome(db: "DuckDBPyConnection", task: TaskSchema, policy: IntakePolicy) -> None:
+    """The view ``outcome``: each row's index, typed columns, outlier flag and final reasons."""
+    found = [
+        (REPEAT_FLAG, "duplicate_in_contribution"),
+        (REFERENCE_FLAG, "duplicate_of_reference"),
+        (EARLIER_FLAG, "duplicate_of_contribution"),
+    ]
+    if not policy.keep_outliers:
+        found.append((OUTLIER_FLAG, OUTLIER))
+    reasons = ", ".join(f"CASE WHEN {FLAGS} & {bit} > 0 THEN '{code}' END" for bit, code in found)
+    mask = sum(bit for bit, _ in found)
+    db.execute(f"""
+        CREATE OR REPLACE VIEW {OUTCOME} AS
+        SELECT rowid AS {ROW_INDEX}, {", ".join(quote(c) for c in task.columns)},
+            {FLAGS} & {OUTLIER_FLAG} > 0 AS {OUTLIER},
+            len({REASONS}) > 0 OR {FLAGS} & {mask} > 0 AS rejected,
+            CASE WHEN {FLAGS} & {mask} = 0 THEN {REASONS}
+            ELSE list_filter({REASONS} || [{reasons}], lambda x: x IS NOT NULL) END AS {REASONS}
+        FROM {DECIDED}
     """).fetchall()
 
 
 def _summarise(db: "DuckDBPyConnection", task: TaskSchema, report: ContributionReport) -> None:
-    clean, outliers = db.execute(
-        f"SELECT count(*) FILTER (WHERE len({REASONS}) = 0), "
-        f"count(*) FILTER (WHERE len({REASONS}) = 0 AND {OUTLIER}) FROM decided"
-    ).fetchall()[0]
-    report.rows_clean, report.outliers = clean, outliers
-    report.rows_rejected = report.rows_in - clean
+    means = ", ".join(f"avg({quote(f)}) AS m{i}" for i, f in enumerate(task.feature_names))
+    # One scan of the clean rows gives counts, outliers and the class means drift needs.
+    db.execute(f"""
+        CREATE OR REPLACE TEMP TABLE clean_classes AS
+        SELECT {quote(task.label)} AS cls, count(*) AS n, count(*) FILTER (WHERE {OUTLIER})
+            AS outliers, {means}
+        FROM {OUTCOME} WHERE NOT rejected GROUP BY cls ORDER BY cls
+    """).fetchall()
+    classes = db.execute("SELECT cls, n, outliers FROM clean_classes").fetchall()
+    report.class_counts = {cls: n for cls, n, _ in classes}
+    report.rows_clean = sum(report.class_counts.values())
+    report.outliers = sum(outliers for *_, outliers in classes)
+    report.rows_rejected = report.rows_in - report.rows_clean
     report.rejection_reasons = dict(
         db.execute(
-            f"SELECT reason, count(*) FROM (SELECT unnest({REASONS}) AS reason FROM decided) "
-            "GROUP BY reason ORDER BY reason"
+            f"SELECT reason, count(*) FROM (SELECT unnest({REASONS}) AS reason FROM {OUTCOME} "
+            "WHERE rejected) GROUP BY reason ORDER BY reason"
         ).fetchall()
     )
-    report.class_counts = dict(
-        db.execute(
-            f"SELECT {quote(task.label)}, count(*) FROM decided WHERE len({REASONS}) = 0 "
-            "GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-    )
+    clean = report.rows_clean
     report.valid_share = round(clean / report.rows_in, 4) if report.rows_in else 0.0
     if clean and not report.missing_columns:
         report.drift = _drift(db, task)
@@ -320,21 +422,16 @@ def _drift(db: "DuckDBPyConnection", task: TaskSchema) -> float:
     """How far the clean rows sit from the reference: the class-weighted mean, over classes
     and features, of |mean shift| in reference standard deviations, halved and capped at 1
     (0: same distribution, 1: shifted by two standard deviations or more)."""
-    label = quote(task.label)
     features = task.feature_names
     reference = ", ".join(
         f"avg({quote(f)}) AS m{i}, greatest(stddev_samp({quote(f)}), 1e-6) AS s{i}"
         for i, f in enumerate(features)
     )
-    contributed = ", ".join(f"avg({quote(f)}) AS m{i}" for i, f in enumerate(features))
     shift = " + ".join(f"abs(c.m{i} - r.m{i}) / r.s{i}" for i in range(len(features)))
     (value,) = db.execute(f"""
-        WITH r AS (SELECT {label} AS cls, {reference} FROM reference_rows GROUP BY cls),
-        c AS (
-            SELECT {label} AS cls, count(*) AS n, {contributed}
-            FROM decided WHERE len({REASONS}) = 0 GROUP BY cls
-        )
-        SELECT sum(c.n * ({shift}) / {len(features)}) / sum(c.n) FROM c JOIN r USING (cls)
+        WITH r AS (SELECT {quote(task.label)} AS cls, {reference} FROM reference_rows GROUP BY cls)
+        SELECT sum(c.n * ({shift}) / {len(features)}) / sum(c.n)
+        FROM clean_classes AS c JOIN r USING (cls)
     """).fetchall()[0]
     return round(min(1.0, (value or 0.0) / 2), 4)
 
@@ -391,23 +488,39 @@ def _decide(report: ContributionReport, policy: IntakePolicy) -> tuple[bool, str
 
 
 def _write_outputs(
-    db: "DuckDBPyConnection", task: TaskSchema, kept_columns: list[str], output_dir: Path
+    raw: RawContribution,
+    task: TaskSchema,
+    kept_columns: list[str],
+    output_dir: Path,
+    *,
+    any_rejected: bool,
 ) -> None:
     """clean.parquet (typed task columns) and rejected.parquet (original values + reasons)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     columns = ", ".join(quote(c) for c in task.columns)
-    originals = "".join(f", r.{quote(c)}" for c in kept_columns)
     clean = output_dir / "clean.parquet"
     rejected = output_dir / "rejected.parquet"
-    db.execute(
-        f"COPY (SELECT {ROW_INDEX}, {columns}, {OUTLIER} FROM decided WHERE len({REASONS}) = 0 "
-        f"ORDER BY {ROW_INDEX}) TO '{clean}' (FORMAT parquet)"
+    # A filtered scan of a table keeps its order: no sort needed.
+    raw.connection.execute(
+        f"COPY (SELECT {ROW_INDEX}, {columns}, {OUTLIER} FROM {OUTCOME} "
+        f"WHERE NOT rejected) TO {literal(str(clean))} (FORMAT parquet)"
     ).fetchall()
-    db.execute(
-        f"COPY (SELECT r.{ROW_INDEX}{originals}, array_to_string(d.{REASONS}, ';') AS "
-        f"{REASON_COLUMN} FROM {RAW} AS r JOIN decided AS d USING ({ROW_INDEX}) "
-        f"WHERE len(d.{REASONS}) > 0 ORDER BY r.{ROW_INDEX}) TO '{rejected}' (FORMAT parquet)"
-    ).fetchall()
+    # The file is read again, row for row beside the outcome, for rejected rows' originals.
+    originals = "".join(f", r.{quote(c)}" for c in kept_columns)
+    raw.scan(f"""
+        COPY (
+            SELECT r.__row AS {ROW_INDEX}{originals},
+                array_to_string(o.{REASONS}, ';') AS {REASON_COLUMN}
+            FROM (
+                SELECT * FROM {RAW} POSITIONAL JOIN (
+                    SELECT {ROW_INDEX} AS __row, rejected AS __rejected FROM {OUTCOME}
+                ) WHERE __rejected{"" if any_rejected else " LIMIT 0"}
+            ) AS r
+            JOIN (SELECT {ROW_INDEX}, {REASONS} FROM {OUTCOME} WHERE rejected) AS o
+                ON o.{ROW_INDEX} = r.__row
+            ORDER BY r.__row
+        ) TO {literal(str(rejected))} (FORMAT parquet)
+    """)
 
 
 def unreadable_report(

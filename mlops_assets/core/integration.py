@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mlops_assets.core.contributions import ROW_INDEX
@@ -27,7 +28,7 @@ _MATCH_DECIMALS = 6
 
 
 STRATEGIES = ("append", "interleave", "weighted")
-SHUFFLES = ("random", "stratified", "none")
+SHUFFLES = ("random", "stratified", "blocks", "none")
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,18 @@ class MergePolicy:
     contribution) and gives each row a ``sample_weight`` (its contribution's quality score /
     100, reference rows 1.0) that training uses. ``max_rows`` (0: no cap) samples the result
     down, stratified by class.
+
+    ``shuffle``: ``random`` permutes all rows; ``stratified`` interleaves classes so any prefix
+    keeps the class balance; ``blocks`` cuts the rows, in source order, into blocks of
+    ``block_rows`` and shuffles the blocks and the rows inside each (a reader streaming the
+    data block by block can reproduce it); ``none`` keeps source order.
     """
 
     strategy: str = "append"
     shuffle: str = "random"
     max_contributed_share: float = 0.5
     max_rows: int = 0
+    block_rows: int = 65_536
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,10 @@ def _check_policy(policy: MergePolicy) -> None:
         raise ConfigurationError(
             f"unknown shuffle {policy.shuffle!r}", hint=f"use one of {SHUFFLES}"
         )
+    if policy.block_rows < 1:
+        raise ConfigurationError(
+            f"block_rows={policy.block_rows} must be at least 1", hint="use e.g. 65536"
+        )
     if not 0.0 <= policy.max_contributed_share < 1.0:
         raise ConfigurationError(
             f"max_contributed_share={policy.max_contributed_share} is outside [0, 1)",
@@ -181,8 +192,14 @@ def _order(frame: pd.DataFrame, policy: MergePolicy, task: TaskSchema, seed: int
         rank = frame.groupby(CONTRIBUTION_ID, sort=False).cumcount()
         order = frame.assign(_rank=rank).sort_values(["_rank", CONTRIBUTION_ID], kind="stable")
         return order.drop(columns="_rank")
+    in_source_order = frame.sort_values([SOURCE, CONTRIBUTION_ID, ROW_INDEX], kind="stable")
     if policy.shuffle == "none":
-        return frame.sort_values([SOURCE, CONTRIBUTION_ID, ROW_INDEX], kind="stable")
+        return in_source_order
+    if policy.shuffle == "blocks":
+        rng = np.random.default_rng(seed)
+        block = np.arange(len(frame)) // policy.block_rows
+        block_rank = rng.permutation(int(block[-1]) + 1 if len(block) else 0)[block]
+        return in_source_order.iloc[np.lexsort((rng.random(len(frame)), block_rank))]
     shuffled = frame.sample(frac=1.0, random_state=seed)
     if policy.shuffle == "random":
         return shuffled

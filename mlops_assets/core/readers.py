@@ -35,13 +35,29 @@ ROW_INDEX = "row_index"
 
 @dataclass(frozen=True)
 class RawContribution:
-    """A contributed file loaded into DuckDB, seen as ``raw``: its columns as text, plus
-    ``row_index`` (0-based position in the file)."""
+    """A contributed file seen by DuckDB as the view ``raw``: its columns as text, in file
+    order. Every query over ``raw`` re-reads the file (DuckDB's CSV reader is parallel and
+    faster than copying the text into a table); run those through :meth:`scan` so a parse
+    error anywhere in the file becomes a :class:`ContributionUnreadableError`."""
 
     connection: "duckdb.DuckDBPyConnection"
     columns: list[str]
     file_format: str
     compression: str | None
+    file_name: str
+
+    def scan(self, sql: str) -> list[tuple]:
+        import duckdb
+
+        try:
+            return self.connection.execute(sql).fetchall()
+        # What DuckDB raises for malformed input; mistakes in our own SQL are not caught.
+        except (
+            duckdb.InvalidInputException,
+            duckdb.IOException,
+            duckdb.ConversionException,
+        ) as exc:
+            raise _unreadable(self.file_name, self.file_format, self.compression, exc) from None
 
 
 def detect_format(name: str) -> tuple[str, str | None]:
@@ -61,10 +77,11 @@ def detect_format(name: str) -> tuple[str, str | None]:
 
 @contextlib.contextmanager
 def open_contribution(path: Path, *, memory_limit: str = "1GB") -> Iterator[RawContribution]:
-    """Load ``path`` into the table ``raw`` (every column as text) of a fresh DuckDB database.
+    """Open ``path`` as the view ``raw`` (every column as text) in a fresh DuckDB database.
 
-    Raises :class:`ContributionUnreadableError` for an unknown format, an empty, truncated or
-    undecodable file, or anything DuckDB cannot parse as the format the name says.
+    Raises :class:`ContributionUnreadableError` for an unknown format, an empty file, or a
+    header DuckDB cannot parse as the format the name says; errors further into the file
+    surface from :meth:`RawContribution.scan`.
     """
     import duckdb
 
@@ -77,8 +94,7 @@ def open_contribution(path: Path, *, memory_limit: str = "1GB") -> Iterator[RawC
             raise ContributionUnreadableError(
                 f"{path.name}: the file is empty", hint="submit a file with a header and rows"
             )
-        # A database file rather than memory: the file is parsed once into it, and tables
-        # larger than the memory limit live on disk.
+        # A database file rather than memory: tables larger than the memory limit live on disk.
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlops-duckdb-")))
         connection = stack.enter_context(duckdb.connect(str(workdir / "intake.duckdb")))
         for setting in (
@@ -92,25 +108,26 @@ def open_contribution(path: Path, *, memory_limit: str = "1GB") -> Iterator[RawC
             columns = [
                 row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
             ]
-            # A file's own "row_index" column must not collide with ours.
-            names = [f"{c}_in_file" if c == ROW_INDEX else c for c in columns]
-            casts = ", ".join(
-                f"CAST({_quote(c)} AS VARCHAR) AS {_quote(n)}"
-                for c, n in zip(columns, names, strict=True)
-            )
-            # Insertion order is preserved, so a row's rowid is its position in the file; a
-            # row_number() window would do the same but keep the reader from going parallel.
-            connection.execute(f"CREATE TABLE file_rows AS SELECT {casts} FROM {source}").fetchall()
-            connection.execute(
-                f"CREATE VIEW {RAW} AS SELECT rowid AS {ROW_INDEX}, * FROM file_rows"
-            ).fetchall()
         except duckdb.Error as exc:
-            raise ContributionUnreadableError(
-                f"{path.name}: cannot be read as {file_format}"
-                f"{' (' + compression + ')' if compression else ''}: {_first_line(exc)}",
-                hint=_hint_for(exc, file_format),
-            ) from None
-        yield RawContribution(connection, names, file_format, compression)
+            raise _unreadable(path.name, file_format, compression, exc) from None
+        # A file's own "row_index" column must not collide with ours.
+        names = [f"{c}_in_file" if c == ROW_INDEX else c for c in columns]
+        casts = ", ".join(
+            f"CAST({_quote(c)} AS VARCHAR) AS {_quote(n)}"
+            for c, n in zip(columns, names, strict=True)
+        )
+        connection.execute(f"CREATE VIEW {RAW} AS SELECT {casts} FROM {source}").fetchall()
+        yield RawContribution(connection, names, file_format, compression, path.name)
+
+
+def _unreadable(
+    file_name: str, file_format: str, compression: str | None, exc: Exception
+) -> ContributionUnreadableError:
+    return ContributionUnreadableError(
+        f"{file_name}: cannot be read as {file_format}"
+        f"{' (' + compression + ')' if compression else ''}: {_first_line(exc)}",
+        hint=_hint_for(exc, file_format),
+    )
 
 
 def _source_sql(path: Path, file_format: str, compression: str | None) -> str:

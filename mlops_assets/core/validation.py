@@ -50,35 +50,60 @@ def label_spellings(task: TaskSchema) -> list[tuple[str, str]]:
     return sorted(pairs.items())
 
 
-def validated_rows_sql(task: TaskSchema, sources: dict[str, str], relation: str) -> str:
-    """SELECT of ``relation`` giving ``row_index``, the task's typed columns and ``reasons``.
+def validated_rows_sql(
+    task: TaskSchema, sources: dict[str, str], relation: str, carry: dict[str, str] | None = None
+) -> str:
+    """SELECT of ``relation`` giving the ``carry`` columns (alias -> SQL over ``relation``),
+    the task's typed columns and ``reasons``.
 
     ``sources`` maps each task column to the text column of ``relation`` holding it. A row's
     ``reasons`` lists, in schema order, every code that applies: ``missing_value:<f>``,
     ``not_numeric:<f>``, ``non_finite:<f>``, ``out_of_range:<f>`` and ``unknown_label``; an
-    empty list means the row is valid.
+    empty list means the row is valid. Expressions only, no join: one streaming pass that keeps
+    the relation's order.
     """
+    inner = [f"{expression} AS {quote(alias)}" for alias, expression in (carry or {}).items()]
     typed, checks = [], []
-    for feature in task.features:
-        text = f"nullif(trim({quote(sources[feature.name])}), '')"
-        value = f"TRY_CAST({text} AS DOUBLE)"
+    for i, feature in enumerate(task.features):
+        text, value = f"__text{i}", f"__value{i}"
+        # TRY_CAST ignores surrounding whitespace itself; trim only to tell an empty cell.
+        source = quote(sources[feature.name])
+        inner += [f"{source} AS {text}", f"TRY_CAST({source} AS DOUBLE) AS {value}"]
         typed.append(f"{value} AS {quote(feature.name)}")
+        blank = f"nullif(trim({text}), '') IS NULL"
         checks += [
-            f"CASE WHEN {text} IS NULL THEN 'missing_value:{feature.name}' END",
-            f"CASE WHEN {text} IS NOT NULL AND {value} IS NULL "
-            f"THEN 'not_numeric:{feature.name}' END",
+            f"CASE WHEN {blank} THEN 'missing_value:{feature.name}' END",
+            f"CASE WHEN NOT {blank} AND {value} IS NULL THEN 'not_numeric:{feature.name}' END",
             f"CASE WHEN NOT isfinite({value}) THEN 'non_finite:{feature.name}' END",
             f"CASE WHEN isfinite({value}) AND ({value} < {feature.minimum} "
             f"OR {value} > {feature.maximum}) THEN 'out_of_range:{feature.name}' END",
         ]
+    inner.append(f"{canonical_label_sql(task, quote(sources[task.label]))} AS __label")
     checks.append("CASE WHEN __label IS NULL THEN 'unknown_label' END")
-    spellings = ", ".join(f"({literal(s)}, {literal(c)})" for s, c in label_spellings(task))
+    # Most rows are valid: one range test per value spares them the list of checks.
+    valid = " AND ".join(
+        [f"__value{i} BETWEEN {f.minimum} AND {f.maximum}" for i, f in enumerate(task.features)]
+        + ["__label IS NOT NULL"]
+    )
+    reasons = f"list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL)"
+    carried = "".join(f"{quote(alias)}, " for alias in carry or {})
     return (
-        f"WITH labelled AS (SELECT r.*, l.label AS __label FROM {relation} AS r "
-        f"LEFT JOIN (VALUES {spellings}) AS l(spelling, label) "
-        f"ON l.spelling = lower(trim(r.{quote(sources[task.label])}))) "
-        f"SELECT {ROW_INDEX}, {', '.join(typed)}, __label AS {quote(task.label)}, "
-        f"list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL) AS {REASONS} FROM labelled"
+        f"SELECT {carried}{', '.join(typed)}, __label AS {quote(task.label)}, "
+        f"CASE WHEN {valid} THEN []::VARCHAR[] ELSE {reasons} END AS {REASONS} "
+        f"FROM (SELECT {', '.join(inner)} FROM {relation})"
+    )
+
+
+def canonical_label_sql(task: TaskSchema, text_sql: str) -> str:
+    """SQL: the class named by ``text_sql`` (any known spelling, any case), else NULL."""
+    cases = " ".join(
+        f"WHEN {literal(spelling)} THEN {literal(name)}" for spelling, name in label_spellings(task)
+    )
+    # The canonical spelling needs no lower() or trim(): the common case stays cheap.
+    canonical = ", ".join(literal(name) for name in task.classes)
+    return (
+        f"CASE WHEN {text_sql} IN ({canonical}) THEN {text_sql} "
+        f"ELSE CASE lower(trim({text_sql})) {cases} END END"
     )
 
 
@@ -94,7 +119,9 @@ def validate_rows(frame: pd.DataFrame, task: TaskSchema) -> RowValidation:
     text.insert(0, ROW_INDEX, range(len(text)))
     with duckdb.connect() as connection:
         connection.register("frame_rows", text)
-        sql = validated_rows_sql(task, {c: c for c in task.columns}, "frame_rows")
+        sql = validated_rows_sql(
+            task, {c: c for c in task.columns}, "frame_rows", carry={ROW_INDEX: ROW_INDEX}
+        )
         decided = connection.execute(
             f"SELECT {ROW_INDEX}, {', '.join(quote(c) for c in task.columns)}, "
             f"array_to_string({REASONS}, ';') AS {REASON_COLUMN} FROM ({sql}) ORDER BY {ROW_INDEX}"

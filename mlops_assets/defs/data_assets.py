@@ -38,8 +38,10 @@ class IntegrationConfig(dg.Config):
     # append | interleave (alternate rows by source) | weighted (cap the contributed share
     # at max_contributed_share, weight rows by their contribution's quality score)
     strategy: str = "append"
-    # random | stratified (any prefix keeps the class balance) | none
+    # random | stratified (any prefix keeps the class balance) | blocks (blocks of block_rows
+    # rows in source order, blocks and rows within shuffled) | none
     shuffle: str = "random"
+    block_rows: int = 65_536
     max_contributed_share: float = 0.5
     max_rows: int = 0
     # Contributed rows read at most (a seeded sample past it), so memory stays bounded.
@@ -212,6 +214,7 @@ def integrated_dataset(
         policy=MergePolicy(
             strategy=config.strategy,
             shuffle=config.shuffle,
+            block_rows=config.block_rows,
             max_contributed_share=config.max_contributed_share,
             max_rows=config.max_rows,
         ),
