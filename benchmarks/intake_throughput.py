@@ -85,10 +85,11 @@ def run(code: str, source: Path, out: Path) -> tuple[float, float]:
     start = time.perf_counter()
     result = subprocess.run(
         ["/usr/bin/time", "-f", "%M", sys.executable, "-c", code, str(source), str(out)],
-        check=True,
         capture_output=True,
         text=True,
     )
+    if result.returncode:
+        raise SystemExit(f"failed on {source}:\n{result.stderr[-3000:]}")
     seconds = time.perf_counter() - start
     return seconds, int(result.stderr.strip().splitlines()[-1]) / 1024
 

@@ -63,6 +63,7 @@ defs = dg.Definitions(
     asset_checks=dg.load_asset_checks_from_modules([checks]),
     sensors=[
         sensors.contribution_sensor,
+        sensors.retrain_sensor,
         sensors.automation_sensor,
         sensors.mlflow_run_cleanup_sensor,
     ],

@@ -87,7 +87,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "0.3",
         "Share of iris held out, stratified, as the fixed benchmark.",
     ),
-    "MLOPS_SENSOR_INTERVAL": ("15", "Seconds between landing-zone sensor ticks."),
+    "MLOPS_SENSOR_INTERVAL": (
+        "15",
+        "Seconds between ticks of the landing-zone, retrain and automation sensors.",
+    ),
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": (
         "2",
         "MLflow's own retry count for HTTP calls; kept low so a dead server fails fast.",

@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,7 @@ class Pipeline:
         run_config: dict | None = None,
         partition_key: str | None = None,
         raise_on_error: bool = True,
+        tags: dict[str, str] | None = None,
     ) -> dg.ExecuteInProcessResult:
         return dg.materialize(
             [*DEFINITION_ASSETS, *DEFINITION_CHECKS],
@@ -114,6 +116,7 @@ class Pipeline:
             run_config=run_config,
             partition_key=partition_key,
             raise_on_error=raise_on_error,
+            tags=tags,
         )
 
     def client(self):
@@ -121,11 +124,34 @@ class Pipeline:
 
         return mlflow_client(self.settings.tracking_uri)
 
-    def drop(self, contributor: str, name: str, text: str) -> Path:
+    def drop(self, contributor: str, name: str, text: str, *, age: float = 60.0) -> Path:
+        """Write a file into the landing zone, last modified ``age`` seconds ago (by default
+        long enough for the sensor to take it as complete; 0 for a file still being written)."""
         path = self.landing / contributor / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
+        stamp = time.time() - age
+        os.utime(path, (stamp, stamp))
         return path
+
+
+def tick_of(
+    pipeline: Pipeline, cursor: str | None = None, sensor_name: str = "contribution_sensor"
+):
+    """One evaluation of a sensor over the pipeline's instance and local landing zone.
+
+    Invoked directly: ``evaluate_tick`` validates partition keys before applying the tick's
+    own request to add them (the daemon applies it first).
+    """
+    from mlops_assets.defs.resources import LocalLandingZone
+
+    with dg.build_sensor_context(
+        instance=pipeline.instance,
+        resources={"landing": LocalLandingZone(root=str(pipeline.landing))},
+        cursor=cursor,
+        definitions=defs,
+    ) as context:
+        return defs.resolve_sensor_def(sensor_name)(context)
 
 
 @pytest.fixture

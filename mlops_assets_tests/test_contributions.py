@@ -269,6 +269,21 @@ def test_all_duplicate_file_is_rejected(tmp_path):
     assert not report.accepted and "must be clean" in report.decision
 
 
+def test_flags_written_in_slices_give_the_same_outcome(tmp_path, monkeypatch):
+    import mlops_assets.core.contributions as contributions
+
+    lines = [f"{5 + i / 100:.2f},3.0,1.4,0.2,setosa\n" for i in range(12)]
+    text = "sepal_length,sepal_width,petal_length,petal_width,species\n" + "".join(lines * 3)
+    path = write(tmp_path, "repeats.csv", text)
+    whole, whole_clean, whole_rejected = intake(path, tmp_path, min_quality=0)
+    monkeypatch.setattr(contributions, "UPDATE_BATCH_ROWS", 2)  # 24 flagged rows: 12 slices
+    sliced, sliced_clean, sliced_rejected = intake(path, tmp_path, min_quality=0)
+    assert whole.rejection_reasons == sliced.rejection_reasons == {"duplicate_in_contribution": 24}
+    assert sliced_clean["row_index"].tolist() == list(range(12))
+    pd.testing.assert_frame_equal(whole_clean, sliced_clean)
+    pd.testing.assert_frame_equal(whole_rejected, sliced_rejected)
+
+
 def test_a_huge_single_line_is_read_and_a_gigantic_one_refused(tmp_path):
     text = "sepal_length,sepal_width,petal_length,petal_width,species,notes\n"
     text += "6.15,2.95,4.65,1.35,versicolor," + "x" * 2_000_000 + "\n"

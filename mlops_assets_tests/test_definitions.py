@@ -52,11 +52,29 @@ def test_sensors_the_demo_needs_are_running_by_default():
     sensors = {s.name: s for s in defs.sensors}
     assert set(sensors) == {
         "contribution_sensor",
+        "retrain_sensor",
         "automation_sensor",
         "mlflow_run_cleanup_sensor",
     }
     for sensor in sensors.values():
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_contributions_reach_training_only_through_the_retrain_sensor():
+    # eager() on integrated_dataset follows the iris data only: a contribution (accepted or
+    # not) must not rebuild it on its own, nor a missing partition block it.
+    condition = defs.resolve_assets_def("integrated_dataset").automation_conditions_by_key[
+        dg.AssetKey("integrated_dataset")
+    ]
+    ignored = "ignore_selection=KeysAssetSelection(selected_keys=[AssetKey(['contributed_data'])])"
+    assert str(condition).count(ignored) == 3  # updated, missing, in progress
+    job = defs.resolve_job_def("retrain")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "baseline_model",
+        "integrated_dataset",
+        "trained_model",
+        "registered_model_version",
+    }
 
 
 def test_loading_the_code_location_does_not_import_heavy_libraries():

@@ -169,10 +169,11 @@ def wait_for(condition, *, timeout: float, what: str, process=None):
         time.sleep(2)
 
 
-def test_dagster_dev_trains_by_itself_and_retrains_on_a_contribution(home, tmp_path):
-    """The README's demo: a fresh deployment materializes everything through the automation
-    sensor, and a file dropped in the landing zone becomes a new model version; every MLflow
-    run of these daemon-launched runs ends FINISHED."""
+def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(home, tmp_path):
+    """The README's demo, with nobody clicking anything: a fresh deployment trains through the
+    automation sensor; a good file dropped in the landing zone becomes a new model version; a
+    rejected file retrains nothing; three files dropped together retrain at most twice. Every
+    MLflow run ends FINISHED, every Dagster run succeeds or is a rejected intake."""
     import os
     import shutil
     import signal
@@ -235,13 +236,67 @@ def test_dagster_dev_trains_by_itself_and_retrains_on_a_contribution(home, tmp_p
         contributions = json.loads(retrained.tags["contributions"])
         assert len(contributions) == 1 and contributions[0].startswith("alice--sample.csv")
 
-        def runs_settled():
-            runs = graphql(port, "{ runsOrError { ... on Runs { results { status } } } }")
-            statuses = [r["status"] for r in runs["runsOrError"]["results"]]
-            return statuses if all(s in ("SUCCESS", "FAILURE") for s in statuses) else None
+        def runs() -> list[dict]:
+            data = graphql(
+                port, "{ runsOrError { ... on Runs { results { status tags { key value } } } } }"
+            )
+            return [
+                {**r, "tags": {t["key"]: t["value"] for t in r["tags"]}}
+                for r in data["runsOrError"]["results"]
+            ]
 
-        statuses = wait_for(runs_settled, timeout=60, what="runs to finish", process=dev)
-        assert set(statuses) == {"SUCCESS"} and len(statuses) >= 3
+        def settled() -> list[dict] | None:
+            every = runs()
+            return every if all(r["status"] in ("SUCCESS", "FAILURE") for r in every) else None
+
+        def retrains() -> int:
+            return sum(r["tags"].get("mlops/stage") == "retrain" for r in runs())
+
+        wait_for(settled, timeout=60, what="runs to finish", process=dev)
+        assert retrains() == 1
+
+        # A rejected file: its intake runs (and fails on the blocking check), nothing retrains.
+        (landing / "rejected.csv").write_text("sepal_length,species\nabc,rose\n")
+        wait_for(
+            lambda: (
+                (done := settled())
+                and any(r["tags"].get("mlops/landing_path") == "alice/rejected.csv" for r in done)
+            ),
+            timeout=60,
+            what="the rejected file's intake",
+            process=dev,
+        )
+        time.sleep(8)  # a few ticks of the retrain sensor
+        assert retrains() == 1 and str(version_with("challenger").version) == "3"
+
+        # Three good files at once: one batch, at most two retrains, all of them in a version.
+        sample = (REPO / "data" / "sample_contribution.csv").read_text().splitlines()
+        for shift in (1, 2, 3):
+            rows = [sample[0]] + [
+                ",".join(
+                    [f"{float(v) + shift / 100:.2f}" for v in line.split(",")[:4]]
+                    + line.split(",")[4:]
+                )
+                for line in sample[1:]
+            ]
+            (landing / f"batch-{shift}.csv").write_text("\n".join(rows) + "\n")
+        latest = wait_for(
+            lambda: (
+                (v := version_with("challenger"))
+                and len(json.loads(v.tags["contributions"])) == 4
+                and v
+            ),
+            timeout=240,
+            what="a version trained on all four accepted contributions",
+            process=dev,
+        )
+        assert int(latest.version) in (4, 5)
+        every = wait_for(settled, timeout=60, what="runs to finish", process=dev)
+        assert retrains() <= 3  # the first contribution's, then at most two for the batch
+        for run in every:
+            if run["status"] == "FAILURE":  # only the rejected file's intake may fail
+                assert run["tags"].get("mlops/landing_path") == "alice/rejected.csv", run
+        assert sum(r["status"] == "SUCCESS" for r in every) >= 8
         experiment = client.get_experiment_by_name("iris-continuous-training")
         mlflow_statuses = {r.info.status for r in client.search_runs([experiment.experiment_id])}
         assert mlflow_statuses == {"FINISHED"}

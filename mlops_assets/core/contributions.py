@@ -49,6 +49,7 @@ OUTCOME = "outcome"  # the decided rows with their final reasons
 # features (NULL for a rejected row), the texts kept for the personal-data scan.
 FLAGS, FEATURE_HASH, TEXTS = "flags", "feature_hash", "texts"
 OUTLIER_FLAG, REPEAT_FLAG, REFERENCE_FLAG, EARLIER_FLAG = 1, 2, 4, 8
+UPDATE_BATCH_ROWS = 1_000_000
 # Measurements are compared at this many decimals so 5.1 and 5.1000000001 are one flower.
 MATCH_DECIMALS = 6
 # |robust z| above this (median and MAD of the reference, per class) flags an outlier.
@@ -363,10 +364,15 @@ def _judge_valid_rows(
             + is_earlier::INT * {EARLIER_FLAG})::UTINYINT AS found
         FROM exact WHERE is_repeat OR is_reference OR is_earlier
     """).fetchall()
-    db.execute(f"""
-        UPDATE {DECIDED} SET {FLAGS} = {FLAGS} | j.found FROM judged AS j
-        WHERE {DECIDED}.rowid = j.row_id
-    """).fetchall()
+    # In slices of the file: an UPDATE holds its join and its changes in memory.
+    flagged, last = db.execute("SELECT count(*), max(row_id) FROM judged").fetchall()[0]
+    stride = (last or 0) // max(1, flagged // UPDATE_BATCH_ROWS) + 1
+    for start in range(0, (last or 0) + 1, stride):
+        db.execute(f"""
+            UPDATE {DECIDED} SET {FLAGS} = {FLAGS} | j.found
+            FROM (SELECT * FROM judged WHERE row_id >= {start} AND row_id < {start + stride}) AS j
+            WHERE {DECIDED}.rowid = j.row_id
+        """).fetchall()
 
 
 def _create_outcome(db: "DuckDBPyConnection", task: TaskSchema, policy: IntakePolicy) -> None:

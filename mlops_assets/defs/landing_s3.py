@@ -8,6 +8,7 @@ import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from dagster_aws.s3 import S3Resource
 
@@ -16,6 +17,8 @@ from mlops_assets.defs.resources import LandingFile, LandingZone, is_contributio
 
 class S3LandingZone(LandingZone):
     """A landing zone under ``s3://<bucket>/<prefix>``."""
+
+    writes_are_atomic: ClassVar[bool] = True
 
     bucket: str
     prefix: str = ""

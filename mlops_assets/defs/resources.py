@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 
@@ -70,6 +70,10 @@ def is_contribution_name(name: str) -> bool:
 
 class LandingZone(dg.ConfigurableResource, ABC):
     """Where contributors drop files, as ``<contributor>/<file>``: a local folder or S3."""
+
+    # Whether a listed file is always complete. An S3 object appears whole when its upload
+    # ends; a local file can be listed while it is still being written.
+    writes_are_atomic: ClassVar[bool] = False
 
     @property
     @abstractmethod

@@ -1,0 +1,165 @@
+"""The landing-zone sensor and the retrain sensor, evaluated against a real instance."""
+
+import json
+import os
+import re
+
+import dagster as dg
+from dagster._core.test_utils import create_run_for_test
+
+from mlops_assets.defs.partitions import contribution_key
+from mlops_assets.defs.sensors import RUN_KEY_TAG, STAGE_TAG
+from mlops_assets_tests.conftest import VALID_CONTRIBUTION, tick_of
+
+OTHER_CONTRIBUTION = VALID_CONTRIBUTION.replace("5.05", "5.15")
+
+
+def requested(tick) -> list[str]:
+    return [r.tags["mlops/landing_path"] for r in tick.run_requests]
+
+
+def taken(pipeline, tick) -> None:
+    """Apply what the daemon applies after a tick: the partitions it asked to add."""
+    for request in tick.dynamic_partitions_requests:
+        pipeline.instance.add_dynamic_partitions("contributions", list(request.partition_keys))
+
+
+def test_new_files_are_registered_and_requested_once(pipeline):
+    pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
+    pipeline.drop("bob", "b.csv", OTHER_CONTRIBUTION)
+    tick = tick_of(pipeline)
+    assert sorted(requested(tick)) == ["alice/a.csv", "bob/b.csv"]
+    keys = [r.partition_key for r in tick.run_requests]
+    assert list(tick.dynamic_partitions_requests[0].partition_keys) == keys
+    assert all(r.run_key.startswith("sha256:") for r in tick.run_requests)
+
+    taken(pipeline, tick)
+    again = tick_of(pipeline, tick.cursor)
+    assert not again.run_requests
+    assert "no new files" in again.skip_reason.skip_message
+
+
+def test_no_timestamp_makes_a_file_invisible(pipeline):
+    first = pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
+    tick = tick_of(pipeline)
+    taken(pipeline, tick)
+    # Same modification time as a taken file, and an older one (``cp -p``): both are new.
+    same = pipeline.drop("alice", "same-time.csv", OTHER_CONTRIBUTION)
+    os.utime(same, (first.stat().st_mtime, first.stat().st_mtime))
+    old = pipeline.drop("carol", "copied.csv", VALID_CONTRIBUTION.replace("5.05", "5.25"))
+    os.utime(old, (1_000_000_000, 1_000_000_000))
+    later = tick_of(pipeline, tick.cursor)
+    assert sorted(requested(later)) == ["alice/same-time.csv", "carol/copied.csv"]
+
+
+def test_a_file_still_being_written_waits_until_its_size_stops_changing(pipeline):
+    growing = pipeline.drop("alice", "big.csv", VALID_CONTRIBUTION[:80], age=0)
+    first = tick_of(pipeline)
+    assert not first.run_requests
+    assert "1 still being written" in first.skip_reason.skip_message
+
+    growing.write_text(VALID_CONTRIBUTION)  # more bytes arrive: still on probation
+    second = tick_of(pipeline, first.cursor)
+    assert not second.run_requests
+
+    third = tick_of(pipeline, second.cursor)  # unchanged since the last tick: complete
+    assert requested(third) == ["alice/big.csv"]
+
+
+def test_temporary_hidden_sidecar_and_misplaced_files_are_ignored(pipeline):
+    for name in (".hidden.csv", "upload.csv.part", "x.csv.tmp", "~lock.csv", "a.csv.meta.json"):
+        pipeline.drop("alice", name, VALID_CONTRIBUTION)
+    (pipeline.landing / "top-level.csv").write_text(VALID_CONTRIBUTION)
+    pipeline.drop("alice/nested", "deep.csv", VALID_CONTRIBUTION)
+    tick = tick_of(pipeline)
+    assert not tick.run_requests and "no new files" in tick.skip_reason.skip_message
+
+
+def test_the_same_bytes_under_another_name_launch_no_second_run(pipeline):
+    pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
+    pipeline.drop("bob", "copy-in-same-tick.csv", VALID_CONTRIBUTION)
+    tick = tick_of(pipeline)
+    assert len(tick.run_requests) == 1  # two names, one content
+    taken(pipeline, tick)
+    request = tick.run_requests[0]
+    # The intake run the daemon launches for it carries the run key.
+    create_run_for_test(pipeline.instance, tags={RUN_KEY_TAG: request.run_key, STAGE_TAG: "ingest"})
+
+    pipeline.drop("carol", "renamed.csv", VALID_CONTRIBUTION)
+    later = tick_of(pipeline, tick.cursor)
+    assert not later.run_requests
+    resubmitted = json.loads(later.cursor)["resubmitted"]
+    assert "carol/renamed.csv" in resubmitted and "bob/copy-in-same-tick.csv" in resubmitted
+    # Different bytes under a taken name's folder are new.
+    pipeline.drop("carol", "new.csv", OTHER_CONTRIBUTION)
+    assert requested(tick_of(pipeline, later.cursor)) == ["carol/new.csv"]
+
+
+def test_deleted_files_leave_no_trace_in_the_cursor(pipeline):
+    pending = pipeline.drop("alice", "half.csv", VALID_CONTRIBUTION, age=0)
+    taken_file = pipeline.drop("bob", "b.csv", OTHER_CONTRIBUTION)
+    tick = tick_of(pipeline)
+    taken(pipeline, tick)
+    assert "alice/half.csv" in json.loads(tick.cursor)["pending"]
+    pending.unlink()
+    taken_file.unlink()
+    later = tick_of(pipeline, tick.cursor)
+    assert not later.run_requests and json.loads(later.cursor)["pending"] == {}
+
+
+def test_hostile_names_become_valid_stable_distinct_keys(pipeline):
+    names = [
+        "my data (final).csv",
+        "données_été.csv",
+        "up..and..away.csv",
+        "a" * 250 + ".csv",  # near the 255-byte limit of a file name
+        "semi;colon'quote\".csv",
+    ]
+    for name in names:
+        pipeline.drop("mallory", name, VALID_CONTRIBUTION.replace("5.05", f"5.{len(name) % 90}"))
+    tick = tick_of(pipeline)
+    keys = [r.partition_key for r in tick.run_requests]
+    assert len(keys) == len(set(keys)) == len(names)
+    for key, request in zip(keys, tick.run_requests, strict=True):
+        assert re.fullmatch(r"[A-Za-z0-9._-]{1,140}", key) and ".." not in key
+        assert key == contribution_key(request.tags["mlops/landing_path"])  # stable
+    taken(pipeline, tick)  # Dagster accepts them as partition keys
+
+
+def retrain_tick(pipeline, cursor=None):
+    return tick_of(pipeline, cursor, sensor_name="retrain_sensor")
+
+
+def test_retrain_waits_for_intake_and_ignores_rejected_contributions(pipeline):
+    assert "no contribution ingested" in retrain_tick(pipeline).skip_message
+
+    pipeline.drop("bob", "bad.csv", "sepal_length,species\nabc,rose\n")
+    pipeline.drop("alice", "good.csv", VALID_CONTRIBUTION)
+    tick = tick_of(pipeline)
+    taken(pipeline, tick)
+    pipeline.materialize("iris_dataset")
+    by_path = {r.tags["mlops/landing_path"]: r for r in tick.run_requests}
+    bad = by_path["bob/bad.csv"]
+    pipeline.materialize(
+        "contributed_data", partition_key=bad.partition_key, tags=bad.tags, raise_on_error=False
+    )
+    rejected_only = retrain_tick(pipeline)
+    assert not rejected_only.run_requests
+    assert "none accepted" in rejected_only.skip_reason.skip_message
+
+    good = by_path["alice/good.csv"]
+    pipeline.materialize("contributed_data", partition_key=good.partition_key, tags=good.tags)
+    still_ingesting = create_run_for_test(
+        pipeline.instance, status=dg.DagsterRunStatus.STARTED, tags={STAGE_TAG: "ingest"}
+    )
+    waiting = retrain_tick(pipeline, rejected_only.cursor)
+    assert "waiting: 1 intake run(s)" in waiting.skip_message
+
+    pipeline.instance.report_run_failed(still_ingesting)
+    retrain = retrain_tick(pipeline, rejected_only.cursor)
+    assert isinstance(retrain, dg.SensorResult), retrain.skip_message
+    (request,) = retrain.run_requests
+    assert request.tags[STAGE_TAG] == "retrain"
+    assert request.tags["mlops/accepted_contributions"] == good.partition_key
+    # Each batch retrains once.
+    assert "no contribution ingested" in retrain_tick(pipeline, retrain.cursor).skip_message
