@@ -25,8 +25,13 @@ lint: setup
 	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
 	$(BIN)/ruff format --check mlops_assets mlops_assets_tests benchmarks
 
+# Each benchmark prints a table for benchmarks/RESULTS.md; the latency one reuses the tests'
+# `dagster dev` launcher, hence PYTHONPATH.
 benchmark: setup
 	$(BIN)/python benchmarks/materialize_timing.py
+	$(BIN)/python benchmarks/intake_throughput.py --sizes-mb 200 1000 4000
+	$(BIN)/python benchmarks/sensor_tick.py --files 10000
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/contribution_latency.py
 
 # Forget everything the embedded default stored (Dagster runs, MLflow models, datasets, landing zone).
 clean-state:

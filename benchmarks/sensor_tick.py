@@ -8,6 +8,7 @@ in a zone that grew over months. Measured for a local folder and for S3 (a moto 
 """
 
 import argparse
+import logging
 import os
 import platform
 import statistics
@@ -72,6 +73,7 @@ def s3(count: int, repeats: int) -> list[float]:
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
     )
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server.start()
     try:
         endpoint = f"http://127.0.0.1:{server._server.server_port}"
@@ -80,9 +82,7 @@ def s3(count: int, repeats: int) -> list[float]:
         paths = relative_paths(count)
         for relative in paths:
             client.put_object(Bucket="landing", Key=f"in/{relative}", Body=BODY)
-        zone = S3LandingZone(
-            bucket="landing", prefix="in", s3=S3Resource(endpoint_url=endpoint)
-        )
+        zone = S3LandingZone(bucket="landing", prefix="in", s3=S3Resource(endpoint_url=endpoint))
         with dg.instance_for_test() as instance:
             take_all_but_the_newest(instance, paths[:-NEW_FILES])
             # Same bytes in every object: only the newest is "new" content; give the others

@@ -1,11 +1,15 @@
 """Shared fixtures: a real temporary Dagster instance, a real MLflow SQLite store, real files."""
 
+import contextlib
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +173,61 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def dagster_dev(home: Path, workdir: Path, **env: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """``dagster dev`` (webserver, daemon, sensors) on a fresh embedded deployment at ``home``,
+    as a real subprocess; yields it and its webserver port, and stops it on exit."""
+    dagster_home = workdir / "dagster"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "docker" / "dagster.embedded.yaml", dagster_home / "dagster.yaml")
+    port = free_port()
+    # An earlier test's MLFLOW_TRACKING_URI must not leak into the child.
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    with (workdir / "dagster-dev.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                *(str(REPO / ".venv/bin/dagster"), "dev", "-w", str(REPO / "workspace.yaml")),
+                *("--host", "127.0.0.1", "--port", str(port)),
+            ],
+            env={**inherited, **env_for(home, DAGSTER_HOME=str(dagster_home), **env)},
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process, port
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["data"]
+
+
+def wait_for(condition, *, timeout: float, what: str, process=None, poll: float = 2.0):
+    """``condition()``'s first truthy value, checked every ``poll`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if process is not None:
+            assert process.poll() is None, f"dagster dev exited while waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(poll)
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 240):

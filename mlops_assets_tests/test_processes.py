@@ -7,7 +7,15 @@ import urllib.request
 import pytest
 
 from mlops_assets.core.registry import get_version_by_alias, mlflow_client
-from mlops_assets_tests.conftest import REPO, env_for, free_port, run_cli
+from mlops_assets_tests.conftest import (
+    REPO,
+    dagster_dev,
+    env_for,
+    free_port,
+    graphql,
+    run_cli,
+    wait_for,
+)
 
 MATERIALIZE = ["dagster", "asset", "materialize", "-m", "mlops_assets.definitions"]
 
@@ -147,64 +155,15 @@ def test_mlops_submit_places_only_accepted_files_in_the_landing_zone(home, tmp_p
     assert hostile.returncode == 2 and "CONFIG_INVALID" in hostile.stderr
 
 
-def graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)["data"]
-
-
-def wait_for(condition, *, timeout: float, what: str, process=None):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if process is not None:
-            assert process.poll() is None, f"dagster dev exited while waiting for {what}"
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
-        time.sleep(2)
-
-
 def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(home, tmp_path):
     """The README's demo, with nobody clicking anything: a fresh deployment trains through the
     automation sensor; a good file dropped in the landing zone becomes a new model version; a
     rejected file retrains nothing; three files dropped together retrain at most twice. Every
     MLflow run ends FINISHED, every Dagster run succeeds or is a rejected intake."""
-    import os
     import shutil
-    import signal
-    import subprocess
 
     from mlflow.exceptions import MlflowException
 
-    dagster_home = tmp_path / "dagster"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "docker" / "dagster.embedded.yaml", dagster_home / "dagster.yaml")
-    port = free_port()
-    env = env_for(home, DAGSTER_HOME=str(dagster_home), MLOPS_SENSOR_INTERVAL="2")
-    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    log = (tmp_path / "dagster-dev.log").open("w")
-    dev = subprocess.Popen(
-        [
-            str(REPO / ".venv/bin/dagster"),
-            "dev",
-            "-w",
-            str(REPO / "workspace.yaml"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env={**inherited, **env},
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     database = home / "mlflow" / "mlflow.db"
     client = mlflow_client(f"sqlite:///{database}")
 
@@ -217,7 +176,7 @@ def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(hom
         except MlflowException:
             return None  # the schema is still being created
 
-    try:
+    with dagster_dev(home, tmp_path, MLOPS_SENSOR_INTERVAL="2") as (dev, port):
         challenger = wait_for(
             lambda: version_with("challenger"), timeout=240, what="the first candidate", process=dev
         )
@@ -300,10 +259,3 @@ def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(hom
         experiment = client.get_experiment_by_name("iris-continuous-training")
         mlflow_statuses = {r.info.status for r in client.search_runs([experiment.experiment_id])}
         assert mlflow_statuses == {"FINISHED"}
-    finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-        log.close()
