@@ -213,6 +213,10 @@ def test_dead_tracking_server_fails_fast_and_registers_nothing(pipeline):
 
 def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
     good = pipeline.drop("alice", "batch 1.csv", VALID_CONTRIBUTION)
+    waiting = tick_of(pipeline)
+    assert "waiting for iris_dataset" in waiting.skip_message  # contributions need the iris data
+    pipeline.materialize("iris_dataset")
+
     pipeline.drop("bob", "bad.csv", "sepal_length,species\nabc,rose\n")
     pipeline.drop("bob", ".hidden.csv", VALID_CONTRIBUTION)
     pipeline.drop("bob", "bad.csv.meta.json", "{}")
@@ -226,7 +230,6 @@ def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
     again = tick_of(pipeline, tick.cursor)
     assert not again.run_requests and "no new files" in again.skip_reason.skip_message
 
-    pipeline.materialize("iris_dataset")
     outcomes = {
         key: pipeline.materialize("contributed_data", partition_key=key, raise_on_error=False)
         for key in keys

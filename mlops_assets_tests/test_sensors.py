@@ -5,6 +5,7 @@ import os
 import re
 
 import dagster as dg
+import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from mlops_assets.defs.partitions import contribution_key
@@ -22,6 +23,14 @@ def taken(pipeline, tick) -> None:
     """Apply what the daemon applies after a tick: the partitions it asked to add."""
     for request in tick.dynamic_partitions_requests:
         pipeline.instance.add_dynamic_partitions("contributions", list(request.partition_keys))
+
+
+@pytest.fixture
+def pipeline(pipeline):
+    """The conftest pipeline with iris_dataset recorded as materialized: the landing-zone
+    sensor waits for it (see test_assets for the wait itself)."""
+    pipeline.instance.report_runless_asset_event(dg.AssetMaterialization("iris_dataset"))
+    return pipeline
 
 
 def test_new_files_are_registered_and_requested_once(pipeline):

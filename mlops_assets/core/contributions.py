@@ -182,30 +182,21 @@ def _scan_pii(db: "DuckDBPyConnection", columns: list[str]) -> tuple[dict[str, i
     distinct texts (labels, categories), so each pattern runs once per distinct value.
     """
     per_column: dict[tuple[str, str], int] = {}
+    kinds = list(pii.VALUE_PATTERNS)
     for i, column in enumerate(columns):
-        values = f"(SELECT trim({_text_sql(i)}) AS v, count(*) AS n FROM {DECIDED} GROUP BY v)"
-        name_kinds = pii.kinds_by_column_name(normalise_column_name(column))
-        kinds = list(pii.VALUE_PATTERNS)
-        # A column named like personal data counts every filled value as that kind.
+        # Most values are plain numbers: one cheap test spares them every pattern.
         counts = db.execute(
             "SELECT coalesce(sum(n) FILTER (WHERE v <> ''), 0), "
             + ", ".join(
-                f"coalesce(sum(n) FILTER (WHERE {pii.value_match_sql('v', kind)}), 0)"
+                f"coalesce(sum(n) FILTER (WHERE NOT plain AND {pii.value_match_sql('v', kind)}), 0)"
                 for kind in kinds
             )
-            # Most values are plain numbers: one cheap test spares them every pattern.
-            + f" FROM {values} WHERE NOT regexp_full_match(v, '{pii.PLAIN_NUMBER}')"
+            + f" FROM (SELECT v, n, regexp_full_match(v, '{pii.PLAIN_NUMBER}') AS plain FROM "
+            f"(SELECT trim({_text_sql(i)}) AS v, count(*) AS n FROM {DECIDED} GROUP BY v))"
         ).fetchall()[0]
-        filled_numbers = (
-            db.execute(
-                f"SELECT coalesce(sum(n), 0) FROM {values} "
-                f"WHERE regexp_full_match(v, '{pii.PLAIN_NUMBER}')"
-            ).fetchall()[0][0]
-            if name_kinds
-            else 0
-        )
-        for kind in name_kinds:
-            per_column[column, kind] = counts[0] + filled_numbers
+        # A column named like personal data counts every filled value as that kind.
+        for kind in pii.kinds_by_column_name(normalise_column_name(column)):
+            per_column[column, kind] = counts[0]
         for kind, count in zip(kinds, counts[1:], strict=True):
             if count and kind == "credit_card":
                 count = _luhn_confirmed(db, i)  # card-like numbers must pass the Luhn check

@@ -11,7 +11,7 @@ import time
 
 import dagster as dg
 
-from mlops_assets.defs.data_assets import contributed_data, integrated_dataset
+from mlops_assets.defs.data_assets import contributed_data, integrated_dataset, iris_dataset
 from mlops_assets.defs.model_assets import baseline_model, registered_model_version, trained_model
 from mlops_assets.defs.partitions import contribution_key, contributions_partitions
 from mlops_assets.defs.resources import LandingFile, LandingZone, ModelRegistry
@@ -54,6 +54,9 @@ def contribution_sensor(
     ``resubmitted`` ones whose bytes an earlier run already took under another name (the run
     key is the content version, so the same bytes never launch a second run).
     """
+    if context.instance.get_latest_materialization_event(iris_dataset.key) is None:
+        # Contributions are judged against the iris data; the automation sensor builds it.
+        return dg.SkipReason("waiting for iris_dataset: contributions are judged against it")
     cursor = json.loads(context.cursor) if context.cursor else {}
     pending, resubmitted = cursor.get("pending", {}), cursor.get("resubmitted", {})
     known = set(context.instance.get_dynamic_partitions(contributions_partitions.name))
