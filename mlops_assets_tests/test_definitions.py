@@ -68,6 +68,12 @@ def test_contributions_reach_training_only_through_the_retrain_sensor():
     ]
     ignored = "ignore_selection=KeysAssetSelection(selected_keys=[AssetKey(['contributed_data'])])"
     assert str(condition).count(ignored) == 3  # updated, missing, in progress
+    ingest = defs.resolve_job_def("ingest_contribution")
+    assert ingest.partitions_def.name == "contributions"
+    assert {k.name for k in ingest.asset_layer.asset_graph.asset_check_keys} == {
+        "contributed_data_accepted",
+        "contributed_data_expectations",
+    }
     job = defs.resolve_job_def("retrain")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
         "baseline_model",

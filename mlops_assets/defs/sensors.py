@@ -36,8 +36,16 @@ def _stamp(file: LandingFile) -> list[float]:
     return [file.size, file.mtime]
 
 
+ingest_job = dg.define_asset_job(
+    "ingest_contribution",
+    selection=dg.AssetSelection.assets(contributed_data),
+    partitions_def=contributions_partitions,
+    description="Intake of one landed file: read, clean, judge, and the blocking checks.",
+)
+
+
 @dg.sensor(
-    target=[contributed_data],
+    job=ingest_job,
     minimum_interval_seconds=_settings.sensor_interval,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
