@@ -46,6 +46,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "policy": PromotionPolicy(
             primary_metric=settings.primary_metric,
             min_improvement=settings.min_improvement,
+            significance=settings.significance,
+            min_benchmark_rows=settings.min_benchmark_rows,
             accuracy_floor=settings.accuracy_floor,
         ),
         "mlflow_tracking": mlflow_tracking.configured(

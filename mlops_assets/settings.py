@@ -63,6 +63,14 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "0.0",
         "Minimum improvement of the primary metric over the champion to promote; the candidate must also be strictly better.",
     ),
+    "MLOPS_SIGNIFICANCE": (
+        "0",
+        "When above 0, a candidate must also beat the champion in an exact McNemar test on the benchmark at this level (e.g. 0.05); 0 turns the test off.",
+    ),
+    "MLOPS_MIN_BENCHMARK_ROWS": (
+        "30",
+        "Benchmark rows needed to decide a promotion at all; a smaller benchmark promotes nothing.",
+    ),
     "MLOPS_ACCURACY_FLOOR": (
         "0.9",
         "Benchmark accuracy below which a candidate fails its blocking check and is not registered.",
@@ -134,6 +142,8 @@ class Settings:
     experiment: str
     primary_metric: str
     min_improvement: float
+    significance: float
+    min_benchmark_rows: int
     accuracy_floor: float
     min_valid_share: float
     min_quality: float
@@ -172,6 +182,8 @@ class Settings:
             experiment=get("MLOPS_EXPERIMENT", "iris-continuous-training"),
             primary_metric=get("MLOPS_PRIMARY_METRIC", "accuracy"),
             min_improvement=_number(get, "MLOPS_MIN_IMPROVEMENT", "0.0", float),
+            significance=_number(get, "MLOPS_SIGNIFICANCE", "0", float),
+            min_benchmark_rows=_number(get, "MLOPS_MIN_BENCHMARK_ROWS", "30", int),
             accuracy_floor=_number(get, "MLOPS_ACCURACY_FLOOR", "0.9", float),
             min_valid_share=_number(get, "MLOPS_MIN_VALID_SHARE", "0.5", float),
             min_quality=_number(get, "MLOPS_MIN_QUALITY", "50", float),
@@ -195,6 +207,7 @@ class Settings:
         for name, value in (
             ("MLOPS_ACCURACY_FLOOR", self.accuracy_floor),
             ("MLOPS_MIN_VALID_SHARE", self.min_valid_share),
+            ("MLOPS_SIGNIFICANCE", self.significance),
         ):
             if not 0.0 <= value <= 1.0:
                 raise ConfigurationError(

@@ -3,7 +3,7 @@ import skops.io
 
 from mlops_assets.core.evaluation import evaluate, metric_deltas, metrics_markdown
 from mlops_assets.core.integration import integrate
-from mlops_assets.core.promotion import decide_promotion
+from mlops_assets.core.promotion import PairedOutcome, PromotionGate, decide_promotion
 from mlops_assets.core.reference_data import load_reference_data, split_benchmark
 from mlops_assets.core.training import ESTIMATORS, SKOPS_TRUSTED_TYPES, train_model
 from mlops_assets.errors import ConfigurationError
@@ -74,12 +74,55 @@ def test_deltas_and_markdown():
 )
 def test_promotion_gate(metric, candidate, baseline, margin, promote, reason):
     decision = decide_promotion(
-        metric=metric,
+        PromotionGate(metric=metric, min_improvement=margin),
         candidate_value=candidate,
         baseline_value=baseline,
-        min_improvement=margin,
+        paired=PairedOutcome(rows=45, candidate_only_correct=1, baseline_only_correct=0),
         champion_version="1",
         candidate_version="2",
     )
     assert decision.promote is promote
     assert reason in decision.reason
+    assert decision.p_value is None  # no test unless the gate asks for one
+
+
+def test_mcnemar_exact_p_value():
+    # 10 rows only the candidate got right, none only the baseline: p = 2 * 0.5**10.
+    assert PairedOutcome(45, 10, 0).mcnemar_p_value == pytest.approx(2 * 0.5**10)
+    assert PairedOutcome(45, 3, 3).mcnemar_p_value == pytest.approx(1.0)
+    assert PairedOutcome(45, 0, 0).mcnemar_p_value == 1.0  # the models agree on every row
+
+
+def test_significance_and_benchmark_size_gate_a_promotion():
+    gate = PromotionGate(significance=0.05, min_benchmark_rows=30)
+    one_row_better = decide_promotion(
+        gate,
+        candidate_value=0.9778,
+        baseline_value=0.9556,
+        paired=PairedOutcome(45, 1, 0),
+        champion_version="1",
+        candidate_version="2",
+    )
+    assert not one_row_better.promote and one_row_better.p_value == pytest.approx(1.0)
+    assert "McNemar p=1.000 on 1/0 discordant rows ≥ 0.05: not significant" in (
+        one_row_better.reason
+    )
+    clearly_better = decide_promotion(
+        gate,
+        candidate_value=0.9,
+        baseline_value=0.6,
+        paired=PairedOutcome(45, 14, 0),
+        champion_version="1",
+        candidate_version="2",
+    )
+    assert clearly_better.promote and "McNemar p=0.000" in clearly_better.reason
+    too_small = decide_promotion(
+        gate,
+        candidate_value=0.9,
+        baseline_value=0.6,
+        paired=PairedOutcome(12, 4, 0),
+        champion_version="1",
+        candidate_version="2",
+    )
+    assert not too_small.promote
+    assert "the benchmark has 12 rows, fewer than the 30 required" in too_small.reason

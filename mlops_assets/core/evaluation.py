@@ -31,6 +31,8 @@ class Evaluation:
     classes: list[str]
     report: str = field(repr=False)
     n_rows: int = 0
+    # Per benchmark row, whether the prediction was right: what a paired test compares.
+    correct: tuple[bool, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,7 +75,18 @@ def evaluate(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Evaluatio
         classes=labels,
         report=skm.classification_report(y_true, y_pred, labels=labels, digits=4, zero_division=0),
         n_rows=len(benchmark),
+        correct=tuple(bool(c) for c in y_true == y_pred),
     )
+
+
+def paired_outcome(candidate: Evaluation, baseline: Evaluation) -> dict[str, int]:
+    """Benchmark rows, and the rows only the candidate / only the baseline got right."""
+    pairs = list(zip(candidate.correct, baseline.correct, strict=True))
+    return {
+        "rows": len(pairs),
+        "candidate_only_correct": sum(c and not b for c, b in pairs),
+        "baseline_only_correct": sum(b and not c for c, b in pairs),
+    }
 
 
 def _probabilities_in_task_order(model: Any, x: pd.DataFrame, task: TaskSchema) -> np.ndarray:

@@ -149,6 +149,7 @@ def trained_model(
         evaluate,
         metric_deltas,
         metrics_markdown,
+        paired_outcome,
     )
     from mlops_assets.core.registry import load_sklearn_model, log_sklearn_model, registry_errors
     from mlops_assets.core.training import train_model
@@ -215,6 +216,7 @@ def trained_model(
             "signature": str(info.signature) if info.signature else "",
             "metrics": dg.MetadataValue.json(candidate_eval.metrics),
             "baseline_metrics": dg.MetadataValue.json(baseline_eval.metrics),
+            "paired_outcome": dg.MetadataValue.json(paired_outcome(candidate_eval, baseline_eval)),
             "deltas": dg.MetadataValue.json(deltas),
         }
     )
@@ -285,7 +287,7 @@ def registered_model_version(
     import mlflow
 
     from mlops_assets.core.evaluation import benchmark_tags
-    from mlops_assets.core.promotion import decide_promotion
+    from mlops_assets.core.promotion import PairedOutcome, PromotionGate, decide_promotion
     from mlops_assets.core.registry import (
         CHALLENGER,
         CHAMPION,
@@ -319,10 +321,15 @@ def registered_model_version(
         champion = get_version_by_alias(client, registry.model_name, CHAMPION)
         champion_version = str(champion.version) if champion else None
         decision = decide_promotion(
-            metric=metric,
+            PromotionGate(
+                metric=metric,
+                min_improvement=policy.min_improvement,
+                significance=policy.significance,
+                min_benchmark_rows=policy.min_benchmark_rows,
+            ),
             candidate_value=candidate["metrics"][metric],
             baseline_value=candidate["baseline_metrics"][metric],
-            min_improvement=policy.min_improvement,
+            paired=PairedOutcome(**_paired_outcome(candidate)),
             champion_version=champion_version,
             candidate_version=registered.version,
         )
@@ -336,7 +343,10 @@ def registered_model_version(
             )
         if promote:
             promote_to_champion(client, registry.model_name, registered.version)
-        for key, value in {"promoted": str(promote).lower(), "promotion_reason": reason}.items():
+        decided = {"promoted": str(promote).lower(), "promotion_reason": reason}
+        if decision.p_value is not None:
+            decided["promotion_p_value"] = f"{decision.p_value:.6f}"
+        for key, value in decided.items():
             client.set_model_version_tag(registry.model_name, registered.version, key, value)
         mlflow.set_tags({"registered_version": registered.version, "promotion_reason": reason})
 
@@ -350,6 +360,7 @@ def registered_model_version(
             "promoted": promote,
             "reason": reason,
             "primary_metric": metric,
+            "mcnemar_p_value": decision.p_value if decision.p_value is not None else "not run",
             "champion_version": registered.version if promote else (champion_version or ""),
             "model_uuid": registered.model_uuid,
             "model_id": registered.model_id,
@@ -357,6 +368,16 @@ def registered_model_version(
             "registry_url": _url(registry.version_url(registered.version)),
         }
     )
+
+
+def _paired_outcome(candidate: dict[str, Any]) -> dict[str, int]:
+    if "paired_outcome" not in candidate:
+        raise UpstreamMissingError(
+            "the trained_model materialization has no paired benchmark outcome (it predates "
+            "the promotion test)",
+            hint="materialize trained_model again, then registered_model_version",
+        )
+    return candidate["paired_outcome"]
 
 
 def _url(url: str | None) -> Any:

@@ -191,6 +191,8 @@ class PromotionPolicy(dg.ConfigurableResource):
 
     primary_metric: str = "accuracy"
     min_improvement: float = 0.0
+    significance: float = 0.0  # 0: no McNemar test
+    min_benchmark_rows: int = 30
     accuracy_floor: float = 0.9
 
 
