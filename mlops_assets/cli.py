@@ -38,8 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     which = show.add_mutually_exclusive_group()
     which.add_argument("--alias", default=None, help="alias to show (default: champion)")
     which.add_argument("--version", default=None)
+    which.add_argument("--uuid", default=None, help="the logged model's id (model_uuid tag)")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.set_defaults(handler=_model_show)
+
+    rollback = model_commands.add_parser(
+        "rollback", help="move champion back to previous-champion (audited)"
+    )
+    rollback.add_argument("--reason", required=True, help="why, recorded on the version")
+    rollback.set_defaults(handler=_model_rollback)
+    promote = model_commands.add_parser(
+        "promote", help="make a version champion by hand, bypassing the gate (audited)"
+    )
+    promote.add_argument("version")
+    promote.add_argument("--reason", required=True, help="why, recorded on the version")
+    promote.set_defaults(handler=_model_promote)
 
     args = parser.parse_args(argv)
     try:
@@ -111,6 +124,7 @@ def _model_show(args: argparse.Namespace, settings: Settings) -> int:
     from mlops_assets.core.registry import (
         CHAMPION,
         get_version_by_alias,
+        get_version_by_model_uuid,
         mlflow_client,
         registry_errors,
     )
@@ -120,6 +134,13 @@ def _model_show(args: argparse.Namespace, settings: Settings) -> int:
         client = mlflow_client(settings.tracking_uri)
         if args.version:
             version = client.get_model_version(settings.model_name, args.version)
+        elif args.uuid:
+            version = get_version_by_model_uuid(client, settings.model_name, args.uuid)
+            if version is None:
+                raise ModelNotFoundError(
+                    f"{settings.model_name} has no version with model_uuid {args.uuid!r}",
+                    hint="copy the model_uuid from `mlops model show` or the Dagster UI",
+                )
         else:
             alias = args.alias or CHAMPION
             version = get_version_by_alias(client, settings.model_name, alias)
@@ -154,6 +175,44 @@ def _model_show(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {key}: {document[key]}")
         for key, value in sorted(document["metrics"].items()):
             print(f"  {key}: {value:.4f}")
+    return 0
+
+
+def _model_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops_assets.core.registry import rollback_champion
+
+    return _change_champion(
+        settings,
+        lambda client, actor: rollback_champion(
+            client, settings.model_name, actor=actor, reason=args.reason
+        ),
+    )
+
+
+def _model_promote(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops_assets.core.registry import set_champion_by_hand
+
+    return _change_champion(
+        settings,
+        lambda client, actor: set_champion_by_hand(
+            client, settings.model_name, args.version, actor=actor, reason=args.reason, how="manual"
+        ),
+    )
+
+
+def _change_champion(settings: Settings, change) -> int:
+    import getpass
+
+    apply_process_defaults()
+    from mlops_assets.core.registry import mlflow_client, registry_errors
+
+    with registry_errors(settings.tracking_uri):
+        done = change(mlflow_client(settings.tracking_uri), getpass.getuser())
+    was = f"v{done.from_version}" if done.from_version else "none"
+    print(
+        f"{done.model_name}: champion is now v{done.to_version} (was {was}), {done.how} by "
+        f"{done.actor} at {done.at}: {done.reason}"
+    )
     return 0
 
 

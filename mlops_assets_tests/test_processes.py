@@ -56,6 +56,31 @@ def test_cli_materialize_twice_moves_challenger_but_not_champion(home, tmp_path)
     assert document["model_uuid"] == challenger.tags["model_uuid"]
     assert document["metrics"]["accuracy"] == pytest.approx(0.9111, abs=1e-4)
 
+    by_uuid = run_cli(
+        ["mlops", "model", "show", "--uuid", document["model_uuid"], "--json"], env, tmp_path
+    )
+    assert json.loads(by_uuid.stdout)["version"] == "3"
+    unknown = run_cli(["mlops", "model", "show", "--uuid", "m-0000"], env, tmp_path)
+    assert unknown.returncode == 2 and "MODEL_NOT_FOUND" in unknown.stderr
+
+    # Champion changes by hand: refused without a target, audited when done, undoable.
+    nothing_to_roll_back = run_cli(["mlops", "model", "rollback", "--reason", "x"], env, tmp_path)
+    assert nothing_to_roll_back.returncode == 2
+    assert "no 'previous-champion' version" in nothing_to_roll_back.stderr
+    missing = run_cli(["mlops", "model", "promote", "99", "--reason", "x"], env, tmp_path)
+    assert missing.returncode == 2 and "has no version 99" in missing.stderr
+    promoted = run_cli(["mlops", "model", "promote", "3", "--reason", "A/B test"], env, tmp_path)
+    assert promoted.returncode == 0, promoted.stderr
+    assert "champion is now v3 (was v1), manual" in promoted.stdout
+    v3 = client.get_model_version("iris-classifier", "3")
+    assert v3.tags["champion_set_how"] == "manual" and v3.tags["champion_set_from"] == "1"
+    assert v3.tags["champion_set_reason"] == "A/B test" and v3.tags["champion_set_by"]
+    rolled = run_cli(["mlops", "model", "rollback", "--reason", "worse online"], env, tmp_path)
+    assert rolled.returncode == 0 and "champion is now v1 (was v3), rollback" in rolled.stdout
+    assert str(client.get_model_version_by_alias("iris-classifier", "champion").version) == "1"
+    previous = client.get_model_version_by_alias("iris-classifier", "previous-champion")
+    assert str(previous.version) == "3"  # a second rollback would undo this one
+
 
 def test_select_star_needs_a_partition_and_says_so(home, tmp_path):
     # contributed_data is partitioned, so Dagster's CLI refuses '*' without --partition.

@@ -7,6 +7,7 @@ from mlops_assets.core.registry import (
     CHAMPION,
     PREVIOUS_CHAMPION,
     get_version_by_alias,
+    get_version_by_model_uuid,
     load_sklearn_model,
     log_sklearn_model,
     mlflow_client,
@@ -44,8 +45,10 @@ def test_register_load_and_promote_round_trip(mlflow_store, iris_model):
     assert str(get_version_by_alias(mlflow_store, "m", CHAMPION).version) == "2"
     assert str(get_version_by_alias(mlflow_store, "m", PREVIOUS_CHAMPION).version) == "1"
 
-    version = mlflow_store.search_model_versions(f"tags.model_uuid = '{second.model_uuid}'")[0]
+    version = get_version_by_model_uuid(mlflow_store, "m", second.model_uuid)
     assert str(version.version) == "2" and version.tags["model_id"] == second.model_id
+    assert get_version_by_model_uuid(mlflow_store, "m", "m-0") is None
+    assert get_version_by_model_uuid(mlflow_store, "m", "x' OR name != '") is None
 
     loaded = load_sklearn_model("models:/m@champion")
     assert (loaded.predict(example) == model.predict(example)).all()

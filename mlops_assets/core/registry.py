@@ -246,3 +246,86 @@ def promote_to_champion(client: MlflowClient, model_name: str, version: str) -> 
         client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, previous.version)
     client.set_registered_model_alias(model_name, CHAMPION, version)
     return str(previous.version) if previous is not None else None
+
+
+def get_version_by_model_uuid(
+    client: MlflowClient, model_name: str, model_uuid: str
+) -> ModelVersion | None:
+    """The version whose logged model has ``model_uuid`` (stored as a searchable tag)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", model_uuid):
+        return None  # never part of a filter string: model ids are m-<hex>
+    versions = client.search_model_versions(
+        f"name = '{model_name}' AND tags.model_uuid = '{model_uuid}'"
+    )
+    return versions[0] if versions else None
+
+
+@dataclass(frozen=True)
+class ChampionChange:
+    """Who moved ``champion`` from one version to another, how, why and when."""
+
+    model_name: str
+    from_version: str | None
+    to_version: str
+    how: str  # "rollback" or "manual"
+    actor: str
+    reason: str
+    at: str
+
+
+def set_champion_by_hand(
+    client: MlflowClient, model_name: str, version: str, *, actor: str, reason: str, how: str
+) -> ChampionChange:
+    """Point ``champion`` at ``version`` outside the promotion gate, and audit it as tags on
+    the version (``champion_set_by``, ``champion_set_how``, ``champion_set_reason``,
+    ``champion_set_at``). The old champion keeps ``previous-champion``."""
+    from datetime import UTC, datetime
+
+    from mlflow.exceptions import MlflowException
+
+    from mlops_assets.errors import ConfigurationError, ModelNotFoundError
+
+    if not reason.strip():
+        raise ConfigurationError(
+            "a manual change of the champion needs a reason", hint="pass --reason '...'"
+        )
+    try:
+        client.get_model_version(model_name, str(version))
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        raise ModelNotFoundError(
+            f"{model_name} has no version {version}",
+            hint="`mlops model show --json` lists the current versions' tags and aliases",
+        ) from None
+    change = ChampionChange(
+        model_name=model_name,
+        from_version=promote_to_champion(client, model_name, str(version)),
+        to_version=str(version),
+        how=how,
+        actor=actor,
+        reason=reason.strip(),
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    audit = {"by": change.actor, "how": change.how, "reason": change.reason, "at": change.at}
+    for key, value in {**audit, "from": change.from_version or "none"}.items():
+        client.set_model_version_tag(model_name, str(version), f"champion_set_{key}", value)
+    return change
+
+
+def rollback_champion(
+    client: MlflowClient, model_name: str, *, actor: str, reason: str
+) -> ChampionChange:
+    """Move ``champion`` back to ``previous-champion``; the version rolled back from becomes
+    ``previous-champion``, so a second rollback undoes the first."""
+    from mlops_assets.errors import ModelNotFoundError
+
+    previous = get_version_by_alias(client, model_name, PREVIOUS_CHAMPION)
+    if previous is None:
+        raise ModelNotFoundError(
+            f"{model_name} has no {PREVIOUS_CHAMPION!r} version to roll back to",
+            hint="a rollback needs an earlier champion; promote a version by hand instead",
+        )
+    return set_champion_by_hand(
+        client, model_name, str(previous.version), actor=actor, reason=reason, how="rollback"
+    )
