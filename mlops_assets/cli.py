@@ -54,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     promote.add_argument("--reason", required=True, help="why, recorded on the version")
     promote.set_defaults(handler=_model_promote)
 
+    verify = commands.add_parser(
+        "verify", help="recompute every hash a version's attestation records, and compare"
+    )
+    verify.add_argument("version")
+    verify.set_defaults(handler=_verify)
+
     args = parser.parse_args(argv)
     try:
         return args.handler(args, Settings.from_env())
@@ -214,6 +220,79 @@ def _change_champion(settings: Settings, change) -> int:
         f"{done.actor} at {done.at}: {done.reason}"
     )
     return 0
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    apply_process_defaults()
+    import tempfile
+
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from mlops_assets.core.attestation import ARTIFACT_PATH, Finding, verify
+    from mlops_assets.core.hashing import file_sha256, frame_sha256
+    from mlops_assets.core.registry import mlflow_client, model_file_digests, registry_errors
+    from mlops_assets.definitions import landing_zone
+    from mlops_assets.defs.resources import DatasetStore
+    from mlops_assets.errors import ModelNotFoundError
+
+    store = DatasetStore(root=settings.storage_uri)
+    name = settings.model_name
+    with registry_errors(settings.tracking_uri):
+        client = mlflow_client(settings.tracking_uri)
+        try:
+            version = client.get_model_version(name, args.version)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = client.download_artifacts(version.run_id, ARTIFACT_PATH, tmp)
+                document = json.loads(Path(path).read_text())
+        except (MlflowException, OSError) as exc:
+            raise ModelNotFoundError(
+                f"{name} v{args.version} has no readable attestation ({type(exc).__name__})",
+                hint="versions registered before attestations existed have none; "
+                "`mlops model show` lists the versions",
+            ) from None
+
+        def model_digests(number: str) -> dict[str, str] | None:
+            try:
+                return model_file_digests(f"models:/{name}/{number}", settings.tracking_uri)
+            except (MlflowException, OSError):
+                return None
+
+        def dataset_sha256(which: str) -> str | None:
+            path = (
+                store.benchmark
+                if which == "benchmark"
+                else store.integrated(document["integrated_dataset_sha256"])
+            )
+            return frame_sha256(pd.read_parquet(path)) if path.exists() else None
+
+        def contribution_sha256(contribution: dict) -> str | None:
+            try:
+                with landing_zone(settings).local_copy(contribution["landing_path"]) as local:
+                    return file_sha256(local)
+            except (OSError, KeyError, TypeError, ValueError):
+                return None
+
+        findings = verify(
+            document,
+            model_digests=model_digests,
+            dataset_sha256=dataset_sha256,
+            contribution_sha256=contribution_sha256,
+        )
+    findings.insert(
+        0,
+        Finding(
+            "registry tag",
+            version.tags.get("attestation_sha256") == document.get("document_sha256"),
+            "attestation_sha256 on the version matches the record",
+        ),
+    )
+    for finding in findings:
+        mark = "ok  " if finding.holds else "FAIL"
+        print(f"{mark} {finding.what}: {finding.detail}")
+    holds = all(f.holds for f in findings)
+    print(f"{name} v{args.version}: the attestation {'holds' if holds else 'does NOT hold'}")
+    return 0 if holds else 1
 
 
 if __name__ == "__main__":

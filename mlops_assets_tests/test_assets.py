@@ -11,7 +11,13 @@ from mlops_assets.core.registry import CHALLENGER, CHAMPION
 from mlops_assets.defs.partitions import contribution_key
 from mlops_assets.defs.sensors import mlflow_run_cleanup_sensor
 from mlops_assets.settings import Settings
-from mlops_assets_tests.conftest import VALID_CONTRIBUTION, env_for, free_port, tick_of
+from mlops_assets_tests.conftest import (
+    VALID_CONTRIBUTION,
+    env_for,
+    free_port,
+    run_cli,
+    tick_of,
+)
 
 
 def metadata(pipeline, asset: str) -> dict:
@@ -284,3 +290,36 @@ def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
     assert integrated["strategy"] == "weighted" and integrated["rows_by_source"][good_key] == 2
     rows = pd.read_parquet(integrated["path"])
     assert rows.loc[rows["contribution_id"] == good_key, "sample_weight"].lt(1.0).all()
+
+
+def test_attestation_holds_and_a_changed_model_byte_breaks_it(pipeline, tmp_path):
+    from urllib.parse import urlparse
+
+    pipeline.materialize("iris_dataset")
+    pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
+    (key,) = [r.partition_key for r in tick_of(pipeline).run_requests]
+    pipeline.instance.add_dynamic_partitions("contributions", [key])
+    pipeline.materialize("contributed_data", partition_key=key)
+    pipeline.materialize()
+    registered = metadata(pipeline, "registered_model_version")
+    assert registered["version"] == "2" and len(registered["attestation_sha256"]) == 64
+
+    env = env_for(pipeline.home)
+    verified = run_cli(["mlops", "verify", "2"], env, tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "the attestation holds" in verified.stdout
+    assert f"ok   contribution {key}" in verified.stdout
+    assert "ok   candidate model files (v2)" in verified.stdout
+
+    client = pipeline.client()
+    v2 = client.get_model_version(pipeline.settings.model_name, "2")
+    logged = client.get_logged_model(v2.tags["model_id"])
+    model_dir = Path(urlparse(logged.artifact_location).path)
+    (weights,) = model_dir.glob("*.skops")
+    changed = bytearray(weights.read_bytes())
+    changed[len(changed) // 2] ^= 1
+    weights.write_bytes(changed)
+    broken = run_cli(["mlops", "verify", "2"], env, tmp_path)
+    assert broken.returncode == 1
+    assert f"FAIL candidate model files (v2): differs: {weights.name}" in broken.stdout
+    assert "does NOT hold" in broken.stdout

@@ -329,3 +329,20 @@ def rollback_champion(
     return set_champion_by_hand(
         client, model_name, str(previous.version), actor=actor, reason=reason, how="rollback"
     )
+
+
+def model_file_digests(model_uri: str, tracking_uri: str) -> dict[str, str]:
+    """sha256 of every file of the model at ``model_uri`` (its weights, not just metadata),
+    read from the tracking server and model registry at ``tracking_uri``."""
+    import tempfile
+
+    import mlflow
+
+    from mlops_assets.core.attestation import directory_digests
+
+    # models:/ URIs resolve through the process-wide registry URI, whatever is passed here.
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+        return directory_digests(Path(local))

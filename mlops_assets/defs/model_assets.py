@@ -280,6 +280,7 @@ def registered_model_version(
     context: dg.AssetExecutionContext,
     registry: ModelRegistry,
     policy: PromotionPolicy,
+    store: DatasetStore,
     mlflow_tracking: dg.ResourceParam[Any],
 ) -> dg.MaterializeResult:
     """The candidate as a registry version: ``challenger`` always moves to it, ``champion``
@@ -349,6 +350,9 @@ def registered_model_version(
         for key, value in decided.items():
             client.set_model_version_tag(registry.model_name, registered.version, key, value)
         mlflow.set_tags({"registered_version": registered.version, "promotion_reason": reason})
+        attestation = _attest(
+            context, client, registry, store, registered, candidate, decision, promote, reason
+        )
 
     context.log.info(reason)
     aliases = client.get_model_version(registry.model_name, registered.version).aliases
@@ -366,8 +370,90 @@ def registered_model_version(
             "model_id": registered.model_id,
             "data_sha256": candidate["data_sha256"],
             "registry_url": _url(registry.version_url(registered.version)),
+            "attestation_sha256": attestation["document_sha256"],
+            "attestation": dg.MetadataValue.path(attestation["uri"]),
         }
     )
+
+
+def _attest(
+    context: dg.AssetExecutionContext,
+    client: Any,
+    registry: ModelRegistry,
+    store: DatasetStore,
+    registered: Any,
+    candidate: dict[str, Any],
+    decision: Any,
+    promoted: bool,
+    reason: str,
+) -> dict[str, Any]:
+    """Write the version's attestation next to its model (an artifact of its MLflow run) and
+    its hash as the ``attestation_sha256`` version tag; return it with its ``uri``."""
+    from datetime import UTC, datetime
+
+    from mlops_assets.core.attestation import ARTIFACT_PATH, seal
+    from mlops_assets.core.contributions import contribution_reports
+    from mlops_assets.core.registry import model_file_digests
+
+    reports = {
+        r["contribution_id"]: r for r, _ in contribution_reports(store.path("contributions"))
+    }
+    baseline_version = candidate["baseline_version"]
+    baseline = client.get_model_version(registry.model_name, baseline_version)
+    document = seal(
+        {
+            "model_name": registry.model_name,
+            "version": registered.version,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "dagster_run_id": context.run_id,
+            "benchmark_dataset_sha256": upstream_metadata(context, iris_dataset)[
+                "benchmark_sha256"
+            ],
+            "integrated_dataset_sha256": candidate["data_sha256"],
+            "contributions": [
+                {
+                    "contribution_id": cid,
+                    "contributor": reports[cid]["contributor"],
+                    "landing_path": reports[cid].get("landing_path"),
+                    "file_sha256": reports[cid]["sha256"],
+                    "rows_accepted": reports[cid]["rows_clean"],
+                    "quality_score": reports[cid]["quality_score"],
+                }
+                for cid in candidate["contributions"]
+                if cid in reports
+            ],
+            "candidate": {
+                "version": registered.version,
+                "model_uuid": registered.model_uuid,
+                "model_uri": registered.model_uri,
+                "mlflow_run_id": registered.run_id,
+                "artifact_sha256": model_file_digests(
+                    f"models:/{registry.model_name}/{registered.version}", registry.tracking_uri
+                ),
+            },
+            "baseline": {
+                "version": str(baseline_version),
+                "model_uuid": baseline.tags.get("model_uuid"),
+                "artifact_sha256": model_file_digests(
+                    f"models:/{registry.model_name}/{baseline_version}", registry.tracking_uri
+                ),
+            },
+            "metrics": candidate["metrics"],
+            "baseline_metrics": candidate["baseline_metrics"],
+            "deltas": candidate["deltas"],
+            "test": {
+                "name": "exact McNemar",
+                "p_value": decision.p_value,
+                **candidate["paired_outcome"],
+            },
+            "decision": {"metric": decision.metric, "promoted": promoted, "reason": reason},
+        }
+    )
+    client.log_dict(registered.run_id, document, ARTIFACT_PATH)
+    client.set_model_version_tag(
+        registry.model_name, registered.version, "attestation_sha256", document["document_sha256"]
+    )
+    return {**document, "uri": f"runs:/{registered.run_id}/{ARTIFACT_PATH}"}
 
 
 def _paired_outcome(candidate: dict[str, Any]) -> dict[str, int]:

@@ -1,0 +1,124 @@
+"""Attestation: a versioned, self-hashed record of what a registered version was made from,
+and its verification from the stored artifacts.
+
+The document names every input by content hash (benchmark, integrated dataset, each
+contribution's file, the baseline's and the candidate's model files), with metrics, the
+promotion decision and package versions. ``document_sha256`` is the sha256 of the document's
+canonical JSON without that field, so changing any byte of the record shows; recomputing the
+input hashes from what is stored shows whether the record still describes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlops_assets.core.hashing import file_sha256
+
+SCHEMA = "mlops-assets/attestation@1"
+ARTIFACT_PATH = "attestation/attestation.json"
+_PACKAGES = ("mlops-assets", "dagster", "mlflow", "scikit-learn", "skops", "pandas", "duckdb")
+
+
+def directory_digests(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, by path relative to it."""
+    return {
+        path.relative_to(root).as_posix(): file_sha256(path)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def document_sha256(document: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of ``document`` without its own ``document_sha256``."""
+    body = {k: v for k, v in document.items() if k != "document_sha256"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def seal(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with its schema, package versions and ``document_sha256``."""
+    body = {"schema": SCHEMA, **document, "packages": package_versions()}
+    return {**body, "document_sha256": document_sha256(body)}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One recomputed hash against the attested one."""
+
+    what: str
+    holds: bool
+    detail: str = ""
+
+
+def verify(
+    document: dict[str, Any],
+    *,
+    model_digests: Callable[[str], dict[str, str] | None],
+    dataset_sha256: Callable[[str], str | None],
+    contribution_sha256: Callable[[dict[str, Any]], str | None],
+) -> list[Finding]:
+    """Recompute what ``document`` attests and say, item by item, whether it holds.
+
+    The callables recompute from storage: the file digests of a registered version's model,
+    the content hash of a dataset (``"benchmark"`` or ``"integrated"``), the sha256 of a
+    contribution's original file; None when the thing is gone (which does not hold).
+    """
+    findings = [
+        Finding(
+            "document",
+            document.get("document_sha256") == document_sha256(document),
+            "the record itself is unchanged",
+        ),
+        Finding("schema", document.get("schema") == SCHEMA, str(document.get("schema"))),
+    ]
+    for role in ("candidate", "baseline"):
+        model = document.get(role) or {}
+        actual = model_digests(str(model.get("version")))
+        findings.append(
+            Finding(
+                f"{role} model files (v{model.get('version')})",
+                actual is not None and actual == model.get("artifact_sha256"),
+                _difference(model.get("artifact_sha256") or {}, actual),
+            )
+        )
+    for name in ("benchmark", "integrated"):
+        expected = document.get(f"{name}_dataset_sha256")
+        actual = dataset_sha256(name)
+        findings.append(
+            Finding(f"{name} dataset", actual == expected, f"{expected} vs {actual or 'missing'}")
+        )
+    for contribution in document.get("contributions", []):
+        actual = contribution_sha256(contribution)
+        findings.append(
+            Finding(
+                f"contribution {contribution.get('contribution_id')}",
+                actual == contribution.get("file_sha256"),
+                f"{contribution.get('file_sha256')} vs {actual or 'missing'}",
+            )
+        )
+    return findings
+
+
+def _difference(expected: dict[str, str], actual: dict[str, str] | None) -> str:
+    if actual is None:
+        return "the model's files cannot be read"
+    changed = sorted(
+        path for path in set(expected) | set(actual) if expected.get(path) != actual.get(path)
+    )
+    return f"{len(expected)} files match" if not changed else "differs: " + ", ".join(changed)
