@@ -10,6 +10,7 @@ from mlops_assets.defs.resources import (
     ModelRegistry,
     PromotionPolicy,
     TrainingDataPolicy,
+    Webhooks,
     mlflow_tracking,
 )
 from mlops_assets.settings import Settings, current_settings
@@ -32,6 +33,11 @@ def landing_zone(settings: Settings) -> LandingZone:
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "store": DatasetStore(root=settings.storage_uri),
+        "webhooks": Webhooks(
+            url=settings.webhook_url,
+            secret=settings.webhook_secret,
+            outbox=str(settings.home / "webhooks"),
+        ),
         "landing": landing_zone(settings),
         "registry": ModelRegistry(
             tracking_uri=settings.tracking_uri,
@@ -68,6 +74,7 @@ defs = dg.Definitions(
         sensors.retrain_sensor,
         sensors.automation_sensor,
         sensors.mlflow_run_cleanup_sensor,
+        sensors.webhook_redelivery_sensor,
     ],
     resources=build_resources(current_settings()),
     # One process per run instead of one per step: every step process would pay the imports

@@ -71,6 +71,14 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "30",
         "Benchmark rows needed to decide a promotion at all; a smaller benchmark promotes nothing.",
     ),
+    "MLOPS_WEBHOOK_URL": (
+        "none (off)",
+        "Where `model_version.registered` / `model_version.promoted` events are POSTed, signed with HMAC-SHA256.",
+    ),
+    "MLOPS_WEBHOOK_SECRET": (
+        "none",
+        "Shared secret for the webhook signature; required when `MLOPS_WEBHOOK_URL` is set.",
+    ),
     "MLOPS_ACCURACY_FLOOR": (
         "0.9",
         "Benchmark accuracy below which a candidate fails its blocking check and is not registered.",
@@ -154,6 +162,8 @@ class Settings:
     seed: int
     benchmark_fraction: float
     sensor_interval: int
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -194,6 +204,8 @@ class Settings:
             seed=_number(get, "MLOPS_SEED", "42", int),
             benchmark_fraction=_number(get, "MLOPS_BENCHMARK_FRACTION", "0.3", float),
             sensor_interval=_number(get, "MLOPS_SENSOR_INTERVAL", "15", int),
+            webhook_url=get("MLOPS_WEBHOOK_URL", "") or None,
+            webhook_secret=get("MLOPS_WEBHOOK_SECRET", "") or None,
         )
         settings.validate()
         return settings
@@ -217,6 +229,11 @@ class Settings:
             raise ConfigurationError(
                 f"MLOPS_BENCHMARK_FRACTION={self.benchmark_fraction} is outside [0.05, 0.5]",
                 hint="the benchmark needs enough rows per class and must leave most rows to train on",
+            )
+        if self.webhook_url and not self.webhook_secret:
+            raise ConfigurationError(
+                "MLOPS_WEBHOOK_URL is set but MLOPS_WEBHOOK_SECRET is not",
+                hint="set a shared secret: receivers check every event's HMAC signature with it",
             )
         if self.sensor_interval < 1:
             raise ConfigurationError(

@@ -139,19 +139,21 @@ class Pipeline:
         return path
 
 
+SENSOR_RESOURCES = ("landing", "webhooks", "registry")
+
+
 def tick_of(
     pipeline: Pipeline, cursor: str | None = None, sensor_name: str = "contribution_sensor"
 ):
-    """One evaluation of a sensor over the pipeline's instance and local landing zone.
+    """One evaluation of a sensor over the pipeline's instance and resources.
 
     Invoked directly: ``evaluate_tick`` validates partition keys before applying the tick's
     own request to add them (the daemon applies it first).
     """
-    from mlops_assets.defs.resources import LocalLandingZone
-
     with dg.build_sensor_context(
         instance=pipeline.instance,
-        resources={"landing": LocalLandingZone(root=str(pipeline.landing))},
+        # What the sensors use; mlflow_tracking cannot start outside a run.
+        resources={k: v for k, v in pipeline.resources().items() if k in SENSOR_RESOURCES},
         cursor=cursor,
         definitions=defs,
     ) as context:

@@ -55,6 +55,7 @@ def test_sensors_the_demo_needs_are_running_by_default():
         "retrain_sensor",
         "automation_sensor",
         "mlflow_run_cleanup_sensor",
+        "webhook_redelivery_sensor",
     }
     for sensor in sensors.values():
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING

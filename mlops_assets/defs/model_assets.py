@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from mlops_assets.defs.data_assets import integrated_dataset, iris_dataset
-from mlops_assets.defs.resources import DatasetStore, ModelRegistry, PromotionPolicy, mlflow_step
+from mlops_assets.defs.resources import (
+    DatasetStore,
+    ModelRegistry,
+    PromotionPolicy,
+    Webhooks,
+    mlflow_step,
+)
 from mlops_assets.errors import UpstreamMissingError
 from mlops_assets.settings import current_settings
 from mlops_assets.task import TASK
@@ -281,6 +287,7 @@ def registered_model_version(
     registry: ModelRegistry,
     policy: PromotionPolicy,
     store: DatasetStore,
+    webhooks: Webhooks,
     mlflow_tracking: dg.ResourceParam[Any],
 ) -> dg.MaterializeResult:
     """The candidate as a registry version: ``challenger`` always moves to it, ``champion``
@@ -356,6 +363,23 @@ def registered_model_version(
 
     context.log.info(reason)
     aliases = client.get_model_version(registry.model_name, registered.version).aliases
+    event = {
+        "model_name": registry.model_name,
+        "version": registered.version,
+        "aliases": sorted(aliases),
+        "model_uuid": registered.model_uuid,
+        "promoted": promote,
+        "reason": reason,
+        "metrics": {k: candidate["metrics"][k] for k in (metric, "accuracy")},
+        "contributions": candidate["contributions"],
+        "attestation_sha256": attestation["document_sha256"],
+    }
+    # After the registry is final: an event never fails or undoes a registration.
+    from mlops_assets.core.webhooks import PROMOTED, REGISTERED
+
+    for event_type in [REGISTERED, PROMOTED] if promote else [REGISTERED]:
+        if line := webhooks.notify(event_type, event):
+            context.log.info(line)
     return dg.MaterializeResult(
         metadata={
             "model_name": registry.model_name,

@@ -196,6 +196,24 @@ class PromotionPolicy(dg.ConfigurableResource):
     accuracy_floor: float = 0.9
 
 
+class Webhooks(dg.ConfigurableResource):
+    """Signed registry events to ``url`` (off when unset); undelivered ones wait in ``outbox``."""
+
+    url: str | None = None
+    secret: str | None = None
+    outbox: str
+
+    def notify(self, event_type: str, data: dict[str, Any]) -> str | None:
+        """Deliver or keep the event; a line for the log, None when webhooks are off."""
+        if not self.url or not self.secret:
+            return None
+        from mlops_assets.core.webhooks import Outbox, WebhookEvent, notify
+
+        return notify(
+            self.url, self.secret, Outbox(Path(self.outbox)), WebhookEvent.new(event_type, data)
+        )
+
+
 @dg.resource(
     config_schema={
         "experiment_name": dg.Field(str),

@@ -14,7 +14,7 @@ import dagster as dg
 from mlops_assets.defs.data_assets import contributed_data, integrated_dataset, iris_dataset
 from mlops_assets.defs.model_assets import baseline_model, registered_model_version, trained_model
 from mlops_assets.defs.partitions import contribution_key, contributions_partitions
-from mlops_assets.defs.resources import LandingFile, LandingZone, ModelRegistry
+from mlops_assets.defs.resources import LandingFile, LandingZone, ModelRegistry, Webhooks
 from mlops_assets.settings import current_settings
 
 _settings = current_settings()
@@ -217,3 +217,22 @@ def mlflow_run_cleanup_sensor(context: dg.RunFailureSensorContext, registry: Mod
         )
     if ended:
         context.log.info(f"Marked MLflow run(s) {', '.join(ended)} FAILED")
+
+
+@dg.sensor(
+    minimum_interval_seconds=max(30, _settings.sensor_interval),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def webhook_redelivery_sensor(context: dg.SensorEvaluationContext, webhooks: Webhooks):
+    """Send again the webhook events a receiver could not take when they happened."""
+    if not webhooks.url or not webhooks.secret:
+        return dg.SkipReason("webhooks are off: MLOPS_WEBHOOK_URL is not set")
+    from pathlib import Path
+
+    from mlops_assets.core.webhooks import Outbox, redeliver
+
+    counts = redeliver(webhooks.url, webhooks.secret, Outbox(Path(webhooks.outbox)), attempts=1)
+    return dg.SkipReason(
+        f"{counts['delivered']} event(s) redelivered, {counts['waiting']} still waiting, "
+        f"{counts['refused']} refused by the receiver"
+    )
