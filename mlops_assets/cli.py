@@ -254,7 +254,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
 
         def model_digests(number: str) -> dict[str, str] | None:
             try:
-                return model_file_digests(f"models:/{name}/{number}", settings.tracking_uri)
+                return model_file_digests(settings.tracking_uri, name, number)
             except (MlflowException, OSError):
                 return None
 

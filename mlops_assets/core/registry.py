@@ -331,18 +331,19 @@ def rollback_champion(
     )
 
 
-def model_file_digests(model_uri: str, tracking_uri: str) -> dict[str, str]:
-    """sha256 of every file of the model at ``model_uri`` (its weights, not just metadata),
-    read from the tracking server and model registry at ``tracking_uri``."""
+def model_file_digests(tracking_uri: str, model_name: str, version: str) -> dict[str, str]:
+    """sha256 of every file of a registered version's model (its weights, not just metadata)."""
     import tempfile
 
     import mlflow
 
     from mlops_assets.core.attestation import directory_digests
 
-    # models:/ URIs resolve through the process-wide registry URI, whatever is passed here.
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    # An explicit registry: models:/ URIs would resolve through process-wide settings.
+    client = mlflow_client(tracking_uri)
+    source = client.get_model_version_download_uri(model_name, str(version))
     with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri
+        )
         return directory_digests(Path(local))

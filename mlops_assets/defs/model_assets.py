@@ -452,14 +452,14 @@ def _attest(
                 "model_uri": registered.model_uri,
                 "mlflow_run_id": registered.run_id,
                 "artifact_sha256": model_file_digests(
-                    f"models:/{registry.model_name}/{registered.version}", registry.tracking_uri
+                    registry.tracking_uri, registry.model_name, registered.version
                 ),
             },
             "baseline": {
                 "version": str(baseline_version),
                 "model_uuid": baseline.tags.get("model_uuid"),
                 "artifact_sha256": model_file_digests(
-                    f"models:/{registry.model_name}/{baseline_version}", registry.tracking_uri
+                    registry.tracking_uri, registry.model_name, baseline_version
                 ),
             },
             "metrics": candidate["metrics"],

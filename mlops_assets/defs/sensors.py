@@ -1,9 +1,12 @@
-"""Sensors: the landing-zone watcher, the retrain trigger, and declarative automation.
+"""Sensors: the landing-zone watcher, the retrain trigger, declarative automation, and the
+clean-up and redelivery of what failed.
 
 A file landing becomes a ``contributed_data`` partition and an intake run
 (``contribution_sensor``); once no intake is still running, the accepted contributions among
 them trigger one retrain (``retrain_sensor``); everything else downstream of the iris data
-follows ``AutomationCondition.eager()`` (``automation_sensor``).
+follows ``AutomationCondition.eager()`` (``automation_sensor``). ``mlflow_run_cleanup_sensor``
+ends MLflow runs a dead process left open; ``webhook_redelivery_sensor`` resends webhook
+events a receiver missed.
 """
 
 import json
@@ -69,7 +72,7 @@ def contribution_sensor(
     pending, resubmitted = cursor.get("pending", {}), cursor.get("resubmitted", {})
     known = set(context.instance.get_dynamic_partitions(contributions_partitions.name))
     now = time.time()
-    next_pending, next_resubmitted, requests, waiting = {}, {}, [], 0
+    next_pending, next_resubmitted, requests = {}, {}, []
     versions_this_tick: set[str] = set()
     for file in landing.list_files():
         key = contribution_key(file.relative_path)
@@ -86,7 +89,6 @@ def contribution_sensor(
         )
         if not complete:
             next_pending[file.relative_path] = stamp
-            waiting += 1
             continue
         version = landing.content_version(file)
         if version in versions_this_tick or _already_run(context.instance, version):
@@ -108,8 +110,10 @@ def contribution_sensor(
     new_cursor = json.dumps({"pending": next_pending, "resubmitted": next_resubmitted})
     if not requests:
         reason = f"no new files in {landing.location}"
-        if waiting:
-            reason += f"; {waiting} still being written, taken once their size stops changing"
+        if next_pending:
+            reason += (
+                f"; {len(next_pending)} still being written, taken once their size stops changing"
+            )
         return dg.SensorResult(skip_reason=reason, cursor=new_cursor)
     context.log.info(
         "New contributions: " + ", ".join(r.tags["mlops/landing_path"] for r in requests)
