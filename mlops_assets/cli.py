@@ -219,6 +219,23 @@ def _change_champion(settings: Settings, change) -> int:
         f"{done.model_name}: champion is now v{done.to_version} (was {was}), {done.how} by "
         f"{done.actor} at {done.at}: {done.reason}"
     )
+    if settings.webhook_url and settings.webhook_secret:
+        from mlops_assets.core.webhooks import PROMOTED, Outbox, WebhookEvent, notify
+
+        event = WebhookEvent.new(
+            PROMOTED,
+            {"model_name": done.model_name, "version": done.to_version, "promoted": True}
+            | {"previous_version": done.from_version, "how": done.how, "by": done.actor}
+            | {"reason": done.reason},
+        )
+        print(
+            notify(
+                settings.webhook_url,
+                settings.webhook_secret,
+                Outbox(settings.home / "webhooks"),
+                event,
+            )
+        )
     return 0
 
 
