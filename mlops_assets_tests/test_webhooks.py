@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from mlops_assets.core.webhooks import (
+    PROMOTED,
     REGISTERED,
     SIGNATURE_HEADER,
     Outbox,
@@ -18,7 +19,7 @@ from mlops_assets.core.webhooks import (
     signature_is_valid,
 )
 from mlops_assets.settings import Settings
-from mlops_assets_tests.conftest import env_for, free_port, tick_of
+from mlops_assets_tests.conftest import env_for, free_port, run_cli, tick_of
 
 SECRET = "s3cret"
 
@@ -119,7 +120,7 @@ def test_a_down_receiver_gets_the_event_later_exactly_once(tmp_path):
         back.close()
 
 
-def test_registration_succeeds_with_the_receiver_down_and_the_sensor_redelivers(pipeline):
+def test_registration_succeeds_with_the_receiver_down_and_the_sensor_redelivers(pipeline, tmp_path):
     port = free_port()
     pipeline.settings = Settings.from_env(
         env_for(
@@ -141,6 +142,15 @@ def test_registration_succeeds_with_the_receiver_down_and_the_sensor_redelivers(
         ((_, body, valid),) = back.received
         assert valid and body["data"]["model_uuid"] and body["data"]["attestation_sha256"]
         assert not outbox.waiting()
+
+        # A promotion by hand is an event too.
+        env = env_for(pipeline.home, MLOPS_WEBHOOK_URL=back.url, MLOPS_WEBHOOK_SECRET=SECRET)
+        promoted = run_cli(["mlops", "model", "promote", "2", "--reason", "A/B"], env, tmp_path)
+        assert promoted.returncode == 0, promoted.stderr
+        (_, body, valid) = back.received[-1]
+        assert valid and body["type"] == PROMOTED
+        assert (body["data"]["version"], body["data"]["how"]) == ("2", "manual")
+        assert body["data"]["previous_version"] == "1" and body["data"]["reason"] == "A/B"
     finally:
         back.close()
 
