@@ -94,35 +94,23 @@ def test_mcnemar_exact_p_value():
 
 
 def test_significance_and_benchmark_size_gate_a_promotion():
-    gate = PromotionGate(significance=0.05, min_benchmark_rows=30)
-    one_row_better = decide_promotion(
-        gate,
-        candidate_value=0.9778,
-        baseline_value=0.9556,
-        paired=PairedOutcome(45, 1, 0),
-        champion_version="1",
-        candidate_version="2",
-    )
+    def decide(candidate: float, baseline: float, paired: PairedOutcome):
+        return decide_promotion(
+            PromotionGate(significance=0.05, min_benchmark_rows=30),
+            candidate_value=candidate,
+            baseline_value=baseline,
+            paired=paired,
+            champion_version="1",
+            candidate_version="2",
+        )
+
+    one_row_better = decide(0.9778, 0.9556, PairedOutcome(45, 1, 0))
     assert not one_row_better.promote and one_row_better.p_value == pytest.approx(1.0)
     assert "McNemar p=1.000 on 1/0 discordant rows ≥ 0.05: not significant" in (
         one_row_better.reason
     )
-    clearly_better = decide_promotion(
-        gate,
-        candidate_value=0.9,
-        baseline_value=0.6,
-        paired=PairedOutcome(45, 14, 0),
-        champion_version="1",
-        candidate_version="2",
-    )
+    clearly_better = decide(0.9, 0.6, PairedOutcome(45, 14, 0))
     assert clearly_better.promote and "McNemar p=0.000" in clearly_better.reason
-    too_small = decide_promotion(
-        gate,
-        candidate_value=0.9,
-        baseline_value=0.6,
-        paired=PairedOutcome(12, 4, 0),
-        champion_version="1",
-        candidate_version="2",
-    )
+    too_small = decide(0.9, 0.6, PairedOutcome(12, 4, 0))
     assert not too_small.promote
     assert "the benchmark has 12 rows, fewer than the 30 required" in too_small.reason
