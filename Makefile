@@ -32,6 +32,7 @@ benchmark: setup
 	$(BIN)/python benchmarks/intake_throughput.py --sizes-mb 200 1000 4000
 	$(BIN)/python benchmarks/sensor_tick.py --files 10000
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/contribution_latency.py
+	$(BIN)/python benchmarks/registration_overhead.py
 
 # Forget everything the embedded default stored (Dagster runs, MLflow models, datasets, landing zone).
 clean-state:
