@@ -276,11 +276,13 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
                 return None
 
         def dataset_sha256(which: str) -> str | None:
-            path = (
-                store.benchmark
-                if which == "benchmark"
-                else store.integrated(document["integrated_dataset_sha256"])
-            )
+            attested = str(document.get("integrated_dataset_sha256") or "")
+            if which == "benchmark":
+                path = store.benchmark
+            elif attested:
+                path = store.integrated(attested)
+            else:
+                return None  # a record without the hash cannot hold
             return frame_sha256(pd.read_parquet(path)) if path.exists() else None
 
         def contribution_sha256(contribution: dict) -> str | None:

@@ -323,3 +323,13 @@ def test_attestation_holds_and_a_changed_model_byte_breaks_it(pipeline, tmp_path
     assert broken.returncode == 1
     assert f"FAIL candidate model files (v2): differs: {weights.name}" in broken.stdout
     assert "does NOT hold" in broken.stdout
+
+    # An edited record fails on its own hash, and a missing field cannot crash the check.
+    run_artifacts = Path(urlparse(client.get_run(v2.run_id).info.artifact_uri).path)
+    record = run_artifacts / "attestation" / "attestation.json"
+    edited = json.loads(record.read_text())
+    del edited["integrated_dataset_sha256"]
+    record.write_text(json.dumps(edited))
+    edited_run = run_cli(["mlops", "verify", "2"], env, tmp_path)
+    assert edited_run.returncode == 1, edited_run.stderr
+    assert "FAIL document" in edited_run.stdout and "FAIL integrated dataset" in edited_run.stdout

@@ -101,14 +101,18 @@ def verify(
         expected = document.get(f"{name}_dataset_sha256")
         actual = dataset_sha256(name)
         findings.append(
-            Finding(f"{name} dataset", actual == expected, f"{expected} vs {actual or 'missing'}")
+            Finding(
+                f"{name} dataset",
+                expected is not None and actual == expected,
+                f"{expected or 'not recorded'} vs {actual or 'missing'}",
+            )
         )
     for contribution in document.get("contributions", []):
         actual = contribution_sha256(contribution)
         findings.append(
             Finding(
                 f"contribution {contribution.get('contribution_id')}",
-                actual == contribution.get("file_sha256"),
+                actual is not None and actual == contribution.get("file_sha256"),
                 f"{contribution.get('file_sha256')} vs {actual or 'missing'}",
             )
         )
