@@ -177,6 +177,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment plus ``env``, for a subprocess. mlflow.set_tracking_uri()
+    exports MLFLOW_TRACKING_URI to os.environ: an earlier test's store must not leak into the
+    child through it."""
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return {**inherited, **env}
+
+
 @contextlib.contextmanager
 def dagster_dev(home: Path, workdir: Path, **env: str) -> Iterator[tuple[subprocess.Popen, int]]:
     """``dagster dev`` (webserver, daemon, sensors) on a fresh embedded deployment at ``home``,
@@ -185,15 +193,13 @@ def dagster_dev(home: Path, workdir: Path, **env: str) -> Iterator[tuple[subproc
     dagster_home.mkdir()
     shutil.copy(REPO / "docker" / "dagster.embedded.yaml", dagster_home / "dagster.yaml")
     port = free_port()
-    # An earlier test's MLFLOW_TRACKING_URI must not leak into the child.
-    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     with (workdir / "dagster-dev.log").open("w") as log:
         process = subprocess.Popen(
             [
                 *(str(REPO / ".venv/bin/dagster"), "dev", "-w", str(REPO / "workspace.yaml")),
                 *("--host", "127.0.0.1", "--port", str(port)),
             ],
-            env={**inherited, **env_for(home, DAGSTER_HOME=str(dagster_home), **env)},
+            env=child_env(env_for(home, DAGSTER_HOME=str(dagster_home), **env)),
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -234,14 +240,10 @@ def wait_for(condition, *, timeout: float, what: str, process=None, poll: float 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 240):
     """Run a console script of this venv as a real subprocess."""
-    # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI to os.environ; an earlier test's
-    # store must not leak into the child through it.
-    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    full_env = {**inherited, **env}
     executable = str(Path(sys.executable).parent / args[0])
     return subprocess.run(
         [executable, *args[1:]],
-        env=full_env,
+        env=child_env(env),
         cwd=cwd,
         capture_output=True,
         text=True,

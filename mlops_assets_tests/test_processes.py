@@ -9,6 +9,7 @@ import pytest
 from mlops_assets.core.registry import get_version_by_alias, mlflow_client
 from mlops_assets_tests.conftest import (
     REPO,
+    child_env,
     dagster_dev,
     env_for,
     free_port,
@@ -105,12 +106,9 @@ def test_webserver_serves_the_asset_graph(home, tmp_path):
         "-p",
         str(port),
     ]
-    import os
-
-    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     server = subprocess.Popen(
         command,
-        env={**inherited, **env},
+        env=child_env(env),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
