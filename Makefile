@@ -33,6 +33,8 @@ benchmark: setup
 	$(BIN)/python benchmarks/sensor_tick.py --files 10000
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/contribution_latency.py
 	$(BIN)/python benchmarks/registration_overhead.py
+	$(BIN)/python benchmarks/baseline_load.py
+	$(BIN)/python benchmarks/serving_throughput.py
 
 # Forget everything the embedded default stored (Dagster runs, MLflow models, datasets, landing zone).
 clean-state:

@@ -60,6 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("version")
     verify.set_defaults(handler=_verify)
 
+    contributions = commands.add_parser(
+        "contributions", help="every contribution: status, reasons, and models trained on it"
+    )
+    contributions.add_argument("--contributor", default=None, help="only this contributor's")
+    contributions.add_argument("--json", action="store_true", help="print a JSON list")
+    contributions.set_defaults(handler=_contributions)
+
+    serve = commands.add_parser("serve", help="run the prediction API (serves the champion)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=_serve)
+
     args = parser.parse_args(argv)
     try:
         return args.handler(args, Settings.from_env())
@@ -269,9 +281,9 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
                 "`mlops model show` lists the versions",
             ) from None
 
-        def model_digests(number: str) -> dict[str, str] | None:
+        def model_digests(model_name: str, number: str) -> dict[str, str] | None:
             try:
-                return model_file_digests(settings.tracking_uri, name, number)
+                return model_file_digests(settings.tracking_uri, model_name, number)
             except (MlflowException, OSError):
                 return None
 
@@ -312,6 +324,73 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     holds = all(f.holds for f in findings)
     print(f"{name} v{args.version}: the attestation {'holds' if holds else 'does NOT hold'}")
     return 0 if holds else 1
+
+
+def _contributions(args: argparse.Namespace, settings: Settings) -> int:
+    apply_process_defaults()
+    from mlops_assets.core.contributions import contribution_overview, contribution_reports
+    from mlops_assets.core.hashing import file_sha256
+    from mlops_assets.core.registry import mlflow_client, registry_errors
+    from mlops_assets.definitions import landing_zone
+    from mlops_assets.defs.partitions import contribution_key
+    from mlops_assets.defs.resources import DatasetStore
+
+    store = DatasetStore(root=settings.storage_uri)
+    reports = [report for report, _ in contribution_reports(store.path("contributions"))]
+    reported = {r["contribution_id"] for r in reports}
+    zone = landing_zone(settings)
+    landed = []
+    for file in zone.list_files():
+        key = contribution_key(file.relative_path)
+        entry = {"contribution_id": key, "contributor": file.contributor}
+        entry["landing_path"] = file.relative_path
+        if key not in reported:  # hashed only when there is no report to read it from
+            with zone.local_copy(file.relative_path) as local:
+                entry["sha256"] = file_sha256(local)
+        landed.append(entry)
+    trained_on: dict[str, list[str]] = {}
+    with registry_errors(settings.tracking_uri):
+        versions = mlflow_client(settings.tracking_uri).search_model_versions(
+            f"name = '{settings.model_name}'"
+        )
+    for version in sorted(versions, key=lambda v: int(v.version)):
+        for cid in json.loads(version.tags.get("contributions", "[]")):
+            trained_on.setdefault(cid, []).append(str(version.version))
+    rows = [
+        row
+        for row in contribution_overview(reports, landed, trained_on)
+        if args.contributor is None or row["contributor"] == args.contributor
+    ]
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+        return 0
+    if not rows:
+        print("no contributions yet")
+    for row in rows:
+        versions_text = ", ".join(f"v{v}" for v in row["model_versions"]) or "none yet"
+        score = "" if row["quality_score"] is None else f", quality {row['quality_score']:.1f}"
+        print(
+            f"{row['landing_path']}: {row['status']} ({row['rows_accepted']} rows accepted"
+            f"{score}); models trained on it: {versions_text}"
+        )
+        for reason, count in row["reasons"].items():
+            print(f"  {count:6d} x {reason}")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    apply_process_defaults()
+    import logging
+
+    import uvicorn
+
+    from mlops_assets.api import app_from_settings
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(app_from_settings(settings), host=args.host, port=args.port, access_log=False)
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import dagster as dg
 
 from mlops_assets.defs import checks, data_assets, model_assets, sensors
 from mlops_assets.defs.resources import (
+    BaselineLoader,
     DatasetStore,
     LandingZone,
     LocalLandingZone,
@@ -44,6 +45,16 @@ def build_resources(settings: Settings) -> dict[str, object]:
             model_name=settings.model_name,
             experiment_name=settings.experiment,
             ui_url=settings.mlflow_ui_url,
+        ),
+        "baseline_loader": BaselineLoader(
+            source=settings.baseline_source,
+            trusted_model_dir=str(settings.trusted_model_dir)
+            if settings.trusted_model_dir
+            else None,
+            sha256=settings.baseline_sha256,
+            validators=list(settings.baseline_validators),
+            registry_retries=settings.registry_retries,
+            registry_retry_seconds=settings.registry_retry_seconds,
         ),
         "data_policy": TrainingDataPolicy(
             min_class_share=settings.min_class_share,

@@ -60,3 +60,15 @@ class UntrustedModelError(MlopsError):
     """A model file would need unsafe deserialization (types outside the allow-list)."""
 
     code = "MODEL_UNTRUSTED"
+
+
+class ModelCorruptError(MlopsError):
+    """A model file exists but cannot be read: truncated, damaged or not the format it claims."""
+
+    code = "MODEL_CORRUPT"
+
+
+class RegistryAccessDeniedError(MlopsError):
+    """The registry answered 401/403: credentials are missing or wrong (never retried)."""
+
+    code = "REGISTRY_ACCESS_DENIED"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +56,30 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "iris-continuous-training",
         "MLflow experiment that training runs are logged to.",
     ),
+    "MLOPS_BASELINE_SOURCE": (
+        "models:/$MLOPS_MODEL_NAME@champion",
+        "The model to beat: `models:/NAME@ALIAS`, `models:/NAME/VERSION`, or a local `.skops`, `.pkl`, `.pickle`, `.joblib` file or MLflow model directory (imported into the registry once).",
+    ),
+    "MLOPS_TRUSTED_MODEL_DIR": (
+        "none (pickle and joblib refused)",
+        "The only directory pickle/joblib models (and MLflow directories holding a pickle) are loaded from: unpickling runs code.",
+    ),
+    "MLOPS_BASELINE_SHA256": (
+        "none",
+        "When set, a local baseline file (or MLflow directory) must have this sha256, checked before anything is deserialized.",
+    ),
+    "MLOPS_BASELINE_VALIDATORS": (
+        "none",
+        "Comma-separated validation hooks `package.module:function`, each called with `(model, probe_rows, task)`; raising or returning False rejects the baseline.",
+    ),
+    "MLOPS_REGISTRY_RETRIES": (
+        "6",
+        "Attempts at a registry read (baseline lookup and download) when the server is unreachable or answers 5xx, with waits of 1, 2, 4, 8 s.",
+    ),
+    "MLOPS_REGISTRY_RETRY_SECONDS": (
+        "60",
+        'Time after which registry reads stop being retried; "not found" and 401/403 are never retried.',
+    ),
     "MLOPS_PRIMARY_METRIC": (
         "accuracy",
         "Benchmark metric deciding promotion (`accuracy`, `f1_macro`, `precision_macro`, `recall_macro`, `roc_auc_ovr`, `log_loss`).",
@@ -78,6 +103,19 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "MLOPS_WEBHOOK_SECRET": (
         "none",
         "Shared secret for the webhook signature; required when `MLOPS_WEBHOOK_URL` is set.",
+    ),
+    "MLOPS_API_KEY": (
+        "none (open)",
+        "When set, `/predict` and `/model` need this value in an `X-API-Key` header (401 otherwise); `/health` and the docs stay open.",
+    ),
+    "MLOPS_API_POLL_SECONDS": (
+        "10",
+        "How often the prediction API checks whether `champion` moved, to load and swap in the new version.",
+    ),
+    "MLOPS_API_MAX_BATCH": ("1000", "Most instances one `/predict` request may carry (413 above)."),
+    "MLOPS_API_MAX_BODY_BYTES": (
+        "1048576",
+        "Largest request body the prediction API reads (413 above).",
     ),
     "MLOPS_ACCURACY_FLOOR": (
         "0.9",
@@ -162,8 +200,18 @@ class Settings:
     seed: int
     benchmark_fraction: float
     sensor_interval: int
+    baseline_source: str = ""
+    trusted_model_dir: Path | None = None
+    baseline_sha256: str | None = None
+    baseline_validators: tuple[str, ...] = ()
+    registry_retries: int = 6
+    registry_retry_seconds: float = 60.0
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    api_key: str | None = None
+    api_poll_seconds: float = 10.0
+    api_max_batch: int = 1000
+    api_max_body_bytes: int = 1_048_576
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -179,6 +227,7 @@ class Settings:
         home = Path(get("MLOPS_HOME", "var")).expanduser().resolve()
         tracking_uri = get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
         is_server = tracking_uri.startswith(("http://", "https://"))
+        model_name = get("MLOPS_MODEL_NAME", "iris-classifier")
         settings = cls(
             home=home,
             tracking_uri=tracking_uri,
@@ -188,7 +237,7 @@ class Settings:
             s3_endpoint_url=get("MLOPS_S3_ENDPOINT_URL", "") or None,
             storage_uri=get("MLOPS_STORAGE_URI", str(home / "storage")),
             iris_csv=Path(get("MLOPS_IRIS_CSV", str(REPO_ROOT / "data" / "iris.csv"))),
-            model_name=get("MLOPS_MODEL_NAME", "iris-classifier"),
+            model_name=model_name,
             experiment=get("MLOPS_EXPERIMENT", "iris-continuous-training"),
             primary_metric=get("MLOPS_PRIMARY_METRIC", "accuracy"),
             min_improvement=_number(get, "MLOPS_MIN_IMPROVEMENT", "0.0", float),
@@ -204,8 +253,22 @@ class Settings:
             seed=_number(get, "MLOPS_SEED", "42", int),
             benchmark_fraction=_number(get, "MLOPS_BENCHMARK_FRACTION", "0.3", float),
             sensor_interval=_number(get, "MLOPS_SENSOR_INTERVAL", "15", int),
+            baseline_source=get("MLOPS_BASELINE_SOURCE", f"models:/{model_name}@champion"),
+            trusted_model_dir=Path(trusted).expanduser()
+            if (trusted := get("MLOPS_TRUSTED_MODEL_DIR", ""))
+            else None,
+            baseline_sha256=get("MLOPS_BASELINE_SHA256", "") or None,
+            baseline_validators=tuple(
+                v.strip() for v in get("MLOPS_BASELINE_VALIDATORS", "").split(",") if v.strip()
+            ),
+            registry_retries=_number(get, "MLOPS_REGISTRY_RETRIES", "6", int),
+            registry_retry_seconds=_number(get, "MLOPS_REGISTRY_RETRY_SECONDS", "60", float),
             webhook_url=get("MLOPS_WEBHOOK_URL", "") or None,
             webhook_secret=get("MLOPS_WEBHOOK_SECRET", "") or None,
+            api_key=get("MLOPS_API_KEY", "") or None,
+            api_poll_seconds=_number(get, "MLOPS_API_POLL_SECONDS", "10", float),
+            api_max_batch=_number(get, "MLOPS_API_MAX_BATCH", "1000", int),
+            api_max_body_bytes=_number(get, "MLOPS_API_MAX_BODY_BYTES", "1048576", int),
         )
         settings.validate()
         return settings
@@ -234,6 +297,23 @@ class Settings:
             raise ConfigurationError(
                 "MLOPS_WEBHOOK_URL is set but MLOPS_WEBHOOK_SECRET is not",
                 hint="set a shared secret: receivers check every event's HMAC signature with it",
+            )
+        if self.baseline_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", self.baseline_sha256):
+            raise ConfigurationError(
+                f"MLOPS_BASELINE_SHA256={self.baseline_sha256!r} is not a sha256",
+                hint="use the 64 hex digits printed by `sha256sum FILE`",
+            )
+        if self.registry_retries < 1 or self.registry_retry_seconds <= 0:
+            raise ConfigurationError(
+                "MLOPS_REGISTRY_RETRIES must be at least 1 and MLOPS_REGISTRY_RETRY_SECONDS "
+                "above 0",
+                hint="use 1 to turn retries off",
+            )
+        if self.api_poll_seconds <= 0 or self.api_max_batch < 1 or self.api_max_body_bytes < 1:
+            raise ConfigurationError(
+                "MLOPS_API_POLL_SECONDS, MLOPS_API_MAX_BATCH and MLOPS_API_MAX_BODY_BYTES must "
+                "be positive",
+                hint="e.g. 10, 1000 and 1048576",
             )
         if self.sensor_interval < 1:
             raise ConfigurationError(

@@ -333,3 +333,84 @@ def test_attestation_holds_and_a_changed_model_byte_breaks_it(pipeline, tmp_path
     edited_run = run_cli(["mlops", "verify", "2"], env, tmp_path)
     assert edited_run.returncode == 1, edited_run.stderr
     assert "FAIL document" in edited_run.stdout and "FAIL integrated dataset" in edited_run.stdout
+
+
+def test_a_trusted_joblib_file_seeds_the_registry_as_the_baseline(pipeline, tmp_path):
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+
+    from mlops_assets.core.hashing import file_sha256
+    from mlops_assets.task import IRIS
+
+    pipeline.materialize("iris_dataset")
+    train = pd.read_parquet(metadata(pipeline, "iris_dataset")["train_path"])
+    model = RandomForestClassifier(n_estimators=20, random_state=0)
+    model.fit(train[IRIS.feature_names], train[IRIS.label])
+    path = tmp_path / "trusted" / "team-model.joblib"
+    path.parent.mkdir()
+    joblib.dump(model, path)
+    pipeline.settings = Settings.from_env(
+        env_for(
+            pipeline.home,
+            MLOPS_BASELINE_SOURCE=str(path),
+            MLOPS_TRUSTED_MODEL_DIR=str(path.parent),
+            MLOPS_BASELINE_SHA256=file_sha256(path),
+        )
+    )
+    pipeline.materialize()
+
+    baseline = metadata(pipeline, "baseline_model")
+    assert baseline["cold_start"] is True and baseline["source"] == str(path)
+    assert baseline["version"] == "1" and baseline["load_seconds"] > 0
+    assert baseline["model_size_mb"] > 0 and baseline["load_peak_rss_mb"] > 0
+    assert "probe prediction on 20 benchmark rows" in baseline["validation"]
+    v1 = pipeline.client().get_model_version(pipeline.settings.model_name, "1")
+    assert v1.tags["source_format"] == "joblib"
+    assert v1.tags["source_sha256"] == file_sha256(path)
+    trained = metadata(pipeline, "trained_model")
+    assert trained["baseline_version"] == "1" and trained["baseline_alias"] == ""
+    assert trained["baseline_accuracy"] == baseline["benchmark_accuracy"]
+    assert metadata(pipeline, "registered_model_version")["version"] == "2"
+
+    # The file changes: the pin refuses it and nothing new is registered.
+    joblib.dump(
+        RandomForestClassifier(n_estimators=3).fit(train[IRIS.feature_names], train[IRIS.label]),
+        path,
+    )
+    result = pipeline.materialize("baseline_model", raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "MODEL_UNTRUSTED" in failure.event_specific_data.error.to_string()
+    assert len(pipeline.client().search_model_versions("name = 'iris-classifier'")) == 2
+
+
+def test_mlops_contributions_reads_every_status_from_the_records(pipeline, tmp_path):
+    pipeline.materialize("iris_dataset")
+    pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
+    pipeline.drop("bob", "bad.csv", "sepal_length,species\nabc,rose\n")
+    keys = [r.partition_key for r in tick_of(pipeline).run_requests]
+    pipeline.instance.add_dynamic_partitions("contributions", keys)
+    for key in keys:
+        pipeline.materialize("contributed_data", partition_key=key, raise_on_error=False)
+    pipeline.materialize()  # v1 cold start, v2 trained on alice's file
+    pipeline.drop("alice", "copy of a.csv", VALID_CONTRIBUTION)  # same bytes: never taken
+    pipeline.drop("carol", "new.csv", VALID_CONTRIBUTION.replace("5.05", "5.15"))
+
+    env = env_for(pipeline.home)
+    listed = run_cli(["mlops", "contributions", "--json"], env, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["landing_path"]: row for row in json.loads(listed.stdout)}
+    assert rows["alice/a.csv"]["status"] == "accepted"
+    assert rows["alice/a.csv"]["rows_accepted"] == 4
+    assert rows["alice/a.csv"]["model_versions"] == ["2"]
+    assert rows["alice/a.csv"]["quality_score"] > 50
+    assert rows["bob/bad.csv"]["status"] == "rejected" and rows["bob/bad.csv"]["rows_accepted"] == 0
+    assert rows["bob/bad.csv"]["model_versions"] == []
+    assert rows["alice/copy of a.csv"]["status"] == "duplicate"
+    assert contribution_key("alice/a.csv") in rows["alice/copy of a.csv"]["decision"]
+    assert rows["carol/new.csv"]["status"] == "pending"
+
+    alice = run_cli(["mlops", "contributions", "--contributor", "alice"], env, tmp_path)
+    assert alice.returncode == 0 and "bob" not in alice.stdout
+    assert "alice/a.csv: accepted (4 rows accepted" in alice.stdout
+    assert "models trained on it: v2" in alice.stdout

@@ -7,6 +7,7 @@ import urllib.request
 import pytest
 
 from mlops_assets.core.registry import get_version_by_alias, mlflow_client
+from mlops_assets.settings import Settings
 from mlops_assets_tests.conftest import (
     REPO,
     child_env,
@@ -26,25 +27,25 @@ def home(tmp_path):
     return tmp_path / "var"
 
 
-def test_cli_materialize_twice_moves_challenger_but_not_champion(home, tmp_path):
+def test_cli_materialize_then_mlops_model_show(home, tmp_path):
+    # A second run on the same data moving only the challenger is tested in-process
+    # (test_assets); here the CLI's own process, paths and state location are the point.
     env = env_for(home)
     first = run_cli([*MATERIALIZE, "--select", "iris_dataset*"], env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    second = run_cli([*MATERIALIZE, "--select", "iris_dataset*"], env, cwd=tmp_path)
-    assert second.returncode == 0, second.stderr[-3000:]
 
     client = mlflow_client(f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("iris-classifier", "champion")
     challenger = client.get_model_version_by_alias("iris-classifier", "challenger")
     assert str(champion.version) == "1" and champion.tags["cold_start"] == "true"
-    assert str(challenger.version) == "3"
+    assert str(challenger.version) == "2"
     assert challenger.tags["promotion_reason"].endswith("not better, champion stays v1")
     for key in ("model_uuid", "data_sha256", "baseline_version", "deltas", "dagster_run_id"):
         assert challenger.tags[key]
 
     experiment = client.get_experiment_by_name("iris-continuous-training")
     runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len(runs) == 1 and {r.info.status for r in runs} == {"FINISHED"}
     assert experiment.artifact_location.startswith(f"file://{home}")
     assert not (tmp_path / "mlruns").exists()  # all state stays under MLOPS_HOME
 
@@ -53,14 +54,14 @@ def test_cli_materialize_twice_moves_challenger_but_not_champion(home, tmp_path)
     )
     assert shown.returncode == 0, shown.stderr
     document = json.loads(shown.stdout)
-    assert document["version"] == "3" and document["aliases"] == ["challenger"]
+    assert document["version"] == "2" and document["aliases"] == ["challenger"]
     assert document["model_uuid"] == challenger.tags["model_uuid"]
     assert document["metrics"]["accuracy"] == pytest.approx(0.9111, abs=1e-4)
 
     by_uuid = run_cli(
         ["mlops", "model", "show", "--uuid", document["model_uuid"], "--json"], env, tmp_path
     )
-    assert json.loads(by_uuid.stdout)["version"] == "3"
+    assert json.loads(by_uuid.stdout)["version"] == "2"
     unknown = run_cli(["mlops", "model", "show", "--uuid", "m-0000"], env, tmp_path)
     assert unknown.returncode == 2 and "MODEL_NOT_FOUND" in unknown.stderr
 
@@ -70,17 +71,17 @@ def test_cli_materialize_twice_moves_challenger_but_not_champion(home, tmp_path)
     assert "no 'previous-champion' version" in nothing_to_roll_back.stderr
     missing = run_cli(["mlops", "model", "promote", "99", "--reason", "x"], env, tmp_path)
     assert missing.returncode == 2 and "has no version 99" in missing.stderr
-    promoted = run_cli(["mlops", "model", "promote", "3", "--reason", "A/B test"], env, tmp_path)
+    promoted = run_cli(["mlops", "model", "promote", "2", "--reason", "A/B test"], env, tmp_path)
     assert promoted.returncode == 0, promoted.stderr
-    assert "champion is now v3 (was v1), manual" in promoted.stdout
-    v3 = client.get_model_version("iris-classifier", "3")
-    assert v3.tags["champion_set_how"] == "manual" and v3.tags["champion_set_from"] == "1"
-    assert v3.tags["champion_set_reason"] == "A/B test" and v3.tags["champion_set_by"]
+    assert "champion is now v2 (was v1), manual" in promoted.stdout
+    v2 = client.get_model_version("iris-classifier", "2")
+    assert v2.tags["champion_set_how"] == "manual" and v2.tags["champion_set_from"] == "1"
+    assert v2.tags["champion_set_reason"] == "A/B test" and v2.tags["champion_set_by"]
     rolled = run_cli(["mlops", "model", "rollback", "--reason", "worse online"], env, tmp_path)
-    assert rolled.returncode == 0 and "champion is now v1 (was v3), rollback" in rolled.stdout
+    assert rolled.returncode == 0 and "champion is now v1 (was v2), rollback" in rolled.stdout
     assert str(client.get_model_version_by_alias("iris-classifier", "champion").version) == "1"
     previous = client.get_model_version_by_alias("iris-classifier", "previous-champion")
-    assert str(previous.version) == "3"  # a second rollback would undo this one
+    assert str(previous.version) == "2"  # a second rollback would undo this one
 
 
 def test_select_star_needs_a_partition_and_says_so(home, tmp_path):
@@ -282,3 +283,80 @@ def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(hom
         experiment = client.get_experiment_by_name("iris-continuous-training")
         mlflow_statuses = {r.info.status for r in client.search_runs([experiment.experiment_id])}
         assert mlflow_statuses == {"FINISHED"}
+
+
+def test_a_kill_during_registration_leaves_a_valid_champion(pipeline, tmp_path):
+    """SIGKILL the run process the moment its new version appears in the registry: whatever
+    step it was in, ``champion`` names a complete version that loads and validates."""
+    import os
+    import signal
+    import subprocess
+
+    import joblib
+    import pandas as pd
+    from sklearn.tree import DecisionTreeClassifier
+
+    from mlops_assets.core.baseline import BaselinePolicy, ColdStart, resolve_baseline
+    from mlops_assets.core.model_loading import ModelSource
+    from mlops_assets.task import IRIS
+
+    # A weak baseline (a stump) so the candidate is promoted: the alias move is the window.
+    pipeline.materialize("iris_dataset")
+    store = pipeline.resources()["store"]
+    train = pd.read_parquet(store.reference_train)
+    stump = DecisionTreeClassifier(max_depth=1, random_state=0)
+    stump.fit(train[IRIS.feature_names], train[IRIS.label])
+    weak = tmp_path / "trusted" / "stump.joblib"
+    weak.parent.mkdir()
+    joblib.dump(stump, weak)
+    env = env_for(
+        pipeline.home, MLOPS_BASELINE_SOURCE=str(weak), MLOPS_TRUSTED_MODEL_DIR=str(weak.parent)
+    )
+    pipeline.settings = Settings.from_env(env)
+    pipeline.materialize()
+    client = pipeline.client()
+    name = pipeline.settings.model_name
+    assert str(get_version_by_alias(client, name, "champion").version) == "2"
+
+    with (tmp_path / "run.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                str(REPO / ".venv/bin/dagster"),
+                *MATERIALIZE[1:],
+                *("--select", "trained_model,registered_model_version"),
+            ],
+            env=child_env({**env, "DAGSTER_HOME": str(pipeline.instance.root_directory)}),
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for(
+                lambda: (
+                    len(client.search_model_versions(f"name = '{name}'")) == 3
+                    or process.poll() is not None
+                ),
+                timeout=180,
+                what="version 3 to be created",
+                poll=0.02,
+            )
+            os.killpg(process.pid, signal.SIGKILL)
+        finally:
+            process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, (tmp_path / "run.log").read_text()[-3000:]
+
+    champion = get_version_by_alias(client, name, "champion")
+    assert str(champion.version) in ("2", "3")
+    baseline = resolve_baseline(  # loads, validates and scores it
+        client,
+        tracking_uri=pipeline.settings.tracking_uri,
+        policy=BaselinePolicy(source=ModelSource.parse(f"models:/{name}@champion")),
+        model_name=name,
+        benchmark=pd.read_parquet(store.benchmark),
+        task=IRIS,
+        cold_start=ColdStart(train, "logistic_regression", {}, 42),
+        tags={},
+    )
+    assert not baseline.cold_start and baseline.version == str(champion.version)
+    assert baseline.evaluation.metrics["accuracy"] > 0.9

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start the embedded default: an MLflow UI on :5000 (for the links in Dagster metadata) and
-# `dagster dev` (webserver on :3000, daemon, sensors, automation). Ctrl-C stops both.
+# Start the embedded default: an MLflow UI on :5000 (for the links in Dagster metadata), the
+# prediction API on :8000 (serves the champion once there is one) and `dagster dev` (webserver
+# on :3000, daemon, sensors, automation). Ctrl-C stops all three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${MLOPS_HOME:=$PWD/var}"
@@ -18,5 +19,9 @@ if [[ "$tracking_uri" == sqlite:* ]]; then
   trap 'kill $mlflow_pid 2>/dev/null || true' EXIT
   echo "MLflow UI:  $MLOPS_MLFLOW_UI_URL (log: $MLOPS_HOME/mlflow/ui.log)"
 fi
+.venv/bin/mlops serve --host 127.0.0.1 --port "${API_PORT:-8000}" >"$MLOPS_HOME/api.log" 2>&1 &
+api_pid=$!
+trap 'kill ${mlflow_pid:-} $api_pid 2>/dev/null || true' EXIT
+echo "Prediction API: http://127.0.0.1:${API_PORT:-8000}/docs (log: $MLOPS_HOME/api.log)"
 echo "Dagster UI: http://127.0.0.1:${DAGSTER_PORT:-3000}"
 .venv/bin/dagster dev -w workspace.yaml --host 127.0.0.1 --port "${DAGSTER_PORT:-3000}"

@@ -69,13 +69,14 @@ class Finding:
 def verify(
     document: dict[str, Any],
     *,
-    model_digests: Callable[[str], dict[str, str] | None],
+    model_digests: Callable[[str, str], dict[str, str] | None],
     dataset_sha256: Callable[[str], str | None],
     contribution_sha256: Callable[[dict[str, Any]], str | None],
 ) -> list[Finding]:
     """Recompute what ``document`` attests and say, item by item, whether it holds.
 
-    The callables recompute from storage: the file digests of a registered version's model,
+    The callables recompute from storage: the file digests of a registered model version
+    (by model name and version; the baseline may belong to another registered model),
     the content hash of a dataset (``"benchmark"`` or ``"integrated"``), the sha256 of a
     contribution's original file; None when the thing is gone (which does not hold).
     """
@@ -89,7 +90,8 @@ def verify(
     ]
     for role in ("candidate", "baseline"):
         model = document.get(role) or {}
-        actual = model_digests(str(model.get("version")))
+        name = str(model.get("model_name") or document.get("model_name"))
+        actual = model_digests(name, str(model.get("version")))
         findings.append(
             Finding(
                 f"{role} model files (v{model.get('version')})",

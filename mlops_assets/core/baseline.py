@@ -1,68 +1,162 @@
-"""The baseline to beat: the registry's champion, or on a cold start a first model on iris."""
+"""The baseline to beat: a registry version (by default the ``champion``), or a trusted local
+file; on a cold start, a first model trained on iris."""
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mlops_assets.core.evaluation import Evaluation, benchmark_tags, evaluate
 from mlops_assets.core.integration import integrate
+from mlops_assets.core.model_loading import (
+    FileTrust,
+    LoadStats,
+    ModelSource,
+    load_model_file,
+    skops_untrusted_types,
+    timed_load,
+    validate_model,
+)
 from mlops_assets.core.registry import (
     CHAMPION,
+    RetryPolicy,
     get_version_by_alias,
-    load_sklearn_model,
+    load_with_size,
     log_sklearn_model,
     promote_to_champion,
     register_model_version,
+    with_retries,
 )
 from mlops_assets.core.training import train_model
+from mlops_assets.errors import ModelNotFoundError, UntrustedModelError
 from mlops_assets.task import TaskSchema
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 COLD_START_REASON = "cold start: first model, trained on iris alone"
+PROBE_ROWS = 20
+
+
+@dataclass(frozen=True)
+class BaselinePolicy:
+    """Where the baseline comes from and what it must pass before it is used."""
+
+    source: ModelSource
+    trust: FileTrust = field(default_factory=FileTrust)
+    validators: tuple[str, ...] = ()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 @dataclass(frozen=True)
 class Baseline:
+    model_name: str
     version: str
     model_uuid: str
     cold_start: bool
     evaluation: Evaluation
+    source: str
+    # The alias the version was found by: promotion re-reads it to spot a stale comparison.
+    alias: str | None = None
+    load: LoadStats | None = None  # None when the baseline was trained here
+    checks: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """How to train a first model when the registry has no champion yet."""
+
+    reference_train: pd.DataFrame
+    estimator: str
+    hyperparameters: dict[str, Any]
+    seed: int
 
 
 def resolve_baseline(
     client: "MlflowClient",
     *,
+    tracking_uri: str,
+    policy: BaselinePolicy,
     model_name: str,
-    reference_train: pd.DataFrame,
     benchmark: pd.DataFrame,
     task: TaskSchema,
-    estimator: str,
-    hyperparameters: dict[str, Any],
-    seed: int,
+    cold_start: ColdStart,
+    tags: dict[str, str],
+    on_retry: Callable[[int, float, BaseException], None] | None = None,
+) -> Baseline:
+    """The baseline ``policy`` names, validated and scored on ``benchmark``.
+
+    - A registry source is looked up and downloaded with retries on transient failures. When
+      it is the ``champion`` of ``model_name`` and there is none yet (a cold start), a model
+      is trained on the reference train part, registered with ``tags`` and aliased champion.
+    - A local file is imported once: registered as a version of ``model_name`` tagged with
+      its sha256 (found again by it next time), and aliased champion on a cold start.
+    Registering needs an active MLflow run.
+    """
+    source = policy.source
+    if source.path is not None:
+        return _import_file(client, policy, model_name, benchmark, task, tags)
+
+    def retried(call: Callable[[], Any]) -> Any:
+        return with_retries(call, policy.retry, on_retry=on_retry)
+
+    version = retried(lambda: _find_version(client, source))
+    if version is None:
+        if source.model_name == model_name and source.alias == CHAMPION:
+            return _cold_start(client, model_name, benchmark, task, cold_start, tags)
+        raise ModelNotFoundError(
+            f"the baseline source {source} does not exist in the registry",
+            hint="check MLOPS_BASELINE_SOURCE: `mlops model show --json` lists the versions",
+        )
+    model, stats = retried(
+        lambda: timed_load(
+            lambda: load_with_size(f"models:/{source.model_name}/{version.version}", tracking_uri)
+        )
+    )
+    checks = validate_model(model, benchmark.head(PROBE_ROWS), task, policy.validators)
+    return Baseline(
+        model_name=str(source.model_name),
+        version=str(version.version),
+        model_uuid=version.tags.get("model_uuid", ""),
+        cold_start=False,
+        evaluation=evaluate(model, benchmark, task),
+        source=str(source),
+        alias=source.alias,
+        load=stats,
+        checks=checks,
+    )
+
+
+def _find_version(client: "MlflowClient", source: ModelSource) -> "ModelVersion | None":
+    from mlflow.exceptions import MlflowException
+
+    if source.alias is not None:
+        return get_version_by_alias(client, str(source.model_name), source.alias)
+    try:
+        return client.get_model_version(str(source.model_name), str(source.version))
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def _cold_start(
+    client: "MlflowClient",
+    model_name: str,
+    benchmark: pd.DataFrame,
+    task: TaskSchema,
+    cold_start: ColdStart,
     tags: dict[str, str],
 ) -> Baseline:
-    """The ``champion`` of ``model_name``, scored on ``benchmark``.
-
-    With no champion yet (a cold start) a model is trained on the reference train part,
-    prepared exactly as a candidate's data would be, logged to the active MLflow run,
-    registered with ``tags`` and aliased ``champion``.
-    """
-    champion = get_version_by_alias(client, model_name, CHAMPION)
-    if champion is not None:
-        model = load_sklearn_model(f"models:/{model_name}/{champion.version}")
-        return Baseline(
-            version=str(champion.version),
-            model_uuid=champion.tags.get("model_uuid", ""),
-            cold_start=False,
-            evaluation=evaluate(model, benchmark, task),
-        )
-
-    reference = integrate(reference_train, [], benchmark, task, seed=seed)
+    reference = integrate(cold_start.reference_train, [], benchmark, task, seed=cold_start.seed)
     model = train_model(
-        reference.frame, task, estimator=estimator, hyperparameters=hyperparameters, seed=seed
+        reference.frame,
+        task,
+        estimator=cold_start.estimator,
+        hyperparameters=cold_start.hyperparameters,
+        seed=cold_start.seed,
     )
     evaluation = evaluate(model, benchmark, task)
     info = log_sklearn_model(
@@ -75,11 +169,81 @@ def resolve_baseline(
         tags={
             "cold_start": "true",
             "data_sha256": reference.sha256,
-            "estimator": estimator,
+            "estimator": cold_start.estimator,
             "promotion_reason": COLD_START_REASON,
             **benchmark_tags(evaluation.metrics),
             **tags,
         },
     )
     promote_to_champion(client, model_name, registered.version)
-    return Baseline(registered.version, registered.model_uuid, True, evaluation)
+    return Baseline(
+        model_name=model_name,
+        version=registered.version,
+        model_uuid=registered.model_uuid,
+        cold_start=True,
+        evaluation=evaluation,
+        source=f"models:/{model_name}@{CHAMPION}",
+        alias=CHAMPION,
+    )
+
+
+def _import_file(
+    client: "MlflowClient",
+    policy: BaselinePolicy,
+    model_name: str,
+    benchmark: pd.DataFrame,
+    task: TaskSchema,
+    tags: dict[str, str],
+) -> Baseline:
+    """Load, validate and (once per file content) register a local model file."""
+    path = policy.source.path
+    assert path is not None
+    loaded = load_model_file(path, policy.trust)
+    checks = validate_model(loaded.model, benchmark.head(PROBE_ROWS), task, policy.validators)
+    evaluation = evaluate(loaded.model, benchmark, task)
+
+    known = client.search_model_versions(
+        f"name = '{model_name}' AND tags.source_sha256 = '{loaded.sha256}'"
+    )
+    if known:
+        version, model_uuid = str(known[0].version), known[0].tags.get("model_uuid", "")
+    else:
+        # Stored in the registry as skops, so only types we would load back may go in.
+        if untrusted := skops_untrusted_types(loaded.model):
+            raise UntrustedModelError(
+                f"{path.name} holds types the registry would not load back: {untrusted}",
+                hint="use a scikit-learn estimator of the kinds this pipeline trains",
+            )
+        info = log_sklearn_model(
+            loaded.model, name="baseline", input_example=benchmark[task.feature_names].head(5)
+        )
+        registered = register_model_version(
+            client,
+            info,
+            model_name=model_name,
+            tags={
+                "imported_from": str(path),
+                "source_format": loaded.format,
+                "source_sha256": loaded.sha256,
+                **benchmark_tags(evaluation.metrics),
+                **tags,
+            },
+        )
+        version, model_uuid = registered.version, registered.model_uuid
+
+    cold_start = get_version_by_alias(client, model_name, CHAMPION) is None
+    if cold_start:
+        promote_to_champion(client, model_name, version)
+        client.set_model_version_tag(
+            model_name, version, "promotion_reason", f"cold start: imported from {path.name}"
+        )
+    return Baseline(
+        model_name=model_name,
+        version=version,
+        model_uuid=model_uuid,
+        cold_start=cold_start,
+        evaluation=evaluation,
+        source=str(path),
+        load=loaded.stats,
+        checks=checks,
+    )

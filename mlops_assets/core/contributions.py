@@ -621,3 +621,63 @@ def find_contribution_by_sha256(
         if report.get("sha256") == sha256 and report.get("duplicate_of") is None:
             return report["contribution_id"]
     return None
+
+
+def contribution_overview(
+    reports: list[dict[str, Any]],
+    landed: list[dict[str, str]],
+    trained_on: dict[str, list[str]],
+) -> list[dict[str, Any]]:
+    """One row per contribution, from the system's own records: its status (``accepted``,
+    ``rejected``, ``duplicate``, or ``pending`` for a landed file without a report yet),
+    reasons, quality score, rows accepted and the model versions trained on it.
+
+    ``landed`` holds ``contribution_id``, ``contributor``, ``landing_path`` and ``sha256`` of
+    the files in the landing zone; one with the bytes of a reported contribution is a
+    duplicate the sensor will not take again. ``trained_on`` maps contribution ids to model
+    versions.
+    """
+    rows = []
+    for report in reports:
+        cid = report["contribution_id"]
+        if report.get("duplicate_of"):
+            status = "duplicate"
+        else:
+            status = "accepted" if report.get("accepted") else "rejected"
+        rows.append(
+            {
+                "contribution_id": cid,
+                "contributor": report.get("contributor"),
+                "landing_path": report.get("landing_path"),
+                "status": status,
+                "decision": report.get("decision", ""),
+                "reasons": report.get("rejection_reasons", {}),
+                "quality_score": report.get("quality_score"),
+                "rows_in": report.get("rows_in"),
+                "rows_accepted": report.get("rows_clean", 0) if status == "accepted" else 0,
+                "model_versions": trained_on.get(cid, []),
+            }
+        )
+    reported = {row["contribution_id"] for row in rows}
+    by_sha256 = {r.get("sha256"): r["contribution_id"] for r in reports if r.get("sha256")}
+    for file in landed:
+        if file["contribution_id"] in reported:
+            continue
+        earlier = by_sha256.get(file.get("sha256"))
+        rows.append(
+            {
+                "contribution_id": file["contribution_id"],
+                "contributor": file["contributor"],
+                "landing_path": file["landing_path"],
+                "status": "duplicate" if earlier else "pending",
+                "decision": f"same bytes as {earlier}, not taken again"
+                if earlier
+                else "waiting for the landing-zone sensor",
+                "reasons": {},
+                "quality_score": None,
+                "rows_in": None,
+                "rows_accepted": 0,
+                "model_versions": [],
+            }
+        )
+    return rows

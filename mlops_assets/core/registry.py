@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlops_assets.core.training import SKOPS_TRUSTED_TYPES
-from mlops_assets.errors import (
-    ModelIncompatibleError,
-    RegistryUnavailableError,
-    UntrustedModelError,
-)
+from mlops_assets.errors import RegistryAccessDeniedError, RegistryUnavailableError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.models.model import ModelInfo
+
+T = TypeVar("T")
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -55,19 +53,55 @@ def redact_uri(uri: str) -> str:
 
 @contextlib.contextmanager
 def registry_errors(tracking_uri: str) -> Iterator[None]:
-    """Turn "cannot reach the tracking server" failures into :class:`RegistryUnavailableError`."""
-    import requests
-    from mlflow.exceptions import MlflowException
-
+    """Turn "cannot reach the tracking server" failures into :class:`RegistryUnavailableError`
+    and 401/403 answers into :class:`RegistryAccessDeniedError`."""
     try:
         yield
-    except requests.exceptions.RequestException as exc:
-        raise _unavailable(tracking_uri, type(exc).__name__) from exc
-    except MlflowException as exc:
-        text = str(exc)
-        if "Max retries exceeded" in text or "Connection refused" in text or "timed out" in text:
-            raise _unavailable(tracking_uri, "connection failed") from exc
+    except Exception as exc:
+        if is_transient(exc):
+            raise _unavailable(tracking_uri, _short(exc)) from exc
+        if _http_status(exc) in (401, 403):
+            raise RegistryAccessDeniedError(
+                f"the MLflow server at {redact_uri(tracking_uri)} refused the credentials "
+                f"(HTTP {_http_status(exc)})",
+                hint="set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or "
+                "MLFLOW_TRACKING_TOKEN to an account with access to the registry",
+            ) from exc
         raise
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth retrying: no connection, a timeout, or a 5xx/429 from the server.
+
+    "Not found", bad credentials and anything about the model itself are not transient.
+    """
+    import requests
+
+    if isinstance(exc, requests.exceptions.RequestException):
+        return True
+    status = _http_status(exc)
+    if status is not None:
+        return status >= 500 or status == 429
+    text = str(exc)
+    return any(
+        marker in text
+        for marker in ("Max retries exceeded", "Connection refused", "timed out", "Read timed")
+    )
+
+
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status of an error the server answered with (None for local failures)."""
+    from mlflow.exceptions import MlflowException, RestException
+
+    if isinstance(exc, RestException) or (
+        isinstance(exc, MlflowException) and "failed with error code" in str(exc)
+    ):
+        return exc.get_http_status_code()
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {redact_uri(str(exc))}"[:300]
 
 
 def _unavailable(tracking_uri: str, what: str) -> RegistryUnavailableError:
@@ -75,6 +109,47 @@ def _unavailable(tracking_uri: str, what: str) -> RegistryUnavailableError:
         f"cannot reach the MLflow tracking server at {redact_uri(tracking_uri)} ({what})",
         hint="start the server or fix MLFLOW_TRACKING_URI; nothing was registered or promoted",
     )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds for retrying registry reads: at most ``attempts`` tries within ``max_seconds``,
+    waiting 1, 2, 4 ... (at most ``max_wait``) seconds between them."""
+
+    attempts: int = 6
+    max_seconds: float = 60.0
+    max_wait: float = 8.0
+
+
+def with_retries(
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    on_retry: Callable[[int, float, BaseException], None] | None = None,
+) -> T:
+    """``call()``, retried with exponential backoff while it fails transiently
+    (:func:`is_transient`); other failures are raised at once.
+
+    Only for reads: retrying a write such as creating a version could do it twice.
+    """
+    import backoff
+
+    def report(details: dict[str, Any]) -> None:
+        if on_retry is not None:
+            on_retry(details["tries"], details["wait"], details["exception"])
+
+    retrying = backoff.on_exception(
+        backoff.expo,
+        Exception,
+        max_tries=policy.attempts,
+        max_time=policy.max_seconds,
+        max_value=policy.max_wait,
+        jitter=None,  # one client per run: no herd to spread, and the bound stays exact
+        giveup=lambda exc: not is_transient(exc),
+        on_backoff=report,
+        raise_on_giveup=True,
+    )(call)
+    return retrying()
 
 
 def mlflow_client(tracking_uri: str) -> MlflowClient:
@@ -108,20 +183,32 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | 
         return experiment.experiment_id
 
 
-def log_sklearn_model(model: Any, *, name: str, input_example: Any) -> ModelInfo:
-    """Log ``model`` to the active MLflow run in the skops format with a signature.
+def log_sklearn_model(
+    model: Any,
+    *,
+    name: str,
+    input_example: Any = None,
+    signature: bool = True,
+    code_paths: list[str] | None = None,
+) -> ModelInfo:
+    """Log ``model`` to the active MLflow run in the skops format.
 
-    The signature is inferred from ``input_example`` and the model's predictions on it.
+    With an ``input_example`` it is stored with the model and, unless ``signature`` is False,
+    the signature is inferred from it and the model's predictions on it. ``code_paths`` are
+    files or directories the model needs at load time, copied next to it.
     """
     import mlflow
     from mlflow.models import infer_signature
 
-    signature = infer_signature(input_example, model.predict(input_example))
+    inferred = None
+    if input_example is not None and signature:
+        inferred = infer_signature(input_example, model.predict(input_example))
     return mlflow.sklearn.log_model(
         model,
         name=name,
-        signature=signature,
+        signature=inferred,
         input_example=input_example,
+        code_paths=code_paths,
         serialization_format="skops",
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
         # Stating the requirements skips MLflow's inference, which re-imports the model in a
@@ -137,38 +224,59 @@ def model_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("scikit-learn", "skops", "numpy", "pandas")]
 
 
-def load_sklearn_model(model_uri: str) -> Any:
+def load_sklearn_model(model_uri: str, tracking_uri: str | None = None) -> Any:
     """Load a scikit-learn model logged by :func:`log_sklearn_model`, safely.
 
     Only the skops format is accepted, and it is loaded with our own allow-list of types
     (``SKOPS_TRUSTED_TYPES``), never with one read from the model's files: a tampered artifact
-    cannot widen what gets deserialized.
+    cannot widen what gets deserialized. ``tracking_uri`` resolves ``models:/`` URIs against
+    that registry rather than the process-wide one.
     """
-    import mlflow
-    import skops.io
-    import yaml
-    from skops.io.exceptions import UntrustedTypesFoundException
+    return load_with_size(model_uri, tracking_uri)[0]
 
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
-    flavor = mlmodel.get("flavors", {}).get("sklearn")
-    if flavor is None:
-        raise ModelIncompatibleError(
-            f"{model_uri} is not a scikit-learn model",
-            hint="register models logged with mlflow.sklearn.log_model",
+
+def load_with_size(model_uri: str, tracking_uri: str | None = None) -> tuple[Any, int]:
+    """:func:`load_sklearn_model`, and the size in bytes of the model's files."""
+    from mlops_assets.core.model_loading import directory_size, load_mlflow_directory
+
+    with local_model_files(model_uri, tracking_uri) as local:
+        return load_mlflow_directory(local, model_uri), directory_size(local)
+
+
+@contextlib.contextmanager
+def local_model_files(model_uri: str, tracking_uri: str | None = None) -> Iterator[Path]:
+    """A local directory holding the model's files: in place for a local artifact store,
+    else a temporary download removed on exit."""
+    import tempfile
+    from urllib.parse import unquote, urlparse
+
+    import mlflow
+
+    source = _download_uri(model_uri, tracking_uri)
+    parsed = urlparse(source)
+    if parsed.scheme == "file" and Path(unquote(parsed.path)).is_dir():
+        yield Path(unquote(parsed.path))
+        return
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+        yield Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri
+            )
         )
-    if flavor.get("serialization_format") != "skops":
-        raise UntrustedModelError(
-            f"{model_uri} is serialized as {flavor.get('serialization_format')!r}, not skops",
-            hint="re-log the model with serialization_format='skops'; pickles are never loaded",
-        )
-    try:
-        return skops.io.load(local / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
-    except UntrustedTypesFoundException as exc:
-        raise UntrustedModelError(
-            f"{model_uri} contains types outside the allow-list: {exc}",
-            hint="only estimators built by this pipeline can be loaded",
-        ) from None
+
+
+def _download_uri(model_uri: str, tracking_uri: str | None) -> str:
+    """Where a ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` URI's files are."""
+    from mlops_assets.core.model_loading import ModelSource
+
+    if tracking_uri is None or not model_uri.startswith("models:/"):
+        return model_uri
+    source = ModelSource.parse(model_uri)
+    client = mlflow_client(tracking_uri)
+    version = (
+        source.version or client.get_model_version_by_alias(source.model_name, source.alias).version
+    )
+    return client.get_model_version_download_uri(source.model_name, str(version))
 
 
 def fail_unfinished_runs(
@@ -333,17 +441,7 @@ def rollback_champion(
 
 def model_file_digests(tracking_uri: str, model_name: str, version: str) -> dict[str, str]:
     """sha256 of every file of a registered version's model (its weights, not just metadata)."""
-    import tempfile
-
-    import mlflow
-
     from mlops_assets.core.attestation import directory_digests
 
-    # An explicit registry: models:/ URIs would resolve through process-wide settings.
-    client = mlflow_client(tracking_uri)
-    source = client.get_model_version_download_uri(model_name, str(version))
-    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri
-        )
-        return directory_digests(Path(local))
+    with local_model_files(f"models:/{model_name}/{version}", tracking_uri) as local:
+        return directory_digests(local)

@@ -12,6 +12,7 @@ import dagster as dg
 
 from mlops_assets.defs.data_assets import integrated_dataset, iris_dataset
 from mlops_assets.defs.resources import (
+    BaselineLoader,
     DatasetStore,
     ModelRegistry,
     PromotionPolicy,
@@ -81,9 +82,12 @@ def baseline_model(
     context: dg.AssetExecutionContext,
     store: DatasetStore,
     registry: ModelRegistry,
+    baseline_loader: BaselineLoader,
     mlflow_tracking: dg.ResourceParam[Any],
 ) -> dg.MaterializeResult:
-    """The model to beat: the registry's ``champion``.
+    """The model to beat: by default the registry's ``champion``; or another registry
+    version or alias, or a trusted local file (``MLOPS_BASELINE_SOURCE``), validated against
+    the task before use.
 
     On a cold start (no champion yet) a baseline is trained on the iris train part with the
     default training config, registered as the first version and aliased ``champion``.
@@ -91,43 +95,70 @@ def baseline_model(
     import mlflow
     import pandas as pd
 
-    from mlops_assets.core.baseline import resolve_baseline
-    from mlops_assets.core.registry import CHAMPION, registry_errors
+    from mlops_assets.core.baseline import ColdStart, resolve_baseline
+    from mlops_assets.core.registry import registry_errors
 
-    config = TrainingConfig()
+    training = TrainingConfig()
+
+    def log_retry(attempt: int, wait: float, exc: BaseException) -> None:
+        context.log.warning(
+            f"registry read failed (attempt {attempt}), retrying in {wait:.0f} s: {exc}"
+        )
+
     with registry_errors(registry.tracking_uri), mlflow_step(mlflow_tracking) as run_id:
         baseline = resolve_baseline(
             registry.client(),
+            tracking_uri=registry.tracking_uri,
+            policy=baseline_loader.policy(),
             model_name=registry.model_name,
-            reference_train=pd.read_parquet(store.reference_train),
             benchmark=pd.read_parquet(store.benchmark),
             task=TASK,
-            estimator=config.estimator.value,
-            hyperparameters=config.hyperparameters(),
-            seed=config.seed,
+            cold_start=ColdStart(
+                reference_train=pd.read_parquet(store.reference_train),
+                estimator=training.estimator.value,
+                hyperparameters=training.hyperparameters(),
+                seed=training.seed,
+            ),
             tags={"dagster_run_id": context.run_id},
+            on_retry=log_retry,
         )
         mlflow.set_tags(
             {
                 "baseline_version": baseline.version,
+                "baseline_source": baseline.source,
                 "baseline_cold_start": str(baseline.cold_start).lower(),
             }
         )
+        if baseline.load is not None:
+            mlflow.log_metrics(
+                {
+                    "baseline_load_seconds": baseline.load.seconds,
+                    "baseline_peak_rss_mb": baseline.load.peak_rss_mb,
+                }
+            )
     if baseline.cold_start:
         context.log.info(f"Cold start: registered baseline v{baseline.version} as champion")
 
     version = baseline.version
+    load = baseline.load
     return dg.MaterializeResult(
         metadata={
             "cold_start": baseline.cold_start,
-            "model_name": registry.model_name,
+            "source": baseline.source,
+            "model_name": baseline.model_name,
             "version": version,
-            "alias": CHAMPION,
-            "model_uri": f"models:/{registry.model_name}/{version}",
+            "alias": baseline.alias or "",
+            "model_uri": f"models:/{baseline.model_name}/{version}",
             "model_uuid": baseline.model_uuid,
             "mlflow_run_id": run_id,
             "benchmark_accuracy": baseline.evaluation.metrics["accuracy"],
-            "registry_url": _url(registry.version_url(version)),
+            "load_seconds": load.seconds if load else "trained here",
+            "load_peak_rss_mb": load.peak_rss_mb if load else "trained here",
+            "model_size_mb": load.size_mb if load else "trained here",
+            "validation": dg.MetadataValue.json(baseline.checks),
+            "registry_url": _url(registry.version_url(version))
+            if baseline.model_name == registry.model_name
+            else "",
         }
     )
 
@@ -157,7 +188,12 @@ def trained_model(
         metrics_markdown,
         paired_outcome,
     )
-    from mlops_assets.core.registry import load_sklearn_model, log_sklearn_model, registry_errors
+    from mlops_assets.core.registry import (
+        CHAMPION,
+        load_sklearn_model,
+        log_sklearn_model,
+        registry_errors,
+    )
     from mlops_assets.core.training import train_model
 
     data = upstream_metadata(context, integrated_dataset)
@@ -174,7 +210,9 @@ def trained_model(
             seed=config.seed,
         )
         candidate_eval = evaluate(model, benchmark, TASK)
-        baseline_eval = evaluate(load_sklearn_model(baseline["model_uri"]), benchmark, TASK)
+        baseline_eval = evaluate(
+            load_sklearn_model(baseline["model_uri"], registry.tracking_uri), benchmark, TASK
+        )
         deltas = metric_deltas(candidate_eval.metrics, baseline_eval.metrics)
         contributions = data.get("contributions", [])
 
@@ -207,6 +245,8 @@ def trained_model(
             "accuracy": candidate_eval.metrics["accuracy"],
             "baseline_accuracy": baseline_eval.metrics["accuracy"],
             "baseline_version": baseline["version"],
+            "baseline_model_name": baseline["model_name"],
+            "baseline_alias": baseline.get("alias", CHAMPION),
             "metrics_table": dg.MetadataValue.md(
                 metrics_markdown(candidate_eval.metrics, baseline_eval.metrics)
             ),
@@ -342,13 +382,10 @@ def registered_model_version(
             candidate_version=registered.version,
         )
         promote, reason = decision.promote, decision.reason
-        if champion_version != candidate["baseline_version"]:
-            # The champion moved after this candidate was scored: the comparison is stale.
+        if moved := _baseline_moved(client, registry, candidate):
+            # The alias the baseline was found by moved after this candidate was scored.
             promote = False
-            reason = (
-                f"not promoted: champion moved from v{candidate['baseline_version']} to "
-                f"v{champion_version} since this candidate was evaluated; retrain to compare"
-            )
+            reason = f"not promoted: {moved} since this candidate was evaluated; retrain to compare"
         if promote:
             promote_to_champion(client, registry.model_name, registered.version)
         decided = {"promoted": str(promote).lower(), "promotion_reason": reason}
@@ -423,7 +460,8 @@ def _attest(
         r["contribution_id"]: r for r, _ in contribution_reports(store.path("contributions"))
     }
     baseline_version = candidate["baseline_version"]
-    baseline = client.get_model_version(registry.model_name, baseline_version)
+    baseline_name = candidate.get("baseline_model_name", registry.model_name)
+    baseline = client.get_model_version(baseline_name, baseline_version)
     document = seal(
         {
             "model_name": registry.model_name,
@@ -456,10 +494,11 @@ def _attest(
                 ),
             },
             "baseline": {
+                "model_name": baseline_name,
                 "version": str(baseline_version),
                 "model_uuid": baseline.tags.get("model_uuid"),
                 "artifact_sha256": model_file_digests(
-                    registry.tracking_uri, registry.model_name, baseline_version
+                    registry.tracking_uri, baseline_name, baseline_version
                 ),
             },
             "metrics": candidate["metrics"],
@@ -478,6 +517,22 @@ def _attest(
         registry.model_name, registered.version, "attestation_sha256", document["document_sha256"]
     )
     return {**document, "uri": f"runs:/{registered.run_id}/{ARTIFACT_PATH}"}
+
+
+def _baseline_moved(client: Any, registry: ModelRegistry, candidate: dict[str, Any]) -> str:
+    """How the alias the baseline was found by moved since, or "" when it did not (or the
+    baseline was pinned to a version or file)."""
+    from mlops_assets.core.registry import CHAMPION, get_version_by_alias
+
+    alias = candidate.get("baseline_alias", CHAMPION)
+    if not alias:
+        return ""
+    name = candidate.get("baseline_model_name", registry.model_name)
+    now = get_version_by_alias(client, name, alias)
+    now_version = str(now.version) if now is not None else "none"
+    if now_version == str(candidate["baseline_version"]):
+        return ""
+    return f"{alias} moved from v{candidate['baseline_version']} to v{now_version}"
 
 
 def _paired_outcome(candidate: dict[str, Any]) -> dict[str, int]:

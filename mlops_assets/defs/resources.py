@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
+from pydantic import Field
 
 from mlops_assets.settings import apply_process_defaults
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+    from mlops_assets.core.baseline import BaselinePolicy
 
 
 class DatasetStore(dg.ConfigurableResource):
@@ -194,6 +197,36 @@ class PromotionPolicy(dg.ConfigurableResource):
     significance: float = 0.0  # 0: no McNemar test
     min_benchmark_rows: int = 30
     accuracy_floor: float = 0.9
+
+
+class BaselineLoader(dg.ConfigurableResource):
+    """Where the baseline comes from and what it must pass: see ``resolve_baseline``.
+
+    Pickle and joblib files load only from ``trusted_model_dir`` (unpickling runs code), and
+    with ``sha256`` set only the file with that hash loads.
+    """
+
+    source: str
+    trusted_model_dir: str | None = None
+    sha256: str | None = None
+    validators: list[str] = Field(default_factory=list)
+    registry_retries: int = 6
+    registry_retry_seconds: float = 60.0
+
+    def policy(self) -> "BaselinePolicy":  # quoted: resources cannot use __future__ annotations
+        from mlops_assets.core.baseline import BaselinePolicy
+        from mlops_assets.core.model_loading import FileTrust, ModelSource
+        from mlops_assets.core.registry import RetryPolicy
+
+        trusted = Path(self.trusted_model_dir).expanduser() if self.trusted_model_dir else None
+        return BaselinePolicy(
+            source=ModelSource.parse(self.source),
+            trust=FileTrust(trusted, self.sha256),
+            validators=tuple(self.validators),
+            retry=RetryPolicy(
+                attempts=self.registry_retries, max_seconds=self.registry_retry_seconds
+            ),
+        )
 
 
 class Webhooks(dg.ConfigurableResource):
