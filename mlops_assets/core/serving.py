@@ -1,0 +1,208 @@
+"""Serving the champion: a loaded model, predictions from it, and following the alias.
+
+No web framework here: the API (``mlops_assets.api``) is a thin shell over :class:`ModelSlot`.
+A request reads ``slot.current`` once and uses that object throughout, and a new champion is
+loaded and validated completely before one reference assignment swaps it in, so no request
+ever sees a half-loaded model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.errors import ModelNotFoundError
+from mlops_assets.task import TaskSchema
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger("mlops_assets.serving")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A registry version loaded, validated and ready to predict."""
+
+    model: Any
+    name: str
+    version: str
+    aliases: list[str]
+    model_uuid: str
+    metrics: dict[str, float]
+    loaded_at: str = field(default_factory=_now)
+    # Column order of predict_proba mapped to the task's class order, computed once.
+    class_order: list[int] = field(default_factory=list)
+
+    def predict(self, rows: list[dict[str, float]], task: TaskSchema) -> list[dict[str, Any]]:
+        """Label, class index and per-class probabilities for each row."""
+        frame = pd.DataFrame(rows, columns=task.feature_names)
+        proba = np.asarray(self.model.predict_proba(frame))[:, self.class_order]
+        best = proba.argmax(axis=1)
+        return [
+            {
+                "label": task.classes[i],
+                "index": int(i),
+                "probabilities": dict(zip(task.classes, map(float, p), strict=True)),
+            }
+            for i, p in zip(best, proba, strict=True)
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "aliases": self.aliases,
+            "model_uuid": self.model_uuid,
+            "metrics": self.metrics,
+            "loaded_at": self.loaded_at,
+        }
+
+
+def load_version(
+    client: MlflowClient,
+    tracking_uri: str,
+    model_name: str,
+    version: str,
+    task: TaskSchema,
+    probe: pd.DataFrame,
+) -> ServedModel:
+    """Load ``version`` of ``model_name`` safely (skops, allow-list) and validate it."""
+    from mlops_assets.core.model_loading import validate_model
+    from mlops_assets.core.registry import load_sklearn_model
+
+    details = client.get_model_version(model_name, version)
+    model = load_sklearn_model(f"models:/{model_name}/{version}", tracking_uri)
+    validate_model(model, probe, task)
+    classes = list(map(str, model.classes_))
+    return ServedModel(
+        model=model,
+        name=model_name,
+        version=str(version),
+        aliases=sorted(details.aliases),
+        model_uuid=details.tags.get("model_uuid", ""),
+        metrics={
+            key.removeprefix("benchmark_"): float(value)
+            for key, value in details.tags.items()
+            if key.startswith("benchmark_")
+        },
+        class_order=[classes.index(name) for name in task.classes],
+    )
+
+
+@dataclass
+class ModelSlot:
+    """The served model, swapped atomically when the followed alias moves.
+
+    ``find_version`` names the version the alias points at now (None when it points nowhere);
+    ``load`` turns a version into a :class:`ServedModel` or raises. A version that fails to
+    load or validate is remembered in ``last_error`` and not retried until the alias moves
+    again; the model already served keeps serving.
+    """
+
+    find_version: Callable[[], str | None]
+    load: Callable[[str], ServedModel]
+    current: ServedModel | None = None
+    last_error: str | None = None
+    failed_version: str | None = None
+    last_checked: str | None = None
+
+    def refresh(self) -> bool:
+        """Follow the alias once; True when a new model was swapped in."""
+        try:
+            version = self.find_version()
+        except Exception as exc:  # the registry being down must not stop serving
+            self.last_error = f"cannot read the registry: {exc}"[:500]
+            log.warning(self.last_error)
+            return False
+        finally:
+            self.last_checked = _now()
+        if version is None:
+            if self.current is None:
+                self.last_error = "the registry has no champion yet"
+            return False
+        if self.current is not None and self.current.version == version:
+            return False
+        if version == self.failed_version:
+            return False
+        try:
+            loaded = self.load(version)
+        except Exception as exc:
+            self.failed_version = version
+            self.last_error = f"version {version} was not loaded: {exc}"[:1000]
+            log.error("%s; still serving %s", self.last_error, self._serving())
+            return False
+        self.current, self.last_error, self.failed_version = loaded, None, None
+        log.info("now serving %s v%s", loaded.name, loaded.version)
+        return True
+
+    def _serving(self) -> str:
+        return f"v{self.current.version}" if self.current else "nothing"
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "last_checked": self.last_checked,
+            "last_error": self.last_error,
+            "failed_version": self.failed_version,
+        }
+
+
+class Poller:
+    """Calls ``slot.refresh`` every ``interval`` seconds on a daemon thread until stopped."""
+
+    def __init__(self, slot: ModelSlot, interval: float) -> None:
+        self.slot, self.interval = slot, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="champion-poller", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.slot.refresh()
+
+
+def champion_slot(
+    tracking_uri: str, model_name: str, task: TaskSchema, probe: pd.DataFrame, alias: str
+) -> ModelSlot:
+    """A slot following ``alias`` of ``model_name`` in the registry at ``tracking_uri``."""
+    from mlops_assets.core.registry import get_version_by_alias, mlflow_client
+
+    client = mlflow_client(tracking_uri)
+
+    def find_version() -> str | None:
+        version = get_version_by_alias(client, model_name, alias)
+        return str(version.version) if version is not None else None
+
+    def load(version: str) -> ServedModel:
+        return load_version(client, tracking_uri, model_name, version, task, probe)
+
+    return ModelSlot(find_version=find_version, load=load)
+
+
+def require_model(slot: ModelSlot) -> ServedModel:
+    """The served model, or ModelNotFoundError saying why there is none."""
+    current = slot.current
+    if current is None:
+        raise ModelNotFoundError(
+            f"no model is loaded yet ({slot.last_error or 'still loading'})",
+            hint="materialize the pipeline so the registry has a champion; the service picks "
+            "it up within its poll interval",
+        )
+    return current

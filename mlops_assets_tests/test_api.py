@@ -1,0 +1,306 @@
+"""The prediction API as a real server: ``mlops serve`` in a subprocess, real HTTP requests."""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlops_assets.core.registry import (
+    CHAMPION,
+    ensure_experiment,
+    log_sklearn_model,
+    register_model_version,
+    set_champion_by_hand,
+)
+from mlops_assets.settings import Settings
+from mlops_assets.task import IRIS
+from mlops_assets_tests.conftest import REPO, Pipeline, child_env, env_for, free_port, wait_for
+
+KEY = "s3cret-key"
+ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+class Server:
+    """``mlops serve`` on a free port, stopped on exit."""
+
+    def __init__(self, home: Path, log: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        with log.open("w") as out:
+            self.process = subprocess.Popen(
+                [str(REPO / ".venv/bin/mlops"), "serve", "--port", str(self.port)],
+                env=child_env(env_for(home, **env)),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_for(self._up, timeout=90, what="mlops serve to answer", poll=0.3)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _up(self) -> bool:
+        assert self.process.poll() is None, self.log.read_text()[-3000:]
+        try:
+            self.request("GET", "/openapi.json")
+            return True
+        except OSError:
+            return False
+
+    def request(
+        self, method: str, path: str, body: object = None, *, key: str | None = KEY, raw=None
+    ) -> tuple[int, dict]:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if key:
+            request.add_header("X-API-Key", key)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            text = error.read().decode()
+            assert "Traceback" not in text and str(REPO) not in text, text
+            return error.code, json.loads(text)
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def pipeline_at(root: Path, empty_mlflow_db: Path) -> Iterator[Pipeline]:
+    home = root / "var"
+    (home / "mlflow").mkdir(parents=True)
+    shutil.copy(empty_mlflow_db, home / "mlflow" / "mlflow.db")
+    (root / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(root / "dagster")) as instance:
+        yield Pipeline(home=home, settings=Settings.from_env(env_for(home)), instance=instance)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, empty_mlflow_db) -> Iterator[Server]:
+    """A server with a key and small limits over a registry with a champion (v1)."""
+    root = tmp_path_factory.mktemp("served")
+    with pipeline_at(root, empty_mlflow_db) as pipeline:
+        pipeline.materialize()
+        with Server(
+            pipeline.home,
+            root / "serve.log",
+            MLOPS_API_KEY=KEY,
+            MLOPS_API_MAX_BATCH="50",
+            MLOPS_API_MAX_BODY_BYTES="20000",
+        ) as server:
+            yield server
+
+
+def test_health_model_and_predict(served):
+    assert served.request("GET", "/health", key=None) == (
+        200,
+        {"status": "ok", "name": "iris-classifier", "version": "1"},
+    )
+    status, model = served.request("GET", "/model")
+    assert status == 200 and model["version"] == "1" and CHAMPION in model["aliases"]
+    assert model["model_uuid"].startswith("m-") and model["metrics"]["accuracy"] > 0.9
+    assert model["last_error"] is None and model["loaded_at"]
+
+    versicolor = {"sepal_length": 6.1, "sepal_width": 2.9, "petal_length": 4.6, "petal_width": 1.3}
+    status, body = served.request("POST", "/predict", {"instances": [ROW, versicolor]})
+    assert status == 200 and body["model"] == {"name": "iris-classifier", "version": "1"}
+    first, second = body["predictions"]
+    assert (first["label"], first["index"]) == ("setosa", 0)
+    assert (second["label"], second["index"]) == ("versicolor", 1)
+    assert set(first["probabilities"]) == set(IRIS.classes)
+    assert abs(sum(first["probabilities"].values()) - 1) < 1e-9
+    assert first["probabilities"]["setosa"] == max(first["probabilities"].values())
+
+    # One instance without the list works too.
+    status, body = served.request("POST", "/predict", {"instances": ROW})
+    assert status == 200 and body["predictions"][0]["label"] == "setosa"
+    status, schema = served.request("GET", "/openapi.json", key=None)
+    assert status == 200 and "/predict" in schema["paths"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        (
+            {"instances": [{k: v for k, v in ROW.items() if k != "petal_width"}]},
+            "instances[0].petal_width",
+            "required",
+        ),
+        (
+            {"instances": [ROW, {**ROW, "sepal_width": "wide"}]},
+            "instances[1].sepal_width",
+            "number",
+        ),
+        ({"instances": [{**ROW, "petal_length": 99}]}, "instances[0].petal_length", "less than"),
+        ({"instances": [{**ROW, "petal_length": -1}]}, "instances[0].petal_length", "greater than"),
+        ({"instances": [{**ROW, "colour": "blue"}]}, "instances[0].colour", "not permitted"),
+        ({"instances": []}, "instances", "at least 1"),
+        ({"rows": [ROW]}, "instances", "required"),
+        ([ROW], "body", "valid dictionary"),
+    ],
+)
+def test_invalid_input_names_the_field(served, body, field, words):
+    status, answer = served.request("POST", "/predict", body)
+    assert status == 422, answer
+    assert any(e["field"] == field and words in e["message"] for e in answer["errors"]), answer
+    assert field in answer["detail"]
+
+
+def test_bad_json_limits_and_auth(served):
+    status, answer = served.request("POST", "/predict", raw=b'{"instances": [')
+    assert status == 400 and "not valid JSON" in answer["detail"]
+    status, answer = served.request(
+        "POST", "/predict", raw=b'{"instances": [{"sepal_length": NaN}]}'
+    )
+    assert status in (400, 422)
+
+    status, answer = served.request("POST", "/predict", {"instances": [ROW] * 51})
+    assert status == 413 and "at most 50" in answer["detail"]
+    status, answer = served.request("POST", "/predict", raw=b" " * 20001)
+    assert status == 413 and "20000 bytes" in answer["detail"]
+
+    assert served.request("POST", "/predict", {"instances": [ROW]}, key=None)[0] == 401
+    assert served.request("POST", "/predict", {"instances": [ROW]}, key="wrong")[0] == 401
+    assert served.request("GET", "/model", key=None)[0] == 401
+    assert served.request("GET", "/health", key=None)[0] == 200
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
+    max_leaves=12,
+)
+instance_like = st.fixed_dictionaries(
+    {}, optional={name: json_values for name in IRIS.feature_names}
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        json_values,
+        st.fixed_dictionaries(
+            {
+                "instances": st.one_of(
+                    json_values, st.lists(instance_like, max_size=4), instance_like
+                )
+            }
+        ),
+    )
+)
+def test_no_generated_input_gets_a_5xx(served, body):
+    status, _ = served.request("POST", "/predict", body)
+    assert status < 500
+
+
+def test_a_fresh_service_waits_for_a_champion_then_follows_it(tmp_path, empty_mlflow_db):
+    """Without a key: 503 before the first champion, served within the poll interval once
+    it exists; then hot reload under load with no failed request, and a broken champion
+    refused while the old one keeps serving."""
+    from sklearn.linear_model import LogisticRegression
+
+    with (
+        pipeline_at(tmp_path, empty_mlflow_db) as pipeline,
+        Server(pipeline.home, tmp_path / "serve.log", MLOPS_API_POLL_SECONDS="1") as server,
+    ):
+        status, answer = server.request("GET", "/health", key=None)
+        assert status == 503 and "no champion yet" in answer["detail"]
+        assert server.request("POST", "/predict", {"instances": [ROW]}, key=None)[0] == 503
+
+        pipeline.materialize()  # v1 champion, v2 challenger
+        wait_for(
+            lambda: server.request("GET", "/health", key=None)[0] == 200,
+            timeout=30,
+            what="the first champion to be served",
+            poll=0.5,
+        )
+        client = pipeline.client()
+        seen: list[tuple[float, int, str | None]] = []
+        stop = threading.Event()
+
+        def hammer() -> None:
+            while not stop.is_set():
+                try:
+                    status, body = server.request(
+                        "POST", "/predict", {"instances": [ROW]}, key=None
+                    )
+                    seen.append((time.monotonic(), status, body.get("model", {}).get("version")))
+                except OSError as exc:  # a refused connection counts as a failure too
+                    seen.append((time.monotonic(), 0, str(exc)))
+
+        thread = threading.Thread(target=hammer)
+        thread.start()
+        try:
+            time.sleep(1)
+            moved = time.monotonic()
+            set_champion_by_hand(
+                client, "iris-classifier", "2", actor="test", reason="reload", how="manual"
+            )
+            wait_for(
+                lambda: seen and seen[-1][2] == "2", timeout=30, what="v2 to be served", poll=0.1
+            )
+            switched = next(t for t, _, v in seen if v == "2") - moved
+
+            # A broken champion (classes the task does not have) is never swapped in.
+            mlflow.set_tracking_uri(pipeline.settings.tracking_uri)
+            mlflow.set_experiment(
+                experiment_id=ensure_experiment(client, "broken", str(tmp_path / "art"))
+            )
+            x = [[5.1, 3.5, 1.4, 0.2], [6.1, 2.9, 4.6, 1.3], [6.9, 3.2, 5.8, 2.2]]
+            frame = pd.DataFrame(x, columns=IRIS.feature_names)
+            broken = LogisticRegression().fit(frame, ["a", "b", "c"])
+            with mlflow.start_run():
+                info = log_sklearn_model(broken, name="model")
+            v3 = register_model_version(client, info, model_name="iris-classifier", tags={})
+            client.set_registered_model_alias("iris-classifier", CHAMPION, v3.version)
+            wait_for(
+                lambda: server.request("GET", "/model", key=None)[1].get("failed_version") == "3",
+                timeout=30,
+                what="the broken version to be refused",
+                poll=0.3,
+            )
+            time.sleep(1)
+        finally:
+            stop.set()
+            thread.join()
+
+        failures = [s for s in seen if s[1] != 200]
+        assert failures == [] and len(seen) > 20
+        # Within the poll interval (1 s) plus a load: generous, the machine is shared.
+        assert switched < 10, f"took {switched:.1f} s to serve the new champion"
+        assert seen[-1][2] == "2", "the old champion keeps serving"
+        log = (tmp_path / "serve.log").read_text()
+        assert "version 3 was not loaded" in log and "still serving v2" in log
