@@ -141,7 +141,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "var"
         uri = register_champion(home)
-        env = {"MLOPS_HOME": str(home), "MLFLOW_TRACKING_URI": uri}
+        # mlflow models serve runs `uvicorn` by name: the venv must be on PATH.
+        path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+        env = {"MLOPS_HOME": str(home), "MLFLOW_TRACKING_URI": uri, "PATH": path}
         ours, theirs = free_port(), free_port()
         servers = {
             "mlops serve": (
