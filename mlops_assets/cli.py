@@ -8,6 +8,7 @@ import argparse
 import json
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from mlops_assets.errors import MlopsError
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(handler=_serve)
 
     args = parser.parse_args(argv)
+    # Loading the definitions (for the landing zone) warns that partitioned asset checks are
+    # a Dagster preview feature: true, known (see the README), and noise on a command line.
+    warnings.filterwarnings("ignore", message=".* is currently in preview")
     try:
         return args.handler(args, Settings.from_env())
     except MlopsError as exc:
@@ -367,12 +371,16 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print("no contributions yet")
     for row in rows:
+        if row["status"] in ("pending", "duplicate") and row["quality_score"] is None:
+            print(f"{row['landing_path']}: {row['status']}: {row['decision']}")
+            continue
         versions_text = ", ".join(f"v{v}" for v in row["model_versions"]) or "none yet"
-        score = "" if row["quality_score"] is None else f", quality {row['quality_score']:.1f}"
         print(
-            f"{row['landing_path']}: {row['status']} ({row['rows_accepted']} rows accepted"
-            f"{score}); models trained on it: {versions_text}"
+            f"{row['landing_path']}: {row['status']} ({row['rows_accepted']} rows accepted, "
+            f"quality {row['quality_score']:.1f}); models trained on it: {versions_text}"
         )
+        if row["status"] == "rejected":
+            print(f"  {row['decision']}")
         for reason, count in row["reasons"].items():
             print(f"  {count:6d} x {reason}")
     return 0
