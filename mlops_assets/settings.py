@@ -31,7 +31,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "MLflow tracking and registry store (a SQLite file or an `http(s)://` MLflow server).",
     ),
     "MLOPS_MLFLOW_ARTIFACTS": (
-        "$MLOPS_HOME/mlflow/artifacts",
+        "$MLOPS_HOME/mlflow/artifacts with a SQLite store; the server's own with an MLflow server",
         "Artifact location of the experiment when this system creates it.",
     ),
     "MLOPS_MLFLOW_UI_URL": (
@@ -178,7 +178,7 @@ PROMOTION_METRICS = (
 class Settings:
     home: Path
     tracking_uri: str
-    mlflow_artifacts: str
+    mlflow_artifacts: str | None
     mlflow_ui_url: str | None
     landing_uri: str
     s3_endpoint_url: str | None
@@ -231,7 +231,12 @@ class Settings:
         settings = cls(
             home=home,
             tracking_uri=tracking_uri,
-            mlflow_artifacts=get("MLOPS_MLFLOW_ARTIFACTS", str(home / "mlflow" / "artifacts")),
+            # A server keeps artifacts where it was told to (--artifacts-destination), served
+            # through it; a local path here would scatter them over the clients' disks.
+            mlflow_artifacts=get(
+                "MLOPS_MLFLOW_ARTIFACTS", "" if is_server else str(home / "mlflow" / "artifacts")
+            )
+            or None,
             mlflow_ui_url=get("MLOPS_MLFLOW_UI_URL", tracking_uri if is_server else "") or None,
             landing_uri=get("MLOPS_LANDING_URI", str(home / "landing")),
             s3_endpoint_url=get("MLOPS_S3_ENDPOINT_URL", "") or None,
