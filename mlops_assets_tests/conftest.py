@@ -252,6 +252,23 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 24
     )
 
 
+def in_process_mlops(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """The ``mlops`` entry point called in this process for a deployment at ``home``: the same
+    code as the console script without ~10 s of imports per call. Returns (code, out, err)."""
+    from mlops_assets.cli import main
+
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    # mlflow.set_tracking_uri() in an earlier test exports this; the CLI must not see it.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def mlops(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return mlops
+
+
 VALID_CONTRIBUTION = (
     "Sepal Length (cm),sepal.width,PetalLengthCm,petal_width,variety,email\n"
     "5.05,3.45,1.55,0.25,Iris-setosa,a@example.com\n"

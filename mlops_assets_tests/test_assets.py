@@ -15,6 +15,7 @@ from mlops_assets_tests.conftest import (
     VALID_CONTRIBUTION,
     env_for,
     free_port,
+    in_process_mlops,
     run_cli,
     tick_of,
 )
@@ -292,7 +293,9 @@ def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
     assert rows.loc[rows["contribution_id"] == good_key, "sample_weight"].lt(1.0).all()
 
 
-def test_attestation_holds_and_a_changed_model_byte_breaks_it(pipeline, tmp_path):
+def test_attestation_holds_and_a_changed_model_byte_breaks_it(
+    pipeline, tmp_path, monkeypatch, capsys
+):
     from urllib.parse import urlparse
 
     pipeline.materialize("iris_dataset")
@@ -319,10 +322,11 @@ def test_attestation_holds_and_a_changed_model_byte_breaks_it(pipeline, tmp_path
     changed = bytearray(weights.read_bytes())
     changed[len(changed) // 2] ^= 1
     weights.write_bytes(changed)
-    broken = run_cli(["mlops", "verify", "2"], env, tmp_path)
-    assert broken.returncode == 1
-    assert f"FAIL candidate model files (v2): differs: {weights.name}" in broken.stdout
-    assert "does NOT hold" in broken.stdout
+    mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)  # the same command, faster
+    code, out, _ = mlops("verify", "2")
+    assert code == 1
+    assert f"FAIL candidate model files (v2): differs: {weights.name}" in out
+    assert "does NOT hold" in out
 
     # An edited record fails on its own hash, and a missing field cannot crash the check.
     run_artifacts = Path(urlparse(client.get_run(v2.run_id).info.artifact_uri).path)
@@ -330,9 +334,9 @@ def test_attestation_holds_and_a_changed_model_byte_breaks_it(pipeline, tmp_path
     edited = json.loads(record.read_text())
     del edited["integrated_dataset_sha256"]
     record.write_text(json.dumps(edited))
-    edited_run = run_cli(["mlops", "verify", "2"], env, tmp_path)
-    assert edited_run.returncode == 1, edited_run.stderr
-    assert "FAIL document" in edited_run.stdout and "FAIL integrated dataset" in edited_run.stdout
+    code, out, err = mlops("verify", "2")
+    assert code == 1, err
+    assert "FAIL document" in out and "FAIL integrated dataset" in out
 
 
 def test_a_trusted_joblib_file_seeds_the_registry_as_the_baseline(pipeline, tmp_path):
@@ -384,7 +388,9 @@ def test_a_trusted_joblib_file_seeds_the_registry_as_the_baseline(pipeline, tmp_
     assert len(pipeline.client().search_model_versions("name = 'iris-classifier'")) == 2
 
 
-def test_mlops_contributions_reads_every_status_from_the_records(pipeline, tmp_path):
+def test_mlops_contributions_reads_every_status_from_the_records(
+    pipeline, tmp_path, monkeypatch, capsys
+):
     pipeline.materialize("iris_dataset")
     pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
     pipeline.drop("bob", "bad.csv", "sepal_length,species\nabc,rose\n")
@@ -410,7 +416,8 @@ def test_mlops_contributions_reads_every_status_from_the_records(pipeline, tmp_p
     assert contribution_key("alice/a.csv") in rows["alice/copy of a.csv"]["decision"]
     assert rows["carol/new.csv"]["status"] == "pending"
 
-    alice = run_cli(["mlops", "contributions", "--contributor", "alice"], env, tmp_path)
-    assert alice.returncode == 0 and "bob" not in alice.stdout
-    assert "alice/a.csv: accepted (4 rows accepted" in alice.stdout
-    assert "models trained on it: v2" in alice.stdout
+    mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)
+    code, out, _ = mlops("contributions", "--contributor", "alice")
+    assert code == 0 and "bob" not in out
+    assert "alice/a.csv: accepted (4 rows accepted" in out
+    assert "models trained on it: v2" in out
