@@ -220,15 +220,16 @@ def _require_trusted_directory(path: Path, trust: FileTrust, kind: str) -> None:
 
 
 def _unpickle(path: Path, kind: str) -> Any:
+    """Deserialize a pickle or joblib file; callers check the trusted directory first."""
     import pickle
 
     try:
         if kind == "joblib":
             import joblib
 
-            return joblib.load(path)
+            return joblib.load(path)  # trusted directory checked by the caller
         with open(path, "rb") as handle:
-            return pickle.load(handle)  # only reached for a file in the trusted directory
+            return pickle.load(handle)  # trusted directory checked by the caller
     except (
         pickle.UnpicklingError,
         EOFError,
