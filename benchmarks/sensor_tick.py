@@ -67,7 +67,7 @@ def s3(count: int, repeats: int) -> list[float]:
     from dagster_aws.s3 import S3Resource
     from moto.server import ThreadedMotoServer
 
-    from mlops_assets.defs.landing_s3 import S3LandingZone
+    from mlops_assets.defs.s3 import S3LandingZone
 
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"

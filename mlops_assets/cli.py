@@ -259,17 +259,15 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     apply_process_defaults()
     import tempfile
 
-    import pandas as pd
     from mlflow.exceptions import MlflowException
 
     from mlops_assets.core.attestation import ARTIFACT_PATH, Finding, verify
     from mlops_assets.core.hashing import file_sha256, frame_sha256
     from mlops_assets.core.registry import mlflow_client, model_file_digests, registry_errors
-    from mlops_assets.definitions import landing_zone
-    from mlops_assets.defs.resources import DatasetStore
+    from mlops_assets.definitions import dataset_store, landing_zone
     from mlops_assets.errors import ModelNotFoundError
 
-    store = DatasetStore(root=settings.storage_uri)
+    store = dataset_store(settings)
     name = settings.model_name
     with registry_errors(settings.tracking_uri):
         client = mlflow_client(settings.tracking_uri)
@@ -294,12 +292,12 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         def dataset_sha256(which: str) -> str | None:
             attested = str(document.get("integrated_dataset_sha256") or "")
             if which == "benchmark":
-                path = store.benchmark
+                key = store.BENCHMARK
             elif attested:
-                path = store.integrated(attested)
+                key = store.integrated(attested)
             else:
                 return None  # a record without the hash cannot hold
-            return frame_sha256(pd.read_parquet(path)) if path.exists() else None
+            return frame_sha256(store.read_frame(key)) if store.exists(key) else None
 
         def contribution_sha256(contribution: dict) -> str | None:
             try:
@@ -335,12 +333,12 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     from mlops_assets.core.contributions import contribution_overview, contribution_reports
     from mlops_assets.core.hashing import file_sha256
     from mlops_assets.core.registry import mlflow_client, registry_errors
-    from mlops_assets.definitions import landing_zone
+    from mlops_assets.definitions import dataset_store, landing_zone
     from mlops_assets.defs.partitions import contribution_key
-    from mlops_assets.defs.resources import DatasetStore
 
-    store = DatasetStore(root=settings.storage_uri)
-    reports = [report for report, _ in contribution_reports(store.path("contributions"))]
+    store = dataset_store(settings)
+    reports_root = store.fetch_tree(store.CONTRIBUTIONS, suffix=".json")
+    reports = [report for report, _ in contribution_reports(reports_root)]
     reported = {r["contribution_id"] for r in reports}
     zone = landing_zone(settings)
     landed = []

@@ -22,7 +22,7 @@ def landing_zone(settings: Settings) -> LandingZone:
     if settings.landing_uri.startswith("s3://"):
         from dagster_aws.s3 import S3Resource
 
-        from mlops_assets.defs.landing_s3 import S3LandingZone
+        from mlops_assets.defs.s3 import S3LandingZone
 
         bucket, _, prefix = settings.landing_uri.removeprefix("s3://").partition("/")
         return S3LandingZone(
@@ -31,9 +31,22 @@ def landing_zone(settings: Settings) -> LandingZone:
     return LocalLandingZone(root=settings.landing_uri)
 
 
+def dataset_store(settings: Settings) -> DatasetStore:
+    """The store flavour ``MLOPS_STORAGE_URI`` names: ``s3://bucket/prefix`` or a folder."""
+    if settings.storage_uri.startswith("s3://"):
+        from dagster_aws.s3 import S3Resource
+
+        from mlops_assets.defs.s3 import S3DatasetStore
+
+        return S3DatasetStore(
+            root=settings.storage_uri, s3=S3Resource(endpoint_url=settings.s3_endpoint_url)
+        )
+    return DatasetStore(root=settings.storage_uri)
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
-        "store": DatasetStore(root=settings.storage_uri),
+        "store": dataset_store(settings),
         "webhooks": Webhooks(
             url=settings.webhook_url,
             secret=settings.webhook_secret,

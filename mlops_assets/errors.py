@@ -72,3 +72,9 @@ class RegistryAccessDeniedError(MlopsError):
     """The registry answered 401/403: credentials are missing or wrong (never retried)."""
 
     code = "REGISTRY_ACCESS_DENIED"
+
+
+class StorageUnavailableError(MlopsError):
+    """An S3 bucket (dataset store or landing zone) is missing, unreachable or refuses us."""
+
+    code = "STORAGE_UNAVAILABLE"

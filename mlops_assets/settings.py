@@ -44,9 +44,12 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "MLOPS_S3_ENDPOINT_URL": (
         "none (AWS)",
-        "S3 endpoint for an `s3://` landing zone on MinIO or another S3-compatible server; credentials come from the standard `AWS_*` variables.",
+        "S3 endpoint for an `s3://` landing zone or dataset store on MinIO or another S3-compatible server; credentials come from the standard `AWS_*` variables.",
     ),
-    "MLOPS_STORAGE_URI": ("$MLOPS_HOME/storage", "Where datasets are written as Parquet."),
+    "MLOPS_STORAGE_URI": (
+        "$MLOPS_HOME/storage",
+        "Where datasets are written as Parquet (and contribution reports as JSON): a folder, or `s3://bucket/prefix`, which every run reads and writes itself (no shared disk needed).",
+    ),
     "MLOPS_IRIS_CSV": (
         "data/iris.csv in the repository",
         "Canonical iris data; scikit-learn's copy is used when the file is missing or empty.",

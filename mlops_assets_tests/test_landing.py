@@ -5,9 +5,9 @@ import dagster as dg
 import pytest
 
 from mlops_assets.definitions import defs, landing_zone
-from mlops_assets.defs.landing_s3 import S3LandingZone
 from mlops_assets.defs.partitions import contribution_key
 from mlops_assets.defs.resources import LocalLandingZone
+from mlops_assets.defs.s3 import S3LandingZone
 from mlops_assets.defs.sensors import contribution_sensor
 from mlops_assets.settings import Settings
 from mlops_assets_tests.conftest import VALID_CONTRIBUTION, env_for

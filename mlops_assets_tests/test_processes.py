@@ -286,7 +286,6 @@ def test_a_kill_during_registration_leaves_a_valid_champion(pipeline, tmp_path):
     import subprocess
 
     import joblib
-    import pandas as pd
     from sklearn.tree import DecisionTreeClassifier
 
     from mlops_assets.core.baseline import BaselinePolicy, ColdStart, resolve_baseline
@@ -296,7 +295,7 @@ def test_a_kill_during_registration_leaves_a_valid_champion(pipeline, tmp_path):
     # A weak baseline (a stump) so the candidate is promoted: the alias move is the window.
     pipeline.materialize("iris_dataset")
     store = pipeline.resources()["store"]
-    train = pd.read_parquet(store.reference_train)
+    train = store.read_frame(store.REFERENCE_TRAIN)
     stump = DecisionTreeClassifier(max_depth=1, random_state=0)
     stump.fit(train[IRIS.feature_names], train[IRIS.label])
     weak = tmp_path / "trusted" / "stump.joblib"
@@ -346,7 +345,7 @@ def test_a_kill_during_registration_leaves_a_valid_champion(pipeline, tmp_path):
         tracking_uri=pipeline.settings.tracking_uri,
         policy=BaselinePolicy(source=ModelSource.parse(f"models:/{name}@champion")),
         model_name=name,
-        benchmark=pd.read_parquet(store.benchmark),
+        benchmark=store.read_frame(store.BENCHMARK),
         task=IRIS,
         cold_start=ColdStart(train, "logistic_regression", {}, 42),
         tags={},

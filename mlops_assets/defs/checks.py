@@ -29,7 +29,7 @@ def iris_dataset_expectations(store: DatasetStore) -> dg.AssetCheckResult:
     labels, no nulls, a row-count floor."""
     import pandas as pd
 
-    frame = pd.concat([pd.read_parquet(store.reference_train), pd.read_parquet(store.benchmark)])
+    frame = pd.concat([store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)])
     return _expectations_result(frame, name="iris_dataset", min_rows=30)
 
 
@@ -53,12 +53,11 @@ def integrated_dataset_has_no_benchmark_rows(
     context: dg.AssetCheckExecutionContext, store: DatasetStore
 ) -> dg.AssetCheckResult:
     """No training row may equal a benchmark row: that would inflate every score."""
-    import pandas as pd
 
     from mlops_assets.core.integration import benchmark_overlap
 
-    path = upstream_metadata(context, integrated_dataset)["path"]
-    overlap = benchmark_overlap(pd.read_parquet(path), pd.read_parquet(store.benchmark), TASK)
+    training = store.integrated(upstream_metadata(context, integrated_dataset)["sha256"])
+    overlap = benchmark_overlap(store.read_frame(training), store.read_frame(store.BENCHMARK), TASK)
     return dg.AssetCheckResult(
         passed=overlap == 0,
         description=f"{overlap} training row(s) equal benchmark rows",
@@ -68,13 +67,12 @@ def integrated_dataset_has_no_benchmark_rows(
 
 @dg.asset_check(asset=integrated_dataset, blocking=True)
 def integrated_dataset_class_balance(
-    context: dg.AssetCheckExecutionContext, data_policy: TrainingDataPolicy
+    context: dg.AssetCheckExecutionContext, data_policy: TrainingDataPolicy, store: DatasetStore
 ) -> dg.AssetCheckResult:
     """Enough rows, and no class below ``MLOPS_MIN_CLASS_SHARE`` of the training set: a
     flood of one class from contributions must not starve the others."""
-    import pandas as pd
-
-    labels = pd.read_parquet(upstream_metadata(context, integrated_dataset)["path"])[TASK.label]
+    training = store.integrated(upstream_metadata(context, integrated_dataset)["sha256"])
+    labels = store.read_frame(training)[TASK.label]
     shares = {c: float((labels == c).mean()) if len(labels) else 0.0 for c in TASK.classes}
     too_small = {c: round(s, 4) for c, s in shares.items() if s < data_policy.min_class_share}
     enough_rows = len(labels) >= data_policy.min_training_rows
@@ -141,7 +139,7 @@ def contributed_data_accepted(
     """
     from mlops_assets.core.storage import read_json
 
-    report = read_json(store.contribution_dir(context.partition_key) / "report.json")
+    report = read_json(store.fetch(f"{store.contribution(context.partition_key)}/report.json"))
     return dg.AssetCheckResult(
         passed=bool(report["accepted"]),
         description=report["decision"],
@@ -159,9 +157,8 @@ def contributed_data_expectations(
     context: dg.AssetCheckExecutionContext, store: DatasetStore
 ) -> dg.AssetCheckResult:
     """Great Expectations suite on the clean rows: columns, types, ranges, labels, no nulls."""
-    import pandas as pd
 
-    clean_path = store.contribution_dir(context.partition_key) / "clean.parquet"
-    if not clean_path.exists():
+    clean = f"{store.contribution(context.partition_key)}/clean.parquet"
+    if not store.exists(clean):
         return dg.AssetCheckResult(passed=False, description="no clean rows were written")
-    return _expectations_result(pd.read_parquet(clean_path), name="contributed_data", min_rows=1)
+    return _expectations_result(store.read_frame(clean), name="contributed_data", min_rows=1)

@@ -67,7 +67,6 @@ def iris_dataset(
     """
     from mlops_assets.core.hashing import frame_sha256
     from mlops_assets.core.reference_data import load_reference_data, split_benchmark
-    from mlops_assets.core.storage import write_parquet
 
     reference = load_reference_data(Path(config.csv_path), TASK)
     if reference.fallback_reason:
@@ -75,8 +74,8 @@ def iris_dataset(
     split = split_benchmark(
         reference.frame, TASK, fraction=config.benchmark_fraction, seed=config.seed
     )
-    write_parquet(split.train, store.reference_train)
-    write_parquet(split.benchmark, store.benchmark)
+    store.write_frame(split.train, store.REFERENCE_TRAIN)
+    store.write_frame(split.benchmark, store.BENCHMARK)
     class_counts = reference.frame[TASK.label].value_counts().sort_index()
     return dg.MaterializeResult(
         metadata={
@@ -91,8 +90,8 @@ def iris_dataset(
             "class_counts": dg.MetadataValue.json(
                 {str(k): int(v) for k, v in class_counts.items()}
             ),
-            "train_path": dg.MetadataValue.path(str(store.reference_train)),
-            "benchmark_path": dg.MetadataValue.path(str(store.benchmark)),
+            "train_path": dg.MetadataValue.path(store.uri(store.REFERENCE_TRAIN)),
+            "benchmark_path": dg.MetadataValue.path(store.uri(store.BENCHMARK)),
             "preview": dg.MetadataValue.md(
                 f"```\n{split.train.head(5).to_string(index=False)}\n```"
             ),
@@ -134,26 +133,28 @@ def contributed_data(
             f"no file in the landing zone {landing.location} matches {contribution_id}",
             hint="the file was moved or deleted after it was detected; submit it again",
         )
-    if not store.benchmark.exists():
+    if not store.exists(store.BENCHMARK):
         raise UpstreamMissingError(
             "contributions are judged against iris, which is not written yet",
             hint="materialize iris_dataset first",
         )
     reference = pd.concat(
-        [pd.read_parquet(store.reference_train), pd.read_parquet(store.benchmark)]
+        [store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)]
     )
-    target = store.contribution_dir(contribution_id)
+    # Earlier contributions are read to find duplicates; this one is written beside them.
+    contributions_root = store.fetch_tree(store.CONTRIBUTIONS)
     with landing.local_copy(landing_file.relative_path) as path:
         report = process_contribution(
             path,
             TASK,
             reference=reference,
-            contributions_root=target.parent,
+            contributions_root=contributions_root,
             contribution_id=contribution_id,
             contributor=landing_file.contributor,
             policy=IntakePolicy(**config.model_dump()),
             landing_path=landing_file.relative_path,
         )
+    store.publish(store.contribution(contribution_id))
     context.log.info(f"{landing_file.relative_path}: {report.decision}")
     return dg.MaterializeResult(
         metadata={
@@ -173,7 +174,9 @@ def contributed_data(
             "rejection_reasons": dg.MetadataValue.json(report.rejection_reasons),
             "pii_found": dg.MetadataValue.json(report.pii_found),
             "dropped_columns": dg.MetadataValue.json(report.dropped_columns),
-            "report_path": dg.MetadataValue.path(str(target / "report.json")),
+            "report_path": dg.MetadataValue.path(
+                store.uri(f"{store.contribution(contribution_id)}/report.json")
+            ),
         }
     )
 
@@ -194,26 +197,26 @@ def integrated_dataset(
 ) -> dg.MaterializeResult:
     """The training set: iris train part + every accepted contribution, benchmark rows and
     duplicates removed, shuffled reproducibly; versioned by its content hash."""
-    import pandas as pd
 
     from mlops_assets.core.integration import (
         MergePolicy,
         integrate,
         load_accepted_contributions,
     )
-    from mlops_assets.core.storage import write_parquet
 
-    if not store.reference_train.exists():
+    if not store.exists(store.REFERENCE_TRAIN):
         raise UpstreamMissingError(
             "the iris train part has not been written yet", hint="materialize iris_dataset first"
         )
     contributions = load_accepted_contributions(
-        store.path("contributions"), max_rows=config.max_contributed_rows, seed=config.seed
+        store.fetch_tree(store.CONTRIBUTIONS),
+        max_rows=config.max_contributed_rows,
+        seed=config.seed,
     )
     dataset = integrate(
-        pd.read_parquet(store.reference_train),
+        store.read_frame(store.REFERENCE_TRAIN),
         contributions,
-        pd.read_parquet(store.benchmark),
+        store.read_frame(store.BENCHMARK),
         TASK,
         seed=config.seed,
         policy=MergePolicy(
@@ -224,12 +227,12 @@ def integrated_dataset(
             max_rows=config.max_rows,
         ),
     )
-    path = store.integrated(dataset.sha256)
-    write_parquet(dataset.frame, path)
+    key = store.integrated(dataset.sha256)
+    store.write_frame(dataset.frame, key)
     return dg.MaterializeResult(
         metadata={
             "sha256": dataset.sha256,
-            "path": dg.MetadataValue.path(str(path)),
+            "path": dg.MetadataValue.path(store.uri(key)),
             "dagster/row_count": len(dataset.frame),
             "contributions": dg.MetadataValue.json([c.contribution_id for c in contributions]),
             "contributors": dg.MetadataValue.json(sorted({c.contributor for c in contributions})),

@@ -93,7 +93,6 @@ def baseline_model(
     default training config, registered as the first version and aliased ``champion``.
     """
     import mlflow
-    import pandas as pd
 
     from mlops_assets.core.baseline import ColdStart, resolve_baseline
     from mlops_assets.core.registry import registry_errors
@@ -111,10 +110,10 @@ def baseline_model(
             tracking_uri=registry.tracking_uri,
             policy=baseline_loader.policy(),
             model_name=registry.model_name,
-            benchmark=pd.read_parquet(store.benchmark),
+            benchmark=store.read_frame(store.BENCHMARK),
             task=TASK,
             cold_start=ColdStart(
-                reference_train=pd.read_parquet(store.reference_train),
+                reference_train=store.read_frame(store.REFERENCE_TRAIN),
                 estimator=training.estimator.value,
                 hyperparameters=training.hyperparameters(),
                 seed=training.seed,
@@ -179,7 +178,6 @@ def trained_model(
     """A candidate trained on the integrated dataset, scored with the baseline on the same
     benchmark; params, metrics, artifacts, data and the model are logged to MLflow."""
     import mlflow
-    import pandas as pd
 
     from mlops_assets.core.evaluation import (
         confusion_matrix_markdown,
@@ -198,8 +196,8 @@ def trained_model(
 
     data = upstream_metadata(context, integrated_dataset)
     baseline = upstream_metadata(context, baseline_model)
-    frame = pd.read_parquet(data["path"])
-    benchmark = pd.read_parquet(store.benchmark)
+    frame = store.read_frame(store.integrated(data["sha256"]))
+    benchmark = store.read_frame(store.BENCHMARK)
 
     with registry_errors(registry.tracking_uri), mlflow_step(mlflow_tracking) as run_id:
         model = train_model(
@@ -277,14 +275,14 @@ def _log_datasets(
 
     training = mlflow.data.from_pandas(
         frame,
-        source=str(data["path"]),
+        source=store.uri(store.integrated(data["sha256"])),
         targets=TASK.label,
         name="integrated_dataset",
         digest=data["sha256"][:16],
     )
     scoring = mlflow.data.from_pandas(
         benchmark,
-        source=str(store.benchmark),
+        source=store.uri(store.BENCHMARK),
         targets=TASK.label,
         name="benchmark",
         digest=frame_sha256(benchmark)[:16],
@@ -457,7 +455,8 @@ def _attest(
     from mlops_assets.core.registry import model_file_digests
 
     reports = {
-        r["contribution_id"]: r for r, _ in contribution_reports(store.path("contributions"))
+        r["contribution_id"]: r
+        for r, _ in contribution_reports(store.fetch_tree(store.CONTRIBUTIONS, suffix=".json"))
     }
     baseline_version = candidate["baseline_version"]
     baseline_name = candidate.get("baseline_model_name", registry.model_name)

@@ -20,33 +20,71 @@ from pydantic import Field
 from mlops_assets.settings import apply_process_defaults
 
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow import MlflowClient
 
     from mlops_assets.core.baseline import BaselinePolicy
 
 
 class DatasetStore(dg.ConfigurableResource):
-    """Where datasets live as Parquet (and contribution reports as JSON), under ``root``."""
+    """Where datasets live as Parquet (and contribution reports as JSON), under ``root``.
+
+    Everything is addressed by a key relative to ``root`` (``reference/train.parquet``). Code
+    reads and writes local files: ``fetch`` gives the local path of a stored file,
+    ``fetch_tree`` of a stored folder, ``local_path`` where to write one and ``publish``
+    stores what was written there. Here ``root`` is a local folder, so all of them are that
+    folder and ``publish`` has nothing left to do; the S3 flavour mirrors keys into a
+    scratch folder.
+    """
+
+    REFERENCE_TRAIN: ClassVar[str] = "reference/train.parquet"
+    BENCHMARK: ClassVar[str] = "reference/benchmark.parquet"
+    CONTRIBUTIONS: ClassVar[str] = "contributions"
 
     root: str
 
-    def path(self, *parts: str) -> Path:
-        return Path(self.root).joinpath(*parts)
+    @staticmethod
+    def contribution(contribution_id: str) -> str:
+        return f"contributions/{contribution_id}"
 
-    @property
-    def reference_train(self) -> Path:
-        return self.path("reference", "train.parquet")
-
-    @property
-    def benchmark(self) -> Path:
-        return self.path("reference", "benchmark.parquet")
-
-    def contribution_dir(self, contribution_id: str) -> Path:
-        return self.path("contributions", contribution_id)
-
-    def integrated(self, sha256: str) -> Path:
+    @staticmethod
+    def integrated(sha256: str) -> str:
         # Versioned by content hash, so the exact data any model was trained on stays readable.
-        return self.path("integrated", f"{sha256[:16]}.parquet")
+        return f"integrated/{sha256[:16]}.parquet"
+
+    def uri(self, key: str) -> str:
+        """Where ``key`` is stored, for metadata and messages."""
+        return str(self.local_path(key))
+
+    def local_path(self, key: str) -> Path:
+        return Path(self.root).joinpath(*key.split("/"))
+
+    def exists(self, key: str) -> bool:
+        return self.local_path(key).exists()
+
+    def fetch(self, key: str) -> Path:
+        """A local path holding the stored file ``key``."""
+        return self.local_path(key)
+
+    def fetch_tree(self, key: str, suffix: str = "") -> Path:
+        """A local folder holding the stored files under ``key`` (those ending in ``suffix``)."""
+        return self.local_path(key)
+
+    def publish(self, key: str) -> None:
+        """Store what was written at ``local_path(key)``: a file, or a folder replacing the
+        stored one. Files are written in place here, atomically, so nothing is left to do."""
+
+    def read_frame(self, key: str) -> "pd.DataFrame":
+        import pandas as pd
+
+        return pd.read_parquet(self.fetch(key))
+
+    def write_frame(self, frame: "pd.DataFrame", key: str) -> None:
+        """Store ``frame`` (without its index) as Parquet; readers never see half of it."""
+        from mlops_assets.core.storage import write_parquet
+
+        write_parquet(frame, self.local_path(key))
+        self.publish(key)
 
 
 @dataclass(frozen=True)

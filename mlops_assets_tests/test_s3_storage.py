@@ -1,0 +1,143 @@
+"""Datasets and the landing zone on S3 (a real local S3-compatible server): the pipeline
+writes nothing to local disk, every command reads the bucket, and a bad bucket is a clear
+error."""
+
+import json
+
+import boto3
+import pytest
+
+from mlops_assets.definitions import dataset_store
+from mlops_assets.defs.partitions import contribution_key
+from mlops_assets.defs.s3 import S3DatasetStore
+from mlops_assets.settings import Settings
+from mlops_assets_tests.conftest import VALID_CONTRIBUTION, env_for, in_process_mlops, tick_of
+
+
+def s3_settings(home, endpoint: str, bucket: str) -> dict[str, str]:
+    return env_for(
+        home,
+        MLOPS_STORAGE_URI=f"s3://{bucket}/storage",
+        MLOPS_LANDING_URI=f"s3://{bucket}/landing",
+        MLOPS_S3_ENDPOINT_URL=endpoint,
+    )
+
+
+def keys_under(endpoint: str, bucket: str, prefix: str) -> list[str]:
+    listed = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+@pytest.fixture
+def s3_pipeline(pipeline, s3_endpoint, s3_bucket):
+    pipeline.settings = Settings.from_env(s3_settings(pipeline.home, s3_endpoint, s3_bucket))
+    return pipeline
+
+
+def test_the_pipeline_keeps_its_datasets_in_the_bucket(
+    s3_pipeline, s3_endpoint, s3_bucket, tmp_path, monkeypatch, capsys
+):
+    pipeline = s3_pipeline
+    landing = pipeline.resources()["landing"]
+    upload = tmp_path / "upload.csv"
+    upload.write_text(VALID_CONTRIBUTION)
+    landing.put(upload, "alice/a.csv")
+    upload.write_text("sepal_length,species\nabc,rose\n")
+    landing.put(upload, "bob/bad.csv")
+
+    pipeline.materialize("iris_dataset")
+    keys = [r.partition_key for r in tick_of(pipeline).run_requests]
+    pipeline.instance.add_dynamic_partitions("contributions", keys)
+    for key in keys:
+        pipeline.materialize("contributed_data", partition_key=key, raise_on_error=False)
+    pipeline.materialize()  # v1 cold start, v2 trained on alice's file
+
+    alice, bob = contribution_key("alice/a.csv"), contribution_key("bob/bad.csv")
+    stored = keys_under(s3_endpoint, s3_bucket, "storage/")
+    assert {
+        "storage/reference/train.parquet",
+        "storage/reference/benchmark.parquet",
+        f"storage/contributions/{alice}/clean.parquet",
+        f"storage/contributions/{alice}/report.json",
+        f"storage/contributions/{bob}/rejected.parquet",
+        f"storage/contributions/{bob}/report.json",
+    } <= set(stored)
+    integrated = [k for k in stored if k.startswith("storage/integrated/")]
+    assert len(integrated) == 1
+    assert not (pipeline.home / "storage").exists()  # nothing went to local disk
+
+    store = pipeline.resources()["store"]
+    frame = store.read_frame(integrated[0].removeprefix("storage/"))
+    assert (frame["contribution_id"] == alice).sum() == 4
+    version = pipeline.client().get_model_version("iris-classifier", "2")
+    assert json.loads(version.tags["contributions"]) == [alice]
+
+    for name, value in s3_settings(pipeline.home, s3_endpoint, s3_bucket).items():
+        monkeypatch.setenv(name, value)
+    mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)
+    code, out, err = mlops("contributions", "--json")
+    assert code == 0, err
+    statuses = {row["landing_path"]: row["status"] for row in json.loads(out)}
+    assert statuses == {"alice/a.csv": "accepted", "bob/bad.csv": "rejected"}
+    code, out, err = mlops("verify", "2")  # hashes the benchmark and training set in the bucket
+    assert code == 0, out + err
+
+
+def test_a_republished_folder_replaces_the_stored_one(s3_endpoint, s3_bucket, tmp_path):
+    settings = Settings.from_env(s3_settings(tmp_path / "var", s3_endpoint, s3_bucket))
+    writer, reader = dataset_store(settings), dataset_store(settings)
+    assert isinstance(writer, S3DatasetStore)
+    folder = writer.local_path("contributions/x")
+    folder.mkdir(parents=True)
+    (folder / "clean.parquet").write_bytes(b"rows")
+    (folder / "rejected.parquet").write_bytes(b"bad rows")
+    (folder / "report.json").write_text("{}")
+    writer.publish("contributions/x")
+    fetched = reader.fetch_tree("contributions")
+    assert sorted(p.name for p in (fetched / "x").iterdir()) == [
+        "clean.parquet",
+        "rejected.parquet",
+        "report.json",
+    ]
+
+    (folder / "rejected.parquet").unlink()  # the new outcome has no rejected rows
+    writer.publish("contributions/x")
+    assert keys_under(s3_endpoint, s3_bucket, "storage/contributions/x/") == [
+        "storage/contributions/x/clean.parquet",
+        "storage/contributions/x/report.json",
+    ]
+    # A reader that fetched before does not keep the deleted file.
+    assert sorted(p.name for p in (reader.fetch_tree("contributions") / "x").iterdir()) == [
+        "clean.parquet",
+        "report.json",
+    ]
+    assert reader.fetch_tree("contributions", suffix=".json").is_dir()
+    with pytest.raises(FileNotFoundError, match=f"s3://{s3_bucket}/storage/nothing.parquet"):
+        reader.fetch("nothing.parquet")
+
+
+@pytest.mark.parametrize(
+    ("storage_uri", "endpoint", "message"),
+    [
+        ("s3://no-such-bucket/storage", None, "no-such-bucket/storage does not exist"),
+        ("s3://{bucket}/storage", "http://127.0.0.1:9", "cannot be reached"),
+    ],
+)
+def test_a_bad_bucket_is_a_clear_error_and_writes_nothing(
+    pipeline, s3_endpoint, s3_bucket, storage_uri, endpoint, message, monkeypatch
+):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # no retries against a closed port
+    pipeline.settings = Settings.from_env(
+        env_for(
+            pipeline.home,
+            MLOPS_STORAGE_URI=storage_uri.format(bucket=s3_bucket),
+            MLOPS_S3_ENDPOINT_URL=endpoint or s3_endpoint,
+        )
+    )
+    result = pipeline.materialize("iris_dataset", raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    error = failure.step_failure_data.error.cause.message
+    assert "STORAGE_UNAVAILABLE" in error and message in error, error
+    assert keys_under(s3_endpoint, s3_bucket, "storage/") == []
+    assert not (pipeline.home / "storage").exists()
