@@ -19,19 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from mlops_assets.core.registry import get_version_by_alias, mlflow_client
-from mlops_assets_tests.conftest import REPO, dagster_dev, wait_for
-
-
-def contribution(shift: int) -> str:
-    """The sample contribution with every measurement moved by ``shift`` hundredths."""
-    header, *rows = (REPO / "data" / "sample_contribution.csv").read_text().splitlines()
-    moved = [
-        ",".join(
-            [f"{float(v) + shift / 100:.2f}" for v in row.split(",")[:4]] + [row.split(",")[4]]
-        )
-        for row in rows
-    ]
-    return "\n".join([header, *moved]) + "\n"
+from mlops_assets_tests.conftest import dagster_dev, shifted_sample, wait_for
 
 
 def main() -> None:
@@ -65,7 +53,7 @@ def main() -> None:
                 target = home / "landing" / "bench" / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 start = time.monotonic()
-                target.write_text(contribution(shift))
+                target.write_text(shifted_sample(shift / 100))
                 wait_for(
                     lambda name=name: (
                         (v := challenger())

@@ -337,7 +337,7 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     from mlops_assets.defs.partitions import contribution_key
 
     store = dataset_store(settings)
-    reports_root = store.fetch_tree(store.CONTRIBUTIONS, suffix=".json")
+    reports_root = store.fetch_tree(store.CONTRIBUTIONS, ending="report.json")
     reports = [report for report, _ in contribution_reports(reports_root)]
     reported = {r["contribution_id"] for r in reports}
     zone = landing_zone(settings)

@@ -6,6 +6,7 @@ import yaml
 
 from mlops_assets.settings import SETTINGS_DOC
 from mlops_assets_tests.conftest import REPO
+from mlops_assets_tests.topology import topology_env
 
 DOCKER = REPO / "docker"
 
@@ -58,10 +59,15 @@ def test_every_service_of_the_image_gets_the_shared_environment():
 
 
 def test_the_native_topology_test_sets_the_same_names():
-    source = (REPO / "mlops_assets_tests" / "test_topology.py").read_text()
-    block = source[source.index("    env = {") : source.index("    logs = tmp_path")]
-    names = set(re.findall(r'"([A-Z][A-Z0-9_]+)":', block))
+    names = set(
+        topology_env(
+            dagster_home=REPO / "unused",
+            dagster_db="d",
+            tracking_uri="http://127.0.0.1:1",
+            s3_endpoint="http://127.0.0.1:2",
+            bucket="b",
+        )
+    )
     # DAGSTER_HOME points at the test's own directory (the image bakes its own in).
-    extra = {"DAGSTER_HOME", "MLOPS_SENSOR_INTERVAL", "MLOPS_API_POLL_SECONDS"}
-    assert names - extra <= set(env_example()) | set(SETTINGS_DOC), names - set(env_example())
-    assert {"DAGSTER_POSTGRES_HOST", "MLFLOW_TRACKING_URI", "MLOPS_LANDING_URI"} <= names
+    assert names - {"DAGSTER_HOME"} <= set(env_example()), names - set(env_example())
+    assert {"DAGSTER_POSTGRES_HOST", "MLFLOW_TRACKING_URI", "MLOPS_STORAGE_URI"} <= names

@@ -84,36 +84,40 @@ def test_the_pipeline_keeps_its_datasets_in_the_bucket(
 
 
 def test_a_republished_folder_replaces_the_stored_one(s3_endpoint, s3_bucket, tmp_path):
-    settings = Settings.from_env(s3_settings(tmp_path / "var", s3_endpoint, s3_bucket))
-    writer, reader = dataset_store(settings), dataset_store(settings)
-    assert isinstance(writer, S3DatasetStore)
-    folder = writer.local_path("contributions/x")
+    store = dataset_store(Settings.from_env(s3_settings(tmp_path / "var", s3_endpoint, s3_bucket)))
+    assert isinstance(store, S3DatasetStore)
+    folder = store.local_path("contributions/x")
     folder.mkdir(parents=True)
-    (folder / "clean.parquet").write_bytes(b"rows")
-    (folder / "rejected.parquet").write_bytes(b"bad rows")
-    (folder / "report.json").write_text("{}")
-    writer.publish("contributions/x")
-    fetched = reader.fetch_tree("contributions")
-    assert sorted(p.name for p in (fetched / "x").iterdir()) == [
-        "clean.parquet",
-        "rejected.parquet",
-        "report.json",
+    for name in ("clean.parquet", "rejected.parquet", "report.json"):
+        (folder / name).write_text(name)
+    store.publish("contributions/x")
+    assert keys_under(s3_endpoint, s3_bucket, "storage/contributions/x/") == [
+        "storage/contributions/x/clean.parquet",
+        "storage/contributions/x/rejected.parquet",
+        "storage/contributions/x/report.json",
     ]
-
     (folder / "rejected.parquet").unlink()  # the new outcome has no rejected rows
-    writer.publish("contributions/x")
+    store.publish("contributions/x")
     assert keys_under(s3_endpoint, s3_bucket, "storage/contributions/x/") == [
         "storage/contributions/x/clean.parquet",
         "storage/contributions/x/report.json",
     ]
-    # A reader that fetched before does not keep the deleted file.
-    assert sorted(p.name for p in (reader.fetch_tree("contributions") / "x").iterdir()) == [
-        "clean.parquet",
-        "report.json",
-    ]
-    assert reader.fetch_tree("contributions", suffix=".json").is_dir()
+
+
+def test_a_fetched_tree_follows_the_bucket(s3_endpoint, s3_bucket, tmp_path):
+    store = dataset_store(Settings.from_env(s3_settings(tmp_path / "var", s3_endpoint, s3_bucket)))
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    for name in ("clean.parquet", "report.json"):
+        s3.put_object(Bucket=s3_bucket, Key=f"storage/contributions/y/{name}", Body=name.encode())
+
+    reports = store.fetch_tree("contributions", ending="report.json")
+    assert [p.name for p in (reports / "y").iterdir()] == ["report.json"]
+    assert (reports / "y" / "report.json").read_text() == "report.json"
+    # Another process deletes y; a later fetch must not keep the stale copy.
+    s3.delete_object(Bucket=s3_bucket, Key="storage/contributions/y/report.json")
+    assert not (store.fetch_tree("contributions", ending="report.json") / "y/report.json").exists()
     with pytest.raises(FileNotFoundError, match=f"s3://{s3_bucket}/storage/nothing.parquet"):
-        reader.fetch("nothing.parquet")
+        store.fetch("nothing.parquet")
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,10 @@ from mlops_assets.errors import UpstreamMissingError
 from mlops_assets.settings import current_settings
 from mlops_assets.task import TASK
 
+# Intake and integration read the reports and the accepted rows of earlier contributions;
+# rejected rows stay in storage for people, unread by the pipeline.
+READ_BY_INTAKE = ("report.json", "clean.parquet")
+
 _settings = current_settings()
 
 
@@ -142,7 +146,7 @@ def contributed_data(
         [store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)]
     )
     # Earlier contributions are read to find duplicates; this one is written beside them.
-    contributions_root = store.fetch_tree(store.CONTRIBUTIONS)
+    contributions_root = store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE)
     with landing.local_copy(landing_file.relative_path) as path:
         report = process_contribution(
             path,
@@ -209,7 +213,7 @@ def integrated_dataset(
             "the iris train part has not been written yet", hint="materialize iris_dataset first"
         )
     contributions = load_accepted_contributions(
-        store.fetch_tree(store.CONTRIBUTIONS),
+        store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE),
         max_rows=config.max_contributed_rows,
         seed=config.seed,
     )

@@ -456,7 +456,9 @@ def _attest(
 
     reports = {
         r["contribution_id"]: r
-        for r, _ in contribution_reports(store.fetch_tree(store.CONTRIBUTIONS, suffix=".json"))
+        for r, _ in contribution_reports(
+            store.fetch_tree(store.CONTRIBUTIONS, ending="report.json")
+        )
     }
     baseline_version = candidate["baseline_version"]
     baseline_name = candidate.get("baseline_model_name", registry.model_name)

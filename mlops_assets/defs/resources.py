@@ -66,8 +66,9 @@ class DatasetStore(dg.ConfigurableResource):
         """A local path holding the stored file ``key``."""
         return self.local_path(key)
 
-    def fetch_tree(self, key: str, suffix: str = "") -> Path:
-        """A local folder holding the stored files under ``key`` (those ending in ``suffix``)."""
+    def fetch_tree(self, key: str, ending: str | tuple[str, ...] = "") -> Path:
+        """A local folder holding the stored files under ``key`` (those whose names end in
+        ``ending``, when given)."""
         return self.local_path(key)
 
     def publish(self, key: str) -> None:

@@ -179,18 +179,18 @@ class S3DatasetStore(DatasetStore):
         self._download(self._object_key(key), path, head["ContentLength"], head["LastModified"])
         return path
 
-    def fetch_tree(self, key: str, suffix: str = "") -> Path:
+    def fetch_tree(self, key: str, ending: str | tuple[str, ...] = "") -> Path:
         root, prefix = self.local_path(key), f"{self._object_key(key)}/"
         fetched = set()
         with storage_errors(self.root):
             for item in _objects(self.s3.get_client(), self._bucket, prefix):
-                if item["Key"].endswith(suffix):
+                if item["Key"].endswith(ending):
                     path = root.joinpath(*item["Key"][len(prefix) :].split("/"))
                     self._download(item["Key"], path, item["Size"], item["LastModified"])
                     fetched.add(path)
         # What was deleted from the bucket since an earlier fetch must not linger here.
-        for path in root.rglob(f"*{suffix}") if root.is_dir() else ():
-            if path.is_file() and path not in fetched:
+        for path in root.rglob("*") if root.is_dir() else ():
+            if path.is_file() and path.name.endswith(ending) and path not in fetched:
                 path.unlink()
         root.mkdir(parents=True, exist_ok=True)
         return root
