@@ -26,12 +26,13 @@ lint: setup
 	$(BIN)/ruff format --check mlops_assets mlops_assets_tests benchmarks
 
 # Each benchmark prints a table for benchmarks/RESULTS.md; the latency one reuses the tests'
-# `dagster dev` launcher, hence PYTHONPATH.
+# `dagster dev` and topology launchers, hence PYTHONPATH.
 benchmark: setup
 	$(BIN)/python benchmarks/materialize_timing.py
 	$(BIN)/python benchmarks/intake_throughput.py --sizes-mb 200 1000 4000
 	$(BIN)/python benchmarks/sensor_tick.py --files 10000
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/contribution_latency.py
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/topology_latency.py
 	$(BIN)/python benchmarks/registration_overhead.py
 	$(BIN)/python benchmarks/baseline_load.py
 	$(BIN)/python benchmarks/serving_throughput.py
