@@ -184,7 +184,7 @@ def test_mlops_submit_places_only_accepted_files_in_the_landing_zone(home, tmp_p
 @pytest.mark.timeout(600)  # four waits on a real deployment, on a shared 2-core machine
 def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(home, tmp_path):
     """The README's demo, with nobody clicking anything: a fresh deployment trains through the
-    automation sensor; four good files and a rejected one dropped together into the landing
+    automation sensor; two good files and a rejected one dropped together into the landing
     zone retrain at most twice into a version trained on the good ones. Every MLflow run ends
     FINISHED, every Dagster run succeeds or is the rejected intake."""
     from mlflow.exceptions import MlflowException
@@ -224,22 +224,22 @@ def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(hom
         def retrains() -> int:
             return sum(r["tags"].get("mlops/stage") == "retrain" for r in runs())
 
-        # Four good files and a rejected one at once: one batch, at most two retrains, every
-        # good file in a version; the rejected one's intake runs (and fails on its blocking
-        # check) but it reaches no version.
+        # Two good files and a rejected one at once: one batch, at most two retrains, both
+        # good files in a version; the rejected one's intake runs (and fails on its blocking
+        # check) but it reaches no version. (test_topology drops 20 at once.)
         landing = home / "landing" / "alice"
         landing.mkdir(parents=True, exist_ok=True)
         (landing / "rejected.csv").write_text("sepal_length,species\nabc,rose\n")
-        for shift in (0, 1, 2, 3):
+        for shift in (0, 1):
             (landing / f"batch-{shift}.csv").write_text(shifted_sample(shift / 100))
         latest = wait_for(
             lambda: (
                 (v := version_with("challenger"))
-                and len(json.loads(v.tags["contributions"])) == 4
+                and len(json.loads(v.tags["contributions"])) == 2
                 and v
             ),
             timeout=240,
-            what="a version trained on all four accepted contributions",
+            what="a version trained on both accepted contributions",
             process=dev,
         )
         assert int(latest.version) in (3, 4)
@@ -248,7 +248,7 @@ def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(hom
         for run in every:
             if run["status"] == "FAILURE":  # only the rejected file's intake may fail
                 assert run["tags"].get("mlops/landing_path") == "alice/rejected.csv", run
-        assert sum(r["status"] == "SUCCESS" for r in every) >= 7  # cold start, 4 intakes, retrain
+        assert sum(r["status"] == "SUCCESS" for r in every) >= 5  # cold start, 2 intakes, retrain
         assert any(r["tags"].get("mlops/landing_path") == "alice/rejected.csv" for r in every)
         assert not any("rejected" in c for c in json.loads(latest.tags["contributions"]))
         experiment = client.get_experiment_by_name("iris-continuous-training")
