@@ -75,6 +75,9 @@ def time_contributions(
 
 def embedded(workdir: Path, count: int, settings: dict[str, str]) -> list[float]:
     home = workdir / "var"
+    (home / "mlflow").mkdir(parents=True)
+    tracking_uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    mlflow_client(tracking_uri)  # the schema, created once before two processes open it
     api_port = free_port()
     with dagster_dev(home, workdir, **settings) as (dev, _):
         processes = Processes(workdir, env_for(home, **settings))
@@ -94,7 +97,7 @@ def embedded(workdir: Path, count: int, settings: dict[str, str]) -> list[float]
                 count,
                 land,
                 f"http://127.0.0.1:{api_port}",
-                f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+                tracking_uri,
                 check,
             )
         finally:

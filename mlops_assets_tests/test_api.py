@@ -304,3 +304,23 @@ def test_a_fresh_service_waits_for_a_champion_then_follows_it(tmp_path, empty_ml
         assert seen[-1][2] == "2", "the old champion keeps serving"
         log = (tmp_path / "serve.log").read_text()
         assert "version 3 was not loaded" in log and "still serving v2" in log
+
+
+def test_a_store_that_cannot_be_opened_yet_is_a_failed_poll_not_a_dead_service(
+    tmp_path, empty_mlflow_db
+):
+    from mlops_assets.core.reference_data import sklearn_iris
+    from mlops_assets.core.serving import champion_slot
+    from mlops_assets.task import IRIS
+
+    blocker = tmp_path / "mlflow"
+    blocker.write_text("a file where the store's folder should be")
+    database = blocker / "mlflow.db"
+    slot = champion_slot(
+        f"sqlite:///{database}", "iris-classifier", IRIS, sklearn_iris(IRIS).head(20), "champion"
+    )
+    assert not slot.refresh() and "cannot read the registry" in slot.last_error
+    blocker.unlink()
+    blocker.mkdir()
+    shutil.copy(empty_mlflow_db, database)
+    assert not slot.refresh() and slot.last_error == "the registry has no champion yet"

@@ -112,3 +112,22 @@ def test_a_contribution_on_s3_flows_through_sensor_and_intake(pipeline, s3_endpo
     metadata = event.asset_materialization.metadata
     assert metadata["accepted"].value is True and metadata["rows_clean"].value == 4
     assert metadata["contributor"].value == "carol"
+
+
+def test_a_missing_landing_bucket_is_a_clear_error(s3_endpoint, s3_bucket, tmp_path):
+    from mlops_assets.errors import StorageUnavailableError
+
+    settings = Settings.from_env(
+        env_for(
+            tmp_path / "var",
+            MLOPS_LANDING_URI="s3://no-such-bucket/incoming",
+            MLOPS_S3_ENDPOINT_URL=s3_endpoint,
+        )
+    )
+    zone = landing_zone(settings)
+    with pytest.raises(StorageUnavailableError, match="s3://no-such-bucket/incoming does not"):
+        zone.list_files()
+    upload = tmp_path / "upload.csv"
+    upload.write_text(VALID_CONTRIBUTION)
+    with pytest.raises(StorageUnavailableError, match="create it"):
+        zone.put(upload, "alice/a.csv")

@@ -8,6 +8,7 @@ ever sees a half-loaded model.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import warnings
@@ -194,14 +195,17 @@ def champion_slot(
     """A slot following ``alias`` of ``model_name`` in the registry at ``tracking_uri``."""
     from mlops_assets.core.registry import get_version_by_alias, mlflow_client
 
-    client = mlflow_client(tracking_uri)
+    # Made on first use and again after a failure (a cache keeps no exception): a store that
+    # cannot be opened yet, say a SQLite file another process is still creating, is one failed
+    # poll, not a service that never starts.
+    client = functools.cache(lambda: mlflow_client(tracking_uri))
 
     def find_version() -> str | None:
-        version = get_version_by_alias(client, model_name, alias)
+        version = get_version_by_alias(client(), model_name, alias)
         return str(version.version) if version is not None else None
 
     def load(version: str) -> ServedModel:
-        return load_version(client, tracking_uri, model_name, version, task, probe)
+        return load_version(client(), tracking_uri, model_name, version, task, probe)
 
     return ModelSlot(find_version=find_version, load=load)
 
