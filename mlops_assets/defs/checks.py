@@ -139,7 +139,7 @@ def contributed_data_accepted(
     """
     from mlops_assets.core.storage import read_json
 
-    report = read_json(store.fetch(f"{store.contribution(context.partition_key)}/report.json"))
+    report = read_json(store.fetch(store.contribution(context.partition_key, "report.json")))
     return dg.AssetCheckResult(
         passed=bool(report["accepted"]),
         description=report["decision"],
@@ -157,8 +157,8 @@ def contributed_data_expectations(
     context: dg.AssetCheckExecutionContext, store: DatasetStore
 ) -> dg.AssetCheckResult:
     """Great Expectations suite on the clean rows: columns, types, ranges, labels, no nulls."""
-
-    clean = f"{store.contribution(context.partition_key)}/clean.parquet"
-    if not store.exists(clean):
+    try:
+        clean = store.read_frame(store.contribution(context.partition_key, "clean.parquet"))
+    except FileNotFoundError:
         return dg.AssetCheckResult(passed=False, description="no clean rows were written")
-    return _expectations_result(store.read_frame(clean), name="contributed_data", min_rows=1)
+    return _expectations_result(clean, name="contributed_data", min_rows=1)

@@ -179,7 +179,7 @@ def contributed_data(
             "pii_found": dg.MetadataValue.json(report.pii_found),
             "dropped_columns": dg.MetadataValue.json(report.dropped_columns),
             "report_path": dg.MetadataValue.path(
-                store.uri(f"{store.contribution(contribution_id)}/report.json")
+                store.uri(store.contribution(contribution_id, "report.json"))
             ),
         }
     )

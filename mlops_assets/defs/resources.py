@@ -43,9 +43,10 @@ class DatasetStore(dg.ConfigurableResource):
 
     root: str
 
-    @staticmethod
-    def contribution(contribution_id: str) -> str:
-        return f"contributions/{contribution_id}"
+    @classmethod
+    def contribution(cls, contribution_id: str, file: str = "") -> str:
+        """The key of a contribution's folder, or of ``file`` in it."""
+        return "/".join(filter(None, (cls.CONTRIBUTIONS, contribution_id, file)))
 
     @staticmethod
     def integrated(sha256: str) -> str:
