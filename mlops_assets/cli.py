@@ -108,6 +108,13 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(report.to_dict(), sort_keys=True))
     else:
         print(f"{report.file_name}: {report.decision}")
+        if report.dialect:
+            dialect = report.dialect
+            print(
+                f"  read as {report.encoding} text, {dialect['delimiter']}-delimited, decimal "
+                f"{dialect['decimal']}, header {dialect['header']}; "
+                f"{report.records_in_file} records in the file"
+            )
         print(
             f"  rows in {report.rows_in}, clean {report.rows_clean},"
             f" rejected {report.rows_rejected}, quality score {report.quality_score:.1f}"

@@ -164,17 +164,12 @@ def test_duplicates_reference_copies_and_outliers(tmp_path):
 BAD_FILES = {
     "empty.csv": (b"", "unreadable", "empty"),
     "header.csv": (",".join(IRIS.columns) + "\n", "rejected", "no data rows"),
-    "semicolons.csv": (
-        "sepal_length;sepal_width;petal_length;petal_width;species\n5;3;1;0.2;setosa\n",
-        "rejected",
-        "looks ';'-separated",
-    ),
-    "garbage.csv": (bytes(range(256)) * 8, "unreadable", "cannot be read"),
-    "truncated.csv.gz": (gzipped(VALID_CONTRIBUTION * 50)[:200], "unreadable", "cannot be read"),
+    "garbage.csv": (bytes(range(256)) * 8, "unreadable", r"byte 128 \(line 2\) is not valid UTF-8"),
+    "truncated.csv.gz": (gzipped(VALID_CONTRIBUTION * 50)[:200], "unreadable", "truncated"),
     "latin1.csv": (
         "sepal_length,species\n5,s\xe9tosa\n".encode("latin-1"),
         "unreadable",
-        "cannot be read",
+        r"latin1.csv: byte 24 \(line 2\) is not valid UTF-8 \(0xE9\)",
     ),
     "nested.json": (
         json.dumps(
@@ -249,7 +244,7 @@ def test_bad_values_are_rejected_row_by_row_with_original_content(tmp_path):
     )
     assert rejected["rejection_reasons"].tolist() == [
         "not_numeric:sepal_length",
-        "non_finite:sepal_length",
+        "missing_value:sepal_length",
         "non_finite:sepal_length",
         "out_of_range:sepal_length",
         "out_of_range:sepal_length",

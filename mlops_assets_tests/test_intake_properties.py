@@ -2,6 +2,7 @@
 through, never rejects a valid one, and is deterministic."""
 
 import csv
+import io
 import math
 
 import pandas as pd
@@ -23,11 +24,8 @@ def measurement(feature):
     return st.one_of(inside, inside, junk)
 
 
-rows = st.lists(
-    st.tuples(*(measurement(f) for f in IRIS.features), st.sampled_from(LABELS)),
-    min_size=0,
-    max_size=25,
-)
+one_row = st.tuples(*(measurement(f) for f in IRIS.features), st.sampled_from(LABELS))
+rows = st.lists(one_row, min_size=0, max_size=25)
 
 
 def oracle_valid(row) -> bool:
@@ -83,3 +81,71 @@ def test_intake_conserves_rows_and_judges_each_row_like_the_oracle(tmp_path_fact
 
     again = run("b")
     assert again.to_dict() == report.to_dict()  # deterministic
+
+
+DELIMITERS = [",", ";", "\t", "|"]
+free_text = st.text(alphabet=st.sampled_from(list('ab ,;|\t"\n\'é')), max_size=8)
+
+
+@st.composite
+def delimited_texts(draw):
+    """CSV texts as csv writers produce them, with a header or none, ragged rows, blank lines,
+    quoting styles, CRLF or LF, and free text holding delimiters, quotes and newlines."""
+    delimiter = draw(st.sampled_from(DELIMITERS))
+    header = draw(st.booleans())
+    extra = draw(st.booleans())  # a free-text column after the task's
+    quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]))
+    terminator = draw(st.sampled_from(["\n", "\r\n"]))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, quoting=quoting, lineterminator=terminator)
+    if header:
+        writer.writerow([*IRIS.columns, *(["notes"] if extra else [])])
+    for row in draw(st.lists(one_row, min_size=1, max_size=15)):
+        fields = [*row, *([draw(free_text)] if extra else [])]
+        shape = draw(st.sampled_from(["as is"] * 6 + ["longer", "shorter"]))
+        if shape == "longer":
+            fields.append("surplus")
+        elif shape == "shorter":
+            fields = fields[:-2]
+        writer.writerow(fields)
+        if draw(st.integers(0, 9)) == 0:
+            buffer.write(terminator)  # a blank line
+    return buffer.getvalue(), delimiter
+
+
+def independent_count(text: str, delimiter: str) -> int:
+    """Records (non-empty rows) by Python's csv module: the oracle for rows_in."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    return sum(1 for row in reader if row)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(generated=delimited_texts())
+def test_every_record_of_any_delimited_text_is_accounted_for(tmp_path_factory, generated):
+    from mlops_assets.errors import ContributionUnreadableError
+
+    text, delimiter = generated
+    folder = tmp_path_factory.mktemp("dialects")
+    path = folder / "c.csv"
+    path.write_text(text, newline="")
+    try:
+        report = intake_contribution(
+            path,
+            IRIS,
+            reference=REFERENCE,
+            contribution_id="p",
+            contributor="h",
+            policy=IntakePolicy(min_quality=0, min_valid_share=0),
+            output_dir=folder / "out",
+        )
+    except ContributionUnreadableError as exc:  # refused with a reason, never a crash
+        assert exc.hint
+        return
+    records = independent_count(text, delimiter) - (0 if report.header.startswith("absent") else 1)
+    assert report.rows_in == report.records_in_file == records
+    assert report.rows_in == report.rows_clean + report.rows_rejected
+    clean = pd.read_parquet(folder / "out" / "clean.parquet")
+    rejected = pd.read_parquet(folder / "out" / "rejected.parquet")
+    assert sorted([*clean["row_index"], *rejected["row_index"]]) == list(range(report.rows_in))

@@ -56,7 +56,8 @@ def test_every_reason_is_recorded_and_original_values_kept():
         "non_finite:sepal_length",
         "out_of_range:sepal_length",
         "unknown_label",
-        "out_of_range:sepal_length;non_finite:sepal_width;unknown_label",
+        # "nan" is how pandas and R spell a missing value, not an infinite measurement.
+        "out_of_range:sepal_length;missing_value:sepal_width;unknown_label",
     ]
     assert result.rejected["sepal_length"].tolist()[0] == "abc"
     assert len(result.valid) + len(result.rejected) == len(rows)

@@ -8,7 +8,6 @@ file's size. Nothing is lost: every input row ends up either in ``clean.parquet`
 """
 
 import math
-import re
 import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -18,8 +17,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mlops_assets.core import pii
+from mlops_assets.core.columns import map_columns, normalise_column_name
 from mlops_assets.core.hashing import file_sha256
-from mlops_assets.core.readers import RAW, ROW_INDEX, RawContribution, open_contribution
+from mlops_assets.core.readers import (
+    MALFORMED,
+    RAW,
+    ROW_INDEX,
+    RawContribution,
+    open_contribution,
+)
 from mlops_assets.core.storage import read_json, replace_directory, write_json
 from mlops_assets.core.validation import (
     REASON_COLUMN,
@@ -34,17 +40,12 @@ from mlops_assets.task import TaskSchema
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
 
-# Common spellings of each column after normalisation (lower case, non-alphanumerics as "_").
-COLUMN_ALIASES = {
-    "sepal_length": ("sepallength", "sepal_len", "sepallengthcm"),
-    "sepal_width": ("sepalwidth", "sepal_wid", "sepalwidthcm"),
-    "petal_length": ("petallength", "petal_len", "petallengthcm"),
-    "petal_width": ("petalwidth", "petal_wid", "petalwidthcm"),
-    "species": ("class", "variety", "target", "label"),
-}
 OUTLIER = "outlier"
 DECIDED = "decided"  # one row per input row, in file order
-OUTCOME = "outcome"  # the decided rows with their final reasons
+OUTCOME = "outcome"  # every record with its position and final reasons
+PARSED = "parsed_outcome"  # the parsed records (not the malformed ones), in file order
+SHIFTS = "malformed_shifts"
+RANK = "rank"  # a parsed record's place among the parsed records
 # Columns of ``decided``: bits of what was found about a valid row, the hash of its rounded
 # features (NULL for a rejected row), the texts kept for the personal-data scan.
 FLAGS, FEATURE_HASH, TEXTS = "flags", "feature_hash", "texts"
@@ -75,9 +76,16 @@ class ContributionReport:
     file_name: str
     sha256: str
     file_format: str = ""
+    # How a text file is written (delimiter, decimal, header mode) and what the independent
+    # count of its records found; ``rows_in`` always equals that count.
+    dialect: dict[str, str] = field(default_factory=dict)
+    header: str = ""
+    encoding: str = ""
+    records_in_file: int | None = None
     rows_in: int = 0
     rows_clean: int = 0
     rows_rejected: int = 0
+    rows_usable: int = 0  # valid by value, duplicates included
     rejection_reasons: dict[str, int] = field(default_factory=dict)
     column_mapping: dict[str, str] = field(default_factory=dict)
     dropped_columns: list[str] = field(default_factory=list)
@@ -95,27 +103,6 @@ class ContributionReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def normalise_column_name(name: str) -> str:
-    """``"Sepal Length (cm)"`` -> ``"sepal_length"``: lower case, no units, ``_`` separators."""
-    text = re.sub(r"\(.*?\)|\[.*?\]", " ", str(name).lower())
-    return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
-
-
-def map_columns(columns: list[str], task: TaskSchema) -> dict[str, str]:
-    """Map original column names to task columns; columns that map to nothing are left out."""
-    lookup: dict[str, str] = {}
-    for target in task.columns:
-        for spelling in (target, target.replace("_", ""), *COLUMN_ALIASES.get(target, ())):
-            lookup[spelling] = target
-    mapping: dict[str, str] = {}
-    for column in columns:
-        normalised = normalise_column_name(column)
-        target = lookup.get(normalised) or lookup.get(normalised.replace("_", ""))
-        if target and target not in mapping.values():
-            mapping[column] = target
-    return mapping
 
 
 def intake_contribution(
@@ -145,9 +132,12 @@ def intake_contribution(
     report = ContributionReport(
         contribution_id, contributor, path.name, sha256 or file_sha256(path)
     )
-    with open_contribution(path) as raw:
+    with open_contribution(path, task) as raw:
         db = raw.connection
         report.file_format = raw.file_format + (f"+{raw.compression}" if raw.compression else "")
+        report.dialect = raw.dialect.describe() if raw.dialect else {}
+        report.header, report.encoding = raw.header_mode, raw.encoding
+        report.records_in_file = raw.records_in_file
         db.register("reference_rows", reference[task.columns])
         named_pii = [c for c in raw.columns if pii.kinds_by_column_name(normalise_column_name(c))]
         mapping = map_columns([c for c in raw.columns if c not in named_pii], task)
@@ -160,13 +150,17 @@ def intake_contribution(
         report.column_mapping = mapping
         report.dropped_columns = [c for c in raw.columns if c not in mapping]
         report.missing_columns = [c for c in task.columns if c not in mapping.values()]
-        _create_outcome(db, task, policy)
-        report.rows_in = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0]
+        _redact_malformed(db, raw, report.pii_columns)
+        _create_outcome(db, task, policy, shifted=raw.malformed_rows > 0)
+        parsed = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0]
+        report.rows_in = parsed + raw.malformed_rows
         _summarise(db, task, report)
         report.accepted, report.decision = _decide(report, policy)
         if output_dir is not None:
             kept = [c for c in raw.columns if c not in report.pii_columns]
-            _write_outputs(raw, task, kept, output_dir, any_rejected=report.rows_rejected > 0)
+            _write_outputs(
+                raw, task, kept, output_dir, any_rejected=report.rows_rejected > raw.malformed_rows
+            )
     return report
 
 
@@ -266,12 +260,48 @@ def _decide_rows(
                 ELSE 0 END::UTINYINT AS {FLAGS},
                 CASE WHEN NOT {rejected} THEN hash({rounded}) END AS {FEATURE_HASH},
                 {kept_texts} AS {TEXTS}
-            FROM ({validated_rows_sql(task, sources, RAW, carry=carried)})
+            FROM ({_validated(raw, task, sources, carried)})
         """
     db.execute(f"DROP TABLE IF EXISTS {DECIDED}").fetchall()
     raw.scan(f"CREATE TABLE {DECIDED} AS {select}")
+    raw.account(db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0])
     if not missing:
         _judge_valid_rows(db, task, earlier_contributions)
+
+
+def _validated(
+    raw: RawContribution, task: TaskSchema, sources: dict[str, str], carried: dict[str, str]
+) -> str:
+    """The validating SELECT over ``raw`` in the file's own dialect: its decimal separator,
+    and its header names, so a repeated header line in the middle is a malformed row."""
+    dialect = raw.dialect
+    return validated_rows_sql(
+        task,
+        sources,
+        RAW,
+        carry=carried,
+        decimal=dialect.decimal if dialect else ".",
+        header_names=sources if dialect and dialect.header else None,
+    )
+
+
+def _redact_malformed(
+    db: "DuckDBPyConnection", raw: RawContribution, pii_columns: list[str]
+) -> None:
+    """Keep no personal data in malformed records' text: where the file holds a column of it,
+    the text is withheld; elsewhere values that look like personal data are masked."""
+    if not raw.malformed_rows:
+        return
+    if pii_columns:
+        db.execute(
+            f"UPDATE {MALFORMED} SET original_text = NULL, problem = problem || "
+            f"'; text withheld: the file holds personal data'"
+        ).fetchall()
+        return
+    delimiter = raw.dialect.delimiter if raw.dialect else ","
+    db.execute(
+        f"UPDATE {MALFORMED} SET original_text = {pii.masked_sql('original_text', delimiter)}"
+    ).fetchall()
 
 
 def _outlier_sql(db: "DuckDBPyConnection", task: TaskSchema) -> str:
@@ -366,8 +396,16 @@ def _judge_valid_rows(
         """).fetchall()
 
 
-def _create_outcome(db: "DuckDBPyConnection", task: TaskSchema, policy: IntakePolicy) -> None:
-    """The view ``outcome``: each row's index, typed columns, outlier flag and final reasons."""
+def _create_outcome(
+    db: "DuckDBPyConnection", task: TaskSchema, policy: IntakePolicy, *, shifted: bool
+) -> None:
+    """The view ``outcome``: each record's ``row_index`` (its position among the file's data
+    records), typed columns, outlier flag and final reasons; malformed records are in it too,
+    rejected as ``malformed_row``.
+
+    Parsed records come in file order; ``shifted`` says malformed ones sit between them, so a
+    parsed record's position is its rank plus the malformed records before it.
+    """
     found = [
         (REPEAT_FLAG, "duplicate_in_contribution"),
         (REFERENCE_FLAG, "duplicate_of_reference"),
@@ -377,15 +415,52 @@ def _create_outcome(db: "DuckDBPyConnection", task: TaskSchema, policy: IntakePo
         found.append((OUTLIER_FLAG, OUTLIER))
     reasons = ", ".join(f"CASE WHEN {FLAGS} & {bit} > 0 THEN '{code}' END" for bit, code in found)
     mask = sum(bit for bit, _ in found)
+    columns = ", ".join(quote(c) for c in task.columns)
     db.execute(f"""
-        CREATE OR REPLACE VIEW {OUTCOME} AS
-        SELECT rowid AS {ROW_INDEX}, {", ".join(quote(c) for c in task.columns)},
-            {FLAGS} & {OUTLIER_FLAG} > 0 AS {OUTLIER},
+        CREATE OR REPLACE VIEW {PARSED} AS
+        SELECT rowid AS {RANK}, {columns}, {FLAGS} & {OUTLIER_FLAG} > 0 AS {OUTLIER},
             len({REASONS}) > 0 OR {FLAGS} & {mask} > 0 AS rejected,
             CASE WHEN {FLAGS} & {mask} = 0 THEN {REASONS}
             ELSE list_filter({REASONS} || [{reasons}], lambda x: x IS NOT NULL) END AS {REASONS}
         FROM {DECIDED}
     """).fetchall()
+    if not shifted:
+        db.execute(f"""
+            CREATE OR REPLACE VIEW {OUTCOME} AS
+            SELECT {RANK} AS {ROW_INDEX}, * EXCLUDE ({RANK}) FROM {PARSED}
+        """).fetchall()
+        return
+    # With malformed positions m_0 < m_1 < ..., the parsed record of rank k sits at k plus
+    # the number of j with m_j - j <= k: an as-of join on the thresholds m_j - j.
+    db.execute(f"""
+        CREATE OR REPLACE TABLE {SHIFTS} AS
+        SELECT threshold, max(shift) AS shift FROM (
+            SELECT row_index - (row_number() OVER (ORDER BY row_index) - 1) AS threshold,
+                row_number() OVER (ORDER BY row_index) AS shift
+            FROM {MALFORMED}
+        ) GROUP BY threshold
+    """).fetchall()
+    typed = (
+        ", ".join(f"NULL::DOUBLE AS {quote(f)}" for f in task.feature_names)
+        + f", NULL::VARCHAR AS {quote(task.label)}"
+    )
+    position, source = _placed(PARSED)
+    db.execute(f"""
+        CREATE OR REPLACE VIEW {OUTCOME} AS
+        SELECT {position} AS {ROW_INDEX}, {columns}, {OUTLIER}, rejected, {REASONS}
+        FROM {source}
+        UNION ALL
+        SELECT {ROW_INDEX}, {typed}, false, true, ['malformed_row'] FROM {MALFORMED}
+    """).fetchall()
+
+
+def _placed(relation: str) -> tuple[str, str]:
+    """(position SQL, FROM clause) placing the parsed records of ``relation`` (with their
+    ``rank``) among the malformed ones, by an as-of join on the shift thresholds."""
+    return (
+        f"p.{RANK} + coalesce(s.shift, 0)",
+        f"{relation} AS p ASOF LEFT JOIN {SHIFTS} AS s ON p.{RANK} >= s.threshold",
+    )
 
 
 def _summarise(db: "DuckDBPyConnection", task: TaskSchema, report: ContributionReport) -> None:
@@ -408,6 +483,10 @@ def _summarise(db: "DuckDBPyConnection", task: TaskSchema, report: ContributionR
             "WHERE rejected) GROUP BY reason ORDER BY reason"
         ).fetchall()
     )
+    # Valid by value, duplicates included: what the quality score calls usable.
+    report.rows_usable = db.execute(
+        f"SELECT count(*) FROM {DECIDED} WHERE len({REASONS}) = 0"
+    ).fetchall()[0][0]
     clean = report.rows_clean
     report.valid_share = round(clean / report.rows_in, 4) if report.rows_in else 0.0
     if clean and not report.missing_columns:
@@ -434,46 +513,37 @@ def _drift(db: "DuckDBPyConnection", task: TaskSchema) -> float:
 
 
 def quality_score(report: ContributionReport, *, n_classes: int) -> float:
-    """0-100: half for the share of clean rows, and an eighth each for few duplicates, few
-    outliers, balanced labels (normalised entropy of the clean rows' classes) and little drift
-    from the reference."""
-    if report.rows_in == 0:
+    """0-100: how much of the file is worth training on, and how good that part is.
+
+    ``100 * (0.2 * usable + 0.4 * clean + 0.4 * clean * goodness)``, where ``usable`` is the
+    share of records valid by value (duplicates included), ``clean`` the share kept (valid and
+    new), and ``goodness`` the mean of few outliers, balanced labels (normalised entropy of the
+    clean rows' classes) and little drift from the reference, each in [0, 1]. So:
+
+    - a file with no usable record scores 0, below any file with a usable one, even if every
+      usable record is a duplicate (that file still scores ``20 * usable``);
+    - the score never falls when an invalid record becomes clean, and never rises when a clean
+      record becomes a duplicate, or the clean rows gain outliers, drift or imbalance;
+    - a file of only valid, new, balanced, unshifted rows without outliers scores 100.
+    """
+    if report.rows_in == 0 or report.rows_usable == 0:
         return 0.0
-    duplicates = sum(
-        count
-        for reason, count in report.rejection_reasons.items()
-        if reason.startswith("duplicate")
-    )
-    duplicate_share = duplicates / report.rows_in
-    outlier_share = report.outliers / report.rows_clean if report.rows_clean else 0.0
+    usable = report.rows_usable / report.rows_in
+    clean = report.rows_clean / report.rows_in
+    outlier_share = report.outliers / report.rows_clean if report.rows_clean else 1.0
     counts = [c for c in report.class_counts.values() if c]
     total = sum(counts)
     entropy = -sum(c / total * math.log(c / total) for c in counts) if total else 0.0
     balance = entropy / math.log(n_classes) if n_classes > 1 else 1.0
-    score = 100 * (
-        0.5 * report.valid_share
-        + (1 - duplicate_share) / 8
-        + (1 - outlier_share) / 8
-        + balance / 8
-        + (1 - report.drift) / 8
-    )
-    return round(score, 2)
+    goodness = ((1 - outlier_share) + balance + (1 - report.drift)) / 3
+    return round(100 * (0.2 * usable + 0.4 * clean + 0.4 * clean * goodness), 2)
 
 
 def _decide(report: ContributionReport, policy: IntakePolicy) -> tuple[bool, str]:
     if report.rows_in == 0:
         return False, "rejected: the file has a header but no data rows"
     if report.missing_columns:
-        decision = f"rejected: missing required column(s) {', '.join(report.missing_columns)}"
-        columns = [*report.column_mapping, *report.dropped_columns]
-        separator = next(
-            (s for s in (";", "|", "\t") if len(columns) == 1 and s in columns[0]), None
-        )
-        if separator:
-            decision += (
-                f" (the header looks {separator!r}-separated: use commas, or tabs in a .tsv)"
-            )
-        return False, decision
+        return False, f"rejected: missing required column(s) {', '.join(report.missing_columns)}"
     summary = f"{report.rows_clean}/{report.rows_in} rows clean, quality {report.quality_score:.1f}"
     if report.rows_clean < policy.min_rows:
         return False, f"rejected: {summary}; at least {policy.min_rows} clean row(s) required"
@@ -492,30 +562,43 @@ def _write_outputs(
     *,
     any_rejected: bool,
 ) -> None:
-    """clean.parquet (typed task columns) and rejected.parquet (original values + reasons)."""
+    """clean.parquet (typed task columns) and rejected.parquet (original values + reasons;
+    a malformed record's line number and text)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     columns = ", ".join(quote(c) for c in task.columns)
     clean = output_dir / "clean.parquet"
     rejected = output_dir / "rejected.parquet"
-    # A filtered scan of a table keeps its order: no sort needed.
+    shifted = raw.malformed_rows > 0
+    # A filtered scan of a table keeps its order: no sort needed unless records were shifted.
     raw.connection.execute(
-        f"COPY (SELECT {ROW_INDEX}, {columns}, {OUTLIER} FROM {OUTCOME} "
-        f"WHERE NOT rejected) TO {literal(str(clean))} (FORMAT parquet)"
+        f"COPY (SELECT {ROW_INDEX}, {columns}, {OUTLIER} FROM {OUTCOME} WHERE NOT rejected"
+        f"{f' ORDER BY {ROW_INDEX}' if shifted else ''}) TO {literal(str(clean))} (FORMAT parquet)"
     ).fetchall()
-    # The file is read again, row for row beside the outcome, for rejected rows' originals.
-    originals = "".join(f", r.{quote(c)}" for c in kept_columns)
+    # The file is read again, row for row beside the parsed records, for rejected originals.
+    parsed = f"""(
+        SELECT {RANK}, {", ".join(quote(c) for c in kept_columns) or "NULL AS __none"},
+            {REASONS}
+        FROM (
+            SELECT * FROM {RAW} POSITIONAL JOIN (SELECT {RANK}, rejected AS __rejected,
+                {REASONS} FROM {PARSED})
+            WHERE __rejected{"" if any_rejected else " LIMIT 0"}
+        )
+    )"""
+    position, source = _placed(parsed) if shifted else (f"p.{RANK}", f"{parsed} AS p")
+    malformed = f"""
+        UNION ALL BY NAME
+        SELECT {ROW_INDEX}, 'malformed_row' AS {REASON_COLUMN}, line_number, original_text
+        FROM {MALFORMED}
+    """
+    originals = "".join(f", p.{quote(c)}" for c in kept_columns)
     raw.scan(f"""
         COPY (
-            SELECT r.__row AS {ROW_INDEX}{originals},
-                array_to_string(o.{REASONS}, ';') AS {REASON_COLUMN}
-            FROM (
-                SELECT * FROM {RAW} POSITIONAL JOIN (
-                    SELECT {ROW_INDEX} AS __row, rejected AS __rejected FROM {OUTCOME}
-                ) WHERE __rejected{"" if any_rejected else " LIMIT 0"}
-            ) AS r
-            JOIN (SELECT {ROW_INDEX}, {REASONS} FROM {OUTCOME} WHERE rejected) AS o
-                ON o.{ROW_INDEX} = r.__row
-            ORDER BY r.__row
+            SELECT {position} AS {ROW_INDEX}{originals},
+                array_to_string(p.{REASONS}, ';') AS {REASON_COLUMN},
+                NULL::BIGINT AS line_number, NULL::VARCHAR AS original_text
+            FROM {source}
+            {malformed if shifted else ""}
+            ORDER BY {ROW_INDEX}
         ) TO {literal(str(rejected))} (FORMAT parquet)
     """)
 

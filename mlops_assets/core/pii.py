@@ -23,6 +23,18 @@ VALUE_PATTERNS: dict[str, str] = {
     "person_name": r"\b(?:Mr|Mrs|Ms|Dr)\.? +[A-Z][a-z]+(?: +[A-Z][a-z]+)*",
 }
 WHOLE_VALUE_KINDS = frozenset({"phone", "credit_card"})
+# Values that look like digits and separators but are not personal data: dates, times and
+# timestamps (ISO, day-first, compact), a pair of decimal coordinates, a year-serial code.
+NOT_PERSONAL = (
+    r"([0-9]{4}[-./][0-9]{1,2}[-./][0-9]{1,2}|[0-9]{1,2}[-./][0-9]{1,2}[-./][0-9]{2,4})"
+    r"([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)? *(Z|[+-][0-9]{2}:?[0-9]{2})?)?"
+    r"|[0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?"
+    r"|[0-9]{8}T?[0-9]{6}"
+    r"|[-+]?[0-9]{1,3}[.][0-9]+[ ,;/]+[-+]?[0-9]{1,3}[.][0-9]+"
+    r"|(19|20)[0-9]{2}-[0-9]{1,6}"
+)
+# Kinds a date or a coordinate could be mistaken for.
+_DIGIT_KINDS = frozenset({"phone", "credit_card", "national_id"})
 # A measurement such as "5.1": never personal data, so no pattern is tried on it.
 PLAIN_NUMBER = r"-?[0-9]{1,6}([.][0-9]{1,6})?"
 
@@ -64,9 +76,23 @@ def value_match_sql(column_sql: str, kind: str) -> str:
     pattern = VALUE_PATTERNS[kind].replace("'", "''")
     function = "regexp_full_match" if kind in WHOLE_VALUE_KINDS else "regexp_matches"
     match = f"{function}({value}, '{pattern}')"
+    if kind in _DIGIT_KINDS:
+        match += f" AND NOT regexp_full_match({value}, '{NOT_PERSONAL}')"
     if kind == "phone":
         # A decimal is a measurement, not a phone number, unless it starts with "+".
         match += f" AND (TRY_CAST({value} AS DOUBLE) IS NULL OR starts_with({value}, '+'))"
         # ... and a card number is a card, not a phone.
         match += f" AND NOT regexp_full_match({value}, '{VALUE_PATTERNS['credit_card']}')"
     return f"({match})"
+
+
+def masked_sql(text_sql: str, delimiter: str) -> str:
+    """SQL: ``text_sql`` (a record's raw text) with every field that looks like personal data
+    replaced by ``[personal data removed]``."""
+    found = " OR ".join(value_match_sql("x", kind) for kind in VALUE_PATTERNS)
+    separator = delimiter.replace("'", "''")
+    return (
+        f"array_to_string(list_transform(string_split({text_sql}, '{separator}'), "
+        f"lambda x: CASE WHEN {found} THEN '[personal data removed]' ELSE x END), "
+        f"'{separator}')"
+    )

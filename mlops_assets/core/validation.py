@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from mlops_assets.core.text_files import MISSING_TOKENS
 from mlops_assets.task import TaskSchema
 
 REASON_COLUMN = "rejection_reasons"
@@ -51,15 +52,24 @@ def label_spellings(task: TaskSchema) -> list[tuple[str, str]]:
 
 
 def validated_rows_sql(
-    task: TaskSchema, sources: dict[str, str], relation: str, carry: dict[str, str] | None = None
+    task: TaskSchema,
+    sources: dict[str, str],
+    relation: str,
+    carry: dict[str, str] | None = None,
+    *,
+    decimal: str = ".",
+    header_names: dict[str, str] | None = None,
 ) -> str:
     """SELECT of ``relation`` giving the ``carry`` columns (alias -> SQL over ``relation``),
     the task's typed columns and ``reasons``.
 
     ``sources`` maps each task column to the text column of ``relation`` holding it. A row's
-    ``reasons`` lists, in schema order, every code that applies: ``missing_value:<f>``,
+    ``reasons`` lists, in schema order, every code that applies: ``missing_value:<f>`` (an
+    empty cell or a "no value" spelling: ``NA``, ``NaN``, ``null``, ``?`` ...),
     ``not_numeric:<f>``, ``non_finite:<f>``, ``out_of_range:<f>`` and ``unknown_label``; an
-    empty list means the row is valid. Expressions only, no join: one streaming pass that keeps
+    empty list means the row is valid. With ``decimal=","`` numbers are read with a decimal
+    comma. With ``header_names`` (task column -> the header's name for it), a row repeating
+    the header is ``malformed_row``. Expressions only, no join: one streaming pass that keeps
     the relation's order.
     """
     inner = [f"{expression} AS {quote(alias)}" for alias, expression in (carry or {}).items()]
@@ -68,30 +78,53 @@ def validated_rows_sql(
         text, value = f"__text{i}", f"__value{i}"
         # TRY_CAST ignores surrounding whitespace itself; trim only to tell an empty cell.
         source = quote(sources[feature.name])
-        inner += [f"{source} AS {text}", f"TRY_CAST({source} AS DOUBLE) AS {value}"]
+        number = f"replace({source}, ',', '.')" if decimal == "," else source
+        inner += [f"{source} AS {text}", f"TRY_CAST({number} AS DOUBLE) AS {value}"]
         typed.append(f"{value} AS {quote(feature.name)}")
-        blank = f"nullif(trim({text}), '') IS NULL"
+        blank = missing_sql(text)
         checks += [
             f"CASE WHEN {blank} THEN 'missing_value:{feature.name}' END",
             f"CASE WHEN NOT {blank} AND {value} IS NULL THEN 'not_numeric:{feature.name}' END",
-            f"CASE WHEN NOT isfinite({value}) THEN 'non_finite:{feature.name}' END",
+            f"CASE WHEN NOT {blank} AND NOT isfinite({value}) THEN 'non_finite:{feature.name}' END",
             f"CASE WHEN isfinite({value}) AND ({value} < {feature.minimum} "
             f"OR {value} > {feature.maximum}) THEN 'out_of_range:{feature.name}' END",
         ]
-    inner.append(f"{canonical_label_sql(task, quote(sources[task.label]))} AS __label")
-    checks.append("CASE WHEN __label IS NULL THEN 'unknown_label' END")
+    label_source = quote(sources[task.label])
+    inner += [
+        f"{canonical_label_sql(task, label_source)} AS __label",
+        f"{label_source} AS __label_text",
+    ]
+    checks.append(f"CASE WHEN {missing_sql('__label_text')} THEN 'missing_value:{task.label}' END")
+    checks.append(
+        f"CASE WHEN __label IS NULL AND NOT {missing_sql('__label_text')} THEN 'unknown_label' END"
+    )
     # Most rows are valid: one range test per value spares them the list of checks.
     valid = " AND ".join(
         [f"__value{i} BETWEEN {f.minimum} AND {f.maximum}" for i, f in enumerate(task.features)]
         + ["__label IS NOT NULL"]
     )
     reasons = f"list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL)"
+    if header_names:
+        texts = {f.name: f"__text{i}" for i, f in enumerate(task.features)}
+        texts[task.label] = "__label_text"
+        repeats = " AND ".join(
+            f"trim({texts[column]}) = {literal(name.strip())}"
+            for column, name in header_names.items()
+        )
+        reasons = f"CASE WHEN {repeats} THEN ['malformed_row'] ELSE {reasons} END"
     carried = "".join(f"{quote(alias)}, " for alias in carry or {})
     return (
         f"SELECT {carried}{', '.join(typed)}, __label AS {quote(task.label)}, "
         f"CASE WHEN {valid} THEN []::VARCHAR[] ELSE {reasons} END AS {REASONS} "
         f"FROM (SELECT {', '.join(inner)} FROM {relation})"
     )
+
+
+def missing_sql(text_sql: str) -> str:
+    """SQL: ``text_sql`` holds no value: NULL, blank, or a spelling real tools write for one
+    (``NA``, ``N/A``, ``NaN``, ``null``, ``None``, ``?``, ``#N/A``)."""
+    tokens = ", ".join(literal(t) for t in MISSING_TOKENS)
+    return f"({text_sql} IS NULL OR lower(trim({text_sql})) IN ({tokens}))"
 
 
 def canonical_label_sql(task: TaskSchema, text_sql: str) -> str:
