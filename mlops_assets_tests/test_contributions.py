@@ -357,3 +357,21 @@ def test_a_file_with_its_own_row_index_column_keeps_it_apart(tmp_path):
     report, clean, _ = intake(write(tmp_path, "ri.csv", text), tmp_path)
     assert report.rows_clean == 4 and clean["row_index"].tolist() == [0, 1, 2, 3]
     assert "row_index_in_file" in report.dropped_columns
+
+
+def test_a_task_column_that_is_not_snake_case_is_matched_under_any_spelling():
+    from mlops_assets.task import Feature, TaskSchema
+
+    wine = TaskSchema(
+        name="wine",
+        features=(Feature("od280/od315_of_diluted_wines", 1.0, 4.0), Feature("alcohol", 8, 16)),
+        label="class",
+        classes=("class_0", "class_1", "class_2"),
+    )
+    spellings = ["OD280/OD315 of diluted wines", "od280_od315_of_diluted_wines", "Alcohol"]
+    assert map_columns([*spellings[:1], spellings[2], "class"], wine) == {
+        "OD280/OD315 of diluted wines": "od280/od315_of_diluted_wines",
+        "Alcohol": "alcohol",
+        "class": "class",
+    }
+    assert map_columns([spellings[1]], wine) == {spellings[1]: "od280/od315_of_diluted_wines"}

@@ -513,29 +513,39 @@ def _drift(db: "DuckDBPyConnection", task: TaskSchema) -> float:
 
 
 def quality_score(report: ContributionReport, *, n_classes: int) -> float:
-    """0-100: how much of the file is worth training on, and how good that part is.
-
-    ``100 * (0.2 * usable + 0.4 * clean + 0.4 * clean * goodness)``, where ``usable`` is the
-    share of records valid by value (duplicates included), ``clean`` the share kept (valid and
-    new), and ``goodness`` the mean of few outliers, balanced labels (normalised entropy of the
-    clean rows' classes) and little drift from the reference, each in [0, 1]. So:
-
-    - a file with no usable record scores 0, below any file with a usable one, even if every
-      usable record is a duplicate (that file still scores ``20 * usable``);
-    - the score never falls when an invalid record becomes clean, and never rises when a clean
-      record becomes a duplicate, or the clean rows gain outliers, drift or imbalance;
-    - a file of only valid, new, balanced, unshifted rows without outliers scores 100.
-    """
+    """0-100: how much of the file is worth training on, and how good that part is (see
+    :func:`quality_from_shares`); balance is the normalised entropy of the clean rows'
+    classes."""
     if report.rows_in == 0 or report.rows_usable == 0:
         return 0.0
-    usable = report.rows_usable / report.rows_in
-    clean = report.rows_clean / report.rows_in
-    outlier_share = report.outliers / report.rows_clean if report.rows_clean else 1.0
     counts = [c for c in report.class_counts.values() if c]
     total = sum(counts)
     entropy = -sum(c / total * math.log(c / total) for c in counts) if total else 0.0
-    balance = entropy / math.log(n_classes) if n_classes > 1 else 1.0
-    goodness = ((1 - outlier_share) + balance + (1 - report.drift)) / 3
+    return quality_from_shares(
+        usable=report.rows_usable / report.rows_in,
+        clean=report.rows_clean / report.rows_in,
+        outliers=report.outliers / report.rows_clean if report.rows_clean else 1.0,
+        balance=entropy / math.log(n_classes) if n_classes > 1 else 1.0,
+        drift=report.drift,
+    )
+
+
+def quality_from_shares(
+    *, usable: float, clean: float, outliers: float, balance: float, drift: float
+) -> float:
+    """``100 * (0.2 * usable + 0.4 * clean + 0.4 * clean * goodness)``, rounded to 0.01.
+
+    ``usable`` is the share of records valid by value (duplicates included), ``clean`` the
+    share kept (valid and new), ``goodness`` the mean of ``1 - outliers``, ``balance`` and
+    ``1 - drift`` over the clean rows; all in [0, 1]. So:
+
+    - a file with no usable record scores 0, below any file with one, even one whose usable
+      records are all duplicates (it still scores ``20 * usable``);
+    - holding the rest equal, the score never falls when a record becomes usable or a usable
+      one clean, and never rises with more outliers, drift or imbalance;
+    - a file of only valid, new, balanced, unshifted rows without outliers scores 100.
+    """
+    goodness = ((1 - outliers) + balance + (1 - drift)) / 3
     return round(100 * (0.2 * usable + 0.4 * clean + 0.4 * clean * goodness), 2)
 
 
