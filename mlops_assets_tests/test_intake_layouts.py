@@ -140,7 +140,7 @@ def test_two_exports_joined_by_cat_with_other_columns_name_the_second_header(tmp
 def test_two_exports_joined_by_cat_with_the_same_columns_lose_only_the_second_header(tmp_path):
     first = flowers(60).to_csv(index=False)
     second = flowers(60, start=60).to_csv(index=False)
-    report, clean, rejected = intake(tmp_path, "joined.csv", first + second)
+    report, _clean, rejected = intake(tmp_path, "joined.csv", first + second)
     assert report.accepted and report.rows_in == 121 and report.rows_clean == 120
     assert report.rejection_reasons == {"malformed_row": 1}
     assert rejected["row_index"].tolist() == [60]
@@ -186,7 +186,7 @@ def test_trailing_delimiters_blank_lines_and_quoted_newlines_are_no_records(tmp_
     rows = flowers(6).assign(notes=["a", "two\nlines", "b", "c", "three\nline\nnote", "d"])
     body = rows.to_csv(index=False).replace("\n", ",\n")  # a trailing delimiter on every line
     text = body.replace("\nsetosa", "\n\nsetosa", 1) + "\n\n"
-    report, clean, _ = intake(tmp_path, "trailing.csv", text)
+    report, _clean, _ = intake(tmp_path, "trailing.csv", text)
     assert (report.rows_in, report.rows_clean) == (6, 6) and report.accepted
 
 
@@ -204,7 +204,7 @@ def test_malformed_rows_after_blank_lines_and_quoted_newlines_keep_their_positio
 
 
 def test_a_stray_quote_inside_a_field_is_counted_like_the_parser_reads_it(tmp_path):
-    rows = flowers(5).assign(notes=['5\'3" tall', "plain", 'x"y', "plain", "plain"])
+    rows = flowers(5).assign(notes=["5'3\" tall", "plain", 'x"y', "plain", "plain"])
     text = rows.to_csv(index=False, quoting=csv.QUOTE_NONE, escapechar="\\").replace("\\", "")
     report, _, _ = intake(tmp_path, "quotes.csv", text)
     assert report.rows_in == 5 and report.rows_clean == 5
@@ -222,15 +222,20 @@ def test_missing_value_spellings_are_missing_values(tmp_path, token):
 def test_a_gzipped_european_export_is_read_like_the_plain_one(tmp_path):
     plain, _, _ = intake(tmp_path, "e.csv", excel_european(flowers(40)))
     zipped, _, _ = intake(tmp_path, "e.csv.gz", gzip.compress(excel_european(flowers(40))))
-    assert (zipped.rows_clean, zipped.dialect) == (plain.rows_clean, plain.dialect) == (
-        40,
-        {"delimiter": "semicolon", "decimal": "comma", "header": "present"},
+    assert (
+        (zipped.rows_clean, zipped.dialect)
+        == (plain.rows_clean, plain.dialect)
+        == (
+            40,
+            {"delimiter": "semicolon", "decimal": "comma", "header": "present"},
+        )
     )
 
 
 def test_latin1_from_excel_names_the_byte_and_says_utf8(tmp_path):
     text = "Sepal length;Sepal width;Petal length;Petal width;Espèce\r\n5,1;3,5;1,4;0,2;setosa\r\n"
-    with pytest.raises(ContributionUnreadableError, match=r"latin1.csv: byte 53 \(line 1\)") as error:
+    expected = r"latin1.csv: byte 53 \(line 1\)"
+    with pytest.raises(ContributionUnreadableError, match=expected) as error:
         intake(tmp_path, "latin1.csv", text.encode("cp1252"))
     assert "UTF-8" in error.value.hint
 
@@ -255,7 +260,7 @@ def test_a_dialect_problem_never_blames_the_encoding(tmp_path):
 )
 def test_dates_ids_codes_and_coordinates_are_not_personal_data(tmp_path, values):
     rows = flowers(6).assign(extra=values * 2)
-    report, clean, _ = intake(tmp_path, "extra.csv", rows.to_csv(index=False))
+    report, _clean, _ = intake(tmp_path, "extra.csv", rows.to_csv(index=False))
     assert report.pii_found == {} and report.pii_columns == []
     assert report.accepted and report.dropped_columns == ["extra"]
 
@@ -263,7 +268,7 @@ def test_dates_ids_codes_and_coordinates_are_not_personal_data(tmp_path, values)
 def test_personal_data_in_a_malformed_record_is_masked(tmp_path):
     lines = flowers(10).to_csv(index=False).splitlines()
     lines[4] += ",bob@example.com,+44 20 7946 0958"
-    report, _, rejected = intake(tmp_path, "m.csv", "\n".join(lines) + "\n")
+    _report, _, rejected = intake(tmp_path, "m.csv", "\n".join(lines) + "\n")
     text = rejected.loc[rejected["rejection_reasons"] == "malformed_row", "original_text"].iloc[0]
     assert "bob@example.com" not in text and "7946" not in text
     assert text.startswith(lines[4].split(",")[0]) and "[personal data removed]" in text

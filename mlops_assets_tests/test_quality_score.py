@@ -33,9 +33,7 @@ def test_the_score_is_between_0_and_100_and_0_only_without_usable_records(values
 @given(shares(), st.floats(0.0, 1.0))
 def test_more_usable_or_clean_records_never_lower_the_score(values, more):
     better_clean = min(values["usable"], values["clean"] + more * (1 - values["clean"]))
-    assert quality_from_shares(**{**values, "clean": better_clean}) >= quality_from_shares(
-        **values
-    )
+    assert quality_from_shares(**{**values, "clean": better_clean}) >= quality_from_shares(**values)
     better_usable = values["usable"] + more * (1 - values["usable"])
     assert quality_from_shares(**{**values, "usable": better_usable}) >= quality_from_shares(
         **values

@@ -7,9 +7,12 @@ file's size. Nothing is lost: every input row ends up either in ``clean.parquet`
 ``rows_in == rows_clean + rows_rejected`` always.
 """
 
+import contextlib
 import math
 import shutil
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,6 +103,8 @@ class ContributionReport:
     quality_score: float = 0.0
     accepted: bool = False
     decision: str = ""
+    # Seconds per step of the intake, to see where the time goes.
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,7 +137,10 @@ def intake_contribution(
     report = ContributionReport(
         contribution_id, contributor, path.name, sha256 or file_sha256(path)
     )
+    timings = report.timings
+    started = time.perf_counter()
     with open_contribution(path, task) as raw:
+        timings["read_and_count"] = round(time.perf_counter() - started, 3)
         db = raw.connection
         report.file_format = raw.file_format + (f"+{raw.compression}" if raw.compression else "")
         report.dialect = raw.dialect.describe() if raw.dialect else {}
@@ -141,27 +149,43 @@ def intake_contribution(
         db.register("reference_rows", reference[task.columns])
         named_pii = [c for c in raw.columns if pii.kinds_by_column_name(normalise_column_name(c))]
         mapping = map_columns([c for c in raw.columns if c not in named_pii], task)
-        _decide_rows(raw, task, mapping, earlier_contributions)
-        report.pii_found, report.pii_columns = _scan_pii(db, raw.columns)
+        with _timed(timings, "validate"):
+            _decide_rows(raw, task, mapping)
+        with _timed(timings, "personal_data"):
+            report.pii_found, report.pii_columns = _scan_pii(db, raw.columns)
         if any(column in mapping for column in report.pii_columns):
             # Personal data inside a mapped column: the column is dropped like any other.
             mapping = map_columns([c for c in raw.columns if c not in report.pii_columns], task)
-            _decide_rows(raw, task, mapping, earlier_contributions)
+            with _timed(timings, "validate"):
+                _decide_rows(raw, task, mapping)
         report.column_mapping = mapping
         report.dropped_columns = [c for c in raw.columns if c not in mapping]
         report.missing_columns = [c for c in task.columns if c not in mapping.values()]
+        if not report.missing_columns:
+            with _timed(timings, "duplicates"):
+                _judge_valid_rows(db, task, earlier_contributions)
         _redact_malformed(db, raw, report.pii_columns)
         _create_outcome(db, task, policy, shifted=raw.malformed_rows > 0)
-        parsed = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0]
-        report.rows_in = parsed + raw.malformed_rows
-        _summarise(db, task, report)
+        with _timed(timings, "summarise"):
+            parsed = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0]
+            report.rows_in = parsed + raw.malformed_rows
+            _summarise(db, task, report)
         report.accepted, report.decision = _decide(report, policy)
         if output_dir is not None:
             kept = [c for c in raw.columns if c not in report.pii_columns]
-            _write_outputs(
-                raw, task, kept, output_dir, any_rejected=report.rows_rejected > raw.malformed_rows
-            )
+            parsed_rejected = report.rows_rejected > raw.malformed_rows
+            with _timed(timings, "write_outputs"):
+                _write_outputs(raw, task, kept, output_dir, policy, any_rejected=parsed_rejected)
+    timings["total"] = round(time.perf_counter() - started, 3)
     return report
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Add the seconds the block takes to ``timings[step]``: where an intake spends its time."""
+    started = time.perf_counter()
+    yield
+    timings[step] = round(timings.get(step, 0.0) + time.perf_counter() - started, 3)
 
 
 def _text_sql(index: int) -> str:
@@ -213,12 +237,7 @@ def _luhn_confirmed(db: "DuckDBPyConnection", index: int) -> int:
     return sum(count for value, count in candidates if pii.luhn_valid(value))
 
 
-def _decide_rows(
-    raw: RawContribution,
-    task: TaskSchema,
-    mapping: dict[str, str],
-    earlier_contributions: tuple[Path, ...],
-) -> None:
+def _decide_rows(raw: RawContribution, task: TaskSchema, mapping: dict[str, str]) -> None:
     """Create the table ``decided`` in one scan of the file: a row per input row, in file
     order (its ``rowid`` is the row's index), with the typed task columns, validation
     ``reasons``, ``flags`` (outlier, then the judgement of valid rows), a hash of the rounded
@@ -265,8 +284,6 @@ def _decide_rows(
     db.execute(f"DROP TABLE IF EXISTS {DECIDED}").fetchall()
     raw.scan(f"CREATE TABLE {DECIDED} AS {select}")
     raw.account(db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0])
-    if not missing:
-        _judge_valid_rows(db, task, earlier_contributions)
 
 
 def _validated(
@@ -406,22 +423,12 @@ def _create_outcome(
     Parsed records come in file order; ``shifted`` says malformed ones sit between them, so a
     parsed record's position is its rank plus the malformed records before it.
     """
-    found = [
-        (REPEAT_FLAG, "duplicate_in_contribution"),
-        (REFERENCE_FLAG, "duplicate_of_reference"),
-        (EARLIER_FLAG, "duplicate_of_contribution"),
-    ]
-    if not policy.keep_outliers:
-        found.append((OUTLIER_FLAG, OUTLIER))
-    reasons = ", ".join(f"CASE WHEN {FLAGS} & {bit} > 0 THEN '{code}' END" for bit, code in found)
-    mask = sum(bit for bit, _ in found)
     columns = ", ".join(quote(c) for c in task.columns)
+    rejected, reasons = _final_reasons(policy)
     db.execute(f"""
         CREATE OR REPLACE VIEW {PARSED} AS
         SELECT rowid AS {RANK}, {columns}, {FLAGS} & {OUTLIER_FLAG} > 0 AS {OUTLIER},
-            len({REASONS}) > 0 OR {FLAGS} & {mask} > 0 AS rejected,
-            CASE WHEN {FLAGS} & {mask} = 0 THEN {REASONS}
-            ELSE list_filter({REASONS} || [{reasons}], lambda x: x IS NOT NULL) END AS {REASONS}
+            {rejected} AS rejected, {reasons} AS {REASONS}
         FROM {DECIDED}
     """).fetchall()
     if not shifted:
@@ -452,6 +459,31 @@ def _create_outcome(
         UNION ALL
         SELECT {ROW_INDEX}, {typed}, false, true, ['malformed_row'] FROM {MALFORMED}
     """).fetchall()
+
+
+def _flag_codes(policy: IntakePolicy) -> tuple[int, str]:
+    """(bit mask, SQL list of codes) of what the duplicate checks and, by policy, the outlier
+    check found, from ``decided``'s ``flags``; the list holds NULL for bits not set."""
+    found = [
+        (REPEAT_FLAG, "duplicate_in_contribution"),
+        (REFERENCE_FLAG, "duplicate_of_reference"),
+        (EARLIER_FLAG, "duplicate_of_contribution"),
+    ]
+    if not policy.keep_outliers:
+        found.append((OUTLIER_FLAG, OUTLIER))
+    codes = ", ".join(f"CASE WHEN {FLAGS} & {bit} > 0 THEN '{code}' END" for bit, code in found)
+    return sum(bit for bit, _ in found), f"[{codes}]"
+
+
+def _final_reasons(policy: IntakePolicy) -> tuple[str, str]:
+    """SQL over ``decided``: whether a row is rejected, and all its reasons (the validation's,
+    then what the flags say)."""
+    mask, codes = _flag_codes(policy)
+    return (
+        f"(len({REASONS}) > 0 OR {FLAGS} & {mask} > 0)",
+        f"CASE WHEN {FLAGS} & {mask} = 0 THEN {REASONS} "
+        f"ELSE list_filter({REASONS} || {codes}, lambda x: x IS NOT NULL) END",
+    )
 
 
 def _placed(relation: str) -> tuple[str, str]:
@@ -569,6 +601,7 @@ def _write_outputs(
     task: TaskSchema,
     kept_columns: list[str],
     output_dir: Path,
+    policy: IntakePolicy,
     *,
     any_rejected: bool,
 ) -> None:
@@ -584,15 +617,29 @@ def _write_outputs(
         f"COPY (SELECT {ROW_INDEX}, {columns}, {OUTLIER} FROM {OUTCOME} WHERE NOT rejected"
         f"{f' ORDER BY {ROW_INDEX}' if shifted else ''}) TO {literal(str(clean))} (FORMAT parquet)"
     ).fetchall()
-    # The file is read again, row for row beside the parsed records, for rejected originals.
-    parsed = f"""(
-        SELECT {RANK}, {", ".join(quote(c) for c in kept_columns) or "NULL AS __none"},
-            {REASONS}
+    # Rows refused by validation kept their original texts in decided. Valid rows refused by
+    # a flag (duplicates, outliers by policy) did not: the file is read again, row for row
+    # beside decided, for those alone; their reasons come from the flags.
+    _, reasons_sql = _final_reasons(policy)
+    mask, codes = _flag_codes(policy)
+    texts = ", ".join(f"{_text_sql(raw.columns.index(c))} AS {quote(c)}" for c in kept_columns)
+    originals = ", ".join(quote(c) for c in kept_columns)
+    flagged = f"""
+        UNION ALL BY NAME
+        SELECT {RANK}, {originals}{"," if originals else ""}
+            list_filter({codes}, lambda x: x IS NOT NULL) AS {REASONS}
         FROM (
-            SELECT * FROM {RAW} POSITIONAL JOIN (SELECT {RANK}, rejected AS __rejected,
-                {REASONS} FROM {PARSED})
-            WHERE __rejected{"" if any_rejected else " LIMIT 0"}
+            SELECT * FROM {RAW} POSITIONAL JOIN (
+                SELECT rowid AS {RANK}, {FLAGS}, len({REASONS}) = 0 AND {FLAGS} & {mask} > 0
+                    AS __flagged
+                FROM {DECIDED}
+            ) WHERE __flagged
         )
+    """
+    parsed = f"""(
+        SELECT rowid AS {RANK}, {texts}{"," if texts else ""} {reasons_sql} AS {REASONS}
+        FROM {DECIDED} WHERE len({REASONS}) > 0
+        {flagged if any_rejected else ""}
     )"""
     position, source = _placed(parsed) if shifted else (f"p.{RANK}", f"{parsed} AS p")
     malformed = f"""

@@ -371,8 +371,8 @@ def _best_delimiter(
     weighted by that count (the header fits with it, or with one field less: R's row names);
     None when no candidate splits the lines at all.
 
-    Weighting by the field count keeps a delimiter that only occurs inside free text, or a
-    quote that swallows line breaks under the wrong delimiter, from looking consistent."""
+    Weighting by the field count keeps a delimiter that only occurs inside free text from
+    looking consistent."""
     best: tuple[tuple, str, list[list[str]]] | None = None
     for rank, delimiter in enumerate(candidates):
         records = _fields(lines, delimiter)
@@ -382,8 +382,11 @@ def _best_delimiter(
         if max(counts) == 1:
             continue
         body = Counter(counts[1:])
+        # Per sampled line, not per record: quotes that swallow line breaks under a wrong
+        # delimiter make fewer, wider records, which must not look consistent.
+        lines_parsed = min(len(lines), SNIFF_RECORDS + 1)
         score, width = max(
-            (((counts[0] in (n, n - 1)) + body[n]) / len(counts) * n, n) for n in set(counts)
+            (((counts[0] in (n, n - 1)) + body[n]) / lines_parsed * n, n) for n in set(counts)
         )
         key = (score, width, -rank)
         if best is None or key > best[0]:

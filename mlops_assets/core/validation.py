@@ -5,6 +5,7 @@ One SQL expression decides every row, whether it comes from a 150-row pandas fra
 multi-gigabyte file scanned by DuckDB, so the two can never disagree.
 """
 
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -123,8 +124,15 @@ def validated_rows_sql(
 def missing_sql(text_sql: str) -> str:
     """SQL: ``text_sql`` holds no value: NULL, blank, or a spelling real tools write for one
     (``NA``, ``N/A``, ``NaN``, ``null``, ``None``, ``?``, ``#N/A``)."""
-    tokens = ", ".join(literal(t) for t in MISSING_TOKENS)
-    return f"({text_sql} IS NULL OR lower(trim({text_sql})) IN ({tokens}))"
+    # A regular expression, not lower(trim(...)): the label's lookup uses that expression too,
+    # and DuckDB would then compute it once for every row instead of only for invalid ones.
+    tokens = "|".join(re.escape(t) for t in MISSING_TOKENS if t)
+    return (
+        f"({text_sql} IS NULL OR regexp_full_match({text_sql}, {literal(_MISSING.format(tokens))}))"
+    )
+
+
+_MISSING = r"(?i)\s*({})?\s*"
 
 
 def canonical_label_sql(task: TaskSchema, text_sql: str) -> str:
