@@ -41,12 +41,13 @@ def main() -> None:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_assets.core.attestation import ARTIFACT_PATH, seal
+    from mlops_assets.core.attestation import seal
     from mlops_assets.core.reference_data import sklearn_iris
     from mlops_assets.core.registry import (
         log_sklearn_model,
         mlflow_client,
         model_file_digests,
+        record_attestation,
         register_model_version,
     )
     from mlops_assets.settings import apply_process_defaults
@@ -102,9 +103,8 @@ def main() -> None:
                                 "baseline": model_file_digests(uri, name, "1"),
                             }
                         )
-                        client.log_dict(version.run_id, document, ARTIFACT_PATH)
-                        client.set_model_version_tag(
-                            name, version.version, "attestation_sha256", document["document_sha256"]
+                        record_attestation(
+                            client, name, version.version, version.run_id, document
                         )
                     seconds[variant].append(time.perf_counter() - start)
             size = sum(candidate_sizes(tmp, info.model_uri)) / 1e6

@@ -68,6 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     contributions.add_argument("--json", action="store_true", help="print a JSON list")
     contributions.set_defaults(handler=_contributions)
 
+    webhook = commands.add_parser("webhook", help="webhook helpers")
+    webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True)
+    secret = webhook_commands.add_parser(
+        "new-secret", help="print a new Standard Webhooks secret (whsec_...)"
+    )
+    secret.set_defaults(handler=_new_secret)
+    retry = webhook_commands.add_parser(
+        "retry", help="make the events waiting in the outbox due now (after fixing a receiver)"
+    )
+    retry.add_argument("--dead", action="store_true", help="also events already given up")
+    retry.set_defaults(handler=_retry_webhooks)
+
     serve = commands.add_parser("serve", help="run the prediction API (serves the champion)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -243,7 +255,14 @@ def _change_champion(settings: Settings, change) -> int:
         f"{done.actor} at {done.at}: {done.reason}"
     )
     if settings.webhook_url and settings.webhook_secret:
-        from mlops_assets.core.webhooks import PROMOTED, Outbox, WebhookEvent, notify
+        from mlops_assets.core.webhooks import (
+            PROMOTED,
+            DeliveryPolicy,
+            Outbox,
+            WebhookEvent,
+            parse_secrets,
+            send,
+        )
 
         event = WebhookEvent.new(
             PROMOTED,
@@ -252,25 +271,45 @@ def _change_champion(settings: Settings, change) -> int:
             | {"reason": done.reason},
         )
         print(
-            notify(
-                settings.webhook_url,
-                settings.webhook_secret,
+            send(
                 Outbox(settings.home / "webhooks"),
+                settings.webhook_url,
+                parse_secrets(settings.webhook_secret),
                 event,
+                DeliveryPolicy(max_age=settings.webhook_max_age),
             )
         )
     return 0
 
 
+def _retry_webhooks(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops_assets.core.webhooks import Outbox
+
+    count = Outbox(settings.home / "webhooks").retry_now(dead_too=args.dead)
+    print(f"{count} event(s) due now: webhook_redelivery_sensor sends them on its next tick")
+    return 0
+
+
+def _new_secret(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops_assets.core.webhooks import new_secret
+
+    print(new_secret())
+    return 0
+
+
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
     apply_process_defaults()
-    import tempfile
 
     from mlflow.exceptions import MlflowException
 
-    from mlops_assets.core.attestation import ARTIFACT_PATH, Finding, verify
+    from mlops_assets.core.attestation import SHA256_TAG, Finding, verify
     from mlops_assets.core.hashing import file_sha256, frame_sha256
-    from mlops_assets.core.registry import mlflow_client, model_file_digests, registry_errors
+    from mlops_assets.core.registry import (
+        mlflow_client,
+        model_file_digests,
+        read_attestation,
+        registry_errors,
+    )
     from mlops_assets.definitions import dataset_store, landing_zone
     from mlops_assets.errors import ModelNotFoundError
 
@@ -280,15 +319,18 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         client = mlflow_client(settings.tracking_uri)
         try:
             version = client.get_model_version(name, args.version)
-            with tempfile.TemporaryDirectory() as tmp:
-                path = client.download_artifacts(version.run_id, ARTIFACT_PATH, tmp)
-                document = json.loads(Path(path).read_text())
-        except (MlflowException, OSError) as exc:
+        except MlflowException:
             raise ModelNotFoundError(
-                f"{name} v{args.version} has no readable attestation ({type(exc).__name__})",
-                hint="versions registered before attestations existed have none; "
-                "`mlops model show` lists the versions",
+                f"{name} has no version {args.version}",
+                hint="`mlops model show --json` lists the versions",
             ) from None
+        document = read_attestation(client, version)
+        if document is None:
+            raise ModelNotFoundError(
+                f"{name} v{args.version} has no attestation of its own: it was registered "
+                "before versions were attested one by one",
+                hint="versions registered since are attested; retrain to get one that is",
+            )
 
         def model_digests(model_name: str, number: str) -> dict[str, str] | None:
             try:
@@ -323,7 +365,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         0,
         Finding(
             "registry tag",
-            version.tags.get("attestation_sha256") == document.get("document_sha256"),
+            version.tags.get(SHA256_TAG) == document.get("document_sha256"),
             "attestation_sha256 on the version matches the record",
         ),
     )

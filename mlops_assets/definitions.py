@@ -49,8 +49,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "store": dataset_store(settings),
         "webhooks": Webhooks(
             url=settings.webhook_url,
-            secret=settings.webhook_secret,
+            # An EnvVar, never the value: the UI shows the variable's name only.
+            secret=dg.EnvVar("MLOPS_WEBHOOK_SECRET") if settings.webhook_secret else None,
             outbox=str(settings.home / "webhooks"),
+            max_age_seconds=settings.webhook_max_age,
         ),
         "landing": landing_zone(settings),
         "registry": ModelRegistry(

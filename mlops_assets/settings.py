@@ -28,7 +28,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "MLFLOW_TRACKING_URI": (
         "sqlite:///$MLOPS_HOME/mlflow/mlflow.db",
-        "MLflow tracking and registry store (a SQLite file or an `http(s)://` MLflow server).",
+        "MLflow tracking and registry store (a SQLite file or an `http(s)://` MLflow server). Credentials in it (`https://user:password@host`) are moved to MLflow's `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD` when it is read, so no URI shown or logged carries them.",
     ),
     "MLOPS_MLFLOW_ARTIFACTS": (
         "$MLOPS_HOME/mlflow/artifacts with a SQLite store; the server's own with an MLflow server",
@@ -101,11 +101,15 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "MLOPS_WEBHOOK_URL": (
         "none (off)",
-        "Where `model_version.registered` / `model_version.promoted` events are POSTed, signed with HMAC-SHA256.",
+        "Where `model_version.registered` / `model_version.promoted` events are POSTed as Standard Webhooks.",
     ),
     "MLOPS_WEBHOOK_SECRET": (
         "none",
-        "Shared secret for the webhook signature; required when `MLOPS_WEBHOOK_URL` is set.",
+        "Standard Webhooks secret(s), `whsec_` + base64 (`mlops webhook new-secret` makes one), space-separated while rotating: every event carries a signature for each. Required when `MLOPS_WEBHOOK_URL` is set; reaches Dagster only as an `EnvVar`.",
+    ),
+    "MLOPS_WEBHOOK_MAX_AGE": (
+        "86400",
+        "Seconds an undelivered webhook event is retried (backoff from 10 s, capped at 10 min) before it moves to the outbox's `dead/`.",
     ),
     "MLOPS_API_KEY": (
         "none (open)",
@@ -211,6 +215,7 @@ class Settings:
     registry_retry_seconds: float = 60.0
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    webhook_max_age: float = 86400.0
     api_key: str | None = None
     api_poll_seconds: float = 10.0
     api_max_batch: int = 1000
@@ -221,7 +226,7 @@ class Settings:
         """Build settings from ``env`` (default: the process environment after loading ``.env``)."""
         if env is None:
             load_dotenv_once()
-            env = dict(os.environ)
+            env = os.environ  # type: ignore[assignment]
 
         def get(name: str, default: str) -> str:
             value = env.get(name, "").strip()
@@ -229,6 +234,9 @@ class Settings:
 
         home = Path(get("MLOPS_HOME", "var")).expanduser().resolve()
         tracking_uri = get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+        tracking_uri, credentials = split_credentials(tracking_uri)
+        if credentials and env is os.environ:
+            move_credentials_to_mlflow(tracking_uri, *credentials)
         is_server = tracking_uri.startswith(("http://", "https://"))
         model_name = get("MLOPS_MODEL_NAME", "iris-classifier")
         settings = cls(
@@ -240,7 +248,11 @@ class Settings:
                 "MLOPS_MLFLOW_ARTIFACTS", "" if is_server else str(home / "mlflow" / "artifacts")
             )
             or None,
-            mlflow_ui_url=get("MLOPS_MLFLOW_UI_URL", tracking_uri if is_server else "") or None,
+            # Links go into metadata and logs: never with credentials.
+            mlflow_ui_url=split_credentials(
+                get("MLOPS_MLFLOW_UI_URL", tracking_uri if is_server else "")
+            )[0]
+            or None,
             landing_uri=get("MLOPS_LANDING_URI", str(home / "landing")),
             s3_endpoint_url=get("MLOPS_S3_ENDPOINT_URL", "") or None,
             storage_uri=get("MLOPS_STORAGE_URI", str(home / "storage")),
@@ -273,6 +285,7 @@ class Settings:
             registry_retry_seconds=_number(get, "MLOPS_REGISTRY_RETRY_SECONDS", "60", float),
             webhook_url=get("MLOPS_WEBHOOK_URL", "") or None,
             webhook_secret=get("MLOPS_WEBHOOK_SECRET", "") or None,
+            webhook_max_age=_number(get, "MLOPS_WEBHOOK_MAX_AGE", "86400", float),
             api_key=get("MLOPS_API_KEY", "") or None,
             api_poll_seconds=_number(get, "MLOPS_API_POLL_SECONDS", "10", float),
             api_max_batch=_number(get, "MLOPS_API_MAX_BATCH", "1000", int),
@@ -304,8 +317,13 @@ class Settings:
         if self.webhook_url and not self.webhook_secret:
             raise ConfigurationError(
                 "MLOPS_WEBHOOK_URL is set but MLOPS_WEBHOOK_SECRET is not",
-                hint="set a shared secret: receivers check every event's HMAC signature with it",
+                hint="make one with `mlops webhook new-secret` and give the receiver the same: "
+                "it checks every event's signature with it",
             )
+        if self.webhook_secret:
+            from mlops_assets.core.webhooks import parse_secrets
+
+            parse_secrets(self.webhook_secret)
         if self.baseline_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", self.baseline_sha256):
             raise ConfigurationError(
                 f"MLOPS_BASELINE_SHA256={self.baseline_sha256!r} is not a sha256",
@@ -341,6 +359,27 @@ class Settings:
             min_rows=self.min_rows,
             keep_outliers=self.keep_outliers,
         )
+
+
+def split_credentials(uri: str) -> tuple[str, tuple[str, str] | None]:
+    """``https://user:secret@host/path`` -> (``https://host/path``, (user, secret))."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if not parts.scheme.startswith("http") or "@" not in parts.netloc:
+        return uri, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
+
+
+def move_credentials_to_mlflow(clean_uri: str, user: str, password: str) -> None:
+    """Give MLflow the URI's credentials through its own variables (unless set already) and
+    the URI without them: MLflow then authenticates, and prints and raises only clean URIs."""
+    os.environ["MLFLOW_TRACKING_URI"] = clean_uri
+    os.environ.setdefault("MLFLOW_TRACKING_USERNAME", user)
+    if password:
+        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", password)
 
 
 def _number(get, name: str, default: str, kind: type) -> float | int:

@@ -21,7 +21,11 @@ from typing import Any
 from mlops_assets.core.hashing import file_sha256
 
 SCHEMA = "mlops-assets/attestation@1"
-ARTIFACT_PATH = "attestation/attestation.json"
+# Where versions registered before attestations were stored per version kept theirs: one
+# per MLflow run, so two versions registered in one run shared it.
+LEGACY_ARTIFACT_PATH = "attestation/attestation.json"
+PATH_TAG = "attestation_path"
+SHA256_TAG = "attestation_sha256"
 _PACKAGES = ("mlops-assets", "dagster", "mlflow", "scikit-learn", "skops", "pandas", "duckdb")
 
 
@@ -57,6 +61,55 @@ def seal(document: dict[str, Any]) -> dict[str, Any]:
     return {**body, "document_sha256": document_sha256(body)}
 
 
+def artifact_path(model_name: str, version: str) -> str:
+    """Where a version's attestation is kept in its MLflow run: named by the version, so
+    versions registered in the same run (a cold start and its first candidate) never share
+    one."""
+    return f"attestations/{model_name}/v{version}.json"
+
+
+def attestation_document(
+    *,
+    model_name: str,
+    version: str,
+    candidate: dict[str, Any],
+    benchmark_sha256: str,
+    dataset_sha256: str,
+    metrics: dict[str, float],
+    decision: dict[str, Any],
+    dagster_run_id: str,
+    contributions: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    baseline: dict[str, Any] | None = None,
+    baseline_metrics: dict[str, float] | None = None,
+    deltas: dict[str, float] | None = None,
+    test: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The sealed attestation of one registered version. ``candidate`` names the version's
+    model (``version``, ``model_uuid``, ``model_uri``, ``mlflow_run_id``, and the sha256 of
+    every file as ``artifact_sha256``); ``baseline`` the same of the model it was compared
+    with, None for a first model (a cold start), which has no comparison."""
+    from datetime import UTC, datetime
+
+    return seal(
+        {
+            "model_name": model_name,
+            "version": version,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "dagster_run_id": dagster_run_id,
+            "benchmark_dataset_sha256": benchmark_sha256,
+            "integrated_dataset_sha256": dataset_sha256,
+            "contributions": list(contributions),
+            "candidate": candidate,
+            "baseline": baseline,
+            "metrics": metrics,
+            "baseline_metrics": baseline_metrics,
+            "deltas": deltas,
+            "test": test,
+            "decision": decision,
+        }
+    )
+
+
 @dataclass(frozen=True)
 class Finding:
     """One recomputed hash against the attested one."""
@@ -89,7 +142,11 @@ def verify(
         Finding("schema", document.get("schema") == SCHEMA, str(document.get("schema"))),
     ]
     for role in ("candidate", "baseline"):
-        model = document.get(role) or {}
+        model = document.get(role)
+        if model is None and role == "baseline":
+            findings.append(Finding("baseline", True, "none: the first model (a cold start)"))
+            continue
+        model = model or {}
         name = str(model.get("model_name") or document.get("model_name"))
         actual = model_digests(name, str(model.get("version")))
         findings.append(

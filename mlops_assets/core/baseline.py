@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from mlops_assets.core.attestation import attestation_document
 from mlops_assets.core.evaluation import Evaluation, benchmark_tags, evaluate
-from mlops_assets.core.integration import integrate
+from mlops_assets.core.hashing import frame_sha256
+from mlops_assets.core.integration import IntegratedDataset, integrate
 from mlops_assets.core.model_loading import (
     FileTrust,
     LoadStats,
@@ -24,7 +26,9 @@ from mlops_assets.core.registry import (
     get_version_by_alias,
     load_with_size,
     log_sklearn_model,
+    model_file_digests,
     promote_to_champion,
+    record_attestation,
     register_model_version,
     with_retries,
 )
@@ -62,16 +66,19 @@ class Baseline:
     alias: str | None = None
     load: LoadStats | None = None  # None when the baseline was trained here
     checks: list[str] = field(default_factory=list)
+    attestation_sha256: str | None = None  # a cold start's own attestation
 
 
 @dataclass(frozen=True)
 class ColdStart:
-    """How to train a first model when the registry has no champion yet."""
+    """How to train a first model when the registry has no champion yet; ``save_dataset``
+    stores the data it is trained on, so its attestation can be verified like any other."""
 
     reference_train: pd.DataFrame
     estimator: str
     hyperparameters: dict[str, Any]
     seed: int
+    save_dataset: Callable[[IntegratedDataset], None] | None = None
 
 
 def resolve_baseline(
@@ -105,7 +112,7 @@ def resolve_baseline(
     version = retried(lambda: _find_version(client, source))
     if version is None:
         if source.model_name == model_name and source.alias == CHAMPION:
-            return _cold_start(client, model_name, benchmark, task, cold_start, tags)
+            return _cold_start(client, tracking_uri, model_name, benchmark, task, cold_start, tags)
         raise ModelNotFoundError(
             f"the baseline source {source} does not exist in the registry",
             hint="check MLOPS_BASELINE_SOURCE: `mlops model show --json` lists the versions",
@@ -144,13 +151,19 @@ def _find_version(client: "MlflowClient", source: ModelSource) -> "ModelVersion 
 
 def _cold_start(
     client: "MlflowClient",
+    tracking_uri: str,
     model_name: str,
     benchmark: pd.DataFrame,
     task: TaskSchema,
     cold_start: ColdStart,
     tags: dict[str, str],
 ) -> Baseline:
+    """Train, register and attest a first model on the reference data, then make it the
+    champion: the attestation is written before the alias moves, so a champion always has
+    one."""
     reference = integrate(cold_start.reference_train, [], benchmark, task, seed=cold_start.seed)
+    if cold_start.save_dataset is not None:
+        cold_start.save_dataset(reference)
     model = train_model(
         reference.frame,
         task,
@@ -175,6 +188,23 @@ def _cold_start(
             **tags,
         },
     )
+    document = attestation_document(
+        model_name=model_name,
+        version=registered.version,
+        dagster_run_id=tags.get("dagster_run_id", ""),
+        benchmark_sha256=frame_sha256(benchmark),
+        dataset_sha256=reference.sha256,
+        candidate={
+            "version": registered.version,
+            "model_uuid": registered.model_uuid,
+            "model_uri": registered.model_uri,
+            "mlflow_run_id": registered.run_id,
+            "artifact_sha256": model_file_digests(tracking_uri, model_name, registered.version),
+        },
+        metrics=evaluation.metrics,
+        decision={"metric": None, "promoted": True, "reason": COLD_START_REASON},
+    )
+    record_attestation(client, model_name, registered.version, registered.run_id, document)
     promote_to_champion(client, model_name, registered.version)
     return Baseline(
         model_name=model_name,
@@ -184,6 +214,7 @@ def _cold_start(
         evaluation=evaluation,
         source=f"models:/{model_name}@{CHAMPION}",
         alias=CHAMPION,
+        attestation_sha256=document["document_sha256"],
     )
 
 

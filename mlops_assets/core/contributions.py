@@ -462,8 +462,9 @@ def _create_outcome(
 
 
 def _flag_codes(policy: IntakePolicy) -> tuple[int, str]:
-    """(bit mask, SQL list of codes) of what the duplicate checks and, by policy, the outlier
-    check found, from ``decided``'s ``flags``; the list holds NULL for bits not set."""
+    """(bit mask, comma-separated SQL expressions) of the flags that reject a row: what the
+    duplicate checks and, by policy, the outlier check record in ``decided``'s ``flags``.
+    Each expression is a reason code, or NULL when its bit is not set."""
     found = [
         (REPEAT_FLAG, "duplicate_in_contribution"),
         (REFERENCE_FLAG, "duplicate_of_reference"),
@@ -472,7 +473,7 @@ def _flag_codes(policy: IntakePolicy) -> tuple[int, str]:
     if not policy.keep_outliers:
         found.append((OUTLIER_FLAG, OUTLIER))
     codes = ", ".join(f"CASE WHEN {FLAGS} & {bit} > 0 THEN '{code}' END" for bit, code in found)
-    return sum(bit for bit, _ in found), f"[{codes}]"
+    return sum(bit for bit, _ in found), codes
 
 
 def _final_reasons(policy: IntakePolicy) -> tuple[str, str]:
@@ -482,7 +483,7 @@ def _final_reasons(policy: IntakePolicy) -> tuple[str, str]:
     return (
         f"(len({REASONS}) > 0 OR {FLAGS} & {mask} > 0)",
         f"CASE WHEN {FLAGS} & {mask} = 0 THEN {REASONS} "
-        f"ELSE list_filter({REASONS} || {codes}, lambda x: x IS NOT NULL) END",
+        f"ELSE list_filter({REASONS} || [{codes}], lambda x: x IS NOT NULL) END",
     )
 
 
@@ -617,45 +618,33 @@ def _write_outputs(
         f"COPY (SELECT {ROW_INDEX}, {columns}, {OUTLIER} FROM {OUTCOME} WHERE NOT rejected"
         f"{f' ORDER BY {ROW_INDEX}' if shifted else ''}) TO {literal(str(clean))} (FORMAT parquet)"
     ).fetchall()
-    # Rows refused by validation kept their original texts in decided. Valid rows refused by
-    # a flag (duplicates, outliers by policy) did not: the file is read again, row for row
-    # beside decided, for those alone; their reasons come from the flags.
-    _, reasons_sql = _final_reasons(policy)
+    # The file is read again, row for row beside decided, for the rejected rows' original
+    # values. Only narrow, cheap columns go through the positional join (a list there costs
+    # seconds), and nothing is joined or sorted after it, so the rows stay in file order.
     mask, codes = _flag_codes(policy)
-    texts = ", ".join(f"{_text_sql(raw.columns.index(c))} AS {quote(c)}" for c in kept_columns)
-    originals = ", ".join(quote(c) for c in kept_columns)
-    flagged = f"""
-        UNION ALL BY NAME
-        SELECT {RANK}, {originals}{"," if originals else ""}
-            list_filter({codes}, lambda x: x IS NOT NULL) AS {REASONS}
-        FROM (
-            SELECT * FROM {RAW} POSITIONAL JOIN (
-                SELECT rowid AS {RANK}, {FLAGS}, len({REASONS}) = 0 AND {FLAGS} & {mask} > 0
-                    AS __flagged
-                FROM {DECIDED}
-            ) WHERE __flagged
-        )
-    """
-    parsed = f"""(
-        SELECT rowid AS {RANK}, {texts}{"," if texts else ""} {reasons_sql} AS {REASONS}
-        FROM {DECIDED} WHERE len({REASONS}) > 0
-        {flagged if any_rejected else ""}
-    )"""
-    position, source = _placed(parsed) if shifted else (f"p.{RANK}", f"{parsed} AS p")
+    position, source = (f"p.{RANK}", "p") if not shifted else _placed("p")
+    originals = "".join(f", p.{quote(c)}" for c in kept_columns)
     malformed = f"""
         UNION ALL BY NAME
         SELECT {ROW_INDEX}, 'malformed_row' AS {REASON_COLUMN}, line_number, original_text
         FROM {MALFORMED}
+        ORDER BY {ROW_INDEX}
     """
-    originals = "".join(f", p.{quote(c)}" for c in kept_columns)
     raw.scan(f"""
         COPY (
+            WITH p AS (
+                SELECT * FROM {RAW} POSITIONAL JOIN (
+                    SELECT rowid AS {RANK}, {FLAGS}, CASE WHEN len({REASONS}) > 0
+                        THEN array_to_string({REASONS}, ';') END AS __invalid
+                    FROM {DECIDED}
+                ) WHERE __invalid IS NOT NULL OR {FLAGS} & {mask} > 0
+                {"" if any_rejected else "LIMIT 0"}
+            )
             SELECT {position} AS {ROW_INDEX}{originals},
-                array_to_string(p.{REASONS}, ';') AS {REASON_COLUMN},
+                concat_ws(';', p.__invalid, {codes}) AS {REASON_COLUMN},
                 NULL::BIGINT AS line_number, NULL::VARCHAR AS original_text
             FROM {source}
             {malformed if shifted else ""}
-            ORDER BY {ROW_INDEX}
         ) TO {literal(str(rejected))} (FORMAT parquet)
     """)
 

@@ -445,3 +445,40 @@ def model_file_digests(tracking_uri: str, model_name: str, version: str) -> dict
 
     with local_model_files(f"models:/{model_name}/{version}", tracking_uri) as local:
         return directory_digests(local)
+
+
+def record_attestation(
+    client: MlflowClient, model_name: str, version: str, run_id: str, document: dict[str, Any]
+) -> str:
+    """Store ``document`` as ``version``'s attestation (an artifact of its MLflow run, at a
+    path named by the version) and tag the version with its path and sha256; returns its URI."""
+    from mlops_assets.core.attestation import PATH_TAG, SHA256_TAG, artifact_path
+
+    path = artifact_path(model_name, version)
+    client.log_dict(run_id, document, path)
+    client.set_model_version_tag(model_name, version, PATH_TAG, path)
+    client.set_model_version_tag(model_name, version, SHA256_TAG, document["document_sha256"])
+    return f"runs:/{run_id}/{path}"
+
+
+def read_attestation(client: MlflowClient, version: ModelVersion) -> dict[str, Any] | None:
+    """``version``'s attestation, or None when it has none (registered before attestations,
+    or before they were kept per version and not the one its run's record is about)."""
+    import json
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    from mlops_assets.core.attestation import LEGACY_ARTIFACT_PATH, PATH_TAG
+
+    path = version.tags.get(PATH_TAG, LEGACY_ARTIFACT_PATH)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            document = json.loads(
+                Path(client.download_artifacts(version.run_id, path, tmp)).read_text()
+            )
+    except (MlflowException, OSError, ValueError):
+        return None
+    if str(document.get("version")) != str(version.version):
+        return None  # a shared record of the run, about another version
+    return document

@@ -1,37 +1,73 @@
-"""Signed webhooks for registry events, with retries and an outbox for later redelivery.
+"""Registry events as Standard Webhooks (https://www.standardwebhooks.com), delivered at least
+once through an outbox.
 
-Payload (schema ``mlops-assets/webhook@1``)::
+Body (schema ``mlops-assets/webhook@2``)::
 
-    {"schema": "mlops-assets/webhook@1", "id": "<event id>", "type": "model_version.registered",
-     "created_at": "2026-11-23T12:00:00+00:00", "data": {...}}
+    {"schema": "mlops-assets/webhook@2", "id": "msg_<hex>", "type": "model_version.registered",
+     "timestamp": "2026-11-23T12:00:00+00:00", "data": {...}}
 
-Headers: ``X-Mlops-Event-Id``, ``X-Mlops-Event-Type`` and ``X-Mlops-Signature: t=<unix
-time>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the shared secret>``. A receiver recomputes the
-HMAC, rejects stale timestamps, and uses the event id to ignore a redelivered event it already
-handled. Delivery never raises: an event that cannot be delivered now is kept in the outbox.
+Headers: ``webhook-id`` (the event id: the same on every attempt, so a receiver can ignore a
+repeat), ``webhook-timestamp`` (Unix seconds of this attempt) and ``webhook-signature``: one
+``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`` per active secret, space-separated,
+so a secret can be rotated without a receiver missing an event. Secrets are ``whsec_`` and
+base64, as the Standard Webhooks libraries take them; a receiver verifies with
+``standardwebhooks.Webhook(secret).verify(body, headers)``.
+
+Every event is written to the outbox before its first attempt. An attempt that times out,
+cannot connect or gets 408, 429 or 5xx is retried later with capped exponential backoff until
+the event is older than its maximum age; any other answer, or that age, moves it to ``dead/``
+with the reason. Nothing here raises for a receiver's sake.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
+import binascii
 import json
+import secrets
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mlops_assets.core.storage import write_json
+from mlops_assets.errors import ConfigurationError
 
-SCHEMA = "mlops-assets/webhook@1"
+SCHEMA = "mlops-assets/webhook@2"
 REGISTERED = "model_version.registered"
 PROMOTED = "model_version.promoted"
-SIGNATURE_HEADER = "X-Mlops-Signature"
+SECRET_PREFIX = "whsec_"
+# Answers that say "try again later"; every other 4xx is a refusal.
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+
+def new_secret() -> str:
+    """A fresh ``whsec_`` secret: 32 random bytes, base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def parse_secrets(text: str) -> list[bytes]:
+    """The keys of a space-separated list of ``whsec_`` secrets (the first signs, all verify;
+    list two while rotating). Raises :class:`ConfigurationError` naming a malformed one."""
+    keys = []
+    for position, secret in enumerate(text.split(), start=1):
+        body = secret.removeprefix(SECRET_PREFIX)
+        try:
+            key = base64.b64decode(body, validate=True) if secret.startswith(SECRET_PREFIX) else b""
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) < 16:
+            raise ConfigurationError(
+                f"MLOPS_WEBHOOK_SECRET: secret {position} is not a whsec_ secret of at least "
+                "16 bytes (whsec_ followed by base64)",
+                hint="create one with `mlops webhook new-secret`; give the receiver the same",
+            )
+        keys.append(key)
+    return keys
 
 
 @dataclass(frozen=True)
@@ -39,127 +75,205 @@ class WebhookEvent:
     type: str
     data: dict[str, Any]
     id: str = ""
-    created_at: str = ""
+    timestamp: str = ""
 
     @classmethod
     def new(cls, event_type: str, data: dict[str, Any]) -> WebhookEvent:
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        return cls(event_type, data, id=uuid.uuid4().hex, created_at=now)
+        return cls(event_type, data, id=f"msg_{uuid.uuid4().hex}", timestamp=now)
 
     def body(self) -> bytes:
         return json.dumps({"schema": SCHEMA, **asdict(self)}, sort_keys=True).encode()
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``X-Mlops-Signature`` value for ``body`` sent at ``timestamp``."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
+def sign(keys: list[bytes], event_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header: ``v1,<base64>`` for each key, space-separated."""
+    import hashlib
+    import hmac
 
-
-def signature_is_valid(secret: str, header: str, body: bytes, *, tolerance: int = 300) -> bool:
-    """What a receiver checks: the HMAC matches and the timestamp is recent."""
-    try:
-        fields = dict(part.split("=", 1) for part in header.split(","))
-        timestamp = int(fields["t"])
-    except (ValueError, KeyError):
-        return False
-    fresh = abs(time.time() - timestamp) <= tolerance
-    return fresh and hmac.compare_digest(signature(secret, timestamp, body), header)
+    content = f"{event_id}.{timestamp}.".encode() + body
+    return " ".join(
+        "v1," + base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
+        for key in keys
+    )
 
 
 @dataclass(frozen=True)
-class Delivery:
+class Attempt:
     delivered: bool
-    attempts: int
-    status: int | None  # the last HTTP status, None when the receiver was unreachable
-    retryable: bool  # worth trying again later (unreachable, timeout, 5xx); a 4xx is not
+    status: int | None  # the HTTP status, None when the receiver was not reached
+    retryable: bool
     detail: str
 
 
-def deliver(
-    url: str,
-    secret: str,
-    event: WebhookEvent,
-    *,
-    attempts: int = 4,
-    first_delay: float = 0.5,
-    timeout: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Delivery:
-    """POST ``event`` to ``url``, retrying timeouts, connection errors and 5xx answers with
-    exponential backoff (``first_delay``, doubled each time); a 4xx answer is final."""
+def attempt(url: str, keys: list[bytes], event: WebhookEvent, *, timeout: float) -> Attempt:
+    """POST ``event`` once, signed with every key."""
     body = event.body()
-    status, detail = None, ""
-    for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(
-            url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "X-Mlops-Event-Id": event.id,
-                "X-Mlops-Event-Type": event.type,
-                SIGNATURE_HEADER: signature(secret, int(time.time()), body),
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return Delivery(True, attempt, response.status, False, "delivered")
-        except urllib.error.HTTPError as exc:
-            status, detail = exc.code, f"HTTP {exc.code}"
-            if exc.code < 500:
-                return Delivery(False, attempt, status, False, f"{detail}: refused, not retried")
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            status, detail = None, f"unreachable ({getattr(exc, 'reason', exc)})"
-        if attempt < attempts:
-            sleep(first_delay * 2 ** (attempt - 1))
-    return Delivery(False, attempts, status, True, f"{detail} after {attempts} attempt(s)")
+    now = int(time.time())
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "webhook-id": event.id,
+            "webhook-timestamp": str(now),
+            "webhook-signature": sign(keys, event.id, now, body),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Attempt(True, response.status, False, f"delivered (HTTP {response.status})")
+    except urllib.error.HTTPError as exc:
+        retryable = exc.code >= 500 or exc.code in RETRYABLE_STATUSES
+        return Attempt(False, exc.code, retryable, f"HTTP {exc.code}")
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Attempt(False, None, True, f"not reached ({type(reason).__name__}: {reason})")
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard to try: each attempt's timeout, the wait after the n-th failure
+    (``first_wait * 2**(n-1)``, at most ``max_wait``), and the age after which an event is
+    given up (moved to ``dead/``)."""
+
+    timeout: float = 5.0
+    first_wait: float = 10.0
+    max_wait: float = 600.0
+    max_age: float = 24 * 3600.0
+
+    def wait_after(self, failures: int) -> float:
+        return min(self.max_wait, self.first_wait * 2 ** max(0, failures - 1))
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An event in the outbox with what happened to it so far."""
+
+    event: WebhookEvent
+    queued_at: float
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str = ""
+    history: list[str] = field(default_factory=list)
 
 
 class Outbox:
-    """Events waiting for redelivery, one JSON file each under ``root/pending``; events a
-    receiver refused (4xx) are kept under ``root/refused`` for a person to look at."""
+    """Events waiting for delivery, one JSON file each under ``root/pending``; events given up
+    (refused, or too old) under ``root/dead`` with the reason, for a person to look at."""
 
     def __init__(self, root: Path) -> None:
         self.pending = root / "pending"
-        self.refused = root / "refused"
+        self.dead = root / "dead"
 
-    def keep(self, event: WebhookEvent, why: str, *, refused: bool = False) -> Path:
-        folder = self.refused if refused else self.pending
-        path = folder / f"{event.id}.json"
-        write_json({"event": asdict(event), "why": why}, path)
-        return path
+    def put(self, event: WebhookEvent) -> Pending:
+        """Keep ``event`` for delivery: written (atomically) before anything is sent."""
+        entry = Pending(event, queued_at=time.time())
+        self._write(entry)
+        return entry
 
-    def waiting(self) -> list[tuple[WebhookEvent, Path]]:
-        events = []
-        for path in sorted(self.pending.glob("*.json")):
-            stored = json.loads(path.read_text())["event"]
-            events.append((WebhookEvent(**stored), path))
-        return events
+    def _write(self, entry: Pending) -> None:
+        write_json(asdict(entry), self.pending / f"{entry.event.id}.json")
 
+    def waiting(self) -> list[Pending]:
+        """Every pending event, oldest first."""
+        entries = []
+        for path in self.pending.glob("*.json"):
+            try:
+                stored = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue  # being written or removed by another process
+            stored["event"] = WebhookEvent(**stored["event"])
+            entries.append(Pending(**stored))
+        return sorted(entries, key=lambda entry: (entry.queued_at, entry.event.id))
 
-def notify(url: str, secret: str, outbox: Outbox, event: WebhookEvent, **delivery: Any) -> str:
-    """Deliver ``event`` now, or keep it for later; one line saying which. Never raises."""
-    result = deliver(url, secret, event, **delivery)
-    if result.delivered:
-        return f"{event.type} {event.id} delivered"
-    outbox.keep(event, result.detail, refused=not result.retryable)
-    where = "refused" if not result.retryable else "kept for redelivery"
-    return f"{event.type} {event.id} not delivered ({result.detail}): {where}"
+    def dead_events(self) -> list[dict[str, Any]]:
+        return [json.loads(path.read_text()) for path in sorted(self.dead.glob("*.json"))]
 
-
-def redeliver(url: str, secret: str, outbox: Outbox, **delivery: Any) -> dict[str, int]:
-    """Try every waiting event once more: delivered ones leave the outbox."""
-    counts = {"delivered": 0, "waiting": 0, "refused": 0}
-    for event, path in outbox.waiting():
-        result = deliver(url, secret, event, **delivery)
+    def deliver(
+        self, entry: Pending, url: str, keys: list[bytes], policy: DeliveryPolicy
+    ) -> tuple[str, str]:
+        """One attempt at ``entry``; returns (outcome, line for the log), outcome being
+        ``delivered``, ``waiting`` or ``dead``. The outbox records the outcome."""
+        result = attempt(url, keys, entry.event, timeout=policy.timeout)
+        path = self.pending / f"{entry.event.id}.json"
+        label = f"{entry.event.type} {entry.event.id}"
         if result.delivered:
-            path.unlink()
-            counts["delivered"] += 1
-        elif result.retryable:
-            counts["waiting"] += 1
-        else:
-            outbox.keep(event, result.detail, refused=True)
-            path.unlink()
-            counts["refused"] += 1
+            path.unlink(missing_ok=True)
+            return "delivered", f"{label} delivered"
+        failures = entry.attempts + 1
+        now = time.time()
+        stamped = f"{datetime.now(UTC).isoformat(timespec='seconds')} {result.detail}"
+        updated = replace(
+            entry,
+            attempts=failures,
+            next_attempt_at=now + policy.wait_after(failures),
+            last_error=result.detail,
+            history=[*entry.history, stamped][-20:],
+        )
+        too_old = now - entry.queued_at > policy.max_age
+        if not result.retryable or too_old:
+            why = result.detail + (
+                f"; given up after {failures} attempt(s) over {policy.max_age:.0f} s"
+                if result.retryable
+                else ": refused by the receiver, not retried"
+            )
+            write_json({**asdict(updated), "why": why}, self.dead / f"{entry.event.id}.json")
+            path.unlink(missing_ok=True)
+            return "dead", f"{label} not delivered: {why}"
+        self._write(updated)
+        wait = policy.wait_after(failures)
+        return "waiting", f"{label} not delivered ({result.detail}); next attempt in {wait:.0f} s"
+
+    def retry_now(self, *, dead_too: bool = False) -> int:
+        """Make every pending event (and, with ``dead_too``, every given-up one, its age
+        restarted) due at once, after a receiver is fixed; returns how many."""
+        entries = self.waiting()
+        for entry in entries:
+            self._write(replace(entry, next_attempt_at=0.0))
+        if dead_too:
+            for path in sorted(self.dead.glob("*.json")):
+                stored = json.loads(path.read_text())
+                stored.pop("why", None)
+                stored["event"] = WebhookEvent(**stored["event"])
+                revived = replace(Pending(**stored), queued_at=time.time(), next_attempt_at=0.0)
+                self._write(revived)
+                path.unlink()
+                entries.append(revived)
+        return len(entries)
+
+
+def send(
+    outbox: Outbox,
+    url: str,
+    keys: list[bytes],
+    event: WebhookEvent,
+    policy: DeliveryPolicy,
+) -> str:
+    """Put ``event`` in the outbox, then try it once; a line saying what happened. A failed
+    attempt leaves it for :func:`deliver_due`."""
+    return outbox.deliver(outbox.put(event), url, keys, policy)[1]
+
+
+def deliver_due(
+    outbox: Outbox,
+    url: str,
+    keys: list[bytes],
+    policy: DeliveryPolicy,
+    *,
+    budget_seconds: float = 20.0,
+) -> dict[str, int]:
+    """Try every event whose next attempt is due, oldest first, within ``budget_seconds``
+    (a slow receiver cannot hold the caller longer than that and one attempt's timeout)."""
+    counts = {"delivered": 0, "waiting": 0, "dead": 0, "not_due": 0}
+    started = time.monotonic()
+    waiting = outbox.waiting()
+    now = time.time()
+    for entry in waiting:
+        if entry.next_attempt_at > now or time.monotonic() - started > budget_seconds:
+            counts["not_due"] += 1
+            continue
+        outcome, _ = outbox.deliver(entry, url, keys, policy)
+        counts[outcome] += 1
     return counts

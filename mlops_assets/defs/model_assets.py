@@ -83,6 +83,7 @@ def baseline_model(
     store: DatasetStore,
     registry: ModelRegistry,
     baseline_loader: BaselineLoader,
+    webhooks: Webhooks,
     mlflow_tracking: dg.ResourceParam[Any],
 ) -> dg.MaterializeResult:
     """The model to beat: by default the registry's ``champion``; or another registry
@@ -117,6 +118,9 @@ def baseline_model(
                 estimator=training.estimator.value,
                 hyperparameters=training.hyperparameters(),
                 seed=training.seed,
+                save_dataset=lambda data: store.write_frame(
+                    data.frame, store.integrated(data.sha256)
+                ),
             ),
             tags={"dagster_run_id": context.run_id},
             on_retry=log_retry,
@@ -137,6 +141,24 @@ def baseline_model(
             )
     if baseline.cold_start:
         context.log.info(f"Cold start: registered baseline v{baseline.version} as champion")
+        from mlops_assets.core.baseline import COLD_START_REASON
+        from mlops_assets.core.registry import CHAMPION
+        from mlops_assets.core.webhooks import PROMOTED, REGISTERED
+
+        event = {
+            "model_name": baseline.model_name,
+            "version": baseline.version,
+            "aliases": [CHAMPION],
+            "model_uuid": baseline.model_uuid,
+            "promoted": True,
+            "reason": COLD_START_REASON,
+            "metrics": {"accuracy": baseline.evaluation.metrics["accuracy"]},
+            "contributions": [],
+            "attestation_sha256": baseline.attestation_sha256,
+        }
+        for event_type in (REGISTERED, PROMOTED):
+            if line := webhooks.send(event_type, event):
+                context.log.info(line)
 
     version = baseline.version
     load = baseline.load
@@ -413,7 +435,7 @@ def registered_model_version(
     from mlops_assets.core.webhooks import PROMOTED, REGISTERED
 
     for event_type in [REGISTERED, PROMOTED] if promote else [REGISTERED]:
-        if line := webhooks.notify(event_type, event):
+        if line := webhooks.send(event_type, event):
             context.log.info(line)
     return dg.MaterializeResult(
         metadata={
@@ -448,11 +470,9 @@ def _attest(
 ) -> dict[str, Any]:
     """Write the version's attestation next to its model (an artifact of its MLflow run) and
     its hash as the ``attestation_sha256`` version tag; return it with its ``uri``."""
-    from datetime import UTC, datetime
-
-    from mlops_assets.core.attestation import ARTIFACT_PATH, seal
+    from mlops_assets.core.attestation import attestation_document
     from mlops_assets.core.contributions import contribution_reports
-    from mlops_assets.core.registry import model_file_digests
+    from mlops_assets.core.registry import model_file_digests, record_attestation
 
     reports = {
         r["contribution_id"]: r
@@ -463,61 +483,51 @@ def _attest(
     baseline_version = candidate["baseline_version"]
     baseline_name = candidate.get("baseline_model_name", registry.model_name)
     baseline = client.get_model_version(baseline_name, baseline_version)
-    document = seal(
-        {
-            "model_name": registry.model_name,
+    document = attestation_document(
+        model_name=registry.model_name,
+        version=registered.version,
+        dagster_run_id=context.run_id,
+        benchmark_sha256=upstream_metadata(context, iris_dataset)["benchmark_sha256"],
+        dataset_sha256=candidate["data_sha256"],
+        contributions=[
+            {
+                "contribution_id": cid,
+                "contributor": reports[cid]["contributor"],
+                "landing_path": reports[cid].get("landing_path"),
+                "file_sha256": reports[cid]["sha256"],
+                "rows_accepted": reports[cid]["rows_clean"],
+                "quality_score": reports[cid]["quality_score"],
+            }
+            for cid in candidate["contributions"]
+            if cid in reports
+        ],
+        candidate={
             "version": registered.version,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "dagster_run_id": context.run_id,
-            "benchmark_dataset_sha256": upstream_metadata(context, iris_dataset)[
-                "benchmark_sha256"
-            ],
-            "integrated_dataset_sha256": candidate["data_sha256"],
-            "contributions": [
-                {
-                    "contribution_id": cid,
-                    "contributor": reports[cid]["contributor"],
-                    "landing_path": reports[cid].get("landing_path"),
-                    "file_sha256": reports[cid]["sha256"],
-                    "rows_accepted": reports[cid]["rows_clean"],
-                    "quality_score": reports[cid]["quality_score"],
-                }
-                for cid in candidate["contributions"]
-                if cid in reports
-            ],
-            "candidate": {
-                "version": registered.version,
-                "model_uuid": registered.model_uuid,
-                "model_uri": registered.model_uri,
-                "mlflow_run_id": registered.run_id,
-                "artifact_sha256": model_file_digests(
-                    registry.tracking_uri, registry.model_name, registered.version
-                ),
-            },
-            "baseline": {
-                "model_name": baseline_name,
-                "version": str(baseline_version),
-                "model_uuid": baseline.tags.get("model_uuid"),
-                "artifact_sha256": model_file_digests(
-                    registry.tracking_uri, baseline_name, baseline_version
-                ),
-            },
-            "metrics": candidate["metrics"],
-            "baseline_metrics": candidate["baseline_metrics"],
-            "deltas": candidate["deltas"],
-            "test": {
-                "name": "exact McNemar",
-                "p_value": decision.p_value,
-                **candidate["paired_outcome"],
-            },
-            "decision": {"metric": decision.metric, "promoted": promoted, "reason": reason},
-        }
+            "model_uuid": registered.model_uuid,
+            "model_uri": registered.model_uri,
+            "mlflow_run_id": registered.run_id,
+            "artifact_sha256": model_file_digests(
+                registry.tracking_uri, registry.model_name, registered.version
+            ),
+        },
+        baseline={
+            "model_name": baseline_name,
+            "version": str(baseline_version),
+            "model_uuid": baseline.tags.get("model_uuid"),
+            "artifact_sha256": model_file_digests(
+                registry.tracking_uri, baseline_name, baseline_version
+            ),
+        },
+        metrics=candidate["metrics"],
+        baseline_metrics=candidate["baseline_metrics"],
+        deltas=candidate["deltas"],
+        test={"name": "exact McNemar", "p_value": decision.p_value, **candidate["paired_outcome"]},
+        decision={"metric": decision.metric, "promoted": promoted, "reason": reason},
     )
-    client.log_dict(registered.run_id, document, ARTIFACT_PATH)
-    client.set_model_version_tag(
-        registry.model_name, registered.version, "attestation_sha256", document["document_sha256"]
+    uri = record_attestation(
+        client, registry.model_name, registered.version, registered.run_id, document
     )
-    return {**document, "uri": f"runs:/{registered.run_id}/{ARTIFACT_PATH}"}
+    return {**document, "uri": uri}
 
 
 def _baseline_moved(client: Any, registry: ModelRegistry, candidate: dict[str, Any]) -> str:

@@ -224,19 +224,15 @@ def mlflow_run_cleanup_sensor(context: dg.RunFailureSensorContext, registry: Mod
 
 
 @dg.sensor(
-    minimum_interval_seconds=max(30, _settings.sensor_interval),
+    minimum_interval_seconds=min(30, _settings.sensor_interval),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def webhook_redelivery_sensor(context: dg.SensorEvaluationContext, webhooks: Webhooks):
-    """Send again the webhook events a receiver could not take when they happened."""
-    if not webhooks.url or not webhooks.secret:
+    """Deliver the webhook events waiting in the outbox whose next attempt is due."""
+    counts = webhooks.deliver_due()
+    if counts is None:
         return dg.SkipReason("webhooks are off: MLOPS_WEBHOOK_URL is not set")
-    from pathlib import Path
-
-    from mlops_assets.core.webhooks import Outbox, redeliver
-
-    counts = redeliver(webhooks.url, webhooks.secret, Outbox(Path(webhooks.outbox)), attempts=1)
     return dg.SkipReason(
-        f"{counts['delivered']} event(s) redelivered, {counts['waiting']} still waiting, "
-        f"{counts['refused']} refused by the receiver"
+        f"{counts['delivered']} event(s) delivered, {counts['waiting']} still waiting, "
+        f"{counts['dead']} given up (in the outbox's dead/), {counts['not_due']} not due yet"
     )
