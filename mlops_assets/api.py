@@ -2,13 +2,16 @@
 
 ``mlops serve`` runs it with uvicorn. It serves the registry's ``champion`` and follows it:
 a background thread polls the registry and swaps a new champion in once it has loaded and
-validated. Every error is JSON with a ``detail`` that names the problem; no stack trace or
-internal path is ever sent.
+validated. Every answer the API can give is in its OpenAPI document with its model; every
+error is JSON with a ``detail`` that names the problem, and no stack trace or internal path
+is ever sent.
 """
 
+import asyncio
 import hmac
+import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -16,7 +19,8 @@ import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops_assets.core.serving import ModelSlot, Poller, require_model
@@ -25,6 +29,7 @@ from mlops_assets.settings import Settings
 from mlops_assets.task import TASK, TaskSchema
 
 log = logging.getLogger("mlops_assets.api")
+KEY_HEADER = "X-API-Key"
 
 
 def instance_model(task: TaskSchema) -> type[BaseModel]:
@@ -50,15 +55,16 @@ def instance_model(task: TaskSchema) -> type[BaseModel]:
 Instance = instance_model(TASK)
 
 
-def _one_or_many(value: Any) -> Any:
-    return [value] if isinstance(value, dict) else value
-
-
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    instances: Annotated[list[Instance], BeforeValidator(_one_or_many)] = Field(  # type: ignore[valid-type]
-        min_length=1,
-        description="Rows to predict; a single object is accepted as a list of one.",
+def predict_request_model(max_batch: int) -> type[BaseModel]:
+    """The request body: one to ``max_batch`` instances, or a single one."""
+    batch = Annotated[list[Instance], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
+    return create_model(
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        instances=(
+            batch | Instance,  # type: ignore[valid-type]
+            Field(description="Rows to predict; a single object is a list of one."),
+        ),
     )
 
 
@@ -79,7 +85,10 @@ class PredictResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(
+        description="`ok`, or `degraded` while an older version than the champion is served "
+        "(the newest failed to load, or the registry cannot be read; see GET /model)."
+    )
     name: str
     version: str
 
@@ -96,55 +105,106 @@ class ModelInfo(BaseModel):
         description="Why the newest champion is not served (failed to load or validate)."
     )
     failed_version: str | None
+    champion_version: str | None = Field(description="The version the champion alias names.")
 
 
-class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, counting the bytes as they arrive
-    (a Content-Length can be missing or wrong)."""
+class Error(BaseModel):
+    detail: str = Field(description="What is wrong, in words.")
+    hint: str | None = Field(default=None, description="What to do about it, when known.")
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where, e.g. `instances[0].petal_width`.")
+    message: str
+
+
+class InvalidInput(BaseModel):
+    detail: str
+    errors: list[FieldError]
+
+
+def _error(description: str, model: type[BaseModel] = Error) -> dict[str, Any]:
+    return {"description": description, "model": model}
+
+
+NO_MODEL = _error("No model is loaded yet")
+UNAUTHORIZED = _error("Missing or wrong X-API-Key (when MLOPS_API_KEY is set)")
+
+
+class RequestGuard:
+    """Before the application sees a request: the key is checked (so nothing is parsed for
+    a caller without one), and the body is read here, at most ``max_bytes`` of it whatever
+    the framing (Content-Length or chunked), each chunk within ``read_timeout`` seconds."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        key: str | None,
+        protected: set[tuple[str, str]],
+        max_bytes: int,
+        read_timeout: float,
+    ) -> None:
+        self.app, self.key, self.protected = app, key, protected
+        self.max_bytes, self.read_timeout = max_bytes, read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        if self.key is not None and (scope["method"], scope["path"]) in self.protected:
+            given = headers.get(KEY_HEADER.lower().encode(), b"")
+            if not hmac.compare_digest(given, self.key.encode()):
+                return await _answer(send, 401, f"missing or wrong {KEY_HEADER} header")
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._too_large(send)
-        seen = 0
+            return await _answer(send, 413, self._too_large())
+        body, more = b"", True
+        while more:
+            try:
+                message = await asyncio.wait_for(receive(), timeout=self.read_timeout)
+            except TimeoutError:
+                return await _answer(send, 408, "the request body did not arrive in time")
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await _answer(send, 413, self._too_large())
+        replayed = False
 
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _BodyTooLarge
-            return message
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-        try:
-            await self.app(scope, counted, send)
-        except _BodyTooLarge:
-            await self._too_large(send)
+        await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body over {self.max_bytes} bytes; send fewer instances"},
-            status_code=413,
-        )
-        await response({"type": "http"}, _no_receive, send)
+    def _too_large(self) -> str:
+        return f"request body over {self.max_bytes} bytes; send fewer instances"
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
+async def _answer(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _field(location: tuple[Any, ...]) -> str:
-    """``("body", "instances", 0, "sepal_length")`` -> ``instances[0].sepal_length``."""
-    parts = [p for p in location if p != "body"]
+    """``("body", "instances", 0, "sepal_length")`` -> ``instances[0].sepal_length``; the
+    alternatives of a union (``list[Instance]``, ``Instance``) are not part of the name."""
+    parts = [p for p in location if p != "body" and not str(p).startswith(("list[", "Instance"))]
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -168,20 +228,18 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
         version="1",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
-
-    def require_key(request: Request) -> None:
-        if settings.api_key is None:
-            return
-        given = request.headers.get("x-api-key", "")
-        if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
-            raise _Refused(401, "missing or wrong X-API-Key header")
-
-    authorized: list[Callable[..., Any]] = [Depends(require_key)]
-
-    @app.exception_handler(_Refused)
-    async def refused(_: Request, exc: _Refused) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    # Documents the key (an apiKey security scheme); RequestGuard enforces it before the body
+    # is read.
+    key_scheme = APIKeyHeader(name=KEY_HEADER, auto_error=False)
+    keyed = [Depends(key_scheme)] if settings.api_key else []
+    app.add_middleware(
+        RequestGuard,
+        key=settings.api_key,
+        protected={("GET", "/model"), ("POST", "/predict")},
+        max_bytes=settings.api_max_body_bytes,
+        read_timeout=settings.api_body_timeout,
+    )
+    request_model = predict_request_model(settings.api_max_batch)
 
     @app.exception_handler(MlopsError)
     async def unavailable(_: Request, exc: MlopsError) -> JSONResponse:
@@ -203,13 +261,19 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
 
-    @app.get("/health", response_model=Health, responses={503: {"description": "No model yet"}})
+    @app.get("/health", response_model=Health, responses={503: NO_MODEL})
     def health() -> Health:
-        """200 once a model is loaded (with its name and version), 503 before."""
+        """200 once a model is loaded (``ok``, or ``degraded`` while an older version than
+        the champion is served), 503 before. Never needs a key."""
         current = require_model(slot)
-        return Health(status="ok", name=current.name, version=current.version)
+        return Health(status=slot.health(), name=current.name, version=current.version)
 
-    @app.get("/model", response_model=ModelInfo, dependencies=authorized)
+    @app.get(
+        "/model",
+        response_model=ModelInfo,
+        dependencies=keyed,
+        responses={401: UNAUTHORIZED, 503: NO_MODEL},
+    )
     def model() -> ModelInfo:
         """The served version, its benchmark metrics, and the state of following the alias."""
         return ModelInfo(**require_model(slot).describe(), **slot.status())
@@ -217,27 +281,25 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
     @app.post(
         "/predict",
         response_model=PredictResponse,
-        dependencies=authorized,
+        dependencies=keyed,
         responses={
-            401: {"description": "Missing or wrong X-API-Key (when one is configured)"},
-            413: {"description": "Too many instances or too large a body"},
-            422: {"description": "An instance is invalid; the field is named"},
-            503: {"description": "No model loaded yet"},
+            400: _error("The body is not valid JSON"),
+            401: UNAUTHORIZED,
+            408: _error("The body did not arrive within MLOPS_API_BODY_TIMEOUT"),
+            413: _error(
+                "More than MLOPS_API_MAX_BATCH instances, or a body over MLOPS_API_MAX_BODY_BYTES"
+            ),
+            422: _error("An instance is invalid; every bad field is named", InvalidInput),
+            503: NO_MODEL,
         },
     )
-    async def predict(request: PredictRequest) -> JSONResponse:
+    async def predict(request: request_model) -> JSONResponse:  # type: ignore[valid-type]
         """Class, class index and probabilities for each instance."""
         # async: the prediction takes well under a millisecond, less than a thread hop.
-        if len(request.instances) > settings.api_max_batch:
-            raise _Refused(
-                413,
-                f"{len(request.instances)} instances; at most {settings.api_max_batch} per "
-                "request (MLOPS_API_MAX_BATCH)",
-            )
+        instances = request.instances  # type: ignore[attr-defined]
+        rows = instances if isinstance(instances, list) else [instances]
         current = require_model(slot)  # one model for the whole request, even mid-swap
-        features = np.array(
-            [[getattr(row, name) for name in TASK.feature_names] for row in request.instances]
-        )
+        features = np.array([[getattr(row, name) for name in TASK.feature_names] for row in rows])
         # Built from checked values, so returned as is rather than validated again.
         return JSONResponse(
             {
@@ -247,11 +309,6 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
         )
 
     return app
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        self.status, self.detail = status, detail
 
 
 def app_from_settings(settings: Settings) -> FastAPI:

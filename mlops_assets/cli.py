@@ -444,7 +444,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(app_from_settings(settings), host=args.host, port=args.port, access_log=False)
+    uvicorn.run(
+        app_from_settings(settings),
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        # Bounded: beyond this many connections uvicorn answers 503 at once.
+        limit_concurrency=settings.api_max_connections,
+        timeout_keep_alive=5,
+    )
     return 0
 
 

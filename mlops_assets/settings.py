@@ -122,7 +122,15 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "MLOPS_API_MAX_BATCH": ("1000", "Most instances one `/predict` request may carry (413 above)."),
     "MLOPS_API_MAX_BODY_BYTES": (
         "1048576",
-        "Largest request body the prediction API reads (413 above).",
+        "Largest request body the prediction API reads, however it is sent (413 above; reading stops at the limit).",
+    ),
+    "MLOPS_API_BODY_TIMEOUT": (
+        "10",
+        "Seconds the prediction API waits for each part of a request body (408 after).",
+    ),
+    "MLOPS_API_MAX_CONNECTIONS": (
+        "64",
+        "Connections and requests the prediction API serves at once; beyond it answers 503 at once.",
     ),
     "MLOPS_ACCURACY_FLOOR": (
         "0.9",
@@ -220,6 +228,8 @@ class Settings:
     api_poll_seconds: float = 10.0
     api_max_batch: int = 1000
     api_max_body_bytes: int = 1_048_576
+    api_body_timeout: float = 10.0
+    api_max_connections: int = 64
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -290,6 +300,8 @@ class Settings:
             api_poll_seconds=_number(get, "MLOPS_API_POLL_SECONDS", "10", float),
             api_max_batch=_number(get, "MLOPS_API_MAX_BATCH", "1000", int),
             api_max_body_bytes=_number(get, "MLOPS_API_MAX_BODY_BYTES", "1048576", int),
+            api_body_timeout=_number(get, "MLOPS_API_BODY_TIMEOUT", "10", float),
+            api_max_connections=_number(get, "MLOPS_API_MAX_CONNECTIONS", "64", int),
         )
         settings.validate()
         return settings
@@ -335,11 +347,18 @@ class Settings:
                 "above 0",
                 hint="use 1 to turn retries off",
             )
-        if self.api_poll_seconds <= 0 or self.api_max_batch < 1 or self.api_max_body_bytes < 1:
+        api_limits = (
+            self.api_poll_seconds,
+            self.api_max_batch,
+            self.api_max_body_bytes,
+            self.api_body_timeout,
+            self.api_max_connections,
+        )
+        if min(api_limits) <= 0:
             raise ConfigurationError(
-                "MLOPS_API_POLL_SECONDS, MLOPS_API_MAX_BATCH and MLOPS_API_MAX_BODY_BYTES must "
-                "be positive",
-                hint="e.g. 10, 1000 and 1048576",
+                "MLOPS_API_POLL_SECONDS, MLOPS_API_MAX_BATCH, MLOPS_API_MAX_BODY_BYTES, "
+                "MLOPS_API_BODY_TIMEOUT and MLOPS_API_MAX_CONNECTIONS must be positive",
+                hint="e.g. 10, 1000, 1048576, 10 and 64",
             )
         if self.sensor_interval < 1:
             raise ConfigurationError(

@@ -105,19 +105,33 @@ def pipeline_at(root: Path, empty_mlflow_db: Path) -> Iterator[Pipeline]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, empty_mlflow_db) -> Iterator[Server]:
-    """A server with a key and small limits over a registry with a champion (v1)."""
+def registry_home(tmp_path_factory, empty_mlflow_db) -> Iterator[Path]:
+    """A deployment whose registry has a champion (v1)."""
     root = tmp_path_factory.mktemp("served")
     with pipeline_at(root, empty_mlflow_db) as pipeline:
         pipeline.materialize()
-        with Server(
-            pipeline.home,
-            root / "serve.log",
-            MLOPS_API_KEY=KEY,
-            MLOPS_API_MAX_BATCH="50",
-            MLOPS_API_MAX_BODY_BYTES="20000",
-        ) as server:
-            yield server
+        yield pipeline.home
+
+
+@pytest.fixture(scope="module")
+def served(registry_home) -> Iterator[Server]:
+    """A server with a key and small limits over a registry with a champion (v1)."""
+    with Server(
+        registry_home,
+        registry_home / "serve.log",
+        MLOPS_API_KEY=KEY,
+        MLOPS_API_MAX_BATCH="50",
+        MLOPS_API_MAX_BODY_BYTES="20000",
+        MLOPS_API_BODY_TIMEOUT="1",
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def served_openly(registry_home) -> Iterator[Server]:
+    """The same registry served without a key."""
+    with Server(registry_home, registry_home / "serve-open.log") as server:
+        yield server
 
 
 def test_health_model_and_predict(served):
@@ -184,7 +198,7 @@ def test_bad_json_limits_and_auth(served):
     assert status in (400, 422)
 
     status, answer = served.request("POST", "/predict", {"instances": [ROW] * 51})
-    assert status == 413 and "at most 50" in answer["detail"]
+    assert status == 422 and "at most 50 items" in answer["detail"]
     status, answer = served.request("POST", "/predict", raw=b" " * 20001)
     assert status == 413 and "20000 bytes" in answer["detail"]
 
@@ -324,3 +338,98 @@ def test_a_store_that_cannot_be_opened_yet_is_a_failed_poll_not_a_dead_service(
     blocker.mkdir()
     shutil.copy(empty_mlflow_db, database)
     assert not slot.refresh() and slot.last_error == "the registry has no champion yet"
+
+
+def test_the_key_is_checked_before_the_body_is_read(served):
+    status, answer = served.request("POST", "/predict", raw=b"not json", key=None)
+    assert status == 401 and "X-API-Key" in answer["detail"]
+    status, _ = served.request("POST", "/predict", raw=b"x" * 30000, key=None)
+    assert status == 401  # not 413: nothing of the body is looked at without the key
+
+
+def chunked_post(server: Server, path: str, chunks: list[bytes], *, pause: float = 0.0):
+    """POST with Transfer-Encoding: chunked (no Content-Length), as streaming clients send."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.putrequest("POST", path)
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("X-API-Key", KEY)
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    try:
+        for chunk in chunks:
+            connection.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            time.sleep(pause)
+        connection.send(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server answered and closed before the rest was sent
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def test_an_oversized_chunked_body_gets_413_without_being_read_whole(served):
+    status, answer = chunked_post(served, "/predict", [b" " * 8000] * 100)
+    assert status == 413 and "20000 bytes" in answer["detail"]
+    status, body = chunked_post(
+        served,
+        "/predict",
+        [json.dumps({"instances": [ROW]}).encode()[i : i + 7] for i in range(0, 120, 7)],
+    )
+    assert status == 200 and body["predictions"][0]["label"] == "setosa"
+
+
+def test_a_body_that_stalls_gets_408(served):
+    status, answer = chunked_post(served, "/predict", [b'{"instances": '], pause=2)
+    assert status == 408 and "did not arrive in time" in answer["detail"]
+
+
+def test_the_openapi_document_declares_every_answer_and_the_key(served, served_openly):
+    _, keyed = served.request("GET", "/openapi.json", key=None)
+    assert keyed["components"]["securitySchemes"]["APIKeyHeader"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+    }
+    predict, model = keyed["paths"]["/predict"]["post"], keyed["paths"]["/model"]["get"]
+    assert set(predict["responses"]) == {"200", "400", "401", "408", "413", "422", "503"}
+    assert set(model["responses"]) == {"200", "401", "503"}
+    assert predict["security"] == model["security"] == [{"APIKeyHeader": []}]
+    assert "security" not in keyed["paths"]["/health"]["get"]
+    _, open_document = served_openly.request("GET", "/openapi.json", key=None)
+    assert "security" not in open_document["paths"]["/predict"]["post"]
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["with a key", "without a key"])
+def test_schemathesis_finds_nothing(served, served_openly, keyed, tmp_path):
+    """Every check schemathesis has, against the running server: no 5xx, every status and
+    body as documented, the key enforced where declared."""
+    server = served if keyed else served_openly
+    command = [
+        str(REPO / ".venv/bin/st"),
+        "run",
+        f"{server.url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        "40",
+        "--workers",
+        "1",
+        "--seed",
+        "1",
+        "--max-failures",
+        "5",
+        "--request-timeout",
+        "20",
+    ]
+    if keyed:
+        command += ["--header", f"X-API-Key: {KEY}"]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        cwd=tmp_path,
+        env=child_env({"SCHEMATHESIS_TELEMETRY": "false"}),
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

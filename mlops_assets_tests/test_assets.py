@@ -314,6 +314,12 @@ def test_attestation_holds_and_a_changed_model_byte_breaks_it(
     assert f"ok   contribution {key}" in verified.stdout
     assert "ok   candidate model files (v2)" in verified.stdout
 
+    # v1, the cold-start champion registered in the same run, has an attestation of its own.
+    mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)  # the same command, faster
+    code, out, _ = mlops("verify", "1")
+    assert code == 0 and "ok   baseline: none: the first model (a cold start)" in out, out
+    assert "iris-classifier v1: the attestation holds" in out
+
     client = pipeline.client()
     v2 = client.get_model_version(pipeline.settings.model_name, "2")
     logged = client.get_logged_model(v2.tags["model_id"])
@@ -322,7 +328,6 @@ def test_attestation_holds_and_a_changed_model_byte_breaks_it(
     changed = bytearray(weights.read_bytes())
     changed[len(changed) // 2] ^= 1
     weights.write_bytes(changed)
-    mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)  # the same command, faster
     code, out, _ = mlops("verify", "2")
     assert code == 1
     assert f"FAIL candidate model files (v2): differs: {weights.name}" in out
@@ -330,13 +335,18 @@ def test_attestation_holds_and_a_changed_model_byte_breaks_it(
 
     # An edited record fails on its own hash, and a missing field cannot crash the check.
     run_artifacts = Path(urlparse(client.get_run(v2.run_id).info.artifact_uri).path)
-    record = run_artifacts / "attestation" / "attestation.json"
+    record = run_artifacts / v2.tags["attestation_path"]
     edited = json.loads(record.read_text())
     del edited["integrated_dataset_sha256"]
     record.write_text(json.dumps(edited))
     code, out, err = mlops("verify", "2")
     assert code == 1, err
     assert "FAIL document" in out and "FAIL integrated dataset" in out
+
+    # A version registered before versions were attested one by one says so.
+    client.delete_model_version_tag(pipeline.settings.model_name, "2", "attestation_path")
+    code, _, err = mlops("verify", "2")
+    assert code == 2 and "has no attestation of its own" in err
 
 
 def test_a_trusted_joblib_file_seeds_the_registry_as_the_baseline(pipeline, tmp_path):

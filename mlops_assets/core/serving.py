@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,8 +119,9 @@ class ModelSlot:
 
     ``find_version`` names the version the alias points at now (None when it points nowhere);
     ``load`` turns a version into a :class:`ServedModel` or raises. A version that fails to
-    load or validate is remembered in ``last_error`` and not retried until the alias moves
-    again; the model already served keeps serving.
+    load or validate is tried again after a wait that doubles from ``retry_wait`` up to
+    ``max_retry_wait`` (a download can fail once and work the next time); meanwhile the model
+    already served keeps serving and :meth:`health` says ``degraded``.
     """
 
     find_version: Callable[[], str | None]
@@ -128,6 +130,13 @@ class ModelSlot:
     last_error: str | None = None
     failed_version: str | None = None
     last_checked: str | None = None
+    # The version the alias pointed at when last read: what should be served.
+    wanted_version: str | None = None
+    retry_wait: float = 5.0
+    max_retry_wait: float = 300.0
+    clock: Callable[[], float] = time.monotonic
+    _failures: int = field(default=0, init=False, repr=False)
+    _retry_at: float = field(default=0.0, init=False, repr=False)
 
     def refresh(self) -> bool:
         """Follow the alias once; True when a new model was swapped in."""
@@ -139,33 +148,52 @@ class ModelSlot:
             return False
         finally:
             self.last_checked = _now()
+        self.wanted_version = version
         if version is None:
-            if self.current is None:
-                self.last_error = "the registry has no champion yet"
+            self.last_error = None if self.current else "the registry has no champion yet"
             return False
         if self.current is not None and self.current.version == version:
+            self.last_error = self.failed_version = None
+            self._failures = 0
             return False
-        if version == self.failed_version:
-            return False
+        if version == self.failed_version and self.clock() < self._retry_at:
+            return False  # tried and failed: again after the wait
         try:
             loaded = self.load(version)
         except Exception as exc:
-            self.failed_version = version
+            self._failures = self._failures + 1 if version == self.failed_version else 1
+            wait = min(self.max_retry_wait, self.retry_wait * 2 ** (self._failures - 1))
+            self.failed_version, self._retry_at = version, self.clock() + wait
             self.last_error = f"version {version} was not loaded: {exc}"[:1000]
-            log.error("%s; still serving %s", self.last_error, self._serving())
+            log.error(
+                "%s; still serving %s, trying again in %.0f s",
+                self.last_error,
+                self._serving(),
+                wait,
+            )
             return False
-        self.current, self.last_error, self.failed_version = loaded, None, None
+        self.current, self.last_error, self.failed_version, self._failures = loaded, None, None, 0
         log.info("now serving %s v%s", loaded.name, loaded.version)
         return True
 
     def _serving(self) -> str:
         return f"v{self.current.version}" if self.current else "nothing"
 
+    def health(self) -> str:
+        """``ok`` when the served version is the one the alias names, ``degraded`` when an
+        older one is served because the newer failed to load or the registry cannot be read."""
+        current = self.current
+        if current is None:
+            return "unavailable"
+        stale = self.wanted_version is not None and self.wanted_version != current.version
+        return "degraded" if stale or self.last_error else "ok"
+
     def status(self) -> dict[str, Any]:
         return {
             "last_checked": self.last_checked,
             "last_error": self.last_error,
             "failed_version": self.failed_version,
+            "champion_version": self.wanted_version,
         }
 
 
