@@ -103,9 +103,7 @@ def main() -> None:
                                 "baseline": model_file_digests(uri, name, "1"),
                             }
                         )
-                        record_attestation(
-                            client, name, version.version, version.run_id, document
-                        )
+                        record_attestation(client, name, version.version, version.run_id, document)
                     seconds[variant].append(time.perf_counter() - start)
             size = sum(candidate_sizes(tmp, info.model_uri)) / 1e6
             bare = statistics.median(seconds["bare"])

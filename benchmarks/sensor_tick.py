@@ -19,8 +19,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from mlops_assets.core.landing import contribution_key
 from mlops_assets.definitions import defs
-from mlops_assets.defs.partitions import contribution_key
 from mlops_assets.defs.resources import LandingZone, LocalLandingZone
 
 NEW_FILES = 5  # files not taken yet when the ticks are timed

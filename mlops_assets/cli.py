@@ -7,6 +7,7 @@ contribution), 2 a usage error or an input that cannot be read.
 import argparse
 import json
 import re
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(handler=_serve)
 
     args = parser.parse_args(argv)
+    # SIGTERM ends the command like Ctrl-C does: every temporary folder is removed on the way.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # Loading the definitions (for the landing zone) warns that partitioned asset checks are
     # a Dagster preview feature: true, known (see the README), and noise on a command line.
     warnings.filterwarnings("ignore", message=".* is currently in preview")
@@ -102,8 +105,14 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
     from mlops_assets.core.reference_data import load_reference_data
     from mlops_assets.errors import ContributionUnreadableError
 
+    if path.is_symlink():
+        raise ContributionUnreadableError(
+            f"{path} is a symbolic link: it is never followed", hint="check the file itself"
+        )
     if not path.is_file():
-        raise ContributionUnreadableError(f"{path} is not a file", hint="check the path")
+        raise ContributionUnreadableError(
+            f"{path} is not a regular file", hint="check the path (a file, not a folder or FIFO)"
+        )
     return intake_contribution(
         path,
         TASK,
@@ -111,6 +120,7 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
         contribution_id=path.name,
         contributor=contributor,
         policy=settings.intake_policy(),
+        limits=settings.intake_limits(),
     )
 
 
@@ -381,17 +391,18 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     apply_process_defaults()
     from mlops_assets.core.contributions import contribution_overview, contribution_reports
     from mlops_assets.core.hashing import file_sha256
+    from mlops_assets.core.landing import contribution_key
     from mlops_assets.core.registry import mlflow_client, registry_errors
     from mlops_assets.definitions import dataset_store, landing_zone
-    from mlops_assets.defs.partitions import contribution_key
 
     store = dataset_store(settings)
     reports_root = store.fetch_tree(store.CONTRIBUTIONS, ending="report.json")
     reports = [report for report, _ in contribution_reports(reports_root)]
     reported = {r["contribution_id"] for r in reports}
     zone = landing_zone(settings)
+    listing = zone.scan()
     landed = []
-    for file in zone.list_files():
+    for file in listing.files:
         key = contribution_key(file.relative_path)
         entry = {"contribution_id": key, "contributor": file.contributor}
         entry["landing_path"] = file.relative_path
@@ -409,7 +420,9 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
             trained_on.setdefault(cid, []).append(str(version.version))
     rows = [
         row
-        for row in contribution_overview(reports, landed, trained_on)
+        for row in contribution_overview(
+            reports, landed, trained_on, [(r.relative_path, r.reason) for r in listing.refused]
+        )
         if args.contributor is None or row["contributor"] == args.contributor
     ]
     if args.json:
@@ -418,7 +431,7 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print("no contributions yet")
     for row in rows:
-        if row["status"] in ("pending", "duplicate") and row["quality_score"] is None:
+        if row["status"] in ("pending", "duplicate", "refused") and row["quality_score"] is None:
             print(f"{row['landing_path']}: {row['status']}: {row['decision']}")
             continue
         versions_text = ", ".join(f"v{v}" for v in row["model_versions"]) or "none yet"

@@ -78,3 +78,23 @@ class StorageUnavailableError(MlopsError):
     """An S3 bucket (dataset store or landing zone) is missing, unreachable or refuses us."""
 
     code = "STORAGE_UNAVAILABLE"
+
+
+class LandingEntryRefusedError(MlopsError):
+    """An entry of the landing zone is not a regular file at ``<contributor>/<file>`` (a
+    symbolic link, a device, a FIFO, a path outside the zone, an unsafe name)."""
+
+    code = "LANDING_ENTRY_REFUSED"
+
+
+class ContributionTooLargeError(MlopsError):
+    """A contribution expands past the decompression limits (a zip or gzip bomb)."""
+
+    code = "CONTRIBUTION_TOO_LARGE"
+    reason = "too_large_when_decompressed"
+
+
+class IntakeTimeoutError(MlopsError):
+    """An intake ran longer than ``MLOPS_INTAKE_TIMEOUT``."""
+
+    code = "INTAKE_TIMEOUT"

@@ -17,6 +17,7 @@ from mlops_assets.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from mlops_assets.core.contributions import IntakePolicy
+    from mlops_assets.core.text_files import IntakeLimits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,6 +143,18 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "MLOPS_MIN_QUALITY": ("50", "Quality score (0-100) a contribution needs to be accepted."),
     "MLOPS_MIN_ROWS": ("1", "Clean rows a contribution needs to be accepted."),
+    "MLOPS_MAX_DECOMPRESSED_BYTES": (
+        "20000000000",
+        "Most bytes one contribution may expand to (gzip or zip); counted while it streams, and a file past it is rejected unread as `too_large_when_decompressed`.",
+    ),
+    "MLOPS_MAX_COMPRESSION_RATIO": (
+        "250",
+        "Most times a compressed contribution may expand (a zip or gzip bomb expands thousands of times); rejected like the above.",
+    ),
+    "MLOPS_INTAKE_TIMEOUT": (
+        "3600",
+        "Seconds one intake may take before it is stopped with `INTAKE_TIMEOUT`.",
+    ),
     "MLOPS_KEEP_OUTLIERS": (
         "true",
         "Keep rows flagged as outliers against the reference (`false` rejects them).",
@@ -228,6 +241,9 @@ class Settings:
     api_poll_seconds: float = 10.0
     api_max_batch: int = 1000
     api_max_body_bytes: int = 1_048_576
+    max_decompressed_bytes: int = 20 * 10**9
+    max_compression_ratio: float = 250.0
+    intake_timeout: float = 3600.0
     api_body_timeout: float = 10.0
     api_max_connections: int = 64
 
@@ -300,6 +316,9 @@ class Settings:
             api_poll_seconds=_number(get, "MLOPS_API_POLL_SECONDS", "10", float),
             api_max_batch=_number(get, "MLOPS_API_MAX_BATCH", "1000", int),
             api_max_body_bytes=_number(get, "MLOPS_API_MAX_BODY_BYTES", "1048576", int),
+            max_decompressed_bytes=_number(get, "MLOPS_MAX_DECOMPRESSED_BYTES", "20000000000", int),
+            max_compression_ratio=_number(get, "MLOPS_MAX_COMPRESSION_RATIO", "250", float),
+            intake_timeout=_number(get, "MLOPS_INTAKE_TIMEOUT", "3600", float),
             api_body_timeout=_number(get, "MLOPS_API_BODY_TIMEOUT", "10", float),
             api_max_connections=_number(get, "MLOPS_API_MAX_CONNECTIONS", "64", int),
         )
@@ -360,6 +379,12 @@ class Settings:
                 "MLOPS_API_BODY_TIMEOUT and MLOPS_API_MAX_CONNECTIONS must be positive",
                 hint="e.g. 10, 1000, 1048576, 10 and 64",
             )
+        if min(self.max_decompressed_bytes, self.max_compression_ratio, self.intake_timeout) <= 0:
+            raise ConfigurationError(
+                "MLOPS_MAX_DECOMPRESSED_BYTES, MLOPS_MAX_COMPRESSION_RATIO and "
+                "MLOPS_INTAKE_TIMEOUT must be positive",
+                hint="e.g. 20000000000, 250 and 3600",
+            )
         if self.sensor_interval < 1:
             raise ConfigurationError(
                 "MLOPS_SENSOR_INTERVAL must be at least 1 second", hint="use e.g. 15"
@@ -368,6 +393,15 @@ class Settings:
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    def intake_limits(self) -> IntakeLimits:
+        from mlops_assets.core.text_files import IntakeLimits
+
+        return IntakeLimits(
+            max_bytes=self.max_decompressed_bytes,
+            max_ratio=self.max_compression_ratio,
+            timeout_seconds=self.intake_timeout,
+        )
 
     def intake_policy(self) -> IntakePolicy:
         from mlops_assets.core.contributions import IntakePolicy

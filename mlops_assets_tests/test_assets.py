@@ -7,8 +7,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from mlops_assets.core.landing import contribution_key
 from mlops_assets.core.registry import CHALLENGER, CHAMPION
-from mlops_assets.defs.partitions import contribution_key
 from mlops_assets.defs.sensors import mlflow_run_cleanup_sensor
 from mlops_assets.settings import Settings
 from mlops_assets_tests.conftest import (

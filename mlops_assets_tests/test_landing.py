@@ -1,18 +1,28 @@
 """The landing zone, local and on S3 (a real local S3-compatible server)."""
 
+from pathlib import Path
+
 import boto3
 import dagster as dg
 import pytest
 
+from mlops_assets.core.landing import contribution_key
 from mlops_assets.definitions import defs, landing_zone
-from mlops_assets.defs.partitions import contribution_key
 from mlops_assets.defs.resources import LocalLandingZone
 from mlops_assets.defs.s3 import S3LandingZone
 from mlops_assets.defs.sensors import contribution_sensor
+from mlops_assets.errors import LandingEntryRefusedError
 from mlops_assets.settings import Settings
 from mlops_assets_tests.conftest import VALID_CONTRIBUTION, env_for
 
-IGNORED = ["alice/.hidden.csv", "alice/a.csv.part", "alice/a.csv.meta.json", "top.csv", "a/b/c.csv"]
+WAITING = ["alice/a.csv.part", "alice/a.csv.meta.json", "alice/~lock.csv", "alice/.DS_Store"]
+REFUSED = {
+    "alice/.hidden.csv": "a hidden file",
+    "top.csv": "not inside a contributor folder",
+    "a/b/c.csv": "inside a folder of a contributor folder",
+    "eve/evil\u202egpj.csv": "control or invisible characters (U+202E)",
+    "eve/\x1b[31mred.csv": "control or invisible characters (U+001B)",  # a terminal escape
+}
 
 
 @pytest.fixture
@@ -40,18 +50,41 @@ def put_text(zone, tmp_path, relative_path: str, text: str) -> None:
     zone.put(source, relative_path)
 
 
+def place(zone, relative_path: str, text: str) -> None:
+    """Write into the zone directly, as a contributor's own tools would (no checks)."""
+    if isinstance(zone, LocalLandingZone):
+        path = Path(zone.root).joinpath(*relative_path.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    else:
+        boto3.client("s3", endpoint_url=zone.s3.endpoint_url).put_object(
+            Bucket=zone.bucket, Key=f"{zone.prefix}/{relative_path}", Body=text.encode()
+        )
+
+
 @pytest.mark.parametrize("flavour", ["local_zone", "s3_zone"])
-def test_lists_contributions_only_and_round_trips_bytes(flavour, request, tmp_path):
+def test_lists_contributions_only_refuses_the_rest_and_round_trips_bytes(
+    flavour, request, tmp_path
+):
     zone = request.getfixturevalue(flavour)
-    for path in [*IGNORED, "alice/batch 1.csv", "bob/b.csv"]:
+    for path in [*WAITING, *REFUSED]:
+        place(zone, path, VALID_CONTRIBUTION)
+    for path in ["alice/batch 1.csv", "bob/b.csv"]:
         put_text(zone, tmp_path, path, VALID_CONTRIBUTION)
-    files = zone.list_files()
-    assert sorted(f.relative_path for f in files) == ["alice/batch 1.csv", "bob/b.csv"]
-    alice = next(f for f in files if f.contributor == "alice")
+    listing = zone.scan()
+    assert sorted(f.relative_path for f in listing.files) == ["alice/batch 1.csv", "bob/b.csv"]
+    refused = {entry.relative_path: entry.reason for entry in listing.refused}
+    assert len(refused) == len(REFUSED)
+    for path, words in REFUSED.items():
+        shown = path.replace("\u202e", "?").replace("\x1b", "?")  # never shown as they are
+        if shown == "a/b/c.csv" and flavour == "local_zone":
+            shown = "a/b"  # a local folder inside a contributor folder is refused whole
+        assert words in refused[shown], (path, refused)
+    alice = next(f for f in listing.files if f.contributor == "alice")
     assert alice.name == "batch 1.csv" and alice.size == len(VALID_CONTRIBUTION)
     with zone.local_copy(alice.relative_path) as path:
         assert path.read_text() == VALID_CONTRIBUTION
-    bob = next(f for f in files if f.contributor == "bob")
+    bob = next(f for f in listing.files if f.contributor == "bob")
     assert zone.content_version(alice) == zone.content_version(bob)  # same bytes
 
 
@@ -60,7 +93,7 @@ def test_paths_outside_the_zone_are_refused(flavour, request, tmp_path):
     zone = request.getfixturevalue(flavour)
     source = tmp_path / "f.csv"
     source.write_text("x")
-    with pytest.raises(ValueError, match="outside the landing zone"):
+    with pytest.raises(LandingEntryRefusedError, match="refused"):
         zone.put(source, "../../etc/evil.csv")
 
 

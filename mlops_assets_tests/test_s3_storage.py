@@ -7,8 +7,8 @@ import json
 import boto3
 import pytest
 
+from mlops_assets.core.landing import contribution_key
 from mlops_assets.definitions import dataset_store
-from mlops_assets.defs.partitions import contribution_key
 from mlops_assets.defs.s3 import S3DatasetStore
 from mlops_assets.settings import Settings
 from mlops_assets_tests.conftest import VALID_CONTRIBUTION, env_for, in_process_mlops, tick_of
@@ -62,14 +62,17 @@ def test_the_pipeline_keeps_its_datasets_in_the_bucket(
         f"storage/contributions/{bob}/rejected.parquet",
         f"storage/contributions/{bob}/report.json",
     } <= set(stored)
-    integrated = [k for k in stored if k.startswith("storage/integrated/")]
-    assert len(integrated) == 1
+    # The cold-start champion's training set (iris alone) and the candidate's.
+    version = pipeline.client().get_model_version("iris-classifier", "2")
+    assert {k for k in stored if k.startswith("storage/integrated/")} == {
+        f"storage/integrated/{v.tags['data_sha256'][:16]}.parquet"
+        for v in (pipeline.client().get_model_version("iris-classifier", "1"), version)
+    }
     assert not (pipeline.home / "storage").exists()  # nothing went to local disk
 
     store = pipeline.resources()["store"]
-    frame = store.read_frame(integrated[0].removeprefix("storage/"))
+    frame = store.read_frame(store.integrated(version.tags["data_sha256"]))
     assert (frame["contribution_id"] == alice).sum() == 4
-    version = pipeline.client().get_model_version("iris-classifier", "2")
     assert json.loads(version.tags["contributions"]) == [alice]
 
     for name, value in s3_settings(pipeline.home, s3_endpoint, s3_bucket).items():
@@ -79,8 +82,9 @@ def test_the_pipeline_keeps_its_datasets_in_the_bucket(
     assert code == 0, err
     statuses = {row["landing_path"]: row["status"] for row in json.loads(out)}
     assert statuses == {"alice/a.csv": "accepted", "bob/bad.csv": "rejected"}
-    code, out, err = mlops("verify", "2")  # hashes the benchmark and training set in the bucket
-    assert code == 0, out + err
+    for number in ("1", "2"):  # hash the benchmark and training sets in the bucket
+        code, out, err = mlops("verify", number)
+        assert code == 0, out + err
 
 
 def test_a_republished_folder_replaces_the_stored_one(s3_endpoint, s3_bucket, tmp_path):

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
-from mlops_assets.defs.partitions import contribution_key
+from mlops_assets.core.landing import contribution_key
 from mlops_assets.defs.sensors import RUN_KEY_TAG, STAGE_TAG
 from mlops_assets_tests.conftest import VALID_CONTRIBUTION, tick_of
 
@@ -172,3 +172,48 @@ def test_retrain_waits_for_intake_and_ignores_rejected_contributions(pipeline):
     assert request.tags["mlops/accepted_contributions"] == good.partition_key
     # Each batch retrains once.
     assert "no contribution ingested" in retrain_tick(pipeline, retrain.cursor).skip_message
+
+
+def test_links_fifos_and_unsafe_names_are_refused_once_and_never_stop_the_tick(
+    pipeline, tmp_path, monkeypatch, capsys
+):
+    from mlops_assets_tests.conftest import in_process_mlops
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secrets.csv").write_text(VALID_CONTRIBUTION)
+    pipeline.drop("alice", "good.csv", VALID_CONTRIBUTION)
+    (pipeline.landing / "mallory").mkdir()
+    (pipeline.landing / "mallory" / "x.csv").symlink_to("/etc/passwd")
+    (pipeline.landing / "mallory" / "inside.csv").symlink_to(pipeline.landing / "alice/good.csv")
+    (pipeline.landing / "linked").symlink_to(outside)  # a contributor folder that is a link
+    os.mkfifo(pipeline.landing / "mallory" / "pipe.csv")
+    pipeline.drop("eve", "evil\u202egpj.csv", OTHER_CONTRIBUTION)
+    pipeline.instance.report_runless_asset_event(dg.AssetMaterialization("iris_dataset"))
+
+    tick = tick_of(pipeline)
+    assert requested(tick) == ["alice/good.csv"]  # the good file is taken all the same
+    reported = json.loads(tick.cursor)["reported"]
+    assert reported == [
+        "eve/evil?gpj.csv",
+        "linked",
+        "mallory/inside.csv",
+        "mallory/pipe.csv",
+        "mallory/x.csv",
+    ]
+    taken(pipeline, tick)
+    again = tick_of(pipeline, tick.cursor)
+    assert "5 refused (see `mlops contributions`)" in again.skip_reason.skip_message
+
+    mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)
+    code, out, err = mlops("contributions", "--json")
+    assert code == 0, err
+    statuses = {row["landing_path"]: (row["status"], row["decision"]) for row in json.loads(out)}
+    assert statuses["mallory/x.csv"] == (
+        "refused",
+        "never read: a symbolic link: it is never followed",
+    )
+    assert statuses["mallory/pipe.csv"][1].endswith("not a regular file (a device, FIFO or socket)")
+    assert "control or invisible characters (U+202E)" in statuses["eve/evil?gpj.csv"][1]
+    code, _, err = mlops("check", str(pipeline.landing / "mallory" / "x.csv"))
+    assert code == 2 and "is a symbolic link" in err

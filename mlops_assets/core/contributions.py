@@ -22,6 +22,7 @@ import pandas as pd
 from mlops_assets.core import pii
 from mlops_assets.core.columns import map_columns, normalise_column_name
 from mlops_assets.core.hashing import file_sha256
+from mlops_assets.core.names import safe_text
 from mlops_assets.core.readers import (
     MALFORMED,
     RAW,
@@ -29,7 +30,9 @@ from mlops_assets.core.readers import (
     RawContribution,
     open_contribution,
 )
+from mlops_assets.core.scratch import sweep_stale
 from mlops_assets.core.storage import read_json, replace_directory, write_json
+from mlops_assets.core.text_files import IntakeLimits
 from mlops_assets.core.validation import (
     REASON_COLUMN,
     REASONS,
@@ -37,7 +40,11 @@ from mlops_assets.core.validation import (
     quote,
     validated_rows_sql,
 )
-from mlops_assets.errors import ContributionUnreadableError
+from mlops_assets.errors import (
+    ContributionTooLargeError,
+    ContributionUnreadableError,
+    IntakeTimeoutError,
+)
 from mlops_assets.task import TaskSchema
 
 if TYPE_CHECKING:
@@ -121,6 +128,7 @@ def intake_contribution(
     output_dir: Path | None = None,
     sha256: str | None = None,
     earlier_contributions: tuple[Path, ...] = (),
+    limits: IntakeLimits | None = None,
 ) -> ContributionReport:
     """Decide on the contribution at ``path`` and, with ``output_dir``, write its rows there.
 
@@ -128,8 +136,10 @@ def intake_contribution(
     rejected as ``duplicate_of_reference`` and it supplies the per-class statistics outliers
     are judged by. Rows already in one of ``earlier_contributions`` (their clean Parquet
     files) are rejected as ``duplicate_of_contribution``. Raises
-    :class:`ContributionUnreadableError` when the file cannot be parsed at all; every other
-    problem is recorded row by row.
+    :class:`ContributionUnreadableError` when the file cannot be parsed at all,
+    :class:`ContributionTooLargeError` when it expands past ``limits`` and
+    :class:`IntakeTimeoutError` when the intake outlasts them; every other problem is
+    recorded row by row.
 
     The file is read once to type, validate and keep what the personal-data scan needs, and a
     second time only to copy the original values of rejected rows to the quarantine.
@@ -137,9 +147,14 @@ def intake_contribution(
     report = ContributionReport(
         contribution_id, contributor, path.name, sha256 or file_sha256(path)
     )
+    limits = limits or IntakeLimits()
     timings = report.timings
     started = time.perf_counter()
-    with open_contribution(path, task) as raw:
+    deadline = time.monotonic() + limits.timeout_seconds
+    with (
+        open_contribution(path, task, limits=limits, deadline=deadline) as raw,
+        _time_limit(raw, limits.timeout_seconds - (time.perf_counter() - started), path.name),
+    ):
         timings["read_and_count"] = round(time.perf_counter() - started, 3)
         db = raw.connection
         report.file_format = raw.file_format + (f"+{raw.compression}" if raw.compression else "")
@@ -152,19 +167,22 @@ def intake_contribution(
         with _timed(timings, "validate"):
             _decide_rows(raw, task, mapping)
         with _timed(timings, "personal_data"):
-            report.pii_found, report.pii_columns = _scan_pii(db, raw.columns)
-        if any(column in mapping for column in report.pii_columns):
+            report.pii_found, pii_columns = _scan_pii(db, raw.columns)
+        if any(column in mapping for column in pii_columns):
             # Personal data inside a mapped column: the column is dropped like any other.
-            mapping = map_columns([c for c in raw.columns if c not in report.pii_columns], task)
+            mapping = map_columns([c for c in raw.columns if c not in pii_columns], task)
             with _timed(timings, "validate"):
                 _decide_rows(raw, task, mapping)
-        report.column_mapping = mapping
-        report.dropped_columns = [c for c in raw.columns if c not in mapping]
+        # Column names are the contributor's: shown and stored shortened and made safe.
+        shown = shown_names(raw.columns)
+        report.column_mapping = {shown[c]: target for c, target in mapping.items()}
+        report.dropped_columns = [shown[c] for c in raw.columns if c not in mapping]
+        report.pii_columns = [shown[c] for c in pii_columns]
         report.missing_columns = [c for c in task.columns if c not in mapping.values()]
         if not report.missing_columns:
             with _timed(timings, "duplicates"):
                 _judge_valid_rows(db, task, earlier_contributions)
-        _redact_malformed(db, raw, report.pii_columns)
+        _redact_malformed(db, raw, pii_columns)
         _create_outcome(db, task, policy, shifted=raw.malformed_rows > 0)
         with _timed(timings, "summarise"):
             parsed = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0]
@@ -172,7 +190,7 @@ def intake_contribution(
             _summarise(db, task, report)
         report.accepted, report.decision = _decide(report, policy)
         if output_dir is not None:
-            kept = [c for c in raw.columns if c not in report.pii_columns]
+            kept = {c: shown[c] for c in raw.columns if c not in pii_columns}
             parsed_rejected = report.rows_rejected > raw.malformed_rows
             with _timed(timings, "write_outputs"):
                 _write_outputs(raw, task, kept, output_dir, policy, any_rejected=parsed_rejected)
@@ -181,11 +199,44 @@ def intake_contribution(
 
 
 @contextlib.contextmanager
+def _time_limit(raw: RawContribution, seconds: float, name: str) -> Iterator[None]:
+    """Interrupt the intake's queries once ``seconds`` have passed; the interruption becomes
+    an :class:`IntakeTimeoutError`."""
+    import threading
+
+    import duckdb
+
+    timer = threading.Timer(max(0.0, seconds), raw.connection.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise IntakeTimeoutError(
+            f"{name}: the intake took longer than its time limit", hint="raise MLOPS_INTAKE_TIMEOUT"
+        ) from None
+    finally:
+        timer.cancel()
+
+
+@contextlib.contextmanager
 def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
     """Add the seconds the block takes to ``timings[step]``: where an intake spends its time."""
     started = time.perf_counter()
     yield
     timings[step] = round(timings.get(step, 0.0) + time.perf_counter() - started, 3)
+
+
+def shown_names(columns: list[str]) -> dict[str, str]:
+    """Each column name as it may be stored and shown: control characters replaced, at most
+    ``MAX_NAME`` characters, and still distinct."""
+    shown: dict[str, str] = {}
+    for column in columns:
+        name, n = safe_text(column), 2
+        while name in shown.values():
+            name, n = f"{safe_text(column)}_{n}", n + 1
+        shown[column] = name
+    return shown
 
 
 def _text_sql(index: int) -> str:
@@ -600,7 +651,7 @@ def _decide(report: ContributionReport, policy: IntakePolicy) -> tuple[bool, str
 def _write_outputs(
     raw: RawContribution,
     task: TaskSchema,
-    kept_columns: list[str],
+    kept_columns: dict[str, str],
     output_dir: Path,
     policy: IntakePolicy,
     *,
@@ -623,7 +674,8 @@ def _write_outputs(
     # seconds), and nothing is joined or sorted after it, so the rows stay in file order.
     mask, codes = _flag_codes(policy)
     position, source = (f"p.{RANK}", "p") if not shifted else _placed("p")
-    originals = "".join(f", p.{quote(c)}" for c in kept_columns)
+    # The kept columns' original values, under their shown names.
+    originals = "".join(f", p.{quote(c)} AS {quote(name)}" for c, name in kept_columns.items())
     malformed = f"""
         UNION ALL BY NAME
         SELECT {ROW_INDEX}, 'malformed_row' AS {REASON_COLUMN}, line_number, original_text
@@ -650,15 +702,22 @@ def _write_outputs(
 
 
 def unreadable_report(
-    path: Path, error: ContributionUnreadableError, *, contribution_id: str, contributor: str
+    path: Path,
+    error: ContributionUnreadableError | ContributionTooLargeError,
+    *,
+    contribution_id: str,
+    contributor: str,
+    sha256: str | None = None,
 ) -> ContributionReport:
-    """The report of a file that could not be parsed: nothing read, rejected with the reason."""
+    """The report of a file that could not be read (unparseable, or expanding past the
+    limits): nothing kept, rejected with the reason."""
+    reason = getattr(error, "reason", error.code)
     return ContributionReport(
         contribution_id=contribution_id,
         contributor=contributor,
         file_name=path.name,
-        sha256=file_sha256(path),
-        rejection_reasons={error.code: 1},
+        sha256=sha256 or file_sha256(path),
+        rejection_reasons={reason: 1},
         decision=f"rejected: {error.message}",
     )
 
@@ -673,15 +732,19 @@ def process_contribution(
     contributor: str,
     policy: IntakePolicy,
     landing_path: str,
+    limits: IntakeLimits | None = None,
+    sha256: str | None = None,
 ) -> ContributionReport:
     """Intake ``path`` into ``contributions_root/<contribution_id>/`` and return its report.
 
     The same bytes already submitted as another contribution are recognised by their sha256
-    and recorded as a duplicate submission without being processed again. Outputs are written
-    to a staging directory and swapped in whole, so a failure never leaves a half-written
-    contribution behind, and ``report.json`` is always present in the result.
+    (computed here unless given) and recorded as a duplicate submission without being
+    processed again. Outputs are written to a staging directory and swapped in whole, so a
+    failure never leaves a half-written contribution behind, and ``report.json`` is always
+    present in the result. Scratch folders a killed intake left behind are removed first.
     """
-    sha256 = file_sha256(path)
+    sweep_stale()
+    sha256 = sha256 or file_sha256(path)
     reports = contribution_reports(contributions_root, exclude=contribution_id)
     earlier = find_contribution_by_sha256(reports, sha256)
     staging = contributions_root / f".{contribution_id}.staging-{uuid.uuid4().hex[:8]}"
@@ -709,10 +772,15 @@ def process_contribution(
                     output_dir=staging,
                     sha256=sha256,
                     earlier_contributions=accepted_clean_files(reports),
+                    limits=limits,
                 )
-            except ContributionUnreadableError as exc:
+            except (ContributionUnreadableError, ContributionTooLargeError) as exc:
                 report = unreadable_report(
-                    path, exc, contribution_id=contribution_id, contributor=contributor
+                    path,
+                    exc,
+                    contribution_id=contribution_id,
+                    contributor=contributor,
+                    sha256=sha256,
                 )
         write_json({**report.to_dict(), "landing_path": landing_path}, staging / "report.json")
         replace_directory(staging, contributions_root / contribution_id)
@@ -756,9 +824,11 @@ def contribution_overview(
     reports: list[dict[str, Any]],
     landed: list[dict[str, str]],
     trained_on: dict[str, list[str]],
+    refused: list[tuple[str, str]] = (),  # type: ignore[assignment]
 ) -> list[dict[str, Any]]:
     """One row per contribution, from the system's own records: its status (``accepted``,
-    ``rejected``, ``duplicate``, or ``pending`` for a landed file without a report yet),
+    ``rejected``, ``duplicate``, ``pending`` for a landed file without a report yet, or
+    ``refused`` for an entry of the landing zone that is never read, with the reason),
     reasons, quality score, rows accepted and the model versions trained on it.
 
     ``landed`` holds ``contribution_id``, ``contributor``, ``landing_path`` and ``sha256`` of
@@ -802,6 +872,21 @@ def contribution_overview(
                 "decision": f"same bytes as {earlier}, not taken again"
                 if earlier
                 else "waiting for the landing-zone sensor",
+                "reasons": {},
+                "quality_score": None,
+                "rows_in": None,
+                "rows_accepted": 0,
+                "model_versions": [],
+            }
+        )
+    for relative_path, reason in refused:
+        rows.append(
+            {
+                "contribution_id": None,
+                "contributor": relative_path.split("/")[0] if "/" in relative_path else None,
+                "landing_path": relative_path,
+                "status": "refused",
+                "decision": f"never read: {reason}",
                 "reasons": {},
                 "quality_score": None,
                 "rows_in": None,

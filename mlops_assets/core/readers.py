@@ -13,7 +13,6 @@ the parsed and the malformed records together are every record the independent c
 import contextlib
 import csv
 import re
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlops_assets.core.columns import map_columns
+from mlops_assets.core.names import without_paths
+from mlops_assets.core.scratch import scratch
 from mlops_assets.core.text_files import (
     Dialect,
-    ScanLimits,
+    IntakeLimits,
     copy_capped,
     record_positions,
     scan_text,
@@ -210,18 +211,20 @@ def open_contribution(
     task: TaskSchema,
     *,
     memory_limit: str = "1GB",
-    limits: ScanLimits | None = None,
+    limits: IntakeLimits | None = None,
+    deadline: float | None = None,
 ) -> Iterator[RawContribution]:
     """Open ``path`` as the view ``raw`` (every column as text) in a fresh DuckDB database.
 
     Raises :class:`ContributionUnreadableError` for an unknown format, an empty file, text
-    that is not UTF-8, or a header DuckDB cannot parse as the format the name says; errors
-    further into the file surface from :meth:`RawContribution.scan`.
+    that is not UTF-8, or a header DuckDB cannot parse as the format the name says (errors
+    further into the file surface from :meth:`RawContribution.scan`);
+    :class:`ContributionTooLargeError` when it expands past ``limits``.
     """
     import duckdb
 
     file_format, compression = detect_format(path.name)
-    limits = limits or ScanLimits()
+    limits = limits or IntakeLimits()
     with contextlib.ExitStack() as stack:
         if compression == "zip":
             path = stack.enter_context(_unzipped(path, limits))
@@ -244,10 +247,11 @@ def open_contribution(
                     compression=compression,
                     preferred_delimiter="\t" if file_format == "tsv" else None,
                     limits=limits,
+                    deadline=deadline,
                 )
             )
         # A database file rather than memory: tables larger than the memory limit live on disk.
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlops-duckdb-")))
+        workdir = stack.enter_context(scratch("duckdb"))
         connection = stack.enter_context(duckdb.connect(str(workdir / "intake.duckdb")))
         for setting in (
             f"SET memory_limit = '{memory_limit}'",
@@ -355,16 +359,16 @@ def _source_sql(path: Path, file_format: str, compression: str | None) -> str:
 
 
 @contextlib.contextmanager
-def _unzipped(path: Path, limits: ScanLimits) -> Iterator[Path]:
+def _unzipped(path: Path, limits: IntakeLimits) -> Iterator[Path]:
     """The single data file inside a zip archive, extracted (streamed, size-capped) to a
-    temporary folder that is removed however the intake ends."""
+    scratch folder that is removed however the intake ends."""
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
         raise ContributionUnreadableError(
             f"{path.name}: not a valid zip archive", hint="re-create the archive"
         ) from None
-    with archive, tempfile.TemporaryDirectory(prefix="mlops-unzip-") as tmp:
+    with archive, scratch("unzip") as folder:
         members = [
             m
             for m in archive.infolist()
@@ -375,11 +379,26 @@ def _unzipped(path: Path, limits: ScanLimits) -> Iterator[Path]:
                 f"{path.name}: a zip must hold exactly one data file, found {len(members)}",
                 hint="submit one file per archive",
             )
-        target = Path(tmp) / Path(members[0].filename).name  # never the member's directories
-        limit = min(limits.max_bytes, int(max(path.stat().st_size, 1) * limits.max_ratio) + 2**20)
+        member = members[0]
+        declared = member.file_size / max(1, member.compress_size)
+        if declared > limits.max_ratio or member.file_size > limits.max_bytes:
+            raise limits.too_large(
+                path.name, f"its member says it expands to {member.file_size} bytes"
+            )
+        # The member's header can lie: the bytes are counted as they come out as well.
+        limit = min(limits.max_bytes, int(max(1, member.compress_size) * limits.max_ratio))
+        copied = 0
+
+        def budget(size: int) -> None:
+            nonlocal copied
+            copied += size
+            if copied > limit:
+                raise limits.too_large(path.name, f"more than {limit} bytes when decompressed")
+
+        target = folder / Path(member.filename).name  # never the member's directories
         try:
-            with archive.open(members[0]) as source:
-                copy_capped(source, target, limit)
+            with archive.open(member) as source:
+                copy_capped(source, target, budget)
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
             raise ContributionUnreadableError(
                 f"{path.name}: the archive is damaged ({exc})", hint="re-create the archive"
@@ -397,7 +416,7 @@ def _literal(text: str) -> str:
 
 def _first_line(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return " ".join(lines[:2])[:300]
+    return without_paths(" ".join(lines[:2]))[:300]
 
 
 def _hint_for(exc: Exception, file_format: str) -> str:

@@ -15,10 +15,10 @@ import csv
 import gzip
 import io
 import re
-import tempfile
+import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -26,7 +26,12 @@ from typing import BinaryIO
 import numpy as np
 
 from mlops_assets.core.columns import map_columns
-from mlops_assets.errors import ContributionUnreadableError
+from mlops_assets.core.scratch import scratch
+from mlops_assets.errors import (
+    ContributionTooLargeError,
+    ContributionUnreadableError,
+    IntakeTimeoutError,
+)
 from mlops_assets.task import TaskSchema
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -86,21 +91,61 @@ class TextScan:
     sample_lines: list[str] = field(default_factory=list, repr=False)
 
 
-class DecompressionLimitError(Exception):
-    """The input expands beyond what one contribution may take."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__(f"more than {limit} bytes when decompressed")
-
-
 @dataclass(frozen=True)
-class ScanLimits:
-    """Bounds on one contribution's decompressed size: absolute, and as a multiple of the
-    compressed size (a small archive that expands a thousandfold is a bomb, not data)."""
+class IntakeLimits:
+    """What one contribution may cost: its size decompressed, absolute and as a multiple of
+    its compressed size (a small archive that expands a thousandfold is a bomb, not data),
+    and the intake's time."""
 
     max_bytes: int = 20 * 10**9
-    max_ratio: float = 1000.0
+    max_ratio: float = 250.0
+    timeout_seconds: float = 3600.0
+
+    def too_large(self, name: str, detail: str) -> ContributionTooLargeError:
+        return ContributionTooLargeError(
+            f"{name}: {detail}; it is refused unread",
+            hint="submit the data uncompressed or split into smaller files "
+            "(limits: MLOPS_MAX_DECOMPRESSED_BYTES, MLOPS_MAX_COMPRESSION_RATIO)",
+        )
+
+
+# Decompressed bytes after which the compression ratio is checked (headers skew it before).
+RATIO_CHECK_AFTER = 64 * 2**20
+
+
+class _Budget:
+    """Counts decompressed bytes as they stream, and stops at the limits or the deadline."""
+
+    def __init__(
+        self,
+        limits: IntakeLimits,
+        name: str,
+        *,
+        compressed_position: Callable[[], int] | None,
+        deadline: float | None,
+    ) -> None:
+        self.limits, self.name = limits, name
+        self.compressed_position, self.deadline = compressed_position, deadline
+        self.total = 0
+
+    def add(self, size: int) -> None:
+        self.total += size
+        if self.total > self.limits.max_bytes:
+            raise self.limits.too_large(
+                self.name, f"more than {self.limits.max_bytes} bytes when decompressed"
+            )
+        if self.compressed_position is not None and self.total > RATIO_CHECK_AFTER:
+            ratio = self.total / max(1, self.compressed_position())
+            if ratio > self.limits.max_ratio:
+                raise self.limits.too_large(
+                    self.name,
+                    f"expands {ratio:.0f} times (more than {self.limits.max_ratio:.0f})",
+                )
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise IntakeTimeoutError(
+                f"{self.name}: the intake took longer than {self.limits.timeout_seconds:.0f} s",
+                hint="split the file, or raise MLOPS_INTAKE_TIMEOUT",
+            )
 
 
 @contextlib.contextmanager
@@ -110,21 +155,29 @@ def scan_text(
     *,
     compression: str | None,
     preferred_delimiter: str | None = None,
-    limits: ScanLimits | None = None,
+    limits: IntakeLimits | None = None,
+    deadline: float | None = None,
 ) -> Iterator[TextScan]:
     """Stream ``path`` once: check it is text, sniff its dialect, count its records.
 
     Raises :class:`ContributionUnreadableError` for bytes that are not UTF-8 (naming the byte
     offset and line), an empty file, or a first line that is data of the wrong shape for
-    the task (a hint says to add a header); :class:`DecompressionLimitError` past ``limits``.
+    the task (a hint says to add a header); :class:`ContributionTooLargeError` past
+    ``limits``, :class:`IntakeTimeoutError` past ``deadline`` (``time.monotonic()``).
     """
-    limits = limits or ScanLimits()
+    limits = limits or IntakeLimits()
     with contextlib.ExitStack() as stack:
-        raw = stack.enter_context(_open_stream(path, compression))
+        file = stack.enter_context(path.open("rb"))
+        raw = stack.enter_context(_open_stream(file, compression, path.name))
         head = raw.read(4)
         utf16 = head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
         chunks = _utf8_chunks(raw, head, utf16=utf16, name=path.name)
-        budget = _Budget(limits, compressed=path.stat().st_size, compressed_input=bool(compression))
+        budget = _Budget(
+            limits,
+            path.name,
+            compressed_position=file.tell if compression else None,
+            deadline=deadline,
+        )
         sample = b""
         for chunk in chunks:
             budget.add(len(chunk))
@@ -136,8 +189,10 @@ def scan_text(
                 f"{path.name}: the file is empty", hint="submit a file with a header and rows"
             )
         bom = sample.startswith(codecs.BOM_UTF8)
-        text_sample = sample[:SAMPLE_BYTES].decode("utf-8", errors="replace")
-        whole = len(sample) < SAMPLE_BYTES
+        # At least the header and a record whole, however long the header is.
+        cut = max(SAMPLE_BYTES, _after_lines(sample, 2))
+        text_sample = sample[:cut].decode("utf-8", errors="replace")
+        whole = len(sample) <= cut
         lines = _complete_lines(text_sample.removeprefix("\ufeff"), whole=whole)
         dialect = sniff(lines, task, preferred=preferred_delimiter, file_name=path.name)
         # DuckDB loses every record after a header holding a line break when lines end in
@@ -146,7 +201,7 @@ def scan_text(
         # Anything the parser cannot read in place is written out as plain UTF-8.
         target, sink = path, None
         if compression is not None or utf16 or header_end:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlops-text-")))
+            folder = stack.enter_context(scratch("text"))
             target = folder / path.name.removesuffix(".gz")
             sink = stack.enter_context(target.open("wb"))
         counter = _RecordCounter(dialect.delimiter, skip_bom=bom)
@@ -176,6 +231,16 @@ def scan_text(
         )
 
 
+def _after_lines(data: bytes, lines: int) -> int:
+    """The offset just after the ``lines``-th line break of ``data`` (its length if fewer)."""
+    position = -1
+    for _ in range(lines):
+        position = data.find(b"\n", position + 1)
+        if position == -1:
+            return len(data)
+    return position + 1
+
+
 def _multiline_header_end(sample: bytes) -> int:
     """Where the first record ends (after its line break) when it spans several lines, else
     0: the first line break outside quotes, if it is not the first line break."""
@@ -195,27 +260,13 @@ def _one_line(header: bytes) -> bytes:
     return inside.replace(b"\r\n", b" ").replace(b"\n", b" ") + terminator
 
 
-class _Budget:
-    def __init__(self, limits: ScanLimits, *, compressed: int, compressed_input: bool) -> None:
-        self.limit = limits.max_bytes
-        if compressed_input:
-            self.limit = min(self.limit, int(max(compressed, 1) * limits.max_ratio) + 2**20)
-        self.total = 0
-
-    def add(self, size: int) -> None:
-        self.total += size
-        if self.total > self.limit:
-            raise DecompressionLimitError(self.limit)
-
-
 @contextlib.contextmanager
-def _open_stream(path: Path, compression: str | None) -> Iterator[BinaryIO]:
+def _open_stream(file: BinaryIO, compression: str | None, name: str) -> Iterator[BinaryIO]:
     if compression == "gzip":
-        with gzip.open(path, "rb") as stream:
-            yield _GzipErrors(stream, path.name)  # type: ignore[misc]
+        with gzip.GzipFile(fileobj=file, mode="rb") as stream:
+            yield _GzipErrors(stream, name)  # type: ignore[misc]
         return
-    with path.open("rb") as stream:
-        yield stream
+    yield file
 
 
 class _GzipErrors:
@@ -304,6 +355,7 @@ def _complete_lines(text: str, *, whole: bool) -> list[str]:
 
 
 def _fields(lines: list[str], delimiter: str) -> list[list[str]]:
+    csv.field_size_limit(2**31 - 1)  # long free-text fields and headers are data too
     reader = csv.reader(
         io.StringIO("\n".join(lines[: SNIFF_RECORDS + 1])),
         delimiter=delimiter,
@@ -500,8 +552,8 @@ def exact_record_count(path: Path, delimiter: str) -> int:
     """Records by Python's csv module, which reads a stray quote inside a field as text, as
     the parser does: slower, for the files the fast count cannot take."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, quotechar=QUOTE, strict=False)
         csv.field_size_limit(2**31 - 1)
+        reader = csv.reader(handle, delimiter=delimiter, quotechar=QUOTE, strict=False)
         return sum(1 for row in reader if row)
 
 
@@ -512,8 +564,8 @@ def record_positions(path: Path, delimiter: str, lines: list[int]) -> dict[int, 
     wanted = sorted(set(lines))
     positions: dict[int, int] = {}
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, quotechar=QUOTE, strict=False)
         csv.field_size_limit(2**31 - 1)
+        reader = csv.reader(handle, delimiter=delimiter, quotechar=QUOTE, strict=False)
         record = -1
         for line, row in enumerate(reader, start=1):
             if row:
@@ -525,14 +577,13 @@ def record_positions(path: Path, delimiter: str, lines: list[int]) -> dict[int, 
     return positions
 
 
-def copy_capped(source: BinaryIO, target: Path, limit: int) -> int:
-    """Copy ``source`` to ``target``, stopping with :class:`DecompressionLimitError` past
-    ``limit`` bytes; returns the bytes copied."""
+def copy_capped(source: BinaryIO, target: Path, budget: Callable[[int], None]) -> int:
+    """Copy ``source`` to ``target``, each block counted by ``budget`` (which raises to stop);
+    returns the bytes copied."""
     copied = 0
     with target.open("wb") as sink:
         while block := source.read(1 << 20):
             copied += len(block)
-            if copied > limit:
-                raise DecompressionLimitError(limit)
+            budget(len(block))
             sink.write(block)
     return copied

@@ -5,14 +5,20 @@ this code location, and most of them need neither.
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from mlops_assets.defs.partitions import contribution_key, contributions_partitions
+from mlops_assets.core.landing import contribution_key
+from mlops_assets.defs.partitions import contributions_partitions
 from mlops_assets.defs.resources import DatasetStore, LandingZone
 from mlops_assets.errors import UpstreamMissingError
 from mlops_assets.settings import current_settings
 from mlops_assets.task import TASK
+
+if TYPE_CHECKING:
+    from mlops_assets.core.contributions import IntakePolicy
+    from mlops_assets.core.text_files import IntakeLimits
 
 # Intake and integration read the reports and the accepted rows of earlier contributions;
 # rejected rows stay in storage for people, unread by the pipeline.
@@ -34,6 +40,30 @@ class ContributionConfig(dg.Config):
     min_quality: float = _settings.min_quality
     min_rows: int = _settings.min_rows
     keep_outliers: bool = _settings.keep_outliers
+    # What one contribution may cost (MLOPS_MAX_DECOMPRESSED_BYTES, ..._COMPRESSION_RATIO,
+    # MLOPS_INTAKE_TIMEOUT).
+    max_decompressed_bytes: int = _settings.max_decompressed_bytes
+    max_compression_ratio: float = _settings.max_compression_ratio
+    timeout_seconds: float = _settings.intake_timeout
+
+    def policy(self) -> "IntakePolicy":
+        from mlops_assets.core.contributions import IntakePolicy
+
+        return IntakePolicy(
+            min_valid_share=self.min_valid_share,
+            min_quality=self.min_quality,
+            min_rows=self.min_rows,
+            keep_outliers=self.keep_outliers,
+        )
+
+    def limits(self) -> "IntakeLimits":
+        from mlops_assets.core.text_files import IntakeLimits
+
+        return IntakeLimits(
+            max_bytes=self.max_decompressed_bytes,
+            max_ratio=self.max_compression_ratio,
+            timeout_seconds=self.timeout_seconds,
+        )
 
 
 class IntegrationConfig(dg.Config):
@@ -125,7 +155,7 @@ def contributed_data(
     """
     import pandas as pd
 
-    from mlops_assets.core.contributions import IntakePolicy, process_contribution
+    from mlops_assets.core.contributions import process_contribution
 
     contribution_id = context.partition_key
     landing_file = next(
@@ -155,7 +185,8 @@ def contributed_data(
             contributions_root=contributions_root,
             contribution_id=contribution_id,
             contributor=landing_file.contributor,
-            policy=IntakePolicy(**config.model_dump()),
+            policy=config.policy(),
+            limits=config.limits(),
             landing_path=landing_file.relative_path,
         )
     store.publish(store.contribution(contribution_id))

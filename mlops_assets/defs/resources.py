@@ -7,16 +7,25 @@ imports this code location, and most steps never touch MLflow.
 import contextlib
 import os
 import shutil
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.core.landing import (
+    LandingFile,
+    Listing,
+    RefusedEntry,
+    entry_problem,
+    is_waiting,
+    refused,
+)
+from mlops_assets.core.names import safe_text
 from mlops_assets.settings import apply_process_defaults
 
 if TYPE_CHECKING:
@@ -90,28 +99,6 @@ class DatasetStore(dg.ConfigurableResource):
         self.publish(key)
 
 
-@dataclass(frozen=True)
-class LandingFile:
-    """A file in the landing zone: ``<landing>/<contributor>/<name>``."""
-
-    relative_path: str
-    contributor: str
-    name: str
-    size: int
-    mtime: float
-    etag: str | None = None  # S3 lists it for free; a local folder has none
-
-
-# Names of files still being written or that are not contributions.
-_IGNORED_PREFIXES = (".", "~")
-_IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".meta.json")
-
-
-def is_contribution_name(name: str) -> bool:
-    """False for hidden, temporary and sidecar (``.meta.json``) files."""
-    return not name.startswith(_IGNORED_PREFIXES) and not name.endswith(_IGNORED_SUFFIXES)
-
-
 class LandingZone(dg.ConfigurableResource, ABC):
     """Where contributors drop files, as ``<contributor>/<file>``: a local folder or S3."""
 
@@ -125,9 +112,14 @@ class LandingZone(dg.ConfigurableResource, ABC):
         """Where the zone is, for messages (never with credentials)."""
 
     @abstractmethod
+    def scan(self) -> Listing:
+        """Every candidate contribution, oldest first, and every entry that is refused with
+        the reason (symbolic links, devices, FIFOs, paths outside the zone or not at
+        ``<contributor>/<file>``, unsafe names); files still being written and sidecars are
+        left out of both."""
+
     def list_files(self) -> list[LandingFile]:
-        """Every candidate contribution, oldest first; hidden, temporary and sidecar files
-        and anything not at ``<contributor>/<file>`` are left out."""
+        return self.scan().files
 
     @abstractmethod
     def content_version(self, file: LandingFile) -> str:
@@ -146,7 +138,8 @@ class LandingZone(dg.ConfigurableResource, ABC):
 
 
 class LocalLandingZone(LandingZone):
-    """A landing zone in a local folder."""
+    """A landing zone in a local folder. Only regular files are read: a symbolic link (to a
+    file or a folder), a device or a FIFO is refused, never followed."""
 
     root: str
 
@@ -154,31 +147,80 @@ class LocalLandingZone(LandingZone):
     def location(self) -> str:
         return self.root
 
-    def list_files(self) -> list[LandingFile]:
+    def scan(self) -> Listing:
         root = Path(self.root)
         if not root.is_dir():
-            return []
-        files = []
-        for path in root.glob("*/*"):
-            if not path.is_file() or not is_contribution_name(path.name):
+            return Listing()
+        files: list[LandingFile] = []
+        refusals: list[RefusedEntry] = []
+        for top in os.scandir(root):
+            if is_waiting(top.name):
                 continue
-            stat = path.stat()
+            if top.is_symlink():
+                refusals.append(refused(top.name, "a symbolic link: it is never followed"))
+            elif not top.is_dir(follow_symlinks=False):
+                problem = entry_problem([top.name]) if top.is_file(follow_symlinks=False) else None
+                refusals.append(refused(top.name, problem or "not a regular file or folder"))
+            elif problem := entry_problem([top.name, "file"]):
+                refusals.append(refused(f"{top.name}/", problem))
+            else:
+                self._scan_folder(top, files, refusals)
+        return Listing(
+            sorted(files, key=lambda f: (f.mtime, f.relative_path)),
+            sorted(refusals, key=lambda r: r.relative_path),
+        )
+
+    @staticmethod
+    def _scan_folder(
+        folder: os.DirEntry, files: list[LandingFile], refusals: list[RefusedEntry]
+    ) -> None:
+        for entry in os.scandir(folder.path):
+            relative = f"{folder.name}/{entry.name}"
+            if is_waiting(entry.name):
+                continue
+            if entry.is_symlink():
+                refusals.append(refused(relative, "a symbolic link: it is never followed"))
+                continue
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                problem = entry_problem([folder.name, entry.name, "file"])
+            elif not stat.S_ISREG(info.st_mode):
+                problem = "not a regular file (a device, FIFO or socket)"
+            else:
+                problem = entry_problem([folder.name, entry.name])
+            if problem:
+                refusals.append(refused(relative, problem))
+                continue
             files.append(
                 LandingFile(
-                    relative_path=path.relative_to(root).as_posix(),
-                    contributor=path.parent.name,
-                    name=path.name,
-                    size=stat.st_size,
-                    mtime=stat.st_mtime,
+                    relative_path=relative,
+                    contributor=folder.name,
+                    name=entry.name,
+                    size=info.st_size,
+                    mtime=info.st_mtime,
                 )
             )
-        return sorted(files, key=lambda f: (f.mtime, f.relative_path))
 
     def _path(self, relative_path: str) -> Path:
+        """The file at ``relative_path``, refused unless it is a regular file inside the zone
+        reached without a symbolic link."""
+        from mlops_assets.errors import LandingEntryRefusedError
+
         root = Path(self.root).resolve()
-        path = (root / relative_path).resolve()
-        if root not in path.parents:
-            raise ValueError(f"{relative_path!r} is outside the landing zone")
+        parts = relative_path.split("/")
+        path = root.joinpath(*parts)
+        problem = entry_problem(parts)
+        if problem is None and (path.is_symlink() or path.parent.is_symlink()):
+            problem = "a symbolic link: it is never followed"
+        if problem is None and not path.resolve().is_relative_to(root):
+            problem = "outside the landing zone"
+        if problem is None and path.exists() and not path.is_file():
+            problem = "not a regular file"
+        if problem:
+            raise LandingEntryRefusedError(
+                f"{safe_text(relative_path, limit=200)} in the landing zone is refused: {problem}",
+                hint="put a regular file at <contributor>/<file>",
+            )
         return path
 
     def content_version(self, file: LandingFile) -> str:

@@ -20,12 +20,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
-from mlops_assets.defs.resources import (
-    DatasetStore,
+from mlops_assets.core.landing import (
     LandingFile,
-    LandingZone,
-    is_contribution_name,
+    Listing,
+    RefusedEntry,
+    entry_problem,
+    is_waiting,
+    refused,
 )
+from mlops_assets.core.names import safe_text
+from mlops_assets.defs.resources import DatasetStore, LandingZone
 from mlops_assets.errors import StorageUnavailableError
 
 
@@ -67,6 +71,14 @@ def _client(resource: "S3LandingZone | S3DatasetStore") -> Any:
     return resource._s3_client
 
 
+def _key_problem(relative: str) -> str | None:
+    """Why an object key (relative to the zone's prefix) is no contribution: an absolute path,
+    ``..`` segments, or anything but ``<contributor>/<file>`` with safe names."""
+    if relative.startswith("/") or ".." in relative.split("/"):
+        return "a path that leaves the landing zone"
+    return entry_problem(relative.split("/"))
+
+
 def _objects(client, bucket: str, prefix: str) -> Iterator[dict]:
     """Every object under ``prefix``: the paginator follows continuation tokens, so prefixes
     past 1,000 keys are listed whole."""
@@ -89,30 +101,42 @@ class S3LandingZone(LandingZone):
         return f"s3://{self.bucket}/{self.prefix}"
 
     def _key(self, relative_path: str) -> str:
-        if ".." in relative_path.split("/") or relative_path.startswith("/"):
-            raise ValueError(f"{relative_path!r} is outside the landing zone")
+        from mlops_assets.errors import LandingEntryRefusedError
+
+        if problem := _key_problem(relative_path):
+            raise LandingEntryRefusedError(
+                f"{safe_text(relative_path, limit=200)} in the landing zone is refused: {problem}",
+                hint="put the file at <contributor>/<file>",
+            )
         return f"{self.prefix.strip('/')}/{relative_path}".lstrip("/")
 
-    def list_files(self) -> list[LandingFile]:
+    def scan(self) -> Listing:
         prefix = f"{self.prefix.strip('/')}/".lstrip("/")
-        files = []
+        files: list[LandingFile] = []
+        refusals: list[RefusedEntry] = []
         with storage_errors(self.location):
             for item in _objects(_client(self), self.bucket, prefix):
                 relative = item["Key"][len(prefix) :]
-                parts = relative.split("/")
-                if len(parts) != 2 or not parts[0] or not is_contribution_name(parts[1]):
+                if is_waiting(relative.rsplit("/", 1)[-1]):
                     continue
+                if problem := _key_problem(relative):
+                    refusals.append(refused(relative, problem))
+                    continue
+                contributor, name = relative.split("/")
                 files.append(
                     LandingFile(
                         relative_path=relative,
-                        contributor=parts[0],
-                        name=parts[1],
+                        contributor=contributor,
+                        name=name,
                         size=item["Size"],
                         mtime=item["LastModified"].timestamp(),
                         etag=item["ETag"].strip('"'),
                     )
                 )
-        return sorted(files, key=lambda f: (f.mtime, f.relative_path))
+        return Listing(
+            sorted(files, key=lambda f: (f.mtime, f.relative_path)),
+            sorted(refusals, key=lambda r: r.relative_path),
+        )
 
     def content_version(self, file: LandingFile) -> str:
         # The ETag is the MD5 of the bytes for single-part uploads (and derived from them for

@@ -9,22 +9,20 @@ ends MLflow runs a dead process left open; ``webhook_redelivery_sensor`` resends
 events a receiver missed.
 """
 
-import json
 import time
 
 import dagster as dg
 
+from mlops_assets.core.landing import TickCursor, plan_tick
+from mlops_assets.core.names import safe_text
 from mlops_assets.defs.data_assets import contributed_data, integrated_dataset, iris_dataset
 from mlops_assets.defs.model_assets import baseline_model, registered_model_version, trained_model
-from mlops_assets.defs.partitions import contribution_key, contributions_partitions
-from mlops_assets.defs.resources import LandingFile, LandingZone, ModelRegistry, Webhooks
+from mlops_assets.defs.partitions import contributions_partitions
+from mlops_assets.defs.resources import LandingZone, ModelRegistry, Webhooks
 from mlops_assets.settings import current_settings
 
 _settings = current_settings()
 
-# A local file whose modification time is at least this old is complete; a younger one is
-# taken once a second tick sees the same size and time (it may still be being written).
-SETTLE_SECONDS = 2.0
 STAGE_TAG = "mlops/stage"  # "ingest" or "retrain": what the sensors wait for
 RUN_KEY_TAG = "dagster/run_key"
 UNFINISHED = [
@@ -33,10 +31,6 @@ UNFINISHED = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
-
-
-def _stamp(file: LandingFile) -> list[float]:
-    return [file.size, file.mtime]
 
 
 ingest_job = dg.define_asset_job(
@@ -56,65 +50,48 @@ def contribution_sensor(
     context: dg.SensorEvaluationContext, landing: LandingZone
 ) -> dg.SensorResult | dg.SkipReason:
     """Register each new, complete landing-zone file as a ``contributions`` partition and
-    request its intake run in the same tick.
+    request its intake run in the same tick (see ``plan_tick``).
 
     A file is new when its partition does not exist yet: Dagster's own partition list is the
-    record of what was taken, so no timestamp can make the sensor skip a file (a file copied
-    with an old modification time, or sharing one with another). The cursor only holds files
-    on probation: ``pending`` ones seen once while possibly still being written, and
-    ``resubmitted`` ones whose bytes an earlier run already took under another name (the run
-    key is the content version, so the same bytes never launch a second run).
+    record of what was taken, so no timestamp can make the sensor skip a file. The run key is
+    the content version, so the same bytes never launch a second run. Refused entries
+    (symbolic links, devices, unsafe names) are logged once and never read.
     """
     if context.instance.get_latest_materialization_event(iris_dataset.key) is None:
         # Contributions are judged against the iris data; the automation sensor builds it.
         return dg.SkipReason("waiting for iris_dataset: contributions are judged against it")
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    pending, resubmitted = cursor.get("pending", {}), cursor.get("resubmitted", {})
-    known = set(context.instance.get_dynamic_partitions(contributions_partitions.name))
-    now = time.time()
-    next_pending, next_resubmitted, requests = {}, {}, []
-    versions_this_tick: set[str] = set()
-    for file in landing.list_files():
-        key = contribution_key(file.relative_path)
-        if key in known:
-            continue
-        stamp = _stamp(file)
-        if resubmitted.get(file.relative_path) == stamp:
-            next_resubmitted[file.relative_path] = stamp
-            continue
-        complete = (
-            landing.writes_are_atomic
-            or now - file.mtime >= SETTLE_SECONDS
-            or pending.get(file.relative_path) == stamp
+    plan = plan_tick(
+        landing.scan(),
+        known=set(context.instance.get_dynamic_partitions(contributions_partitions.name)),
+        cursor=TickCursor.parse(context.cursor),
+        now=time.time(),
+        writes_are_atomic=landing.writes_are_atomic,
+        content_version=landing.content_version,
+        already_taken=lambda version: _already_run(context.instance, version),
+    )
+    for line in plan.news:
+        context.log.info(line)
+    requests = [
+        dg.RunRequest(
+            run_key=intake.version,
+            partition_key=intake.key,
+            tags={
+                STAGE_TAG: "ingest",
+                # Whole (the intake finds its file by it): names with control characters are
+                # refused before, and S3 keys are at most 1,024 bytes.
+                "mlops/landing_path": safe_text(intake.file.relative_path, limit=1100),
+                "mlops/contributor": safe_text(intake.file.contributor),
+            },
         )
-        if not complete:
-            next_pending[file.relative_path] = stamp
-            continue
-        version = landing.content_version(file)
-        if version in versions_this_tick or _already_run(context.instance, version):
-            context.log.info(f"{file.relative_path}: same bytes as an earlier file, not taken")
-            next_resubmitted[file.relative_path] = stamp
-            continue
-        versions_this_tick.add(version)
-        requests.append(
-            dg.RunRequest(
-                run_key=version,
-                partition_key=key,
-                tags={
-                    STAGE_TAG: "ingest",
-                    "mlops/landing_path": file.relative_path,
-                    "mlops/contributor": file.contributor,
-                },
-            )
-        )
-    new_cursor = json.dumps({"pending": next_pending, "resubmitted": next_resubmitted})
+        for intake in plan.intakes
+    ]
     if not requests:
         reason = f"no new files in {landing.location}"
-        if next_pending:
-            reason += (
-                f"; {len(next_pending)} still being written, taken once their size stops changing"
-            )
-        return dg.SensorResult(skip_reason=reason, cursor=new_cursor)
+        if plan.waiting:
+            reason += f"; {plan.waiting} still being written, taken once their size stops changing"
+        if plan.cursor.reported:
+            reason += f"; {len(plan.cursor.reported)} refused (see `mlops contributions`)"
+        return dg.SensorResult(skip_reason=reason, cursor=plan.cursor.dump())
     context.log.info(
         "New contributions: " + ", ".join(r.tags["mlops/landing_path"] for r in requests)
     )
@@ -123,7 +100,7 @@ def contribution_sensor(
         dynamic_partitions_requests=[
             contributions_partitions.build_add_request([r.partition_key for r in requests])
         ],
-        cursor=new_cursor,
+        cursor=plan.cursor.dump(),
     )
 
 

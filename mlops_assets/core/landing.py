@@ -1,0 +1,205 @@
+"""What a landing zone holds: the files that are contributions, and the entries that are
+refused (never read) with the reason, whatever flavour of zone lists them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mlops_assets.core.names import name_problem, safe_text
+
+# Names of files still being written (taken once renamed), and sidecars that describe a file.
+IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".crdownload", ".download")
+SIDECAR_SUFFIX = ".meta.json"
+# Files operating systems leave behind: not contributions, not worth a word either.
+OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX"})
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """A file in the landing zone: ``<landing>/<contributor>/<name>``."""
+
+    relative_path: str
+    contributor: str
+    name: str
+    size: int
+    mtime: float
+    etag: str | None = None  # S3 lists it for free; a local folder has none
+
+
+@dataclass(frozen=True)
+class RefusedEntry:
+    """Something in the landing zone that is never read, and why (its path made safe to
+    show)."""
+
+    relative_path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    files: list[LandingFile] = field(default_factory=list)
+    refused: list[RefusedEntry] = field(default_factory=list)
+
+
+def is_waiting(name: str) -> bool:
+    """Files nobody needs to hear about: still being written, sidecars, OS litter, and our
+    own hidden partial copies (``.<name>.part``)."""
+    return (
+        name.endswith(IN_PROGRESS_SUFFIXES)
+        or name.endswith(SIDECAR_SUFFIX)
+        or name in OS_LITTER
+        or name.startswith("~")  # editors' and Office's lock files
+        or name.endswith("~")  # editors' backups
+    )
+
+
+def entry_problem(parts: list[str]) -> str | None:
+    """Why the entry at ``parts`` (its path in the zone, split) cannot be a contribution, or
+    None when it is ``<contributor>/<file>`` with names that are safe to use."""
+    if len(parts) == 1:
+        return "not inside a contributor folder: put it at <contributor>/<file>"
+    if len(parts) > 2:
+        return "inside a folder of a contributor folder: put it at <contributor>/<file>"
+    contributor, name = parts
+    if not contributor or not name:
+        return "an empty name"
+    if contributor.startswith("."):
+        return "inside a hidden folder (its name starts with a dot)"
+    if name.startswith("."):
+        return "a hidden file (its name starts with a dot): rename it to submit it"
+    for what, text in (("contributor folder", contributor), ("file", name)):
+        if problem := name_problem(text):
+            return f"the {what}: {problem}"
+    return None
+
+
+def refused(relative_path: str, reason: str) -> RefusedEntry:
+    return RefusedEntry(safe_text(relative_path, limit=200), reason)
+
+
+_MAX_KEY_LENGTH = 120
+
+
+def contribution_key(relative_path: str) -> str:
+    """A stable, filesystem-safe partition key for ``<contributor>/<file>``.
+
+    Characters outside ``[A-Za-z0-9._-]`` become ``_`` and a short hash of the original path
+    keeps keys unique when two names sanitize alike; the key is also used as a directory name,
+    so it can never contain a path separator or ``..``.
+    """
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", relative_path.replace("/", "--"))
+    readable = re.sub(r"\.{2,}", "_", readable).strip("._-")[:_MAX_KEY_LENGTH] or "file"
+    digest = hashlib.sha256(relative_path.encode()).hexdigest()[:8]
+    return f"{readable}-{digest}"
+
+
+# A local file whose modification time is at least this old is complete; a younger one is
+# taken once a second tick sees the same size and time (it may still be being written).
+SETTLE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class TickCursor:
+    """What one tick of the landing-zone sensor leaves for the next: files on probation,
+    ``pending`` ones seen once while possibly still being written and ``resubmitted`` ones
+    whose bytes an earlier run already took (each with its size and modification time), and
+    the refused entries already reported."""
+
+    pending: dict[str, list[float]] = field(default_factory=dict)
+    resubmitted: dict[str, list[float]] = field(default_factory=dict)
+    reported: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str | None) -> TickCursor:
+        stored = json.loads(text) if text else {}
+        return cls(
+            stored.get("pending", {}), stored.get("resubmitted", {}), stored.get("reported", [])
+        )
+
+    def dump(self) -> str:
+        return json.dumps(
+            {"pending": self.pending, "resubmitted": self.resubmitted, "reported": self.reported}
+        )
+
+
+@dataclass(frozen=True)
+class PlannedIntake:
+    file: LandingFile
+    key: str  # the partition
+    version: str  # the content version: the run key
+
+
+@dataclass(frozen=True)
+class TickPlan:
+    intakes: list[PlannedIntake]
+    cursor: TickCursor
+    # Reasons to say, each once: refused entries not reported before, files that could not
+    # be looked at this tick (they are looked at again next tick), resubmitted bytes.
+    news: list[str]
+    waiting: int  # files still being written
+
+
+def plan_tick(
+    listing: Listing,
+    *,
+    known: set[str],
+    cursor: TickCursor,
+    now: float,
+    writes_are_atomic: bool,
+    content_version: Callable[[LandingFile], str],
+    already_taken: Callable[[str], bool],
+) -> TickPlan:
+    """Which files of ``listing`` to take now: every complete file whose partition (its key)
+    is not in ``known``, once per content version (the same bytes under another name are
+    not taken again). A file that cannot be looked at is left for the next tick; it never
+    stops the others."""
+    pending: dict[str, list[float]] = {}
+    resubmitted: dict[str, list[float]] = {}
+    intakes: list[PlannedIntake] = []
+    news: list[str] = []
+    versions: set[str] = set()
+    for file in listing.files:
+        key = contribution_key(file.relative_path)
+        if key in known:
+            continue
+        stamp = [file.size, file.mtime]
+        if cursor.resubmitted.get(file.relative_path) == stamp:
+            resubmitted[file.relative_path] = stamp
+            continue
+        complete = (
+            writes_are_atomic
+            or now - file.mtime >= SETTLE_SECONDS
+            or cursor.pending.get(file.relative_path) == stamp
+        )
+        if not complete:
+            pending[file.relative_path] = stamp
+            continue
+        try:
+            version = content_version(file)
+        except Exception as exc:  # one bad entry never stops the tick
+            news.append(f"{safe_text(file.relative_path)}: not taken this tick ({exc})"[:500])
+            continue
+        if version in versions or already_taken(version):
+            news.append(
+                f"{safe_text(file.relative_path)}: same bytes as an earlier file, not taken"
+            )
+            resubmitted[file.relative_path] = stamp
+            continue
+        versions.add(version)
+        intakes.append(PlannedIntake(file, key, version))
+    refusals = {r.relative_path: r.reason for r in listing.refused}
+    news += [
+        f"{path}: refused, {reason}"
+        for path, reason in refusals.items()
+        if path not in cursor.reported
+    ]
+    return TickPlan(
+        intakes=intakes,
+        cursor=TickCursor(pending, resubmitted, sorted(refusals)),
+        news=news,
+        waiting=len(pending),
+    )
