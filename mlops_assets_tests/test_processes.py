@@ -159,7 +159,7 @@ def test_mlops_check_judges_a_file_like_the_pipeline(tmp_path):
     rejected = run_cli(["mlops", "check", str(bad), "--json"], {}, cwd=tmp_path)
     assert rejected.returncode == 1 and json.loads(rejected.stdout)["accepted"] is False
     unreadable = run_cli(["mlops", "check", str(tmp_path / "none.csv")], {}, cwd=tmp_path)
-    assert unreadable.returncode == 2 and "is not a file" in unreadable.stderr
+    assert unreadable.returncode == 2 and "is not a regular file" in unreadable.stderr
 
 
 def test_mlops_submit_places_only_accepted_files_in_the_landing_zone(home, tmp_path):

@@ -83,7 +83,7 @@ def test_production_topology_end_to_end(tmp_path: Path, s3_endpoint: str, s3_buc
         assert runs and {r.info.status for r in runs} == {"FINISHED"}
         models = topology.keys("mlflow/")
         assert any(k.endswith(".skops") for k in models), models[:20]
-        assert any(k.endswith("attestation/attestation.json") for k in models)
+        assert any(k.endswith(f"attestations/iris-classifier/v{newest}.json") for k in models)
         stored = topology.keys("storage/")
         assert {f"storage/contributions/{key}/report.json" for key in batch} <= set(stored)
         assert "storage/reference/benchmark.parquet" in stored
