@@ -359,10 +359,14 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
             return frame_sha256(store.read_frame(key)) if store.exists(key) else None
 
         def contribution_sha256(contribution: dict) -> str | None:
+            """The kept bytes when there are (the landing file may have changed since), else
+            the landing file."""
             try:
+                if snapshot := contribution.get("snapshot"):
+                    return file_sha256(store.fetch(f"{store.ORIGINALS}/{snapshot}"))
                 with landing_zone(settings).local_copy(contribution["landing_path"]) as local:
                     return file_sha256(local)
-            except (OSError, KeyError, TypeError, ValueError):
+            except (OSError, KeyError, TypeError, ValueError, MlopsError):
                 return None
 
         findings = verify(
@@ -421,7 +425,11 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     rows = [
         row
         for row in contribution_overview(
-            reports, landed, trained_on, [(r.relative_path, r.reason) for r in listing.refused]
+            reports,
+            landed,
+            trained_on,
+            [(r.relative_path, r.reason) for r in listing.refused],
+            _intake_failures(settings),
         )
         if args.contributor is None or row["contributor"] == args.contributor
     ]
@@ -431,7 +439,7 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print("no contributions yet")
     for row in rows:
-        if row["status"] in ("pending", "duplicate", "refused") and row["quality_score"] is None:
+        if row["quality_score"] is None:
             print(f"{row['landing_path']}: {row['status']}: {row['decision']}")
             continue
         versions_text = ", ".join(f"v{v}" for v in row["model_versions"]) or "none yet"
@@ -444,6 +452,44 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
         for reason, count in row["reasons"].items():
             print(f"  {count:6d} x {reason}")
     return 0
+
+
+def _intake_failures(settings: Settings) -> dict[str, str]:
+    """Landing path -> why its latest intake run failed, for intakes that are over and not
+    being retried, from the Dagster instance of the deployment (none when there is none)."""
+    import os
+
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
+    if not home.is_dir():
+        return {}
+    import dagster as dg
+
+    from mlops_assets.core.names import safe_text
+
+    latest: dict[str, dg.RunRecord] = {}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.get_run_records(dg.RunsFilter(tags={"mlops/stage": "ingest"}))
+        for record in sorted(records, key=lambda r: r.create_timestamp):
+            latest[record.dagster_run.tags.get("mlops/landing_path", "")] = record
+        failures = {}
+        for path, record in latest.items():
+            if record.dagster_run.status != dg.DagsterRunStatus.FAILURE:
+                continue
+            events = instance.all_logs(
+                record.dagster_run.run_id,
+                of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE},
+            )
+            failures[path] = safe_text(_failure_message(events), limit=300)
+    return failures
+
+
+def _failure_message(events: list) -> str:
+    for event in events:
+        data = event.dagster_event.step_failure_data if event.dagster_event else None
+        if data is not None and data.error is not None:
+            error = data.error.cause or data.error
+            return error.message.strip().splitlines()[0]
+    return next((e.message for e in events if e.message), "the run failed")
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -98,3 +98,10 @@ class IntakeTimeoutError(MlopsError):
     """An intake ran longer than ``MLOPS_INTAKE_TIMEOUT``."""
 
     code = "INTAKE_TIMEOUT"
+
+
+class IntakeFailedError(MlopsError):
+    """An intake stopped on a failure of its own (out of memory, disk full), not on the
+    contribution's content."""
+
+    code = "INTAKE_FAILED"

@@ -433,3 +433,51 @@ def test_schemathesis_finds_nothing(served, served_openly, keyed, tmp_path):
         env=child_env({"SCHEMATHESIS_TELEMETRY": "false"}),
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_a_champion_that_fails_to_load_once_is_retried_and_health_says_degraded(
+    tmp_path, empty_mlflow_db
+):
+    from urllib.parse import urlparse
+
+    with pipeline_at(tmp_path, empty_mlflow_db) as pipeline:
+        pipeline.materialize()  # v1 champion, v2 challenger
+        with Server(pipeline.home, tmp_path / "serve.log", MLOPS_API_POLL_SECONDS="1") as server:
+            wait_for(
+                lambda: server.request("GET", "/health", key=None)[0] == 200,
+                timeout=30,
+                what="v1 to be served",
+                poll=0.5,
+            )
+            client = pipeline.client()
+            v2 = client.get_model_version("iris-classifier", "2")
+            files = Path(
+                urlparse(client.get_logged_model(v2.tags["model_id"]).artifact_location).path
+            )
+            hidden = files.with_name(files.name + ".away")
+            files.rename(hidden)  # fault: the artifact cannot be downloaded for a while
+            set_champion_by_hand(
+                client, "iris-classifier", "2", actor="test", reason="retry", how="manual"
+            )
+            wait_for(
+                lambda: server.request("GET", "/model", key=None)[1].get("failed_version") == "2",
+                timeout=30,
+                what="the failed load",
+                poll=0.3,
+            )
+            status, health = server.request("GET", "/health", key=None)
+            assert status == 200 and health == {
+                "status": "degraded",
+                "name": "iris-classifier",
+                "version": "1",
+            }
+            hidden.rename(files)  # the artifact store recovers
+            wait_for(
+                lambda: server.request("GET", "/health", key=None)[1]["version"] == "2",
+                timeout=30,
+                what="v2 after a retry, without the alias moving again",
+                poll=0.3,
+            )
+            assert server.request("GET", "/health", key=None)[1]["status"] == "ok"
+            _, model = server.request("GET", "/model", key=None)
+            assert model["last_error"] is None and model["failed_version"] is None

@@ -118,27 +118,33 @@ def test_a_failing_step_ends_the_mlflow_run_as_failed(pipeline):
     assert statuses[result.run_id] == "FAILED"
 
 
-def test_a_dead_run_process_leaves_no_mlflow_run_running(pipeline):
-    # A run whose process died cannot end its MLflow run; the failure sensor does.
+def test_a_dead_run_process_leaves_no_mlflow_run_running(pipeline, monkeypatch):
+    # A run whose process died cannot end its MLflow run; the cleanup sensor does, and a tick
+    # that cannot reach MLflow is made up by the next one.
     result = failed_training_run(pipeline)
     client = pipeline.client()
     orphan = next(
         r for r in mlflow_runs(pipeline) if r.data.tags["dagster_run_id"] == result.run_id
     )
     client.update_run(orphan.info.run_id, status="RUNNING")  # as if the process was killed
+    experiment = client.get_experiment_by_name(pipeline.settings.experiment)
+    unknown = client.create_run(experiment.experiment_id, tags={"dagster_run_id": "gone"})
 
-    failure = pipeline.instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[
-        0
-    ].dagster_event
-    context = dg.build_run_status_sensor_context(
-        sensor_name=mlflow_run_cleanup_sensor.name,
-        dagster_event=failure,
-        dagster_instance=pipeline.instance,
-        dagster_run=result.dagster_run,
-        resources={"registry": pipeline.resources()["registry"]},
-    ).for_run_failure()
-    mlflow_run_cleanup_sensor(context)
+    from mlops_assets.core import registry
+
+    down = registry.end_orphaned_runs
+    monkeypatch.setattr(  # fault injection: the tracking server is unreachable for one tick
+        registry, "end_orphaned_runs", lambda *a: (_ for _ in ()).throw(ConnectionError("down"))
+    )
+    with pytest.raises(Exception, match="down"):
+        tick_of(pipeline, sensor_name=mlflow_run_cleanup_sensor.name)
+    assert client.get_run(orphan.info.run_id).info.status == "RUNNING"
+    monkeypatch.setattr(registry, "end_orphaned_runs", down)
+
+    tick = tick_of(pipeline, sensor_name=mlflow_run_cleanup_sensor.name)
+    assert "2 MLflow run(s) ended" in tick.skip_message
     assert client.get_run(orphan.info.run_id).info.status == "FAILED"
+    assert client.get_run(unknown.info.run_id).info.status == "FAILED"  # no such Dagster run
 
 
 def check_evaluation(result: dg.ExecuteInProcessResult, name: str):
@@ -431,3 +437,80 @@ def test_mlops_contributions_reads_every_status_from_the_records(
     assert code == 0 and "bob" not in out
     assert "alice/a.csv: accepted (4 rows accepted" in out
     assert "models trained on it: v2" in out
+
+
+def test_an_edited_landing_file_is_a_new_contribution_and_old_attestations_still_hold(
+    pipeline, monkeypatch, capsys
+):
+    import os
+    import time
+
+    pipeline.materialize("iris_dataset")
+    landed = pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
+    tick = tick_of(pipeline)
+    ((request),) = tick.run_requests
+    pipeline.instance.add_dynamic_partitions("contributions", [request.partition_key])
+    pipeline.materialize("contributed_data", partition_key=request.partition_key, tags=request.tags)
+    pipeline.materialize()
+    version = metadata(pipeline, "registered_model_version")["version"]
+    report = json.loads(
+        (
+            pipeline.home / "storage/contributions" / request.partition_key / "report.json"
+        ).read_text()
+    )
+    kept = pipeline.home / "storage/originals" / report["snapshot"]
+    assert kept.read_text() == VALID_CONTRIBUTION  # the bytes that were ingested
+
+    # The contributor edits the file in place after its intake.
+    landed.write_text(VALID_CONTRIBUTION.replace("5.05", "5.25"))
+    later = time.time() + 5
+    os.utime(landed, (later, later))
+    mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)
+    code, out, err = mlops("verify", version)  # hashes the kept bytes, not the edited file
+    assert code == 0, out + err
+    edited = tick_of(pipeline, tick.cursor)
+    ((new),) = edited.run_requests
+    assert new.partition_key != request.partition_key
+    assert new.tags["mlops/landing_path"] == "alice/a.csv"
+    assert tick_of(pipeline, edited.cursor).run_requests == []  # taken once
+
+
+def test_an_intake_failing_on_itself_is_typed_cleaned_up_and_shown_failed(
+    pipeline, monkeypatch, capsys
+):
+    import os
+    import tempfile
+
+    import duckdb
+
+    import mlops_assets.core.contributions as contributions
+
+    pipeline.materialize("iris_dataset")
+    pipeline.drop("alice", "wide.csv", VALID_CONTRIBUTION)
+    ((request),) = tick_of(pipeline).run_requests
+    pipeline.instance.add_dynamic_partitions("contributions", [request.partition_key])
+
+    def out_of_memory(*_):  # fault injection: what DuckDB raises on a 30,000-column file
+        raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+
+    monkeypatch.setattr(contributions, "_judge_valid_rows", out_of_memory)
+    failed = pipeline.materialize(
+        "contributed_data",
+        partition_key=request.partition_key,
+        tags=request.tags,
+        raise_on_error=False,
+    )
+    assert not failed.success
+    (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    error = failure.step_failure_data.error
+    assert "INTAKE_FAILED" in (error.cause or error).message
+    assert list(Path(tempfile.gettempdir()).glob(f"mlops-{os.getpid()}-*")) == []
+    contributions_root = pipeline.home / "storage/contributions"
+    assert not list(contributions_root.glob(f".{request.partition_key}.staging-*"))
+
+    monkeypatch.setenv("DAGSTER_HOME", pipeline.instance.root_directory)
+    mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)
+    code, out, err = mlops("contributions", "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["status"] == "failed" and "out of memory" in row["decision"].lower()

@@ -210,7 +210,8 @@ def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(hom
 
         def runs() -> list[dict]:
             data = graphql(
-                port, "{ runsOrError { ... on Runs { results { status tags { key value } } } } }"
+                port,
+                "{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }",
             )
             return [
                 {**r, "tags": {t["key"]: t["value"] for t in r["tags"]}}
@@ -232,28 +233,71 @@ def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(hom
         (landing / "rejected.csv").write_text("sepal_length,species\nabc,rose\n")
         for shift in (0, 1):
             (landing / f"batch-{shift}.csv").write_text(shifted_sample(shift / 100))
+
+        # kill -9 the worker of the batch's retrain: run monitoring marks the run FAILED,
+        # the cleanup sensor ends its MLflow run, and retrain_sensor tries again.
+        killed = wait_for(
+            lambda: kill_worker_of(tmp_path / "dagster", "retrain"),
+            timeout=240,
+            what="a retrain to kill",
+            process=dev,
+            poll=0.1,
+        )
         latest = wait_for(
             lambda: (
                 (v := version_with("challenger"))
                 and len(json.loads(v.tags["contributions"])) == 2
                 and v
             ),
-            timeout=240,
-            what="a version trained on both accepted contributions",
+            timeout=300,
+            what="a version trained on both accepted contributions, after the kill",
             process=dev,
         )
         assert int(latest.version) in (3, 4)
         every = wait_for(settled, timeout=60, what="runs to finish", process=dev)
-        assert retrains() <= 2
         for run in every:
-            if run["status"] == "FAILURE":  # only the rejected file's intake may fail
-                assert run["tags"].get("mlops/landing_path") == "alice/rejected.csv", run
+            if run["status"] == "FAILURE":  # the killed retrain, and the rejected file's intake
+                assert run["runId"] == killed or (
+                    run["tags"].get("mlops/landing_path") == "alice/rejected.csv"
+                ), run
+        assert next(r for r in every if r["runId"] == killed)["status"] == "FAILURE"
+        assert 2 <= retrains() <= 3
         assert sum(r["status"] == "SUCCESS" for r in every) >= 5  # cold start, 2 intakes, retrain
         assert any(r["tags"].get("mlops/landing_path") == "alice/rejected.csv" for r in every)
         assert not any("rejected" in c for c in json.loads(latest.tags["contributions"]))
         experiment = client.get_experiment_by_name("iris-continuous-training")
-        mlflow_statuses = {r.info.status for r in client.search_runs([experiment.experiment_id])}
-        assert mlflow_statuses == {"FINISHED"}
+        wait_for(
+            lambda: (
+                "RUNNING"
+                not in {r.info.status for r in client.search_runs([experiment.experiment_id])}
+            ),
+            timeout=90,
+            what="the killed run's MLflow run to be ended",
+            process=dev,
+        )
+        verified = run_cli(["mlops", "verify", str(latest.version)], env_for(home), tmp_path)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def kill_worker_of(dagster_home, stage: str) -> str | None:
+    """SIGKILL the worker process of a started run of ``stage`` (the pid its engine event
+    names); its run id, or None when there is no such run yet."""
+    import os
+    import signal
+
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for record in instance.get_run_records(
+            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={"mlops/stage": stage})
+        ):
+            run_id = record.dagster_run.run_id
+            for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+                pid = event.dagster_event.engine_event_data.metadata.get("pid")
+                if pid is not None:
+                    os.kill(int(pid.value), signal.SIGKILL)
+                    return run_id
+    return None
 
 
 def test_a_kill_during_registration_leaves_a_valid_champion(pipeline, tmp_path):
@@ -330,3 +374,27 @@ def test_a_kill_during_registration_leaves_a_valid_champion(pipeline, tmp_path):
     )
     assert not baseline.cold_start and baseline.version == str(champion.version)
     assert baseline.evaluation.metrics["accuracy"] > 0.9
+    # The champion is never a half-registered version: it has its decision and attestation.
+    assert {"promotion_reason", "attestation_sha256"} <= set(champion.tags)
+
+    # A rerun of the registration finds the version the killed run left and completes it
+    # rather than registering the same model again.
+    rerun = pipeline.materialize("registered_model_version")
+    registered = rerun.asset_materializations_for_node("registered_model_version")[0].metadata
+    assert registered["version"].value == "3" and registered["resumed_registration"].value
+    assert len(client.search_model_versions(f"name = '{name}'")) == 3
+    v3 = client.get_model_version(name, "3")
+    assert v3.tags["registration"] == "complete" and v3.tags["promotion_reason"]
+    assert str(get_version_by_alias(client, name, "champion").version) == "3"  # beat the stump
+
+    # A version a dead run left half-registered, that no rerun resumes, is tagged abandoned.
+    orphan = client.create_model_version(
+        name,
+        v3.source,
+        run_id=v3.run_id,
+        tags={"registration": "started", "dagster_run_id": "gone"},
+    )
+    pipeline.materialize("trained_model*")
+    orphan = client.get_model_version(name, orphan.version)
+    assert orphan.tags["registration"] == "abandoned" and not orphan.aliases
+    assert "never promoted" in orphan.tags["promotion_reason"]

@@ -208,3 +208,23 @@ def test_5xx_is_retried_and_401_is_not(no_mlflow_retries):
     finally:
         unavailable.close()
         denied.close()
+
+
+def test_a_run_starting_while_the_server_restarts_waits_for_it(server, pipeline):
+    """The MLflow resource retries its start (experiment and run) while the server is down
+    for a few seconds, instead of failing the run."""
+    from mlops_assets.settings import Settings
+    from mlops_assets_tests.conftest import env_for
+
+    pipeline.settings = Settings.from_env(
+        env_for(pipeline.home, MLFLOW_TRACKING_URI=server.uri, MLOPS_MLFLOW_ARTIFACTS="")
+    )
+    pipeline.materialize("iris_dataset")
+    server.stop()
+    restarter = threading.Timer(3.0, server.start)
+    restarter.start()
+    result = pipeline.materialize("baseline_model")
+    restarter.join()
+    assert result.success
+    client = mlflow_client(server.uri)
+    assert client.get_model_version_by_alias("iris-classifier", "champion").version == "1"

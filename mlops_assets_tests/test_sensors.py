@@ -140,7 +140,7 @@ def retrain_tick(pipeline, cursor=None):
 
 
 def test_retrain_waits_for_intake_and_ignores_rejected_contributions(pipeline):
-    assert "no contribution ingested" in retrain_tick(pipeline).skip_message
+    assert "no contribution to train on" in retrain_tick(pipeline).skip_reason.skip_message
 
     pipeline.drop("bob", "bad.csv", "sepal_length,species\nabc,rose\n")
     pipeline.drop("alice", "good.csv", VALID_CONTRIBUTION)
@@ -162,7 +162,7 @@ def test_retrain_waits_for_intake_and_ignores_rejected_contributions(pipeline):
         pipeline.instance, status=dg.DagsterRunStatus.STARTED, tags={STAGE_TAG: "ingest"}
     )
     waiting = retrain_tick(pipeline, rejected_only.cursor)
-    assert "waiting: 1 intake run(s)" in waiting.skip_message
+    assert "waiting: 1 intake run(s)" in waiting.skip_reason.skip_message
 
     pipeline.instance.report_run_failed(still_ingesting)
     retrain = retrain_tick(pipeline, rejected_only.cursor)
@@ -170,8 +170,33 @@ def test_retrain_waits_for_intake_and_ignores_rejected_contributions(pipeline):
     (request,) = retrain.run_requests
     assert request.tags[STAGE_TAG] == "retrain"
     assert request.tags["mlops/accepted_contributions"] == good.partition_key
-    # Each batch retrains once.
-    assert "no contribution ingested" in retrain_tick(pipeline, retrain.cursor).skip_message
+
+    # The retrain fails (a killed worker, MLflow down): the contribution is not given up, it is
+    # retried after a wait that grows with each failure.
+    run_tags = {**request.tags, RUN_KEY_TAG: request.run_key}
+    failed = create_run_for_test(
+        pipeline.instance, status=dg.DagsterRunStatus.STARTED, tags=run_tags
+    )
+    pipeline.instance.report_run_failed(failed)
+    backing_off = retrain_tick(pipeline, retrain.cursor)
+    assert "1 retrain(s) failed in a row: trying again in" in backing_off.skip_reason.skip_message
+    assert json.loads(backing_off.cursor)["through"] == json.loads(retrain.cursor)["through"]
+
+    # Once a retrain covering it succeeds, the batch is done: each batch trains once.
+    create_run_for_test(pipeline.instance, status=dg.DagsterRunStatus.SUCCESS, tags=run_tags)
+    done = retrain_tick(pipeline, backing_off.cursor)
+    assert "no contribution to train on" in done.skip_reason.skip_message
+    assert json.loads(done.cursor)["through"] == int(request.tags["mlops/retrain_through"])
+
+
+def test_the_retrain_backoff_doubles_and_is_capped():
+    from mlops_assets.core.retraining import RetrainCursor, retry_wait
+
+    assert [retry_wait(n) for n in (0, 1, 2, 3, 6, 20)] == [0, 30, 60, 120, 900, 900]
+    cursor = RetrainCursor.parse("41")  # the cursor of earlier versions
+    assert cursor == RetrainCursor(through=41)
+    assert cursor.launching(50).succeeded() == RetrainCursor(through=50)
+    assert RetrainCursor.parse(cursor.launching(50).dump()).launched == 50
 
 
 def test_links_fifos_and_unsafe_names_are_refused_once_and_never_stop_the_tick(

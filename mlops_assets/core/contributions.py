@@ -9,6 +9,7 @@ file's size. Nothing is lost: every input row ends up either in ``clean.parquet`
 
 import contextlib
 import math
+import os
 import shutil
 import time
 import uuid
@@ -22,7 +23,7 @@ import pandas as pd
 from mlops_assets.core import pii
 from mlops_assets.core.columns import map_columns, normalise_column_name
 from mlops_assets.core.hashing import file_sha256
-from mlops_assets.core.names import safe_text
+from mlops_assets.core.names import safe_text, without_paths
 from mlops_assets.core.readers import (
     MALFORMED,
     RAW,
@@ -43,6 +44,7 @@ from mlops_assets.core.validation import (
 from mlops_assets.errors import (
     ContributionTooLargeError,
     ContributionUnreadableError,
+    IntakeFailedError,
     IntakeTimeoutError,
 )
 from mlops_assets.task import TaskSchema
@@ -106,6 +108,8 @@ class ContributionReport:
     drift: float = 0.0
     class_counts: dict[str, int] = field(default_factory=dict)
     duplicate_of: str | None = None
+    # Where the ingested bytes of an accepted contribution are kept (under the originals).
+    snapshot: str | None = None
     valid_share: float = 0.0
     quality_score: float = 0.0
     accepted: bool = False
@@ -148,6 +152,41 @@ def intake_contribution(
         contribution_id, contributor, path.name, sha256 or file_sha256(path)
     )
     limits = limits or IntakeLimits()
+    try:
+        _intake(path, task, report, reference, policy, output_dir, earlier_contributions, limits)
+    except (OSError, MemoryError) as exc:
+        raise _failed(path, exc) from None
+    except Exception as exc:
+        import duckdb
+
+        if isinstance(exc, duckdb.Error):
+            raise _failed(path, exc) from None
+        raise
+    return report
+
+
+def _failed(path: Path, exc: BaseException) -> IntakeFailedError:
+    """A typed error for a failure of the intake itself, saying what to do about it."""
+    text = " ".join(str(exc).split())[:300]
+    memory = "memory" in text.lower() or isinstance(exc, MemoryError)
+    return IntakeFailedError(
+        f"{path.name}: the intake failed ({type(exc).__name__}: {without_paths(text)})",
+        hint="split the file into smaller ones (it needs more memory than the intake has)"
+        if memory
+        else "check the disk and storage of the deployment, then run the intake again",
+    )
+
+
+def _intake(
+    path: Path,
+    task: TaskSchema,
+    report: ContributionReport,
+    reference: pd.DataFrame,
+    policy: IntakePolicy,
+    output_dir: Path | None,
+    earlier_contributions: tuple[Path, ...],
+    limits: IntakeLimits,
+) -> None:
     timings = report.timings
     started = time.perf_counter()
     deadline = time.monotonic() + limits.timeout_seconds
@@ -195,7 +234,6 @@ def intake_contribution(
             with _timed(timings, "write_outputs"):
                 _write_outputs(raw, task, kept, output_dir, policy, any_rejected=parsed_rejected)
     timings["total"] = round(time.perf_counter() - started, 3)
-    return report
 
 
 @contextlib.contextmanager
@@ -734,8 +772,12 @@ def process_contribution(
     landing_path: str,
     limits: IntakeLimits | None = None,
     sha256: str | None = None,
+    snapshot_root: Path | None = None,
 ) -> ContributionReport:
     """Intake ``path`` into ``contributions_root/<contribution_id>/`` and return its report.
+
+    With ``snapshot_root`` the file is first copied there (content-addressed), the intake
+    reads the copy, and an accepted contribution's copy is kept (``snapshot`` in its report).
 
     The same bytes already submitted as another contribution are recognised by their sha256
     (computed here unless given) and recorded as a duplicate submission without being
@@ -744,10 +786,19 @@ def process_contribution(
     present in the result. Scratch folders a killed intake left behind are removed first.
     """
     sweep_stale()
+    _sweep_staging(contributions_root)
+    snapshot: Path | None = None
+    if snapshot_root is not None:
+        # The intake reads its own copy: the bytes it judged are the bytes kept and attested,
+        # whatever happens to the landing file afterwards.
+        snapshot, sha256 = snapshot_file(path, snapshot_root)
+        path = snapshot
     sha256 = sha256 or file_sha256(path)
     reports = contribution_reports(contributions_root, exclude=contribution_id)
     earlier = find_contribution_by_sha256(reports, sha256)
-    staging = contributions_root / f".{contribution_id}.staging-{uuid.uuid4().hex[:8]}"
+    staging = contributions_root / (
+        f".{contribution_id}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    )
     staging.mkdir(parents=True)
     try:
         if earlier is not None:
@@ -782,11 +833,50 @@ def process_contribution(
                     contributor=contributor,
                     sha256=sha256,
                 )
+        kept = snapshot is not None and report.accepted
+        if snapshot is not None and not kept and earlier is None:
+            shutil.rmtree(snapshot.parent, ignore_errors=True)  # only accepted bytes are kept
+        if kept:
+            report.snapshot = f"{snapshot.parent.name}/{snapshot.name}"  # type: ignore[union-attr]
         write_json({**report.to_dict(), "landing_path": landing_path}, staging / "report.json")
         replace_directory(staging, contributions_root / contribution_id)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
+
+
+def snapshot_file(path: Path, root: Path) -> tuple[Path, str]:
+    """Copy ``path`` to ``root/<sha256[:16]>/<name>``, hashing it on the way (one read), and
+    return the copy and the sha256; bytes already kept are not copied twice."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    root.mkdir(parents=True, exist_ok=True)
+    partial = root / f".{uuid.uuid4().hex}.part"
+    try:
+        with path.open("rb") as source, partial.open("wb") as sink:
+            while block := source.read(1 << 20):
+                digest.update(block)
+                sink.write(block)
+        sha256 = digest.hexdigest()
+        target = root / sha256[:16] / path.name
+        if target.exists():
+            return target, sha256
+        target.parent.mkdir(exist_ok=True)
+        os.replace(partial, target)
+        return target, sha256
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _sweep_staging(root: Path) -> None:
+    """Remove staging folders that a killed intake left in ``root``."""
+    from mlops_assets.core.scratch import is_alive
+
+    for folder in root.glob(".*.staging-*") if root.is_dir() else ():
+        pid = folder.name.rsplit(".staging-", 1)[1].split("-", 1)[0]
+        if not pid.isdigit() or not is_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def contribution_reports(
@@ -825,11 +915,14 @@ def contribution_overview(
     landed: list[dict[str, str]],
     trained_on: dict[str, list[str]],
     refused: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    failed: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per contribution, from the system's own records: its status (``accepted``,
-    ``rejected``, ``duplicate``, ``pending`` for a landed file without a report yet, or
-    ``refused`` for an entry of the landing zone that is never read, with the reason),
-    reasons, quality score, rows accepted and the model versions trained on it.
+    ``rejected``, ``duplicate``, ``pending`` for a landed file without a report yet,
+    ``failed`` for one whose intake failed and is not being retried (``failed`` maps its
+    landing path to why), or ``refused`` for an entry of the landing zone that is never read,
+    with the reason), reasons, quality score, rows accepted and the model versions trained
+    on it.
 
     ``landed`` holds ``contribution_id``, ``contributor``, ``landing_path`` and ``sha256`` of
     the files in the landing zone; one with the bytes of a reported contribution is a
@@ -863,15 +956,20 @@ def contribution_overview(
         if file["contribution_id"] in reported:
             continue
         earlier = by_sha256.get(file.get("sha256"))
+        failure = (failed or {}).get(file["landing_path"])
+        if earlier:
+            status, decision = "duplicate", f"same bytes as {earlier}, not taken again"
+        elif failure:
+            status, decision = "failed", f"the intake failed: {failure}"
+        else:
+            status, decision = "pending", "waiting for the landing-zone sensor"
         rows.append(
             {
                 "contribution_id": file["contribution_id"],
                 "contributor": file["contributor"],
                 "landing_path": file["landing_path"],
-                "status": "duplicate" if earlier else "pending",
-                "decision": f"same bytes as {earlier}, not taken again"
-                if earlier
-                else "waiting for the landing-zone sensor",
+                "status": status,
+                "decision": decision,
                 "reasons": {},
                 "quality_score": None,
                 "rows_in": None,

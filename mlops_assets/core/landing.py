@@ -106,24 +106,39 @@ SETTLE_SECONDS = 2.0
 class TickCursor:
     """What one tick of the landing-zone sensor leaves for the next: files on probation,
     ``pending`` ones seen once while possibly still being written and ``resubmitted`` ones
-    whose bytes an earlier run already took (each with its size and modification time), and
-    the refused entries already reported."""
+    whose bytes an earlier run already took (each with its size and modification time), the
+    size and modification time of every file ``taken`` (to see it edited later), and the
+    refused entries already reported."""
 
     pending: dict[str, list[float]] = field(default_factory=dict)
     resubmitted: dict[str, list[float]] = field(default_factory=dict)
     reported: list[str] = field(default_factory=list)
+    taken: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> TickCursor:
         stored = json.loads(text) if text else {}
         return cls(
-            stored.get("pending", {}), stored.get("resubmitted", {}), stored.get("reported", [])
+            stored.get("pending", {}),
+            stored.get("resubmitted", {}),
+            stored.get("reported", []),
+            stored.get("taken", {}),
         )
 
     def dump(self) -> str:
         return json.dumps(
-            {"pending": self.pending, "resubmitted": self.resubmitted, "reported": self.reported}
+            {
+                "pending": self.pending,
+                "resubmitted": self.resubmitted,
+                "reported": self.reported,
+                "taken": self.taken,
+            }
         )
+
+
+def edited_key(relative_path: str, version: str) -> str:
+    """The partition of a file's new content after it was edited: a new contribution."""
+    return contribution_key(f"{relative_path}#{version}")
 
 
 @dataclass(frozen=True)
@@ -159,14 +174,32 @@ def plan_tick(
     stops the others."""
     pending: dict[str, list[float]] = {}
     resubmitted: dict[str, list[float]] = {}
+    taken: dict[str, list[float]] = {}
     intakes: list[PlannedIntake] = []
     news: list[str] = []
     versions: set[str] = set()
     for file in listing.files:
         key = contribution_key(file.relative_path)
-        if key in known:
-            continue
         stamp = [file.size, file.mtime]
+        shown = safe_text(file.relative_path)
+        if key in known:
+            # Taken before: a new size or time means it may have been edited since.
+            taken[file.relative_path] = stamp
+            before = cursor.taken.get(file.relative_path)
+            if before is None or before == stamp:
+                continue
+            try:
+                version = content_version(file)
+            except Exception:  # looked at again next tick
+                taken[file.relative_path] = before
+                continue
+            key = edited_key(file.relative_path, version)
+            if key in known or version in versions or already_taken(version):
+                continue  # the same bytes (a touch), or the edit is taken already
+            news.append(f"{shown}: changed after its intake; the new content is contribution {key}")
+            versions.add(version)
+            intakes.append(PlannedIntake(file, key, version))
+            continue
         if cursor.resubmitted.get(file.relative_path) == stamp:
             resubmitted[file.relative_path] = stamp
             continue
@@ -181,15 +214,14 @@ def plan_tick(
         try:
             version = content_version(file)
         except Exception as exc:  # one bad entry never stops the tick
-            news.append(f"{safe_text(file.relative_path)}: not taken this tick ({exc})"[:500])
+            news.append(f"{shown}: not taken this tick ({exc})"[:500])
             continue
         if version in versions or already_taken(version):
-            news.append(
-                f"{safe_text(file.relative_path)}: same bytes as an earlier file, not taken"
-            )
+            news.append(f"{shown}: same bytes as an earlier file, not taken")
             resubmitted[file.relative_path] = stamp
             continue
         versions.add(version)
+        taken[file.relative_path] = stamp
         intakes.append(PlannedIntake(file, key, version))
     refusals = {r.relative_path: r.reason for r in listing.refused}
     news += [
@@ -199,7 +231,7 @@ def plan_tick(
     ]
     return TickPlan(
         intakes=intakes,
-        cursor=TickCursor(pending, resubmitted, sorted(refusals)),
+        cursor=TickCursor(pending, resubmitted, sorted(refusals), taken),
         news=news,
         waiting=len(pending),
     )

@@ -279,24 +279,32 @@ def _download_uri(model_uri: str, tracking_uri: str | None) -> str:
     return client.get_model_version_download_uri(source.model_name, str(version))
 
 
-def fail_unfinished_runs(
-    client: MlflowClient, experiment_name: str, dagster_run_id: str
-) -> list[str]:
-    """Mark the MLflow runs of a failed Dagster run that are still RUNNING as FAILED.
+def end_orphaned_runs(
+    client: MlflowClient,
+    experiment_name: str,
+    finished_as: Callable[[str], str | None],
+) -> dict[str, str]:
+    """End the experiment's RUNNING MLflow runs whose Dagster run is over.
 
-    A step ends its MLflow run itself; this covers a run process that died (killed, out of
-    memory) before it could. Returns the ids of the runs it ended.
+    ``finished_as`` maps a ``dagster_run_id`` to the status its MLflow run should end with
+    (``FINISHED`` or ``FAILED``), or None while that Dagster run goes on. A step ends its
+    MLflow run itself; this covers a process that died (killed, out of memory) before it
+    could. Returns the ids of the runs it ended, with their status.
     """
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
-        return []
+        return {}
     runs = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'",
+        [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'"
     )
+    ended = {}
     for run in runs:
-        client.set_terminated(run.info.run_id, status="FAILED")
-    return [run.info.run_id for run in runs]
+        dagster_run_id = run.data.tags.get("dagster_run_id")
+        status = finished_as(dagster_run_id) if dagster_run_id else None
+        if status is not None:
+            client.set_terminated(run.info.run_id, status=status)
+            ended[run.info.run_id] = status
+    return ended
 
 
 def get_version_by_alias(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from mlops_assets.core.landing import contribution_key
+from mlops_assets.core.names import safe_text
 from mlops_assets.defs.partitions import contributions_partitions
 from mlops_assets.defs.resources import DatasetStore, LandingZone
 from mlops_assets.errors import UpstreamMissingError
@@ -158,11 +159,16 @@ def contributed_data(
     from mlops_assets.core.contributions import process_contribution
 
     contribution_id = context.partition_key
-    landing_file = next(
-        (f for f in landing.list_files() if contribution_key(f.relative_path) == contribution_id),
+    # The sensor names the file in the run's tags; a run launched by hand finds it by its key.
+    landing_path = context.run.tags.get("mlops/landing_path") or next(
+        (
+            f.relative_path
+            for f in landing.list_files()
+            if contribution_key(f.relative_path) == contribution_id
+        ),
         None,
     )
-    if landing_file is None:
+    if landing_path is None:
         raise UpstreamMissingError(
             f"no file in the landing zone {landing.location} matches {contribution_id}",
             hint="the file was moved or deleted after it was detected; submit it again",
@@ -177,26 +183,30 @@ def contributed_data(
     )
     # Earlier contributions are read to find duplicates; this one is written beside them.
     contributions_root = store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE)
-    with landing.local_copy(landing_file.relative_path) as path:
+    with landing.local_copy(landing_path) as path:
         report = process_contribution(
             path,
             TASK,
             reference=reference,
             contributions_root=contributions_root,
             contribution_id=contribution_id,
-            contributor=landing_file.contributor,
+            contributor=landing_path.split("/")[0],
             policy=config.policy(),
             limits=config.limits(),
-            landing_path=landing_file.relative_path,
+            landing_path=landing_path,
+            snapshot_root=store.local_path(store.ORIGINALS),
         )
+    # The kept bytes first: a report never names a snapshot that is not stored.
+    if report.snapshot:
+        store.publish(f"{store.ORIGINALS}/{report.snapshot}")
     store.publish(store.contribution(contribution_id))
-    context.log.info(f"{landing_file.relative_path}: {report.decision}")
+    context.log.info(f"{safe_text(landing_path)}: {report.decision}")
     return dg.MaterializeResult(
         metadata={
             "accepted": report.accepted,
             "decision": report.decision,
             "contributor": report.contributor,
-            "landing_path": landing_file.relative_path,
+            "landing_path": landing_path,
             "sha256": report.sha256,
             "rows_in": report.rows_in,
             "rows_clean": report.rows_clean,

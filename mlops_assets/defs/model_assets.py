@@ -351,128 +351,95 @@ def registered_model_version(
     mlflow_tracking: dg.ResourceParam[Any],
 ) -> dg.MaterializeResult:
     """The candidate as a registry version: ``challenger`` always moves to it, ``champion``
-    only when it beats the champion on the primary metric by the configured margin."""
-    import mlflow
-
-    from mlops_assets.core.evaluation import benchmark_tags
-    from mlops_assets.core.promotion import PairedOutcome, PromotionGate, decide_promotion
-    from mlops_assets.core.registry import (
-        CHALLENGER,
-        CHAMPION,
-        get_version_by_alias,
-        promote_to_champion,
-        register_model_version,
-        registry_errors,
+    only when it beats the champion on the primary metric by the configured margin (see
+    ``register_candidate``: a crash at any point is completed or cleaned up by a rerun)."""
+    from mlops_assets.core.registration import (
+        Candidate,
+        candidate_attestation,
+        register_candidate,
     )
-
-    candidate = upstream_metadata(context, trained_model)
-    client = registry.client()
-    metric = policy.primary_metric
-    with registry_errors(registry.tracking_uri), mlflow_step(mlflow_tracking):
-        info = mlflow.models.get_model_info(candidate["model_uri"])
-        registered = register_model_version(
-            client,
-            info,
-            model_name=registry.model_name,
-            tags={
-                "data_sha256": candidate["data_sha256"],
-                "contributions": json.dumps(candidate["contributions"]),
-                "baseline_version": candidate["baseline_version"],
-                "deltas": json.dumps(candidate["deltas"]),
-                "dagster_run_id": context.run_id,
-                "mlflow_run_id": candidate["mlflow_run_id"],
-                **benchmark_tags(candidate["metrics"]),
-            },
-        )
-        client.set_registered_model_alias(registry.model_name, CHALLENGER, registered.version)
-
-        champion = get_version_by_alias(client, registry.model_name, CHAMPION)
-        champion_version = str(champion.version) if champion else None
-        decision = decide_promotion(
-            PromotionGate(
-                metric=metric,
-                min_improvement=policy.min_improvement,
-                significance=policy.significance,
-                min_benchmark_rows=policy.min_benchmark_rows,
-            ),
-            candidate_value=candidate["metrics"][metric],
-            baseline_value=candidate["baseline_metrics"][metric],
-            paired=PairedOutcome(**_paired_outcome(candidate)),
-            champion_version=champion_version,
-            candidate_version=registered.version,
-        )
-        promote, reason = decision.promote, decision.reason
-        if moved := _baseline_moved(client, registry, candidate):
-            # The alias the baseline was found by moved after this candidate was scored.
-            promote = False
-            reason = f"not promoted: {moved} since this candidate was evaluated; retrain to compare"
-        if promote:
-            promote_to_champion(client, registry.model_name, registered.version)
-        decided = {"promoted": str(promote).lower(), "promotion_reason": reason}
-        if decision.p_value is not None:
-            decided["promotion_p_value"] = f"{decision.p_value:.6f}"
-        for key, value in decided.items():
-            client.set_model_version_tag(registry.model_name, registered.version, key, value)
-        mlflow.set_tags({"registered_version": registered.version, "promotion_reason": reason})
-        attestation = _attest(
-            context, client, registry, store, registered, candidate, decision, promote, reason
-        )
-
-    context.log.info(reason)
-    aliases = client.get_model_version(registry.model_name, registered.version).aliases
-    event = {
-        "model_name": registry.model_name,
-        "version": registered.version,
-        "aliases": sorted(aliases),
-        "model_uuid": registered.model_uuid,
-        "promoted": promote,
-        "reason": reason,
-        "metrics": {k: candidate["metrics"][k] for k in (metric, "accuracy")},
-        "contributions": candidate["contributions"],
-        "attestation_sha256": attestation["document_sha256"],
-    }
-    # After the registry is final: an event never fails or undoes a registration.
+    from mlops_assets.core.registry import registry_errors
     from mlops_assets.core.webhooks import PROMOTED, REGISTERED
 
-    for event_type in [REGISTERED, PROMOTED] if promote else [REGISTERED]:
+    candidate = Candidate.from_metadata(upstream_metadata(context, trained_model))
+    client = registry.client()
+    contributions = _attested_contributions(store, candidate.contributions)
+    benchmark_sha256 = upstream_metadata(context, iris_dataset)["benchmark_sha256"]
+
+    def attest(version: str, decision: Any, promoted: bool, reason: str) -> dict[str, Any]:
+        return candidate_attestation(
+            client,
+            tracking_uri=registry.tracking_uri,
+            model_name=registry.model_name,
+            version=version,
+            candidate=candidate,
+            decision=decision,
+            promoted=promoted,
+            reason=reason,
+            dagster_run_id=context.run_id,
+            benchmark_sha256=benchmark_sha256,
+            contributions=contributions,
+        )
+
+    with registry_errors(registry.tracking_uri), mlflow_step(mlflow_tracking):
+        done = register_candidate(
+            client,
+            model_name=registry.model_name,
+            candidate=candidate,
+            gate=policy.gate(),
+            dagster_run_id=context.run_id,
+            attest=attest,
+            run_is_over=lambda run_id: _run_is_over(context.instance, run_id),
+        )
+    context.log.info(done.reason)
+    for number in done.abandoned:
+        context.log.warning(f"v{number} was left half-registered by a dead run: tagged abandoned")
+    event = version_event(registry.model_name, done, candidate, policy.primary_metric)
+    # After the registry is final: an event never fails or undoes a registration.
+    for event_type in [REGISTERED, PROMOTED] if done.promoted else [REGISTERED]:
         if line := webhooks.send(event_type, event):
             context.log.info(line)
     return dg.MaterializeResult(
         metadata={
             "model_name": registry.model_name,
-            "version": registered.version,
-            "aliases": dg.MetadataValue.json(sorted(aliases)),
-            "promoted": promote,
-            "reason": reason,
-            "primary_metric": metric,
-            "mcnemar_p_value": decision.p_value if decision.p_value is not None else "not run",
-            "champion_version": registered.version if promote else (champion_version or ""),
-            "model_uuid": registered.model_uuid,
-            "model_id": registered.model_id,
-            "data_sha256": candidate["data_sha256"],
-            "registry_url": _url(registry.version_url(registered.version)),
-            "attestation_sha256": attestation["document_sha256"],
-            "attestation": dg.MetadataValue.path(attestation["uri"]),
+            "version": done.version,
+            "aliases": dg.MetadataValue.json(done.aliases),
+            "promoted": done.promoted,
+            "reason": done.reason,
+            "primary_metric": policy.primary_metric,
+            "mcnemar_p_value": done.decision.p_value
+            if done.decision.p_value is not None
+            else "not run",
+            "champion_version": done.champion_version or "",
+            "model_uuid": done.model_uuid,
+            "model_id": done.model_id,
+            "data_sha256": candidate.data_sha256,
+            "registry_url": _url(registry.version_url(done.version)),
+            "attestation_sha256": done.attestation_sha256,
+            "attestation": dg.MetadataValue.path(done.attestation_uri),
+            "resumed_registration": done.resumed,
         }
     )
 
 
-def _attest(
-    context: dg.AssetExecutionContext,
-    client: Any,
-    registry: ModelRegistry,
-    store: DatasetStore,
-    registered: Any,
-    candidate: dict[str, Any],
-    decision: Any,
-    promoted: bool,
-    reason: str,
-) -> dict[str, Any]:
-    """Write the version's attestation next to its model (an artifact of its MLflow run) and
-    its hash as the ``attestation_sha256`` version tag; return it with its ``uri``."""
-    from mlops_assets.core.attestation import attestation_document
+def version_event(model_name: str, done: Any, candidate: Any, metric: str) -> dict[str, Any]:
+    """The ``data`` of a registration's webhook events."""
+    return {
+        "model_name": model_name,
+        "version": done.version,
+        "aliases": done.aliases,
+        "model_uuid": done.model_uuid,
+        "promoted": done.promoted,
+        "reason": done.reason,
+        "metrics": {k: candidate.metrics[k] for k in dict.fromkeys((metric, "accuracy"))},
+        "contributions": candidate.contributions,
+        "attestation_sha256": done.attestation_sha256,
+    }
+
+
+def _attested_contributions(store: DatasetStore, ids: list[str]) -> list[dict[str, Any]]:
+    """What the attestation records of each contribution, from its report."""
     from mlops_assets.core.contributions import contribution_reports
-    from mlops_assets.core.registry import model_file_digests, record_attestation
 
     reports = {
         r["contribution_id"]: r
@@ -480,80 +447,24 @@ def _attest(
             store.fetch_tree(store.CONTRIBUTIONS, ending="report.json")
         )
     }
-    baseline_version = candidate["baseline_version"]
-    baseline_name = candidate.get("baseline_model_name", registry.model_name)
-    baseline = client.get_model_version(baseline_name, baseline_version)
-    document = attestation_document(
-        model_name=registry.model_name,
-        version=registered.version,
-        dagster_run_id=context.run_id,
-        benchmark_sha256=upstream_metadata(context, iris_dataset)["benchmark_sha256"],
-        dataset_sha256=candidate["data_sha256"],
-        contributions=[
-            {
-                "contribution_id": cid,
-                "contributor": reports[cid]["contributor"],
-                "landing_path": reports[cid].get("landing_path"),
-                "file_sha256": reports[cid]["sha256"],
-                "rows_accepted": reports[cid]["rows_clean"],
-                "quality_score": reports[cid]["quality_score"],
-            }
-            for cid in candidate["contributions"]
-            if cid in reports
-        ],
-        candidate={
-            "version": registered.version,
-            "model_uuid": registered.model_uuid,
-            "model_uri": registered.model_uri,
-            "mlflow_run_id": registered.run_id,
-            "artifact_sha256": model_file_digests(
-                registry.tracking_uri, registry.model_name, registered.version
-            ),
-        },
-        baseline={
-            "model_name": baseline_name,
-            "version": str(baseline_version),
-            "model_uuid": baseline.tags.get("model_uuid"),
-            "artifact_sha256": model_file_digests(
-                registry.tracking_uri, baseline_name, baseline_version
-            ),
-        },
-        metrics=candidate["metrics"],
-        baseline_metrics=candidate["baseline_metrics"],
-        deltas=candidate["deltas"],
-        test={"name": "exact McNemar", "p_value": decision.p_value, **candidate["paired_outcome"]},
-        decision={"metric": decision.metric, "promoted": promoted, "reason": reason},
-    )
-    uri = record_attestation(
-        client, registry.model_name, registered.version, registered.run_id, document
-    )
-    return {**document, "uri": uri}
+    return [
+        {
+            "contribution_id": cid,
+            "contributor": reports[cid]["contributor"],
+            "landing_path": reports[cid].get("landing_path"),
+            "file_sha256": reports[cid]["sha256"],
+            "rows_accepted": reports[cid]["rows_clean"],
+            "quality_score": reports[cid]["quality_score"],
+            "snapshot": reports[cid].get("snapshot"),
+        }
+        for cid in ids
+        if cid in reports
+    ]
 
 
-def _baseline_moved(client: Any, registry: ModelRegistry, candidate: dict[str, Any]) -> str:
-    """How the alias the baseline was found by moved since, or "" when it did not (or the
-    baseline was pinned to a version or file)."""
-    from mlops_assets.core.registry import CHAMPION, get_version_by_alias
-
-    alias = candidate.get("baseline_alias", CHAMPION)
-    if not alias:
-        return ""
-    name = candidate.get("baseline_model_name", registry.model_name)
-    now = get_version_by_alias(client, name, alias)
-    now_version = str(now.version) if now is not None else "none"
-    if now_version == str(candidate["baseline_version"]):
-        return ""
-    return f"{alias} moved from v{candidate['baseline_version']} to v{now_version}"
-
-
-def _paired_outcome(candidate: dict[str, Any]) -> dict[str, int]:
-    if "paired_outcome" not in candidate:
-        raise UpstreamMissingError(
-            "the trained_model materialization has no paired benchmark outcome (it predates "
-            "the promotion test)",
-            hint="materialize trained_model again, then registered_model_version",
-        )
-    return candidate["paired_outcome"]
+def _run_is_over(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id) if run_id else None
+    return run is None or run.is_finished
 
 
 def _url(url: str | None) -> Any:

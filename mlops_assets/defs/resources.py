@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from mlops_assets.core.baseline import BaselinePolicy
+    from mlops_assets.core.promotion import PromotionGate
     from mlops_assets.core.webhooks import DeliveryPolicy
 
 
@@ -50,6 +51,8 @@ class DatasetStore(dg.ConfigurableResource):
     REFERENCE_TRAIN: ClassVar[str] = "reference/train.parquet"
     BENCHMARK: ClassVar[str] = "reference/benchmark.parquet"
     CONTRIBUTIONS: ClassVar[str] = "contributions"
+    # The bytes of accepted contributions, as ingested: <sha256[:16]>/<file name>.
+    ORIGINALS: ClassVar[str] = "originals"
 
     root: str
 
@@ -281,6 +284,16 @@ class PromotionPolicy(dg.ConfigurableResource):
     min_benchmark_rows: int = 30
     accuracy_floor: float = 0.9
 
+    def gate(self) -> "PromotionGate":
+        from mlops_assets.core.promotion import PromotionGate
+
+        return PromotionGate(
+            metric=self.primary_metric,
+            min_improvement=self.min_improvement,
+            significance=self.significance,
+            min_benchmark_rows=self.min_benchmark_rows,
+        )
+
 
 class BaselineLoader(dg.ConfigurableResource):
     """Where the baseline comes from and what it must pass: see ``resolve_baseline``.
@@ -371,20 +384,41 @@ class Webhooks(dg.ConfigurableResource):
 )
 def mlflow_tracking(init_context: dg.InitResourceContext) -> Iterator[Any]:
     """dagster-mlflow's ``mlflow_tracking``, imported lazily and with the experiment created
-    where its artifacts belong; a dead tracking server fails fast with a clear error."""
+    where its artifacts belong; a tracking server that is down is waited for a little (4
+    attempts within 30 s), then fails the run with a clear error (the retrain is tried again
+    by ``retrain_sensor``)."""
     apply_process_defaults()
     from dagster_mlflow import mlflow_tracking as dagster_mlflow_tracking
 
-    from mlops_assets.core.registry import ensure_experiment, mlflow_client, registry_errors
+    from mlops_assets.core.registry import (
+        RetryPolicy,
+        ensure_experiment,
+        mlflow_client,
+        registry_errors,
+        with_retries,
+    )
 
     config = init_context.resource_config
     uri = config["mlflow_tracking_uri"]
-    with registry_errors(uri):
+
+    def start() -> tuple[Iterator[Any], Any]:
         ensure_experiment(
             mlflow_client(uri), config["experiment_name"], config["artifact_location"]
         )
         resource = dagster_mlflow_tracking.resource_fn(init_context)
-        mlf = next(resource)
+        return resource, next(resource)
+
+    def log_retry(attempt: int, wait: float, exc: BaseException) -> None:
+        init_context.log.warning(
+            f"MLflow not reachable (attempt {attempt}), retrying in {wait:.0f} s"
+        )
+
+    # Getting or creating the experiment and the run is safe to repeat: dagster-mlflow finds
+    # the Dagster run's MLflow run by its tag before it starts one.
+    with registry_errors(uri):
+        resource, mlf = with_retries(
+            start, RetryPolicy(attempts=4, max_seconds=30), on_retry=log_retry
+        )
     # dagster-mlflow leaves ``mlflow_run_id`` unset when it started a fresh run; record it so
     # every step of this Dagster run reopens that run rather than starting another.
     mlf.mlflow_run_id = mlf.mlflow_run_id or mlf.active_run().info.run_id

@@ -164,7 +164,8 @@ def _process_scratch() -> Path:
     never share a mirror, and every run reads what is stored now."""
     global _scratch
     if _scratch is None:
-        _scratch = Path(tempfile.mkdtemp(prefix="mlops-store-"))
+        # Named like every scratch folder: a killed run's mirror is swept by the next intake.
+        _scratch = Path(tempfile.mkdtemp(prefix=f"mlops-{os.getpid()}-store-"))
         atexit.register(shutil.rmtree, _scratch, True)
     return _scratch
 

@@ -15,6 +15,7 @@ import dagster as dg
 
 from mlops_assets.core.landing import TickCursor, plan_tick
 from mlops_assets.core.names import safe_text
+from mlops_assets.core.retraining import RetrainCursor, retry_wait
 from mlops_assets.defs.data_assets import contributed_data, integrated_dataset, iris_dataset
 from mlops_assets.defs.model_assets import baseline_model, registered_model_version, trained_model
 from mlops_assets.defs.partitions import contributions_partitions
@@ -25,6 +26,12 @@ _settings = current_settings()
 
 STAGE_TAG = "mlops/stage"  # "ingest" or "retrain": what the sensors wait for
 RUN_KEY_TAG = "dagster/run_key"
+THROUGH_TAG = "mlops/retrain_through"  # the materialization id a retrain was asked to cover
+FINISHED = [
+    dg.DagsterRunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED,
+]
 UNFINISHED = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -81,6 +88,10 @@ def contribution_sensor(
                 # refused before, and S3 keys are at most 1,024 bytes.
                 "mlops/landing_path": safe_text(intake.file.relative_path, limit=1100),
                 "mlops/contributor": safe_text(intake.file.contributor),
+                # A crashed intake (killed worker) is launched again twice; a failing step
+                # or check is not (run_retries.retry_on_asset_or_op_failure: false).
+                "dagster/max_retries": "2",
+                "dagster/max_runtime": str(int(_settings.intake_timeout) + 600),
             },
         )
         for intake in plan.intakes
@@ -127,56 +138,93 @@ retrain_job = dg.define_asset_job(
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Request one retrain for all contributions accepted since the last one, once no intake
-    or retrain is running.
+    """Request one retrain for all contributions accepted since the last successful one,
+    once no intake or retrain is running; after a failed retrain, again with backoff.
 
     A rejected contribution triggers nothing. Waiting for running intakes batches files that
-    land together into one retrain, and no retrain starts while contributions are still being
-    ingested. The cursor is the event-log id of the last ``contributed_data`` materialization
-    taken into account.
+    land together into one retrain. The cursor (``RetrainCursor``) moves past contributions
+    only when a retrain that covered them succeeded, so none is left untrained because its
+    retrain failed (a killed worker, MLflow down).
     """
-    after = int(context.cursor) if context.cursor else None
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=contributed_data.key, after_storage_id=after),
+    instance = context.instance
+    cursor = RetrainCursor.parse(context.cursor)
+    if cursor.launched is not None and _retrain_succeeded(instance, cursor.launched):
+        cursor = cursor.succeeded()
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=contributed_data.key, after_storage_id=cursor.through),
         limit=1000,
         ascending=True,
     ).records
     if not records:
-        return dg.SkipReason("no contribution ingested since the last retrain")
+        return dg.SensorResult(skip_reason="no contribution to train on", cursor=cursor.dump())
     busy = {
-        stage: context.instance.get_runs_count(
-            dg.RunsFilter(statuses=UNFINISHED, tags={STAGE_TAG: stage})
-        )
+        stage: instance.get_runs_count(dg.RunsFilter(statuses=UNFINISHED, tags={STAGE_TAG: stage}))
         for stage in ("ingest", "retrain")
     }
     if busy["ingest"] or busy["retrain"]:
-        return dg.SkipReason(
-            f"waiting: {busy['ingest']} intake run(s) and {busy['retrain']} retrain(s) unfinished"
+        return dg.SensorResult(
+            skip_reason=f"waiting: {busy['ingest']} intake run(s) and {busy['retrain']} "
+            "retrain(s) unfinished",
+            cursor=cursor.dump(),
         )
-    accepted = [
-        r.partition_key
-        for r in records
-        if (flag := r.asset_materialization.metadata.get("accepted")) is not None and flag.value
-    ]
-    newest = str(records[-1].storage_id)
+    accepted = [r.partition_key for r in records if _accepted(r)]
+    newest = records[-1].storage_id
     if not accepted:
         return dg.SensorResult(
             skip_reason=f"{len(records)} contribution(s) ingested, none accepted: no retrain",
-            cursor=newest,
+            cursor=cursor.skipping(newest).dump(),
+        )
+    failures, last_failure = _failures_since_success(instance)
+    wait = retry_wait(failures) - (time.time() - last_failure)
+    if wait > 0:
+        return dg.SensorResult(
+            skip_reason=f"{failures} retrain(s) failed in a row: trying again in {wait:.0f} s",
+            cursor=cursor.dump(),
         )
     shown = ", ".join(accepted[:5]) + (
         f" and {len(accepted) - 5} more" if len(accepted) > 5 else ""
     )
     context.log.info(f"Retraining for accepted contribution(s): {shown}")
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=f"retrain-after-{newest}",
-                tags={STAGE_TAG: "retrain", "mlops/accepted_contributions": shown},
-            )
-        ],
-        cursor=newest,
+    request = dg.RunRequest(
+        run_key=f"retrain-through-{newest}-attempt-{failures + 1}",
+        tags={
+            STAGE_TAG: "retrain",
+            THROUGH_TAG: str(newest),
+            "mlops/accepted_contributions": shown,
+        },
     )
+    return dg.SensorResult(run_requests=[request], cursor=cursor.launching(newest).dump())
+
+
+def _accepted(record: "dg.EventLogRecord") -> bool:
+    flag = record.asset_materialization.metadata.get("accepted")
+    return flag is not None and bool(flag.value)
+
+
+def _retrain_succeeded(instance: dg.DagsterInstance, through: int) -> bool:
+    return bool(
+        instance.get_run_records(
+            dg.RunsFilter(
+                statuses=[dg.DagsterRunStatus.SUCCESS],
+                tags={STAGE_TAG: "retrain", THROUGH_TAG: str(through)},
+            ),
+            limit=1,
+        )
+    )
+
+
+def _failures_since_success(instance: dg.DagsterInstance) -> tuple[int, float]:
+    """How many retrains in a row failed, newest first, and when the newest of them ended."""
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=FINISHED, tags={STAGE_TAG: "retrain"}), limit=20
+    )
+    failures, last = 0, 0.0
+    for record in records:
+        if record.dagster_run.status == dg.DagsterRunStatus.SUCCESS:
+            break
+        failures += 1
+        last = max(last, record.end_time or record.create_timestamp.timestamp())
+    return failures, last
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -187,17 +235,31 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 )
 
 
-@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING)
-def mlflow_run_cleanup_sensor(context: dg.RunFailureSensorContext, registry: ModelRegistry) -> None:
-    """End as FAILED any MLflow run a failed Dagster run left RUNNING (its process died)."""
-    from mlops_assets.core.registry import fail_unfinished_runs, registry_errors
+@dg.sensor(
+    minimum_interval_seconds=max(20, _settings.sensor_interval),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def mlflow_run_cleanup_sensor(
+    context: dg.SensorEvaluationContext, registry: ModelRegistry
+) -> dg.SkipReason:
+    """End every MLflow run still RUNNING whose Dagster run is over (its process died): FAILED,
+    or FINISHED for a run that succeeded. It compares both sides on every tick, so a tick that
+    could not reach MLflow is simply made up by the next one."""
+    from mlops_assets.core.registry import end_orphaned_runs, registry_errors
+
+    def finished_as(dagster_run_id: str) -> str | None:
+        run = context.instance.get_run_by_id(dagster_run_id)
+        if run is None or run.status not in FINISHED:
+            return None if run is not None else "FAILED"
+        return "FINISHED" if run.status == dg.DagsterRunStatus.SUCCESS else "FAILED"
 
     with registry_errors(registry.tracking_uri):
-        ended = fail_unfinished_runs(
-            registry.client(), registry.experiment_name, context.dagster_run.run_id
-        )
-    if ended:
-        context.log.info(f"Marked MLflow run(s) {', '.join(ended)} FAILED")
+        ended = end_orphaned_runs(registry.client(), registry.experiment_name, finished_as)
+    for run_id, status in ended.items():
+        context.log.info(f"Ended MLflow run {run_id} as {status}: its Dagster run is over")
+    return dg.SkipReason(
+        f"{len(ended)} MLflow run(s) ended" if ended else "no MLflow run left open"
+    )
 
 
 @dg.sensor(

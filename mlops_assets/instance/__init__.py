@@ -1,0 +1,1 @@
+"""Pieces of the Dagster instance of a deployment (named in its ``dagster.yaml``)."""
