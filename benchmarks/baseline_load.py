@@ -26,10 +26,10 @@ from pathlib import Path
 
 start = time.perf_counter()
 import mlflow, pandas, skops.io, sklearn.ensemble  # what a baseline_model step has loaded anyway
-from mlops_assets.core.model_loading import (
+from mlops_assets.core.modeling.model_loading import (
     FileTrust, ModelSource, load_model_file, timed_load, validate_model,
 )
-from mlops_assets.core.registry import load_with_size
+from mlops_assets.core.registry.client import load_with_size
 from mlops_assets.task import IRIS
 imports = time.perf_counter() - start
 
@@ -91,7 +91,7 @@ def main() -> None:
     import mlflow
     import skops.io
 
-    from mlops_assets.core.registry import (
+    from mlops_assets.core.registry.client import (
         CHAMPION,
         log_sklearn_model,
         mlflow_client,

@@ -18,7 +18,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from mlops_assets.core.registry import get_version_by_alias, mlflow_client
+from mlops_assets.core.registry.client import get_version_by_alias, mlflow_client
 from mlops_assets_tests.conftest import dagster_dev, shifted_sample, wait_for
 
 

@@ -30,8 +30,9 @@ OURS = """
 import json
 import sys
 from pathlib import Path
-from mlops_assets.core.contributions import IntakePolicy, intake_contribution
-from mlops_assets.core.reference_data import load_reference_data
+from mlops_assets.core.intake.intake import intake_contribution
+from mlops_assets.core.intake.report import IntakePolicy
+from mlops_assets.core.data.reference_data import load_reference_data
 from mlops_assets.settings import REPO_ROOT
 from mlops_assets.task import IRIS
 reference = load_reference_data(REPO_ROOT / "data" / "iris.csv", IRIS).frame

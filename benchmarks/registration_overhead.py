@@ -41,15 +41,15 @@ def main() -> None:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_assets.core.attestation import seal
-    from mlops_assets.core.reference_data import sklearn_iris
-    from mlops_assets.core.registry import (
+    from mlops_assets.core.data.reference_data import sklearn_iris
+    from mlops_assets.core.registry.client import (
         log_sklearn_model,
         mlflow_client,
         model_file_digests,
         record_attestation,
         register_model_version,
     )
+    from mlops_assets.core.registry.client.attestation import seal
     from mlops_assets.settings import apply_process_defaults
     from mlops_assets.task import IRIS
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets.core.landing import contribution_key
+from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.definitions import defs
 from mlops_assets.defs.resources import LandingZone, LocalLandingZone
 

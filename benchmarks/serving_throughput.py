@@ -41,8 +41,8 @@ def register_champion(home: Path) -> str:
     import mlflow
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_assets.core.reference_data import sklearn_iris
-    from mlops_assets.core.registry import (
+    from mlops_assets.core.data.reference_data import sklearn_iris
+    from mlops_assets.core.registry.client import (
         ensure_experiment,
         log_sklearn_model,
         mlflow_client,

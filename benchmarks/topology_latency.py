@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from mlops_assets.core.registry import mlflow_client
+from mlops_assets.core.registry.client import mlflow_client
 from mlops_assets_tests.conftest import (
     dagster_dev,
     env_for,

@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _intake_report(path: Path, contributor: str, settings: Settings):
     """The report the pipeline would write for ``path`` (raises when it cannot be read)."""
-    from mlops_assets.core.contributions import intake_contribution
-    from mlops_assets.core.reference_data import load_reference_data
+    from mlops_assets.core.data.reference_data import load_reference_data
+    from mlops_assets.core.intake.intake import intake_contribution
     from mlops_assets.errors import ContributionUnreadableError
 
     if path.is_symlink():
@@ -172,7 +172,7 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
 
 def _model_show(args: argparse.Namespace, settings: Settings) -> int:
     apply_process_defaults()
-    from mlops_assets.core.registry import (
+    from mlops_assets.core.registry.client import (
         CHAMPION,
         get_version_by_alias,
         get_version_by_model_uuid,
@@ -230,7 +230,7 @@ def _model_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _model_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops_assets.core.registry import rollback_champion
+    from mlops_assets.core.registry.client import rollback_champion
 
     return _change_champion(
         settings,
@@ -241,7 +241,7 @@ def _model_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _model_promote(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops_assets.core.registry import set_champion_by_hand
+    from mlops_assets.core.registry.client import set_champion_by_hand
 
     return _change_champion(
         settings,
@@ -255,7 +255,7 @@ def _change_champion(settings: Settings, change) -> int:
     import getpass
 
     apply_process_defaults()
-    from mlops_assets.core.registry import mlflow_client, registry_errors
+    from mlops_assets.core.registry.client import mlflow_client, registry_errors
 
     with registry_errors(settings.tracking_uri):
         done = change(mlflow_client(settings.tracking_uri), getpass.getuser())
@@ -265,7 +265,7 @@ def _change_champion(settings: Settings, change) -> int:
         f"{done.actor} at {done.at}: {done.reason}"
     )
     if settings.webhook_url and settings.webhook_secret:
-        from mlops_assets.core.webhooks import (
+        from mlops_assets.core.registry.webhooks import (
             PROMOTED,
             DeliveryPolicy,
             Outbox,
@@ -293,7 +293,7 @@ def _change_champion(settings: Settings, change) -> int:
 
 
 def _retry_webhooks(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops_assets.core.webhooks import Outbox
+    from mlops_assets.core.registry.webhooks import Outbox
 
     count = Outbox(settings.home / "webhooks").retry_now(dead_too=args.dead)
     print(f"{count} event(s) due now: webhook_redelivery_sensor sends them on its next tick")
@@ -301,7 +301,7 @@ def _retry_webhooks(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _new_secret(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops_assets.core.webhooks import new_secret
+    from mlops_assets.core.registry.webhooks import new_secret
 
     print(new_secret())
     return 0
@@ -312,14 +312,14 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
 
     from mlflow.exceptions import MlflowException
 
-    from mlops_assets.core.attestation import SHA256_TAG, Finding, verify
-    from mlops_assets.core.hashing import file_sha256, frame_sha256
-    from mlops_assets.core.registry import (
+    from mlops_assets.core.common.hashing import file_sha256, frame_sha256
+    from mlops_assets.core.registry.client import (
         mlflow_client,
         model_file_digests,
         read_attestation,
         registry_errors,
     )
+    from mlops_assets.core.registry.client.attestation import SHA256_TAG, Finding, verify
     from mlops_assets.definitions import dataset_store, landing_zone
     from mlops_assets.errors import ModelNotFoundError
 
@@ -393,10 +393,11 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     apply_process_defaults()
-    from mlops_assets.core.contributions import contribution_overview, contribution_reports
-    from mlops_assets.core.hashing import file_sha256
-    from mlops_assets.core.landing import contribution_key
-    from mlops_assets.core.registry import mlflow_client, registry_errors
+    from mlops_assets.core.common.hashing import file_sha256
+    from mlops_assets.core.intake.landing import contribution_key
+    from mlops_assets.core.intake.overview import contribution_overview
+    from mlops_assets.core.intake.processing import contribution_reports
+    from mlops_assets.core.registry.client import mlflow_client, registry_errors
     from mlops_assets.definitions import dataset_store, landing_zone
 
     store = dataset_store(settings)
@@ -464,7 +465,7 @@ def _intake_failures(settings: Settings) -> dict[str, str]:
         return {}
     import dagster as dg
 
-    from mlops_assets.core.names import safe_text
+    from mlops_assets.core.common.names import safe_text
 
     latest: dict[str, dg.RunRecord] = {}
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -498,7 +499,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     import uvicorn
 
-    from mlops_assets.api import app_from_settings
+    from mlops_assets.serving.api import app_from_settings
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from mlops_assets.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from mlops_assets.core.contributions import IntakePolicy
-    from mlops_assets.core.text_files import IntakeLimits
+    from mlops_assets.core.intake.report import IntakePolicy
+    from mlops_assets.core.intake.text_files import IntakeLimits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -354,7 +354,7 @@ class Settings:
                 "it checks every event's signature with it",
             )
         if self.webhook_secret:
-            from mlops_assets.core.webhooks import parse_secrets
+            from mlops_assets.core.registry.webhooks import parse_secrets
 
             parse_secrets(self.webhook_secret)
         if self.baseline_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", self.baseline_sha256):
@@ -397,7 +397,7 @@ class Settings:
         return self.home / "dagster"
 
     def intake_limits(self) -> IntakeLimits:
-        from mlops_assets.core.text_files import IntakeLimits
+        from mlops_assets.core.intake.text_files import IntakeLimits
 
         return IntakeLimits(
             max_bytes=self.max_decompressed_bytes,
@@ -406,7 +406,7 @@ class Settings:
         )
 
     def intake_policy(self) -> IntakePolicy:
-        from mlops_assets.core.contributions import IntakePolicy
+        from mlops_assets.core.intake.report import IntakePolicy
 
         return IntakePolicy(
             min_valid_share=self.min_valid_share,

@@ -49,7 +49,7 @@ def mlflow_store(tmp_path: Path, empty_mlflow_db: Path):
     """A real MLflow SQLite store set as the process's tracking URI, with experiment ``e``."""
     import mlflow
 
-    from mlops_assets.core.registry import ensure_experiment, mlflow_client
+    from mlops_assets.core.registry.client import ensure_experiment, mlflow_client
 
     db = tmp_path / "mlflow.db"
     shutil.copy(empty_mlflow_db, db)
@@ -130,7 +130,7 @@ class Pipeline:
         )
 
     def client(self):
-        from mlops_assets.core.registry import mlflow_client
+        from mlops_assets.core.registry.client import mlflow_client
 
         return mlflow_client(self.settings.tracking_uri)
 

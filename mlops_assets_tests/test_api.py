@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops_assets.core.registry import (
+from mlops_assets.core.registry.client import (
     CHAMPION,
     ensure_experiment,
     log_sklearn_model,
@@ -323,8 +323,8 @@ def test_a_fresh_service_waits_for_a_champion_then_follows_it(tmp_path, empty_ml
 def test_a_store_that_cannot_be_opened_yet_is_a_failed_poll_not_a_dead_service(
     tmp_path, empty_mlflow_db
 ):
-    from mlops_assets.core.reference_data import sklearn_iris
-    from mlops_assets.core.serving import champion_slot
+    from mlops_assets.core.data.reference_data import sklearn_iris
+    from mlops_assets.core.serving.champion import champion_slot
     from mlops_assets.task import IRIS
 
     blocker = tmp_path / "mlflow"

@@ -7,8 +7,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from mlops_assets.core.landing import contribution_key
-from mlops_assets.core.registry import CHALLENGER, CHAMPION
+from mlops_assets.core.intake.landing import contribution_key
+from mlops_assets.core.registry.client import CHALLENGER, CHAMPION
 from mlops_assets.defs.sensors import mlflow_run_cleanup_sensor
 from mlops_assets.settings import Settings
 from mlops_assets_tests.conftest import (
@@ -130,7 +130,7 @@ def test_a_dead_run_process_leaves_no_mlflow_run_running(pipeline, monkeypatch):
     experiment = client.get_experiment_by_name(pipeline.settings.experiment)
     unknown = client.create_run(experiment.experiment_id, tags={"dagster_run_id": "gone"})
 
-    from mlops_assets.core import registry
+    from mlops_assets.core.registry import client as registry
 
     down = registry.end_orphaned_runs
     monkeypatch.setattr(  # fault injection: the tracking server is unreachable for one tick
@@ -359,7 +359,7 @@ def test_a_trusted_joblib_file_seeds_the_registry_as_the_baseline(pipeline, tmp_
     import joblib
     from sklearn.ensemble import RandomForestClassifier
 
-    from mlops_assets.core.hashing import file_sha256
+    from mlops_assets.core.common.hashing import file_sha256
     from mlops_assets.task import IRIS
 
     pipeline.materialize("iris_dataset")
@@ -483,7 +483,7 @@ def test_an_intake_failing_on_itself_is_typed_cleaned_up_and_shown_failed(
 
     import duckdb
 
-    import mlops_assets.core.contributions as contributions
+    import mlops_assets.core.intake.intake as contributions
 
     pipeline.materialize("iris_dataset")
     pipeline.drop("alice", "wide.csv", VALID_CONTRIBUTION)

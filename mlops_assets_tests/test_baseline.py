@@ -10,22 +10,22 @@ import skops.io
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from mlops_assets.core.baseline import (
+from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
+from mlops_assets.core.modeling.baseline import (
     COLD_START_REASON,
     BaselinePolicy,
     ColdStart,
     resolve_baseline,
 )
-from mlops_assets.core.model_loading import FileTrust, ModelSource
-from mlops_assets.core.reference_data import load_reference_data, split_benchmark
-from mlops_assets.core.registry import (
+from mlops_assets.core.modeling.model_loading import FileTrust, ModelSource
+from mlops_assets.core.modeling.training import SKOPS_TRUSTED_TYPES
+from mlops_assets.core.registry.client import (
     CHAMPION,
     RetryPolicy,
     get_version_by_alias,
     log_sklearn_model,
     register_model_version,
 )
-from mlops_assets.core.training import SKOPS_TRUSTED_TYPES
 from mlops_assets.errors import (
     ConfigurationError,
     ModelCorruptError,
@@ -171,7 +171,7 @@ def test_a_pickle_outside_the_trusted_directory_is_never_unpickled(mlflow_store,
 
 
 def test_a_pinned_file_loads_only_with_its_hash(mlflow_store, tmp_path):
-    from mlops_assets.core.hashing import file_sha256
+    from mlops_assets.core.common.hashing import file_sha256
 
     path = write_model(tmp_path / "trusted" / "model.joblib", fitted())
     pinned = FileTrust(tmp_path / "trusted", file_sha256(path))

@@ -8,17 +8,13 @@ import zipfile
 import pandas as pd
 import pytest
 
-from mlops_assets.core.contributions import (
-    IntakePolicy,
-    intake_contribution,
-    map_columns,
-    normalise_column_name,
-    process_contribution,
-    quality_score,
-)
-from mlops_assets.core.pii import luhn_valid
-from mlops_assets.core.readers import detect_format
-from mlops_assets.core.reference_data import load_reference_data
+from mlops_assets.core.data.reference_data import load_reference_data
+from mlops_assets.core.intake.columns import map_columns, normalise_column_name
+from mlops_assets.core.intake.intake import intake_contribution
+from mlops_assets.core.intake.pii import luhn_valid
+from mlops_assets.core.intake.processing import process_contribution
+from mlops_assets.core.intake.readers import detect_format
+from mlops_assets.core.intake.report import IntakePolicy, quality_score
 from mlops_assets.errors import ContributionUnreadableError
 from mlops_assets.task import IRIS
 from mlops_assets_tests.conftest import IRIS_CSV, VALID_CONTRIBUTION
@@ -265,7 +261,7 @@ def test_all_duplicate_file_is_rejected(tmp_path):
 
 
 def test_flags_written_in_slices_give_the_same_outcome(tmp_path, monkeypatch):
-    import mlops_assets.core.contributions as contributions
+    import mlops_assets.core.intake.intake as contributions
 
     lines = [f"{5 + i / 100:.2f},3.0,1.4,0.2,setosa\n" for i in range(12)]
     text = "sepal_length,sepal_width,petal_length,petal_width,species\n" + "".join(lines * 3)

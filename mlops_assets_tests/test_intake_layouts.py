@@ -9,8 +9,9 @@ import io
 import pandas as pd
 import pytest
 
-from mlops_assets.core.contributions import IntakePolicy, intake_contribution
-from mlops_assets.core.reference_data import load_reference_data
+from mlops_assets.core.data.reference_data import load_reference_data
+from mlops_assets.core.intake.intake import intake_contribution
+from mlops_assets.core.intake.report import IntakePolicy
 from mlops_assets.errors import ContributionUnreadableError
 from mlops_assets.task import IRIS
 from mlops_assets_tests.conftest import IRIS_CSV
@@ -301,7 +302,7 @@ def test_utf16_without_tabs_is_still_utf16(tmp_path):
 
 
 def test_many_records_are_counted_exactly_across_chunks(tmp_path, monkeypatch):
-    import mlops_assets.core.text_files as text_files
+    import mlops_assets.core.intake.text_files as text_files
 
     monkeypatch.setattr(text_files, "CHUNK_BYTES", 64)  # records and quotes cut across chunks
     rows = flowers(50).assign(notes=[f'"quoted, {i}"\n' if i % 7 == 0 else "x" for i in range(50)])

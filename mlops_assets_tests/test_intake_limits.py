@@ -14,10 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops_assets.core.contributions import IntakePolicy, intake_contribution, process_contribution
-from mlops_assets.core.reference_data import load_reference_data
-from mlops_assets.core.scratch import sweep_stale
-from mlops_assets.core.text_files import IntakeLimits
+from mlops_assets.core.common.scratch import sweep_stale
+from mlops_assets.core.data.reference_data import load_reference_data
+from mlops_assets.core.intake.intake import intake_contribution
+from mlops_assets.core.intake.processing import process_contribution
+from mlops_assets.core.intake.report import IntakePolicy
+from mlops_assets.core.intake.text_files import IntakeLimits
 from mlops_assets.errors import ContributionTooLargeError, IntakeTimeoutError
 from mlops_assets.task import IRIS
 from mlops_assets_tests.conftest import IRIS_CSV, REPO, VALID_CONTRIBUTION, child_env, env_for

@@ -9,8 +9,9 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops_assets.core.contributions import IntakePolicy, intake_contribution
-from mlops_assets.core.reference_data import load_reference_data
+from mlops_assets.core.data.reference_data import load_reference_data
+from mlops_assets.core.intake.intake import intake_contribution
+from mlops_assets.core.intake.report import IntakePolicy
 from mlops_assets.task import IRIS
 from mlops_assets_tests.conftest import IRIS_CSV
 

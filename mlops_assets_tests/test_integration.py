@@ -1,7 +1,12 @@
 import pandas as pd
 
-from mlops_assets.core.integration import Contribution, MergePolicy, benchmark_overlap, integrate
-from mlops_assets.core.reference_data import load_reference_data, split_benchmark
+from mlops_assets.core.data.integration import (
+    Contribution,
+    MergePolicy,
+    benchmark_overlap,
+    integrate,
+)
+from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
 from mlops_assets.task import IRIS
 from mlops_assets_tests.conftest import IRIS_CSV
 
@@ -116,7 +121,7 @@ def test_unknown_strategy_is_a_config_error():
 
 
 def test_training_uses_sample_weights():
-    from mlops_assets.core.training import train_model
+    from mlops_assets.core.modeling.training import train_model
 
     frame = integrate_many(MergePolicy(strategy="weighted", max_contributed_share=0.4)).frame
     weighted = train_model(frame, IRIS, estimator="logistic_regression", hyperparameters={}, seed=0)
@@ -131,8 +136,9 @@ def test_training_uses_sample_weights():
 
 
 def test_accepted_contributions_load_whole_or_as_a_seeded_sample(tmp_path):
-    from mlops_assets.core.contributions import IntakePolicy, process_contribution
-    from mlops_assets.core.integration import load_accepted_contributions
+    from mlops_assets.core.data.integration import load_accepted_contributions
+    from mlops_assets.core.intake.processing import process_contribution
+    from mlops_assets.core.intake.report import IntakePolicy
 
     split = iris_split()
     reference = load_reference_data(IRIS_CSV, IRIS).frame

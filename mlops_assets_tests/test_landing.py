@@ -6,7 +6,7 @@ import boto3
 import dagster as dg
 import pytest
 
-from mlops_assets.core.landing import contribution_key
+from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.definitions import defs, landing_zone
 from mlops_assets.defs.resources import LocalLandingZone
 from mlops_assets.defs.s3 import S3LandingZone

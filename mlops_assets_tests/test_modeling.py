@@ -1,11 +1,15 @@
 import pytest
 import skops.io
 
-from mlops_assets.core.evaluation import evaluate, metric_deltas, metrics_markdown
-from mlops_assets.core.integration import integrate
-from mlops_assets.core.promotion import PairedOutcome, PromotionGate, decide_promotion
-from mlops_assets.core.reference_data import load_reference_data, split_benchmark
-from mlops_assets.core.training import ESTIMATORS, SKOPS_TRUSTED_TYPES, train_model
+from mlops_assets.core.data.integration import integrate
+from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
+from mlops_assets.core.modeling.evaluation import evaluate, metric_deltas, metrics_markdown
+from mlops_assets.core.modeling.training import ESTIMATORS, SKOPS_TRUSTED_TYPES, train_model
+from mlops_assets.core.registry.client.promotion import (
+    PairedOutcome,
+    PromotionGate,
+    decide_promotion,
+)
 from mlops_assets.errors import ConfigurationError
 from mlops_assets.task import IRIS
 from mlops_assets_tests.conftest import IRIS_CSV

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from mlops_assets.core.registry import get_version_by_alias, mlflow_client
+from mlops_assets.core.registry.client import get_version_by_alias, mlflow_client
 from mlops_assets.settings import Settings
 from mlops_assets_tests.conftest import (
     REPO,
@@ -310,8 +310,8 @@ def test_a_kill_during_registration_leaves_a_valid_champion(pipeline, tmp_path):
     import joblib
     from sklearn.tree import DecisionTreeClassifier
 
-    from mlops_assets.core.baseline import BaselinePolicy, ColdStart, resolve_baseline
-    from mlops_assets.core.model_loading import ModelSource
+    from mlops_assets.core.modeling.baseline import BaselinePolicy, ColdStart, resolve_baseline
+    from mlops_assets.core.modeling.model_loading import ModelSource
     from mlops_assets.task import IRIS
 
     # A weak baseline (a stump) so the candidate is promoted: the alias move is the window.

@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops_assets.core.contributions import ContributionReport, quality_from_shares, quality_score
+from mlops_assets.core.intake.report import ContributionReport, quality_from_shares, quality_score
 
 share = st.floats(0.0, 1.0)
 

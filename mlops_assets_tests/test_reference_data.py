@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from mlops_assets.core.reference_data import (
+from mlops_assets.core.data.reference_data import (
     SOURCE_FILE,
     SOURCE_SKLEARN,
     load_reference_data,

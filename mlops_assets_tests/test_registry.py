@@ -2,8 +2,8 @@ import mlflow
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from mlops_assets.core.reference_data import sklearn_iris
-from mlops_assets.core.registry import (
+from mlops_assets.core.data.reference_data import sklearn_iris
+from mlops_assets.core.registry.client import (
     CHAMPION,
     PREVIOUS_CHAMPION,
     get_version_by_alias,

@@ -13,10 +13,10 @@ import mlflow
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from mlops_assets.core.baseline import BaselinePolicy, ColdStart, resolve_baseline
-from mlops_assets.core.model_loading import ModelSource
-from mlops_assets.core.reference_data import load_reference_data, split_benchmark
-from mlops_assets.core.registry import (
+from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
+from mlops_assets.core.modeling.baseline import BaselinePolicy, ColdStart, resolve_baseline
+from mlops_assets.core.modeling.model_loading import ModelSource
+from mlops_assets.core.registry.client import (
     RetryPolicy,
     log_sklearn_model,
     mlflow_client,

@@ -7,7 +7,7 @@ import json
 import boto3
 import pytest
 
-from mlops_assets.core.landing import contribution_key
+from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.definitions import dataset_store
 from mlops_assets.defs.s3 import S3DatasetStore
 from mlops_assets.settings import Settings

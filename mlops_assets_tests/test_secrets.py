@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from mlops_assets.core.registry import mlflow_client
-from mlops_assets.core.webhooks import new_secret
+from mlops_assets.core.registry.client import mlflow_client
+from mlops_assets.core.registry.webhooks import new_secret
 from mlops_assets_tests.conftest import REPO, child_env, env_for, free_port, graphql, run_cli
 from mlops_assets_tests.test_api import Server
 from mlops_assets_tests.test_registry_server import MlflowServer

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
-from mlops_assets.core.landing import contribution_key
+from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.defs.sensors import RUN_KEY_TAG, STAGE_TAG
 from mlops_assets_tests.conftest import VALID_CONTRIBUTION, tick_of
 
@@ -190,7 +190,7 @@ def test_retrain_waits_for_intake_and_ignores_rejected_contributions(pipeline):
 
 
 def test_the_retrain_backoff_doubles_and_is_capped():
-    from mlops_assets.core.retraining import RetrainCursor, retry_wait
+    from mlops_assets.core.modeling.retraining import RetrainCursor, retry_wait
 
     assert [retry_wait(n) for n in (0, 1, 2, 3, 6, 20)] == [0, 30, 60, 120, 900, 900]
     cursor = RetrainCursor.parse("41")  # the cursor of earlier versions

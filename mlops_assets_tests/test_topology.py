@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_assets.core.landing import contribution_key
-from mlops_assets.core.registry import mlflow_client
+from mlops_assets.core.intake.landing import contribution_key
+from mlops_assets.core.registry.client import mlflow_client
 from mlops_assets_tests.conftest import shifted_sample, wait_for
 from mlops_assets_tests.topology import MODEL, production_topology, write_stump
 

@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from mlops_assets.core.validation import REASON_COLUMN, validate_rows
+from mlops_assets.core.intake.validation import REASON_COLUMN, validate_rows
 from mlops_assets.task import IRIS
 
 

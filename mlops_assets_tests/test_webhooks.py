@@ -10,7 +10,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from mlops_assets.core.webhooks import (
+from mlops_assets.core.registry.webhooks import (
     PROMOTED,
     REGISTERED,
     DeliveryPolicy,

@@ -98,7 +98,7 @@ def write_stump(path: Path) -> Path:
     import joblib
     from sklearn.tree import DecisionTreeClassifier
 
-    from mlops_assets.core.reference_data import sklearn_iris
+    from mlops_assets.core.data.reference_data import sklearn_iris
     from mlops_assets.task import IRIS
 
     frame = sklearn_iris(IRIS)
@@ -146,7 +146,7 @@ class Topology:
     s3_endpoint: str
 
     def champion(self) -> str | None:
-        from mlops_assets.core.registry import get_version_by_alias, mlflow_client
+        from mlops_assets.core.registry.client import get_version_by_alias, mlflow_client
 
         self.processes.check()
         version = get_version_by_alias(mlflow_client(self.tracking_uri), MODEL, "champion")

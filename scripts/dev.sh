@@ -15,7 +15,7 @@ tracking_uri="${MLFLOW_TRACKING_URI:-sqlite:///$MLOPS_HOME/mlflow/mlflow.db}"
 if [[ "$tracking_uri" == sqlite:* ]]; then
   # Create the store's schema once, before three processes open it: each would otherwise
   # create it too, and one of them fails with "table ... already exists".
-  .venv/bin/python -c 'import sys; from mlops_assets.core.registry import mlflow_client; mlflow_client(sys.argv[1])' "$tracking_uri"
+  .venv/bin/python -c 'import sys; from mlops_assets.core.registry.client import mlflow_client; mlflow_client(sys.argv[1])' "$tracking_uri"
   .venv/bin/mlflow server --backend-store-uri "$tracking_uri" \
     --host 127.0.0.1 --port "${MLFLOW_UI_PORT:-5000}" >"$MLOPS_HOME/mlflow/ui.log" 2>&1 &
   mlflow_pid=$!

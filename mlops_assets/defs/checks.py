@@ -35,7 +35,7 @@ def iris_dataset_expectations(store: DatasetStore) -> dg.AssetCheckResult:
 
 def _expectations_result(frame: "pd.DataFrame", *, name: str, min_rows: int) -> dg.AssetCheckResult:
     """The task's Great Expectations suite on ``frame``, as a check result saying what failed."""
-    from mlops_assets.core.expectations import task_expectations, validate_expectations
+    from mlops_assets.core.data.expectations import task_expectations, validate_expectations
 
     outcome = validate_expectations(frame, task_expectations(TASK, min_rows=min_rows), name=name)
     return dg.AssetCheckResult(
@@ -54,7 +54,7 @@ def integrated_dataset_has_no_benchmark_rows(
 ) -> dg.AssetCheckResult:
     """No training row may equal a benchmark row: that would inflate every score."""
 
-    from mlops_assets.core.integration import benchmark_overlap
+    from mlops_assets.core.data.integration import benchmark_overlap
 
     training = store.integrated(upstream_metadata(context, integrated_dataset)["sha256"])
     overlap = benchmark_overlap(store.read_frame(training), store.read_frame(store.BENCHMARK), TASK)
@@ -115,7 +115,7 @@ def trained_model_has_signature(
     """The logged model carries an input/output signature (the API validates requests with it)."""
     import mlflow
 
-    from mlops_assets.core.registry import registry_errors
+    from mlops_assets.core.registry.client import registry_errors
 
     model_uri = upstream_metadata(context, trained_model)["model_uri"]
     registry.client()  # applies bounded-retry defaults before talking to MLflow
@@ -137,7 +137,7 @@ def contributed_data_accepted(
 
     Blocking, so a rejected contribution stops here instead of reaching training.
     """
-    from mlops_assets.core.storage import read_json
+    from mlops_assets.core.common.storage import read_json
 
     report = read_json(store.fetch(store.contribution(context.partition_key, "report.json")))
     return dg.AssetCheckResult(

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from mlops_assets.core.landing import contribution_key
-from mlops_assets.core.names import safe_text
+from mlops_assets.core.common.names import safe_text
+from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.defs.partitions import contributions_partitions
 from mlops_assets.defs.resources import DatasetStore, LandingZone
 from mlops_assets.errors import UpstreamMissingError
@@ -18,8 +18,8 @@ from mlops_assets.settings import current_settings
 from mlops_assets.task import TASK
 
 if TYPE_CHECKING:
-    from mlops_assets.core.contributions import IntakePolicy
-    from mlops_assets.core.text_files import IntakeLimits
+    from mlops_assets.core.intake.report import IntakePolicy
+    from mlops_assets.core.intake.text_files import IntakeLimits
 
 # Intake and integration read the reports and the accepted rows of earlier contributions;
 # rejected rows stay in storage for people, unread by the pipeline.
@@ -48,7 +48,7 @@ class ContributionConfig(dg.Config):
     timeout_seconds: float = _settings.intake_timeout
 
     def policy(self) -> "IntakePolicy":
-        from mlops_assets.core.contributions import IntakePolicy
+        from mlops_assets.core.intake.report import IntakePolicy
 
         return IntakePolicy(
             min_valid_share=self.min_valid_share,
@@ -58,7 +58,7 @@ class ContributionConfig(dg.Config):
         )
 
     def limits(self) -> "IntakeLimits":
-        from mlops_assets.core.text_files import IntakeLimits
+        from mlops_assets.core.intake.text_files import IntakeLimits
 
         return IntakeLimits(
             max_bytes=self.max_decompressed_bytes,
@@ -100,8 +100,8 @@ def iris_dataset(
     Read from ``data/iris.csv``; scikit-learn's copy is used only when that file is missing or
     empty. The benchmark is never trained on: every model is scored on it.
     """
-    from mlops_assets.core.hashing import frame_sha256
-    from mlops_assets.core.reference_data import load_reference_data, split_benchmark
+    from mlops_assets.core.common.hashing import frame_sha256
+    from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
 
     reference = load_reference_data(Path(config.csv_path), TASK)
     if reference.fallback_reason:
@@ -156,7 +156,7 @@ def contributed_data(
     """
     import pandas as pd
 
-    from mlops_assets.core.contributions import process_contribution
+    from mlops_assets.core.intake.processing import process_contribution
 
     contribution_id = context.partition_key
     # The sensor names the file in the run's tags; a run launched by hand finds it by its key.
@@ -243,7 +243,7 @@ def integrated_dataset(
     """The training set: iris train part + every accepted contribution, benchmark rows and
     duplicates removed, shuffled reproducibly; versioned by its content hash."""
 
-    from mlops_assets.core.integration import (
+    from mlops_assets.core.data.integration import (
         MergePolicy,
         integrate,
         load_accepted_contributions,

@@ -95,8 +95,8 @@ def baseline_model(
     """
     import mlflow
 
-    from mlops_assets.core.baseline import ColdStart, resolve_baseline
-    from mlops_assets.core.registry import registry_errors
+    from mlops_assets.core.modeling.baseline import ColdStart, resolve_baseline
+    from mlops_assets.core.registry.client import registry_errors
 
     training = TrainingConfig()
 
@@ -141,9 +141,9 @@ def baseline_model(
             )
     if baseline.cold_start:
         context.log.info(f"Cold start: registered baseline v{baseline.version} as champion")
-        from mlops_assets.core.baseline import COLD_START_REASON
-        from mlops_assets.core.registry import CHAMPION
-        from mlops_assets.core.webhooks import PROMOTED, REGISTERED
+        from mlops_assets.core.modeling.baseline import COLD_START_REASON
+        from mlops_assets.core.registry.client import CHAMPION
+        from mlops_assets.core.registry.webhooks import PROMOTED, REGISTERED
 
         event = {
             "model_name": baseline.model_name,
@@ -201,20 +201,20 @@ def trained_model(
     benchmark; params, metrics, artifacts, data and the model are logged to MLflow."""
     import mlflow
 
-    from mlops_assets.core.evaluation import (
+    from mlops_assets.core.modeling.evaluation import (
         confusion_matrix_markdown,
         evaluate,
         metric_deltas,
         metrics_markdown,
         paired_outcome,
     )
-    from mlops_assets.core.registry import (
+    from mlops_assets.core.modeling.training import train_model
+    from mlops_assets.core.registry.client import (
         CHAMPION,
         load_sklearn_model,
         log_sklearn_model,
         registry_errors,
     )
-    from mlops_assets.core.training import train_model
 
     data = upstream_metadata(context, integrated_dataset)
     baseline = upstream_metadata(context, baseline_model)
@@ -293,7 +293,7 @@ def _log_datasets(
 ) -> None:
     import mlflow
 
-    from mlops_assets.core.hashing import frame_sha256
+    from mlops_assets.core.common.hashing import frame_sha256
 
     training = mlflow.data.from_pandas(
         frame,
@@ -353,13 +353,13 @@ def registered_model_version(
     """The candidate as a registry version: ``challenger`` always moves to it, ``champion``
     only when it beats the champion on the primary metric by the configured margin (see
     ``register_candidate``: a crash at any point is completed or cleaned up by a rerun)."""
-    from mlops_assets.core.registration import (
+    from mlops_assets.core.registry.client import registry_errors
+    from mlops_assets.core.registry.client.registration import (
         Candidate,
         candidate_attestation,
         register_candidate,
     )
-    from mlops_assets.core.registry import registry_errors
-    from mlops_assets.core.webhooks import PROMOTED, REGISTERED
+    from mlops_assets.core.registry.webhooks import PROMOTED, REGISTERED
 
     candidate = Candidate.from_metadata(upstream_metadata(context, trained_model))
     client = registry.client()
@@ -439,7 +439,7 @@ def version_event(model_name: str, done: Any, candidate: Any, metric: str) -> di
 
 def _attested_contributions(store: DatasetStore, ids: list[str]) -> list[dict[str, Any]]:
     """What the attestation records of each contribution, from its report."""
-    from mlops_assets.core.contributions import contribution_reports
+    from mlops_assets.core.intake.processing import contribution_reports
 
     reports = {
         r["contribution_id"]: r

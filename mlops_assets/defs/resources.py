@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets.core.landing import (
+from mlops_assets.core.common.names import safe_text
+from mlops_assets.core.intake.landing import (
     LandingFile,
     Listing,
     RefusedEntry,
@@ -25,16 +26,15 @@ from mlops_assets.core.landing import (
     is_waiting,
     refused,
 )
-from mlops_assets.core.names import safe_text
 from mlops_assets.settings import apply_process_defaults
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from mlops_assets.core.baseline import BaselinePolicy
-    from mlops_assets.core.promotion import PromotionGate
-    from mlops_assets.core.webhooks import DeliveryPolicy
+    from mlops_assets.core.modeling.baseline import BaselinePolicy
+    from mlops_assets.core.registry.client.promotion import PromotionGate
+    from mlops_assets.core.registry.webhooks import DeliveryPolicy
 
 
 class DatasetStore(dg.ConfigurableResource):
@@ -96,7 +96,7 @@ class DatasetStore(dg.ConfigurableResource):
 
     def write_frame(self, frame: "pd.DataFrame", key: str) -> None:
         """Store ``frame`` (without its index) as Parquet; readers never see half of it."""
-        from mlops_assets.core.storage import write_parquet
+        from mlops_assets.core.common.storage import write_parquet
 
         write_parquet(frame, self.local_path(key))
         self.publish(key)
@@ -227,7 +227,7 @@ class LocalLandingZone(LandingZone):
         return path
 
     def content_version(self, file: LandingFile) -> str:
-        from mlops_assets.core.hashing import file_sha256
+        from mlops_assets.core.common.hashing import file_sha256
 
         return f"sha256:{file_sha256(self._path(file.relative_path))}"
 
@@ -253,7 +253,7 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def client(self) -> "MlflowClient":
         apply_process_defaults()
-        from mlops_assets.core.registry import mlflow_client
+        from mlops_assets.core.registry.client import mlflow_client
 
         return mlflow_client(self.tracking_uri)
 
@@ -285,7 +285,7 @@ class PromotionPolicy(dg.ConfigurableResource):
     accuracy_floor: float = 0.9
 
     def gate(self) -> "PromotionGate":
-        from mlops_assets.core.promotion import PromotionGate
+        from mlops_assets.core.registry.client.promotion import PromotionGate
 
         return PromotionGate(
             metric=self.primary_metric,
@@ -310,9 +310,9 @@ class BaselineLoader(dg.ConfigurableResource):
     registry_retry_seconds: float = 60.0
 
     def policy(self) -> "BaselinePolicy":  # quoted: resources cannot use __future__ annotations
-        from mlops_assets.core.baseline import BaselinePolicy
-        from mlops_assets.core.model_loading import FileTrust, ModelSource
-        from mlops_assets.core.registry import RetryPolicy
+        from mlops_assets.core.modeling.baseline import BaselinePolicy
+        from mlops_assets.core.modeling.model_loading import FileTrust, ModelSource
+        from mlops_assets.core.registry.client import RetryPolicy
 
         trusted = Path(self.trusted_model_dir).expanduser() if self.trusted_model_dir else None
         return BaselinePolicy(
@@ -329,7 +329,7 @@ class Webhooks(dg.ConfigurableResource):
     """Standard Webhooks for registry events to ``url`` (off when unset), signed with
     ``secret`` (``MLOPS_WEBHOOK_SECRET``: one or more space-separated ``whsec_`` secrets, given
     as an ``EnvVar`` so the UI never shows it). Every event waits in ``outbox`` until a
-    receiver takes it; see :mod:`mlops_assets.core.webhooks`."""
+    receiver takes it; see :mod:`mlops_assets.core.registry.webhooks`."""
 
     url: str | None = None
     secret: str | None = None
@@ -342,7 +342,7 @@ class Webhooks(dg.ConfigurableResource):
         return bool(self.url and self.secret)
 
     def _policy(self, timeout: float | None = None) -> "DeliveryPolicy":
-        from mlops_assets.core.webhooks import DeliveryPolicy
+        from mlops_assets.core.registry.webhooks import DeliveryPolicy
 
         return DeliveryPolicy(timeout=timeout or self.timeout_seconds, max_age=self.max_age_seconds)
 
@@ -351,7 +351,7 @@ class Webhooks(dg.ConfigurableResource):
         not hold up the caller); a line for the log, None when webhooks are off."""
         if not self.enabled:
             return None
-        from mlops_assets.core.webhooks import Outbox, WebhookEvent, parse_secrets, send
+        from mlops_assets.core.registry.webhooks import Outbox, WebhookEvent, parse_secrets, send
 
         assert self.url is not None and self.secret is not None
         return send(
@@ -366,7 +366,7 @@ class Webhooks(dg.ConfigurableResource):
         """Try every queued event whose next attempt is due; None when webhooks are off."""
         if not self.enabled:
             return None
-        from mlops_assets.core.webhooks import Outbox, deliver_due, parse_secrets
+        from mlops_assets.core.registry.webhooks import Outbox, deliver_due, parse_secrets
 
         assert self.url is not None and self.secret is not None
         return deliver_due(
@@ -390,7 +390,7 @@ def mlflow_tracking(init_context: dg.InitResourceContext) -> Iterator[Any]:
     apply_process_defaults()
     from dagster_mlflow import mlflow_tracking as dagster_mlflow_tracking
 
-    from mlops_assets.core.registry import (
+    from mlops_assets.core.registry.client import (
         RetryPolicy,
         ensure_experiment,
         mlflow_client,

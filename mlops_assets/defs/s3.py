@@ -20,7 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
-from mlops_assets.core.landing import (
+from mlops_assets.core.common.names import safe_text
+from mlops_assets.core.intake.landing import (
     LandingFile,
     Listing,
     RefusedEntry,
@@ -28,7 +29,6 @@ from mlops_assets.core.landing import (
     is_waiting,
     refused,
 )
-from mlops_assets.core.names import safe_text
 from mlops_assets.defs.resources import DatasetStore, LandingZone
 from mlops_assets.errors import StorageUnavailableError
 

@@ -13,9 +13,9 @@ import time
 
 import dagster as dg
 
-from mlops_assets.core.landing import TickCursor, plan_tick
-from mlops_assets.core.names import safe_text
-from mlops_assets.core.retraining import RetrainCursor, retry_wait
+from mlops_assets.core.common.names import safe_text
+from mlops_assets.core.intake.landing import TickCursor, plan_tick
+from mlops_assets.core.modeling.retraining import RetrainCursor, retry_wait
 from mlops_assets.defs.data_assets import contributed_data, integrated_dataset, iris_dataset
 from mlops_assets.defs.model_assets import baseline_model, registered_model_version, trained_model
 from mlops_assets.defs.partitions import contributions_partitions
@@ -245,7 +245,7 @@ def mlflow_run_cleanup_sensor(
     """End every MLflow run still RUNNING whose Dagster run is over (its process died): FAILED,
     or FINISHED for a run that succeeded. It compares both sides on every tick, so a tick that
     could not reach MLflow is simply made up by the next one."""
-    from mlops_assets.core.registry import end_orphaned_runs, registry_errors
+    from mlops_assets.core.registry.client import end_orphaned_runs, registry_errors
 
     def finished_as(dagster_run_id: str) -> str | None:
         run = context.instance.get_run_by_id(dagster_run_id)

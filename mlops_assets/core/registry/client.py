@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mlops_assets.core.training import SKOPS_TRUSTED_TYPES
+from mlops_assets.core.modeling.training import SKOPS_TRUSTED_TYPES
 from mlops_assets.errors import RegistryAccessDeniedError, RegistryUnavailableError
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ def load_sklearn_model(model_uri: str, tracking_uri: str | None = None) -> Any:
 
 def load_with_size(model_uri: str, tracking_uri: str | None = None) -> tuple[Any, int]:
     """:func:`load_sklearn_model`, and the size in bytes of the model's files."""
-    from mlops_assets.core.model_loading import directory_size, load_mlflow_directory
+    from mlops_assets.core.modeling.model_loading import directory_size, load_mlflow_directory
 
     with local_model_files(model_uri, tracking_uri) as local:
         return load_mlflow_directory(local, model_uri), directory_size(local)
@@ -267,7 +267,7 @@ def local_model_files(model_uri: str, tracking_uri: str | None = None) -> Iterat
 
 def _download_uri(model_uri: str, tracking_uri: str | None) -> str:
     """Where a ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` URI's files are."""
-    from mlops_assets.core.model_loading import ModelSource
+    from mlops_assets.core.modeling.model_loading import ModelSource
 
     if tracking_uri is None or not model_uri.startswith("models:/"):
         return model_uri
@@ -449,7 +449,7 @@ def rollback_champion(
 
 def model_file_digests(tracking_uri: str, model_name: str, version: str) -> dict[str, str]:
     """sha256 of every file of a registered version's model (its weights, not just metadata)."""
-    from mlops_assets.core.attestation import directory_digests
+    from mlops_assets.core.registry.client.attestation import directory_digests
 
     with local_model_files(f"models:/{model_name}/{version}", tracking_uri) as local:
         return directory_digests(local)
@@ -460,7 +460,7 @@ def record_attestation(
 ) -> str:
     """Store ``document`` as ``version``'s attestation (an artifact of its MLflow run, at a
     path named by the version) and tag the version with its path and sha256; returns its URI."""
-    from mlops_assets.core.attestation import PATH_TAG, SHA256_TAG, artifact_path
+    from mlops_assets.core.registry.client.attestation import PATH_TAG, SHA256_TAG, artifact_path
 
     path = artifact_path(model_name, version)
     client.log_dict(run_id, document, path)
@@ -477,7 +477,7 @@ def read_attestation(client: MlflowClient, version: ModelVersion) -> dict[str, A
 
     from mlflow.exceptions import MlflowException
 
-    from mlops_assets.core.attestation import LEGACY_ARTIFACT_PATH, PATH_TAG
+    from mlops_assets.core.registry.client.attestation import LEGACY_ARTIFACT_PATH, PATH_TAG
 
     path = version.tags.get(PATH_TAG, LEGACY_ARTIFACT_PATH)
     try:

@@ -3,7 +3,7 @@
 Files are never loaded whole into Python: DuckDB scans them (streaming, spilling to disk past
 its memory limit) and the rest of the intake runs as SQL over the ``raw`` view created here.
 
-Delimited text is read with the dialect :mod:`mlops_assets.core.text_files` sniffed and never
+Delimited text is read with the dialect :mod:`mlops_assets.core.intake.text_files` sniffed and never
 with DuckDB's own sniffer, which may decide that leading lines are a preamble and skip them.
 A record DuckDB cannot split into the header's fields is kept, with its line number and text,
 in the table ``malformed``; after a full scan, :meth:`RawContribution.account` checks that
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops_assets.core.columns import map_columns
-from mlops_assets.core.names import without_paths
-from mlops_assets.core.scratch import scratch
-from mlops_assets.core.text_files import (
+from mlops_assets.core.common.names import without_paths
+from mlops_assets.core.common.scratch import scratch
+from mlops_assets.core.intake.columns import map_columns
+from mlops_assets.core.intake.text_files import (
     Dialect,
     IntakeLimits,
     copy_capped,

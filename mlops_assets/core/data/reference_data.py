@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops_assets.core.validation import describe_rejections, validate_rows
+from mlops_assets.core.intake.validation import describe_rejections, validate_rows
 from mlops_assets.errors import ReferenceDataError
 from mlops_assets.task import TaskSchema
 

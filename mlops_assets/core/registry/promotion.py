@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlops_assets.core.evaluation import LOWER_IS_BETTER
+from mlops_assets.core.modeling.evaluation import LOWER_IS_BETTER
 
 
 @dataclass(frozen=True)

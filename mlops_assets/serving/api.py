@@ -1,4 +1,4 @@
-"""The prediction API: FastAPI over :mod:`mlops_assets.core.serving`.
+"""The prediction API: FastAPI over :mod:`mlops_assets.core.serving.champion`.
 
 ``mlops serve`` runs it with uvicorn. It serves the registry's ``champion`` and follows it:
 a background thread polls the registry and swaps a new champion in once it has loaded and
@@ -23,12 +23,12 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mlops_assets.core.serving import ModelSlot, Poller, require_model
+from mlops_assets.core.serving.champion import ModelSlot, Poller, require_model
 from mlops_assets.errors import MlopsError
 from mlops_assets.settings import Settings
 from mlops_assets.task import TASK, TaskSchema
 
-log = logging.getLogger("mlops_assets.api")
+log = logging.getLogger("mlops_assets.serving.api")
 KEY_HEADER = "X-API-Key"
 
 
@@ -313,9 +313,9 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
 
 def app_from_settings(settings: Settings) -> FastAPI:
     """The API for ``settings``: follows ``champion`` of the configured model."""
-    from mlops_assets.core.reference_data import load_reference_data
-    from mlops_assets.core.registry import CHAMPION
-    from mlops_assets.core.serving import champion_slot
+    from mlops_assets.core.data.reference_data import load_reference_data
+    from mlops_assets.core.registry.client import CHAMPION
+    from mlops_assets.core.serving.champion import champion_slot
 
     probe = load_reference_data(settings.iris_csv, TASK).frame.sample(20, random_state=0)
     slot = champion_slot(settings.tracking_uri, settings.model_name, TASK, probe, CHAMPION)

@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mlops_assets.core.hashing import file_sha256
+from mlops_assets.core.common.hashing import file_sha256
 
 SCHEMA = "mlops-assets/attestation@1"
 # Where versions registered before attestations were stored per version kept theirs: one

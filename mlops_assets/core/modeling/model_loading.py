@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_assets.core.hashing import file_sha256
-from mlops_assets.core.training import SKOPS_TRUSTED_TYPES
+from mlops_assets.core.common.hashing import file_sha256
+from mlops_assets.core.modeling.training import SKOPS_TRUSTED_TYPES
 from mlops_assets.errors import (
     ConfigurationError,
     ModelCorruptError,
@@ -197,7 +197,7 @@ def directory_sha256(path: Path) -> str:
     """One sha256 over every file of a directory, by relative path and content."""
     import hashlib
 
-    from mlops_assets.core.attestation import directory_digests
+    from mlops_assets.core.registry.client.attestation import directory_digests
 
     listing = "".join(f"{name}\0{digest}\n" for name, digest in directory_digests(path).items())
     return hashlib.sha256(listing.encode()).hexdigest()

@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from mlops_assets.core.attestation import attestation_document
-from mlops_assets.core.evaluation import Evaluation, benchmark_tags, evaluate
-from mlops_assets.core.hashing import frame_sha256
-from mlops_assets.core.integration import IntegratedDataset, integrate
-from mlops_assets.core.model_loading import (
+from mlops_assets.core.common.hashing import frame_sha256
+from mlops_assets.core.data.integration import IntegratedDataset, integrate
+from mlops_assets.core.modeling.evaluation import Evaluation, benchmark_tags, evaluate
+from mlops_assets.core.modeling.model_loading import (
     FileTrust,
     LoadStats,
     ModelSource,
@@ -20,7 +19,8 @@ from mlops_assets.core.model_loading import (
     timed_load,
     validate_model,
 )
-from mlops_assets.core.registry import (
+from mlops_assets.core.modeling.training import train_model
+from mlops_assets.core.registry.client import (
     CHAMPION,
     RetryPolicy,
     get_version_by_alias,
@@ -32,7 +32,7 @@ from mlops_assets.core.registry import (
     register_model_version,
     with_retries,
 )
-from mlops_assets.core.training import train_model
+from mlops_assets.core.registry.client.attestation import attestation_document
 from mlops_assets.errors import ModelNotFoundError, UntrustedModelError
 from mlops_assets.task import TaskSchema
 

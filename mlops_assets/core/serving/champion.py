@@ -1,6 +1,7 @@
 """Serving the champion: a loaded model, predictions from it, and following the alias.
 
-No web framework here: the API (``mlops_assets.api``) is a thin shell over :class:`ModelSlot`.
+No web framework here: the API (``mlops_assets.serving.api``) is a thin shell over
+:class:`ModelSlot`.
 A request reads ``slot.current`` once and uses that object throughout, and a new champion is
 loaded and validated completely before one reference assignment swaps it in, so no request
 ever sees a half-loaded model.
@@ -82,8 +83,8 @@ def load_version(
     probe: pd.DataFrame,
 ) -> ServedModel:
     """Load ``version`` of ``model_name`` safely (skops, allow-list) and validate it."""
-    from mlops_assets.core.model_loading import validate_model
-    from mlops_assets.core.registry import load_sklearn_model
+    from mlops_assets.core.modeling.model_loading import validate_model
+    from mlops_assets.core.registry.client import load_sklearn_model
 
     details = client.get_model_version(model_name, version)
     model = load_sklearn_model(f"models:/{model_name}/{version}", tracking_uri)
@@ -221,7 +222,7 @@ def champion_slot(
     tracking_uri: str, model_name: str, task: TaskSchema, probe: pd.DataFrame, alias: str
 ) -> ModelSlot:
     """A slot following ``alias`` of ``model_name`` in the registry at ``tracking_uri``."""
-    from mlops_assets.core.registry import get_version_by_alias, mlflow_client
+    from mlops_assets.core.registry.client import get_version_by_alias, mlflow_client
 
     # Made on first use and again after a failure (a cache keeps no exception): a store that
     # cannot be opened yet, say a SQLite file another process is still creating, is one failed

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops_assets.core.contributions import ROW_INDEX
-from mlops_assets.core.hashing import frame_sha256
-from mlops_assets.core.training import SAMPLE_WEIGHT
-from mlops_assets.core.validation import literal
+from mlops_assets.core.common.hashing import frame_sha256
+from mlops_assets.core.intake.readers import ROW_INDEX
+from mlops_assets.core.intake.validation import literal
+from mlops_assets.core.modeling.training import SAMPLE_WEIGHT
 from mlops_assets.task import TaskSchema
 
 SOURCE = "source"
@@ -224,7 +224,7 @@ def load_accepted_contributions(
     """
     import duckdb
 
-    from mlops_assets.core.contributions import contribution_reports
+    from mlops_assets.core.intake.processing import contribution_reports
 
     accepted = [
         (report, directory / "clean.parquet")

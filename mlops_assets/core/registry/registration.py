@@ -16,9 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from mlops_assets.core.evaluation import benchmark_tags
-from mlops_assets.core.promotion import PairedOutcome, PromotionDecision, PromotionGate
-from mlops_assets.core.promotion import decide_promotion as gate_decision
+from mlops_assets.core.modeling.evaluation import benchmark_tags
+from mlops_assets.core.registry.client.promotion import (
+    PairedOutcome,
+    PromotionDecision,
+    PromotionGate,
+)
+from mlops_assets.core.registry.client.promotion import decide_promotion as gate_decision
 from mlops_assets.errors import UpstreamMissingError
 
 if TYPE_CHECKING:
@@ -98,7 +102,7 @@ def register_candidate(
     ``run_is_over(dagster_run_id)`` says whether the run that left a ``started`` version is
     finished or gone (its version is then abandoned, unless it is this candidate's).
     """
-    from mlops_assets.core.registry import (
+    from mlops_assets.core.registry.client import (
         CHALLENGER,
         CHAMPION,
         get_version_by_alias,
@@ -217,7 +221,7 @@ def _abandon_orphans(
 def _finished(
     client: MlflowClient, model_name: str, version: ModelVersion, *, resumed: bool
 ) -> Registration:
-    from mlops_assets.core.attestation import PATH_TAG, SHA256_TAG
+    from mlops_assets.core.registry.client.attestation import PATH_TAG, SHA256_TAG
 
     tags = version.tags
     promoted = tags.get("promoted") == "true"
@@ -249,7 +253,7 @@ def _finished(
 def _baseline_moved(client: MlflowClient, model_name: str, candidate: Candidate) -> str:
     """How the alias the baseline was found by moved since, or "" when it did not (or the
     baseline was pinned to a version or file)."""
-    from mlops_assets.core.registry import get_version_by_alias
+    from mlops_assets.core.registry.client import get_version_by_alias
 
     alias = candidate.baseline_alias
     if not alias:
@@ -277,8 +281,8 @@ def candidate_attestation(
 ) -> dict[str, Any]:
     """The sealed attestation of a candidate's version: what it was trained on, the files of
     both models, the metrics, the paired test and the decision."""
-    from mlops_assets.core.attestation import attestation_document
-    from mlops_assets.core.registry import model_file_digests
+    from mlops_assets.core.registry.client import model_file_digests
+    from mlops_assets.core.registry.client.attestation import attestation_document
 
     registered = client.get_model_version(model_name, version)
     baseline_name = candidate.baseline_model_name or model_name

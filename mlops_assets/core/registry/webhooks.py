@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops_assets.core.storage import write_json
+from mlops_assets.core.common.storage import write_json
 from mlops_assets.errors import ConfigurationError
 
 SCHEMA = "mlops-assets/webhook@2"

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mlops_assets.core.names import name_problem, safe_text
+from mlops_assets.core.common.names import name_problem, safe_text
 
 # Names of files still being written (taken once renamed), and sidecars that describe a file.
 IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".crdownload", ".download")

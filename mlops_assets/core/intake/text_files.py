@@ -25,8 +25,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from mlops_assets.core.columns import map_columns
-from mlops_assets.core.scratch import scratch
+from mlops_assets.core.common.scratch import scratch
+from mlops_assets.core.intake.columns import map_columns
 from mlops_assets.errors import (
     ContributionTooLargeError,
     ContributionUnreadableError,

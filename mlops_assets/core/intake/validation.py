@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from mlops_assets.core.text_files import MISSING_TOKENS
+from mlops_assets.core.intake.text_files import MISSING_TOKENS
 from mlops_assets.task import TaskSchema
 
 REASON_COLUMN = "rejection_reasons"

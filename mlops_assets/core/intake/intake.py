@@ -2,39 +2,38 @@
 deduplicate, flag outliers, score, decide.
 
 Everything runs as SQL in DuckDB over the file itself, so memory stays bounded whatever the
-file's size. Nothing is lost: every input row ends up either in ``clean.parquet`` or in
+file's size. Nothing is lost: every record ends up either in ``clean.parquet`` or in
 ``rejected.parquet`` with its original values and reason codes, so
-``rows_in == rows_clean + rows_rejected`` always.
+``rows_in == rows_clean + rows_rejected == records_in_file`` always.
 """
 
 import contextlib
-import math
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from mlops_assets.core import pii
-from mlops_assets.core.columns import map_columns, normalise_column_name
-from mlops_assets.core.hashing import file_sha256
-from mlops_assets.core.names import safe_text, without_paths
-from mlops_assets.core.readers import (
+from mlops_assets.core.common.hashing import file_sha256
+from mlops_assets.core.common.names import safe_text, without_paths
+from mlops_assets.core.intake import pii
+from mlops_assets.core.intake.columns import map_columns, normalise_column_name
+from mlops_assets.core.intake.readers import (
     MALFORMED,
     RAW,
     ROW_INDEX,
     RawContribution,
     open_contribution,
 )
-from mlops_assets.core.scratch import sweep_stale
-from mlops_assets.core.storage import read_json, replace_directory, write_json
-from mlops_assets.core.text_files import IntakeLimits
-from mlops_assets.core.validation import (
+from mlops_assets.core.intake.report import (
+    ContributionReport,
+    IntakePolicy,
+    decide,
+    quality_score,
+)
+from mlops_assets.core.intake.text_files import IntakeLimits
+from mlops_assets.core.intake.validation import (
     REASON_COLUMN,
     REASONS,
     literal,
@@ -42,8 +41,6 @@ from mlops_assets.core.validation import (
     validated_rows_sql,
 )
 from mlops_assets.errors import (
-    ContributionTooLargeError,
-    ContributionUnreadableError,
     IntakeFailedError,
     IntakeTimeoutError,
 )
@@ -67,58 +64,6 @@ UPDATE_BATCH_ROWS = 1_000_000
 MATCH_DECIMALS = 6
 # |robust z| above this (median and MAD of the reference, per class) flags an outlier.
 OUTLIER_Z = 3.5
-
-
-@dataclass(frozen=True)
-class IntakePolicy:
-    """When a contribution is accepted, and what happens to flagged rows."""
-
-    min_valid_share: float = 0.5
-    min_quality: float = 50.0
-    min_rows: int = 1
-    keep_outliers: bool = True
-
-
-@dataclass
-class ContributionReport:
-    """Everything decided about one contribution; written as its JSON report."""
-
-    contribution_id: str
-    contributor: str
-    file_name: str
-    sha256: str
-    file_format: str = ""
-    # How a text file is written (delimiter, decimal, header mode) and what the independent
-    # count of its records found; ``rows_in`` always equals that count.
-    dialect: dict[str, str] = field(default_factory=dict)
-    header: str = ""
-    encoding: str = ""
-    records_in_file: int | None = None
-    rows_in: int = 0
-    rows_clean: int = 0
-    rows_rejected: int = 0
-    rows_usable: int = 0  # valid by value, duplicates included
-    rejection_reasons: dict[str, int] = field(default_factory=dict)
-    column_mapping: dict[str, str] = field(default_factory=dict)
-    dropped_columns: list[str] = field(default_factory=list)
-    missing_columns: list[str] = field(default_factory=list)
-    pii_found: dict[str, int] = field(default_factory=dict)
-    pii_columns: list[str] = field(default_factory=list)
-    outliers: int = 0
-    drift: float = 0.0
-    class_counts: dict[str, int] = field(default_factory=dict)
-    duplicate_of: str | None = None
-    # Where the ingested bytes of an accepted contribution are kept (under the originals).
-    snapshot: str | None = None
-    valid_share: float = 0.0
-    quality_score: float = 0.0
-    accepted: bool = False
-    decision: str = ""
-    # Seconds per step of the intake, to see where the time goes.
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def intake_contribution(
@@ -227,7 +172,7 @@ def _intake(
             parsed = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0]
             report.rows_in = parsed + raw.malformed_rows
             _summarise(db, task, report)
-        report.accepted, report.decision = _decide(report, policy)
+        report.accepted, report.decision = decide(report, policy)
         if output_dir is not None:
             kept = {c: shown[c] for c in raw.columns if c not in pii_columns}
             parsed_rejected = report.rows_rejected > raw.malformed_rows
@@ -634,58 +579,6 @@ def _drift(db: "DuckDBPyConnection", task: TaskSchema) -> float:
     return round(min(1.0, (value or 0.0) / 2), 4)
 
 
-def quality_score(report: ContributionReport, *, n_classes: int) -> float:
-    """0-100: how much of the file is worth training on, and how good that part is (see
-    :func:`quality_from_shares`); balance is the normalised entropy of the clean rows'
-    classes."""
-    if report.rows_in == 0 or report.rows_usable == 0:
-        return 0.0
-    counts = [c for c in report.class_counts.values() if c]
-    total = sum(counts)
-    entropy = -sum(c / total * math.log(c / total) for c in counts) if total else 0.0
-    return quality_from_shares(
-        usable=report.rows_usable / report.rows_in,
-        clean=report.rows_clean / report.rows_in,
-        outliers=report.outliers / report.rows_clean if report.rows_clean else 1.0,
-        balance=entropy / math.log(n_classes) if n_classes > 1 else 1.0,
-        drift=report.drift,
-    )
-
-
-def quality_from_shares(
-    *, usable: float, clean: float, outliers: float, balance: float, drift: float
-) -> float:
-    """``100 * (0.2 * usable + 0.4 * clean + 0.4 * clean * goodness)``, rounded to 0.01.
-
-    ``usable`` is the share of records valid by value (duplicates included), ``clean`` the
-    share kept (valid and new), ``goodness`` the mean of ``1 - outliers``, ``balance`` and
-    ``1 - drift`` over the clean rows; all in [0, 1]. So:
-
-    - a file with no usable record scores 0, below any file with one, even one whose usable
-      records are all duplicates (it still scores ``20 * usable``);
-    - holding the rest equal, the score never falls when a record becomes usable or a usable
-      one clean, and never rises with more outliers, drift or imbalance;
-    - a file of only valid, new, balanced, unshifted rows without outliers scores 100.
-    """
-    goodness = ((1 - outliers) + balance + (1 - drift)) / 3
-    return round(100 * (0.2 * usable + 0.4 * clean + 0.4 * clean * goodness), 2)
-
-
-def _decide(report: ContributionReport, policy: IntakePolicy) -> tuple[bool, str]:
-    if report.rows_in == 0:
-        return False, "rejected: the file has a header but no data rows"
-    if report.missing_columns:
-        return False, f"rejected: missing required column(s) {', '.join(report.missing_columns)}"
-    summary = f"{report.rows_clean}/{report.rows_in} rows clean, quality {report.quality_score:.1f}"
-    if report.rows_clean < policy.min_rows:
-        return False, f"rejected: {summary}; at least {policy.min_rows} clean row(s) required"
-    if report.valid_share < policy.min_valid_share:
-        return False, f"rejected: {summary}; {policy.min_valid_share:.0%} of rows must be clean"
-    if report.quality_score < policy.min_quality:
-        return False, f"rejected: {summary} < {policy.min_quality:.1f} required"
-    return True, f"accepted: {summary}"
-
-
 def _write_outputs(
     raw: RawContribution,
     task: TaskSchema,
@@ -737,259 +630,3 @@ def _write_outputs(
             {malformed if shifted else ""}
         ) TO {literal(str(rejected))} (FORMAT parquet)
     """)
-
-
-def unreadable_report(
-    path: Path,
-    error: ContributionUnreadableError | ContributionTooLargeError,
-    *,
-    contribution_id: str,
-    contributor: str,
-    sha256: str | None = None,
-) -> ContributionReport:
-    """The report of a file that could not be read (unparseable, or expanding past the
-    limits): nothing kept, rejected with the reason."""
-    reason = getattr(error, "reason", error.code)
-    return ContributionReport(
-        contribution_id=contribution_id,
-        contributor=contributor,
-        file_name=path.name,
-        sha256=sha256 or file_sha256(path),
-        rejection_reasons={reason: 1},
-        decision=f"rejected: {error.message}",
-    )
-
-
-def process_contribution(
-    path: Path,
-    task: TaskSchema,
-    *,
-    reference: pd.DataFrame,
-    contributions_root: Path,
-    contribution_id: str,
-    contributor: str,
-    policy: IntakePolicy,
-    landing_path: str,
-    limits: IntakeLimits | None = None,
-    sha256: str | None = None,
-    snapshot_root: Path | None = None,
-) -> ContributionReport:
-    """Intake ``path`` into ``contributions_root/<contribution_id>/`` and return its report.
-
-    With ``snapshot_root`` the file is first copied there (content-addressed), the intake
-    reads the copy, and an accepted contribution's copy is kept (``snapshot`` in its report).
-
-    The same bytes already submitted as another contribution are recognised by their sha256
-    (computed here unless given) and recorded as a duplicate submission without being
-    processed again. Outputs are written to a staging directory and swapped in whole, so a
-    failure never leaves a half-written contribution behind, and ``report.json`` is always
-    present in the result. Scratch folders a killed intake left behind are removed first.
-    """
-    sweep_stale()
-    _sweep_staging(contributions_root)
-    snapshot: Path | None = None
-    if snapshot_root is not None:
-        # The intake reads its own copy: the bytes it judged are the bytes kept and attested,
-        # whatever happens to the landing file afterwards.
-        snapshot, sha256 = snapshot_file(path, snapshot_root)
-        path = snapshot
-    sha256 = sha256 or file_sha256(path)
-    reports = contribution_reports(contributions_root, exclude=contribution_id)
-    earlier = find_contribution_by_sha256(reports, sha256)
-    staging = contributions_root / (
-        f".{contribution_id}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    )
-    staging.mkdir(parents=True)
-    try:
-        if earlier is not None:
-            report = ContributionReport(
-                contribution_id,
-                contributor,
-                path.name,
-                sha256,
-                duplicate_of=earlier,
-                decision=f"rejected: the same bytes were already submitted as {earlier}",
-                rejection_reasons={"duplicate_submission": 1},
-            )
-        else:
-            try:
-                report = intake_contribution(
-                    path,
-                    task,
-                    reference=reference,
-                    contribution_id=contribution_id,
-                    contributor=contributor,
-                    policy=policy,
-                    output_dir=staging,
-                    sha256=sha256,
-                    earlier_contributions=accepted_clean_files(reports),
-                    limits=limits,
-                )
-            except (ContributionUnreadableError, ContributionTooLargeError) as exc:
-                report = unreadable_report(
-                    path,
-                    exc,
-                    contribution_id=contribution_id,
-                    contributor=contributor,
-                    sha256=sha256,
-                )
-        kept = snapshot is not None and report.accepted
-        if snapshot is not None and not kept and earlier is None:
-            shutil.rmtree(snapshot.parent, ignore_errors=True)  # only accepted bytes are kept
-        if kept:
-            report.snapshot = f"{snapshot.parent.name}/{snapshot.name}"  # type: ignore[union-attr]
-        write_json({**report.to_dict(), "landing_path": landing_path}, staging / "report.json")
-        replace_directory(staging, contributions_root / contribution_id)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return report
-
-
-def snapshot_file(path: Path, root: Path) -> tuple[Path, str]:
-    """Copy ``path`` to ``root/<sha256[:16]>/<name>``, hashing it on the way (one read), and
-    return the copy and the sha256; bytes already kept are not copied twice."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    root.mkdir(parents=True, exist_ok=True)
-    partial = root / f".{uuid.uuid4().hex}.part"
-    try:
-        with path.open("rb") as source, partial.open("wb") as sink:
-            while block := source.read(1 << 20):
-                digest.update(block)
-                sink.write(block)
-        sha256 = digest.hexdigest()
-        target = root / sha256[:16] / path.name
-        if target.exists():
-            return target, sha256
-        target.parent.mkdir(exist_ok=True)
-        os.replace(partial, target)
-        return target, sha256
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def _sweep_staging(root: Path) -> None:
-    """Remove staging folders that a killed intake left in ``root``."""
-    from mlops_assets.core.scratch import is_alive
-
-    for folder in root.glob(".*.staging-*") if root.is_dir() else ():
-        pid = folder.name.rsplit(".staging-", 1)[1].split("-", 1)[0]
-        if not pid.isdigit() or not is_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def contribution_reports(
-    root: Path, *, exclude: str | None = None
-) -> list[tuple[dict[str, Any], Path]]:
-    """(report, directory) of every contribution under ``root`` but ``exclude``, read once."""
-    reports = []
-    for report_path in sorted(root.glob("*/report.json")):
-        report = read_json(report_path)
-        if report.get("contribution_id") != exclude:
-            reports.append((report, report_path.parent))
-    return reports
-
-
-def accepted_clean_files(reports: list[tuple[dict[str, Any], Path]]) -> tuple[Path, ...]:
-    """The clean Parquet files of the accepted contributions among ``reports``."""
-    return tuple(
-        directory / "clean.parquet"
-        for report, directory in reports
-        if report.get("accepted") and (directory / "clean.parquet").exists()
-    )
-
-
-def find_contribution_by_sha256(
-    reports: list[tuple[dict[str, Any], Path]], sha256: str
-) -> str | None:
-    """The id of an earlier contribution with these exact bytes, if any."""
-    for report, _ in reports:
-        if report.get("sha256") == sha256 and report.get("duplicate_of") is None:
-            return report["contribution_id"]
-    return None
-
-
-def contribution_overview(
-    reports: list[dict[str, Any]],
-    landed: list[dict[str, str]],
-    trained_on: dict[str, list[str]],
-    refused: list[tuple[str, str]] = (),  # type: ignore[assignment]
-    failed: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """One row per contribution, from the system's own records: its status (``accepted``,
-    ``rejected``, ``duplicate``, ``pending`` for a landed file without a report yet,
-    ``failed`` for one whose intake failed and is not being retried (``failed`` maps its
-    landing path to why), or ``refused`` for an entry of the landing zone that is never read,
-    with the reason), reasons, quality score, rows accepted and the model versions trained
-    on it.
-
-    ``landed`` holds ``contribution_id``, ``contributor``, ``landing_path`` and ``sha256`` of
-    the files in the landing zone; one with the bytes of a reported contribution is a
-    duplicate the sensor will not take again. ``trained_on`` maps contribution ids to model
-    versions.
-    """
-    rows = []
-    for report in reports:
-        cid = report["contribution_id"]
-        if report.get("duplicate_of"):
-            status = "duplicate"
-        else:
-            status = "accepted" if report.get("accepted") else "rejected"
-        rows.append(
-            {
-                "contribution_id": cid,
-                "contributor": report.get("contributor"),
-                "landing_path": report.get("landing_path"),
-                "status": status,
-                "decision": report.get("decision", ""),
-                "reasons": report.get("rejection_reasons", {}),
-                "quality_score": report.get("quality_score"),
-                "rows_in": report.get("rows_in"),
-                "rows_accepted": report.get("rows_clean", 0) if status == "accepted" else 0,
-                "model_versions": trained_on.get(cid, []),
-            }
-        )
-    reported = {row["contribution_id"] for row in rows}
-    by_sha256 = {r.get("sha256"): r["contribution_id"] for r in reports if r.get("sha256")}
-    for file in landed:
-        if file["contribution_id"] in reported:
-            continue
-        earlier = by_sha256.get(file.get("sha256"))
-        failure = (failed or {}).get(file["landing_path"])
-        if earlier:
-            status, decision = "duplicate", f"same bytes as {earlier}, not taken again"
-        elif failure:
-            status, decision = "failed", f"the intake failed: {failure}"
-        else:
-            status, decision = "pending", "waiting for the landing-zone sensor"
-        rows.append(
-            {
-                "contribution_id": file["contribution_id"],
-                "contributor": file["contributor"],
-                "landing_path": file["landing_path"],
-                "status": status,
-                "decision": decision,
-                "reasons": {},
-                "quality_score": None,
-                "rows_in": None,
-                "rows_accepted": 0,
-                "model_versions": [],
-            }
-        )
-    for relative_path, reason in refused:
-        rows.append(
-            {
-                "contribution_id": None,
-                "contributor": relative_path.split("/")[0] if "/" in relative_path else None,
-                "landing_path": relative_path,
-                "status": "refused",
-                "decision": f"never read: {reason}",
-                "reasons": {},
-                "quality_score": None,
-                "rows_in": None,
-                "rows_accepted": 0,
-                "model_versions": [],
-            }
-        )
-    return rows

@@ -1,0 +1,1 @@
+"""Small pieces every domain uses: content hashes, atomic writes, safe names, scratch folders."""

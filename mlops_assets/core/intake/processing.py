@@ -1,0 +1,193 @@
+"""A contribution taken into storage: its bytes kept, the intake run on them, its outputs
+swapped in whole; and the records of earlier contributions the next intake reads."""
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlops_assets.core.common.hashing import file_sha256
+from mlops_assets.core.common.scratch import sweep_stale
+from mlops_assets.core.common.storage import read_json, replace_directory, write_json
+from mlops_assets.core.intake.intake import intake_contribution
+from mlops_assets.core.intake.report import ContributionReport, IntakePolicy
+from mlops_assets.core.intake.text_files import IntakeLimits
+from mlops_assets.errors import (
+    ContributionTooLargeError,
+    ContributionUnreadableError,
+)
+from mlops_assets.task import TaskSchema
+
+
+def unreadable_report(
+    path: Path,
+    error: ContributionUnreadableError | ContributionTooLargeError,
+    *,
+    contribution_id: str,
+    contributor: str,
+    sha256: str | None = None,
+) -> ContributionReport:
+    """The report of a file that could not be read (unparseable, or expanding past the
+    limits): nothing kept, rejected with the reason."""
+    reason = getattr(error, "reason", error.code)
+    return ContributionReport(
+        contribution_id=contribution_id,
+        contributor=contributor,
+        file_name=path.name,
+        sha256=sha256 or file_sha256(path),
+        rejection_reasons={reason: 1},
+        decision=f"rejected: {error.message}",
+    )
+
+
+def process_contribution(
+    path: Path,
+    task: TaskSchema,
+    *,
+    reference: pd.DataFrame,
+    contributions_root: Path,
+    contribution_id: str,
+    contributor: str,
+    policy: IntakePolicy,
+    landing_path: str,
+    limits: IntakeLimits | None = None,
+    sha256: str | None = None,
+    snapshot_root: Path | None = None,
+) -> ContributionReport:
+    """Intake ``path`` into ``contributions_root/<contribution_id>/`` and return its report.
+
+    With ``snapshot_root`` the file is first copied there (content-addressed), the intake
+    reads the copy, and an accepted contribution's copy is kept (``snapshot`` in its report).
+
+    The same bytes already submitted as another contribution are recognised by their sha256
+    (computed here unless given) and recorded as a duplicate submission without being
+    processed again. Outputs are written to a staging directory and swapped in whole, so a
+    failure never leaves a half-written contribution behind, and ``report.json`` is always
+    present in the result. Scratch folders a killed intake left behind are removed first.
+    """
+    sweep_stale()
+    _sweep_staging(contributions_root)
+    snapshot: Path | None = None
+    if snapshot_root is not None:
+        # The intake reads its own copy: the bytes it judged are the bytes kept and attested,
+        # whatever happens to the landing file afterwards.
+        snapshot, sha256 = snapshot_file(path, snapshot_root)
+        path = snapshot
+    sha256 = sha256 or file_sha256(path)
+    reports = contribution_reports(contributions_root, exclude=contribution_id)
+    earlier = find_contribution_by_sha256(reports, sha256)
+    staging = contributions_root / (
+        f".{contribution_id}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    )
+    staging.mkdir(parents=True)
+    try:
+        if earlier is not None:
+            report = ContributionReport(
+                contribution_id,
+                contributor,
+                path.name,
+                sha256,
+                duplicate_of=earlier,
+                decision=f"rejected: the same bytes were already submitted as {earlier}",
+                rejection_reasons={"duplicate_submission": 1},
+            )
+        else:
+            try:
+                report = intake_contribution(
+                    path,
+                    task,
+                    reference=reference,
+                    contribution_id=contribution_id,
+                    contributor=contributor,
+                    policy=policy,
+                    output_dir=staging,
+                    sha256=sha256,
+                    earlier_contributions=accepted_clean_files(reports),
+                    limits=limits,
+                )
+            except (ContributionUnreadableError, ContributionTooLargeError) as exc:
+                report = unreadable_report(
+                    path,
+                    exc,
+                    contribution_id=contribution_id,
+                    contributor=contributor,
+                    sha256=sha256,
+                )
+        kept = snapshot is not None and report.accepted
+        if snapshot is not None and not kept and earlier is None:
+            shutil.rmtree(snapshot.parent, ignore_errors=True)  # only accepted bytes are kept
+        if kept:
+            report.snapshot = f"{snapshot.parent.name}/{snapshot.name}"  # type: ignore[union-attr]
+        write_json({**report.to_dict(), "landing_path": landing_path}, staging / "report.json")
+        replace_directory(staging, contributions_root / contribution_id)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def snapshot_file(path: Path, root: Path) -> tuple[Path, str]:
+    """Copy ``path`` to ``root/<sha256[:16]>/<name>``, hashing it on the way (one read), and
+    return the copy and the sha256; bytes already kept are not copied twice."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    root.mkdir(parents=True, exist_ok=True)
+    partial = root / f".{uuid.uuid4().hex}.part"
+    try:
+        with path.open("rb") as source, partial.open("wb") as sink:
+            while block := source.read(1 << 20):
+                digest.update(block)
+                sink.write(block)
+        sha256 = digest.hexdigest()
+        target = root / sha256[:16] / path.name
+        if target.exists():
+            return target, sha256
+        target.parent.mkdir(exist_ok=True)
+        os.replace(partial, target)
+        return target, sha256
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _sweep_staging(root: Path) -> None:
+    """Remove staging folders that a killed intake left in ``root``."""
+    from mlops_assets.core.common.scratch import is_alive
+
+    for folder in root.glob(".*.staging-*") if root.is_dir() else ():
+        pid = folder.name.rsplit(".staging-", 1)[1].split("-", 1)[0]
+        if not pid.isdigit() or not is_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def contribution_reports(
+    root: Path, *, exclude: str | None = None
+) -> list[tuple[dict[str, Any], Path]]:
+    """(report, directory) of every contribution under ``root`` but ``exclude``, read once."""
+    reports = []
+    for report_path in sorted(root.glob("*/report.json")):
+        report = read_json(report_path)
+        if report.get("contribution_id") != exclude:
+            reports.append((report, report_path.parent))
+    return reports
+
+
+def accepted_clean_files(reports: list[tuple[dict[str, Any], Path]]) -> tuple[Path, ...]:
+    """The clean Parquet files of the accepted contributions among ``reports``."""
+    return tuple(
+        directory / "clean.parquet"
+        for report, directory in reports
+        if report.get("accepted") and (directory / "clean.parquet").exists()
+    )
+
+
+def find_contribution_by_sha256(
+    reports: list[tuple[dict[str, Any], Path]], sha256: str
+) -> str | None:
+    """The id of an earlier contribution with these exact bytes, if any."""
+    for report, _ in reports:
+        if report.get("sha256") == sha256 and report.get("duplicate_of") is None:
+            return report["contribution_id"]
+    return None

@@ -1,0 +1,2 @@
+"""Training and evaluating models, loading them safely, the baseline to beat, and when to
+retrain."""

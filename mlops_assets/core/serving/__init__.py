@@ -1,0 +1,1 @@
+"""Serving the champion without a web framework: loading, following the alias, predicting."""

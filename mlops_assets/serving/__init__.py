@@ -1,0 +1,1 @@
+"""The prediction API over :mod:`mlops_assets.core.serving`."""
