@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint benchmark clean-state
+.PHONY: setup run test test-fast lint benchmark clean-state
 
 setup: $(VENV)/.installed
 
@@ -17,22 +17,30 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 run: setup
 	scripts/dev.sh
 
+LINTED := mlops_assets mlops_assets_testing mlops_assets_tests benchmarks
+
+# Everything, the end-to-end tests (real dagster dev, servers, the production topology) included.
 test: setup
-	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
+	$(BIN)/ruff check $(LINTED)
 	$(BIN)/pytest
 
-lint: setup
-	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
-	$(BIN)/ruff format --check mlops_assets mlops_assets_tests benchmarks
+# The inner loop: everything but the end-to-end tests.
+test-fast: setup
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/pytest -m "not e2e"
 
-# Each benchmark prints a table for benchmarks/RESULTS.md; the latency one reuses the tests'
-# `dagster dev` and topology launchers, hence PYTHONPATH.
+lint: setup
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+# Each benchmark prints a table for benchmarks/RESULTS.md; the latency ones use the launchers
+# of mlops_assets_testing, as the tests do.
 benchmark: setup
 	$(BIN)/python benchmarks/materialize_timing.py
 	$(BIN)/python benchmarks/intake_throughput.py --sizes-mb 200 1000 4000
 	$(BIN)/python benchmarks/sensor_tick.py --files 10000
-	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/contribution_latency.py
-	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/topology_latency.py
+	$(BIN)/python benchmarks/contribution_latency.py
+	$(BIN)/python benchmarks/topology_latency.py
 	$(BIN)/python benchmarks/registration_overhead.py
 	$(BIN)/python benchmarks/baseline_load.py
 	$(BIN)/python benchmarks/serving_throughput.py

@@ -92,11 +92,11 @@ def main() -> None:
     import skops.io
 
     from mlops_assets.core.registry.client import (
-        CHAMPION,
         log_sklearn_model,
         mlflow_client,
         register_model_version,
     )
+    from mlops_assets.core.registry.tags import CHAMPION
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; date: {date.today()}")
     with tempfile.TemporaryDirectory() as tmp:

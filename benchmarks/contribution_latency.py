@@ -19,7 +19,8 @@ from datetime import date
 from pathlib import Path
 
 from mlops_assets.core.registry.client import get_version_by_alias, mlflow_client
-from mlops_assets_tests.conftest import dagster_dev, shifted_sample, wait_for
+from mlops_assets_testing.data import shifted_sample
+from mlops_assets_testing.processes import dagster_dev, wait_for
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
 
     from mlops_assets.core.data.reference_data import sklearn_iris
+    from mlops_assets.core.registry.attestation import seal
     from mlops_assets.core.registry.client import (
         log_sklearn_model,
         mlflow_client,
@@ -49,7 +50,6 @@ def main() -> None:
         record_attestation,
         register_model_version,
     )
-    from mlops_assets.core.registry.client.attestation import seal
     from mlops_assets.settings import apply_process_defaults
     from mlops_assets.task import IRIS
 

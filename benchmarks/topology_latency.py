@@ -1,13 +1,13 @@
 """Latency from a contribution landing to the API serving the model trained on it: the
 production topology (PostgreSQL, S3, mlflow server, gRPC user code, webserver, daemon, API as
-processes on 127.0.0.1, see mlops_assets_tests/topology.py) next to the embedded default
+processes on 127.0.0.1, see mlops_assets_testing/topology.py) next to the embedded default
 (``dagster dev`` on SQLite and local files, plus ``mlops serve``).
 
 Both pin a depth-1 tree as the baseline, so every candidate beats it and becomes the champion
 the API must switch to. Each contribution is timed from the moment it lands until
 ``GET /health`` names a version trained on it. Nothing is called in between.
 
-    PYTHONPATH=. python benchmarks/topology_latency.py --contributions 3
+    python benchmarks/topology_latency.py --contributions 3
 """
 
 import argparse
@@ -22,14 +22,9 @@ from datetime import date
 from pathlib import Path
 
 from mlops_assets.core.registry.client import mlflow_client
-from mlops_assets_tests.conftest import (
-    dagster_dev,
-    env_for,
-    free_port,
-    shifted_sample,
-    wait_for,
-)
-from mlops_assets_tests.topology import (
+from mlops_assets_testing.data import shifted_sample
+from mlops_assets_testing.processes import dagster_dev, env_for, free_port, wait_for
+from mlops_assets_testing.topology import (
     BIN,
     MODEL,
     Processes,

@@ -12,6 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from mlops_assets.core.registry import tags as tag
 from mlops_assets.errors import MlopsError
 from mlops_assets.settings import Settings, apply_process_defaults
 from mlops_assets.task import TASK
@@ -103,6 +104,7 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
     """The report the pipeline would write for ``path`` (raises when it cannot be read)."""
     from mlops_assets.core.data.reference_data import load_reference_data
     from mlops_assets.core.intake.intake import intake_contribution
+    from mlops_assets.defs.resources import intake_settings
     from mlops_assets.errors import ContributionUnreadableError
 
     if path.is_symlink():
@@ -119,8 +121,8 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
         reference=load_reference_data(settings.iris_csv, TASK).frame,
         contribution_id=path.name,
         contributor=contributor,
-        policy=settings.intake_policy(),
-        limits=settings.intake_limits(),
+        policy=intake_settings(settings).policy(),
+        limits=intake_settings(settings).limits(),
     )
 
 
@@ -151,7 +153,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _submit(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops_assets.definitions import landing_zone
+    from mlops_assets.defs.resources import landing_zone
     from mlops_assets.errors import ConfigurationError
 
     if not re.fullmatch(r"[A-Za-z0-9._-]+", args.contributor) or set(args.contributor) == {"."}:
@@ -173,12 +175,12 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
 def _model_show(args: argparse.Namespace, settings: Settings) -> int:
     apply_process_defaults()
     from mlops_assets.core.registry.client import (
-        CHAMPION,
         get_version_by_alias,
         get_version_by_model_uuid,
         mlflow_client,
         registry_errors,
     )
+    from mlops_assets.core.registry.tags import CHAMPION
     from mlops_assets.errors import ModelNotFoundError
 
     with registry_errors(settings.tracking_uri):
@@ -204,16 +206,16 @@ def _model_show(args: argparse.Namespace, settings: Settings) -> int:
         "name": version.name,
         "version": str(version.version),
         "aliases": sorted(version.aliases),
-        "model_uuid": version.tags.get("model_uuid"),
-        "model_id": version.tags.get("model_id"),
-        "data_sha256": version.tags.get("data_sha256"),
-        "contributions": json.loads(version.tags.get("contributions", "[]")),
+        "model_uuid": version.tags.get(tag.MODEL_UUID),
+        "model_id": version.tags.get(tag.MODEL_ID),
+        "data_sha256": version.tags.get(tag.DATA_SHA256),
+        "contributions": json.loads(version.tags.get(tag.CONTRIBUTIONS, "[]")),
         "metrics": {
-            k.removeprefix("benchmark_"): float(v)
+            k.removeprefix(tag.BENCHMARK_PREFIX): float(v)
             for k, v in version.tags.items()
-            if k.startswith("benchmark_")
+            if k.startswith(tag.BENCHMARK_PREFIX)
         },
-        "promotion_reason": version.tags.get("promotion_reason"),
+        "promotion_reason": version.tags.get(tag.PROMOTION_REASON),
         "tags": dict(version.tags),
     }
     if args.json:
@@ -265,30 +267,12 @@ def _change_champion(settings: Settings, change) -> int:
         f"{done.actor} at {done.at}: {done.reason}"
     )
     if settings.webhook_url and settings.webhook_secret:
-        from mlops_assets.core.registry.webhooks import (
-            PROMOTED,
-            DeliveryPolicy,
-            Outbox,
-            WebhookEvent,
-            parse_secrets,
-            send,
-        )
+        from mlops_assets.defs.resources import webhooks
 
-        event = WebhookEvent.new(
-            PROMOTED,
-            {"model_name": done.model_name, "version": done.to_version, "promoted": True}
-            | {"previous_version": done.from_version, "how": done.how, "by": done.actor}
-            | {"reason": done.reason},
-        )
-        print(
-            send(
-                Outbox(settings.home / "webhooks"),
-                settings.webhook_url,
-                parse_secrets(settings.webhook_secret),
-                event,
-                DeliveryPolicy(max_age=settings.webhook_max_age),
-            )
-        )
+        # Initialized as Dagster would: the secret is an EnvVar until then.
+        sender = webhooks(settings).process_config_and_initialize()
+        for line in sender.announce(done.version_event()):
+            print(line)
     return 0
 
 
@@ -313,14 +297,14 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     from mlflow.exceptions import MlflowException
 
     from mlops_assets.core.common.hashing import file_sha256, frame_sha256
+    from mlops_assets.core.registry.attestation import Finding, verify
     from mlops_assets.core.registry.client import (
         mlflow_client,
         model_file_digests,
         read_attestation,
         registry_errors,
     )
-    from mlops_assets.core.registry.client.attestation import SHA256_TAG, Finding, verify
-    from mlops_assets.definitions import dataset_store, landing_zone
+    from mlops_assets.defs.resources import dataset_store, landing_zone
     from mlops_assets.errors import ModelNotFoundError
 
     store = dataset_store(settings)
@@ -379,7 +363,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
         0,
         Finding(
             "registry tag",
-            version.tags.get(SHA256_TAG) == document.get("document_sha256"),
+            version.tags.get(tag.ATTESTATION_SHA256) == document.get("document_sha256"),
             "attestation_sha256 on the version matches the record",
         ),
     )
@@ -398,7 +382,7 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     from mlops_assets.core.intake.overview import contribution_overview
     from mlops_assets.core.intake.processing import contribution_reports
     from mlops_assets.core.registry.client import mlflow_client, registry_errors
-    from mlops_assets.definitions import dataset_store, landing_zone
+    from mlops_assets.defs.resources import dataset_store, landing_zone
 
     store = dataset_store(settings)
     reports_root = store.fetch_tree(store.CONTRIBUTIONS, ending="report.json")
@@ -421,7 +405,7 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
             f"name = '{settings.model_name}'"
         )
     for version in sorted(versions, key=lambda v: int(v.version)):
-        for cid in json.loads(version.tags.get("contributions", "[]")):
+        for cid in json.loads(version.tags.get(tag.CONTRIBUTIONS, "[]")):
             trained_on.setdefault(cid, []).append(str(version.version))
     rows = [
         row

@@ -11,13 +11,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlops_assets.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from mlops_assets.core.intake.report import IntakePolicy
-    from mlops_assets.core.intake.text_files import IntakeLimits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -206,6 +201,9 @@ PROMOTION_METRICS = (
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting of a deployment; defaults are in ``SETTINGS_DOC`` and applied by
+    :meth:`from_env`."""
+
     home: Path
     tracking_uri: str
     mlflow_artifacts: str | None
@@ -230,24 +228,24 @@ class Settings:
     seed: int
     benchmark_fraction: float
     sensor_interval: int
-    baseline_source: str = ""
-    trusted_model_dir: Path | None = None
-    baseline_sha256: str | None = None
-    baseline_validators: tuple[str, ...] = ()
-    registry_retries: int = 6
-    registry_retry_seconds: float = 60.0
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
-    webhook_max_age: float = 86400.0
-    api_key: str | None = None
-    api_poll_seconds: float = 10.0
-    api_max_batch: int = 1000
-    api_max_body_bytes: int = 1_048_576
-    max_decompressed_bytes: int = 20 * 10**9
-    max_compression_ratio: float = 250.0
-    intake_timeout: float = 3600.0
-    api_body_timeout: float = 10.0
-    api_max_connections: int = 64
+    baseline_source: str
+    trusted_model_dir: Path | None
+    baseline_sha256: str | None
+    baseline_validators: tuple[str, ...]
+    registry_retries: int
+    registry_retry_seconds: float
+    webhook_url: str | None
+    webhook_secret: str | None
+    webhook_max_age: float
+    api_key: str | None
+    api_poll_seconds: float
+    api_max_batch: int
+    api_max_body_bytes: int
+    max_decompressed_bytes: int
+    max_compression_ratio: float
+    intake_timeout: float
+    api_body_timeout: float
+    api_max_connections: int
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -256,17 +254,19 @@ class Settings:
             load_dotenv_once()
             env = os.environ  # type: ignore[assignment]
 
-        def get(name: str, default: str) -> str:
+        def get(name: str, default: str | None = None) -> str:
+            """The variable's value, else ``default``, else its documented default: each
+            literal default is written once, in ``SETTINGS_DOC``."""
             value = env.get(name, "").strip()
-            return value or default
+            return value or (SETTINGS_DOC[name][0] if default is None else default)
 
-        home = Path(get("MLOPS_HOME", "var")).expanduser().resolve()
+        home = Path(get("MLOPS_HOME")).expanduser().resolve()
         tracking_uri = get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
         tracking_uri, credentials = split_credentials(tracking_uri)
         if credentials and env is os.environ:
             move_credentials_to_mlflow(tracking_uri, *credentials)
         is_server = tracking_uri.startswith(("http://", "https://"))
-        model_name = get("MLOPS_MODEL_NAME", "iris-classifier")
+        model_name = get("MLOPS_MODEL_NAME")
         settings = cls(
             home=home,
             tracking_uri=tracking_uri,
@@ -286,21 +286,21 @@ class Settings:
             storage_uri=get("MLOPS_STORAGE_URI", str(home / "storage")),
             iris_csv=Path(get("MLOPS_IRIS_CSV", str(REPO_ROOT / "data" / "iris.csv"))),
             model_name=model_name,
-            experiment=get("MLOPS_EXPERIMENT", "iris-continuous-training"),
-            primary_metric=get("MLOPS_PRIMARY_METRIC", "accuracy"),
-            min_improvement=_number(get, "MLOPS_MIN_IMPROVEMENT", "0.0", float),
-            significance=_number(get, "MLOPS_SIGNIFICANCE", "0", float),
-            min_benchmark_rows=_number(get, "MLOPS_MIN_BENCHMARK_ROWS", "30", int),
-            accuracy_floor=_number(get, "MLOPS_ACCURACY_FLOOR", "0.9", float),
-            min_valid_share=_number(get, "MLOPS_MIN_VALID_SHARE", "0.5", float),
-            min_quality=_number(get, "MLOPS_MIN_QUALITY", "50", float),
-            min_rows=_number(get, "MLOPS_MIN_ROWS", "1", int),
-            keep_outliers=get("MLOPS_KEEP_OUTLIERS", "true").lower() in ("1", "true", "yes"),
-            min_class_share=_number(get, "MLOPS_MIN_CLASS_SHARE", "0.15", float),
-            min_training_rows=_number(get, "MLOPS_MIN_TRAINING_ROWS", "30", int),
-            seed=_number(get, "MLOPS_SEED", "42", int),
-            benchmark_fraction=_number(get, "MLOPS_BENCHMARK_FRACTION", "0.3", float),
-            sensor_interval=_number(get, "MLOPS_SENSOR_INTERVAL", "15", int),
+            experiment=get("MLOPS_EXPERIMENT"),
+            primary_metric=get("MLOPS_PRIMARY_METRIC"),
+            min_improvement=_number(get, "MLOPS_MIN_IMPROVEMENT", float),
+            significance=_number(get, "MLOPS_SIGNIFICANCE", float),
+            min_benchmark_rows=_number(get, "MLOPS_MIN_BENCHMARK_ROWS", int),
+            accuracy_floor=_number(get, "MLOPS_ACCURACY_FLOOR", float),
+            min_valid_share=_number(get, "MLOPS_MIN_VALID_SHARE", float),
+            min_quality=_number(get, "MLOPS_MIN_QUALITY", float),
+            min_rows=_number(get, "MLOPS_MIN_ROWS", int),
+            keep_outliers=get("MLOPS_KEEP_OUTLIERS").lower() in ("1", "true", "yes"),
+            min_class_share=_number(get, "MLOPS_MIN_CLASS_SHARE", float),
+            min_training_rows=_number(get, "MLOPS_MIN_TRAINING_ROWS", int),
+            seed=_number(get, "MLOPS_SEED", int),
+            benchmark_fraction=_number(get, "MLOPS_BENCHMARK_FRACTION", float),
+            sensor_interval=_number(get, "MLOPS_SENSOR_INTERVAL", int),
             baseline_source=get("MLOPS_BASELINE_SOURCE", f"models:/{model_name}@champion"),
             trusted_model_dir=Path(trusted).expanduser()
             if (trusted := get("MLOPS_TRUSTED_MODEL_DIR", ""))
@@ -309,20 +309,20 @@ class Settings:
             baseline_validators=tuple(
                 v.strip() for v in get("MLOPS_BASELINE_VALIDATORS", "").split(",") if v.strip()
             ),
-            registry_retries=_number(get, "MLOPS_REGISTRY_RETRIES", "6", int),
-            registry_retry_seconds=_number(get, "MLOPS_REGISTRY_RETRY_SECONDS", "60", float),
+            registry_retries=_number(get, "MLOPS_REGISTRY_RETRIES", int),
+            registry_retry_seconds=_number(get, "MLOPS_REGISTRY_RETRY_SECONDS", float),
             webhook_url=get("MLOPS_WEBHOOK_URL", "") or None,
             webhook_secret=get("MLOPS_WEBHOOK_SECRET", "") or None,
-            webhook_max_age=_number(get, "MLOPS_WEBHOOK_MAX_AGE", "86400", float),
+            webhook_max_age=_number(get, "MLOPS_WEBHOOK_MAX_AGE", float),
             api_key=get("MLOPS_API_KEY", "") or None,
-            api_poll_seconds=_number(get, "MLOPS_API_POLL_SECONDS", "10", float),
-            api_max_batch=_number(get, "MLOPS_API_MAX_BATCH", "1000", int),
-            api_max_body_bytes=_number(get, "MLOPS_API_MAX_BODY_BYTES", "1048576", int),
-            max_decompressed_bytes=_number(get, "MLOPS_MAX_DECOMPRESSED_BYTES", "20000000000", int),
-            max_compression_ratio=_number(get, "MLOPS_MAX_COMPRESSION_RATIO", "250", float),
-            intake_timeout=_number(get, "MLOPS_INTAKE_TIMEOUT", "3600", float),
-            api_body_timeout=_number(get, "MLOPS_API_BODY_TIMEOUT", "10", float),
-            api_max_connections=_number(get, "MLOPS_API_MAX_CONNECTIONS", "64", int),
+            api_poll_seconds=_number(get, "MLOPS_API_POLL_SECONDS", float),
+            api_max_batch=_number(get, "MLOPS_API_MAX_BATCH", int),
+            api_max_body_bytes=_number(get, "MLOPS_API_MAX_BODY_BYTES", int),
+            max_decompressed_bytes=_number(get, "MLOPS_MAX_DECOMPRESSED_BYTES", int),
+            max_compression_ratio=_number(get, "MLOPS_MAX_COMPRESSION_RATIO", float),
+            intake_timeout=_number(get, "MLOPS_INTAKE_TIMEOUT", float),
+            api_body_timeout=_number(get, "MLOPS_API_BODY_TIMEOUT", float),
+            api_max_connections=_number(get, "MLOPS_API_MAX_CONNECTIONS", int),
         )
         settings.validate()
         return settings
@@ -396,25 +396,6 @@ class Settings:
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
-    def intake_limits(self) -> IntakeLimits:
-        from mlops_assets.core.intake.text_files import IntakeLimits
-
-        return IntakeLimits(
-            max_bytes=self.max_decompressed_bytes,
-            max_ratio=self.max_compression_ratio,
-            timeout_seconds=self.intake_timeout,
-        )
-
-    def intake_policy(self) -> IntakePolicy:
-        from mlops_assets.core.intake.report import IntakePolicy
-
-        return IntakePolicy(
-            min_valid_share=self.min_valid_share,
-            min_quality=self.min_quality,
-            min_rows=self.min_rows,
-            keep_outliers=self.keep_outliers,
-        )
-
 
 def split_credentials(uri: str) -> tuple[str, tuple[str, str] | None]:
     """``https://user:secret@host/path`` -> (``https://host/path``, (user, secret))."""
@@ -437,14 +418,14 @@ def move_credentials_to_mlflow(clean_uri: str, user: str, password: str) -> None
         os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", password)
 
 
-def _number(get, name: str, default: str, kind: type) -> float | int:
-    raw = get(name, default)
+def _number(get, name: str, kind: type) -> float | int:
+    raw = get(name)
     try:
         return kind(raw)
     except ValueError:
         raise ConfigurationError(
             f"{name}={raw!r} is not a valid {kind.__name__}",
-            hint=f"set it to a number such as {default}",
+            hint=f"set it to a number such as {SETTINGS_DOC[name][0]}",
         ) from None
 
 

@@ -2,14 +2,10 @@
 
 import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,77 +17,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlops_assets.core.registry.client import (
-    CHAMPION,
     ensure_experiment,
     log_sklearn_model,
     register_model_version,
     set_champion_by_hand,
 )
+from mlops_assets.core.registry.tags import CHAMPION
 from mlops_assets.settings import Settings
 from mlops_assets.task import IRIS
-from mlops_assets_tests.conftest import REPO, Pipeline, child_env, env_for, free_port, wait_for
+from mlops_assets_testing.pipeline import Pipeline
+from mlops_assets_testing.processes import REPO, child_env, env_for, wait_for
+from mlops_assets_testing.servers import ApiServer
+
+# Real processes: left out of `make test-fast`.
+pytestmark = pytest.mark.e2e
 
 KEY = "s3cret-key"
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
-
-
-class Server:
-    """``mlops serve`` on a free port, stopped on exit."""
-
-    def __init__(self, home: Path, log: Path, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        with log.open("w") as out:
-            self.process = subprocess.Popen(
-                [str(REPO / ".venv/bin/mlops"), "serve", "--port", str(self.port)],
-                env=child_env(env_for(home, **env)),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            wait_for(self._up, timeout=90, what="mlops serve to answer", poll=0.3)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _up(self) -> bool:
-        assert self.process.poll() is None, self.log.read_text()[-3000:]
-        try:
-            self.request("GET", "/openapi.json")
-            return True
-        except OSError:
-            return False
-
-    def request(
-        self, method: str, path: str, body: object = None, *, key: str | None = KEY, raw=None
-    ) -> tuple[int, dict]:
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if key:
-            request.add_header("X-API-Key", key)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.load(response)
-        except urllib.error.HTTPError as error:
-            text = error.read().decode()
-            assert "Traceback" not in text and str(REPO) not in text, text
-            return error.code, json.loads(text)
-
-    def __enter__(self) -> "Server":
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -114,12 +56,12 @@ def registry_home(tmp_path_factory, empty_mlflow_db) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def served(registry_home) -> Iterator[Server]:
+def served(registry_home) -> Iterator[ApiServer]:
     """A server with a key and small limits over a registry with a champion (v1)."""
-    with Server(
+    with ApiServer(
         registry_home,
         registry_home / "serve.log",
-        MLOPS_API_KEY=KEY,
+        key=KEY,
         MLOPS_API_MAX_BATCH="50",
         MLOPS_API_MAX_BODY_BYTES="20000",
         MLOPS_API_BODY_TIMEOUT="1",
@@ -128,9 +70,9 @@ def served(registry_home) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def served_openly(registry_home) -> Iterator[Server]:
+def served_openly(registry_home) -> Iterator[ApiServer]:
     """The same registry served without a key."""
-    with Server(registry_home, registry_home / "serve-open.log") as server:
+    with ApiServer(registry_home, registry_home / "serve-open.log") as server:
         yield server
 
 
@@ -248,7 +190,7 @@ def test_a_fresh_service_waits_for_a_champion_then_follows_it(tmp_path, empty_ml
 
     with (
         pipeline_at(tmp_path, empty_mlflow_db) as pipeline,
-        Server(pipeline.home, tmp_path / "serve.log", MLOPS_API_POLL_SECONDS="1") as server,
+        ApiServer(pipeline.home, tmp_path / "serve.log", MLOPS_API_POLL_SECONDS="1") as server,
     ):
         status, answer = server.request("GET", "/health", key=None)
         assert status == 503 and "no champion yet" in answer["detail"]
@@ -347,7 +289,7 @@ def test_the_key_is_checked_before_the_body_is_read(served):
     assert status == 401  # not 413: nothing of the body is looked at without the key
 
 
-def chunked_post(server: Server, path: str, chunks: list[bytes], *, pause: float = 0.0):
+def chunked_post(server: ApiServer, path: str, chunks: list[bytes], *, pause: float = 0.0):
     """POST with Transfer-Encoding: chunked (no Content-Length), as streaming clients send."""
     import http.client
 
@@ -442,7 +384,7 @@ def test_a_champion_that_fails_to_load_once_is_retried_and_health_says_degraded(
 
     with pipeline_at(tmp_path, empty_mlflow_db) as pipeline:
         pipeline.materialize()  # v1 champion, v2 challenger
-        with Server(pipeline.home, tmp_path / "serve.log", MLOPS_API_POLL_SECONDS="1") as server:
+        with ApiServer(pipeline.home, tmp_path / "serve.log", MLOPS_API_POLL_SECONDS="1") as server:
             wait_for(
                 lambda: server.request("GET", "/health", key=None)[0] == 200,
                 timeout=30,

@@ -8,17 +8,10 @@ import pandas as pd
 import pytest
 
 from mlops_assets.core.intake.landing import contribution_key
-from mlops_assets.core.registry.client import CHALLENGER, CHAMPION
-from mlops_assets.defs.sensors import mlflow_run_cleanup_sensor
+from mlops_assets.core.registry.tags import CHALLENGER, CHAMPION
 from mlops_assets.settings import Settings
-from mlops_assets_tests.conftest import (
-    VALID_CONTRIBUTION,
-    env_for,
-    free_port,
-    in_process_mlops,
-    run_cli,
-    tick_of,
-)
+from mlops_assets_testing.data import VALID_CONTRIBUTION
+from mlops_assets_testing.processes import env_for, free_port, in_process_mlops, run_cli
 
 
 def metadata(pipeline, asset: str) -> dict:
@@ -137,11 +130,11 @@ def test_a_dead_run_process_leaves_no_mlflow_run_running(pipeline, monkeypatch):
         registry, "end_orphaned_runs", lambda *a: (_ for _ in ()).throw(ConnectionError("down"))
     )
     with pytest.raises(Exception, match="down"):
-        tick_of(pipeline, sensor_name=mlflow_run_cleanup_sensor.name)
+        pipeline.tick("mlflow_run_cleanup_sensor")
     assert client.get_run(orphan.info.run_id).info.status == "RUNNING"
     monkeypatch.setattr(registry, "end_orphaned_runs", down)
 
-    tick = tick_of(pipeline, sensor_name=mlflow_run_cleanup_sensor.name)
+    tick = pipeline.tick("mlflow_run_cleanup_sensor")
     assert "2 MLflow run(s) ended" in tick.skip_message
     assert client.get_run(orphan.info.run_id).info.status == "FAILED"
     assert client.get_run(unknown.info.run_id).info.status == "FAILED"  # no such Dagster run
@@ -149,12 +142,7 @@ def test_a_dead_run_process_leaves_no_mlflow_run_running(pipeline, monkeypatch):
 
 def check_evaluation(result: dg.ExecuteInProcessResult, name: str):
     """The evaluation of check ``name`` in ``result``."""
-    return next(
-        e.asset_check_evaluation_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and e.asset_check_evaluation_data.check_name == name
-    )
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
 
 
 def test_an_unbalanced_training_set_blocks_training(pipeline):
@@ -214,7 +202,7 @@ def test_invalid_iris_fails_clearly_and_writes_nothing(pipeline, tmp_path, conte
         raise_on_error=False,
     )
     assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    failure = result.get_step_failure_events()[0]
     assert message in failure.event_specific_data.error.cause.message
     assert "REFERENCE_DATA_INVALID" in failure.event_specific_data.error.cause.message
     assert not (pipeline.home / "storage" / "reference").exists()
@@ -226,10 +214,11 @@ def test_dead_tracking_server_fails_fast_and_registers_nothing(pipeline):
     )
     result = pipeline.materialize(raise_on_error=False)
     assert not result.success
+    # The failure is a resource's (mlflow_tracking cannot start), before any step.
     messages = " ".join(
         e.event_specific_data.error.to_string()
         for e in result.all_events
-        if getattr(e.event_specific_data, "error", None) is not None
+        if e.event_type_value == "RESOURCE_INIT_FAILURE"
     )
     assert "REGISTRY_UNAVAILABLE" in messages and "start the server" in messages
     assert pipeline.instance.get_latest_materialization_event(dg.AssetKey("baseline_model")) is None
@@ -237,7 +226,7 @@ def test_dead_tracking_server_fails_fast_and_registers_nothing(pipeline):
 
 def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
     good = pipeline.drop("alice", "batch 1.csv", VALID_CONTRIBUTION)
-    waiting = tick_of(pipeline)
+    waiting = pipeline.tick()
     assert "waiting for iris_dataset" in waiting.skip_message  # contributions need the iris data
     pipeline.materialize("iris_dataset")
 
@@ -245,30 +234,24 @@ def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
     pipeline.drop("bob", ".hidden.csv", VALID_CONTRIBUTION)
     pipeline.drop("bob", "bad.csv.meta.json", "{}")
 
-    tick = tick_of(pipeline)
+    tick = pipeline.tick()
     keys = sorted(r.partition_key for r in tick.run_requests)
     assert keys == sorted([contribution_key("alice/batch 1.csv"), contribution_key("bob/bad.csv")])
     assert sorted(tick.dynamic_partitions_requests[0].partition_keys) == keys
 
     pipeline.instance.add_dynamic_partitions("contributions", keys)  # what the daemon does
-    again = tick_of(pipeline, tick.cursor)
+    again = pipeline.tick(cursor=tick.cursor)
     assert not again.run_requests and "no new files" in again.skip_reason.skip_message
 
     outcomes = {
-        key: pipeline.materialize("contributed_data", partition_key=key, raise_on_error=False)
-        for key in keys
+        r.partition_key: pipeline.launch(r, raise_on_error=False) for r in tick.run_requests
     }
     # The rejected contribution is materialized (its report and quarantine are kept) but its
     # blocking check fails, so nothing downstream runs on it.
     assert outcomes[contribution_key("alice/batch 1.csv")].success
     bad_run = outcomes[contribution_key("bob/bad.csv")]
     assert not bad_run.success
-    failed_checks = [
-        e.asset_check_evaluation_data.check_name
-        for e in bad_run.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and not e.asset_check_evaluation_data.passed
-    ]
+    failed_checks = [e.check_name for e in bad_run.get_asset_check_evaluations() if not e.passed]
     assert "contributed_data_accepted" in failed_checks
 
     good_key = contribution_key("alice/batch 1.csv")
@@ -299,6 +282,7 @@ def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
     assert rows.loc[rows["contribution_id"] == good_key, "sample_weight"].lt(1.0).all()
 
 
+@pytest.mark.e2e
 def test_attestation_holds_and_a_changed_model_byte_breaks_it(
     pipeline, tmp_path, monkeypatch, capsys
 ):
@@ -306,9 +290,9 @@ def test_attestation_holds_and_a_changed_model_byte_breaks_it(
 
     pipeline.materialize("iris_dataset")
     pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
-    (key,) = [r.partition_key for r in tick_of(pipeline).run_requests]
-    pipeline.instance.add_dynamic_partitions("contributions", [key])
-    pipeline.materialize("contributed_data", partition_key=key)
+    (request,) = pipeline.tick().run_requests
+    pipeline.launch(request)
+    key = request.partition_key
     pipeline.materialize()
     registered = metadata(pipeline, "registered_model_version")
     assert registered["version"] == "2" and len(registered["attestation_sha256"]) == 64
@@ -399,21 +383,20 @@ def test_a_trusted_joblib_file_seeds_the_registry_as_the_baseline(pipeline, tmp_
     )
     result = pipeline.materialize("baseline_model", raise_on_error=False)
     assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    failure = result.get_step_failure_events()[0]
     assert "MODEL_UNTRUSTED" in failure.event_specific_data.error.to_string()
     assert len(pipeline.client().search_model_versions("name = 'iris-classifier'")) == 2
 
 
+@pytest.mark.e2e
 def test_mlops_contributions_reads_every_status_from_the_records(
     pipeline, tmp_path, monkeypatch, capsys
 ):
     pipeline.materialize("iris_dataset")
     pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
     pipeline.drop("bob", "bad.csv", "sepal_length,species\nabc,rose\n")
-    keys = [r.partition_key for r in tick_of(pipeline).run_requests]
-    pipeline.instance.add_dynamic_partitions("contributions", keys)
-    for key in keys:
-        pipeline.materialize("contributed_data", partition_key=key, raise_on_error=False)
+    for request in pipeline.tick().run_requests:
+        pipeline.launch(request, raise_on_error=False)
     pipeline.materialize()  # v1 cold start, v2 trained on alice's file
     pipeline.drop("alice", "copy of a.csv", VALID_CONTRIBUTION)  # same bytes: never taken
     pipeline.drop("carol", "new.csv", VALID_CONTRIBUTION.replace("5.05", "5.15"))
@@ -447,10 +430,9 @@ def test_an_edited_landing_file_is_a_new_contribution_and_old_attestations_still
 
     pipeline.materialize("iris_dataset")
     landed = pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
-    tick = tick_of(pipeline)
+    tick = pipeline.tick()
     ((request),) = tick.run_requests
-    pipeline.instance.add_dynamic_partitions("contributions", [request.partition_key])
-    pipeline.materialize("contributed_data", partition_key=request.partition_key, tags=request.tags)
+    pipeline.launch(request)
     pipeline.materialize()
     version = metadata(pipeline, "registered_model_version")["version"]
     report = json.loads(
@@ -468,11 +450,11 @@ def test_an_edited_landing_file_is_a_new_contribution_and_old_attestations_still
     mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)
     code, out, err = mlops("verify", version)  # hashes the kept bytes, not the edited file
     assert code == 0, out + err
-    edited = tick_of(pipeline, tick.cursor)
+    edited = pipeline.tick(cursor=tick.cursor)
     ((new),) = edited.run_requests
     assert new.partition_key != request.partition_key
     assert new.tags["mlops/landing_path"] == "alice/a.csv"
-    assert tick_of(pipeline, edited.cursor).run_requests == []  # taken once
+    assert pipeline.tick(cursor=edited.cursor).run_requests == []  # taken once
 
 
 def test_an_intake_failing_on_itself_is_typed_cleaned_up_and_shown_failed(
@@ -487,7 +469,7 @@ def test_an_intake_failing_on_itself_is_typed_cleaned_up_and_shown_failed(
 
     pipeline.materialize("iris_dataset")
     pipeline.drop("alice", "wide.csv", VALID_CONTRIBUTION)
-    ((request),) = tick_of(pipeline).run_requests
+    ((request),) = pipeline.tick().run_requests
     pipeline.instance.add_dynamic_partitions("contributions", [request.partition_key])
 
     def out_of_memory(*_):  # fault injection: what DuckDB raises on a 30,000-column file
@@ -501,7 +483,7 @@ def test_an_intake_failing_on_itself_is_typed_cleaned_up_and_shown_failed(
         raise_on_error=False,
     )
     assert not failed.success
-    (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    (failure,) = failed.get_step_failure_events()
     error = failure.step_failure_data.error
     assert "INTAKE_FAILED" in (error.cause or error).message
     assert list(Path(tempfile.gettempdir()).glob(f"mlops-{os.getpid()}-*")) == []

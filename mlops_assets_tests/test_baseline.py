@@ -20,12 +20,12 @@ from mlops_assets.core.modeling.baseline import (
 from mlops_assets.core.modeling.model_loading import FileTrust, ModelSource
 from mlops_assets.core.modeling.training import SKOPS_TRUSTED_TYPES
 from mlops_assets.core.registry.client import (
-    CHAMPION,
     RetryPolicy,
     get_version_by_alias,
     log_sklearn_model,
     register_model_version,
 )
+from mlops_assets.core.registry.tags import CHAMPION
 from mlops_assets.errors import (
     ConfigurationError,
     ModelCorruptError,
@@ -34,7 +34,7 @@ from mlops_assets.errors import (
     UntrustedModelError,
 )
 from mlops_assets.task import IRIS
-from mlops_assets_tests.conftest import IRIS_CSV
+from mlops_assets_testing.data import IRIS_CSV
 
 SPLIT = split_benchmark(load_reference_data(IRIS_CSV, IRIS).frame, IRIS, fraction=0.3, seed=42)
 X, Y = SPLIT.train[IRIS.feature_names], SPLIT.train[IRIS.label]

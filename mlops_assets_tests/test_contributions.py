@@ -17,7 +17,7 @@ from mlops_assets.core.intake.readers import detect_format
 from mlops_assets.core.intake.report import IntakePolicy, quality_score
 from mlops_assets.errors import ContributionUnreadableError
 from mlops_assets.task import IRIS
-from mlops_assets_tests.conftest import IRIS_CSV, VALID_CONTRIBUTION
+from mlops_assets_testing.data import IRIS_CSV, VALID_CONTRIBUTION
 
 REFERENCE = load_reference_data(IRIS_CSV, IRIS).frame
 ROWS = pd.read_csv(io.StringIO(VALID_CONTRIBUTION)).drop(columns=["email"])

@@ -3,8 +3,16 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
-from mlops_assets.definitions import defs
+from mlops_assets.definitions import build_definitions
+from mlops_assets.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory) -> dg.Definitions:
+    return build_definitions(Settings.from_env({"MLOPS_HOME": str(tmp_path_factory.mktemp("h"))}))
+
 
 ASSETS = {
     "iris_dataset",
@@ -16,7 +24,7 @@ ASSETS = {
 }
 
 
-def test_the_asset_graph_has_six_assets_with_their_dependencies():
+def test_the_asset_graph_has_six_assets_with_their_dependencies(defs):
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == ASSETS
@@ -31,7 +39,7 @@ def test_the_asset_graph_has_six_assets_with_their_dependencies():
     assert graph.get(dg.AssetKey("contributed_data")).partitions_def is not None
 
 
-def test_checks_guard_the_assets_and_the_gating_ones_block():
+def test_checks_guard_the_assets_and_the_gating_ones_block(defs):
     graph = defs.resolve_asset_graph()
     checks = {
         (key.asset_key.to_user_string(), key.name): graph.get_check_spec(key).blocking
@@ -48,7 +56,7 @@ def test_checks_guard_the_assets_and_the_gating_ones_block():
     }
 
 
-def test_sensors_the_demo_needs_are_running_by_default():
+def test_sensors_the_demo_needs_are_running_by_default(defs):
     sensors = {s.name: s for s in defs.sensors}
     assert set(sensors) == {
         "contribution_sensor",
@@ -61,7 +69,7 @@ def test_sensors_the_demo_needs_are_running_by_default():
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
-def test_contributions_reach_training_only_through_the_retrain_sensor():
+def test_contributions_reach_training_only_through_the_retrain_sensor(defs):
     # eager() on integrated_dataset follows the iris data only: a contribution (accepted or
     # not) must not rebuild it on its own, nor a missing partition block it.
     condition = defs.resolve_assets_def("integrated_dataset").automation_conditions_by_key[
@@ -88,7 +96,7 @@ def test_loading_the_code_location_does_not_import_heavy_libraries():
     # Every run process imports the code location; MLflow, GE, pandas and scikit-learn are
     # imported only by the steps that need them.
     code = (
-        "import json, sys, mlops_assets.definitions; "
+        "import json, sys, mlops_assets.definitions as d; d.defs(); "
         "print(json.dumps(sorted(m for m in ('mlflow', 'great_expectations', 'pandas', "
         "'sklearn', 'dagster_mlflow') if m in sys.modules)))"
     )
@@ -96,9 +104,37 @@ def test_loading_the_code_location_does_not_import_heavy_libraries():
     assert json.loads(out.stdout) == []
 
 
+def test_importing_the_code_location_reads_no_setting():
+    # A broken setting fails when Dagster loads the definitions, with its name; importing the
+    # modules (what tests and tools do) never reads the environment.
+    code = (
+        "import mlops_assets.definitions as d\n"
+        "try:\n    d.defs()\nexcept Exception as exc:\n    print(type(exc).__name__, exc)"
+    )
+    env = {"PATH": "/usr/bin:/bin", "MLOPS_SEED": "forty-two", "HOME": "/tmp"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.startswith("ConfigurationError") and "MLOPS_SEED" in out.stdout
+
+
+def test_each_deployment_gets_its_own_settings_in_one_process(tmp_path):
+    def resources(**env: str) -> dict:
+        settings = Settings.from_env({"MLOPS_HOME": str(tmp_path), **env})
+        return build_definitions(settings).resources
+
+    one, other = resources(), resources(MLOPS_SEED="7", MLOPS_MIN_QUALITY="80")
+    assert (one["data_policy"].seed, other["data_policy"].seed) == (42, 7)
+    assert (one["intake"].min_quality, other["intake"].min_quality) == (50.0, 80.0)
+    fast = build_definitions(
+        Settings.from_env({"MLOPS_HOME": str(tmp_path), "MLOPS_SENSOR_INTERVAL": "3"})
+    )
+    assert fast.resolve_sensor_def("contribution_sensor").minimum_interval_seconds == 3
+
+
 def test_every_setting_is_documented_in_the_readme():
     from mlops_assets.settings import SETTINGS_DOC
-    from mlops_assets_tests.conftest import REPO
+    from mlops_assets_testing.processes import REPO
 
     readme = (REPO / "README.md").read_text()
     missing = [name for name in SETTINGS_DOC if f"| `{name}` |" not in readme]

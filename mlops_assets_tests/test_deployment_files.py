@@ -5,8 +5,8 @@ import re
 import yaml
 
 from mlops_assets.settings import SETTINGS_DOC
-from mlops_assets_tests.conftest import REPO
-from mlops_assets_tests.topology import topology_env
+from mlops_assets_testing.processes import REPO
+from mlops_assets_testing.topology import topology_env
 
 DOCKER = REPO / "docker"
 

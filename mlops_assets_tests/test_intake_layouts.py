@@ -14,7 +14,7 @@ from mlops_assets.core.intake.intake import intake_contribution
 from mlops_assets.core.intake.report import IntakePolicy
 from mlops_assets.errors import ContributionUnreadableError
 from mlops_assets.task import IRIS
-from mlops_assets_tests.conftest import IRIS_CSV
+from mlops_assets_testing.data import IRIS_CSV
 
 REFERENCE = load_reference_data(IRIS_CSV, IRIS).frame
 R_NAMES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width", "Species"]

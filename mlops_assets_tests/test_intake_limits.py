@@ -22,7 +22,8 @@ from mlops_assets.core.intake.report import IntakePolicy
 from mlops_assets.core.intake.text_files import IntakeLimits
 from mlops_assets.errors import ContributionTooLargeError, IntakeTimeoutError
 from mlops_assets.task import IRIS
-from mlops_assets_tests.conftest import IRIS_CSV, REPO, VALID_CONTRIBUTION, child_env, env_for
+from mlops_assets_testing.data import IRIS_CSV, VALID_CONTRIBUTION
+from mlops_assets_testing.processes import REPO, child_env, env_for
 
 REFERENCE = load_reference_data(IRIS_CSV, IRIS).frame
 HEADER = ",".join(IRIS.columns) + "\n"
@@ -130,6 +131,7 @@ def test_scratch_folders_of_dead_processes_are_swept():
         mine.rmdir()
 
 
+@pytest.mark.e2e
 def test_a_terminated_check_removes_its_extraction(tmp_path):
     path = tmp_path / "huge.zip"
     row = "5.1,3.5,1.4,0.2,setosa\n"

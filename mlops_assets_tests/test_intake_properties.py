@@ -13,7 +13,7 @@ from mlops_assets.core.data.reference_data import load_reference_data
 from mlops_assets.core.intake.intake import intake_contribution
 from mlops_assets.core.intake.report import IntakePolicy
 from mlops_assets.task import IRIS
-from mlops_assets_tests.conftest import IRIS_CSV
+from mlops_assets_testing.data import IRIS_CSV
 
 REFERENCE = load_reference_data(IRIS_CSV, IRIS).frame
 LABELS = ["setosa", "Iris-virginica", "VERSICOLOR", "2", "rose", "", "0.0"]

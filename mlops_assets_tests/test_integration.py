@@ -8,7 +8,7 @@ from mlops_assets.core.data.integration import (
 )
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
 from mlops_assets.task import IRIS
-from mlops_assets_tests.conftest import IRIS_CSV
+from mlops_assets_testing.data import IRIS_CSV
 
 
 def iris_split():

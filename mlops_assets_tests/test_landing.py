@@ -7,13 +7,12 @@ import dagster as dg
 import pytest
 
 from mlops_assets.core.intake.landing import contribution_key
-from mlops_assets.definitions import defs, landing_zone
-from mlops_assets.defs.resources import LocalLandingZone
-from mlops_assets.defs.s3 import S3LandingZone
-from mlops_assets.defs.sensors import contribution_sensor
+from mlops_assets.defs.resources import LocalLandingZone, landing_zone
+from mlops_assets.defs.resources.s3 import S3LandingZone
 from mlops_assets.errors import LandingEntryRefusedError
 from mlops_assets.settings import Settings
-from mlops_assets_tests.conftest import VALID_CONTRIBUTION, env_for
+from mlops_assets_testing.data import VALID_CONTRIBUTION
+from mlops_assets_testing.processes import env_for
 
 WAITING = ["alice/a.csv.part", "alice/a.csv.meta.json", "alice/~lock.csv", "alice/.DS_Store"]
 REFUSED = {
@@ -104,15 +103,19 @@ def test_s3_listing_follows_pagination_past_1000_keys(s3_zone, s3_endpoint, s3_b
     assert len(s3_zone.list_files()) == 1010
 
 
-def test_the_sensor_takes_every_new_key_past_1000_on_s3(pipeline, s3_zone, s3_endpoint, s3_bucket):
+def test_the_sensor_takes_every_new_key_past_1000_on_s3(pipeline, s3_endpoint, s3_bucket):
+    pipeline.settings = Settings.from_env(
+        env_for(
+            pipeline.home,
+            MLOPS_LANDING_URI=f"s3://{s3_bucket}/incoming",
+            MLOPS_S3_ENDPOINT_URL=s3_endpoint,
+        )
+    )
     client = boto3.client("s3", endpoint_url=s3_endpoint)
     for i in range(1005):
         client.put_object(Bucket=s3_bucket, Key=f"incoming/c{i % 7}/f{i:04d}.csv", Body=f"{i}")
     pipeline.instance.report_runless_asset_event(dg.AssetMaterialization("iris_dataset"))
-    with dg.build_sensor_context(
-        instance=pipeline.instance, resources={"landing": s3_zone}, definitions=defs
-    ) as context:
-        tick = contribution_sensor(context)
+    tick = pipeline.tick()
     keys = {r.partition_key for r in tick.run_requests}
     assert len(keys) == 1005  # objects are whole when listed: no second tick needed
     assert keys == {contribution_key(f"c{i % 7}/f{i:04d}.csv") for i in range(1005)}
@@ -126,21 +129,16 @@ def test_a_contribution_on_s3_flows_through_sensor_and_intake(pipeline, s3_endpo
             MLOPS_S3_ENDPOINT_URL=s3_endpoint,
         )
     )
-    zone = pipeline.resources()["landing"]
     pipeline.materialize("iris_dataset")
     boto3.client("s3", endpoint_url=s3_endpoint).put_object(
         Bucket=s3_bucket, Key="incoming/carol/iris.csv", Body=VALID_CONTRIBUTION.encode()
     )
-    with dg.build_sensor_context(
-        instance=pipeline.instance, resources={"landing": zone}, definitions=defs
-    ) as context:
-        tick = contribution_sensor(context)
+    tick = pipeline.tick()
     key = contribution_key("carol/iris.csv")
     assert [r.partition_key for r in tick.run_requests] == [key]
     assert tick.run_requests[0].run_key.startswith("etag:")
 
-    pipeline.instance.add_dynamic_partitions("contributions", [key])
-    pipeline.materialize("contributed_data", partition_key=key)
+    pipeline.launch(tick.run_requests[0])
     event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("contributed_data"))
     metadata = event.asset_materialization.metadata
     assert metadata["accepted"].value is True and metadata["rows_clean"].value == 4

@@ -8,7 +8,8 @@ import pytest
 
 from mlops_assets.core.registry.client import get_version_by_alias, mlflow_client
 from mlops_assets.settings import Settings
-from mlops_assets_tests.conftest import (
+from mlops_assets_testing.data import shifted_sample
+from mlops_assets_testing.processes import (
     REPO,
     child_env,
     dagster_dev,
@@ -17,9 +18,11 @@ from mlops_assets_tests.conftest import (
     graphql,
     in_process_mlops,
     run_cli,
-    shifted_sample,
     wait_for,
 )
+
+# Real processes: left out of `make test-fast`.
+pytestmark = pytest.mark.e2e
 
 MATERIALIZE = ["dagster", "asset", "materialize", "-m", "mlops_assets.definitions"]
 

@@ -9,7 +9,7 @@ from mlops_assets.core.data.reference_data import (
 )
 from mlops_assets.errors import ReferenceDataError
 from mlops_assets.task import IRIS
-from mlops_assets_tests.conftest import IRIS_CSV
+from mlops_assets_testing.data import IRIS_CSV
 
 
 def test_shipped_file_is_the_canonical_150_rows():

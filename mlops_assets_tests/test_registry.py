@@ -4,8 +4,6 @@ from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.core.data.reference_data import sklearn_iris
 from mlops_assets.core.registry.client import (
-    CHAMPION,
-    PREVIOUS_CHAMPION,
     get_version_by_alias,
     get_version_by_model_uuid,
     load_sklearn_model,
@@ -16,9 +14,10 @@ from mlops_assets.core.registry.client import (
     register_model_version,
     registry_errors,
 )
+from mlops_assets.core.registry.tags import CHAMPION, PREVIOUS_CHAMPION
 from mlops_assets.errors import RegistryUnavailableError, UntrustedModelError
 from mlops_assets.task import IRIS
-from mlops_assets_tests.conftest import free_port
+from mlops_assets_testing.processes import free_port
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,9 @@
 small HTTP servers that answer 503 or 401."""
 
 import json
-import subprocess
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import mlflow
 import pytest
@@ -31,51 +28,10 @@ from mlops_assets.errors import (
     RegistryUnavailableError,
 )
 from mlops_assets.task import IRIS
-from mlops_assets_tests.conftest import IRIS_CSV, REPO, child_env, free_port
+from mlops_assets_testing.data import IRIS_CSV
+from mlops_assets_testing.servers import MlflowServer
 
 SPLIT = split_benchmark(load_reference_data(IRIS_CSV, IRIS).frame, IRIS, fraction=0.3, seed=42)
-
-
-class MlflowServer:
-    """``mlflow server`` on a fixed port with a SQLite store, which a test can stop and start."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.port = root, free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = (self.root / "server.log").open("a")
-        self.process = subprocess.Popen(
-            [
-                str(REPO / ".venv/bin/mlflow"),
-                *("server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"),
-                *("--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}"),
-                *("--artifacts-destination", str(self.root / "artifacts")),
-            ],
-            # No background job runner: the registry is all these tests need, and it starts faster.
-            env=child_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
-                    return
-            except OSError:
-                assert self.process.poll() is None, (self.root / "server.log").read_text()[-2000:]
-                assert time.monotonic() < deadline, "mlflow server did not start within 60 s"
-                time.sleep(0.3)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            import os
-            import signal
-
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -106,6 +62,7 @@ def resolve(uri: str, source: str, retries: list, policy: RetryPolicy):
         )
 
 
+@pytest.mark.e2e
 def test_baseline_reads_ride_out_a_server_restart(server):
     client = mlflow_client(server.uri)
     mlflow.set_experiment("e")
@@ -210,11 +167,12 @@ def test_5xx_is_retried_and_401_is_not(no_mlflow_retries):
         denied.close()
 
 
+@pytest.mark.e2e
 def test_a_run_starting_while_the_server_restarts_waits_for_it(server, pipeline):
     """The MLflow resource retries its start (experiment and run) while the server is down
     for a few seconds, instead of failing the run."""
     from mlops_assets.settings import Settings
-    from mlops_assets_tests.conftest import env_for
+    from mlops_assets_testing.processes import env_for
 
     pipeline.settings = Settings.from_env(
         env_for(pipeline.home, MLFLOW_TRACKING_URI=server.uri, MLOPS_MLFLOW_ARTIFACTS="")

@@ -8,10 +8,11 @@ import boto3
 import pytest
 
 from mlops_assets.core.intake.landing import contribution_key
-from mlops_assets.definitions import dataset_store
-from mlops_assets.defs.s3 import S3DatasetStore
+from mlops_assets.defs.resources import dataset_store
+from mlops_assets.defs.resources.s3 import S3DatasetStore
 from mlops_assets.settings import Settings
-from mlops_assets_tests.conftest import VALID_CONTRIBUTION, env_for, in_process_mlops, tick_of
+from mlops_assets_testing.data import VALID_CONTRIBUTION
+from mlops_assets_testing.processes import env_for, in_process_mlops
 
 
 def s3_settings(home, endpoint: str, bucket: str) -> dict[str, str]:
@@ -46,10 +47,8 @@ def test_the_pipeline_keeps_its_datasets_in_the_bucket(
     landing.put(upload, "bob/bad.csv")
 
     pipeline.materialize("iris_dataset")
-    keys = [r.partition_key for r in tick_of(pipeline).run_requests]
-    pipeline.instance.add_dynamic_partitions("contributions", keys)
-    for key in keys:
-        pipeline.materialize("contributed_data", partition_key=key, raise_on_error=False)
+    for request in pipeline.tick().run_requests:
+        pipeline.launch(request, raise_on_error=False)
     pipeline.materialize()  # v1 cold start, v2 trained on alice's file
 
     alice, bob = contribution_key("alice/a.csv"), contribution_key("bob/bad.csv")
@@ -144,7 +143,7 @@ def test_a_bad_bucket_is_a_clear_error_and_writes_nothing(
     )
     result = pipeline.materialize("iris_dataset", raise_on_error=False)
     assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    failure = result.get_step_failure_events()[0]
     error = failure.step_failure_data.error.cause.message
     assert "STORAGE_UNAVAILABLE" in error and message in error, error
     assert keys_under(s3_endpoint, s3_bucket, "storage/") == []

@@ -9,9 +9,11 @@ import pytest
 
 from mlops_assets.core.registry.client import mlflow_client
 from mlops_assets.core.registry.webhooks import new_secret
-from mlops_assets_tests.conftest import REPO, child_env, env_for, free_port, graphql, run_cli
-from mlops_assets_tests.test_api import Server
-from mlops_assets_tests.test_registry_server import MlflowServer
+from mlops_assets_testing.processes import REPO, child_env, env_for, free_port, graphql, run_cli
+from mlops_assets_testing.servers import ApiServer, MlflowServer
+
+# Real processes: left out of `make test-fast`.
+pytestmark = pytest.mark.e2e
 
 PASSWORD = "pa55word-4f1c"
 API_KEY = "api-key-7d2e"
@@ -124,7 +126,7 @@ def test_no_secret_reaches_the_ui_logs_metadata_mlflow_or_the_api(tmp_path):
             seen[f"version {version.version}"] = json.dumps(dict(version.tags))
         assert len([k for k in seen if k.startswith("version")]) == 2
 
-        with Server(
+        with ApiServer(
             home, tmp_path / "api.log", **{k: v for k, v in env.items() if k != "MLOPS_HOME"}
         ) as api:
             seen["API /health"] = json.dumps(api.request("GET", "/health", key=None))

@@ -6,12 +6,12 @@ import re
 
 import dagster as dg
 import pytest
-from dagster._core.test_utils import create_run_for_test
 
 from mlops_assets.core.intake.landing import contribution_key
-from mlops_assets.defs.sensors import RUN_KEY_TAG, STAGE_TAG
-from mlops_assets_tests.conftest import VALID_CONTRIBUTION, tick_of
+from mlops_assets.defs.contributions.partitions import STAGE_TAG
+from mlops_assets_testing.data import VALID_CONTRIBUTION
 
+RUN_KEY_TAG = "dagster/run_key"
 OTHER_CONTRIBUTION = VALID_CONTRIBUTION.replace("5.05", "5.15")
 
 
@@ -36,42 +36,42 @@ def pipeline(pipeline):
 def test_new_files_are_registered_and_requested_once(pipeline):
     pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
     pipeline.drop("bob", "b.csv", OTHER_CONTRIBUTION)
-    tick = tick_of(pipeline)
+    tick = pipeline.tick()
     assert sorted(requested(tick)) == ["alice/a.csv", "bob/b.csv"]
     keys = [r.partition_key for r in tick.run_requests]
     assert list(tick.dynamic_partitions_requests[0].partition_keys) == keys
     assert all(r.run_key.startswith("sha256:") for r in tick.run_requests)
 
     taken(pipeline, tick)
-    again = tick_of(pipeline, tick.cursor)
+    again = pipeline.tick(cursor=tick.cursor)
     assert not again.run_requests
     assert "no new files" in again.skip_reason.skip_message
 
 
 def test_no_timestamp_makes_a_file_invisible(pipeline):
     first = pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
-    tick = tick_of(pipeline)
+    tick = pipeline.tick()
     taken(pipeline, tick)
     # Same modification time as a taken file, and an older one (``cp -p``): both are new.
     same = pipeline.drop("alice", "same-time.csv", OTHER_CONTRIBUTION)
     os.utime(same, (first.stat().st_mtime, first.stat().st_mtime))
     old = pipeline.drop("carol", "copied.csv", VALID_CONTRIBUTION.replace("5.05", "5.25"))
     os.utime(old, (1_000_000_000, 1_000_000_000))
-    later = tick_of(pipeline, tick.cursor)
+    later = pipeline.tick(cursor=tick.cursor)
     assert sorted(requested(later)) == ["alice/same-time.csv", "carol/copied.csv"]
 
 
 def test_a_file_still_being_written_waits_until_its_size_stops_changing(pipeline):
     growing = pipeline.drop("alice", "big.csv", VALID_CONTRIBUTION[:80], age=0)
-    first = tick_of(pipeline)
+    first = pipeline.tick()
     assert not first.run_requests
     assert "1 still being written" in first.skip_reason.skip_message
 
     growing.write_text(VALID_CONTRIBUTION)  # more bytes arrive: still on probation
-    second = tick_of(pipeline, first.cursor)
+    second = pipeline.tick(cursor=first.cursor)
     assert not second.run_requests
 
-    third = tick_of(pipeline, second.cursor)  # unchanged since the last tick: complete
+    third = pipeline.tick(cursor=second.cursor)  # unchanged since the last tick: complete
     assert requested(third) == ["alice/big.csv"]
 
 
@@ -80,39 +80,39 @@ def test_temporary_hidden_sidecar_and_misplaced_files_are_ignored(pipeline):
         pipeline.drop("alice", name, VALID_CONTRIBUTION)
     (pipeline.landing / "top-level.csv").write_text(VALID_CONTRIBUTION)
     pipeline.drop("alice/nested", "deep.csv", VALID_CONTRIBUTION)
-    tick = tick_of(pipeline)
+    tick = pipeline.tick()
     assert not tick.run_requests and "no new files" in tick.skip_reason.skip_message
 
 
 def test_the_same_bytes_under_another_name_launch_no_second_run(pipeline):
     pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION)
     pipeline.drop("bob", "copy-in-same-tick.csv", VALID_CONTRIBUTION)
-    tick = tick_of(pipeline)
+    tick = pipeline.tick()
     assert len(tick.run_requests) == 1  # two names, one content
     taken(pipeline, tick)
     request = tick.run_requests[0]
     # The intake run the daemon launches for it carries the run key.
-    create_run_for_test(pipeline.instance, tags={RUN_KEY_TAG: request.run_key, STAGE_TAG: "ingest"})
+    pipeline.record_run({RUN_KEY_TAG: request.run_key, STAGE_TAG: "ingest"})
 
     pipeline.drop("carol", "renamed.csv", VALID_CONTRIBUTION)
-    later = tick_of(pipeline, tick.cursor)
+    later = pipeline.tick(cursor=tick.cursor)
     assert not later.run_requests
     resubmitted = json.loads(later.cursor)["resubmitted"]
     assert "carol/renamed.csv" in resubmitted and "bob/copy-in-same-tick.csv" in resubmitted
     # Different bytes under a taken name's folder are new.
     pipeline.drop("carol", "new.csv", OTHER_CONTRIBUTION)
-    assert requested(tick_of(pipeline, later.cursor)) == ["carol/new.csv"]
+    assert requested(pipeline.tick(cursor=later.cursor)) == ["carol/new.csv"]
 
 
 def test_deleted_files_leave_no_trace_in_the_cursor(pipeline):
     pending = pipeline.drop("alice", "half.csv", VALID_CONTRIBUTION, age=0)
     taken_file = pipeline.drop("bob", "b.csv", OTHER_CONTRIBUTION)
-    tick = tick_of(pipeline)
+    tick = pipeline.tick()
     taken(pipeline, tick)
     assert "alice/half.csv" in json.loads(tick.cursor)["pending"]
     pending.unlink()
     taken_file.unlink()
-    later = tick_of(pipeline, tick.cursor)
+    later = pipeline.tick(cursor=tick.cursor)
     assert not later.run_requests and json.loads(later.cursor)["pending"] == {}
 
 
@@ -126,7 +126,7 @@ def test_hostile_names_become_valid_stable_distinct_keys(pipeline):
     ]
     for name in names:
         pipeline.drop("mallory", name, VALID_CONTRIBUTION.replace("5.05", f"5.{len(name) % 90}"))
-    tick = tick_of(pipeline)
+    tick = pipeline.tick()
     keys = [r.partition_key for r in tick.run_requests]
     assert len(keys) == len(set(keys)) == len(names)
     for key, request in zip(keys, tick.run_requests, strict=True):
@@ -136,7 +136,7 @@ def test_hostile_names_become_valid_stable_distinct_keys(pipeline):
 
 
 def retrain_tick(pipeline, cursor=None):
-    return tick_of(pipeline, cursor, sensor_name="retrain_sensor")
+    return pipeline.tick("retrain_sensor", cursor)
 
 
 def test_retrain_waits_for_intake_and_ignores_rejected_contributions(pipeline):
@@ -144,7 +144,7 @@ def test_retrain_waits_for_intake_and_ignores_rejected_contributions(pipeline):
 
     pipeline.drop("bob", "bad.csv", "sepal_length,species\nabc,rose\n")
     pipeline.drop("alice", "good.csv", VALID_CONTRIBUTION)
-    tick = tick_of(pipeline)
+    tick = pipeline.tick()
     taken(pipeline, tick)
     pipeline.materialize("iris_dataset")
     by_path = {r.tags["mlops/landing_path"]: r for r in tick.run_requests}
@@ -158,9 +158,7 @@ def test_retrain_waits_for_intake_and_ignores_rejected_contributions(pipeline):
 
     good = by_path["alice/good.csv"]
     pipeline.materialize("contributed_data", partition_key=good.partition_key, tags=good.tags)
-    still_ingesting = create_run_for_test(
-        pipeline.instance, status=dg.DagsterRunStatus.STARTED, tags={STAGE_TAG: "ingest"}
-    )
+    still_ingesting = pipeline.record_run({STAGE_TAG: "ingest"})
     waiting = retrain_tick(pipeline, rejected_only.cursor)
     assert "waiting: 1 intake run(s)" in waiting.skip_reason.skip_message
 
@@ -174,16 +172,14 @@ def test_retrain_waits_for_intake_and_ignores_rejected_contributions(pipeline):
     # The retrain fails (a killed worker, MLflow down): the contribution is not given up, it is
     # retried after a wait that grows with each failure.
     run_tags = {**request.tags, RUN_KEY_TAG: request.run_key}
-    failed = create_run_for_test(
-        pipeline.instance, status=dg.DagsterRunStatus.STARTED, tags=run_tags
-    )
+    failed = pipeline.record_run(run_tags)
     pipeline.instance.report_run_failed(failed)
     backing_off = retrain_tick(pipeline, retrain.cursor)
     assert "1 retrain(s) failed in a row: trying again in" in backing_off.skip_reason.skip_message
     assert json.loads(backing_off.cursor)["through"] == json.loads(retrain.cursor)["through"]
 
     # Once a retrain covering it succeeds, the batch is done: each batch trains once.
-    create_run_for_test(pipeline.instance, status=dg.DagsterRunStatus.SUCCESS, tags=run_tags)
+    pipeline.record_run(run_tags, dg.DagsterRunStatus.SUCCESS)
     done = retrain_tick(pipeline, backing_off.cursor)
     assert "no contribution to train on" in done.skip_reason.skip_message
     assert json.loads(done.cursor)["through"] == int(request.tags["mlops/retrain_through"])
@@ -202,7 +198,7 @@ def test_the_retrain_backoff_doubles_and_is_capped():
 def test_links_fifos_and_unsafe_names_are_refused_once_and_never_stop_the_tick(
     pipeline, tmp_path, monkeypatch, capsys
 ):
-    from mlops_assets_tests.conftest import in_process_mlops
+    from mlops_assets_testing.processes import in_process_mlops
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -216,7 +212,7 @@ def test_links_fifos_and_unsafe_names_are_refused_once_and_never_stop_the_tick(
     pipeline.drop("eve", "evil\u202egpj.csv", OTHER_CONTRIBUTION)
     pipeline.instance.report_runless_asset_event(dg.AssetMaterialization("iris_dataset"))
 
-    tick = tick_of(pipeline)
+    tick = pipeline.tick()
     assert requested(tick) == ["alice/good.csv"]  # the good file is taken all the same
     reported = json.loads(tick.cursor)["reported"]
     assert reported == [
@@ -227,7 +223,7 @@ def test_links_fifos_and_unsafe_names_are_refused_once_and_never_stop_the_tick(
         "mallory/x.csv",
     ]
     taken(pipeline, tick)
-    again = tick_of(pipeline, tick.cursor)
+    again = pipeline.tick(cursor=tick.cursor)
     assert "5 refused (see `mlops contributions`)" in again.skip_reason.skip_message
 
     mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)

@@ -10,8 +10,12 @@ import pytest
 
 from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.core.registry.client import mlflow_client
-from mlops_assets_tests.conftest import shifted_sample, wait_for
-from mlops_assets_tests.topology import MODEL, production_topology, write_stump
+from mlops_assets_testing.data import shifted_sample
+from mlops_assets_testing.processes import wait_for
+from mlops_assets_testing.topology import MODEL, production_topology, write_stump
+
+# Real processes: left out of `make test-fast`.
+pytestmark = pytest.mark.e2e
 
 
 def max_overlap(spans: list[tuple[float, float]]) -> int:

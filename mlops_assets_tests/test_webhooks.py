@@ -24,7 +24,7 @@ from mlops_assets.core.registry.webhooks import (
 )
 from mlops_assets.errors import ConfigurationError
 from mlops_assets.settings import Settings
-from mlops_assets_tests.conftest import env_for, free_port, run_cli, tick_of
+from mlops_assets_testing.processes import env_for, free_port, run_cli
 
 SECRET = new_secret()
 KEYS = parse_secrets(SECRET)
@@ -196,6 +196,7 @@ def test_a_down_receiver_gets_the_event_later_exactly_once(tmp_path):
         back.close()
 
 
+@pytest.mark.e2e
 def test_registration_succeeds_with_the_receiver_down_and_the_sensor_delivers(
     pipeline, tmp_path, monkeypatch
 ):
@@ -216,7 +217,7 @@ def test_registration_succeeds_with_the_receiver_down_and_the_sensor_delivers(
     try:
         retried = run_cli(["mlops", "webhook", "retry"], env_for(pipeline.home), tmp_path)
         assert "3 event(s) due now" in retried.stdout  # rather than after the backoff
-        tick = tick_of(pipeline, sensor_name="webhook_redelivery_sensor")
+        tick = pipeline.tick("webhook_redelivery_sensor")
         assert "event(s) delivered, 0 still waiting" in tick.skip_message
         assert all(valid for _, _, valid in back.received)
         registered = [body for _, body, _ in back.received if body["type"] == REGISTERED]
@@ -249,7 +250,4 @@ def test_a_webhook_url_without_a_secret_is_a_config_error(tmp_path):
 
 
 def test_the_redelivery_sensor_says_when_webhooks_are_off(pipeline):
-    assert (
-        "webhooks are off"
-        in tick_of(pipeline, sensor_name="webhook_redelivery_sensor").skip_message
-    )
+    assert "webhooks are off" in pipeline.tick("webhook_redelivery_sensor").skip_message

@@ -314,7 +314,7 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
 def app_from_settings(settings: Settings) -> FastAPI:
     """The API for ``settings``: follows ``champion`` of the configured model."""
     from mlops_assets.core.data.reference_data import load_reference_data
-    from mlops_assets.core.registry.client import CHAMPION
+    from mlops_assets.core.registry.tags import CHAMPION
     from mlops_assets.core.serving.champion import champion_slot
 
     probe = load_reference_data(settings.iris_csv, TASK).frame.sample(20, random_state=0)

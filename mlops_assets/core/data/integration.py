@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,6 +71,46 @@ class IntegratedDataset:
     sha256: str
     stats: dict[str, int] = field(default_factory=dict)
     rows_by_source: dict[str, int] = field(default_factory=dict)
+
+    def to_metadata(self, contributions: list[Contribution], strategy: str) -> dict[str, Any]:
+        """What ``integrated_dataset`` records: its version (content hash), what is in it."""
+        return {
+            "sha256": self.sha256,
+            "dagster/row_count": len(self.frame),
+            "contributions": [c.contribution_id for c in contributions],
+            "contributors": sorted({c.contributor for c in contributions}),
+            "rows_by_source": self.rows_by_source,
+            "strategy": strategy,
+            **self.stats,
+        }
+
+
+@dataclass(frozen=True)
+class ClassBalance:
+    """Whether a training set has enough rows and no class below its minimum share."""
+
+    passed: bool
+    description: str
+    rows: int
+    shares: dict[str, float]
+
+
+def class_balance(
+    labels: pd.Series, classes: tuple[str, ...], *, min_share: float, min_rows: int
+) -> ClassBalance:
+    """A flood of one class from contributions must not starve the others."""
+    shares = {c: float((labels == c).mean()) if len(labels) else 0.0 for c in classes}
+    too_small = {c: s for c, s in shares.items() if s < min_share}
+    problems = [f"{c} is {s:.1%} of the rows" for c, s in too_small.items()]
+    if len(labels) < min_rows:
+        problems.append(f"{len(labels)} rows < {min_rows} required")
+    return ClassBalance(
+        passed=not problems,
+        description="; ".join(problems)
+        or f"{len(labels)} rows, every class at least {min_share:.0%}",
+        rows=len(labels),
+        shares={c: round(s, 4) for c, s in shares.items()},
+    )
 
 
 def integrate(

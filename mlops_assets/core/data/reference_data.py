@@ -132,3 +132,23 @@ def split_benchmark(
         train=train.sort_index().reset_index(drop=True),
         benchmark=benchmark.sort_index().reset_index(drop=True),
     )
+
+
+def describe_split(reference: ReferenceData, split: BenchmarkSplit, task: TaskSchema) -> dict:
+    """What ``iris_dataset`` shows: where the data came from, row counts, the content hashes
+    of both parts (the benchmark's is what every attestation names), class counts."""
+    from mlops_assets.core.common.hashing import frame_sha256
+
+    counts = reference.frame[task.label].value_counts().sort_index()
+    return {
+        "source": reference.source,
+        "source_location": reference.location,
+        "fallback_reason": reference.fallback_reason or "",
+        "dagster/row_count": len(reference.frame),
+        "train_rows": len(split.train),
+        "benchmark_rows": len(split.benchmark),
+        "benchmark_sha256": frame_sha256(split.benchmark),
+        "train_sha256": frame_sha256(split.train),
+        "class_counts": {str(k): int(v) for k, v in counts.items()},
+        "preview": f"```\n{split.train.head(5).to_string(index=False)}\n```",
+    }

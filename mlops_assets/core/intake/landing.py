@@ -157,6 +157,15 @@ class TickPlan:
     news: list[str]
     waiting: int  # files still being written
 
+    def skip_reason(self, location: str) -> str:
+        """Why nothing is taken this tick."""
+        reason = f"no new files in {location}"
+        if self.waiting:
+            reason += f"; {self.waiting} still being written, taken once their size stops changing"
+        if self.cursor.reported:
+            reason += f"; {len(self.cursor.reported)} refused (see `mlops contributions`)"
+        return reason
+
 
 def plan_tick(
     listing: Listing,

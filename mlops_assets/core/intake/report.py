@@ -57,6 +57,30 @@ class ContributionReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_metadata(self, landing_path: str) -> dict[str, Any]:
+        """What the ``contributed_data`` partition shows: the decision and its numbers."""
+        return {
+            "accepted": self.accepted,
+            "decision": self.decision,
+            "contributor": self.contributor,
+            "landing_path": landing_path,
+            "sha256": self.sha256,
+            "rows_in": self.rows_in,
+            "records_in_file": self.records_in_file if self.records_in_file is not None else "",
+            "rows_clean": self.rows_clean,
+            "rows_rejected": self.rows_rejected,
+            "dagster/row_count": self.rows_clean,
+            "quality_score": self.quality_score,
+            "outliers": self.outliers,
+            "file_format": self.file_format,
+            "header": self.header,
+            "duplicate_of": self.duplicate_of or "",
+            "rejection_reasons": self.rejection_reasons,
+            "pii_found": self.pii_found,
+            "dropped_columns": self.dropped_columns,
+            "timings": self.timings,
+        }
+
 
 def quality_score(report: ContributionReport, *, n_classes: int) -> float:
     """0-100: how much of the file is worth training on, and how good that part is (see

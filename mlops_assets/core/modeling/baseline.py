@@ -20,8 +20,9 @@ from mlops_assets.core.modeling.model_loading import (
     validate_model,
 )
 from mlops_assets.core.modeling.training import train_model
+from mlops_assets.core.registry import tags as tag
+from mlops_assets.core.registry.attestation import attestation_document
 from mlops_assets.core.registry.client import (
-    CHAMPION,
     RetryPolicy,
     get_version_by_alias,
     load_with_size,
@@ -32,7 +33,8 @@ from mlops_assets.core.registry.client import (
     register_model_version,
     with_retries,
 )
-from mlops_assets.core.registry.client.attestation import attestation_document
+from mlops_assets.core.registry.tags import CHAMPION
+from mlops_assets.core.registry.webhooks import VersionEvent
 from mlops_assets.errors import ModelNotFoundError, UntrustedModelError
 from mlops_assets.task import TaskSchema
 
@@ -51,7 +53,7 @@ class BaselinePolicy:
     source: ModelSource
     trust: FileTrust = field(default_factory=FileTrust)
     validators: tuple[str, ...] = ()
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=1, max_seconds=0))
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,60 @@ class Baseline:
     load: LoadStats | None = None  # None when the baseline was trained here
     checks: list[str] = field(default_factory=list)
     attestation_sha256: str | None = None  # a cold start's own attestation
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_name}/{self.version}"
+
+    def to_metadata(self) -> dict[str, Any]:
+        """What ``baseline_model`` records, and ``trained_model`` reads back."""
+        load = self.load
+        return {
+            "cold_start": self.cold_start,
+            "source": self.source,
+            "model_name": self.model_name,
+            "version": self.version,
+            "alias": self.alias or "",
+            "model_uri": self.model_uri,
+            "model_uuid": self.model_uuid,
+            "benchmark_accuracy": self.evaluation.metrics["accuracy"],
+            "load_seconds": load.seconds if load else "trained here",
+            "load_peak_rss_mb": load.peak_rss_mb if load else "trained here",
+            "model_size_mb": load.size_mb if load else "trained here",
+            "validation": self.checks,
+        }
+
+    def version_event(self) -> VersionEvent:
+        """The event of a cold start: the first version, registered as champion."""
+        return VersionEvent(
+            model_name=self.model_name,
+            version=self.version,
+            aliases=[CHAMPION],
+            promoted=True,
+            reason=COLD_START_REASON,
+            model_uuid=self.model_uuid,
+            metrics={"accuracy": self.evaluation.metrics["accuracy"]},
+            attestation_sha256=self.attestation_sha256,
+        )
+
+    def log_to_active_run(self) -> None:
+        """Which baseline a run compared against, and what loading it cost."""
+        import mlflow
+
+        mlflow.set_tags(
+            {
+                "baseline_version": self.version,
+                "baseline_source": self.source,
+                "baseline_cold_start": str(self.cold_start).lower(),
+            }
+        )
+        if self.load is not None:
+            mlflow.log_metrics(
+                {
+                    "baseline_load_seconds": self.load.seconds,
+                    "baseline_peak_rss_mb": self.load.peak_rss_mb,
+                }
+            )
 
 
 @dataclass(frozen=True)
@@ -126,7 +182,7 @@ def resolve_baseline(
     return Baseline(
         model_name=str(source.model_name),
         version=str(version.version),
-        model_uuid=version.tags.get("model_uuid", ""),
+        model_uuid=version.tags.get(tag.MODEL_UUID, ""),
         cold_start=False,
         evaluation=evaluate(model, benchmark, task),
         source=str(source),
@@ -180,10 +236,10 @@ def _cold_start(
         info,
         model_name=model_name,
         tags={
-            "cold_start": "true",
-            "data_sha256": reference.sha256,
-            "estimator": cold_start.estimator,
-            "promotion_reason": COLD_START_REASON,
+            tag.COLD_START: "true",
+            tag.DATA_SHA256: reference.sha256,
+            tag.ESTIMATOR: cold_start.estimator,
+            tag.PROMOTION_REASON: COLD_START_REASON,
             **benchmark_tags(evaluation.metrics),
             **tags,
         },
@@ -191,7 +247,7 @@ def _cold_start(
     document = attestation_document(
         model_name=model_name,
         version=registered.version,
-        dagster_run_id=tags.get("dagster_run_id", ""),
+        dagster_run_id=tags.get(tag.DAGSTER_RUN_ID, ""),
         benchmark_sha256=frame_sha256(benchmark),
         dataset_sha256=reference.sha256,
         candidate={
@@ -234,10 +290,10 @@ def _import_file(
     evaluation = evaluate(loaded.model, benchmark, task)
 
     known = client.search_model_versions(
-        f"name = '{model_name}' AND tags.source_sha256 = '{loaded.sha256}'"
+        f"name = '{model_name}' AND tags.{tag.SOURCE_SHA256} = '{loaded.sha256}'"
     )
     if known:
-        version, model_uuid = str(known[0].version), known[0].tags.get("model_uuid", "")
+        version, model_uuid = str(known[0].version), known[0].tags.get(tag.MODEL_UUID, "")
     else:
         # Stored in the registry as skops, so only types we would load back may go in.
         if untrusted := skops_untrusted_types(loaded.model):
@@ -253,9 +309,9 @@ def _import_file(
             info,
             model_name=model_name,
             tags={
-                "imported_from": str(path),
-                "source_format": loaded.format,
-                "source_sha256": loaded.sha256,
+                tag.IMPORTED_FROM: str(path),
+                tag.SOURCE_FORMAT: loaded.format,
+                tag.SOURCE_SHA256: loaded.sha256,
                 **benchmark_tags(evaluation.metrics),
                 **tags,
             },
@@ -266,7 +322,7 @@ def _import_file(
     if cold_start:
         promote_to_champion(client, model_name, version)
         client.set_model_version_tag(
-            model_name, version, "promotion_reason", f"cold start: imported from {path.name}"
+            model_name, version, tag.PROMOTION_REASON, f"cold start: imported from {path.name}"
         )
     return Baseline(
         model_name=model_name,

@@ -97,7 +97,9 @@ def _probabilities_in_task_order(model: Any, x: pd.DataFrame, task: TaskSchema) 
 
 def benchmark_tags(metrics: dict[str, float]) -> dict[str, str]:
     """Summary metrics as registry version tags (``benchmark_accuracy`` ...)."""
-    return {f"benchmark_{name}": str(metrics[name]) for name in SUMMARY_METRICS}
+    from mlops_assets.core.registry.tags import BENCHMARK_PREFIX
+
+    return {f"{BENCHMARK_PREFIX}{name}": str(metrics[name]) for name in SUMMARY_METRICS}
 
 
 def metric_deltas(candidate: dict[str, float], baseline: dict[str, float]) -> dict[str, float]:

@@ -197,7 +197,7 @@ def directory_sha256(path: Path) -> str:
     """One sha256 over every file of a directory, by relative path and content."""
     import hashlib
 
-    from mlops_assets.core.registry.client.attestation import directory_digests
+    from mlops_assets.core.registry.attestation import directory_digests
 
     listing = "".join(f"{name}\0{digest}\n" for name, digest in directory_digests(path).items())
     return hashlib.sha256(listing.encode()).hexdigest()

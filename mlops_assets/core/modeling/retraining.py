@@ -50,3 +50,64 @@ def retry_wait(failures: int) -> float:
     if failures <= 0:
         return 0.0
     return min(MAX_RETRY_WAIT, FIRST_RETRY_WAIT * 2 ** (failures - 1))
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """One ``contributed_data`` materialization the retrain trigger looks at."""
+
+    storage_id: int
+    partition: str
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class RetrainPlan:
+    """What one tick of the retrain trigger does: request a retrain (covering everything
+    ingested up to ``through``), or say why not; and the cursor to keep."""
+
+    cursor: RetrainCursor
+    skip_reason: str | None = None
+    through: int | None = None
+    attempt: int = 1
+    accepted: tuple[str, ...] = ()
+
+    @property
+    def shown(self) -> str:
+        more = f" and {len(self.accepted) - 5} more" if len(self.accepted) > 5 else ""
+        return ", ".join(self.accepted[:5]) + more
+
+
+def plan_retrain(
+    cursor: RetrainCursor,
+    ingested: list[Ingested],
+    *,
+    busy_intakes: int,
+    busy_retrains: int,
+    failures: int,
+    seconds_since_failure: float,
+) -> RetrainPlan:
+    """Retrain once nothing is being ingested or retrained, when contributions were accepted
+    since the last successful retrain, and not before the backoff after failures is over."""
+    if not ingested:
+        return RetrainPlan(cursor, "no contribution to train on")
+    if busy_intakes or busy_retrains:
+        return RetrainPlan(
+            cursor,
+            f"waiting: {busy_intakes} intake run(s) and {busy_retrains} retrain(s) unfinished",
+        )
+    accepted = tuple(i.partition for i in ingested if i.accepted)
+    newest = ingested[-1].storage_id
+    if not accepted:
+        return RetrainPlan(
+            cursor.skipping(newest),
+            f"{len(ingested)} contribution(s) ingested, none accepted: no retrain",
+        )
+    wait = retry_wait(failures) - seconds_since_failure
+    if wait > 0:
+        return RetrainPlan(
+            cursor, f"{failures} retrain(s) failed in a row: trying again in {wait:.0f} s"
+        )
+    return RetrainPlan(
+        cursor.launching(newest), through=newest, attempt=failures + 1, accepted=accepted
+    )

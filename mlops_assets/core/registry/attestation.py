@@ -24,9 +24,25 @@ SCHEMA = "mlops-assets/attestation@1"
 # Where versions registered before attestations were stored per version kept theirs: one
 # per MLflow run, so two versions registered in one run shared it.
 LEGACY_ARTIFACT_PATH = "attestation/attestation.json"
-PATH_TAG = "attestation_path"
-SHA256_TAG = "attestation_sha256"
 _PACKAGES = ("mlops-assets", "dagster", "mlflow", "scikit-learn", "skops", "pandas", "duckdb")
+
+
+def attested_contributions(reports: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any]]:
+    """What an attestation records of each contribution in ``ids``, from its intake report."""
+    by_id = {r["contribution_id"]: r for r in reports}
+    return [
+        {
+            "contribution_id": cid,
+            "contributor": by_id[cid]["contributor"],
+            "landing_path": by_id[cid].get("landing_path"),
+            "file_sha256": by_id[cid]["sha256"],
+            "rows_accepted": by_id[cid]["rows_clean"],
+            "quality_score": by_id[cid]["quality_score"],
+            "snapshot": by_id[cid].get("snapshot"),
+        }
+        for cid in ids
+        if cid in by_id
+    ]
 
 
 def directory_digests(root: Path) -> dict[str, str]:

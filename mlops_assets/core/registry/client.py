@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlops_assets.core.modeling.training import SKOPS_TRUSTED_TYPES
+from mlops_assets.core.registry import tags as tag
+from mlops_assets.core.registry.tags import CHAMPION, PREVIOUS_CHAMPION
 from mlops_assets.errors import RegistryAccessDeniedError, RegistryUnavailableError
 
 if TYPE_CHECKING:
@@ -22,11 +24,9 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.models.model import ModelInfo
 
-T = TypeVar("T")
+    from mlops_assets.core.registry.webhooks import VersionEvent
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-PREVIOUS_CHAMPION = "previous-champion"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,8 @@ class RetryPolicy:
     """Bounds for retrying registry reads: at most ``attempts`` tries within ``max_seconds``,
     waiting 1, 2, 4 ... (at most ``max_wait``) seconds between them."""
 
-    attempts: int = 6
-    max_seconds: float = 60.0
+    attempts: int
+    max_seconds: float
     max_wait: float = 8.0
 
 
@@ -217,6 +217,14 @@ def log_sklearn_model(
     )
 
 
+def model_signature(model_uri: str, tracking_uri: str) -> Any:
+    """The input/output signature ``model_uri`` was logged with, or None."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.models.get_model_info(model_uri).signature
+
+
 def model_requirements() -> list[str]:
     """Pinned packages needed to load and run a logged model."""
     from importlib.metadata import version
@@ -299,7 +307,7 @@ def end_orphaned_runs(
     )
     ended = {}
     for run in runs:
-        dagster_run_id = run.data.tags.get("dagster_run_id")
+        dagster_run_id = run.data.tags.get(tag.DAGSTER_RUN_ID)
         status = finished_as(dagster_run_id) if dagster_run_id else None
         if status is not None:
             client.set_terminated(run.info.run_id, status=status)
@@ -333,7 +341,7 @@ def register_model_version(
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    all_tags = {"model_uuid": model_info.model_uuid, "model_id": model_info.model_id, **tags}
+    all_tags = {tag.MODEL_UUID: model_info.model_uuid, tag.MODEL_ID: model_info.model_id, **tags}
     version = client.create_model_version(
         name=model_name,
         source=model_info.model_uri,
@@ -388,6 +396,20 @@ class ChampionChange:
     reason: str
     at: str
 
+    def version_event(self) -> VersionEvent:
+        from mlops_assets.core.registry.webhooks import VersionEvent
+
+        return VersionEvent(
+            model_name=self.model_name,
+            version=self.to_version,
+            aliases=[CHAMPION],
+            promoted=True,
+            reason=self.reason,
+            how=self.how,
+            by=self.actor,
+            previous_version=self.from_version,
+        )
+
 
 def set_champion_by_hand(
     client: MlflowClient, model_name: str, version: str, *, actor: str, reason: str, how: str
@@ -425,7 +447,9 @@ def set_champion_by_hand(
     )
     audit = {"by": change.actor, "how": change.how, "reason": change.reason, "at": change.at}
     for key, value in {**audit, "from": change.from_version or "none"}.items():
-        client.set_model_version_tag(model_name, str(version), f"champion_set_{key}", value)
+        client.set_model_version_tag(
+            model_name, str(version), f"{tag.CHAMPION_SET_PREFIX}{key}", value
+        )
     return change
 
 
@@ -449,7 +473,7 @@ def rollback_champion(
 
 def model_file_digests(tracking_uri: str, model_name: str, version: str) -> dict[str, str]:
     """sha256 of every file of a registered version's model (its weights, not just metadata)."""
-    from mlops_assets.core.registry.client.attestation import directory_digests
+    from mlops_assets.core.registry.attestation import directory_digests
 
     with local_model_files(f"models:/{model_name}/{version}", tracking_uri) as local:
         return directory_digests(local)
@@ -460,12 +484,14 @@ def record_attestation(
 ) -> str:
     """Store ``document`` as ``version``'s attestation (an artifact of its MLflow run, at a
     path named by the version) and tag the version with its path and sha256; returns its URI."""
-    from mlops_assets.core.registry.client.attestation import PATH_TAG, SHA256_TAG, artifact_path
+    from mlops_assets.core.registry.attestation import artifact_path
 
     path = artifact_path(model_name, version)
     client.log_dict(run_id, document, path)
-    client.set_model_version_tag(model_name, version, PATH_TAG, path)
-    client.set_model_version_tag(model_name, version, SHA256_TAG, document["document_sha256"])
+    client.set_model_version_tag(model_name, version, tag.ATTESTATION_PATH, path)
+    client.set_model_version_tag(
+        model_name, version, tag.ATTESTATION_SHA256, document["document_sha256"]
+    )
     return f"runs:/{run_id}/{path}"
 
 
@@ -477,9 +503,9 @@ def read_attestation(client: MlflowClient, version: ModelVersion) -> dict[str, A
 
     from mlflow.exceptions import MlflowException
 
-    from mlops_assets.core.registry.client.attestation import LEGACY_ARTIFACT_PATH, PATH_TAG
+    from mlops_assets.core.registry.attestation import LEGACY_ARTIFACT_PATH
 
-    path = version.tags.get(PATH_TAG, LEGACY_ARTIFACT_PATH)
+    path = version.tags.get(tag.ATTESTATION_PATH, LEGACY_ARTIFACT_PATH)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             document = json.loads(

@@ -13,57 +13,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlops_assets.core.modeling.candidate import Candidate
 from mlops_assets.core.modeling.evaluation import benchmark_tags
-from mlops_assets.core.registry.client.promotion import (
+from mlops_assets.core.registry import tags as tag
+from mlops_assets.core.registry.promotion import (
     PairedOutcome,
     PromotionDecision,
     PromotionGate,
 )
-from mlops_assets.core.registry.client.promotion import decide_promotion as gate_decision
-from mlops_assets.errors import UpstreamMissingError
+from mlops_assets.core.registry.promotion import decide_promotion as gate_decision
+from mlops_assets.core.registry.webhooks import VersionEvent
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
-
-REGISTRATION_TAG = "registration"  # started | complete | abandoned
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What ``trained_model`` hands to registration (its materialization metadata)."""
-
-    model_uri: str
-    model_id: str
-    model_uuid: str
-    mlflow_run_id: str
-    data_sha256: str
-    contributions: list[str]
-    metrics: dict[str, float]
-    baseline_metrics: dict[str, float]
-    deltas: dict[str, float]
-    paired_outcome: dict[str, int]
-    baseline_version: str
-    baseline_model_name: str
-    baseline_alias: str | None = None
-    estimator: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_metadata(cls, metadata: dict[str, Any]) -> Candidate:
-        if "paired_outcome" not in metadata:
-            raise UpstreamMissingError(
-                "the trained_model materialization has no paired benchmark outcome (it "
-                "predates the promotion test)",
-                hint="materialize trained_model again, then registered_model_version",
-            )
-        names = {f.name for f in fields(cls)} - {"extra"}
-        known = {k: v for k, v in metadata.items() if k in names}
-        known["baseline_alias"] = known.get("baseline_alias") or None
-        return cls(**known, extra={k: v for k, v in metadata.items() if k not in names})
 
 
 @dataclass(frozen=True)
@@ -83,36 +49,82 @@ class Registration:
     attestation_uri: str
     resumed: bool = False
     abandoned: list[str] = field(default_factory=list)
+    previous_champion: str | None = None  # the champion it replaced, when promoted
+
+    def to_metadata(self, model_name: str, metric: str, candidate: Candidate) -> dict[str, Any]:
+        """What ``registered_model_version`` records."""
+        return {
+            "model_name": model_name,
+            "version": self.version,
+            "aliases": self.aliases,
+            "promoted": self.promoted,
+            "reason": self.reason,
+            "primary_metric": metric,
+            "mcnemar_p_value": self.decision.p_value
+            if self.decision.p_value is not None
+            else "not run",
+            "champion_version": self.champion_version or "",
+            "model_uuid": self.model_uuid,
+            "model_id": self.model_id,
+            "data_sha256": candidate.data_sha256,
+            "attestation_sha256": self.attestation_sha256,
+            "resumed_registration": self.resumed,
+        }
+
+    def version_event(self, model_name: str, candidate: Candidate, metric: str) -> VersionEvent:
+        """The ``data`` of this registration's webhook events."""
+        return VersionEvent(
+            model_name=model_name,
+            version=self.version,
+            aliases=self.aliases,
+            promoted=self.promoted,
+            reason=self.reason,
+            model_uuid=self.model_uuid,
+            metrics={k: candidate.metrics[k] for k in dict.fromkeys((metric, "accuracy"))},
+            contributions=candidate.contributions,
+            attestation_sha256=self.attestation_sha256,
+            previous_version=self.previous_champion,
+        )
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a registration's attestation names besides the models: the Dagster run, the
+    benchmark's content hash, and the record of each contribution in the training data."""
+
+    dagster_run_id: str
+    benchmark_sha256: str
+    contributions: list[dict[str, Any]]
 
 
 def register_candidate(
     client: MlflowClient,
     *,
+    tracking_uri: str,
     model_name: str,
     candidate: Candidate,
     gate: PromotionGate,
-    dagster_run_id: str,
-    attest: Callable[[str, PromotionDecision, bool, str], dict[str, Any]],
+    provenance: Provenance,
     run_is_over: Callable[[str], bool],
 ) -> Registration:
     """Register ``candidate`` (or complete the registration a crashed run left of it),
-    decide its promotion against the champion as it is now, attest it, then move the aliases.
+    decide its promotion against the champion as it is now (the gate, then the guard against
+    a champion that moved since the candidate was scored), attest it, then move the aliases.
 
-    ``attest(version, decision, promoted, reason)`` returns the sealed attestation document;
     ``run_is_over(dagster_run_id)`` says whether the run that left a ``started`` version is
     finished or gone (its version is then abandoned, unless it is this candidate's).
     """
+    dagster_run_id = provenance.dagster_run_id
     from mlops_assets.core.registry.client import (
-        CHALLENGER,
-        CHAMPION,
         get_version_by_alias,
         promote_to_champion,
         record_attestation,
         register_model_version,
     )
+    from mlops_assets.core.registry.tags import CHALLENGER, CHAMPION
 
     existing = _version_of_model(client, model_name, candidate.model_id)
-    if existing is not None and existing.tags.get(REGISTRATION_TAG) == "complete":
+    if existing is not None and existing.tags.get(tag.REGISTRATION) == "complete":
         # Registered and decided already (a rerun after the aliases moved): nothing to redo.
         return _finished(client, model_name, existing, resumed=True)
     abandoned = _abandon_orphans(client, model_name, candidate.model_id, run_is_over)
@@ -125,13 +137,13 @@ def register_candidate(
             info,
             model_name=model_name,
             tags={
-                REGISTRATION_TAG: "started",
-                "data_sha256": candidate.data_sha256,
-                "contributions": json.dumps(candidate.contributions),
-                "baseline_version": candidate.baseline_version,
-                "deltas": json.dumps(candidate.deltas),
-                "dagster_run_id": dagster_run_id,
-                "mlflow_run_id": candidate.mlflow_run_id,
+                tag.REGISTRATION: "started",
+                tag.DATA_SHA256: candidate.data_sha256,
+                tag.CONTRIBUTIONS: json.dumps(candidate.contributions),
+                tag.BASELINE_VERSION: candidate.baseline_version,
+                tag.DELTAS: json.dumps(candidate.deltas),
+                tag.DAGSTER_RUN_ID: dagster_run_id,
+                tag.MLFLOW_RUN_ID: candidate.mlflow_run_id,
                 **benchmark_tags(candidate.metrics),
             },
         ).version
@@ -154,14 +166,24 @@ def register_candidate(
         # The alias the baseline was found by moved after this candidate was scored.
         promote = False
         reason = f"not promoted: {moved} since this candidate was evaluated; retrain to compare"
-    tags = {"promoted": str(promote).lower(), "promotion_reason": reason}
+    tags = {tag.PROMOTED: str(promote).lower(), tag.PROMOTION_REASON: reason}
     if decision.p_value is not None:
-        tags["promotion_p_value"] = f"{decision.p_value:.6f}"
+        tags[tag.PROMOTION_P_VALUE] = f"{decision.p_value:.6f}"
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
-    document = attest(version, decision, promote, reason)
+    document = candidate_attestation(
+        client,
+        tracking_uri=tracking_uri,
+        model_name=model_name,
+        version=version,
+        candidate=candidate,
+        decision=decision,
+        promoted=promote,
+        reason=reason,
+        provenance=provenance,
+    )
     uri = record_attestation(client, model_name, version, run_id, document)
-    client.set_model_version_tag(model_name, version, REGISTRATION_TAG, "complete")
+    client.set_model_version_tag(model_name, version, tag.REGISTRATION, "complete")
     # The aliases last: whatever they point at is decided and attested.
     client.set_registered_model_alias(model_name, CHALLENGER, version)
     if promote:
@@ -181,12 +203,13 @@ def register_candidate(
         attestation_uri=uri,
         resumed=existing is not None,
         abandoned=abandoned,
+        previous_champion=champion_version if promote else None,
     )
 
 
 def _version_of_model(client: MlflowClient, model_name: str, model_id: str) -> ModelVersion | None:
     versions = client.search_model_versions(
-        f"name = '{model_name}' AND tags.model_id = '{model_id}'"
+        f"name = '{model_name}' AND tags.{tag.MODEL_ID} = '{model_id}'"
     )
     return versions[0] if versions else None
 
@@ -200,17 +223,17 @@ def _abandon_orphans(
     """Tag ``abandoned`` every version a finished or dead run left half-registered."""
     abandoned = []
     for version in client.search_model_versions(
-        f"name = '{model_name}' AND tags.{REGISTRATION_TAG} = 'started'"
+        f"name = '{model_name}' AND tags.{tag.REGISTRATION} = 'started'"
     ):
-        run_id = version.tags.get("dagster_run_id", "")
-        if version.tags.get("model_id") == model_id or not run_is_over(run_id):
+        run_id = version.tags.get(tag.DAGSTER_RUN_ID, "")
+        if version.tags.get(tag.MODEL_ID) == model_id or not run_is_over(run_id):
             continue
         number = str(version.version)
-        client.set_model_version_tag(model_name, number, REGISTRATION_TAG, "abandoned")
+        client.set_model_version_tag(model_name, number, tag.REGISTRATION, "abandoned")
         client.set_model_version_tag(
             model_name,
             number,
-            "promotion_reason",
+            tag.PROMOTION_REASON,
             f"registration did not complete: run {run_id} ended before v{number} was decided; "
             "never promoted",
         )
@@ -221,31 +244,29 @@ def _abandon_orphans(
 def _finished(
     client: MlflowClient, model_name: str, version: ModelVersion, *, resumed: bool
 ) -> Registration:
-    from mlops_assets.core.registry.client.attestation import PATH_TAG, SHA256_TAG
-
     tags = version.tags
-    promoted = tags.get("promoted") == "true"
+    promoted = tags.get(tag.PROMOTED) == "true"
     decision = PromotionDecision(
         promoted,
-        tags.get("promotion_reason", ""),
+        tags.get(tag.PROMOTION_REASON, ""),
         "",
         0.0,
         0.0,
         0.0,
-        float(tags["promotion_p_value"]) if "promotion_p_value" in tags else None,
+        float(tags[tag.PROMOTION_P_VALUE]) if tag.PROMOTION_P_VALUE in tags else None,
     )
     return Registration(
         version=str(version.version),
-        model_uuid=tags.get("model_uuid", ""),
-        model_id=tags.get("model_id", ""),
+        model_uuid=tags.get(tag.MODEL_UUID, ""),
+        model_id=tags.get(tag.MODEL_ID, ""),
         run_id=version.run_id,
         promoted=promoted,
         reason=decision.reason,
         decision=decision,
         champion_version=str(version.version) if promoted else None,
         aliases=sorted(version.aliases),
-        attestation_sha256=tags.get(SHA256_TAG, ""),
-        attestation_uri=f"runs:/{version.run_id}/{tags.get(PATH_TAG, '')}",
+        attestation_sha256=tags.get(tag.ATTESTATION_SHA256, ""),
+        attestation_uri=f"runs:/{version.run_id}/{tags.get(tag.ATTESTATION_PATH, '')}",
         resumed=resumed,
     )
 
@@ -275,14 +296,12 @@ def candidate_attestation(
     decision: PromotionDecision,
     promoted: bool,
     reason: str,
-    dagster_run_id: str,
-    benchmark_sha256: str,
-    contributions: list[dict[str, Any]],
+    provenance: Provenance,
 ) -> dict[str, Any]:
     """The sealed attestation of a candidate's version: what it was trained on, the files of
     both models, the metrics, the paired test and the decision."""
+    from mlops_assets.core.registry.attestation import attestation_document
     from mlops_assets.core.registry.client import model_file_digests
-    from mlops_assets.core.registry.client.attestation import attestation_document
 
     registered = client.get_model_version(model_name, version)
     baseline_name = candidate.baseline_model_name or model_name
@@ -290,10 +309,10 @@ def candidate_attestation(
     return attestation_document(
         model_name=model_name,
         version=version,
-        dagster_run_id=dagster_run_id,
-        benchmark_sha256=benchmark_sha256,
+        dagster_run_id=provenance.dagster_run_id,
+        benchmark_sha256=provenance.benchmark_sha256,
         dataset_sha256=candidate.data_sha256,
-        contributions=contributions,
+        contributions=provenance.contributions,
         candidate={
             "version": version,
             "model_uuid": candidate.model_uuid,
@@ -304,7 +323,7 @@ def candidate_attestation(
         baseline={
             "model_name": baseline_name,
             "version": str(candidate.baseline_version),
-            "model_uuid": baseline.tags.get("model_uuid"),
+            "model_uuid": baseline.tags.get(tag.MODEL_UUID),
             "artifact_sha256": model_file_digests(
                 tracking_uri, baseline_name, candidate.baseline_version
             ),

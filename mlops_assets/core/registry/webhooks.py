@@ -86,6 +86,34 @@ class WebhookEvent:
         return json.dumps({"schema": SCHEMA, **asdict(self)}, sort_keys=True).encode()
 
 
+@dataclass(frozen=True)
+class VersionEvent:
+    """The ``data`` of a ``model_version.*`` event: the one shape every sender uses (the
+    registration, a cold start, a promotion or rollback by hand)."""
+
+    model_name: str
+    version: str
+    aliases: list[str]
+    promoted: bool
+    reason: str
+    model_uuid: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    contributions: list[str] = field(default_factory=list)
+    attestation_sha256: str | None = None
+    how: str = "pipeline"  # or "manual", "rollback"
+    by: str | None = None  # who, for a change by hand
+    previous_version: str | None = None  # the champion before, when it moved
+
+    def types(self) -> list[str]:
+        """The events it is: a registration (promoted or not), or a champion moved by hand."""
+        if self.how != "pipeline":
+            return [PROMOTED]
+        return [REGISTERED, PROMOTED] if self.promoted else [REGISTERED]
+
+    def data(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def sign(keys: list[bytes], event_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` header: ``v1,<base64>`` for each key, space-separated."""
     import hashlib

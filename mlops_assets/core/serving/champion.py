@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlops_assets.core.registry import tags as tag
 from mlops_assets.errors import ModelIncompatibleError, ModelNotFoundError
 from mlops_assets.task import TaskSchema
 
@@ -104,11 +105,11 @@ def load_version(
         name=model_name,
         version=str(version),
         aliases=sorted(details.aliases),
-        model_uuid=details.tags.get("model_uuid", ""),
+        model_uuid=details.tags.get(tag.MODEL_UUID, ""),
         metrics={
-            key.removeprefix("benchmark_"): float(value)
+            key.removeprefix(tag.BENCHMARK_PREFIX): float(value)
             for key, value in details.tags.items()
-            if key.startswith("benchmark_")
+            if key.startswith(tag.BENCHMARK_PREFIX)
         },
         class_order=[classes.index(name) for name in task.classes],
     )

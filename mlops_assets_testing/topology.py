@@ -19,9 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from mlops_assets_tests.conftest import REPO, child_env, free_port, wait_for
+from mlops_assets_testing.processes import BIN, REPO, child_env, free_port, wait_for
 
-BIN = REPO / ".venv" / "bin"
 MODEL = "iris-classifier"
 
 

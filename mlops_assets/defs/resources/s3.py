@@ -29,7 +29,8 @@ from mlops_assets.core.intake.landing import (
     is_waiting,
     refused,
 )
-from mlops_assets.defs.resources import DatasetStore, LandingZone
+from mlops_assets.defs.resources.landing import LandingZone
+from mlops_assets.defs.resources.storage import DatasetStore
 from mlops_assets.errors import StorageUnavailableError
 
 

@@ -1,0 +1,254 @@
+"""A candidate: trained on the integrated dataset, scored next to the baseline on the same
+benchmark, and logged to the active MLflow run with everything that explains it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from mlops_assets.errors import UpstreamMissingError
+from mlops_assets.task import TaskSchema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops_assets.core.modeling.evaluation import Evaluation
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What to train: the estimator, its hyperparameters, the seed."""
+
+    estimator: str
+    hyperparameters: dict[str, Any]
+    seed: int
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """The training data of a candidate: the integrated dataset's content hash (its version),
+    where it is stored, and whose contributions it holds."""
+
+    sha256: str
+    uri: str
+    contributions: list[str] = field(default_factory=list)
+    contributors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any], uri: str) -> DatasetRef:
+        return cls(
+            sha256=metadata["sha256"],
+            uri=uri,
+            contributions=list(metadata.get("contributions", [])),
+            contributors=list(metadata.get("contributors", [])),
+        )
+
+
+@dataclass(frozen=True)
+class BaselineRef:
+    """The model a candidate is scored against, as ``baseline_model`` recorded it."""
+
+    model_uri: str
+    model_name: str
+    version: str
+    alias: str | None = None  # the alias it was found by; None when pinned
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> BaselineRef:
+        return cls(
+            model_uri=metadata["model_uri"],
+            model_name=metadata["model_name"],
+            version=str(metadata["version"]),
+            alias=metadata.get("alias") or None,
+        )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What ``trained_model`` hands to registration (its materialization metadata)."""
+
+    model_uri: str
+    model_id: str
+    model_uuid: str
+    mlflow_run_id: str
+    data_sha256: str
+    contributions: list[str]
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    deltas: dict[str, float]
+    paired_outcome: dict[str, int]
+    baseline_version: str
+    baseline_model_name: str
+    baseline_alias: str | None = None
+    estimator: str = ""
+    signature: str = ""
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {**asdict(self), "baseline_alias": self.baseline_alias or ""}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> Candidate:
+        if "paired_outcome" not in metadata:
+            raise UpstreamMissingError(
+                "the trained_model materialization has no paired benchmark outcome (it "
+                "predates the promotion test)",
+                hint="materialize trained_model again, then registered_model_version",
+            )
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in metadata.items() if k in names}
+        known["baseline_alias"] = known.get("baseline_alias") or None
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class TrainedCandidate:
+    """A candidate with its two evaluations, for the tables shown with it."""
+
+    candidate: Candidate
+    evaluation: Evaluation
+    baseline_evaluation: Evaluation
+    experiment_id: str
+
+    def to_metadata(self) -> dict[str, Any]:
+        """What ``trained_model`` shows, ordered as the UI lists it: the answer first,
+        identifiers next, raw data last; ``*_table``/``confusion_matrix`` are markdown."""
+        from mlops_assets.core.modeling.evaluation import (
+            confusion_matrix_markdown,
+            metrics_markdown,
+        )
+
+        c = self.candidate
+        return {
+            "accuracy": c.metrics["accuracy"],
+            "baseline_accuracy": c.baseline_metrics["accuracy"],
+            "baseline_version": c.baseline_version,
+            "baseline_model_name": c.baseline_model_name,
+            "baseline_alias": c.baseline_alias or "",
+            "metrics_table": metrics_markdown(c.metrics, c.baseline_metrics),
+            "confusion_matrix": confusion_matrix_markdown(self.evaluation),
+            **c.to_metadata(),
+        }
+
+
+def train_candidate(
+    frame: pd.DataFrame,
+    benchmark: pd.DataFrame,
+    task: TaskSchema,
+    *,
+    spec: TrainingSpec,
+    data: DatasetRef,
+    benchmark_uri: str,
+    baseline: BaselineRef,
+    tracking_uri: str,
+) -> TrainedCandidate:
+    """Train on ``frame``, score it next to ``baseline`` on ``benchmark``, and log params,
+    metrics, tags, dataset inputs, evaluation artifacts and the model (with a signature and
+    an input example) to the active MLflow run."""
+    import mlflow
+
+    from mlops_assets.core.modeling.evaluation import evaluate, metric_deltas, paired_outcome
+    from mlops_assets.core.modeling.training import train_model
+    from mlops_assets.core.registry.client import load_sklearn_model, log_sklearn_model
+
+    model = train_model(
+        frame, task, estimator=spec.estimator, hyperparameters=spec.hyperparameters, seed=spec.seed
+    )
+    evaluation = evaluate(model, benchmark, task)
+    baseline_evaluation = evaluate(
+        load_sklearn_model(baseline.model_uri, tracking_uri), benchmark, task
+    )
+    deltas = metric_deltas(evaluation.metrics, baseline_evaluation.metrics)
+    mlflow.log_params(
+        {"estimator": spec.estimator, "seed": spec.seed, **spec.hyperparameters}
+        | {"training_rows": len(frame), "benchmark_rows": len(benchmark)}
+    )
+    mlflow.log_metrics(evaluation.metrics)
+    mlflow.log_metrics({f"baseline_{k}": v for k, v in baseline_evaluation.metrics.items()})
+    mlflow.log_metrics({f"delta_{k}": v for k, v in deltas.items()})
+    mlflow.set_tags(
+        {
+            "data_sha256": data.sha256,
+            "contributions": json.dumps(data.contributions),
+            "contributors": json.dumps(data.contributors),
+            "baseline_version": baseline.version,
+        }
+    )
+    _log_datasets(frame, benchmark, task, data, benchmark_uri)
+    _log_evaluation_artifacts(evaluation, baseline_evaluation, deltas)
+    info = log_sklearn_model(model, name="model", input_example=frame[task.feature_names].head(5))
+    mlflow.log_metrics(evaluation.metrics, model_id=info.model_id)
+    run = mlflow.active_run()
+    assert run is not None
+    candidate = Candidate(
+        model_uri=info.model_uri,
+        model_id=info.model_id,
+        model_uuid=info.model_uuid,
+        mlflow_run_id=run.info.run_id,
+        data_sha256=data.sha256,
+        contributions=data.contributions,
+        metrics=evaluation.metrics,
+        baseline_metrics=baseline_evaluation.metrics,
+        deltas=deltas,
+        paired_outcome=paired_outcome(evaluation, baseline_evaluation),
+        baseline_version=baseline.version,
+        baseline_model_name=baseline.model_name,
+        baseline_alias=baseline.alias,
+        estimator=spec.estimator,
+        signature=str(info.signature) if info.signature else "",
+    )
+    return TrainedCandidate(candidate, evaluation, baseline_evaluation, run.info.experiment_id)
+
+
+def _log_datasets(
+    frame: pd.DataFrame,
+    benchmark: pd.DataFrame,
+    task: TaskSchema,
+    data: DatasetRef,
+    benchmark_uri: str,
+) -> None:
+    import mlflow
+
+    from mlops_assets.core.common.hashing import frame_sha256
+
+    training = mlflow.data.from_pandas(
+        frame,
+        source=data.uri,
+        targets=task.label,
+        name="integrated_dataset",
+        digest=data.sha256[:16],
+    )
+    scoring = mlflow.data.from_pandas(
+        benchmark,
+        source=benchmark_uri,
+        targets=task.label,
+        name="benchmark",
+        digest=frame_sha256(benchmark)[:16],
+    )
+    mlflow.log_input(training, context="training")
+    mlflow.log_input(scoring, context="evaluation")
+
+
+def _log_evaluation_artifacts(
+    candidate: Evaluation, baseline: Evaluation, deltas: dict[str, float]
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display in run workers
+    import mlflow
+    import numpy as np
+    from matplotlib import pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    figure, axis = plt.subplots(figsize=(5, 4))
+    ConfusionMatrixDisplay(
+        np.array(candidate.confusion_matrix), display_labels=candidate.classes
+    ).plot(ax=axis, colorbar=False)
+    axis.set_title("Candidate on the benchmark")
+    mlflow.log_figure(figure, "evaluation/confusion_matrix.png")
+    plt.close(figure)
+    mlflow.log_text(candidate.report, "evaluation/classification_report.txt")
+    mlflow.log_dict(
+        {"candidate": candidate.to_dict(), "baseline": baseline.to_dict(), "deltas": deltas},
+        "evaluation/evaluation.json",
+    )

@@ -1,0 +1,117 @@
+"""``contributed_data``: one landed file taken in, judged, and stored with its report."""
+
+import dagster as dg
+
+from mlops_assets.core.common.names import safe_text
+from mlops_assets.defs.contributions.partitions import (
+    CONTENT_VERSION_TAG,
+    LANDING_PATH_TAG,
+    STAGE_TAG,
+    contributions_partitions,
+)
+from mlops_assets.defs.resources import DatasetStore, IntakeSettings, LandingZone
+from mlops_assets.errors import UpstreamMissingError
+from mlops_assets.task import TASK
+
+# Intake and integration read the reports and the accepted rows of earlier contributions;
+# rejected rows stay in storage for people, unread by the pipeline.
+READ_BY_INTAKE = ("report.json", "clean.parquet")
+
+
+class ContributionConfig(dg.Config):
+    """For a run launched by hand: the file, when no intake of this partition ran before."""
+
+    landing_path: str | None = None
+
+
+@dg.asset(
+    group_name="data",
+    kinds={"pandas", "parquet"},
+    partitions_def=contributions_partitions,
+    # It reads iris to judge duplicates and outliers but declares no dependency on it: that
+    # would put this partitioned asset into `iris_dataset*`, which the CLI then refuses
+    # without --partition.
+)
+def contributed_data(
+    context: dg.AssetExecutionContext,
+    config: ContributionConfig,
+    intake: IntakeSettings,
+    store: DatasetStore,
+    landing: LandingZone,
+) -> dg.MaterializeResult:
+    """One contribution file: read, columns mapped, rows validated, accepted or rejected.
+
+    Clean rows go to ``clean.parquet``, rejected rows with their reasons to
+    ``rejected.parquet``, and every decision to ``report.json``; the original file is never
+    modified. The run names its file (the sensor's tag): the zone is never listed here.
+    """
+    import pandas as pd
+
+    from mlops_assets.core.intake.processing import process_contribution
+
+    landing_path = _landing_path(context, config)
+    if not store.exists(store.BENCHMARK):
+        raise UpstreamMissingError(
+            "contributions are judged against iris, which is not written yet",
+            hint="materialize iris_dataset first",
+        )
+    reference = pd.concat(
+        [store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)]
+    )
+    with landing.local_copy(landing_path) as path:
+        report = process_contribution(
+            path,
+            TASK,
+            reference=reference,
+            # Earlier contributions are read to find duplicates; this one is written beside them.
+            contributions_root=store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE),
+            contribution_id=context.partition_key,
+            contributor=landing_path.split("/")[0],
+            policy=intake.policy(),
+            limits=intake.limits(),
+            landing_path=landing_path,
+            snapshot_root=store.local_path(store.ORIGINALS),
+        )
+    # The kept bytes first: a report never names a snapshot that is not stored.
+    if report.snapshot:
+        store.publish(f"{store.ORIGINALS}/{report.snapshot}")
+    store.publish(store.contribution(context.partition_key))
+    _note_if_changed(context, landing_path, report.sha256)
+    context.log.info(f"{safe_text(landing_path)}: {report.decision}")
+    report_key = store.contribution(context.partition_key, "report.json")
+    return dg.MaterializeResult(
+        metadata={
+            **report.to_metadata(landing_path),
+            "report_path": dg.MetadataValue.path(store.uri(report_key)),
+        }
+    )
+
+
+def _landing_path(context: dg.AssetExecutionContext, config: ContributionConfig) -> str:
+    """The file this partition is: the run's tag (set by the sensor, kept by a re-execution),
+    the config, or the tag of this partition's first intake run (a launch from the UI)."""
+    if path := context.run.tags.get(LANDING_PATH_TAG) or config.landing_path:
+        return path
+    first = context.instance.get_run_records(
+        dg.RunsFilter(tags={"dagster/partition": context.partition_key, STAGE_TAG: "ingest"}),
+        limit=1,
+        ascending=True,
+    )
+    if first and (path := first[0].dagster_run.tags.get(LANDING_PATH_TAG)):
+        return path
+    raise UpstreamMissingError(
+        f"no landing file is known for the contribution {context.partition_key}",
+        hint="let contribution_sensor launch its intake, or give the file in the run config: "
+        "ops: {contributed_data: {config: {landing_path: <contributor>/<file>}}}",
+    )
+
+
+def _note_if_changed(context: dg.AssetExecutionContext, landing_path: str, sha256: str) -> None:
+    """The bytes judged are the bytes hashed while they were copied; say so when they are not
+    what the sensor saw (the file was rewritten between detection and intake)."""
+    seen = context.run.tags.get(CONTENT_VERSION_TAG, "")
+    if seen.startswith("sha256:") and seen != f"sha256:{sha256}":
+        context.log.warning(
+            f"{safe_text(landing_path)} changed after it was detected: judged as read now "
+            f"(sha256 {sha256[:12]}), not as first seen ({seen[7:19]})"
+        )

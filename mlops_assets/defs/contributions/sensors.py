@@ -1,0 +1,103 @@
+"""The landing-zone watcher: each new file becomes a ``contributions`` partition and an
+intake run in the same tick."""
+
+import time
+
+import dagster as dg
+
+from mlops_assets.core.common.names import safe_text
+from mlops_assets.core.intake.landing import PlannedIntake, TickCursor, plan_tick
+from mlops_assets.defs.contributions.assets import contributed_data
+from mlops_assets.defs.contributions.partitions import (
+    CONTENT_VERSION_TAG,
+    CONTRIBUTOR_TAG,
+    LANDING_PATH_TAG,
+    STAGE_TAG,
+    contributions_partitions,
+)
+from mlops_assets.defs.data.assets import iris_dataset
+from mlops_assets.defs.resources import IntakeSettings, LandingZone
+
+ingest_job = dg.define_asset_job(
+    "ingest_contribution",
+    selection=dg.AssetSelection.assets(contributed_data),
+    partitions_def=contributions_partitions,
+    description="Intake of one landed file: read, clean, judge, and the blocking checks.",
+)
+
+
+def build_contribution_sensor(interval_seconds: int) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="contribution_sensor",
+        job=ingest_job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def contribution_sensor(
+        context: dg.SensorEvaluationContext, landing: LandingZone, intake: IntakeSettings
+    ) -> dg.SensorResult | dg.SkipReason:
+        """Register each new, complete landing-zone file as a ``contributions`` partition and
+        request its intake run in the same tick (see ``plan_tick``).
+
+        A file is new when its partition does not exist yet: Dagster's own partition list is
+        the record of what was taken, so no timestamp can make the sensor skip a file. The
+        run key is the content version, so the same bytes never launch a second run. Refused
+        entries (symbolic links, devices, unsafe names) are logged once and never read.
+        """
+        if context.instance.get_latest_materialization_event(iris_dataset.key) is None:
+            # Contributions are judged against the iris data; the automation sensor builds it.
+            return dg.SkipReason("waiting for iris_dataset: contributions are judged against it")
+        plan = plan_tick(
+            landing.scan(),
+            known=set(context.instance.get_dynamic_partitions(contributions_partitions.name)),
+            cursor=TickCursor.parse(context.cursor),
+            now=time.time(),
+            writes_are_atomic=landing.writes_are_atomic,
+            content_version=landing.content_version,
+            already_taken=lambda version: _already_run(context.instance, version),
+        )
+        for line in plan.news:
+            context.log.info(line)
+        if not plan.intakes:
+            return dg.SensorResult(
+                skip_reason=plan.skip_reason(landing.location), cursor=plan.cursor.dump()
+            )
+        requests = [_intake_request(i, intake.timeout_seconds) for i in plan.intakes]
+        context.log.info(
+            "New contributions: " + ", ".join(r.tags[LANDING_PATH_TAG] for r in requests)
+        )
+        return dg.SensorResult(
+            run_requests=requests,
+            dynamic_partitions_requests=[
+                contributions_partitions.build_add_request([r.partition_key for r in requests])
+            ],
+            cursor=plan.cursor.dump(),
+        )
+
+    return contribution_sensor
+
+
+def _intake_request(intake: PlannedIntake, timeout_seconds: float) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=intake.version,
+        partition_key=intake.key,
+        tags={
+            STAGE_TAG: "ingest",
+            # Whole (the intake reads its file by it): names with control characters are
+            # refused before, and S3 keys are at most 1,024 bytes.
+            LANDING_PATH_TAG: safe_text(intake.file.relative_path, limit=1100),
+            CONTENT_VERSION_TAG: intake.version,
+            CONTRIBUTOR_TAG: safe_text(intake.file.contributor),
+            # A crashed intake (killed worker) is launched again twice; a failing step or
+            # check is not (run_retries.retry_on_asset_or_op_failure: false).
+            "dagster/max_retries": "2",
+            "dagster/max_runtime": str(int(timeout_seconds) + 600),
+        },
+    )
+
+
+def _already_run(instance: dg.DagsterInstance, run_key: str) -> bool:
+    runs = instance.get_run_records(
+        dg.RunsFilter(tags={"dagster/run_key": run_key, STAGE_TAG: "ingest"}), limit=1
+    )
+    return bool(runs)

@@ -1,0 +1,1 @@
+"""The reference data with its fixed benchmark, and the integrated training set."""

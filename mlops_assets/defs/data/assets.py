@@ -1,0 +1,142 @@
+"""Data assets: the reference iris data split once into a train part and a fixed benchmark,
+and the training set integrated from it and every accepted contribution.
+
+pandas and the core modules are imported inside the asset bodies: every run process imports
+this code location, and most of them need neither.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+
+from mlops_assets.defs.contributions.assets import READ_BY_INTAKE, contributed_data
+from mlops_assets.defs.resources import DatasetStore, ReferenceDataSource, TrainingDataPolicy
+from mlops_assets.errors import UpstreamMissingError
+from mlops_assets.task import TASK
+
+
+class IrisDatasetConfig(dg.Config):
+    """Overrides of the ``reference`` resource (``MLOPS_IRIS_CSV``, ``MLOPS_BENCHMARK_FRACTION``,
+    ``MLOPS_SEED``) for one run."""
+
+    csv_path: str | None = None
+    benchmark_fraction: float | None = None
+    seed: int | None = None
+
+
+class IntegrationConfig(dg.Config):
+    """How accepted contributions are merged with the iris train part."""
+
+    # append | interleave (alternate rows by source) | weighted (cap the contributed share
+    # at max_contributed_share, weight rows by their contribution's quality score)
+    strategy: str = "append"
+    # random | stratified (any prefix keeps the class balance) | blocks (blocks of block_rows
+    # rows in source order, blocks and rows within shuffled) | none
+    shuffle: str = "random"
+    block_rows: int = 65_536
+    max_contributed_share: float = 0.5
+    max_rows: int = 0
+    # Contributed rows read at most (a seeded sample past it), so memory stays bounded.
+    max_contributed_rows: int = 2_000_000
+    seed: int | None = None  # the data_policy resource's (MLOPS_SEED) unless given
+
+
+@dg.asset(
+    group_name="data",
+    kinds={"pandas", "parquet"},
+    # eager() never fills an asset that was missing before automation started, so the root of
+    # the graph also runs once when first found missing: a fresh deployment trains by itself.
+    automation_condition=dg.AutomationCondition.eager()
+    | dg.AutomationCondition.missing().newly_true(),
+)
+def iris_dataset(
+    context: dg.AssetExecutionContext,
+    config: IrisDatasetConfig,
+    reference: ReferenceDataSource,
+    store: DatasetStore,
+) -> dg.MaterializeResult:
+    """Canonical iris data, validated and split once into a train part and a fixed benchmark.
+
+    Read from ``data/iris.csv``; scikit-learn's copy is used only when that file is missing or
+    empty. The benchmark is never trained on: every model is scored on it.
+    """
+    from mlops_assets.core.data.reference_data import (
+        describe_split,
+        load_reference_data,
+        split_benchmark,
+    )
+
+    data = load_reference_data(Path(config.csv_path or reference.csv_path), TASK)
+    if data.fallback_reason:
+        context.log.warning(f"Using scikit-learn's iris: {data.fallback_reason}")
+    split = split_benchmark(
+        data.frame,
+        TASK,
+        fraction=config.benchmark_fraction or reference.benchmark_fraction,
+        seed=reference.seed if config.seed is None else config.seed,
+    )
+    store.write_frame(split.train, store.REFERENCE_TRAIN)
+    store.write_frame(split.benchmark, store.BENCHMARK)
+    described = describe_split(data, split, TASK)
+    return dg.MaterializeResult(
+        metadata={
+            **described,
+            "train_path": dg.MetadataValue.path(store.uri(store.REFERENCE_TRAIN)),
+            "benchmark_path": dg.MetadataValue.path(store.uri(store.BENCHMARK)),
+            "preview": dg.MetadataValue.md(described["preview"]),
+        }
+    )
+
+
+@dg.asset(
+    group_name="data",
+    kinds={"pandas", "parquet"},
+    deps=[iris_dataset, contributed_data],
+    # Contributions trigger it through retrain_sensor (accepted ones only, batched); eager()
+    # follows the iris data. Ignoring contributed_data also keeps a contribution that is still
+    # being ingested (a missing partition) from blocking it.
+    automation_condition=dg.AutomationCondition.eager().ignore(
+        dg.AssetSelection.assets(contributed_data)
+    ),
+)
+def integrated_dataset(
+    config: IntegrationConfig, data_policy: TrainingDataPolicy, store: DatasetStore
+) -> dg.MaterializeResult:
+    """The training set: iris train part + every accepted contribution, benchmark rows and
+    duplicates removed, shuffled reproducibly; versioned by its content hash."""
+    from mlops_assets.core.data.integration import (
+        MergePolicy,
+        integrate,
+        load_accepted_contributions,
+    )
+
+    if not store.exists(store.REFERENCE_TRAIN):
+        raise UpstreamMissingError(
+            "the iris train part has not been written yet", hint="materialize iris_dataset first"
+        )
+    seed = data_policy.seed if config.seed is None else config.seed
+    contributions = load_accepted_contributions(
+        store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE),
+        max_rows=config.max_contributed_rows,
+        seed=seed,
+    )
+    policy = MergePolicy(
+        **config.model_dump(include={"strategy", "shuffle", "block_rows", "max_rows"}),
+        max_contributed_share=config.max_contributed_share,
+    )
+    dataset = integrate(
+        store.read_frame(store.REFERENCE_TRAIN),
+        contributions,
+        store.read_frame(store.BENCHMARK),
+        TASK,
+        seed=seed,
+        policy=policy,
+    )
+    key = store.integrated(dataset.sha256)
+    store.write_frame(dataset.frame, key)
+    return dg.MaterializeResult(
+        metadata={
+            **dataset.to_metadata(contributions, config.strategy),
+            "path": dg.MetadataValue.path(store.uri(key)),
+        }
+    )

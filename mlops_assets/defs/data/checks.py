@@ -1,0 +1,86 @@
+"""Checks on the data assets: what must hold before a model may be trained on them.
+
+Blocking checks stop downstream assets in the same run; each result's metadata says why it
+failed, so the UI answers the question without opening logs.
+"""
+
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from mlops_assets.defs.data.assets import integrated_dataset, iris_dataset
+from mlops_assets.defs.metadata import upstream_metadata
+from mlops_assets.defs.resources import DatasetStore, TrainingDataPolicy
+from mlops_assets.task import TASK
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def expectations_result(frame: "pd.DataFrame", *, name: str, min_rows: int) -> dg.AssetCheckResult:
+    """The task's Great Expectations suite on ``frame``, as a check result saying what failed."""
+    from mlops_assets.core.data.expectations import task_expectations, validate_expectations
+
+    outcome = validate_expectations(frame, task_expectations(TASK, min_rows=min_rows), name=name)
+    return dg.AssetCheckResult(
+        passed=outcome.success,
+        description=outcome.summary(),
+        metadata={"expectations_evaluated": outcome.evaluated, "failures": outcome.failures},
+    )
+
+
+@dg.asset_check(asset=iris_dataset, blocking=True)
+def iris_dataset_expectations(store: DatasetStore) -> dg.AssetCheckResult:
+    """Great Expectations suite on the train and benchmark parts: columns, types, ranges,
+    labels, no nulls, a row-count floor."""
+    import pandas as pd
+
+    frame = pd.concat([store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)])
+    return expectations_result(frame, name="iris_dataset", min_rows=30)
+
+
+def _training_set(context: dg.AssetCheckExecutionContext, store: DatasetStore) -> "pd.DataFrame":
+    sha256 = upstream_metadata(context, integrated_dataset.key)["sha256"]
+    return store.read_frame(store.integrated(sha256))
+
+
+@dg.asset_check(asset=integrated_dataset, blocking=True)
+def integrated_dataset_has_no_benchmark_rows(
+    context: dg.AssetCheckExecutionContext, store: DatasetStore
+) -> dg.AssetCheckResult:
+    """No training row may equal a benchmark row: that would inflate every score."""
+    from mlops_assets.core.data.integration import benchmark_overlap
+
+    overlap = benchmark_overlap(
+        _training_set(context, store), store.read_frame(store.BENCHMARK), TASK
+    )
+    return dg.AssetCheckResult(
+        passed=overlap == 0,
+        description=f"{overlap} training row(s) equal benchmark rows",
+        metadata={"benchmark_rows_in_training": overlap},
+    )
+
+
+@dg.asset_check(asset=integrated_dataset, blocking=True)
+def integrated_dataset_class_balance(
+    context: dg.AssetCheckExecutionContext, data_policy: TrainingDataPolicy, store: DatasetStore
+) -> dg.AssetCheckResult:
+    """Enough rows, and no class below ``MLOPS_MIN_CLASS_SHARE`` of the training set: a
+    flood of one class from contributions must not starve the others."""
+    from mlops_assets.core.data.integration import class_balance
+
+    balance = class_balance(
+        _training_set(context, store)[TASK.label],
+        TASK.classes,
+        min_share=data_policy.min_class_share,
+        min_rows=data_policy.min_training_rows,
+    )
+    return dg.AssetCheckResult(
+        passed=balance.passed,
+        description=balance.description,
+        metadata={
+            "rows": balance.rows,
+            "class_shares": balance.shares,
+            "min_class_share": data_policy.min_class_share,
+        },
+    )

@@ -1,0 +1,75 @@
+"""``registered_model_version``: the candidate registered, decided, attested and announced."""
+
+import dagster as dg
+
+from mlops_assets.defs.data.assets import iris_dataset
+from mlops_assets.defs.metadata import upstream_metadata, url
+from mlops_assets.defs.resources import (
+    DatasetStore,
+    MlflowTracking,
+    ModelRegistry,
+    PromotionPolicy,
+    Webhooks,
+)
+from mlops_assets.defs.training.assets import trained_model
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"mlflow"},
+    deps=[trained_model],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def registered_model_version(
+    context: dg.AssetExecutionContext,
+    registry: ModelRegistry,
+    policy: PromotionPolicy,
+    store: DatasetStore,
+    webhooks: Webhooks,
+    mlflow_tracking: MlflowTracking,
+) -> dg.MaterializeResult:
+    """The candidate as a registry version: ``challenger`` always moves to it, ``champion``
+    only when it beats the champion on the primary metric by the configured margin (see
+    ``register_candidate``: a crash at any point is completed or cleaned up by a rerun)."""
+    from mlops_assets.core.intake.processing import contribution_reports
+    from mlops_assets.core.modeling.candidate import Candidate
+    from mlops_assets.core.registry.attestation import attested_contributions
+    from mlops_assets.core.registry.client import registry_errors
+    from mlops_assets.core.registry.registration import Provenance, register_candidate
+
+    candidate = Candidate.from_metadata(upstream_metadata(context, trained_model.key))
+    reports = contribution_reports(store.fetch_tree(store.CONTRIBUTIONS, ending="report.json"))
+    provenance = Provenance(
+        dagster_run_id=context.run_id,
+        benchmark_sha256=upstream_metadata(context, iris_dataset.key)["benchmark_sha256"],
+        contributions=attested_contributions([r for r, _ in reports], candidate.contributions),
+    )
+    with registry_errors(registry.tracking_uri), mlflow_tracking.step():
+        done = register_candidate(
+            registry.client(),
+            tracking_uri=registry.tracking_uri,
+            model_name=registry.model_name,
+            candidate=candidate,
+            gate=policy.gate(),
+            provenance=provenance,
+            run_is_over=lambda run_id: _run_is_over(context.instance, run_id),
+        )
+    context.log.info(done.reason)
+    for number in done.abandoned:
+        context.log.warning(f"v{number} was left half-registered by a dead run: tagged abandoned")
+    # After the registry is final: an event never fails or undoes a registration.
+    event = done.version_event(registry.model_name, candidate, policy.primary_metric)
+    for line in webhooks.announce(event):
+        context.log.info(line)
+    return dg.MaterializeResult(
+        metadata={
+            **done.to_metadata(registry.model_name, policy.primary_metric, candidate),
+            "registry_url": url(registry.version_url(done.version)),
+            "attestation": dg.MetadataValue.path(done.attestation_uri),
+        }
+    )
+
+
+def _run_is_over(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id) if run_id else None
+    return run is None or run.is_finished

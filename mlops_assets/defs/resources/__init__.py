@@ -1,0 +1,141 @@
+"""Resources: one per outside system (dataset store, landing zone, MLflow, webhook target)
+and the deployment's policies, each built from the settings by :func:`build_resources`.
+
+Every outside system has a local and an S3 flavour behind one interface where it can live on
+either; secrets reach resources only as ``dg.EnvVar``, so the UI shows the variable's name.
+"""
+
+import dagster as dg
+
+from mlops_assets.defs.resources.landing import LandingZone, LocalLandingZone
+from mlops_assets.defs.resources.mlflow import MlflowTracking, ModelRegistry
+from mlops_assets.defs.resources.policies import (
+    BaselineLoader,
+    IntakeSettings,
+    PromotionPolicy,
+    ReferenceDataSource,
+    TrainingDataPolicy,
+)
+from mlops_assets.defs.resources.storage import DatasetStore, LocalDatasetStore
+from mlops_assets.defs.resources.webhooks import Webhooks
+from mlops_assets.settings import Settings
+
+__all__ = [
+    "BaselineLoader",
+    "DatasetStore",
+    "IntakeSettings",
+    "LandingZone",
+    "LocalDatasetStore",
+    "LocalLandingZone",
+    "MlflowTracking",
+    "ModelRegistry",
+    "PromotionPolicy",
+    "ReferenceDataSource",
+    "TrainingDataPolicy",
+    "Webhooks",
+    "build_resources",
+    "dataset_store",
+    "intake_settings",
+    "landing_zone",
+    "webhooks",
+]
+
+
+def landing_zone(settings: Settings) -> LandingZone:
+    """The landing-zone flavour ``MLOPS_LANDING_URI`` names: ``s3://bucket/prefix`` or a folder."""
+    if settings.landing_uri.startswith("s3://"):
+        # Its own module: importing dagster-aws (and boto3) costs seconds.
+        from dagster_aws.s3 import S3Resource
+
+        from mlops_assets.defs.resources.s3 import S3LandingZone
+
+        bucket, _, prefix = settings.landing_uri.removeprefix("s3://").partition("/")
+        return S3LandingZone(
+            bucket=bucket, prefix=prefix, s3=S3Resource(endpoint_url=settings.s3_endpoint_url)
+        )
+    return LocalLandingZone(root=settings.landing_uri)
+
+
+def dataset_store(settings: Settings) -> DatasetStore:
+    """The store flavour ``MLOPS_STORAGE_URI`` names: ``s3://bucket/prefix`` or a folder."""
+    if settings.storage_uri.startswith("s3://"):
+        from dagster_aws.s3 import S3Resource
+
+        from mlops_assets.defs.resources.s3 import S3DatasetStore
+
+        return S3DatasetStore(
+            root=settings.storage_uri, s3=S3Resource(endpoint_url=settings.s3_endpoint_url)
+        )
+    return LocalDatasetStore(root=settings.storage_uri)
+
+
+def webhooks(settings: Settings) -> Webhooks:
+    """Registry events to ``MLOPS_WEBHOOK_URL`` (off when unset), through the outbox."""
+    return Webhooks(
+        url=settings.webhook_url,
+        # An EnvVar, never the value: the UI shows the variable's name only.
+        secret=dg.EnvVar("MLOPS_WEBHOOK_SECRET") if settings.webhook_secret else None,
+        outbox=str(settings.home / "webhooks"),
+        max_age_seconds=settings.webhook_max_age,
+    )
+
+
+def intake_settings(settings: Settings) -> IntakeSettings:
+    """When a contribution is accepted and what one may cost (also ``mlops check``'s)."""
+    return IntakeSettings(
+        min_valid_share=settings.min_valid_share,
+        min_quality=settings.min_quality,
+        min_rows=settings.min_rows,
+        keep_outliers=settings.keep_outliers,
+        max_decompressed_bytes=settings.max_decompressed_bytes,
+        max_compression_ratio=settings.max_compression_ratio,
+        timeout_seconds=settings.intake_timeout,
+    )
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """Every resource of the code location, configured from ``settings``."""
+    return {
+        "store": dataset_store(settings),
+        "landing": landing_zone(settings),
+        "webhooks": webhooks(settings),
+        "registry": ModelRegistry(
+            tracking_uri=settings.tracking_uri,
+            model_name=settings.model_name,
+            experiment_name=settings.experiment,
+            ui_url=settings.mlflow_ui_url,
+        ),
+        "mlflow_tracking": MlflowTracking(
+            tracking_uri=settings.tracking_uri,
+            experiment_name=settings.experiment,
+            artifact_location=settings.mlflow_artifacts,
+        ),
+        "reference": ReferenceDataSource(
+            csv_path=str(settings.iris_csv),
+            benchmark_fraction=settings.benchmark_fraction,
+            seed=settings.seed,
+        ),
+        "intake": intake_settings(settings),
+        "baseline_loader": BaselineLoader(
+            source=settings.baseline_source,
+            trusted_model_dir=str(settings.trusted_model_dir)
+            if settings.trusted_model_dir
+            else None,
+            sha256=settings.baseline_sha256,
+            validators=list(settings.baseline_validators),
+            registry_retries=settings.registry_retries,
+            registry_retry_seconds=settings.registry_retry_seconds,
+        ),
+        "data_policy": TrainingDataPolicy(
+            min_class_share=settings.min_class_share,
+            min_training_rows=settings.min_training_rows,
+            seed=settings.seed,
+        ),
+        "policy": PromotionPolicy(
+            primary_metric=settings.primary_metric,
+            min_improvement=settings.min_improvement,
+            significance=settings.significance,
+            min_benchmark_rows=settings.min_benchmark_rows,
+            accuracy_floor=settings.accuracy_floor,
+        ),
+    }

@@ -1,0 +1,98 @@
+"""The dataset store: where datasets live as Parquet (and contribution reports as JSON)."""
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class DatasetStore(dg.ConfigurableResource, ABC):
+    """Datasets under ``root``, a folder or a bucket, every one addressed by a key relative to
+    it (``reference/train.parquet``).
+
+    Code reads and writes local files: ``fetch`` gives the local path of a stored file,
+    ``fetch_tree`` of a stored folder, ``local_path`` where to write one, and ``publish``
+    stores what was written there.
+    """
+
+    REFERENCE_TRAIN: ClassVar[str] = "reference/train.parquet"
+    BENCHMARK: ClassVar[str] = "reference/benchmark.parquet"
+    CONTRIBUTIONS: ClassVar[str] = "contributions"
+    # The bytes of accepted contributions, as ingested: <sha256[:16]>/<file name>.
+    ORIGINALS: ClassVar[str] = "originals"
+
+    root: str
+
+    @classmethod
+    def contribution(cls, contribution_id: str, file: str = "") -> str:
+        """The key of a contribution's folder, or of ``file`` in it."""
+        return "/".join(filter(None, (cls.CONTRIBUTIONS, contribution_id, file)))
+
+    @staticmethod
+    def integrated(sha256: str) -> str:
+        # Versioned by content hash, so the exact data any model was trained on stays readable.
+        return f"integrated/{sha256[:16]}.parquet"
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Where ``key`` is stored, for metadata and messages."""
+
+    @abstractmethod
+    def local_path(self, key: str) -> Path:
+        """Where to write ``key`` locally before :meth:`publish`."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def fetch(self, key: str) -> Path:
+        """A local path holding the stored file ``key``."""
+
+    @abstractmethod
+    def fetch_tree(self, key: str, ending: str | tuple[str, ...] = "") -> Path:
+        """A local folder holding the stored files under ``key`` (those whose names end in
+        ``ending``, when given)."""
+
+    @abstractmethod
+    def publish(self, key: str) -> None:
+        """Store what was written at ``local_path(key)``: a file, or a folder replacing the
+        stored one."""
+
+    def read_frame(self, key: str) -> "pd.DataFrame":
+        import pandas as pd
+
+        return pd.read_parquet(self.fetch(key))
+
+    def write_frame(self, frame: "pd.DataFrame", key: str) -> None:
+        """Store ``frame`` (without its index) as Parquet; readers never see half of it."""
+        from mlops_assets.core.common.storage import write_parquet
+
+        write_parquet(frame, self.local_path(key))
+        self.publish(key)
+
+
+class LocalDatasetStore(DatasetStore):
+    """The store in a local folder: every key is a file under ``root``, written in place
+    atomically, so fetching and publishing have nothing to do."""
+
+    def uri(self, key: str) -> str:
+        return str(self.local_path(key))
+
+    def local_path(self, key: str) -> Path:
+        return Path(self.root).joinpath(*key.split("/"))
+
+    def exists(self, key: str) -> bool:
+        return self.local_path(key).exists()
+
+    def fetch(self, key: str) -> Path:
+        return self.local_path(key)
+
+    def fetch_tree(self, key: str, ending: str | tuple[str, ...] = "") -> Path:
+        return self.local_path(key)
+
+    def publish(self, key: str) -> None:
+        pass

@@ -1,0 +1,166 @@
+"""Model assets: the baseline to beat and the trained candidate.
+
+Models live in MLflow; these assets materialize references to them (URIs, versions, metrics)
+as metadata, never a pickled object.
+"""
+
+from enum import Enum
+from typing import Any
+
+import dagster as dg
+
+from mlops_assets.defs.data.assets import integrated_dataset, iris_dataset
+from mlops_assets.defs.metadata import upstream_metadata, url
+from mlops_assets.defs.resources import (
+    BaselineLoader,
+    DatasetStore,
+    MlflowTracking,
+    ModelRegistry,
+    TrainingDataPolicy,
+    Webhooks,
+)
+from mlops_assets.task import TASK
+
+
+class Estimator(Enum):
+    random_forest = "random_forest"
+    logistic_regression = "logistic_regression"
+    gradient_boosting = "gradient_boosting"
+
+
+class TrainingConfig(dg.Config):
+    """Estimator and hyperparameters; only those of the chosen estimator are used."""
+
+    estimator: Estimator = Estimator.logistic_regression
+    n_estimators: int = 100
+    max_depth: int | None = None
+    learning_rate: float = 0.1
+    C: float = 1.0
+    max_iter: int = 1000
+    seed: int | None = None  # the data_policy resource's (MLOPS_SEED) unless given
+
+    def hyperparameters(self) -> dict[str, Any]:
+        if self.estimator is Estimator.random_forest:
+            return {"n_estimators": self.n_estimators, "max_depth": self.max_depth}
+        if self.estimator is Estimator.gradient_boosting:
+            return {
+                "n_estimators": self.n_estimators,
+                "learning_rate": self.learning_rate,
+                "max_depth": self.max_depth or 3,
+            }
+        return {"C": self.C, "max_iter": self.max_iter}
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"mlflow", "scikit-learn"},
+    deps=[iris_dataset],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def baseline_model(
+    context: dg.AssetExecutionContext,
+    store: DatasetStore,
+    registry: ModelRegistry,
+    baseline_loader: BaselineLoader,
+    data_policy: TrainingDataPolicy,
+    webhooks: Webhooks,
+    mlflow_tracking: MlflowTracking,
+) -> dg.MaterializeResult:
+    """The model to beat: by default the registry's ``champion``; or another registry
+    version or alias, or a trusted local file (``MLOPS_BASELINE_SOURCE``), validated against
+    the task before use.
+
+    On a cold start (no champion yet) a baseline is trained on the iris train part with the
+    default training config, registered as the first version and aliased ``champion``.
+    """
+    from mlops_assets.core.modeling.baseline import ColdStart, resolve_baseline
+    from mlops_assets.core.registry.client import registry_errors
+
+    defaults = TrainingConfig()
+    cold_start = ColdStart(
+        reference_train=store.read_frame(store.REFERENCE_TRAIN),
+        estimator=defaults.estimator.value,
+        hyperparameters=defaults.hyperparameters(),
+        seed=data_policy.seed,
+        save_dataset=lambda data: store.write_frame(data.frame, store.integrated(data.sha256)),
+    )
+    with registry_errors(registry.tracking_uri), mlflow_tracking.step() as run_id:
+        baseline = resolve_baseline(
+            registry.client(),
+            tracking_uri=registry.tracking_uri,
+            policy=baseline_loader.policy(),
+            model_name=registry.model_name,
+            benchmark=store.read_frame(store.BENCHMARK),
+            task=TASK,
+            cold_start=cold_start,
+            tags={"dagster_run_id": context.run_id},
+            on_retry=lambda attempt, wait, exc: context.log.warning(
+                f"registry read failed (attempt {attempt}), retrying in {wait:.0f} s: {exc}"
+            ),
+        )
+        baseline.log_to_active_run()
+    if baseline.cold_start:
+        context.log.info(f"Cold start: registered baseline v{baseline.version} as champion")
+        for line in webhooks.announce(baseline.version_event()):
+            context.log.info(line)
+    own = baseline.model_name == registry.model_name
+    return dg.MaterializeResult(
+        metadata={
+            **baseline.to_metadata(),
+            "mlflow_run_id": run_id,
+            "registry_url": url(registry.version_url(baseline.version)) if own else "",
+        }
+    )
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"mlflow", "scikit-learn"},
+    deps=[integrated_dataset, baseline_model],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def trained_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    data_policy: TrainingDataPolicy,
+    store: DatasetStore,
+    registry: ModelRegistry,
+    mlflow_tracking: MlflowTracking,
+) -> dg.MaterializeResult:
+    """A candidate trained on the integrated dataset, scored with the baseline on the same
+    benchmark; params, metrics, artifacts, data and the model are logged to MLflow."""
+    from mlops_assets.core.modeling.candidate import (
+        BaselineRef,
+        DatasetRef,
+        TrainingSpec,
+        train_candidate,
+    )
+    from mlops_assets.core.registry.client import registry_errors
+
+    data = upstream_metadata(context, integrated_dataset.key)
+    dataset = DatasetRef.from_metadata(data, uri=store.uri(store.integrated(data["sha256"])))
+    spec = TrainingSpec(
+        estimator=config.estimator.value,
+        hyperparameters=config.hyperparameters(),
+        seed=data_policy.seed if config.seed is None else config.seed,
+    )
+    with registry_errors(registry.tracking_uri), mlflow_tracking.step() as run_id:
+        trained = train_candidate(
+            store.read_frame(store.integrated(dataset.sha256)),
+            store.read_frame(store.BENCHMARK),
+            TASK,
+            spec=spec,
+            data=dataset,
+            benchmark_uri=store.uri(store.BENCHMARK),
+            baseline=BaselineRef.from_metadata(upstream_metadata(context, baseline_model.key)),
+            tracking_uri=registry.tracking_uri,
+        )
+    metadata = trained.to_metadata()
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "metrics_table": dg.MetadataValue.md(metadata["metrics_table"]),
+            "confusion_matrix": dg.MetadataValue.md(metadata["confusion_matrix"]),
+            "mlflow_run_url": url(registry.run_url(trained.experiment_id, run_id)),
+        }
+    )

@@ -1,0 +1,42 @@
+"""Checks on the candidate: what must hold before it may be registered."""
+
+import dagster as dg
+
+from mlops_assets.defs.metadata import upstream_metadata
+from mlops_assets.defs.resources import ModelRegistry, PromotionPolicy
+from mlops_assets.defs.training.assets import trained_model
+
+
+@dg.asset_check(asset=trained_model, blocking=True)
+def trained_model_accuracy_floor(
+    context: dg.AssetCheckExecutionContext, policy: PromotionPolicy
+) -> dg.AssetCheckResult:
+    """A candidate below the accuracy floor on the benchmark is not registered."""
+    accuracy = upstream_metadata(context, trained_model.key)["accuracy"]
+    passed = accuracy >= policy.accuracy_floor
+    comparison = ">=" if passed else "<"
+    return dg.AssetCheckResult(
+        passed=passed,
+        description=(
+            f"benchmark accuracy {accuracy:.4f} {comparison} floor {policy.accuracy_floor:.4f}"
+        ),
+        metadata={"accuracy": accuracy, "accuracy_floor": policy.accuracy_floor},
+    )
+
+
+@dg.asset_check(asset=trained_model)
+def trained_model_has_signature(
+    context: dg.AssetCheckExecutionContext, registry: ModelRegistry
+) -> dg.AssetCheckResult:
+    """The logged model carries an input/output signature (the API validates requests with it)."""
+    from mlops_assets.core.registry.client import model_signature, registry_errors
+
+    model_uri = upstream_metadata(context, trained_model.key)["model_uri"]
+    registry.client()  # applies bounded-retry defaults before talking to MLflow
+    with registry_errors(registry.tracking_uri):
+        signature = model_signature(model_uri, registry.tracking_uri)
+    return dg.AssetCheckResult(
+        passed=signature is not None,
+        description=f"signature: {signature}" if signature else f"{model_uri} has no signature",
+        metadata={"model_uri": model_uri, "signature": str(signature or "")},
+    )

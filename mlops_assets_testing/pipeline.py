@@ -1,0 +1,124 @@
+"""The whole code location wired to temporary state, run in this process."""
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from mlops_assets.core.intake.landing import contribution_key
+from mlops_assets.definitions import build_definitions
+from mlops_assets.defs.contributions.partitions import LANDING_PATH_TAG, STAGE_TAG
+from mlops_assets.defs.resources import build_resources
+from mlops_assets.settings import Settings
+
+# What the sensors use; mlflow_tracking cannot start outside a run.
+SENSOR_RESOURCES = ("landing", "intake", "webhooks", "registry")
+
+
+@dataclass
+class Pipeline:
+    """The code location for ``settings`` on a persistent Dagster ``instance``; the settings
+    may be replaced between runs (the definitions are built from them each time)."""
+
+    home: Path
+    settings: Settings
+    instance: dg.DagsterInstance
+
+    @property
+    def landing(self) -> Path:
+        return Path(self.settings.landing_uri)
+
+    @property
+    def definitions(self) -> dg.Definitions:
+        return build_definitions(self.settings)
+
+    def resources(self) -> dict[str, Any]:
+        return build_resources(self.settings)
+
+    def materialize(
+        self,
+        selection: str = "iris_dataset*",
+        *,
+        run_config: dict | None = None,
+        partition_key: str | None = None,
+        raise_on_error: bool = True,
+        tags: dict[str, str] | None = None,
+    ) -> dg.ExecuteInProcessResult:
+        definitions = self.definitions
+        return dg.materialize(
+            [*(definitions.assets or []), *(definitions.asset_checks or [])],
+            selection=selection,
+            resources=self.resources(),
+            instance=self.instance,
+            run_config=run_config,
+            partition_key=partition_key,
+            raise_on_error=raise_on_error,
+            tags=tags,
+        )
+
+    def ingest(
+        self, relative_path: str, *, raise_on_error: bool = True
+    ) -> dg.ExecuteInProcessResult:
+        """The intake of a landing-zone file, as the sensor would launch it."""
+        key = contribution_key(relative_path)
+        self.instance.add_dynamic_partitions("contributions", [key])
+        return self.materialize(
+            "contributed_data",
+            partition_key=key,
+            tags={LANDING_PATH_TAG: relative_path, STAGE_TAG: "ingest"},
+            raise_on_error=raise_on_error,
+        )
+
+    def launch(self, request: dg.RunRequest, *, raise_on_error: bool = True):
+        """Run an intake the sensor asked for, as the daemon would (its partition added)."""
+        self.instance.add_dynamic_partitions("contributions", [request.partition_key])
+        return self.materialize(
+            "contributed_data",
+            partition_key=request.partition_key,
+            tags=dict(request.tags),
+            raise_on_error=raise_on_error,
+        )
+
+    def tick(self, sensor_name: str = "contribution_sensor", cursor: str | None = None) -> Any:
+        """One evaluation of a sensor over the instance and resources.
+
+        Invoked directly: ``evaluate_tick`` validates partition keys before applying the
+        tick's own request to add them (the daemon applies it first).
+        """
+        definitions = self.definitions
+        with dg.build_sensor_context(
+            instance=self.instance,
+            resources={k: v for k, v in self.resources().items() if k in SENSOR_RESOURCES},
+            cursor=cursor,
+            definitions=definitions,
+        ) as context:
+            return definitions.resolve_sensor_def(sensor_name)(context)
+
+    def record_run(
+        self, tags: dict[str, str], status: dg.DagsterRunStatus = dg.DagsterRunStatus.STARTED
+    ) -> dg.DagsterRun:
+        """A run as the daemon would have launched it, in ``status``, without running it: what
+        the sensors see of runs under way, failed or done."""
+        import uuid
+
+        return self.instance.add_run(
+            dg.DagsterRun(job_name="recorded", run_id=str(uuid.uuid4()), status=status, tags=tags)
+        )
+
+    def client(self):
+        from mlops_assets.core.registry.client import mlflow_client
+
+        return mlflow_client(self.settings.tracking_uri)
+
+    def drop(self, contributor: str, name: str, text: str, *, age: float = 60.0) -> Path:
+        """Write a file into the landing zone, last modified ``age`` seconds ago (by default
+        long enough for the sensor to take it as complete; 0 for a file still being written)."""
+        path = self.landing / contributor / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        stamp = time.time() - age
+        os.utime(path, (stamp, stamp))
+        return path
