@@ -210,6 +210,9 @@ def _model_show(args: argparse.Namespace, settings: Settings) -> int:
         "model_id": version.tags.get(tag.MODEL_ID),
         "data_sha256": version.tags.get(tag.DATA_SHA256),
         "contributions": json.loads(version.tags.get(tag.CONTRIBUTIONS, "[]")),
+        "contribution_values": json.loads(version.tags.get(tag.CONTRIBUTION_VALUES, "[]")),
+        "excluded_contributions": json.loads(version.tags.get(tag.EXCLUDED_CONTRIBUTIONS, "{}")),
+        "delta_intervals": json.loads(version.tags.get(tag.DELTA_INTERVALS, "{}")),
         "metrics": {
             k.removeprefix(tag.BENCHMARK_PREFIX): float(v)
             for k, v in version.tags.items()
@@ -227,7 +230,16 @@ def _model_show(args: argparse.Namespace, settings: Settings) -> int:
         for key in ("model_uuid", "data_sha256", "promotion_reason"):
             print(f"  {key}: {document[key]}")
         for key, value in sorted(document["metrics"].items()):
-            print(f"  {key}: {value:.4f}")
+            found = document["delta_intervals"].get(key)
+            versus = (
+                f"  (vs its baseline {found['delta']:+.4f}, 95 % interval "
+                f"[{found['low']:+.4f}, {found['high']:+.4f}])"
+                if found
+                else ""
+            )
+            print(f"  {key}: {value:.4f}{versus}")
+        for value in document["contribution_values"]:
+            print(f"  {value['contribution_id']}: {value['status']}, {value['reason']}")
     return 0
 
 
@@ -353,11 +365,22 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
             except (OSError, KeyError, TypeError, ValueError, MlopsError):
                 return None
 
+        def revalue(valuation: dict) -> dict | None:
+            from mlops_assets.core.modeling.valuation import recompute
+            from mlops_assets.task import TASK
+
+            key = store.integrated(str(valuation.get("dataset_sha256")))
+            if not store.exists(key) or not store.exists(store.BENCHMARK):
+                return None
+            frame, benchmark = store.read_frame(key), store.read_frame(store.BENCHMARK)
+            return recompute(valuation, frame, benchmark, TASK).to_dict()
+
         findings = verify(
             document,
             model_digests=model_digests,
             dataset_sha256=dataset_sha256,
             contribution_sha256=contribution_sha256,
+            revalue=revalue,
         )
     findings.insert(
         0,
@@ -379,7 +402,7 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     apply_process_defaults()
     from mlops_assets.core.common.hashing import file_sha256
     from mlops_assets.core.intake.landing import contribution_key
-    from mlops_assets.core.intake.overview import contribution_overview
+    from mlops_assets.core.intake.overview import ContributionHistory, contribution_overview
     from mlops_assets.core.intake.processing import contribution_reports
     from mlops_assets.core.registry.client import mlflow_client, registry_errors
     from mlops_assets.defs.resources import dataset_store, landing_zone
@@ -399,20 +422,17 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
             with zone.local_copy(file.relative_path) as local:
                 entry["sha256"] = file_sha256(local)
         landed.append(entry)
-    trained_on: dict[str, list[str]] = {}
     with registry_errors(settings.tracking_uri):
         versions = mlflow_client(settings.tracking_uri).search_model_versions(
             f"name = '{settings.model_name}'"
         )
-    for version in sorted(versions, key=lambda v: int(v.version)):
-        for cid in json.loads(version.tags.get(tag.CONTRIBUTIONS, "[]")):
-            trained_on.setdefault(cid, []).append(str(version.version))
+    history = ContributionHistory.from_versions([(str(v.version), v.tags) for v in versions])
     rows = [
         row
         for row in contribution_overview(
             reports,
             landed,
-            trained_on,
+            history,
             [(r.relative_path, r.reason) for r in listing.refused],
             _intake_failures(settings),
         )
@@ -432,11 +452,22 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
             f"{row['landing_path']}: {row['status']} ({row['rows_accepted']} rows accepted, "
             f"quality {row['quality_score']:.1f}); models trained on it: {versions_text}"
         )
-        if row["status"] == "rejected":
+        if row["status"] in ("rejected", "excluded"):
             print(f"  {row['decision']}")
+        if row["value"] is not None and row["status"] != "excluded":
+            print(f"  {_worth_in_words(row)}")
         for reason, count in row["reasons"].items():
             print(f"  {count:6d} x {reason}")
     return 0
+
+
+def _worth_in_words(row: dict) -> str:
+    low, high = row["value_interval"]
+    return (
+        f"valued in v{row['valued_in_version']}: {row['value_reason']} (value "
+        f"{row['value']:+.4f}, 95 % interval [{low:+.4f}, {high:+.4f}], leave-one-out "
+        f"{row['loo_delta']:+.4f})"
+    )
 
 
 def _intake_failures(settings: Settings) -> dict[str, str]:

@@ -8,7 +8,7 @@ from mlops_assets.defs.contributions.assets import contributed_data
 from mlops_assets.defs.contributions.sensors import build_contribution_sensor
 from mlops_assets.defs.data import checks as data_checks
 from mlops_assets.defs.data.assets import integrated_dataset, iris_dataset
-from mlops_assets.defs.registry.assets import registered_model_version
+from mlops_assets.defs.registry.assets import contributor_scoreboard, registered_model_version
 from mlops_assets.defs.registry.sensors import build_registry_sensors
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.defs.training import checks as training_checks
@@ -23,6 +23,7 @@ ASSETS = [
     baseline_model,
     trained_model,
     registered_model_version,
+    contributor_scoreboard,
 ]
 ASSET_CHECKS = dg.load_asset_checks_from_modules(
     [data_checks, contribution_checks, training_checks]

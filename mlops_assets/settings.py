@@ -80,16 +80,36 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         'Time after which registry reads stop being retried; "not found" and 401/403 are never retried.',
     ),
     "MLOPS_PRIMARY_METRIC": (
-        "accuracy",
-        "Benchmark metric deciding promotion (`accuracy`, `f1_macro`, `precision_macro`, `recall_macro`, `roc_auc_ovr`, `log_loss`).",
+        "log_loss",
+        'Benchmark metric deciding promotion and valuing contributions (`log_loss`, `brier`, `accuracy`, `f1_macro`, `precision_macro`, `recall_macro`, `roc_auc_ovr`). Log loss separates real improvements from noise best on the iris benchmark (README, "How a contribution is valued").',
     ),
     "MLOPS_MIN_IMPROVEMENT": (
         "0.0",
         "Minimum improvement of the primary metric over the champion to promote; the candidate must also be strictly better.",
     ),
     "MLOPS_SIGNIFICANCE": (
-        "0",
-        "When above 0, a candidate must also beat the champion in an exact McNemar test on the benchmark at this level (e.g. 0.05); 0 turns the test off.",
+        "0.05",
+        "A candidate must also be better than the champion at this level: an exact McNemar test for `accuracy`, the paired bootstrap over benchmark rows for every other metric; 0 turns the test off (strictly better is enough).",
+    ),
+    "MLOPS_VALUATION_EXACT_MAX": (
+        "8",
+        "Up to this many new contributions in one retrain, their Shapley values are exact (2^n models trained); beyond, they are estimated from sampled permutations with a standard error.",
+    ),
+    "MLOPS_VALUATION_BUDGET_SECONDS": (
+        "60",
+        "Time after which sampling permutations for an estimated valuation stops (at least 2 are sampled).",
+    ),
+    "MLOPS_VALUATION_MAX_PERMUTATIONS": (
+        "200",
+        "Most permutations sampled for an estimated valuation.",
+    ),
+    "MLOPS_VALUATION_MAX_ROWS": (
+        "100000",
+        "Training rows each valuation model is trained on at most: a larger training set is valued on one seeded sample of this many rows.",
+    ),
+    "MLOPS_EXCLUDE_HARMFUL": (
+        "true",
+        "Leave a new contribution out of the candidate's training data when its value is negative beyond its 95 % interval; it is valued again in the next retrain.",
     ),
     "MLOPS_MIN_BENCHMARK_ROWS": (
         "30",
@@ -190,12 +210,13 @@ PROCESS_ENV_DEFAULTS = {
 }
 
 PROMOTION_METRICS = (
+    "log_loss",
+    "brier",
     "accuracy",
     "f1_macro",
     "precision_macro",
     "recall_macro",
     "roc_auc_ovr",
-    "log_loss",
 )
 
 
@@ -218,6 +239,11 @@ class Settings:
     min_improvement: float
     significance: float
     min_benchmark_rows: int
+    valuation_exact_max: int
+    valuation_budget_seconds: float
+    valuation_max_permutations: int
+    valuation_max_rows: int
+    exclude_harmful: bool
     accuracy_floor: float
     min_valid_share: float
     min_quality: float
@@ -291,11 +317,16 @@ class Settings:
             min_improvement=_number(get, "MLOPS_MIN_IMPROVEMENT", float),
             significance=_number(get, "MLOPS_SIGNIFICANCE", float),
             min_benchmark_rows=_number(get, "MLOPS_MIN_BENCHMARK_ROWS", int),
+            valuation_exact_max=_number(get, "MLOPS_VALUATION_EXACT_MAX", int),
+            valuation_budget_seconds=_number(get, "MLOPS_VALUATION_BUDGET_SECONDS", float),
+            valuation_max_permutations=_number(get, "MLOPS_VALUATION_MAX_PERMUTATIONS", int),
+            valuation_max_rows=_number(get, "MLOPS_VALUATION_MAX_ROWS", int),
+            exclude_harmful=_flag(get("MLOPS_EXCLUDE_HARMFUL")),
             accuracy_floor=_number(get, "MLOPS_ACCURACY_FLOOR", float),
             min_valid_share=_number(get, "MLOPS_MIN_VALID_SHARE", float),
             min_quality=_number(get, "MLOPS_MIN_QUALITY", float),
             min_rows=_number(get, "MLOPS_MIN_ROWS", int),
-            keep_outliers=get("MLOPS_KEEP_OUTLIERS").lower() in ("1", "true", "yes"),
+            keep_outliers=_flag(get("MLOPS_KEEP_OUTLIERS")),
             min_class_share=_number(get, "MLOPS_MIN_CLASS_SHARE", float),
             min_training_rows=_number(get, "MLOPS_MIN_TRAINING_ROWS", int),
             seed=_number(get, "MLOPS_SEED", int),
@@ -361,6 +392,15 @@ class Settings:
             raise ConfigurationError(
                 f"MLOPS_BASELINE_SHA256={self.baseline_sha256!r} is not a sha256",
                 hint="use the 64 hex digits printed by `sha256sum FILE`",
+            )
+        if (
+            min(self.valuation_exact_max, self.valuation_max_permutations - 1) < 0
+            or min(self.valuation_budget_seconds, self.valuation_max_rows) <= 0
+        ):
+            raise ConfigurationError(
+                "MLOPS_VALUATION_EXACT_MAX must be at least 0, MLOPS_VALUATION_MAX_PERMUTATIONS "
+                "at least 1, MLOPS_VALUATION_BUDGET_SECONDS and MLOPS_VALUATION_MAX_ROWS above 0",
+                hint="see the README's settings table for the defaults",
             )
         if self.registry_retries < 1 or self.registry_retry_seconds <= 0:
             raise ConfigurationError(
@@ -452,3 +492,7 @@ def apply_process_defaults() -> None:
     """Set bounded-retry and no-telemetry defaults unless the user set them."""
     for name, value in PROCESS_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+def _flag(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "true", "yes", "on")

@@ -74,21 +74,43 @@ def test_cold_start_registers_a_champion_and_a_challenger(pipeline):
 
 def test_second_run_on_the_same_data_moves_only_the_challenger(pipeline):
     pipeline.materialize()
-    assert metadata(pipeline, "registered_model_version")["mcnemar_p_value"] == "not run"
-    # With the paired test on: the same model predicts the same rows, so p = 1.
-    pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_SIGNIFICANCE="0.05"))
+    # The default gate: log loss, tested with the paired bootstrap. The same model predicts
+    # the same rows, so the candidate is better in no resample: p = 1, a zero interval.
+    registered = metadata(pipeline, "registered_model_version")
+    assert registered["promotion_test"] == "paired bootstrap"
+    assert registered["promotion_p_value"] == 1.0
+    assert "(95 % interval of the difference [+0.0000, +0.0000])" in registered["reason"]
+    trained = metadata(pipeline, "trained_model")
+    assert trained["delta_intervals"]["log_loss"] == {
+        "delta": 0.0,
+        "low": 0.0,
+        "high": 0.0,
+        "p_value": 1.0,
+    }
+    assert (
+        "| log_loss |" in trained["metrics_table"]
+        and "[+0.0000, +0.0000]" in (trained["metrics_table"])
+    )
+    # Accuracy is tested with the exact McNemar test; without a test, strictly better is enough.
+    pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_PRIMARY_METRIC="accuracy"))
     pipeline.materialize()
     registered = metadata(pipeline, "registered_model_version")
     assert registered["version"] == "3" and not registered["promoted"]
-    assert registered["reason"] == "accuracy 0.9111 vs 0.9111: not better, champion stays v1"
+    assert registered["reason"] == (
+        "accuracy 0.9111 vs 0.9111 (95 % interval of the difference [+0.0000, +0.0000]): "
+        "not better, champion stays v1"
+    )
     assert metadata(pipeline, "trained_model")["paired_outcome"] == {
         "rows": 45,
         "candidate_only_correct": 0,
         "baseline_only_correct": 0,
     }
-    assert registered["mcnemar_p_value"] == 1.0
+    assert registered["promotion_test"] == "exact McNemar"
+    assert registered["promotion_p_value"] == 1.0
     v3 = pipeline.client().get_model_version(pipeline.settings.model_name, "3")
     assert v3.tags["promotion_p_value"] == "1.000000"
+    assert v3.tags["promotion_test"] == "exact McNemar"
+    assert json.loads(v3.tags["delta_intervals"])["accuracy"]["p_value"] == 1.0
     assert metadata(pipeline, "baseline_model")["cold_start"] is False
     assert all(run.info.status == "FINISHED" for run in mlflow_runs(pipeline))
 

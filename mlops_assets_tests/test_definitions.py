@@ -21,10 +21,11 @@ ASSETS = {
     "baseline_model",
     "trained_model",
     "registered_model_version",
+    "contributor_scoreboard",
 }
 
 
-def test_the_asset_graph_has_six_assets_with_their_dependencies(defs):
+def test_the_asset_graph_has_seven_assets_with_their_dependencies(defs):
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == ASSETS
@@ -36,6 +37,7 @@ def test_the_asset_graph_has_six_assets_with_their_dependencies(defs):
     assert parents("baseline_model") == {"iris_dataset"}
     assert parents("trained_model") == {"integrated_dataset", "baseline_model"}
     assert parents("registered_model_version") == {"trained_model"}
+    assert parents("contributor_scoreboard") == {"registered_model_version"}
     assert graph.get(dg.AssetKey("contributed_data")).partitions_def is not None
 
 
@@ -89,6 +91,7 @@ def test_contributions_reach_training_only_through_the_retrain_sensor(defs):
         "integrated_dataset",
         "trained_model",
         "registered_model_version",
+        "contributor_scoreboard",
     }
 
 

@@ -53,10 +53,16 @@ def test_bad_hyperparameters_and_estimators_are_config_errors(data):
 def test_deltas_and_markdown():
     candidate = dict.fromkeys(
         ["accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc_ovr"], 0.9
-    ) | {"log_loss": 0.2}
+    ) | {"log_loss": 0.2, "brier": 0.1}
     baseline = {**candidate, "accuracy": 0.8}
+    intervals = {m: {"low": -0.01, "high": 0.02} for m in candidate}
     assert metric_deltas(candidate, baseline)["accuracy"] == pytest.approx(0.1)
-    assert "| accuracy | 0.9000 | 0.8000 | +0.1000 |" in metrics_markdown(candidate, baseline)
+    table = metrics_markdown(candidate, baseline, intervals)
+    assert "| accuracy | 0.9000 | 0.8000 | +0.1000 | [-0.0100, +0.0200] |" in table
+    assert "| brier |" in table
+
+
+INTERVAL = {"low": -0.01, "high": 0.02, "p_value": 0.2}
 
 
 @pytest.mark.parametrize(
@@ -68,7 +74,8 @@ def test_deltas_and_markdown():
             0.9556,
             0.0,
             False,
-            "accuracy 0.9556 vs 0.9556: not better, champion stays v1",
+            "accuracy 0.9556 vs 0.9556 (95 % interval of the difference [-0.0100, +0.0200]): "
+            "not better, champion stays v1",
         ),
         ("accuracy", 0.9778, 0.9556, 0.0, True, "promoted v2 to champion, was v1"),
         ("accuracy", 0.9778, 0.9556, 0.05, False, "not enough, champion stays v1"),
@@ -78,10 +85,11 @@ def test_deltas_and_markdown():
 )
 def test_promotion_gate(metric, candidate, baseline, margin, promote, reason):
     decision = decide_promotion(
-        PromotionGate(metric=metric, min_improvement=margin),
+        PromotionGate(metric, min_improvement=margin, significance=0, min_benchmark_rows=30),
         candidate_value=candidate,
         baseline_value=baseline,
         paired=PairedOutcome(rows=45, candidate_only_correct=1, baseline_only_correct=0),
+        interval=INTERVAL,
         champion_version="1",
         candidate_version="2",
     )
@@ -100,10 +108,11 @@ def test_mcnemar_exact_p_value():
 def test_significance_and_benchmark_size_gate_a_promotion():
     def decide(candidate: float, baseline: float, paired: PairedOutcome):
         return decide_promotion(
-            PromotionGate(significance=0.05, min_benchmark_rows=30),
+            PromotionGate("accuracy", min_improvement=0, significance=0.05, min_benchmark_rows=30),
             candidate_value=candidate,
             baseline_value=baseline,
             paired=paired,
+            interval=INTERVAL,
             champion_version="1",
             candidate_version="2",
         )
@@ -118,3 +127,19 @@ def test_significance_and_benchmark_size_gate_a_promotion():
     too_small = decide(0.9, 0.6, PairedOutcome(12, 4, 0))
     assert not too_small.promote
     assert "the benchmark has 12 rows, fewer than the 30 required" in too_small.reason
+
+
+@pytest.mark.parametrize(("p_value", "promote"), [(0.2, False), (0.01, True)])
+def test_other_metrics_are_tested_with_the_paired_bootstrap(p_value, promote):
+    decision = decide_promotion(
+        PromotionGate("log_loss", min_improvement=0, significance=0.05, min_benchmark_rows=30),
+        candidate_value=0.19,
+        baseline_value=0.21,
+        paired=PairedOutcome(45, 0, 0),  # McNemar would see no difference at all
+        interval={"low": -0.03, "high": 0.004, "p_value": p_value},
+        champion_version="1",
+        candidate_version="2",
+    )
+    assert decision.promote is promote and decision.test == "paired bootstrap"
+    assert f"bootstrap p={p_value:.3f}" in decision.reason
+    assert "[-0.0300, +0.0040]" in decision.reason

@@ -146,7 +146,8 @@ def test_webserver_serves_the_asset_graph(home, tmp_path):
             for n in body["data"]["assetNodes"]
         }
         assert nodes["trained_model"] == {"integrated_dataset", "baseline_model"}
-        assert len(nodes) == 6
+        assert nodes["contributor_scoreboard"] == {"registered_model_version"}
+        assert len(nodes) == 7
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -222,6 +222,9 @@ def test_registration_succeeds_with_the_receiver_down_and_the_sensor_delivers(
         assert all(valid for _, _, valid in back.received)
         registered = [body for _, body, _ in back.received if body["type"] == REGISTERED]
         assert registered and registered[0]["data"]["model_uuid"]
+        v2 = next(body["data"] for body in registered if body["data"]["version"] == "2")
+        assert v2["delta_intervals"]["log_loss"]["p_value"] == 1.0  # the same model again
+        assert v2["contribution_values"] == []  # no contribution yet
         assert not outbox.waiting()
 
         # A promotion by hand is an event too.

@@ -25,3 +25,10 @@ def upstream_metadata(
 def url(link: str | None) -> dg.MetadataValue | str:
     """A clickable link, or "" when there is no UI to link to."""
     return dg.MetadataValue.url(link) if link else ""
+
+
+def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> dg.MetadataValue:
+    """Rows of plain values as a table the UI renders, with these ``columns`` (so an empty
+    table still shows them)."""
+    schema = dg.TableSchema(columns=[dg.TableColumn(name) for name in columns])
+    return dg.MetadataValue.table([dg.TableRecord(row) for row in rows], schema=schema)

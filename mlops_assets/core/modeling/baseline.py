@@ -69,6 +69,9 @@ class Baseline:
     load: LoadStats | None = None  # None when the baseline was trained here
     checks: list[str] = field(default_factory=list)
     attestation_sha256: str | None = None  # a cold start's own attestation
+    # The contributions it was trained on; None when unknown (a file, another registry's
+    # model): then every contribution counts as new when contributions are valued.
+    contributions: list[str] | None = None
 
     @property
     def model_uri(self) -> str:
@@ -90,6 +93,8 @@ class Baseline:
             "load_peak_rss_mb": load.peak_rss_mb if load else "trained here",
             "model_size_mb": load.size_mb if load else "trained here",
             "validation": self.checks,
+            "training_contributions": self.contributions or [],
+            "training_contributions_known": self.contributions is not None,
         }
 
     def version_event(self) -> VersionEvent:
@@ -189,7 +194,17 @@ def resolve_baseline(
         alias=source.alias,
         load=stats,
         checks=checks,
+        contributions=_training_contributions(version),
     )
+
+
+def _training_contributions(version: "ModelVersion") -> list[str] | None:
+    import json
+
+    if version.tags.get(tag.COLD_START) == "true" and tag.IMPORTED_FROM not in version.tags:
+        return []  # trained here on the reference data alone
+    recorded = version.tags.get(tag.CONTRIBUTIONS)
+    return list(json.loads(recorded)) if recorded is not None else None
 
 
 def _find_version(client: "MlflowClient", source: ModelSource) -> "ModelVersion | None":
@@ -271,6 +286,7 @@ def _cold_start(
         source=f"models:/{model_name}@{CHAMPION}",
         alias=CHAMPION,
         attestation_sha256=document["document_sha256"],
+        contributions=[],
     )
 
 

@@ -4,7 +4,8 @@ benchmark, and logged to the active MLflow run with everything that explains it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from mlops_assets.errors import UpstreamMissingError
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlops_assets.core.modeling.evaluation import Evaluation
+    from mlops_assets.core.modeling.valuation import Valuation, ValuationPolicy
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,17 @@ class BaselineRef:
     model_name: str
     version: str
     alias: str | None = None  # the alias it was found by; None when pinned
+    contributions: list[str] | None = None  # what it was trained on; None: unknown
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> BaselineRef:
+        known = metadata.get("training_contributions_known", False)
         return cls(
             model_uri=metadata["model_uri"],
             model_name=metadata["model_name"],
             version=str(metadata["version"]),
             alias=metadata.get("alias") or None,
+            contributions=list(metadata["training_contributions"]) if known else None,
         )
 
 
@@ -83,16 +88,20 @@ class Candidate:
     baseline_alias: str | None = None
     estimator: str = ""
     signature: str = ""
+    # Per summary metric: delta, paired bootstrap interval [low, high] and p-value.
+    delta_intervals: dict[str, dict[str, float]] = field(default_factory=dict)
+    valuation: dict[str, Any] = field(default_factory=dict)  # Valuation.to_dict()
+    excluded_contributions: dict[str, str] = field(default_factory=dict)  # id -> why
 
     def to_metadata(self) -> dict[str, Any]:
         return {**asdict(self), "baseline_alias": self.baseline_alias or ""}
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> Candidate:
-        if "paired_outcome" not in metadata:
+        if "delta_intervals" not in metadata:
             raise UpstreamMissingError(
-                "the trained_model materialization has no paired benchmark outcome (it "
-                "predates the promotion test)",
+                "the trained_model materialization has no paired benchmark intervals (it "
+                "predates them)",
                 hint="materialize trained_model again, then registered_model_version",
             )
         names = {f.name for f in fields(cls)}
@@ -109,10 +118,12 @@ class TrainedCandidate:
     evaluation: Evaluation
     baseline_evaluation: Evaluation
     experiment_id: str
+    valuation: Valuation
 
     def to_metadata(self) -> dict[str, Any]:
         """What ``trained_model`` shows, ordered as the UI lists it: the answer first,
-        identifiers next, raw data last; ``*_table``/``confusion_matrix`` are markdown."""
+        identifiers next, raw data last; ``*_table``/``confusion_matrix``/``valuation_summary``
+        are markdown, ``contribution_values`` a table's rows."""
         from mlops_assets.core.modeling.evaluation import (
             confusion_matrix_markdown,
             metrics_markdown,
@@ -125,7 +136,9 @@ class TrainedCandidate:
             "baseline_version": c.baseline_version,
             "baseline_model_name": c.baseline_model_name,
             "baseline_alias": c.baseline_alias or "",
-            "metrics_table": metrics_markdown(c.metrics, c.baseline_metrics),
+            "metrics_table": metrics_markdown(c.metrics, c.baseline_metrics, c.delta_intervals),
+            "valuation_summary": self.valuation.markdown(),
+            "contribution_values": self.valuation.rows(),
             "confusion_matrix": confusion_matrix_markdown(self.evaluation),
             **c.to_metadata(),
         }
@@ -141,15 +154,30 @@ def train_candidate(
     benchmark_uri: str,
     baseline: BaselineRef,
     tracking_uri: str,
+    valuation_policy: ValuationPolicy,
+    save_training_data: Callable[[pd.DataFrame, str], str],
 ) -> TrainedCandidate:
-    """Train on ``frame``, score it next to ``baseline`` on ``benchmark``, and log params,
-    metrics, tags, dataset inputs, evaluation artifacts and the model (with a signature and
-    an input example) to the active MLflow run."""
+    """Value the contributions ``baseline`` was not trained on, leave out those that harm
+    the model (stored as their own training set by ``save_training_data(frame, sha256)``,
+    which returns its URI), train on the rest, score it next to ``baseline`` on
+    ``benchmark`` with paired intervals, and log params, metrics, tags, dataset inputs,
+    evaluation artifacts, the valuation and the model (with a signature and an input
+    example) to the active MLflow run."""
     import mlflow
 
     from mlops_assets.core.modeling.evaluation import evaluate, metric_deltas, paired_outcome
+    from mlops_assets.core.modeling.scoring import delta_intervals
     from mlops_assets.core.modeling.training import train_model
+    from mlops_assets.core.modeling.valuation import value_contributions
     from mlops_assets.core.registry.client import load_sklearn_model, log_sklearn_model
+
+    valuation = replace(
+        value_contributions(
+            frame, benchmark, task, spec=spec, known=baseline.contributions, policy=valuation_policy
+        ),
+        dataset_sha256=data.sha256,
+    )
+    frame, data = _without_excluded(frame, data, valuation, save_training_data)
 
     model = train_model(
         frame, task, estimator=spec.estimator, hyperparameters=spec.hyperparameters, seed=spec.seed
@@ -159,6 +187,7 @@ def train_candidate(
         load_sklearn_model(baseline.model_uri, tracking_uri), benchmark, task
     )
     deltas = metric_deltas(evaluation.metrics, baseline_evaluation.metrics)
+    intervals = delta_intervals(evaluation, baseline_evaluation, seed=spec.seed)
     mlflow.log_params(
         {"estimator": spec.estimator, "seed": spec.seed, **spec.hyperparameters}
         | {"training_rows": len(frame), "benchmark_rows": len(benchmark)}
@@ -166,6 +195,15 @@ def train_candidate(
     mlflow.log_metrics(evaluation.metrics)
     mlflow.log_metrics({f"baseline_{k}": v for k, v in baseline_evaluation.metrics.items()})
     mlflow.log_metrics({f"delta_{k}": v for k, v in deltas.items()})
+    mlflow.log_metrics(
+        {
+            f"delta_{k}_{end}": getattr(i, end)
+            for k, i in intervals.items()
+            for end in ("low", "high")
+        }
+        | {"valuation_seconds": valuation.seconds}
+    )
+    mlflow.log_dict(valuation.to_dict(), "valuation/contribution_values.json")
     mlflow.set_tags(
         {
             "data_sha256": data.sha256,
@@ -196,8 +234,39 @@ def train_candidate(
         baseline_alias=baseline.alias,
         estimator=spec.estimator,
         signature=str(info.signature) if info.signature else "",
+        delta_intervals={k: i.to_dict() for k, i in intervals.items()},
+        valuation=valuation.to_dict(),
+        excluded_contributions={v.contribution_id: v.reason for v in valuation.excluded},
     )
-    return TrainedCandidate(candidate, evaluation, baseline_evaluation, run.info.experiment_id)
+    return TrainedCandidate(
+        candidate, evaluation, baseline_evaluation, run.info.experiment_id, valuation
+    )
+
+
+def _without_excluded(
+    frame: pd.DataFrame,
+    data: DatasetRef,
+    valuation: Valuation,
+    save: Callable[[pd.DataFrame, str], str],
+) -> tuple[pd.DataFrame, DatasetRef]:
+    """The training set without the excluded contributions, stored and versioned as its own
+    dataset (the integrated dataset stays as it is: they are valued again next time)."""
+    from mlops_assets.core.common.hashing import frame_sha256
+    from mlops_assets.core.data.integration import CONTRIBUTION_ID, CONTRIBUTOR
+    from mlops_assets.core.modeling.valuation import without_excluded
+
+    if not valuation.excluded:
+        return frame, data
+    kept = without_excluded(frame, valuation).reset_index(drop=True)
+    sha256 = frame_sha256(kept)
+    ids = set(kept[CONTRIBUTION_ID])
+    return kept, replace(
+        data,
+        sha256=sha256,
+        uri=save(kept, sha256),
+        contributions=[c for c in data.contributions if c in ids],
+        contributors=sorted({c for c in kept[CONTRIBUTOR] if c}),
+    )
 
 
 def _log_datasets(

@@ -11,7 +11,7 @@ import pandas as pd
 from mlops_assets.task import TaskSchema
 
 # Metrics where a smaller value is better; every other metric is better when larger.
-LOWER_IS_BETTER = frozenset({"log_loss"})
+LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
 SUMMARY_METRICS = (
     "accuracy",
     "precision_macro",
@@ -19,7 +19,37 @@ SUMMARY_METRICS = (
     "f1_macro",
     "roc_auc_ovr",
     "log_loss",
+    "brier",
 )
+
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """What a model said about each benchmark row: the true and predicted class (indices into
+    the task's classes) and the probabilities; what paired tests and bootstrap intervals
+    resample (``scoring``)."""
+
+    true_index: np.ndarray
+    predicted_index: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.true_index == self.predicted_index
+
+
+def predict(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Predictions:
+    """``model``'s predictions on ``benchmark``, classes in the task's order."""
+    x = benchmark[task.feature_names]
+
+    def codes(labels: Any) -> np.ndarray:
+        return pd.Categorical(np.asarray(labels).astype(str), categories=task.classes).codes
+
+    return Predictions(
+        true_index=codes(benchmark[task.label]),
+        predicted_index=codes(model.predict(x)),
+        probabilities=_probabilities_in_task_order(model, x, task),
+    )
 
 
 @dataclass(frozen=True)
@@ -30,9 +60,8 @@ class Evaluation:
     confusion_matrix: list[list[int]]
     classes: list[str]
     report: str = field(repr=False)
-    n_rows: int = 0
-    # Per benchmark row, whether the prediction was right: what a paired test compares.
-    correct: tuple[bool, ...] = field(default=(), repr=False)
+    n_rows: int
+    predictions: Predictions = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,15 +73,16 @@ class Evaluation:
 
 
 def evaluate(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Evaluation:
-    """Accuracy, macro and per-class precision/recall/F1, one-vs-rest ROC AUC, log loss and
-    the confusion matrix of ``model`` on ``benchmark``."""
+    """Accuracy, macro and per-class precision/recall/F1, one-vs-rest ROC AUC, log loss, the
+    Brier score (mean over rows of the squared distance between the predicted probabilities
+    and the one-hot truth, 0 to 2) and the confusion matrix of ``model`` on ``benchmark``."""
     from sklearn import metrics as skm
 
-    x = benchmark[task.feature_names]
-    y_true = benchmark[task.label].astype(str).to_numpy()
-    y_pred = np.asarray(model.predict(x)).astype(str)
-    proba = _probabilities_in_task_order(model, x, task)
+    predictions = predict(model, benchmark, task)
     labels = list(task.classes)
+    y_true = np.array(labels)[predictions.true_index]
+    y_pred = np.array(labels)[predictions.predicted_index]
+    proba = predictions.probabilities
 
     precision, recall, f1, _ = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
@@ -64,6 +94,7 @@ def evaluate(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Evaluatio
         "f1_macro": float(np.mean(f1)),
         "roc_auc_ovr": skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=labels),
         "log_loss": skm.log_loss(y_true, proba, labels=labels),
+        "brier": float(np.mean(((proba - (y_true[:, None] == np.array(labels))) ** 2).sum(1))),
     }
     for i, name in enumerate(labels):
         scores[f"precision_{name}"] = precision[i]
@@ -75,17 +106,17 @@ def evaluate(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Evaluatio
         classes=labels,
         report=skm.classification_report(y_true, y_pred, labels=labels, digits=4, zero_division=0),
         n_rows=len(benchmark),
-        correct=tuple(bool(c) for c in y_true == y_pred),
+        predictions=predictions,
     )
 
 
 def paired_outcome(candidate: Evaluation, baseline: Evaluation) -> dict[str, int]:
     """Benchmark rows, and the rows only the candidate / only the baseline got right."""
-    pairs = list(zip(candidate.correct, baseline.correct, strict=True))
+    c, b = candidate.predictions.correct, baseline.predictions.correct
     return {
-        "rows": len(pairs),
-        "candidate_only_correct": sum(c and not b for c, b in pairs),
-        "baseline_only_correct": sum(b and not c for c, b in pairs),
+        "rows": len(c),
+        "candidate_only_correct": int((c & ~b).sum()),
+        "baseline_only_correct": int((b & ~c).sum()),
     }
 
 
@@ -107,12 +138,24 @@ def metric_deltas(candidate: dict[str, float], baseline: dict[str, float]) -> di
     return {k: round(candidate[k] - baseline[k], 6) for k in candidate if k in baseline}
 
 
-def metrics_markdown(candidate: dict[str, float], baseline: dict[str, float]) -> str:
-    """A markdown table of the summary metrics: candidate, baseline and the delta."""
-    rows = ["| metric | candidate | baseline | delta |", "|---|---:|---:|---:|"]
+def metrics_markdown(
+    candidate: dict[str, float],
+    baseline: dict[str, float],
+    intervals: dict[str, dict[str, float]],
+) -> str:
+    """A markdown table of the summary metrics: candidate, baseline, the delta and its
+    paired 95 % bootstrap interval."""
+    rows = [
+        "| metric | candidate | baseline | delta | 95 % interval |",
+        "|---|---:|---:|---:|---|",
+    ]
     for name in SUMMARY_METRICS:
         delta = candidate[name] - baseline[name]
-        rows.append(f"| {name} | {candidate[name]:.4f} | {baseline[name]:.4f} | {delta:+.4f} |")
+        low, high = intervals[name]["low"], intervals[name]["high"]
+        rows.append(
+            f"| {name} | {candidate[name]:.4f} | {baseline[name]:.4f} | {delta:+.4f} "
+            f"| [{low:+.4f}, {high:+.4f}] |"
+        )
     return "\n".join(rows)
 
 

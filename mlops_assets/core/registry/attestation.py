@@ -99,11 +99,13 @@ def attestation_document(
     baseline_metrics: dict[str, float] | None = None,
     deltas: dict[str, float] | None = None,
     test: dict[str, Any] | None = None,
+    valuation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The sealed attestation of one registered version. ``candidate`` names the version's
     model (``version``, ``model_uuid``, ``model_uri``, ``mlflow_run_id``, and the sha256 of
     every file as ``artifact_sha256``); ``baseline`` the same of the model it was compared
-    with, None for a first model (a cold start), which has no comparison."""
+    with, None for a first model (a cold start), which has no comparison. ``valuation``: the
+    new contributions' values and what it takes to recompute them."""
     from datetime import UTC, datetime
 
     return seal(
@@ -122,6 +124,7 @@ def attestation_document(
             "deltas": deltas,
             "test": test,
             "decision": decision,
+            "valuation": valuation,
         }
     )
 
@@ -141,6 +144,7 @@ def verify(
     model_digests: Callable[[str, str], dict[str, str] | None],
     dataset_sha256: Callable[[str], str | None],
     contribution_sha256: Callable[[dict[str, Any]], str | None],
+    revalue: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
 ) -> list[Finding]:
     """Recompute what ``document`` attests and say, item by item, whether it holds.
 
@@ -191,7 +195,32 @@ def verify(
                 f"{contribution.get('file_sha256')} vs {actual or 'missing'}",
             )
         )
+    valuation = document.get("valuation") or {}
+    if revalue is not None and valuation.get("values"):
+        findings.append(_revalued(valuation, revalue(valuation)))
     return findings
+
+
+def _revalued(recorded: dict[str, Any], again: dict[str, Any] | None) -> Finding:
+    what = f"contribution values ({len(recorded['values'])}, {recorded['method']})"
+    if again is None:
+        return Finding(what, False, "the valued dataset cannot be read")
+    keys = ("value", "value_interval", "loo_delta", "status")
+    before = {v["contribution_id"]: [v[k] for k in keys] for v in recorded["values"]}
+    after = {v["contribution_id"]: [v[k] for k in keys] for v in again["values"]}
+    differ = sorted(cid for cid in before if not _close(before[cid], after.get(cid)))
+    if differ:
+        return Finding(what, False, "recomputed differently: " + ", ".join(differ))
+    return Finding(what, True, "recomputed with the same seed: every value holds")
+
+
+def _close(a: list[Any], b: list[Any] | None, tolerance: float = 1e-6) -> bool:
+    """Same status, and value, interval and leave-one-out delta within ``tolerance``
+    (another BLAS may differ in the last digits)."""
+    if b is None or a[3] != b[3]:
+        return False
+    numbers_a, numbers_b = [a[0], *a[1], a[2]], [b[0], *b[1], b[2]]
+    return all(abs(x - y) <= tolerance for x, y in zip(numbers_a, numbers_b, strict=True))
 
 
 def _difference(expected: dict[str, str], actual: dict[str, str] | None) -> str:

@@ -12,16 +12,18 @@ class PromotionGate:
     """What a candidate must show to replace the champion.
 
     ``min_improvement``: the least gain on ``metric`` (always "better" direction).
-    ``significance``: when above 0, the candidate must also beat the champion in an exact
-    McNemar test at that level: both models predict the same benchmark rows, so the rows only
-    one of them gets right decide whether the difference is more than chance.
+    ``significance``: when above 0, the candidate must also be better than the champion at
+    that level. Both models predict the same benchmark rows, so the test is paired: for
+    accuracy the exact McNemar test (the rows only one of them gets right decide whether the
+    difference is more than chance), for every other metric the paired bootstrap over
+    benchmark rows (``p``: the share of resamples in which the candidate is not better).
     ``min_benchmark_rows``: a benchmark smaller than this proves nothing; no promotion.
     """
 
-    metric: str = "accuracy"
-    min_improvement: float = 0.0
-    significance: float = 0.0
-    min_benchmark_rows: int = 30
+    metric: str
+    min_improvement: float
+    significance: float
+    min_benchmark_rows: int
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class PromotionDecision:
     baseline_value: float
     improvement: float
     p_value: float | None = None
+    test: str = ""  # exact McNemar | paired bootstrap, when one ran
 
 
 def decide_promotion(
@@ -60,6 +63,7 @@ def decide_promotion(
     candidate_value: float,
     baseline_value: float,
     paired: PairedOutcome,
+    interval: dict[str, float],
     champion_version: str | None,
     candidate_version: str,
 ) -> PromotionDecision:
@@ -67,12 +71,20 @@ def decide_promotion(
     least ``gate.min_improvement`` and, if the gate asks for it, significantly so.
 
     ``improvement`` is signed so that positive always means better, also for metrics where
-    lower is better (log loss). The reason is one line naming the numbers that decided.
+    lower is better (log loss). ``interval``: the delta's paired bootstrap ``low``, ``high``
+    and ``p_value``. The reason is one line naming the numbers that decided.
     """
     sign = -1.0 if gate.metric in LOWER_IS_BETTER else 1.0
     improvement = round(sign * (candidate_value - baseline_value), 6)
-    p_value = paired.mcnemar_p_value if gate.significance > 0 else None
-    values = f"{gate.metric} {candidate_value:.4f} vs {baseline_value:.4f}"
+    test, p_value = "", None
+    if gate.significance > 0:
+        mcnemar = gate.metric == "accuracy"
+        test = "exact McNemar" if mcnemar else "paired bootstrap"
+        p_value = paired.mcnemar_p_value if mcnemar else float(interval["p_value"])
+    values = (
+        f"{gate.metric} {candidate_value:.4f} vs {baseline_value:.4f} "
+        f"(95 % interval of the difference [{interval['low']:+.4f}, {interval['high']:+.4f}])"
+    )
     champion = f"v{champion_version}" if champion_version else "none"
     stays = f"champion stays {champion}"
     if paired.rows < gate.min_benchmark_rows:
@@ -84,24 +96,29 @@ def decide_promotion(
         reason = f"{values}: not better, {stays}"
     elif improvement < gate.min_improvement:
         reason = (
-            f"{values} ({improvement:+.4f} < required {gate.min_improvement:.4f}): "
+            f"{values}, improvement {improvement:+.4f} < required {gate.min_improvement:.4f}: "
             f"not enough, {stays}"
         )
     elif p_value is not None and p_value >= gate.significance:
         reason = (
-            f"{values} ({improvement:+.4f}), McNemar p={p_value:.3f} on "
-            f"{paired.candidate_only_correct}/{paired.baseline_only_correct} discordant rows "
-            f"≥ {gate.significance}: not significant, {stays}"
+            f"{values}, {_test_result(test, p_value, paired)} ≥ {gate.significance}: "
+            f"not significant, {stays}"
         )
     else:
-        test = f", McNemar p={p_value:.3f}" if p_value is not None else ""
-        reason = (
-            f"{values} ({improvement:+.4f}{test}): promoted v{candidate_version} to champion, "
-            f"was {champion}"
-        )
+        result = f", {_test_result(test, p_value, paired)}" if p_value is not None else ""
+        reason = f"{values}{result}: promoted v{candidate_version} to champion, was {champion}"
         return PromotionDecision(
-            True, reason, gate.metric, candidate_value, baseline_value, improvement, p_value
+            True, reason, gate.metric, candidate_value, baseline_value, improvement, p_value, test
         )
     return PromotionDecision(
-        False, reason, gate.metric, candidate_value, baseline_value, improvement, p_value
+        False, reason, gate.metric, candidate_value, baseline_value, improvement, p_value, test
     )
+
+
+def _test_result(test: str, p_value: float, paired: PairedOutcome) -> str:
+    if test == "exact McNemar":
+        return (
+            f"McNemar p={p_value:.3f} on {paired.candidate_only_correct}/"
+            f"{paired.baseline_only_correct} discordant rows"
+        )
+    return f"bootstrap p={p_value:.3f}"

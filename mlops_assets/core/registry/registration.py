@@ -60,7 +60,8 @@ class Registration:
             "promoted": self.promoted,
             "reason": self.reason,
             "primary_metric": metric,
-            "mcnemar_p_value": self.decision.p_value
+            "promotion_test": self.decision.test or "not run",
+            "promotion_p_value": self.decision.p_value
             if self.decision.p_value is not None
             else "not run",
             "champion_version": self.champion_version or "",
@@ -82,6 +83,8 @@ class Registration:
             model_uuid=self.model_uuid,
             metrics={k: candidate.metrics[k] for k in dict.fromkeys((metric, "accuracy"))},
             contributions=candidate.contributions,
+            contribution_values=_values_tag(candidate),
+            delta_intervals=candidate.delta_intervals,
             attestation_sha256=self.attestation_sha256,
             previous_version=self.previous_champion,
         )
@@ -142,6 +145,9 @@ def register_candidate(
                 tag.CONTRIBUTIONS: json.dumps(candidate.contributions),
                 tag.BASELINE_VERSION: candidate.baseline_version,
                 tag.DELTAS: json.dumps(candidate.deltas),
+                tag.DELTA_INTERVALS: json.dumps(candidate.delta_intervals),
+                tag.CONTRIBUTION_VALUES: json.dumps(_values_tag(candidate)),
+                tag.EXCLUDED_CONTRIBUTIONS: json.dumps(candidate.excluded_contributions),
                 tag.DAGSTER_RUN_ID: dagster_run_id,
                 tag.MLFLOW_RUN_ID: candidate.mlflow_run_id,
                 **benchmark_tags(candidate.metrics),
@@ -158,6 +164,7 @@ def register_candidate(
         candidate_value=candidate.metrics[gate.metric],
         baseline_value=candidate.baseline_metrics[gate.metric],
         paired=PairedOutcome(**candidate.paired_outcome),
+        interval=candidate.delta_intervals[gate.metric],
         champion_version=champion_version,
         candidate_version=version,
     )
@@ -169,6 +176,7 @@ def register_candidate(
     tags = {tag.PROMOTED: str(promote).lower(), tag.PROMOTION_REASON: reason}
     if decision.p_value is not None:
         tags[tag.PROMOTION_P_VALUE] = f"{decision.p_value:.6f}"
+        tags[tag.PROMOTION_TEST] = decision.test
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     document = candidate_attestation(
@@ -205,6 +213,17 @@ def register_candidate(
         abandoned=abandoned,
         previous_champion=champion_version if promote else None,
     )
+
+
+def _values_tag(candidate: Candidate) -> list[dict[str, Any]]:
+    """The per-contribution values, compact enough for a version tag."""
+    return [
+        {
+            k: v[k]
+            for k in ("contribution_id", "value", "value_interval", "loo_delta", "status", "reason")
+        }
+        for v in candidate.valuation.get("values", [])
+    ]
 
 
 def _version_of_model(client: MlflowClient, model_name: str, model_id: str) -> ModelVersion | None:
@@ -254,6 +273,7 @@ def _finished(
         0.0,
         0.0,
         float(tags[tag.PROMOTION_P_VALUE]) if tag.PROMOTION_P_VALUE in tags else None,
+        tags.get(tag.PROMOTION_TEST, ""),
     )
     return Registration(
         version=str(version.version),
@@ -331,6 +351,15 @@ def candidate_attestation(
         metrics=candidate.metrics,
         baseline_metrics=candidate.baseline_metrics,
         deltas=candidate.deltas,
-        test={"name": "exact McNemar", "p_value": decision.p_value, **candidate.paired_outcome},
+        test={
+            "name": decision.test or "none",
+            "p_value": decision.p_value,
+            **candidate.paired_outcome,
+            "delta_intervals": candidate.delta_intervals,
+        },
         decision={"metric": decision.metric, "promoted": promoted, "reason": reason},
+        valuation={
+            **candidate.valuation,
+            "excluded_contributions": candidate.excluded_contributions,
+        },
     )

@@ -17,6 +17,12 @@ DATA_SHA256 = "data_sha256"  # the integrated dataset it was trained on
 CONTRIBUTIONS = "contributions"  # JSON list of the contributions in that dataset
 BASELINE_VERSION = "baseline_version"
 DELTAS = "deltas"  # JSON: candidate minus baseline, per benchmark metric
+# JSON: per summary metric, the delta with its paired bootstrap interval and p-value
+DELTA_INTERVALS = "delta_intervals"
+# JSON: per new contribution, its value, interval, leave-one-out delta and status
+CONTRIBUTION_VALUES = "contribution_values"
+# JSON: contribution id -> why it was left out of this version's training data
+EXCLUDED_CONTRIBUTIONS = "excluded_contributions"
 BENCHMARK_PREFIX = "benchmark_"  # benchmark_accuracy, ...
 DAGSTER_RUN_ID = "dagster_run_id"
 MLFLOW_RUN_ID = "mlflow_run_id"
@@ -32,6 +38,7 @@ REGISTRATION = "registration"  # started | complete | abandoned
 PROMOTED = "promoted"  # "true" | "false"
 PROMOTION_REASON = "promotion_reason"
 PROMOTION_P_VALUE = "promotion_p_value"
+PROMOTION_TEST = "promotion_test"  # exact McNemar | paired bootstrap, when one decided
 ATTESTATION_PATH = "attestation_path"
 ATTESTATION_SHA256 = "attestation_sha256"
 # A champion moved by hand: champion_set_by, _how, _reason, _at, _from

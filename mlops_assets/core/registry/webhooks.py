@@ -99,6 +99,9 @@ class VersionEvent:
     model_uuid: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     contributions: list[str] = field(default_factory=list)
+    # Per new contribution of a registration: value, interval, leave-one-out delta, status.
+    contribution_values: list[dict[str, Any]] = field(default_factory=list)
+    delta_intervals: dict[str, dict[str, float]] = field(default_factory=dict)
     attestation_sha256: str | None = None
     how: str = "pipeline"  # or "manual", "rollback"
     by: str | None = None  # who, for a change by hand

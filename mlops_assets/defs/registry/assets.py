@@ -3,7 +3,7 @@
 import dagster as dg
 
 from mlops_assets.defs.data.assets import iris_dataset
-from mlops_assets.defs.metadata import upstream_metadata, url
+from mlops_assets.defs.metadata import table, upstream_metadata, url
 from mlops_assets.defs.resources import (
     DatasetStore,
     MlflowTracking,
@@ -66,6 +66,43 @@ def registered_model_version(
             **done.to_metadata(registry.model_name, policy.primary_metric, candidate),
             "registry_url": url(registry.version_url(done.version)),
             "attestation": dg.MetadataValue.path(done.attestation_uri),
+        }
+    )
+
+
+@dg.asset(
+    group_name="model",
+    kinds={"pandas", "parquet"},
+    deps=[registered_model_version],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def contributor_scoreboard(store: DatasetStore, registry: ModelRegistry) -> dg.MaterializeResult:
+    """Per contributor: contributions accepted, rejected and excluded, rows accepted, mean
+    quality score, total value (each contribution's latest Shapley value) and the model
+    versions their data is in; rebuilt after every retrain from the intake reports and the
+    registry."""
+    import pandas as pd
+
+    from mlops_assets.core.intake.overview import (
+        SCOREBOARD_COLUMNS,
+        ContributionHistory,
+        contribution_overview,
+        contributor_scoreboard,
+    )
+    from mlops_assets.core.intake.processing import contribution_reports
+    from mlops_assets.core.registry.client import registry_errors
+
+    reports = contribution_reports(store.fetch_tree(store.CONTRIBUTIONS, ending="report.json"))
+    with registry_errors(registry.tracking_uri):
+        versions = registry.client().search_model_versions(f"name = '{registry.model_name}'")
+    history = ContributionHistory.from_versions([(str(v.version), v.tags) for v in versions])
+    board = contributor_scoreboard(contribution_overview([r for r, _ in reports], [], history))
+    store.write_frame(pd.DataFrame(board, columns=list(SCOREBOARD_COLUMNS)), store.SCOREBOARD)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(board),
+            "scoreboard": table(board, SCOREBOARD_COLUMNS),
+            "path": dg.MetadataValue.path(store.uri(store.SCOREBOARD)),
         }
     )
 

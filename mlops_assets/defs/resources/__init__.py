@@ -15,6 +15,7 @@ from mlops_assets.defs.resources.policies import (
     PromotionPolicy,
     ReferenceDataSource,
     TrainingDataPolicy,
+    ValuationSettings,
 )
 from mlops_assets.defs.resources.storage import DatasetStore, LocalDatasetStore
 from mlops_assets.defs.resources.webhooks import Webhooks
@@ -32,6 +33,7 @@ __all__ = [
     "PromotionPolicy",
     "ReferenceDataSource",
     "TrainingDataPolicy",
+    "ValuationSettings",
     "Webhooks",
     "build_resources",
     "dataset_store",
@@ -137,5 +139,12 @@ def build_resources(settings: Settings) -> dict[str, object]:
             significance=settings.significance,
             min_benchmark_rows=settings.min_benchmark_rows,
             accuracy_floor=settings.accuracy_floor,
+        ),
+        "valuation": ValuationSettings(
+            exact_max_players=settings.valuation_exact_max,
+            budget_seconds=settings.valuation_budget_seconds,
+            max_permutations=settings.valuation_max_permutations,
+            max_training_rows=settings.valuation_max_rows,
+            exclude_harmful=settings.exclude_harmful,
         ),
     }

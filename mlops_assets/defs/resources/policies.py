@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from mlops_assets.core.intake.report import IntakePolicy
     from mlops_assets.core.intake.text_files import IntakeLimits
     from mlops_assets.core.modeling.baseline import BaselinePolicy
+    from mlops_assets.core.modeling.valuation import ValuationPolicy
     from mlops_assets.core.registry.promotion import PromotionGate
 
 
@@ -68,7 +69,7 @@ class PromotionPolicy(dg.ConfigurableResource):
 
     primary_metric: str
     min_improvement: float
-    significance: float  # 0: no McNemar test
+    significance: float  # 0: no test, strictly better is enough
     min_benchmark_rows: int
     accuracy_floor: float
 
@@ -81,6 +82,22 @@ class PromotionPolicy(dg.ConfigurableResource):
             significance=self.significance,
             min_benchmark_rows=self.min_benchmark_rows,
         )
+
+
+class ValuationSettings(dg.ConfigurableResource):
+    """How new contributions are valued in a retrain (``MLOPS_VALUATION_*``) and whether a
+    harmful one is left out (``MLOPS_EXCLUDE_HARMFUL``): see ``value_contributions``."""
+
+    exact_max_players: int
+    budget_seconds: float
+    max_permutations: int
+    max_training_rows: int
+    exclude_harmful: bool
+
+    def policy(self, metric: str, seed: int) -> "ValuationPolicy":
+        from mlops_assets.core.modeling.valuation import ValuationPolicy
+
+        return ValuationPolicy(metric=metric, seed=seed, **self.model_dump())
 
 
 class BaselineLoader(dg.ConfigurableResource):

@@ -24,6 +24,7 @@ class DatasetStore(dg.ConfigurableResource, ABC):
     CONTRIBUTIONS: ClassVar[str] = "contributions"
     # The bytes of accepted contributions, as ingested: <sha256[:16]>/<file name>.
     ORIGINALS: ClassVar[str] = "originals"
+    SCOREBOARD: ClassVar[str] = "scoreboard/contributors.parquet"
 
     root: str
 
@@ -73,6 +74,12 @@ class DatasetStore(dg.ConfigurableResource, ABC):
 
         write_parquet(frame, self.local_path(key))
         self.publish(key)
+
+    def write_dataset(self, frame: "pd.DataFrame", sha256: str) -> str:
+        """Store a training set under its content hash; returns its URI."""
+        key = self.integrated(sha256)
+        self.write_frame(frame, key)
+        return self.uri(key)
 
 
 class LocalDatasetStore(DatasetStore):

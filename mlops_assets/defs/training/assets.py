@@ -10,13 +10,15 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.defs.data.assets import integrated_dataset, iris_dataset
-from mlops_assets.defs.metadata import upstream_metadata, url
+from mlops_assets.defs.metadata import table, upstream_metadata, url
 from mlops_assets.defs.resources import (
     BaselineLoader,
     DatasetStore,
     MlflowTracking,
     ModelRegistry,
+    PromotionPolicy,
     TrainingDataPolicy,
+    ValuationSettings,
     Webhooks,
 )
 from mlops_assets.task import TASK
@@ -82,7 +84,7 @@ def baseline_model(
         estimator=defaults.estimator.value,
         hyperparameters=defaults.hyperparameters(),
         seed=data_policy.seed,
-        save_dataset=lambda data: store.write_frame(data.frame, store.integrated(data.sha256)),
+        save_dataset=lambda data: store.write_dataset(data.frame, data.sha256),
     )
     with registry_errors(registry.tracking_uri), mlflow_tracking.step() as run_id:
         baseline = resolve_baseline(
@@ -123,18 +125,23 @@ def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
     data_policy: TrainingDataPolicy,
+    policy: PromotionPolicy,
+    valuation: ValuationSettings,
     store: DatasetStore,
     registry: ModelRegistry,
     mlflow_tracking: MlflowTracking,
 ) -> dg.MaterializeResult:
     """A candidate trained on the integrated dataset, scored with the baseline on the same
-    benchmark; params, metrics, artifacts, data and the model are logged to MLflow."""
+    benchmark; the contributions the baseline was not trained on are valued first, and
+    harmful ones left out. Params, metrics, artifacts, data, the valuation and the model are
+    logged to MLflow."""
     from mlops_assets.core.modeling.candidate import (
         BaselineRef,
         DatasetRef,
         TrainingSpec,
         train_candidate,
     )
+    from mlops_assets.core.modeling.valuation import VALUE_COLUMNS
     from mlops_assets.core.registry.client import registry_errors
 
     data = upstream_metadata(context, integrated_dataset.key)
@@ -154,13 +161,20 @@ def trained_model(
             benchmark_uri=store.uri(store.BENCHMARK),
             baseline=BaselineRef.from_metadata(upstream_metadata(context, baseline_model.key)),
             tracking_uri=registry.tracking_uri,
+            valuation_policy=valuation.policy(policy.primary_metric, spec.seed),
+            save_training_data=store.write_dataset,
         )
+    for value in trained.valuation.excluded:
+        context.log.warning(f"{value.contribution_id} left out: {value.reason}")
     metadata = trained.to_metadata()
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "metrics_table": dg.MetadataValue.md(metadata["metrics_table"]),
-            "confusion_matrix": dg.MetadataValue.md(metadata["confusion_matrix"]),
+            **{k: dg.MetadataValue.md(metadata[k]) for k in MARKDOWN},
+            "contribution_values": table(metadata["contribution_values"], VALUE_COLUMNS),
             "mlflow_run_url": url(registry.run_url(trained.experiment_id, run_id)),
         }
     )
+
+
+MARKDOWN = ("metrics_table", "valuation_summary", "confusion_matrix")

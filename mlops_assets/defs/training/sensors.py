@@ -9,7 +9,7 @@ from mlops_assets.core.modeling.retraining import Ingested, RetrainCursor, plan_
 from mlops_assets.defs.contributions.assets import contributed_data
 from mlops_assets.defs.contributions.partitions import STAGE_TAG
 from mlops_assets.defs.data.assets import integrated_dataset
-from mlops_assets.defs.registry.assets import registered_model_version
+from mlops_assets.defs.registry.assets import contributor_scoreboard, registered_model_version
 from mlops_assets.defs.training.assets import baseline_model, trained_model
 
 THROUGH_TAG = "mlops/retrain_through"  # the materialization id a retrain was asked to cover
@@ -24,10 +24,15 @@ UNFINISHED = [
 retrain_job = dg.define_asset_job(
     "retrain",
     selection=dg.AssetSelection.assets(
-        baseline_model, integrated_dataset, trained_model, registered_model_version
+        baseline_model,
+        integrated_dataset,
+        trained_model,
+        registered_model_version,
+        contributor_scoreboard,
     ),
-    description="Rebuild the training set, train a candidate, compare it with the champion "
-    "(re-read from the registry) and register it: what an accepted contribution triggers.",
+    description="Rebuild the training set, value the new contributions, train a candidate, "
+    "compare it with the champion (re-read from the registry), register it and update the "
+    "contributor scoreboard: what an accepted contribution triggers.",
 )
 
 

@@ -1,0 +1,139 @@
+"""What valuing the new contributions adds to a retrain.
+
+1. **Real retrains** on a real Dagster instance and MLflow store (the test harness's
+   ``Pipeline``): a cold start, then N contributions of 9 new flowers each taken in through
+   the intake, then one retrain run (the ``retrain`` job's assets). Reported: the retrain
+   run's wall time, the valuation's own seconds inside it, the method (exact up to
+   ``MLOPS_VALUATION_EXACT_MAX``, sampled permutations beyond) and the models it trained.
+2. **A 1 M-row integrated dataset**: the valuation of 4 new contributions of 10,000 rows
+   each (every coalition trained on one seeded sample of ``MLOPS_VALUATION_MAX_ROWS`` rows)
+   next to training the candidate itself on all rows.
+
+    python benchmarks/valuation_timing.py --players 1 4 8 16 64
+"""
+
+import argparse
+import platform
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from mlops_assets.settings import Settings
+from mlops_assets_testing.data import new_flowers
+from mlops_assets_testing.pipeline import Pipeline
+from mlops_assets_testing.processes import env_for
+
+RETRAIN = [
+    "baseline_model",
+    "integrated_dataset",
+    "trained_model",
+    "registered_model_version",
+    "contributor_scoreboard",
+]
+
+
+def retrain_with(players: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test(temp_dir=tmp) as instance:
+        home = Path(tmp) / "var"
+        pipeline = Pipeline(home, Settings.from_env(env_for(home)), instance)
+        pipeline.materialize()
+        for i in range(players):
+            pipeline.drop(
+                f"c{i:02d}", "flowers.csv", new_flowers(3, seed=100 + i).to_csv(index=False)
+            )
+            pipeline.ingest(f"c{i:02d}/flowers.csv")
+        start = time.perf_counter()
+        pipeline.materialize(RETRAIN)
+        wall = time.perf_counter() - start
+        event = instance.get_latest_materialization_event(dg.AssetKey("trained_model"))
+        valuation = event.asset_materialization.metadata["valuation"].value
+        return {
+            "players": len(valuation["values"]),
+            "retrain_s": wall,
+            "valuation_s": valuation["seconds"],
+            "method": valuation["method"],
+            "permutations": valuation["permutations"],
+            "models": valuation["coalitions_trained"],
+        }
+
+
+def million_rows() -> dict:
+    from mlops_assets.core.data.integration import Contribution, integrate
+    from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
+    from mlops_assets.core.modeling.candidate import TrainingSpec
+    from mlops_assets.core.modeling.training import train_model
+    from mlops_assets.core.modeling.valuation import ValuationPolicy, value_contributions
+    from mlops_assets.task import IRIS
+    from mlops_assets_testing.data import IRIS_CSV
+
+    settings = Settings.from_env({"MLOPS_HOME": tempfile.gettempdir()})
+    split = split_benchmark(load_reference_data(IRIS_CSV, IRIS).frame, IRIS, fraction=0.3, seed=42)
+    # Measured to 0.01 cm so that a million rows are distinct (integration drops duplicates).
+    base = new_flowers(320_000, seed=1, decimals=2)
+    contributions = [
+        Contribution(
+            f"c{i}",
+            f"p{i}",
+            new_flowers(3_334, seed=10 + i, decimals=2).assign(row_index=range(10_002)),
+        )
+        for i in range(4)
+    ]
+    frame = integrate(base, contributions, split.benchmark, IRIS, seed=42).frame
+    spec = TrainingSpec("logistic_regression", {"C": 1.0, "max_iter": 1000}, seed=42)
+    policy = ValuationPolicy(
+        metric=settings.primary_metric,
+        seed=42,
+        exact_max_players=settings.valuation_exact_max,
+        budget_seconds=settings.valuation_budget_seconds,
+        max_permutations=settings.valuation_max_permutations,
+        max_training_rows=settings.valuation_max_rows,
+        exclude_harmful=settings.exclude_harmful,
+    )
+    start = time.perf_counter()
+    train_model(
+        frame, IRIS, estimator=spec.estimator, hyperparameters=spec.hyperparameters, seed=42
+    )
+    training = time.perf_counter() - start
+    valuation = value_contributions(
+        frame, split.benchmark, IRIS, spec=spec, known=[], policy=policy
+    )
+    return {
+        "rows": len(frame),
+        "train_s": training,
+        "valuation_s": valuation.seconds,
+        "models": valuation.coalitions_trained,
+        "sample": valuation.training_rows_cap,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--players", type=int, nargs="+", default=[1, 4, 8, 16, 64])
+    args = parser.parse_args()
+    print(f"# {date.today()}, {platform.node()}, {platform.processor() or platform.machine()}")
+    print(
+        "| new contributions | method | models trained | valuation | retrain run "
+        "| valuation share |"
+    )
+    print("|---:|---|---:|---:|---:|---:|")
+    for n in args.players:
+        r = retrain_with(n)
+        how = r["method"] + (f", {r['permutations']} permutations" if r["permutations"] else "")
+        print(
+            f"| {r['players']} | {how} | {r['models']} | {r['valuation_s']:.2f} s "
+            f"| {r['retrain_s']:.2f} s | {r['valuation_s'] / r['retrain_s']:.0%} |",
+            flush=True,
+        )
+    m = million_rows()
+    print(
+        f"\n1 M rows ({m['rows']:,} integrated, 4 new contributions): candidate training "
+        f"{m['train_s']:.1f} s; valuation {m['valuation_s']:.1f} s ({m['models']} models on a "
+        f"{m['sample']:,}-row sample)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Benchmark intervals and contribution values, on the iris data with real models."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from mlops_assets.core.data.integration import Contribution, integrate
+from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
+from mlops_assets.core.modeling.candidate import TrainingSpec
+from mlops_assets.core.modeling.evaluation import SUMMARY_METRICS, evaluate
+from mlops_assets.core.modeling.scoring import bootstrap_counts, delta_intervals, weighted_scores
+from mlops_assets.core.modeling.training import train_model
+from mlops_assets.core.modeling.valuation import (
+    VALUE_COLUMNS,
+    ValuationPolicy,
+    recompute,
+    value_contributions,
+    without_excluded,
+)
+from mlops_assets.task import IRIS
+from mlops_assets_testing.data import IRIS_CSV
+
+SPEC = TrainingSpec("logistic_regression", {"C": 1.0, "max_iter": 1000}, seed=3)
+
+
+def policy(**changes) -> ValuationPolicy:
+    defaults = dict(
+        metric="log_loss",
+        seed=3,
+        exact_max_players=8,
+        budget_seconds=60.0,
+        max_permutations=200,
+        max_training_rows=100_000,
+        exclude_harmful=True,
+    )
+    return ValuationPolicy(**{**defaults, **changes})
+
+
+@pytest.fixture(scope="module")
+def split():
+    iris = load_reference_data(IRIS_CSV, IRIS).frame
+    return split_benchmark(iris, IRIS, fraction=0.3, seed=42)
+
+
+@pytest.fixture(scope="module")
+def batch(split):
+    """A small base (30 reference rows) and three contributions from the rest: clean new
+    flowers, the same flowers with versicolor and virginica swapped, and a near-duplicate of
+    part of the clean one (jittered by 0.01 cm)."""
+    rows = split.train.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    base, clean = rows.iloc[:30], rows.iloc[30:75].copy()
+    swapped = rows.iloc[75:].copy()
+    swapped[IRIS.label] = swapped[IRIS.label].map(
+        {"versicolor": "virginica", "virginica": "versicolor", "setosa": "setosa"}
+    )
+    near = clean.iloc[:10].copy()
+    near[IRIS.feature_names] += np.random.default_rng(0).normal(0, 0.01, (10, 4))
+    contributions = [
+        Contribution(cid, who, frame.assign(row_index=range(len(frame))))
+        for cid, who, frame in (
+            ("alice-clean", "alice", clean),
+            ("mallory-swapped", "mallory", swapped),
+            ("bob-near", "bob", near),
+        )
+    ]
+    return integrate(base, contributions, split.benchmark, IRIS, seed=3).frame
+
+
+def test_bootstrap_scores_at_unit_weights_are_the_metrics_themselves(split):
+    model = train_model(
+        split.train, IRIS, estimator="random_forest", hyperparameters={"n_estimators": 20}, seed=1
+    )
+    evaluation = evaluate(model, split.benchmark, IRIS)
+    counts = bootstrap_counts(evaluation.n_rows, resamples=10, seed=0)
+    for metric in SUMMARY_METRICS:
+        score = weighted_scores(evaluation.predictions, counts, metric)[0]
+        lower_is_better = metric in ("log_loss", "brier")
+        assert (-score if lower_is_better else score) == pytest.approx(evaluation.metrics[metric])
+
+
+def test_paired_intervals_see_a_real_difference_and_none_between_equals(split):
+    small = evaluate(
+        train_model(
+            split.train.groupby(IRIS.label).head(3),
+            IRIS,
+            estimator=SPEC.estimator,
+            hyperparameters={},
+            seed=1,
+        ),
+        split.benchmark,
+        IRIS,
+    )
+    full = evaluate(
+        train_model(split.train, IRIS, estimator=SPEC.estimator, hyperparameters={}, seed=1),
+        split.benchmark,
+        IRIS,
+    )
+    same = delta_intervals(full, full, seed=7)
+    assert same["log_loss"].to_dict() == {"delta": 0.0, "low": 0.0, "high": 0.0, "p_value": 1.0}
+    better = delta_intervals(full, small, seed=7)
+    loss = better["log_loss"]
+    assert loss.delta < 0 and loss.low < loss.high < 0 and loss.p_value < 0.01
+    assert better == delta_intervals(full, small, seed=7)  # the seed fixes the resamples
+
+
+def test_three_players_exact_values_match_brute_force_over_every_order(split, batch):
+    valuation = value_contributions(
+        batch, split.benchmark, IRIS, spec=SPEC, known=[], policy=policy(exclude_harmful=False)
+    )
+    assert valuation.method == "exact" and valuation.coalitions_trained == 8
+    players = [v.contribution_id for v in valuation.values]
+
+    def score(members: tuple[str, ...]) -> float:
+        rows = batch[(batch["source"] == "reference") | batch["contribution_id"].isin(members)]
+        model = train_model(
+            rows, IRIS, estimator=SPEC.estimator, hyperparameters=SPEC.hyperparameters, seed=3
+        )
+        return -evaluate(model, split.benchmark, IRIS).metrics["log_loss"]
+
+    scores = {frozenset(s): score(s) for r in range(4) for s in itertools.combinations(players, r)}
+    brute = dict.fromkeys(players, 0.0)
+    for order in itertools.permutations(players):
+        for i, player in enumerate(order):
+            brute[player] += scores[frozenset(order[: i + 1])] - scores[frozenset(order[:i])]
+    for value in valuation.values:
+        expected = brute[value.contribution_id] / math.factorial(3)
+        assert value.value == pytest.approx(expected, abs=2e-6)
+        everyone = frozenset(players)
+        assert value.loo_delta == pytest.approx(
+            scores[everyone] - scores[everyone - {value.contribution_id}], abs=2e-6
+        )
+    improvement = scores[frozenset(players)] - scores[frozenset()]
+    assert sum(v.value for v in valuation.values) == pytest.approx(improvement, abs=1e-5)
+    assert valuation.improvement == pytest.approx(improvement, abs=1e-5)
+
+
+def test_the_clean_contribution_is_worth_most_and_the_swapped_one_is_excluded(split, batch):
+    valuation = value_contributions(
+        batch, split.benchmark, IRIS, spec=SPEC, known=[], policy=policy()
+    )
+    by_id = {v.contribution_id: v for v in valuation.values}
+    assert max(by_id.values(), key=lambda v: v.value).contribution_id == "alice-clean"
+    swapped = by_id["mallory-swapped"]
+    assert swapped.status == "excluded" and swapped.value_interval[1] < 0
+    assert swapped.reason.startswith("raised log loss on the benchmark by ")
+    assert "excluded from this model" in swapped.reason
+    assert by_id["alice-clean"].status == "included"
+    kept = without_excluded(batch, valuation)
+    assert "mallory-swapped" not in set(kept["contribution_id"])
+    assert len(kept) == len(batch) - swapped.rows
+    # Deterministic: the same game with the same seed gives the same numbers.
+    again = value_contributions(batch, split.benchmark, IRIS, spec=SPEC, known=[], policy=policy())
+    assert again.values == valuation.values
+    assert recompute(valuation.to_dict(), batch, split.benchmark, IRIS).values == valuation.values
+
+
+def test_contributions_the_champion_was_trained_on_are_the_base(split, batch):
+    valuation = value_contributions(
+        batch, split.benchmark, IRIS, spec=SPEC, known=["alice-clean"], policy=policy()
+    )
+    assert [v.contribution_id for v in valuation.values] == ["bob-near", "mallory-swapped"]
+    assert valuation.base_contributions == ["alice-clean"]
+    nothing_new = value_contributions(
+        batch,
+        split.benchmark,
+        IRIS,
+        spec=SPEC,
+        known=sorted(set(batch["contribution_id"])),
+        policy=policy(),
+    )
+    assert nothing_new.method == "none" and nothing_new.values == []
+    assert "nothing to value" in nothing_new.markdown()
+
+
+def test_beyond_the_exact_bound_values_are_sampled_with_standard_errors(split):
+    rows = split.train.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    parts = np.array_split(rows.iloc[20:], 12)
+    contributions = [
+        Contribution(f"c{i:02d}", f"p{i}", part.assign(row_index=range(len(part))))
+        for i, part in enumerate(parts)
+    ]
+    frame = integrate(rows.iloc[:20], contributions, split.benchmark, IRIS, seed=3).frame
+    sampled = policy(exact_max_players=4, budget_seconds=2.0, max_permutations=10_000)
+    valuation = value_contributions(
+        frame, split.benchmark, IRIS, spec=SPEC, known=[], policy=sampled
+    )
+    assert valuation.method == "permutation" and len(valuation.values) == 12
+    assert 2 <= valuation.permutations < 10_000  # the budget stopped it
+    # Each order's marginals add up to v(all), so the estimate keeps that sum exactly.
+    assert sum(v.value for v in valuation.values) == pytest.approx(valuation.improvement, abs=1e-5)
+    assert all(v.standard_error > 0 for v in valuation.values)
+    for v in valuation.values:
+        low, high = v.value_interval
+        assert low < v.value < high
+    # Recomputed with the recorded number of permutations: the same estimate.
+    again = recompute(valuation.to_dict(), frame, split.benchmark, IRIS)
+    assert again.permutations == valuation.permutations and again.values == valuation.values
+
+
+def test_a_large_training_set_is_valued_on_a_sample(split, batch):
+    valuation = value_contributions(
+        batch, split.benchmark, IRIS, spec=SPEC, known=[], policy=policy(max_training_rows=60)
+    )
+    assert valuation.training_rows_cap == 60
+    assert sum(v.rows for v in valuation.values) == int(
+        (batch["source"] == "contribution").sum()
+    )  # rows reported are the contribution's own, not the sample's
+    assert all(tuple(row) == VALUE_COLUMNS for row in valuation.rows())
