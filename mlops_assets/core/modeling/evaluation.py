@@ -40,13 +40,20 @@ class Predictions:
 
 def predict(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Predictions:
     """``model``'s predictions on ``benchmark``, classes in the task's order."""
-    x = benchmark[task.feature_names]
+    return predict_on(model, benchmark[task.feature_names], benchmark[task.label], task)
 
-    def codes(labels: Any) -> np.ndarray:
-        return pd.Categorical(np.asarray(labels).astype(str), categories=task.classes).codes
+
+def predict_on(model: Any, x: Any, labels: Any, task: TaskSchema) -> Predictions:
+    """``model``'s predictions on features ``x`` (a frame or an array) whose true classes are
+    ``labels``."""
+
+    index = {name: i for i, name in enumerate(task.classes)}
+
+    def codes(values: Any) -> np.ndarray:  # -1 for a label outside the task
+        return np.fromiter((index.get(str(v), -1) for v in values), dtype=np.int64)
 
     return Predictions(
-        true_index=codes(benchmark[task.label]),
+        true_index=codes(labels),
         predicted_index=codes(model.predict(x)),
         probabilities=_probabilities_in_task_order(model, x, task),
     )
@@ -120,7 +127,7 @@ def paired_outcome(candidate: Evaluation, baseline: Evaluation) -> dict[str, int
     }
 
 
-def _probabilities_in_task_order(model: Any, x: pd.DataFrame, task: TaskSchema) -> np.ndarray:
+def _probabilities_in_task_order(model: Any, x: Any, task: TaskSchema) -> np.ndarray:
     proba = np.asarray(model.predict_proba(x))
     order = [list(map(str, model.classes_)).index(name) for name in task.classes]
     return proba[:, order]

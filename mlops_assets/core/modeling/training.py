@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlops_assets.errors import ConfigurationError
@@ -57,12 +58,21 @@ def train_model(
         raise ConfigurationError(
             "the training set is empty", hint="materialize integrated_dataset first"
         )
-    model = build_estimator(estimator, hyperparameters, seed)
-    fit_arguments = {}
     weights = frame.get(SAMPLE_WEIGHT)
+    return fit(
+        build_estimator(estimator, hyperparameters, seed),
+        frame[task.feature_names],
+        frame[task.label].astype(str),
+        None if weights is None else weights.to_numpy(),
+    )
+
+
+def fit(model: Any, x: Any, y: Any, weights: np.ndarray | None = None) -> Any:
+    """Fit ``model`` on features ``x`` (a frame, or an array when speed matters more than
+    feature names) and labels ``y``, with per-row ``weights`` unless they are all 1."""
+    fit_arguments = {}
     if weights is not None and not (weights == 1.0).all():
         # Pipelines route fit parameters to a step by name: "<step>__sample_weight".
         step = f"{model.steps[-1][0]}__" if hasattr(model, "steps") else ""
-        fit_arguments[f"{step}sample_weight"] = weights.to_numpy()
-    model.fit(frame[task.feature_names], frame[task.label].astype(str), **fit_arguments)
-    return model
+        fit_arguments[f"{step}sample_weight"] = weights
+    return model.fit(x, y, **fit_arguments)

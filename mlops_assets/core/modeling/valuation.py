@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlops_assets.core.data.integration import CONTRIBUTION_ID, CONTRIBUTOR, SOURCE
-from mlops_assets.core.modeling.evaluation import LOWER_IS_BETTER, predict
+from mlops_assets.core.modeling.evaluation import LOWER_IS_BETTER, predict_on
 from mlops_assets.core.modeling.scoring import (
     RESAMPLES,
     bootstrap_counts,
     interval,
     weighted_scores,
 )
-from mlops_assets.core.modeling.training import train_model
+from mlops_assets.core.modeling.training import SAMPLE_WEIGHT, build_estimator, fit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -279,8 +279,16 @@ class _Game:
         ids = frame[CONTRIBUTION_ID].to_numpy()
         for i, cid in enumerate(players):
             code[ids == cid] = i
-        self.frame, self.code = frame, code
-        self.benchmark, self.task, self.spec, self.metric = benchmark, task, spec, policy.metric
+        self.code = code
+        # Arrays, not frames: a coalition model is scored and thrown away, and scikit-learn
+        # fits arrays about twice as fast (no feature-name checks) on iris-sized data.
+        self.x = frame[task.feature_names].to_numpy(dtype=float)
+        self.y = frame[task.label].astype(str).to_numpy()
+        weights = frame.get(SAMPLE_WEIGHT)
+        self.weights = None if weights is None else weights.to_numpy()
+        self.benchmark_x = benchmark[task.feature_names].to_numpy(dtype=float)
+        self.benchmark_y = benchmark[task.label]
+        self.task, self.spec, self.metric = task, spec, policy.metric
         self.counts = bootstrap_counts(len(benchmark), resamples=RESAMPLES, seed=policy.seed)
         self.cache: dict[int, np.ndarray] = {}
 
@@ -289,14 +297,14 @@ class _Game:
         if mask not in self.cache:
             players = [i for i in range(mask.bit_length()) if mask >> i & 1]
             member = (self.code < 0) | np.isin(self.code, players)
-            model = train_model(
-                self.frame[member],
-                self.task,
-                estimator=self.spec.estimator,
-                hyperparameters=self.spec.hyperparameters,
-                seed=self.spec.seed,
+            spec = self.spec
+            model = fit(
+                build_estimator(spec.estimator, spec.hyperparameters, spec.seed),
+                self.x[member],
+                self.y[member],
+                None if self.weights is None else self.weights[member],
             )
-            predictions = predict(model, self.benchmark, self.task)
+            predictions = predict_on(model, self.benchmark_x, self.benchmark_y, self.task)
             self.cache[mask] = weighted_scores(predictions, self.counts, self.metric)
         return self.cache[mask]
 
