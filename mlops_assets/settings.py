@@ -104,7 +104,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "Most permutations sampled for an estimated valuation.",
     ),
     "MLOPS_VALUATION_MAX_ROWS": (
-        "100000",
+        "50000",
         "Training rows each valuation model is trained on at most: a larger training set is valued on one seeded sample of this many rows.",
     ),
     "MLOPS_EXCLUDE_HARMFUL": (
@@ -321,12 +321,12 @@ class Settings:
             valuation_budget_seconds=_number(get, "MLOPS_VALUATION_BUDGET_SECONDS", float),
             valuation_max_permutations=_number(get, "MLOPS_VALUATION_MAX_PERMUTATIONS", int),
             valuation_max_rows=_number(get, "MLOPS_VALUATION_MAX_ROWS", int),
-            exclude_harmful=_flag(get("MLOPS_EXCLUDE_HARMFUL")),
+            exclude_harmful=_flag(get, "MLOPS_EXCLUDE_HARMFUL"),
             accuracy_floor=_number(get, "MLOPS_ACCURACY_FLOOR", float),
             min_valid_share=_number(get, "MLOPS_MIN_VALID_SHARE", float),
             min_quality=_number(get, "MLOPS_MIN_QUALITY", float),
             min_rows=_number(get, "MLOPS_MIN_ROWS", int),
-            keep_outliers=_flag(get("MLOPS_KEEP_OUTLIERS")),
+            keep_outliers=_flag(get, "MLOPS_KEEP_OUTLIERS"),
             min_class_share=_number(get, "MLOPS_MIN_CLASS_SHARE", float),
             min_training_rows=_number(get, "MLOPS_MIN_TRAINING_ROWS", int),
             seed=_number(get, "MLOPS_SEED", int),
@@ -494,5 +494,12 @@ def apply_process_defaults() -> None:
         os.environ.setdefault(name, value)
 
 
-def _flag(raw: str) -> bool:
-    return raw.strip().lower() in ("1", "true", "yes", "on")
+def _flag(get, name: str) -> bool:
+    raw = get(name).strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(
+        f"{name}={raw!r} is neither true nor false", hint="set it to true or false"
+    )

@@ -127,7 +127,7 @@ def test_three_contributions_valued_in_one_retrain(valued, monkeypatch, capsys):
     assert code == 0
     rows = {row["contributor"]: row for row in json.loads(out)}
     assert rows["mallory"]["status"] == "excluded"
-    assert rows["mallory"]["decision"].startswith(f"excluded from v{registered['version']}: raised")
+    assert rows["mallory"]["decision"].startswith(f"valued in v{registered['version']}: raised")
     assert rows["alice"]["status"] == "accepted"
     assert rows["alice"]["value"] == clean["value"]
     assert rows["alice"]["value_interval"] == clean["value_interval"]

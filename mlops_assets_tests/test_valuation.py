@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -145,7 +146,7 @@ def test_the_clean_contribution_is_worth_most_and_the_swapped_one_is_excluded(sp
     swapped = by_id["mallory-swapped"]
     assert swapped.status == "excluded" and swapped.value_interval[1] < 0
     assert swapped.reason.startswith("raised log loss on the benchmark by ")
-    assert "excluded from this model" in swapped.reason
+    assert "left out of this model, and valued again in the next retrain" in swapped.reason
     assert by_id["alice-clean"].status == "included"
     kept = without_excluded(batch, valuation)
     assert "mallory-swapped" not in set(kept["contribution_id"])
@@ -208,3 +209,25 @@ def test_a_large_training_set_is_valued_on_a_sample(split, batch):
         (batch["source"] == "contribution").sum()
     )  # rows reported are the contribution's own, not the sample's
     assert all(tuple(row) == VALUE_COLUMNS for row in valuation.rows())
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "MLOPS_EXCLUDE_HARMFUL",
+            "maybe",
+            "MLOPS_EXCLUDE_HARMFUL='maybe' is neither true nor false",
+        ),
+        ("MLOPS_VALUATION_EXACT_MAX", "-1", "MLOPS_VALUATION_EXACT_MAX must be at least 0"),
+        ("MLOPS_VALUATION_MAX_ROWS", "0", "MLOPS_VALUATION_MAX_ROWS above 0"),
+        ("MLOPS_VALUATION_BUDGET_SECONDS", "soon", "is not a valid float"),
+        ("MLOPS_PRIMARY_METRIC", "auc", "is not a benchmark metric"),
+    ],
+)
+def test_bad_valuation_settings_are_named(tmp_path, name, value, message):
+    from mlops_assets.errors import ConfigurationError
+    from mlops_assets.settings import Settings
+
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        Settings.from_env({"MLOPS_HOME": str(tmp_path), name: value})

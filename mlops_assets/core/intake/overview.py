@@ -82,7 +82,7 @@ def contribution_overview(
             status = "rejected"
         elif valued and valued["status"] == "excluded":
             status = "excluded"
-            decision = f"excluded from v{valued['valued_in_version']}: {valued['reason']}"
+            decision = f"valued in v{valued['valued_in_version']}: {valued['reason']}"
         else:
             status = "accepted"
         worth = {k: valued.get(k) for k in _UNVALUED} if valued else _UNVALUED

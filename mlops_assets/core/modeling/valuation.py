@@ -155,7 +155,13 @@ class Valuation:
             f"**{len(self.values)} new contribution(s)**, {how} on the benchmark's "
             f"{self.metric} (positive = better). Together they moved {self.metric} from "
             f"{self.base_score:.4f} (base alone) to {self.all_score:.4f}: "
-            f"{self.improvement:+.4f}.",
+            f"{self.improvement:+.4f}."
+            + (
+                f" Left out as harmful: {', '.join(v.contribution_id for v in self.excluded)};"
+                " the candidate is trained on the rest."
+                if self.excluded
+                else ""
+            ),
             "",
             "| contributor | contribution | rows | value | 95 % interval | leave-one-out "
             "| status |",
@@ -254,7 +260,7 @@ def _sentence(value: ContributionValue, metric: str) -> str:
     moved = "lowered" if (value.value > 0) == lower_is_better else "raised"
     said = f"{moved} {name} on the benchmark by {abs(value.value):.3f} ± {spread:.3f}"
     if value.status == EXCLUDED:
-        return f"{said}: excluded from this model; it is valued again in the next retrain"
+        return f"{said}: left out of this model, and valued again in the next retrain"
     if low > 0:
         return f"{said}: it made the model better"
     return f"{said}: not clearly better or worse than without it"
