@@ -82,6 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     retry.add_argument("--dead", action="store_true", help="also events already given up")
     retry.set_defaults(handler=_retry_webhooks)
 
+    task = commands.add_parser("task", help="task files")
+    task_commands = task.add_subparsers(dest="task_command", required=True)
+    task_check = task_commands.add_parser(
+        "check", help="validate a task file and its reference data; print what it says"
+    )
+    task_check.add_argument("file", type=Path)
+    task_check.add_argument("--json", action="store_true", help="print one JSON object")
+    task_check.set_defaults(handler=_task_check)
+
     serve = commands.add_parser("serve", help="run the prediction API (serves the champion)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -506,6 +515,27 @@ def _failure_message(events: list) -> str:
             error = data.error.cause or data.error
             return error.message.strip().splitlines()[0]
     return next((e.message for e in events if e.message), "the run failed")
+
+
+def _task_check(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops_assets.core.data.reference_data import check_task_file
+
+    try:
+        checked = check_task_file(args.file)
+    except (MlopsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(checked, sort_keys=True))
+        return 0
+    print(f"task {checked['name']}: label {checked['label']}, classes {checked['classes']}")
+    for feature in checked["features"]:
+        print(f"  {feature['name']}: {feature['described']}")
+    reference = checked["reference"]
+    print(
+        f"reference {reference['location']}: {reference['rows']} rows, {reference['class_counts']}"
+    )
+    return 0
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,22 +1,37 @@
 """The prediction task: the one place that says what a row looks like.
 
-Everything else (loading, cleaning, training, serving) reads this module, so another
-tabular classification task can be swapped in by replacing the ``IRIS`` definition.
+Everything else (loading, cleaning, training, serving) reads this module. A task is described
+by a TOML task file (``tasks/iris.toml`` is the default's); :func:`load_task` reads and
+validates one.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+REJECT, IMPUTE = "reject", "impute"
 
 
 @dataclass(frozen=True)
 class Feature:
-    """A numeric measurement column with its physically plausible range (inclusive)."""
+    """A column: numeric with its physically plausible range (inclusive) and unit, or
+    categorical with its allowed values; what a missing value means (``reject`` the row or
+    ``impute`` it); other spellings of its name."""
 
     name: str
-    minimum: float
-    maximum: float
+    minimum: float = -math.inf
+    maximum: float = math.inf
     unit: str = ""
+    kind: str = NUMERIC
+    values: tuple[str, ...] = ()
+    missing: str = REJECT
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,10 @@ class TaskSchema:
     classes: tuple[str, ...]
     # Spellings contributors use for each class, lower-cased (the class name itself is implied).
     label_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    label_column_aliases: tuple[str, ...] = ()  # other names of the label column
+    reference: str = ""  # the reference data: a file path, or "sklearn:<loader>"
+    primary_metric: str | None = None  # task defaults; the settings win when set
+    estimator: str | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -61,10 +80,10 @@ IRIS = TaskSchema(
     features=(
         # Ranges are generous bounds on real irises (cm), not the training data's min/max:
         # anything outside them is a measurement or unit error, not an unusual flower.
-        Feature("sepal_length", 0.1, 15.0, "cm"),
-        Feature("sepal_width", 0.1, 10.0, "cm"),
-        Feature("petal_length", 0.1, 12.0, "cm"),
-        Feature("petal_width", 0.01, 5.0, "cm"),
+        Feature("sepal_length", 0.1, 15.0, "cm", aliases=("sepallength", "sepal_len")),
+        Feature("sepal_width", 0.1, 10.0, "cm", aliases=("sepalwidth", "sepal_wid")),
+        Feature("petal_length", 0.1, 12.0, "cm", aliases=("petallength", "petal_len")),
+        Feature("petal_width", 0.01, 5.0, "cm", aliases=("petalwidth", "petal_wid")),
     ),
     label="species",
     classes=("setosa", "versicolor", "virginica"),
@@ -73,6 +92,161 @@ IRIS = TaskSchema(
         "versicolor": ("iris-versicolor", "iris versicolor", "i. versicolor", "versicolour"),
         "virginica": ("iris-virginica", "iris virginica", "i. virginica"),
     },
+    label_column_aliases=("class", "variety", "target", "label"),
+    reference="data/iris.csv",
 )
 
 TASK = IRIS
+
+
+class TaskFileError(ValueError):
+    """A task file that cannot be used; the message names the file, line and key."""
+
+
+_TASK_KEYS = {
+    "name",
+    "label",
+    "classes",
+    "reference",
+    "class_aliases",
+    "label_aliases",
+    "primary_metric",
+    "estimator",
+}
+_FEATURE_KEYS = {"name", "type", "unit", "min", "max", "missing", "aliases", "values"}
+
+
+def load_task(path: Path) -> TaskSchema:
+    """Read and validate the task file at ``path``; a relative ``reference`` is resolved
+    against the file's folder. Raises :class:`TaskFileError` naming the line and key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TaskFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TaskFileError(f"{path}: not valid TOML: {exc}") from None
+    where = _Locator(path, text)
+    task = document.get("task")
+    if not isinstance(task, dict):
+        raise TaskFileError(f"{path}: no [task] table: it names the task, label and classes")
+    _unknown(where, task, _TASK_KEYS, "task", 0)
+    name = _text(where, task, "name", "task", 0)
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise where.error("task", 0, "name", f"{name!r} must be lower-case letters, digits, _")
+    label = _text(where, task, "label", "task", 0)
+    classes = task.get("classes")
+    if (
+        not isinstance(classes, list)
+        or len(classes) < 2
+        or not all(isinstance(c, str) and c for c in classes)
+    ):
+        raise where.error("task", 0, "classes", "must list at least two class names")
+    if len(set(classes)) != len(classes):
+        raise where.error("task", 0, "classes", "lists a class twice")
+    aliases = task.get("class_aliases", {})
+    if not isinstance(aliases, dict) or not set(aliases) <= set(classes):
+        raise where.error("task", 0, "class_aliases", f"keys must be among {classes}")
+    features = tuple(_feature(where, raw, i) for i, raw in enumerate(document.get("features", [])))
+    if not features:
+        raise TaskFileError(f"{path}: no [[features]]: a task needs at least one feature")
+    names = [f.name for f in features]
+    if duplicate := next((n for n in names if names.count(n) > 1), None):
+        raise where.error(
+            "features",
+            names.index(duplicate, names.index(duplicate) + 1),
+            "name",
+            f"feature {duplicate!r} is declared twice",
+        )
+    if label in names:
+        raise where.error("task", 0, "label", f"{label!r} is also a feature")
+    reference = str(task.get("reference", ""))
+    if reference and not reference.startswith("sklearn:") and not Path(reference).is_absolute():
+        reference = str((path.parent / reference).resolve())
+    return TaskSchema(
+        name=name,
+        features=features,
+        label=label,
+        classes=tuple(classes),
+        label_aliases={k: tuple(str(v).lower() for v in vs) for k, vs in aliases.items()},
+        label_column_aliases=tuple(task.get("label_aliases", ())),
+        reference=reference,
+        primary_metric=task.get("primary_metric"),
+        estimator=task.get("estimator"),
+    )
+
+
+def _feature(where: _Locator, raw: Any, index: int) -> Feature:
+    if not isinstance(raw, dict):
+        raise where.error("features", index, "name", "each [[features]] entry must be a table")
+    _unknown(where, raw, _FEATURE_KEYS, "features", index)
+    name = _text(where, raw, "name", "features", index)
+    kind = raw.get("type", NUMERIC)
+    missing = raw.get("missing", REJECT)
+    if missing not in (REJECT, IMPUTE):
+        raise where.error("features", index, "missing", f"{missing!r}: use reject or impute")
+    aliases = tuple(str(a) for a in raw.get("aliases", ()))
+    if kind == NUMERIC:
+        low, high = raw.get("min", -math.inf), raw.get("max", math.inf)
+        for key, value in (("min", low), ("max", high)):
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise where.error("features", index, key, f"{value!r} is not a number")
+        if low > high:
+            raise where.error("features", index, "min", f"min {low} is above max {high}")
+        return Feature(
+            name,
+            float(low),
+            float(high),
+            str(raw.get("unit", "")),
+            missing=missing,
+            aliases=aliases,
+        )
+    if kind == CATEGORICAL:
+        values = raw.get("values")
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, str) for v in values)
+        ):
+            raise where.error("features", index, "values", "a categorical feature lists its values")
+        return Feature(
+            name, kind=CATEGORICAL, values=tuple(values), missing=missing, aliases=aliases
+        )
+    raise where.error("features", index, "type", f"{kind!r}: use numeric or categorical")
+
+
+def _text(where: _Locator, table: dict, key: str, section: str, index: int) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise where.error(section, index, key, "is required (a non-empty string)")
+    return value.strip()
+
+
+def _unknown(where: _Locator, table: dict, known: set[str], section: str, index: int) -> None:
+    if extra := sorted(set(table) - known):
+        raise where.error(section, index, extra[0], f"unknown key (known: {sorted(known)})")
+
+
+@dataclass(frozen=True)
+class _Locator:
+    """Line numbers for error messages: tomllib gives none for valid TOML."""
+
+    path: Path
+    text: str
+
+    def error(self, section: str, index: int, key: str, problem: str) -> TaskFileError:
+        header = "[task]" if section == "task" else "[[features]]"
+        lines = self.text.splitlines()
+        starts = [i for i, line in enumerate(lines) if line.strip().startswith(header)]
+        start = starts[index] if index < len(starts) else 0
+        line = start
+        for i in range(start + 1, len(lines)):
+            stripped = lines[i].strip()
+            if stripped.startswith("["):
+                break
+            if re.match(rf"{re.escape(key)}\s*=", stripped):
+                line = i
+                break
+        where = f"features[{index}]" if section == "features" else "task"
+        return TaskFileError(f"{self.path}:{line + 1}: {where}.{key} {problem}")

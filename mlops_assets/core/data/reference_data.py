@@ -152,3 +152,47 @@ def describe_split(reference: ReferenceData, split: BenchmarkSplit, task: TaskSc
         "class_counts": {str(k): int(v) for k, v in counts.items()},
         "preview": f"```\n{split.train.head(5).to_string(index=False)}\n```",
     }
+
+
+def check_task_file(path: Path) -> dict[str, object]:
+    """What ``mlops task check`` prints: the task file read and validated, and its reference
+    data read and validated against it (a missing reference file is an error here: only
+    the iris task falls back to scikit-learn's copy)."""
+    from mlops_assets.task import CATEGORICAL, load_task
+
+    task = load_task(path)
+    if not task.reference:
+        raise ReferenceDataError(
+            f"{path}: task.reference is not set", hint="name the reference CSV or Parquet file"
+        )
+    reference = Path(task.reference)
+    if reason := _why_unusable(reference):
+        raise ReferenceDataError(
+            f"{path}: task.reference: {reason}", hint="fix the path (relative to the task file)"
+        )
+    frame = validate_reference(_read_reference_csv(reference, task), task, origin=str(reference))
+    features = []
+    for f in task.features:
+        if f.kind == CATEGORICAL:
+            described = f"categorical, values {list(f.values)}"
+        else:
+            described = f"numeric {f.minimum:g} to {f.maximum:g} {f.unit}".rstrip()
+        features.append(
+            {
+                "name": f.name,
+                "type": f.kind,
+                "described": f"{described}; missing: {f.missing}",
+                "aliases": list(f.aliases),
+            }
+        )
+    return {
+        "name": task.name,
+        "label": task.label,
+        "classes": list(task.classes),
+        "features": features,
+        "reference": {
+            "location": str(reference),
+            "rows": len(frame),
+            "class_counts": {str(k): int(v) for k, v in frame[task.label].value_counts().items()},
+        },
+    }

@@ -6,15 +6,6 @@ import re
 
 from mlops_assets.task import TaskSchema
 
-# Common spellings of each column after normalisation (lower case, non-alphanumerics as "_").
-COLUMN_ALIASES = {
-    "sepal_length": ("sepallength", "sepal_len", "sepallengthcm"),
-    "sepal_width": ("sepalwidth", "sepal_wid", "sepalwidthcm"),
-    "petal_length": ("petallength", "petal_len", "petallengthcm"),
-    "petal_width": ("petalwidth", "petal_wid", "petalwidthcm"),
-    "species": ("class", "variety", "target", "label"),
-}
-
 
 def normalise_column_name(name: str) -> str:
     """``"Sepal Length (cm)"`` -> ``"sepal_length"``: lower case, no units, ``_`` separators."""
@@ -23,17 +14,23 @@ def normalise_column_name(name: str) -> str:
 
 
 def column_lookup(task: TaskSchema) -> dict[str, str]:
-    """Every accepted spelling, normalised like a contributor's name, to its task column.
+    """Every accepted spelling (the task's own name and its aliases), normalised like a
+    contributor's name, to its task column; each also without ``_`` and with a unit suffix
+    (``SepalLengthCm``).
 
     The task's own names go through the same normalisation, so a column such as
     ``od280/od315_of_diluted_wines`` is found under any spelling of it too.
     """
     lookup: dict[str, str] = {}
+    spellings = {f.name: f.aliases for f in task.features} | {task.label: task.label_column_aliases}
+    units = {f.name: normalise_column_name(f.unit) for f in task.features if f.unit}
     for target in task.columns:
-        for spelling in (target, *COLUMN_ALIASES.get(target, ())):
+        for spelling in (target, *spellings[target]):
             normalised = normalise_column_name(spelling)
             lookup.setdefault(normalised, target)
             lookup.setdefault(normalised.replace("_", ""), target)
+        if unit := units.get(target):
+            lookup.setdefault(normalise_column_name(target).replace("_", "") + unit, target)
     return lookup
 
 
