@@ -28,7 +28,7 @@ from mlops_assets.core.modeling.scoring import delta_intervals
 from mlops_assets.core.modeling.training import train_model
 from mlops_assets.core.registry.promotion import PairedOutcome
 from mlops_assets.settings import current_settings
-from mlops_assets.task import TASK
+from mlops_assets.task import IRIS as TASK
 
 METRICS = ("accuracy", "log_loss", "brier", "roc_auc_ovr", "f1_macro")
 

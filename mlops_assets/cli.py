@@ -15,7 +15,6 @@ from pathlib import Path
 from mlops_assets.core.registry import tags as tag
 from mlops_assets.errors import MlopsError
 from mlops_assets.settings import Settings, apply_process_defaults
-from mlops_assets.task import TASK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,8 +125,8 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
         )
     return intake_contribution(
         path,
-        TASK,
-        reference=load_reference_data(settings.iris_csv, TASK).frame,
+        settings.task,
+        reference=load_reference_data(settings.iris_csv, settings.task).frame,
         contribution_id=path.name,
         contributor=contributor,
         policy=intake_settings(settings).policy(),
@@ -376,13 +375,12 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
 
         def revalue(valuation: dict) -> dict | None:
             from mlops_assets.core.modeling.valuation import recompute
-            from mlops_assets.task import TASK
 
             key = store.integrated(str(valuation.get("dataset_sha256")))
             if not store.exists(key) or not store.exists(store.BENCHMARK):
                 return None
             frame, benchmark = store.read_frame(key), store.read_frame(store.BENCHMARK)
-            return recompute(valuation, frame, benchmark, TASK).to_dict()
+            return recompute(valuation, frame, benchmark, settings.task).to_dict()
 
         findings = verify(
             document,

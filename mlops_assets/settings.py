@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_assets.errors import ConfigurationError
+from mlops_assets.task import TaskSchema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,13 +47,20 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "$MLOPS_HOME/storage",
         "Where datasets are written as Parquet (and contribution reports as JSON): a folder, or `s3://bucket/prefix`, which every run reads and writes itself (no shared disk needed).",
     ),
-    "MLOPS_IRIS_CSV": (
-        "data/iris.csv in the repository",
-        "Canonical iris data; scikit-learn's copy is used when the file is missing or empty.",
+    "MLOPS_TASK": (
+        "tasks/iris.toml in the repository",
+        'The task file: what a row looks like (features, label, classes) and its reference data (README, "Task files"). A home (`MLOPS_HOME`) and a registered model hold one task: a home or model of another task is refused.',
     ),
-    "MLOPS_MODEL_NAME": ("iris-classifier", "Registered model name in the MLflow Model Registry."),
+    "MLOPS_IRIS_CSV": (
+        "the task's `reference`",
+        "The reference data file, overriding the task file's. For iris only, scikit-learn's copy is used when the file is missing or empty.",
+    ),
+    "MLOPS_MODEL_NAME": (
+        "`<task>-classifier`",
+        "Registered model name in the MLflow Model Registry (`iris-classifier` for the default task).",
+    ),
     "MLOPS_EXPERIMENT": (
-        "iris-continuous-training",
+        "`<task>-continuous-training`",
         "MLflow experiment that training runs are logged to.",
     ),
     "MLOPS_BASELINE_SOURCE": (
@@ -232,6 +240,8 @@ class Settings:
     landing_uri: str
     s3_endpoint_url: str | None
     storage_uri: str
+    task_file: Path
+    task: TaskSchema
     iris_csv: Path
     model_name: str
     experiment: str
@@ -292,7 +302,9 @@ class Settings:
         if credentials and env is os.environ:
             move_credentials_to_mlflow(tracking_uri, *credentials)
         is_server = tracking_uri.startswith(("http://", "https://"))
-        model_name = get("MLOPS_MODEL_NAME")
+        task_file = Path(get("MLOPS_TASK", str(REPO_ROOT / "tasks" / "iris.toml"))).expanduser()
+        task = _load_task(task_file)
+        model_name = get("MLOPS_MODEL_NAME", f"{task.name}-classifier")
         settings = cls(
             home=home,
             tracking_uri=tracking_uri,
@@ -310,9 +322,11 @@ class Settings:
             landing_uri=get("MLOPS_LANDING_URI", str(home / "landing")),
             s3_endpoint_url=get("MLOPS_S3_ENDPOINT_URL", "") or None,
             storage_uri=get("MLOPS_STORAGE_URI", str(home / "storage")),
-            iris_csv=Path(get("MLOPS_IRIS_CSV", str(REPO_ROOT / "data" / "iris.csv"))),
+            task_file=task_file.resolve(),
+            task=task,
+            iris_csv=Path(get("MLOPS_IRIS_CSV", task.reference)),
             model_name=model_name,
-            experiment=get("MLOPS_EXPERIMENT"),
+            experiment=get("MLOPS_EXPERIMENT", f"{task.name}-continuous-training"),
             primary_metric=get("MLOPS_PRIMARY_METRIC"),
             min_improvement=_number(get, "MLOPS_MIN_IMPROVEMENT", float),
             significance=_number(get, "MLOPS_SIGNIFICANCE", float),
@@ -503,3 +517,14 @@ def _flag(get, name: str) -> bool:
     raise ConfigurationError(
         f"{name}={raw!r} is neither true nor false", hint="set it to true or false"
     )
+
+
+def _load_task(path: Path) -> TaskSchema:
+    from mlops_assets.task import TaskFileError, load_task
+
+    try:
+        return load_task(path)
+    except TaskFileError as exc:
+        raise ConfigurationError(
+            f"MLOPS_TASK: {exc}", hint="`mlops task check FILE` explains a task file"
+        ) from None

@@ -96,8 +96,6 @@ IRIS = TaskSchema(
     reference="data/iris.csv",
 )
 
-TASK = IRIS
-
 
 class TaskFileError(ValueError):
     """A task file that cannot be used; the message names the file, line and key."""

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -26,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mlops_assets.core.serving.champion import ModelSlot, Poller, require_model
 from mlops_assets.errors import MlopsError
 from mlops_assets.settings import Settings
-from mlops_assets.task import TASK, TaskSchema
+from mlops_assets.task import TaskSchema
 
 log = logging.getLogger("mlops_assets.serving.api")
 KEY_HEADER = "X-API-Key"
@@ -39,12 +40,13 @@ def instance_model(task: TaskSchema) -> type[BaseModel]:
         feature.name: (
             float,
             Field(
-                ge=feature.minimum,
-                le=feature.maximum,
+                ge=feature.minimum if math.isfinite(feature.minimum) else None,
+                le=feature.maximum if math.isfinite(feature.maximum) else None,
                 strict=True,
                 allow_inf_nan=False,
-                description=f"{feature.name.replace('_', ' ')} in {feature.unit}",
-                examples=[feature.minimum + (feature.maximum - feature.minimum) / 4],
+                description=feature.name.replace("_", " ")
+                + (f" in {feature.unit}" if feature.unit else ""),
+                examples=[_example(feature.minimum, feature.maximum)],
             ),
         )
         for feature in task.features
@@ -52,17 +54,21 @@ def instance_model(task: TaskSchema) -> type[BaseModel]:
     return create_model("Instance", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-Instance = instance_model(TASK)
+def _example(low: float, high: float) -> float:
+    if math.isfinite(low) and math.isfinite(high):
+        return low + (high - low) / 4
+    return low if math.isfinite(low) else (high if math.isfinite(high) else 0.0)
 
 
-def predict_request_model(max_batch: int) -> type[BaseModel]:
+def predict_request_model(task: TaskSchema, max_batch: int) -> type[BaseModel]:
     """The request body: one to ``max_batch`` instances, or a single one."""
-    batch = Annotated[list[Instance], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
+    instance = instance_model(task)
+    batch = Annotated[list[instance], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
     return create_model(
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
         instances=(
-            batch | Instance,  # type: ignore[valid-type]
+            batch | instance,  # type: ignore[valid-type]
             Field(description="Rows to predict; a single object is a list of one."),
         ),
     )
@@ -224,7 +230,7 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
 
     app = FastAPI(
         title="mlops_assets prediction API",
-        summary=f"Serves the registry's champion of {settings.model_name} ({TASK.name}).",
+        summary=f"Serves the registry's champion of {settings.model_name} ({settings.task.name}).",
         version="1",
         lifespan=lifespan,
     )
@@ -239,7 +245,7 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
         max_bytes=settings.api_max_body_bytes,
         read_timeout=settings.api_body_timeout,
     )
-    request_model = predict_request_model(settings.api_max_batch)
+    request_model = predict_request_model(settings.task, settings.api_max_batch)
 
     @app.exception_handler(MlopsError)
     async def unavailable(_: Request, exc: MlopsError) -> JSONResponse:
@@ -299,11 +305,13 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
         instances = request.instances  # type: ignore[attr-defined]
         rows = instances if isinstance(instances, list) else [instances]
         current = require_model(slot)  # one model for the whole request, even mid-swap
-        features = np.array([[getattr(row, name) for name in TASK.feature_names] for row in rows])
+        features = np.array(
+            [[getattr(row, name) for name in settings.task.feature_names] for row in rows]
+        )
         # Built from checked values, so returned as is rather than validated again.
         return JSONResponse(
             {
-                "predictions": current.predict(features, TASK),
+                "predictions": current.predict(features, settings.task),
                 "model": {"name": current.name, "version": current.version},
             }
         )
@@ -317,6 +325,7 @@ def app_from_settings(settings: Settings) -> FastAPI:
     from mlops_assets.core.registry.tags import CHAMPION
     from mlops_assets.core.serving.champion import champion_slot
 
-    probe = load_reference_data(settings.iris_csv, TASK).frame.sample(20, random_state=0)
-    slot = champion_slot(settings.tracking_uri, settings.model_name, TASK, probe, CHAMPION)
+    task = settings.task
+    probe = load_reference_data(settings.iris_csv, task).frame.sample(20, random_state=0)
+    slot = champion_slot(settings.tracking_uri, settings.model_name, task, probe, CHAMPION)
     return create_app(settings, slot)

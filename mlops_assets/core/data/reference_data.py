@@ -46,6 +46,12 @@ def load_reference_data(path: Path, task: TaskSchema) -> ReferenceData:
                 validate_reference(frame, task, origin=str(path)), SOURCE_FILE, str(path)
             )
         fallback_reason = f"{path} has a header but no data rows"
+    if task.name != "iris":
+        raise ReferenceDataError(
+            f"the {task.name} task's reference data is unusable: {fallback_reason}",
+            hint="fix the task file's `reference` (or MLOPS_IRIS_CSV); only iris has a "
+            "bundled copy to fall back to",
+        )
     frame = sklearn_iris(task)
     return ReferenceData(
         validate_reference(frame, task, origin="sklearn.datasets.load_iris"),

@@ -516,3 +516,30 @@ def read_attestation(client: MlflowClient, version: ModelVersion) -> dict[str, A
     if str(document.get("version")) != str(version.version):
         return None  # a shared record of the run, about another version
     return document
+
+
+def claim_model_for_task(client: MlflowClient, model_name: str, task_name: str) -> None:
+    """Tag ``model_name`` with the task its versions predict (creating it when new), and
+    refuse a model that belongs to another task: a registry of iris models must not receive
+    a wine candidate, nor a wine baseline be compared with iris ones."""
+    from mlflow.exceptions import MlflowException
+
+    from mlops_assets.errors import ConfigurationError
+
+    try:
+        model = client.get_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        client.create_registered_model(model_name, tags={tag.TASK: task_name})
+        return
+    held = model.tags.get(tag.TASK)
+    if held is None:  # registered before models were tagged with their task
+        client.set_registered_model_tag(model_name, tag.TASK, task_name)
+    elif held != task_name:
+        raise ConfigurationError(
+            f"the registered model {model_name} holds {held!r} models, and MLOPS_TASK names "
+            f"the {task_name!r} task",
+            hint=f"set MLOPS_MODEL_NAME to a model of the {task_name} task (the default is "
+            f"{task_name}-classifier), or MLOPS_TASK back to the {held!r} task file",
+        )

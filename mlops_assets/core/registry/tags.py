@@ -10,6 +10,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 
+# What a registered model is
+TASK = "task"  # the task (task file name) all its versions predict
+
 # What a version is
 MODEL_UUID = "model_uuid"  # the logged model's id, searchable
 MODEL_ID = "model_id"  # MLflow 3's LoggedModel id: a rerun finds its own version by it

@@ -9,9 +9,8 @@ from mlops_assets.defs.contributions.partitions import (
     STAGE_TAG,
     contributions_partitions,
 )
-from mlops_assets.defs.resources import DatasetStore, IntakeSettings, LandingZone
+from mlops_assets.defs.resources import DatasetStore, IntakeSettings, LandingZone, TaskDefinition
 from mlops_assets.errors import UpstreamMissingError
-from mlops_assets.task import TASK
 
 # Intake and integration read the reports and the accepted rows of earlier contributions;
 # rejected rows stay in storage for people, unread by the pipeline.
@@ -38,6 +37,7 @@ def contributed_data(
     intake: IntakeSettings,
     store: DatasetStore,
     landing: LandingZone,
+    task: TaskDefinition,
 ) -> dg.MaterializeResult:
     """One contribution file: read, columns mapped, rows validated, accepted or rejected.
 
@@ -61,7 +61,7 @@ def contributed_data(
     with landing.local_copy(landing_path) as path:
         report = process_contribution(
             path,
-            TASK,
+            task.schema(),
             reference=reference,
             # Earlier contributions are read to find duplicates; this one is written beside them.
             contributions_root=store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE),

@@ -5,7 +5,7 @@ import dagster as dg
 from mlops_assets.defs.contributions.assets import contributed_data
 from mlops_assets.defs.contributions.partitions import contributions_partitions
 from mlops_assets.defs.data.checks import expectations_result
-from mlops_assets.defs.resources import DatasetStore
+from mlops_assets.defs.resources import DatasetStore, TaskDefinition
 
 
 @dg.asset_check(asset=contributed_data, blocking=True, partitions_def=contributions_partitions)
@@ -30,11 +30,11 @@ def contributed_data_accepted(
 
 @dg.asset_check(asset=contributed_data, blocking=True, partitions_def=contributions_partitions)
 def contributed_data_expectations(
-    context: dg.AssetCheckExecutionContext, store: DatasetStore
+    context: dg.AssetCheckExecutionContext, store: DatasetStore, task: TaskDefinition
 ) -> dg.AssetCheckResult:
     """Great Expectations suite on the clean rows: columns, types, ranges, labels, no nulls."""
     try:
         clean = store.read_frame(store.contribution(context.partition_key, "clean.parquet"))
     except FileNotFoundError:
         return dg.AssetCheckResult(passed=False, description="no clean rows were written")
-    return expectations_result(clean, name="contributed_data", min_rows=1)
+    return expectations_result(clean, task, name="contributed_data", min_rows=1)

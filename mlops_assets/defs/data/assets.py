@@ -10,9 +10,13 @@ from pathlib import Path
 import dagster as dg
 
 from mlops_assets.defs.contributions.assets import READ_BY_INTAKE, contributed_data
-from mlops_assets.defs.resources import DatasetStore, ReferenceDataSource, TrainingDataPolicy
+from mlops_assets.defs.resources import (
+    DatasetStore,
+    ReferenceDataSource,
+    TaskDefinition,
+    TrainingDataPolicy,
+)
 from mlops_assets.errors import UpstreamMissingError
-from mlops_assets.task import TASK
 
 
 class IrisDatasetConfig(dg.Config):
@@ -54,6 +58,7 @@ def iris_dataset(
     config: IrisDatasetConfig,
     reference: ReferenceDataSource,
     store: DatasetStore,
+    task: TaskDefinition,
 ) -> dg.MaterializeResult:
     """Canonical iris data, validated and split once into a train part and a fixed benchmark.
 
@@ -66,18 +71,20 @@ def iris_dataset(
         split_benchmark,
     )
 
-    data = load_reference_data(Path(config.csv_path or reference.csv_path), TASK)
+    schema = task.schema()
+    store.claim_for_task(schema.name)
+    data = load_reference_data(Path(config.csv_path or reference.csv_path), schema)
     if data.fallback_reason:
         context.log.warning(f"Using scikit-learn's iris: {data.fallback_reason}")
     split = split_benchmark(
         data.frame,
-        TASK,
+        schema,
         fraction=config.benchmark_fraction or reference.benchmark_fraction,
         seed=reference.seed if config.seed is None else config.seed,
     )
     store.write_frame(split.train, store.REFERENCE_TRAIN)
     store.write_frame(split.benchmark, store.BENCHMARK)
-    described = describe_split(data, split, TASK)
+    described = describe_split(data, split, schema)
     return dg.MaterializeResult(
         metadata={
             **described,
@@ -100,7 +107,10 @@ def iris_dataset(
     ),
 )
 def integrated_dataset(
-    config: IntegrationConfig, data_policy: TrainingDataPolicy, store: DatasetStore
+    config: IntegrationConfig,
+    data_policy: TrainingDataPolicy,
+    store: DatasetStore,
+    task: TaskDefinition,
 ) -> dg.MaterializeResult:
     """The training set: iris train part + every accepted contribution, benchmark rows and
     duplicates removed, shuffled reproducibly; versioned by its content hash."""
@@ -128,7 +138,7 @@ def integrated_dataset(
         store.read_frame(store.REFERENCE_TRAIN),
         contributions,
         store.read_frame(store.BENCHMARK),
-        TASK,
+        task.schema(),
         seed=seed,
         policy=policy,
     )

@@ -10,18 +10,20 @@ import dagster as dg
 
 from mlops_assets.defs.data.assets import integrated_dataset, iris_dataset
 from mlops_assets.defs.metadata import upstream_metadata
-from mlops_assets.defs.resources import DatasetStore, TrainingDataPolicy
-from mlops_assets.task import TASK
+from mlops_assets.defs.resources import DatasetStore, TaskDefinition, TrainingDataPolicy
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def expectations_result(frame: "pd.DataFrame", *, name: str, min_rows: int) -> dg.AssetCheckResult:
+def expectations_result(
+    frame: "pd.DataFrame", task: TaskDefinition, *, name: str, min_rows: int
+) -> dg.AssetCheckResult:
     """The task's Great Expectations suite on ``frame``, as a check result saying what failed."""
     from mlops_assets.core.data.expectations import task_expectations, validate_expectations
 
-    outcome = validate_expectations(frame, task_expectations(TASK, min_rows=min_rows), name=name)
+    suite = task_expectations(task.schema(), min_rows=min_rows)
+    outcome = validate_expectations(frame, suite, name=name)
     return dg.AssetCheckResult(
         passed=outcome.success,
         description=outcome.summary(),
@@ -30,13 +32,13 @@ def expectations_result(frame: "pd.DataFrame", *, name: str, min_rows: int) -> d
 
 
 @dg.asset_check(asset=iris_dataset, blocking=True)
-def iris_dataset_expectations(store: DatasetStore) -> dg.AssetCheckResult:
+def iris_dataset_expectations(store: DatasetStore, task: TaskDefinition) -> dg.AssetCheckResult:
     """Great Expectations suite on the train and benchmark parts: columns, types, ranges,
     labels, no nulls, a row-count floor."""
     import pandas as pd
 
     frame = pd.concat([store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)])
-    return expectations_result(frame, name="iris_dataset", min_rows=30)
+    return expectations_result(frame, task, name="iris_dataset", min_rows=30)
 
 
 def _training_set(context: dg.AssetCheckExecutionContext, store: DatasetStore) -> "pd.DataFrame":
@@ -46,13 +48,13 @@ def _training_set(context: dg.AssetCheckExecutionContext, store: DatasetStore) -
 
 @dg.asset_check(asset=integrated_dataset, blocking=True)
 def integrated_dataset_has_no_benchmark_rows(
-    context: dg.AssetCheckExecutionContext, store: DatasetStore
+    context: dg.AssetCheckExecutionContext, store: DatasetStore, task: TaskDefinition
 ) -> dg.AssetCheckResult:
     """No training row may equal a benchmark row: that would inflate every score."""
     from mlops_assets.core.data.integration import benchmark_overlap
 
     overlap = benchmark_overlap(
-        _training_set(context, store), store.read_frame(store.BENCHMARK), TASK
+        _training_set(context, store), store.read_frame(store.BENCHMARK), task.schema()
     )
     return dg.AssetCheckResult(
         passed=overlap == 0,
@@ -63,15 +65,18 @@ def integrated_dataset_has_no_benchmark_rows(
 
 @dg.asset_check(asset=integrated_dataset, blocking=True)
 def integrated_dataset_class_balance(
-    context: dg.AssetCheckExecutionContext, data_policy: TrainingDataPolicy, store: DatasetStore
+    context: dg.AssetCheckExecutionContext,
+    data_policy: TrainingDataPolicy,
+    store: DatasetStore,
+    task: TaskDefinition,
 ) -> dg.AssetCheckResult:
     """Enough rows, and no class below ``MLOPS_MIN_CLASS_SHARE`` of the training set: a
     flood of one class from contributions must not starve the others."""
     from mlops_assets.core.data.integration import class_balance
 
     balance = class_balance(
-        _training_set(context, store)[TASK.label],
-        TASK.classes,
+        _training_set(context, store)[task.schema().label],
+        task.schema().classes,
         min_share=data_policy.min_class_share,
         min_rows=data_policy.min_training_rows,
     )

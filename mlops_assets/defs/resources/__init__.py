@@ -14,6 +14,7 @@ from mlops_assets.defs.resources.policies import (
     IntakeSettings,
     PromotionPolicy,
     ReferenceDataSource,
+    TaskDefinition,
     TrainingDataPolicy,
     ValuationSettings,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "ModelRegistry",
     "PromotionPolicy",
     "ReferenceDataSource",
+    "TaskDefinition",
     "TrainingDataPolicy",
     "ValuationSettings",
     "Webhooks",
@@ -140,6 +142,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             min_benchmark_rows=settings.min_benchmark_rows,
             accuracy_floor=settings.accuracy_floor,
         ),
+        "task": TaskDefinition(path=str(settings.task_file)),
         "valuation": ValuationSettings(
             exact_max_players=settings.valuation_exact_max,
             budget_seconds=settings.valuation_budget_seconds,

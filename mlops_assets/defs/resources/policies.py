@@ -1,6 +1,7 @@
 """Policies: the settings of a deployment that decide what the pipeline accepts, trains on
 and promotes, as resources (so a run's config only overrides them, and the UI shows them)."""
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,23 @@ if TYPE_CHECKING:
     from mlops_assets.core.modeling.baseline import BaselinePolicy
     from mlops_assets.core.modeling.valuation import ValuationPolicy
     from mlops_assets.core.registry.promotion import PromotionGate
+    from mlops_assets.task import TaskSchema
+
+
+class TaskDefinition(dg.ConfigurableResource):
+    """The task (``MLOPS_TASK``): what a row looks like, read from its task file."""
+
+    path: str
+
+    def schema(self) -> "TaskSchema":
+        return _task_schema(self.path)
+
+
+@functools.cache
+def _task_schema(path: str) -> "TaskSchema":
+    from mlops_assets.task import load_task
+
+    return load_task(Path(path))
 
 
 class ReferenceDataSource(dg.ConfigurableResource):

@@ -25,6 +25,7 @@ class DatasetStore(dg.ConfigurableResource, ABC):
     # The bytes of accepted contributions, as ingested: <sha256[:16]>/<file name>.
     ORIGINALS: ClassVar[str] = "originals"
     SCOREBOARD: ClassVar[str] = "scoreboard/contributors.parquet"
+    TASK: ClassVar[str] = "task.json"  # the task whose data this store holds
 
     root: str
 
@@ -74,6 +75,24 @@ class DatasetStore(dg.ConfigurableResource, ABC):
 
         write_parquet(frame, self.local_path(key))
         self.publish(key)
+
+    def claim_for_task(self, name: str) -> None:
+        """Record that this store holds task ``name``'s data, refusing when it holds another
+        task's (its datasets, models and attestations would be mixed or overwritten)."""
+        from mlops_assets.core.common.storage import read_json, write_json
+        from mlops_assets.errors import ConfigurationError
+
+        if self.exists(self.TASK):
+            held = read_json(self.fetch(self.TASK)).get("task")
+            if held != name:
+                raise ConfigurationError(
+                    f"{self.uri('')} holds the {held!r} task's data, and MLOPS_TASK names {name!r}",
+                    hint="give this task its own MLOPS_HOME (or MLOPS_STORAGE_URI and "
+                    f"MLOPS_LANDING_URI), or set MLOPS_TASK back to the {held!r} task file",
+                )
+            return
+        write_json({"task": name}, self.local_path(self.TASK))
+        self.publish(self.TASK)
 
     def write_dataset(self, frame: "pd.DataFrame", sha256: str) -> str:
         """Store a training set under its content hash; returns its URI."""

@@ -17,11 +17,11 @@ from mlops_assets.defs.resources import (
     MlflowTracking,
     ModelRegistry,
     PromotionPolicy,
+    TaskDefinition,
     TrainingDataPolicy,
     ValuationSettings,
     Webhooks,
 )
-from mlops_assets.task import TASK
 
 
 class Estimator(Enum):
@@ -67,6 +67,7 @@ def baseline_model(
     data_policy: TrainingDataPolicy,
     webhooks: Webhooks,
     mlflow_tracking: MlflowTracking,
+    task: TaskDefinition,
 ) -> dg.MaterializeResult:
     """The model to beat: by default the registry's ``champion``; or another registry
     version or alias, or a trusted local file (``MLOPS_BASELINE_SOURCE``), validated against
@@ -76,7 +77,7 @@ def baseline_model(
     default training config, registered as the first version and aliased ``champion``.
     """
     from mlops_assets.core.modeling.baseline import ColdStart, resolve_baseline
-    from mlops_assets.core.registry.client import registry_errors
+    from mlops_assets.core.registry.client import claim_model_for_task, registry_errors
 
     defaults = TrainingConfig()
     cold_start = ColdStart(
@@ -87,13 +88,14 @@ def baseline_model(
         save_dataset=lambda data: store.write_dataset(data.frame, data.sha256),
     )
     with registry_errors(registry.tracking_uri), mlflow_tracking.step() as run_id:
+        claim_model_for_task(registry.client(), registry.model_name, task.schema().name)
         baseline = resolve_baseline(
             registry.client(),
             tracking_uri=registry.tracking_uri,
             policy=baseline_loader.policy(),
             model_name=registry.model_name,
             benchmark=store.read_frame(store.BENCHMARK),
-            task=TASK,
+            task=task.schema(),
             cold_start=cold_start,
             tags={"dagster_run_id": context.run_id},
             on_retry=lambda attempt, wait, exc: context.log.warning(
@@ -130,6 +132,7 @@ def trained_model(
     store: DatasetStore,
     registry: ModelRegistry,
     mlflow_tracking: MlflowTracking,
+    task: TaskDefinition,
 ) -> dg.MaterializeResult:
     """A candidate trained on the integrated dataset, scored with the baseline on the same
     benchmark; the contributions the baseline was not trained on are valued first, and
@@ -155,7 +158,7 @@ def trained_model(
         trained = train_candidate(
             store.read_frame(store.integrated(dataset.sha256)),
             store.read_frame(store.BENCHMARK),
-            TASK,
+            task.schema(),
             spec=spec,
             data=dataset,
             benchmark_uri=store.uri(store.BENCHMARK),
