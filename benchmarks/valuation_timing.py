@@ -26,14 +26,6 @@ from mlops_assets_testing.data import new_flowers
 from mlops_assets_testing.pipeline import Pipeline
 from mlops_assets_testing.processes import env_for
 
-RETRAIN = [
-    "baseline_model",
-    "integrated_dataset",
-    "trained_model",
-    "registered_model_version",
-    "contributor_scoreboard",
-]
-
 
 def retrain_with(players: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test(temp_dir=tmp) as instance:
@@ -46,7 +38,7 @@ def retrain_with(players: int) -> dict:
             )
             pipeline.ingest(f"c{i:02d}/flowers.csv")
         start = time.perf_counter()
-        pipeline.materialize(RETRAIN)
+        pipeline.retrain()
         wall = time.perf_counter() - start
         event = instance.get_latest_materialization_event(dg.AssetKey("trained_model"))
         valuation = event.asset_materialization.metadata["valuation"].value

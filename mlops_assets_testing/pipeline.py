@@ -59,6 +59,12 @@ class Pipeline:
             tags=tags,
         )
 
+    def retrain(self) -> dg.ExecuteInProcessResult:
+        """What ``retrain_sensor`` launches: the ``retrain`` job's assets, in this process."""
+        job = self.definitions.resolve_job_def("retrain")
+        keys = job.asset_layer.executable_asset_keys
+        return self.materialize([key.to_user_string() for key in keys])
+
     def ingest(
         self, relative_path: str, *, raise_on_error: bool = True
     ) -> dg.ExecuteInProcessResult:

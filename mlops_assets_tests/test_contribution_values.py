@@ -15,14 +15,6 @@ from mlops_assets.task import IRIS
 from mlops_assets_testing.data import new_flowers
 from mlops_assets_testing.processes import env_for, free_port, in_process_mlops
 
-RETRAIN = [
-    "baseline_model",
-    "integrated_dataset",
-    "trained_model",
-    "registered_model_version",
-    "contributor_scoreboard",
-]
-
 
 def metadata(pipeline, asset: str) -> dict:
     event = pipeline.instance.get_latest_materialization_event(dg.AssetKey(asset))
@@ -56,7 +48,7 @@ def valued(pipeline, monkeypatch):
     assert len(requests) == 3
     for request in requests:
         pipeline.launch(request)
-    pipeline.materialize(RETRAIN)
+    pipeline.retrain()
     return pipeline
 
 

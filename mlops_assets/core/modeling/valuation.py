@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops_assets.core.data.integration import CONTRIBUTION_ID, CONTRIBUTOR, SOURCE
+from mlops_assets.core.data.integration import (
+    CONTRIBUTION_ID,
+    CONTRIBUTION_SOURCE,
+    CONTRIBUTOR,
+    SOURCE,
+)
 from mlops_assets.core.modeling.evaluation import LOWER_IS_BETTER, predict_on
 from mlops_assets.core.modeling.scoring import (
     RESAMPLES,
@@ -189,7 +194,7 @@ def value_contributions(
     """Value the contributions of ``frame`` (an integrated dataset) that are not in ``known``
     (the champion's; None: unknown, so every contribution is new) by their Shapley values."""
     started = time.perf_counter()
-    contributed = frame[frame[SOURCE] == "contribution"]
+    contributed = frame[frame[SOURCE] == CONTRIBUTION_SOURCE]
     sizes = contributed.groupby(CONTRIBUTION_ID, sort=True)[CONTRIBUTOR].agg(["first", "size"])
     known_set = set(known or [])
     players = [cid for cid in sizes.index if cid not in known_set]
