@@ -129,3 +129,39 @@ def test_mlops_task_check_reads_the_reference_data(tmp_path, monkeypatch, capsys
     assert code == 2 and "has the wrong columns: missing ['island']" in err
     code, _, err = mlops("task", "check", str(tmp_path / "nothing.toml"))
     assert code == 2 and "nothing.toml: cannot be read" in err
+
+
+def test_a_binary_task_is_scored_with_the_auc_of_its_positive_class(tmp_path):
+    """Two wine cultivars as a binary task: every metric, the bootstrap and ROC AUC work."""
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from mlops_assets.core.data.reference_data import split_benchmark
+    from mlops_assets.core.modeling.evaluation import SUMMARY_METRICS, evaluate
+    from mlops_assets.core.modeling.scoring import bootstrap_counts, weighted_scores
+    from mlops_assets.core.modeling.training import train_model
+
+    text = (REPO / "tasks" / "wine.toml").read_text()
+    text = (
+        text.replace(
+            'classes = ["cultivar_1", "cultivar_2", "cultivar_3"]',
+            'classes = ["cultivar_1", "cultivar_2"]',
+        )
+        .replace('cultivar_3 = ["class_2"]\n', "")
+        .replace("../data/wine.csv", str(REPO / "data" / "wine.csv"))
+    )
+    task = load_task(write(tmp_path, text))
+    wine = pd.read_csv(REPO / "data" / "wine.csv")
+    wine = wine[wine["cultivar"] != "cultivar_3"]
+    split = split_benchmark(wine, task, fraction=0.3, seed=1)
+    model = train_model(
+        split.train, task, estimator="logistic_regression", hyperparameters={}, seed=1
+    )
+    evaluation = evaluate(model, split.benchmark, task)
+    positive = model.predict_proba(split.benchmark[task.feature_names])[:, 1]
+    expected = roc_auc_score(split.benchmark["cultivar"] == "cultivar_2", positive)
+    assert evaluation.metrics["roc_auc_ovr"] == pytest.approx(expected, abs=1e-6)
+    counts = bootstrap_counts(evaluation.n_rows, resamples=5, seed=0)
+    for metric in SUMMARY_METRICS:
+        score = weighted_scores(evaluation.predictions, counts, metric)[0]
+        assert abs(score) == pytest.approx(evaluation.metrics[metric], abs=1e-6), metric

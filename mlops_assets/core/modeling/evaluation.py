@@ -99,7 +99,7 @@ def evaluate(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Evaluatio
         "precision_macro": float(np.mean(precision)),
         "recall_macro": float(np.mean(recall)),
         "f1_macro": float(np.mean(f1)),
-        "roc_auc_ovr": skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=labels),
+        "roc_auc_ovr": _roc_auc(y_true, proba, labels),
         "log_loss": skm.log_loss(y_true, proba, labels=labels),
         "brier": float(np.mean(((proba - (y_true[:, None] == np.array(labels))) ** 2).sum(1))),
     }
@@ -115,6 +115,16 @@ def evaluate(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Evaluatio
         n_rows=len(benchmark),
         predictions=predictions,
     )
+
+
+def _roc_auc(y_true: np.ndarray, proba: np.ndarray, labels: list[str]) -> float:
+    """One-vs-rest ROC AUC, macro-averaged; for a binary task the AUC of the positive class
+    (the task's second), which both one-vs-rest AUCs equal."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(labels) == 2:
+        return roc_auc_score(y_true == labels[1], proba[:, 1])
+    return roc_auc_score(y_true, proba, multi_class="ovr", labels=labels)
 
 
 def paired_outcome(candidate: Evaluation, baseline: Evaluation) -> dict[str, int]:
