@@ -44,6 +44,8 @@ benchmark: setup
 	$(BIN)/python benchmarks/registration_overhead.py
 	$(BIN)/python benchmarks/baseline_load.py
 	$(BIN)/python benchmarks/serving_throughput.py
+	$(BIN)/python benchmarks/primary_metric.py --trials 200
+	$(BIN)/python benchmarks/valuation_timing.py
 
 # Forget everything the embedded default stored (Dagster runs, MLflow models, datasets, landing zone).
 clean-state:
