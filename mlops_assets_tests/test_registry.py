@@ -70,3 +70,50 @@ def test_a_dead_tracking_server_is_a_clear_error():
         mlflow_client(uri).get_experiment_by_name("e")
     assert "secret" not in str(error.value) and "***@127.0.0.1" in str(error.value)
     assert redact_uri("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def _promoted_over_a_stump(pipeline, tmp_path):
+    """v1: a one-split tree imported as the first champion; v2: the candidate, promoted."""
+    import joblib
+    from sklearn.tree import DecisionTreeClassifier
+
+    from mlops_assets.settings import Settings
+    from mlops_assets_testing.processes import env_for
+
+    pipeline.materialize("iris_dataset")
+    store = pipeline.resources()["store"]
+    train = store.read_frame(store.REFERENCE_TRAIN)
+    stump = DecisionTreeClassifier(max_depth=1, random_state=0)
+    weak = tmp_path / "trusted" / "stump.joblib"
+    weak.parent.mkdir()
+    joblib.dump(stump.fit(train[IRIS.feature_names], train[IRIS.label]), weak)
+    pipeline.settings = Settings.from_env(
+        env_for(
+            pipeline.home, MLOPS_BASELINE_SOURCE=str(weak), MLOPS_TRUSTED_MODEL_DIR=str(weak.parent)
+        )
+    )
+    pipeline.materialize()
+    client, name = pipeline.client(), pipeline.settings.model_name
+    v2 = client.get_model_version(name, "2")
+    assert v2.tags["promoted"] == "true" and v2.tags["decided_against"] == "1"
+    return client, name
+
+
+@pytest.mark.parametrize(("champion_since", "expected"), [("1", "2"), ("moved", "1")])
+def test_a_run_killed_before_the_aliases_moved_is_completed_by_a_rerun(
+    pipeline, tmp_path, champion_since, expected
+):
+    """registration=complete, but the kill came before challenger and champion moved: the
+    rerun moves them, unless the champion moved since the decision (then it stays)."""
+    client, name = _promoted_over_a_stump(pipeline, tmp_path)
+    # The state a kill right after registration=complete leaves.
+    client.set_registered_model_alias(name, CHAMPION, "1")
+    client.delete_registered_model_alias(name, "challenger")
+    if champion_since == "moved":  # as if a promotion by hand had happened since
+        client.set_model_version_tag(name, "2", "decided_against", "0")
+    rerun = pipeline.materialize("registered_model_version")
+    registered = rerun.asset_materializations_for_node("registered_model_version")[0].metadata
+    assert registered["version"].value == "2" and registered["resumed_registration"].value
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == expected
+    assert str(client.get_model_version_by_alias(name, "challenger").version) == "2"
+    assert len(client.search_model_versions(f"name = '{name}'")) == 2

@@ -128,7 +128,10 @@ def register_candidate(
 
     existing = _version_of_model(client, model_name, candidate.model_id)
     if existing is not None and existing.tags.get(tag.REGISTRATION) == "complete":
-        # Registered and decided already (a rerun after the aliases moved): nothing to redo.
+        # Registered and decided already; a run killed before the aliases moved left only
+        # them to do.
+        _move_aliases(client, model_name, existing)
+        existing = client.get_model_version(model_name, str(existing.version))
         return _finished(client, model_name, existing, resumed=True)
     abandoned = _abandon_orphans(client, model_name, candidate.model_id, run_is_over)
     if existing is None:
@@ -173,7 +176,11 @@ def register_candidate(
         # The alias the baseline was found by moved after this candidate was scored.
         promote = False
         reason = f"not promoted: {moved} since this candidate was evaluated; retrain to compare"
-    tags = {tag.PROMOTED: str(promote).lower(), tag.PROMOTION_REASON: reason}
+    tags = {
+        tag.PROMOTED: str(promote).lower(),
+        tag.PROMOTION_REASON: reason,
+        tag.DECIDED_AGAINST: champion_version or "none",
+    }
     if decision.p_value is not None:
         tags[tag.PROMOTION_P_VALUE] = f"{decision.p_value:.6f}"
         tags[tag.PROMOTION_TEST] = decision.test
@@ -224,6 +231,24 @@ def _values_tag(candidate: Candidate) -> list[dict[str, Any]]:
         }
         for v in candidate.valuation.get("values", [])
     ]
+
+
+def _move_aliases(client: MlflowClient, model_name: str, version: ModelVersion) -> None:
+    """The alias moves of a decided version: ``challenger`` unless a newer version has it,
+    ``champion`` when promoted and the champion is still the one it was decided against (a
+    champion that moved since, by hand or by a newer version, is left alone)."""
+    from mlops_assets.core.registry.client import get_version_by_alias, promote_to_champion
+    from mlops_assets.core.registry.tags import CHALLENGER, CHAMPION
+
+    number = str(version.version)
+    challenger = get_version_by_alias(client, model_name, CHALLENGER)
+    if challenger is None or int(challenger.version) < int(number):
+        client.set_registered_model_alias(model_name, CHALLENGER, number)
+    champion = get_version_by_alias(client, model_name, CHAMPION)
+    now = str(champion.version) if champion is not None else "none"
+    promoted = version.tags.get(tag.PROMOTED) == "true"
+    if promoted and now != number and now == version.tags.get(tag.DECIDED_AGAINST):
+        promote_to_champion(client, model_name, number)
 
 
 def _version_of_model(client: MlflowClient, model_name: str, model_id: str) -> ModelVersion | None:

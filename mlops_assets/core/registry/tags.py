@@ -42,6 +42,7 @@ PROMOTED = "promoted"  # "true" | "false"
 PROMOTION_REASON = "promotion_reason"
 PROMOTION_P_VALUE = "promotion_p_value"
 PROMOTION_TEST = "promotion_test"  # exact McNemar | paired bootstrap, when one decided
+DECIDED_AGAINST = "decided_against"  # the champion's version when the decision was made
 ATTESTATION_PATH = "attestation_path"
 ATTESTATION_SHA256 = "attestation_sha256"
 # A champion moved by hand: champion_set_by, _how, _reason, _at, _from
