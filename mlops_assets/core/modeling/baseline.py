@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-COLD_START_REASON = "cold start: first model, trained on iris alone"
+COLD_START_REASON = "cold start: first model, trained on the reference data alone"
 PROBE_ROWS = 20
 
 
