@@ -327,7 +327,8 @@ class Settings:
             iris_csv=Path(get("MLOPS_IRIS_CSV", task.reference)),
             model_name=model_name,
             experiment=get("MLOPS_EXPERIMENT", f"{task.name}-continuous-training"),
-            primary_metric=get("MLOPS_PRIMARY_METRIC"),
+            # The task file's metric, when it names one, before the product's default.
+            primary_metric=get("MLOPS_PRIMARY_METRIC", task.primary_metric or None),
             min_improvement=_number(get, "MLOPS_MIN_IMPROVEMENT", float),
             significance=_number(get, "MLOPS_SIGNIFICANCE", float),
             min_benchmark_rows=_number(get, "MLOPS_MIN_BENCHMARK_ROWS", int),
@@ -373,6 +374,12 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.task.primary_metric and self.task.primary_metric not in PROMOTION_METRICS:
+            raise ConfigurationError(
+                f"{self.task_file}: task.primary_metric={self.task.primary_metric!r} is not a "
+                "benchmark metric",
+                hint=f"use one of {', '.join(PROMOTION_METRICS)}",
+            )
         if self.primary_metric not in PROMOTION_METRICS:
             raise ConfigurationError(
                 f"MLOPS_PRIMARY_METRIC={self.primary_metric!r} is not a benchmark metric",

@@ -116,3 +116,22 @@ def test_a_task_file_that_does_not_load_is_a_configuration_error(tmp_path):
         ConfigurationError, match=r"MLOPS_TASK: .*task.toml:1: task.label is required"
     ):
         Settings.from_env(env_for(tmp_path, MLOPS_TASK=str(bad)))
+
+
+def test_a_task_file_sets_the_default_primary_metric(tmp_path):
+    from mlops_assets.errors import ConfigurationError
+
+    text = (
+        (REPO / "tasks" / "wine.toml")
+        .read_text()
+        .replace("[task.class_aliases]", 'primary_metric = "brier"\n\n[task.class_aliases]')
+    )
+    task = tmp_path / "wine.toml"
+    task.write_text(text.replace("../data/wine.csv", str(REPO / "data" / "wine.csv")))
+    assert Settings.from_env(env_for(tmp_path, MLOPS_TASK=str(task))).primary_metric == "brier"
+    overridden = env_for(tmp_path, MLOPS_TASK=str(task), MLOPS_PRIMARY_METRIC="accuracy")
+    assert Settings.from_env(overridden).primary_metric == "accuracy"
+    assert Settings.from_env(env_for(tmp_path, MLOPS_TASK=WINE)).primary_metric == "log_loss"
+    task.write_text(task.read_text().replace('"brier"', '"auc"'))
+    with pytest.raises(ConfigurationError, match=r"wine.toml: task.primary_metric='auc' is not"):
+        Settings.from_env(env_for(tmp_path, MLOPS_TASK=str(task)))
