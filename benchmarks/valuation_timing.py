@@ -57,7 +57,8 @@ def million_rows() -> dict:
     from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
     from mlops_assets.core.modeling.candidate import TrainingSpec
     from mlops_assets.core.modeling.training import train_model
-    from mlops_assets.core.modeling.valuation import ValuationPolicy, value_contributions
+    from mlops_assets.core.modeling.valuation import value_contributions
+    from mlops_assets.defs.resources import build_resources
     from mlops_assets.task import IRIS
     from mlops_assets_testing.data import IRIS_CSV
 
@@ -75,15 +76,7 @@ def million_rows() -> dict:
     ]
     frame = integrate(base, contributions, split.benchmark, IRIS, seed=42).frame
     spec = TrainingSpec("logistic_regression", {"C": 1.0, "max_iter": 1000}, seed=42)
-    policy = ValuationPolicy(
-        metric=settings.primary_metric,
-        seed=42,
-        exact_max_players=settings.valuation_exact_max,
-        budget_seconds=settings.valuation_budget_seconds,
-        max_permutations=settings.valuation_max_permutations,
-        max_training_rows=settings.valuation_max_rows,
-        exclude_harmful=settings.exclude_harmful,
-    )
+    policy = build_resources(settings)["valuation"].policy(settings.primary_metric, seed=42)
     start = time.perf_counter()
     train_model(
         frame, IRIS, estimator=spec.estimator, hyperparameters=spec.hyperparameters, seed=42
