@@ -529,10 +529,17 @@ def _task_check(args: argparse.Namespace, settings: Settings) -> int:
     print(f"task {checked['name']}: label {checked['label']}, classes {checked['classes']}")
     for feature in checked["features"]:
         print(f"  {feature['name']}: {feature['described']}")
+    print(f"identical rows in contributions: {checked['duplicates']}")
     reference = checked["reference"]
     print(
         f"reference {reference['location']}: {reference['rows']} rows, {reference['class_counts']}"
     )
+    if reference["dropped_columns"]:
+        print(f"  columns not used: {reference['dropped_columns']}")
+    if reference["rows_left_out"]:
+        print(
+            f"  rows left out: {reference['rows_left_out']} ({reference['rows_left_out_reasons']})"
+        )
     return 0
 
 

@@ -7,24 +7,18 @@ from mlops_assets.defs.contributions import checks as contribution_checks
 from mlops_assets.defs.contributions.assets import contributed_data
 from mlops_assets.defs.contributions.sensors import build_contribution_sensor
 from mlops_assets.defs.data import checks as data_checks
-from mlops_assets.defs.data.assets import integrated_dataset, iris_dataset
+from mlops_assets.defs.data.assets import build_data_assets
+from mlops_assets.defs.data.checks import build_reference_checks
 from mlops_assets.defs.registry.assets import contributor_scoreboard, registered_model_version
 from mlops_assets.defs.registry.sensors import build_registry_sensors
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.defs.training import checks as training_checks
-from mlops_assets.defs.training.assets import baseline_model, trained_model
+from mlops_assets.defs.training.assets import build_baseline_model, trained_model
 from mlops_assets.defs.training.sensors import build_automation_sensor, build_retrain_sensor
 from mlops_assets.settings import Settings
 
-ASSETS = [
-    iris_dataset,
-    contributed_data,
-    integrated_dataset,
-    baseline_model,
-    trained_model,
-    registered_model_version,
-    contributor_scoreboard,
-]
+# The assets and checks that are the same for every task; the rest are named for it.
+ASSETS = [contributed_data, trained_model, registered_model_version, contributor_scoreboard]
 ASSET_CHECKS = dg.load_asset_checks_from_modules(
     [data_checks, contribution_checks, training_checks]
 )
@@ -33,11 +27,12 @@ ASSET_CHECKS = dg.load_asset_checks_from_modules(
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The code location for ``settings``: tests and tools build one for any deployment."""
     interval = settings.sensor_interval
+    task = settings.task.name
     return dg.Definitions(
-        assets=ASSETS,
-        asset_checks=ASSET_CHECKS,
+        assets=[*build_data_assets(task), build_baseline_model(task), *ASSETS],
+        asset_checks=[*build_reference_checks(task), *ASSET_CHECKS],
         sensors=[
-            build_contribution_sensor(interval),
+            build_contribution_sensor(interval, reference=settings.task.dataset_asset),
             build_retrain_sensor(interval),
             build_automation_sensor(interval),
             *build_registry_sensors(interval),

@@ -53,7 +53,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "MLOPS_IRIS_CSV": (
         "the task's `reference`",
-        "The reference data file, overriding the task file's. For iris only, scikit-learn's copy is used when the file is missing or empty.",
+        "The reference data (a CSV or Parquet file, or `sklearn:<loader>`), overriding the task file's. For iris only, scikit-learn's copy is used when the file is missing or empty.",
     ),
     "MLOPS_MODEL_NAME": (
         "`<task>-classifier`",

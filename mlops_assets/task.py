@@ -16,6 +16,11 @@ from typing import Any
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 REJECT, IMPUTE = "reject", "impute"
+DROP, KEEP = "drop", "keep"  # what identical rows in contributions are
+ESTIMATORS = ("logistic_regression", "random_forest", "gradient_boosting")
+SKLEARN_PREFIX = "sklearn:"
+# scikit-learn's bundled toy sets a task may name as its reference (no download).
+SKLEARN_LOADERS = ("load_iris", "load_wine", "load_breast_cancer")
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,22 @@ class Feature:
     values: tuple[str, ...] = ()
     missing: str = REJECT
     aliases: tuple[str, ...] = ()
+    # Other spellings of each categorical value, lower-cased (the value itself is implied).
+    value_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def categorical(self) -> bool:
+        return self.kind == CATEGORICAL
+
+    @property
+    def imputed(self) -> bool:
+        return self.missing == IMPUTE
+
+    def value_spellings(self) -> list[tuple[str, str]]:
+        """(lower-cased spelling, value) pairs of a categorical feature: each value and its
+        aliases."""
+        aliases = dict(self.value_aliases)
+        return sorted({s: v for v in self.values for s in (v.lower(), *aliases.get(v, ()))}.items())
 
 
 @dataclass(frozen=True)
@@ -48,10 +69,47 @@ class TaskSchema:
     reference: str = ""  # the reference data: a file path, or "sklearn:<loader>"
     primary_metric: str | None = None  # task defaults; the settings win when set
     estimator: str | None = None
+    # Identical rows in contributions: copies to ``drop``, or observations to ``keep``.
+    duplicates: str = DROP
 
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def numeric_features(self) -> list[Feature]:
+        return [f for f in self.features if not f.categorical]
+
+    @property
+    def categorical_features(self) -> list[Feature]:
+        return [f for f in self.features if f.categorical]
+
+    @property
+    def needs_preparation(self) -> bool:
+        """A model of this task encodes categories or imputes missing values before the
+        estimator; a task of numeric features that are never missing needs neither."""
+        return any(f.categorical or f.imputed for f in self.features)
+
+    @property
+    def drops_duplicates(self) -> bool:
+        return self.duplicates == DROP
+
+    def attested(self) -> dict[str, str]:
+        """What an attestation records of the task: its name, and the sha256 of its
+        definition (columns, classes, spellings, rules; not where its reference file lies,
+        which differs between machines)."""
+        import hashlib
+        import json
+        from dataclasses import asdict
+
+        definition = {k: v for k, v in asdict(self).items() if k != "reference"}
+        canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+        return {"name": self.name, "sha256": hashlib.sha256(canonical.encode()).hexdigest()}
+
+    @property
+    def dataset_asset(self) -> str:
+        """The name of the reference data's asset: ``iris_dataset`` for the iris task."""
+        return f"{self.name}_dataset"
 
     @property
     def columns(self) -> list[str]:
@@ -110,8 +168,11 @@ _TASK_KEYS = {
     "label_aliases",
     "primary_metric",
     "estimator",
+    "duplicates",
 }
-_FEATURE_KEYS = {"name", "type", "unit", "min", "max", "missing", "aliases", "values"}
+_NUMERIC_KEYS = {"unit", "min", "max"}
+_CATEGORICAL_KEYS = {"values", "value_aliases"}
+_FEATURE_KEYS = {"name", "type", "missing", "aliases"} | _NUMERIC_KEYS | _CATEGORICAL_KEYS
 
 
 def load_task(path: Path) -> TaskSchema:
@@ -143,9 +204,7 @@ def load_task(path: Path) -> TaskSchema:
         raise where.error("task", 0, "classes", "must list at least two class names")
     if len(set(classes)) != len(classes):
         raise where.error("task", 0, "classes", "lists a class twice")
-    aliases = task.get("class_aliases", {})
-    if not isinstance(aliases, dict) or not set(aliases) <= set(classes):
-        raise where.error("task", 0, "class_aliases", f"keys must be among {classes}")
+    aliases = _aliases(where, task, "class_aliases", classes, "task", 0)
     features = tuple(_feature(where, raw, i) for i, raw in enumerate(document.get("features", [])))
     if not features:
         raise TaskFileError(f"{path}: no [[features]]: a task needs at least one feature")
@@ -160,18 +219,35 @@ def load_task(path: Path) -> TaskSchema:
     if label in names:
         raise where.error("task", 0, "label", f"{label!r} is also a feature")
     reference = str(task.get("reference", ""))
-    if reference and not reference.startswith("sklearn:") and not Path(reference).is_absolute():
+    if reference.startswith(SKLEARN_PREFIX):
+        if reference.removeprefix(SKLEARN_PREFIX) not in SKLEARN_LOADERS:
+            raise where.error(
+                "task",
+                0,
+                "reference",
+                f"{reference!r}: scikit-learn's loaders are {SKLEARN_LOADERS}",
+            )
+    elif reference and not Path(reference).is_absolute():
         reference = str((path.parent / reference).resolve())
+    estimator = task.get("estimator")
+    if estimator is not None and estimator not in ESTIMATORS:
+        raise where.error("task", 0, "estimator", f"{estimator!r}: use one of {ESTIMATORS}")
+    # Identical rows are copies when every feature is a measurement; with a category among
+    # the features they are often two real observations (two passengers alike).
+    duplicates = task.get("duplicates", KEEP if any(f.categorical for f in features) else DROP)
+    if duplicates not in (DROP, KEEP):
+        raise where.error("task", 0, "duplicates", f"{duplicates!r}: use drop or keep")
     return TaskSchema(
         name=name,
         features=features,
         label=label,
         classes=tuple(classes),
-        label_aliases={k: tuple(str(v).lower() for v in vs) for k, vs in aliases.items()},
+        label_aliases=dict(aliases),
         label_column_aliases=tuple(task.get("label_aliases", ())),
         reference=reference,
         primary_metric=task.get("primary_metric"),
-        estimator=task.get("estimator"),
+        estimator=estimator,
+        duplicates=duplicates,
     )
 
 
@@ -185,6 +261,12 @@ def _feature(where: _Locator, raw: Any, index: int) -> Feature:
     if missing not in (REJECT, IMPUTE):
         raise where.error("features", index, "missing", f"{missing!r}: use reject or impute")
     aliases = tuple(str(a) for a in raw.get("aliases", ()))
+    if kind in (NUMERIC, CATEGORICAL):
+        foreign = _CATEGORICAL_KEYS if kind == NUMERIC else _NUMERIC_KEYS
+        if misplaced := sorted(foreign & set(raw)):
+            raise where.error(
+                "features", index, misplaced[0], f"does not apply to a {kind} feature"
+            )
     if kind == NUMERIC:
         low, high = raw.get("min", -math.inf), raw.get("max", math.inf)
         for key, value in (("min", low), ("max", high)):
@@ -205,13 +287,43 @@ def _feature(where: _Locator, raw: Any, index: int) -> Feature:
         if (
             not isinstance(values, list)
             or not values
-            or not all(isinstance(v, str) for v in values)
+            or not all(isinstance(v, str) and v.strip() for v in values)
         ):
             raise where.error("features", index, "values", "a categorical feature lists its values")
+        if len({v.lower() for v in values}) != len(values):
+            raise where.error("features", index, "values", "lists a value twice")
+        spellings = _aliases(where, raw, "value_aliases", values, "features", index)
         return Feature(
-            name, kind=CATEGORICAL, values=tuple(values), missing=missing, aliases=aliases
+            name,
+            kind=CATEGORICAL,
+            values=tuple(values),
+            missing=missing,
+            aliases=aliases,
+            value_aliases=tuple(spellings.items()),
         )
     raise where.error("features", index, "type", f"{kind!r}: use numeric or categorical")
+
+
+def _aliases(
+    where: _Locator, table: dict, key: str, names: list[str], section: str, index: int
+) -> dict[str, tuple[str, ...]]:
+    """``table[key]``: other spellings of each of ``names``, lower-cased; a spelling may name
+    only one of them."""
+    aliases = table.get(key, {})
+    if not isinstance(aliases, dict) or not set(aliases) <= set(names):
+        raise where.error(section, index, key, f"keys must be among {names}")
+    owner = {n.lower(): n for n in names}
+    spelled: dict[str, tuple[str, ...]] = {}
+    for name, spellings in aliases.items():
+        if not isinstance(spellings, list) or not all(isinstance(a, str) for a in spellings):
+            raise where.error(section, index, key, f"{name}: a list of spellings")
+        for spelling in (a.strip().lower() for a in spellings):
+            if owner.setdefault(spelling, name) != name:
+                raise where.error(
+                    section, index, key, f"{spelling!r} spells both {owner[spelling]} and {name}"
+                )
+        spelled[name] = tuple(a.strip().lower() for a in spellings)
+    return spelled
 
 
 def _text(where: _Locator, table: dict, key: str, section: str, index: int) -> str:

@@ -40,3 +40,64 @@ def new_flowers(per_class: int, seed: int, decimals: int = 1) -> pd.DataFrame:
         part = pd.DataFrame(np.round(np.clip(drawn, 0.1, None), decimals), columns=features)
         parts.append(part.assign(species=species))
     return pd.concat(parts, ignore_index=True)
+
+
+# Each shipped task's contributions as its own community writes them: column names, class
+# and category spellings of the sources the task file's aliases come from.
+UCI_IRIS = ["SepalLengthCm", "SepalWidthCm", "PetalLengthCm", "PetalWidthCm"]
+UCI_WINE = [
+    "Alcohol", "Malic acid", "Ash", "Alcalinity of ash", "Magnesium", "Total phenols",
+    "Flavanoids", "Nonflavanoid phenols", "Proanthocyanins", "Color intensity", "Hue",
+    "OD280/OD315 of diluted wines", "Proline",
+]  # fmt: skip
+PENGUIN_SPECIES = {
+    "Adelie": "Adelie Penguin (Pygoscelis adeliae)",
+    "Chinstrap": "Chinstrap penguin (Pygoscelis antarctica)",
+    "Gentoo": "Gentoo penguin (Pygoscelis papua)",
+}
+
+
+def iris_contribution() -> pd.DataFrame:
+    """New flowers as Kaggle's Iris.csv writes them: ``Id``, ``SepalLengthCm``, ...,
+    ``Species`` = ``Iris-setosa``."""
+    flowers = new_flowers(per_class=10, seed=11)
+    uci = flowers.drop(columns="species").set_axis(UCI_IRIS, axis=1)
+    uci.insert(0, "Id", range(151, 151 + len(uci)))
+    return uci.assign(Species="Iris-" + flowers["species"])
+
+
+def wine_contribution() -> pd.DataFrame:
+    """Wines as the UCI repository names the columns, with scikit-learn's class names, each
+    measurement nudged so the rows are new."""
+    wine = pd.read_csv(REPO_ROOT / "data" / "wine.csv").sample(n=30, random_state=1)
+    wine = wine.reset_index(drop=True)
+    nudged = (wine.drop(columns="cultivar") * 1.01).round(4).set_axis(UCI_WINE, axis=1)
+    names = {"cultivar_1": "class_0", "cultivar_2": "class_1", "cultivar_3": "class_2"}
+    return nudged.assign(Class=wine["cultivar"].map(names))
+
+
+def penguins_contribution() -> pd.DataFrame:
+    """Penguins as the raw Palmer data (``penguins_raw``) writes them: ``Culmen Length (mm)``,
+    ``Adelie Penguin (Pygoscelis adeliae)``, ``MALE``, with its other columns, one penguin
+    without its mass and two without their sex; bills measured again, so the rows are new."""
+    penguins = pd.read_csv(REPO_ROOT / "data" / "penguins.csv").dropna(subset="bill_length_mm")
+    sample = penguins.sample(n=30, random_state=1).reset_index(drop=True)
+    raw = pd.DataFrame(
+        {
+            "studyName": "PAL0910",
+            "Sample Number": range(1, len(sample) + 1),
+            "Species": sample["species"].map(PENGUIN_SPECIES),
+            "Region": "Anvers",
+            "Island": sample["island"],
+            "Individual ID": [f"N{i}A1" for i in range(len(sample))],
+            "Culmen Length (mm)": (sample["bill_length_mm"] + 0.3).round(1),
+            "Culmen Depth (mm)": sample["bill_depth_mm"],
+            "Flipper Length (mm)": sample["flipper_length_mm"],
+            "Body Mass (g)": sample["body_mass_g"],
+            "Sex": sample["sex"].str.upper(),
+            "Comments": "",
+        }
+    )
+    raw.loc[0, "Body Mass (g)"] = None
+    raw.loc[[1, 2], "Sex"] = None
+    return raw

@@ -40,17 +40,19 @@ class Pipeline:
 
     def materialize(
         self,
-        selection: str = "iris_dataset*",
+        selection: str | None = None,
         *,
         run_config: dict | None = None,
         partition_key: str | None = None,
         raise_on_error: bool = True,
         tags: dict[str, str] | None = None,
     ) -> dg.ExecuteInProcessResult:
+        """Materialize ``selection`` (by default the reference data asset and everything
+        downstream of it) in this process."""
         definitions = self.definitions
         return dg.materialize(
             [*(definitions.assets or []), *(definitions.asset_checks or [])],
-            selection=selection,
+            selection=selection or f"{self.settings.task.dataset_asset}*",
             resources=self.resources(),
             instance=self.instance,
             run_config=run_config,

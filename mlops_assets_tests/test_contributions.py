@@ -371,3 +371,22 @@ def test_a_task_column_that_is_not_snake_case_is_matched_under_any_spelling():
         "class": "class",
     }
     assert map_columns([spellings[1]], wine) == {spellings[1]: "od280/od315_of_diluted_wines"}
+
+
+def test_a_missing_value_is_told_apart_in_a_file_whose_columns_come_in_another_order(tmp_path):
+    """R's write.csv of a frame with the label first: an empty cell is a missing value of the
+    column it sits in, whatever the order of the columns."""
+    path = write(
+        tmp_path,
+        "reordered.csv",
+        "species,petal_width,sepal_length,sepal_width,petal_length\n"
+        "setosa,0.2,,3.5,1.4\n"
+        "versicolor,1.3,6.1,,4.6\n"
+        "virginica,2.2,6.9,3.2,5.8\n",
+    )
+    _, clean, rejected = intake(path, tmp_path)
+    assert rejected["rejection_reasons"].tolist() == [
+        "missing_value:sepal_length",
+        "missing_value:sepal_width",
+    ]
+    assert clean["species"].tolist() == ["virginica"]

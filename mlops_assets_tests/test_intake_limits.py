@@ -32,7 +32,10 @@ REPEATED = HEADER + "5.1,3.5,1.4,0.2,setosa\n" * 3_500_000
 
 
 def my_scratch() -> list[Path]:
-    return list(Path(tempfile.gettempdir()).glob(f"mlops-{os.getpid()}-*"))
+    """This process's intake scratch folders (not the S3 store's mirror, which lives as long
+    as the process, left by an S3 test that ran earlier in this worker)."""
+    folders = Path(tempfile.gettempdir()).glob(f"mlops-{os.getpid()}-*")
+    return [f for f in folders if not f.name.startswith(f"mlops-{os.getpid()}-store-")]
 
 
 def intake(path, **limits):

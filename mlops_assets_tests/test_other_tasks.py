@@ -1,33 +1,21 @@
-"""Another task from its task file: the wine data end to end, and a home or registry of one
-task refusing another."""
+"""Every shipped task from its task file, end to end; and a home or registry of one task
+refusing another."""
 
 import dagster as dg
 import pandas as pd
 import pytest
 
+from mlops_assets.core.registry.client import read_attestation
 from mlops_assets.settings import Settings
+from mlops_assets_testing.data import (
+    iris_contribution,
+    penguins_contribution,
+    wine_contribution,
+)
 from mlops_assets_testing.processes import REPO, env_for
 from mlops_assets_testing.servers import ApiServer
 
 WINE = str(REPO / "tasks" / "wine.toml")
-
-
-def wine_contribution() -> str:
-    """Wines as the UCI repository names the columns, with scikit-learn's class names, each
-    measurement nudged so the rows are new."""
-    wine = pd.read_csv(REPO / "data" / "wine.csv").sample(n=30, random_state=1)
-    features = [c for c in wine.columns if c != "cultivar"]
-    nudged = wine[features] * 1.01
-    uci = [
-        "Alcohol", "Malic acid", "Ash", "Alcalinity of ash", "Magnesium", "Total phenols",
-        "Flavanoids", "Nonflavanoid phenols", "Proanthocyanins", "Color intensity", "Hue",
-        "OD280/OD315 of diluted wines", "Proline",
-    ]  # fmt: skip
-    nudged.columns = uci
-    nudged["Class"] = wine["cultivar"].map(
-        {"cultivar_1": "class_0", "cultivar_2": "class_1", "cultivar_3": "class_2"}
-    )
-    return nudged.round(4).to_csv(index=False)
 
 
 def latest(pipeline, asset: str) -> dict:
@@ -35,38 +23,96 @@ def latest(pipeline, asset: str) -> dict:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
+# task -> (a valid contribution in its own spellings, the column, value and reason code that
+# spoil a row of it, and a raw row for the API)
+SHIPPED = {
+    "iris": (
+        iris_contribution,
+        ("Species", "Iris-rosea", "unknown_label"),
+        {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},
+    ),
+    "wine": (
+        wine_contribution,
+        ("Class", "class_9", "unknown_label"),
+        pd.read_csv(REPO / "data" / "wine.csv").drop(columns="cultivar").iloc[0].to_dict(),
+    ),
+    "penguins": (
+        penguins_contribution,
+        ("Island", "Anvers", "unknown_category:island"),
+        # Strings for categories; null where the task imputes a missing value.
+        {
+            "island": "Dream",
+            "bill_length_mm": 49.0,
+            "bill_depth_mm": 18.5,
+            "flipper_length_mm": 195,
+            "body_mass_g": None,
+            "sex": None,
+        },
+    ),
+}
+
+
 @pytest.mark.e2e
-def test_the_wine_task_trains_takes_contributions_and_serves(pipeline, tmp_path):
-    pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_TASK=WINE))
-    assert pipeline.settings.model_name == "wine-classifier"
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_a_shipped_task_trains_takes_contributions_and_serves(pipeline, tmp_path, name):
+    """Cold start on a fresh home; a contribution in the task's own spellings accepted and
+    retrained on; one with an unknown category (the label, for tasks without a categorical
+    feature) rejected row by row; the API predicting from raw values."""
+    contribution, (column, unknown, reason), raw_row = SHIPPED[name]
+    task_file = str(REPO / "tasks" / f"{name}.toml")
+    pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_TASK=task_file))
+    assert pipeline.settings.model_name == f"{name}-classifier"
     pipeline.materialize()
-    assert latest(pipeline, "iris_dataset")["benchmark_rows"] == 54
+    assert latest(pipeline, f"{name}_dataset")["task"] == name
     assert latest(pipeline, "baseline_model")["cold_start"] is True
 
-    pipeline.drop("carla", "wines.csv", wine_contribution())
-    ((request),) = pipeline.tick().run_requests
-    pipeline.launch(request)
+    good: pd.DataFrame = contribution()
+    spoiled = _measured_again(good).head(10)
+    spoiled.loc[:4, column] = unknown
+    pipeline.drop("carla", f"{name}.csv", good.to_csv(index=False))
+    pipeline.drop("dmitri", f"{name}.csv", spoiled.to_csv(index=False))
+    requests = {r.tags["mlops/contributor"]: r for r in pipeline.tick().run_requests}
+    pipeline.launch(requests["carla"])
     intake = latest(pipeline, "contributed_data")
-    assert intake["accepted"] is True and intake["rows_clean"] == 30
-    pipeline.materialize()
-    values = latest(pipeline, "trained_model")["valuation"]["values"]
-    assert [v["contributor"] for v in values] == ["carla"]
+    assert intake["accepted"] is True, intake["decision"]
+    assert intake["rows_clean"] == len(good)
+    pipeline.launch(requests["dmitri"], raise_on_error=False)  # accepted or not: its rows
+    store = pipeline.resources()["store"]
+    key = store.contribution(requests["dmitri"].partition_key, "rejected.parquet")
+    rejected = store.read_frame(key)
+    assert rejected["row_index"].tolist() == [0, 1, 2, 3, 4]
+    assert set(rejected["rejection_reasons"]) == {reason}
+    assert latest(pipeline, "contributed_data")["rows_clean"] == 5
 
+    pipeline.retrain()
+    values = latest(pipeline, "trained_model")["valuation"]["values"]
+    assert "carla" in [v["contributor"] for v in values]
     client = pipeline.client()
-    assert client.get_registered_model("wine-classifier").tags["task"] == "wine"
-    row = pd.read_csv(REPO / "data" / "wine.csv").drop(columns="cultivar").iloc[0].to_dict()
-    with ApiServer(pipeline.home, tmp_path / "api.log", MLOPS_TASK=WINE) as api:
-        status, body = api.request("POST", "/predict", {"instances": [row]})
+    assert client.get_registered_model(f"{name}-classifier").tags["task"] == name
+    newest = max(client.search_model_versions(f"name = '{name}-classifier'"), key=_number)
+    assert read_attestation(client, newest)["task"] == pipeline.settings.task.attested()
+    with ApiServer(pipeline.home, tmp_path / "api.log", MLOPS_TASK=task_file) as api:
+        status, body = api.request("POST", "/predict", {"instances": [raw_row]})
         assert status == 200, body
-        assert body["predictions"][0]["label"] in ("cultivar_1", "cultivar_2", "cultivar_3")
-        status, body = api.request("POST", "/predict", {"instances": [{"sepal_length": 5.1}]})
-        assert status == 422  # the request model is the wine task's
+        assert body["predictions"][0]["label"] in pipeline.settings.task.classes
+        status, body = api.request("POST", "/predict", {"instances": [{**raw_row, "x": 1}]})
+        assert status == 422 and body["errors"][0]["field"] == "instances[0].x"
+
+
+def _number(version) -> int:
+    return int(version.version)
+
+
+def _measured_again(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every measurement moved a little: the same kind of rows, all new."""
+    numeric = frame.select_dtypes("number").columns.drop(["Id", "Sample Number"], errors="ignore")
+    return frame.assign(**{c: frame[c] * 1.002 for c in numeric}).round(4)
 
 
 def test_a_home_of_one_task_refuses_another(pipeline):
     pipeline.materialize("iris_dataset")
     pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_TASK=WINE))
-    result = pipeline.materialize("iris_dataset", raise_on_error=False)
+    result = pipeline.materialize("wine_dataset", raise_on_error=False)
     assert not result.success
     (failure,) = result.get_step_failure_events()
     message = failure.step_failure_data.error.cause.message

@@ -98,6 +98,26 @@ def test_a_categorical_feature_is_read_with_its_values(tmp_path):
         (("[task]", "[task]\ncolour = 1"), ":2: task.colour unknown key"),
         (('name = "penguins"', 'name = "Penguins!"'), "task.name 'Penguins!' must be lower-case"),
         (("[[features]]", "[[features"), "not valid TOML"),
+        (
+            ('missing = "impute"', 'missing = "impute"\nmin = 0'),
+            ":18: features[1].min does not apply to a categorical feature",
+        ),
+        (
+            ('missing = "impute"', 'missing = "impute"\nvalue_aliases = {Anvers = ["a"]}'),
+            "features[1].value_aliases keys must be among",
+        ),
+        (
+            ('missing = "impute"', 'missing = "impute"\nvalue_aliases = {Dream = ["biscoe"]}'),
+            "features[1].value_aliases 'biscoe' spells both Biscoe and Dream",
+        ),
+        (('"Biscoe", "Dream"', '"Biscoe", "biscoe"'), "features[1].values lists a value twice"),
+        (("min = 10.0", 'min = 10.0\nvalues = ["x"]'), "features[0].values does not apply to a"),
+        (('reference = "penguins.csv"', 'duplicates = "some"'), ":5: task.duplicates 'some'"),
+        (('reference = "penguins.csv"', 'estimator = "svm"'), ":5: task.estimator 'svm': use"),
+        (
+            ('reference = "penguins.csv"', 'reference = "sklearn:load_penguins"'),
+            ":5: task.reference 'sklearn:load_penguins': scikit-learn's loaders are",
+        ),
     ],
 )
 def test_a_bad_task_file_is_refused_naming_line_and_key(tmp_path, change, message):
@@ -165,3 +185,26 @@ def test_a_binary_task_is_scored_with_the_auc_of_its_positive_class(tmp_path):
     for metric in SUMMARY_METRICS:
         score = weighted_scores(evaluation.predictions, counts, metric)[0]
         assert abs(score) == pytest.approx(evaluation.metrics[metric], abs=1e-6), metric
+
+
+def test_identical_rows_are_observations_by_default_only_with_a_categorical_feature(tmp_path):
+    assert load_task(write(tmp_path, GOOD)).duplicates == "keep"
+    numeric_only = GOOD[: GOOD.index('[[features]]\nname = "island"')]
+    assert load_task(write(tmp_path, numeric_only)).duplicates == "drop"
+    stated = GOOD.replace('reference = "penguins.csv"', 'reference = "p.csv"\nduplicates = "drop"')
+    assert load_task(write(tmp_path, stated)).duplicates == "drop"
+
+
+def test_a_task_files_estimator_is_the_default_of_training(tmp_path):
+    from mlops_assets.defs.training.assets import Estimator, TrainingConfig
+
+    task = load_task(write(tmp_path, GOOD.replace("[task]", '[task]\nestimator = "random_forest"')))
+    spec = TrainingConfig().spec(task, seed=7)
+    assert (spec.estimator, spec.hyperparameters["n_estimators"], spec.seed) == (
+        "random_forest",
+        100,
+        7,
+    )
+    chosen = TrainingConfig(estimator=Estimator.gradient_boosting, seed=3).spec(task, seed=7)
+    assert (chosen.estimator, chosen.seed) == ("gradient_boosting", 3)
+    assert TrainingConfig().spec(IRIS, seed=7).estimator == "logistic_regression"

@@ -14,9 +14,8 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,34 +23,42 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mlops_assets.core.serving.champion import ModelSlot, Poller, require_model
+from mlops_assets.core.serving.champion import ModelSlot, Poller, model_rows, require_model
 from mlops_assets.errors import MlopsError
 from mlops_assets.settings import Settings
-from mlops_assets.task import TaskSchema
+from mlops_assets.task import Feature, TaskSchema
 
 log = logging.getLogger("mlops_assets.serving.api")
 KEY_HEADER = "X-API-Key"
 
 
 def instance_model(task: TaskSchema) -> type[BaseModel]:
-    """One row of features: every feature required, a finite number inside its plausible
-    range, nothing else."""
-    fields: dict[str, Any] = {
-        feature.name: (
-            float,
-            Field(
-                ge=feature.minimum if math.isfinite(feature.minimum) else None,
-                le=feature.maximum if math.isfinite(feature.maximum) else None,
-                strict=True,
-                allow_inf_nan=False,
-                description=feature.name.replace("_", " ")
-                + (f" in {feature.unit}" if feature.unit else ""),
-                examples=[_example(feature.minimum, feature.maximum)],
-            ),
-        )
-        for feature in task.features
-    }
+    """One row of features, nothing else: a number inside its plausible range, or one of a
+    categorical feature's values; ``null`` (or left out) only where the task imputes a
+    missing value."""
+    fields = {feature.name: _feature_field(feature) for feature in task.features}
     return create_model("Instance", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def _feature_field(feature: Feature) -> tuple[Any, Any]:
+    if feature.categorical:
+        kind: Any = Literal[feature.values]  # an enum in the OpenAPI document
+        described = f"{feature.name.replace('_', ' ')}: one of {', '.join(feature.values)}"
+        constraints: dict[str, Any] = {"examples": [feature.values[0]]}
+    else:
+        kind = float
+        described = feature.name.replace("_", " ") + (f" in {feature.unit}" if feature.unit else "")
+        constraints = {
+            "ge": feature.minimum if math.isfinite(feature.minimum) else None,
+            "le": feature.maximum if math.isfinite(feature.maximum) else None,
+            "strict": True,
+            "allow_inf_nan": False,
+            "examples": [_example(feature.minimum, feature.maximum)],
+        }
+    if feature.imputed:
+        described += "; null or left out when unknown (the model imputes it)"
+        return kind | None, Field(default=None, description=described, **constraints)
+    return kind, Field(description=described, **constraints)
 
 
 def _example(low: float, high: float) -> float:
@@ -305,13 +312,11 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
         instances = request.instances  # type: ignore[attr-defined]
         rows = instances if isinstance(instances, list) else [instances]
         current = require_model(slot)  # one model for the whole request, even mid-swap
-        features = np.array(
-            [[getattr(row, name) for name in settings.task.feature_names] for row in rows]
-        )
+        values = [[getattr(row, name) for name in settings.task.feature_names] for row in rows]
         # Built from checked values, so returned as is rather than validated again.
         return JSONResponse(
             {
-                "predictions": current.predict(features, settings.task),
+                "predictions": current.predict(model_rows(values, settings.task), settings.task),
                 "model": {"name": current.name, "version": current.version},
             }
         )

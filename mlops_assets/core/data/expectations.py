@@ -27,7 +27,8 @@ class ExpectationOutcome:
 
 
 def task_expectations(task: TaskSchema, *, min_rows: int) -> list[Any]:
-    """Schema, types, ranges, labels, no nulls and a row-count floor for ``task``'s columns."""
+    """Schema, types, ranges, allowed categories and labels, no nulls where the task rejects
+    missing values, and a row-count floor for ``task``'s columns."""
     import great_expectations.expectations as gxe
 
     expectations: list[Any] = [
@@ -37,8 +38,14 @@ def task_expectations(task: TaskSchema, *, min_rows: int) -> list[Any]:
         gxe.ExpectColumnValuesToBeInSet(column=task.label, value_set=list(task.classes)),
     ]
     for feature in task.features:
+        if not feature.imputed:
+            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=feature.name))
+        if feature.categorical:
+            expectations.append(
+                gxe.ExpectColumnValuesToBeInSet(column=feature.name, value_set=list(feature.values))
+            )
+            continue
         expectations += [
-            gxe.ExpectColumnValuesToNotBeNull(column=feature.name),
             gxe.ExpectColumnValuesToBeInTypeList(
                 column=feature.name, type_list=["float64", "float32"]
             ),

@@ -124,15 +124,15 @@ def integrate(
 ) -> IntegratedDataset:
     """Merge contributions into the reference train part by ``policy``, clean and order it.
 
-    Rows whose measurements appear in the benchmark are removed (a contribution that copies
-    benchmark rows must not inflate the score), duplicates across sources are dropped keeping
-    the first occurrence (reference rows first), and the rows are ordered by the policy's
-    shuffle with ``seed``. Every row carries a stable ``row_id`` of
-    ``source:contribution_id:row_index``.
+    Rows whose features equal a benchmark row's are removed (a contribution that copies
+    benchmark rows must not inflate the score; see :func:`benchmark_overlap`); when the task
+    takes identical rows for copies, duplicates across sources are dropped keeping the first
+    occurrence (reference rows first); and the rows are ordered by the policy's shuffle with
+    ``seed``. Every row carries a stable ``row_id`` of ``source:contribution_id:row_index``.
     """
     policy = policy or MergePolicy()
     _check_policy(policy)
-    parts = [_with_provenance(reference_train, REFERENCE_SOURCE, "iris", "", 1.0, task)]
+    parts = [_with_provenance(reference_train, REFERENCE_SOURCE, task.name, "", 1.0, task)]
     parts += [
         _with_provenance(
             c.rows,
@@ -147,9 +147,11 @@ def integrate(
     merged = pd.concat(parts, ignore_index=True)
     rows_in = len(merged)
 
-    leaked = _matches(merged, benchmark, task.feature_names)
+    leaked = _leaked(merged, benchmark, task)
     merged = merged.loc[~leaked]
     duplicated = _match_keys(merged, task.columns).duplicated(keep="first")
+    if not task.drops_duplicates:
+        duplicated[:] = False  # identical rows are observations: every one is kept
     merged = merged.loc[~duplicated]
     capped = 0
     if policy.strategy == "weighted":
@@ -299,8 +301,19 @@ def load_accepted_contributions(
 
 
 def benchmark_overlap(frame: pd.DataFrame, benchmark: pd.DataFrame, task: TaskSchema) -> int:
-    """Number of rows of ``frame`` whose measurements equal a benchmark row's."""
-    return int(_matches(frame, benchmark, task.feature_names).sum())
+    """Number of rows of the training set ``frame`` that leak the benchmark (see
+    :func:`_leaked`)."""
+    return int(_leaked(frame, benchmark, task).sum())
+
+
+def _leaked(frame: pd.DataFrame, benchmark: pd.DataFrame, task: TaskSchema) -> pd.Series:
+    """Rows of ``frame`` (with provenance) whose features equal a benchmark row's. When the
+    task takes identical rows for real observations, the reference's own rows are not: its
+    split put one observation in the benchmark and another, alike, in the train part."""
+    leaked = _matches(frame, benchmark, task.feature_names)
+    if not task.drops_duplicates:
+        leaked &= frame[SOURCE] == CONTRIBUTION_SOURCE
+    return leaked
 
 
 def _with_provenance(

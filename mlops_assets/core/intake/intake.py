@@ -44,7 +44,7 @@ from mlops_assets.errors import (
     IntakeFailedError,
     IntakeTimeoutError,
 )
-from mlops_assets.task import TaskSchema
+from mlops_assets.task import Feature, TaskSchema
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
@@ -163,7 +163,7 @@ def _intake(
         report.dropped_columns = [shown[c] for c in raw.columns if c not in mapping]
         report.pii_columns = [shown[c] for c in pii_columns]
         report.missing_columns = [c for c in task.columns if c not in mapping.values()]
-        if not report.missing_columns:
+        if not report.missing_columns and task.drops_duplicates:
             with _timed(timings, "duplicates"):
                 _judge_valid_rows(db, task, earlier_contributions)
         _redact_malformed(db, raw, pii_columns)
@@ -280,15 +280,13 @@ def _decide_rows(raw: RawContribution, task: TaskSchema, mapping: dict[str, str]
     rejected by validation. A valid row's mapped values are numbers in range and a known
     label, which no personal-data pattern matches."""
     db = raw.connection
-    features = task.feature_names
     sources = {target: source for source, target in mapping.items()}
     missing = [c for c in task.columns if c not in sources]
     texts = [quote(c) for c in raw.columns]
     if missing:
         reason = "missing_columns:" + ",".join(missing)
-        nulls = ", ".join(f"NULL::DOUBLE AS {quote(f)}" for f in features)
         select = (
-            f"SELECT {nulls}, NULL::VARCHAR AS {quote(task.label)}, ['{reason}'] AS {REASONS}, "
+            f"SELECT {_typed_nulls(task)}, ['{reason}'] AS {REASONS}, "
             f"0::UTINYINT AS {FLAGS}, NULL::UBIGINT AS {FEATURE_HASH}, "
             f"[{', '.join(texts)}] AS {TEXTS} FROM {RAW}"
         )
@@ -306,7 +304,7 @@ def _decide_rows(raw: RawContribution, task: TaskSchema, mapping: dict[str, str]
                 )
                 + "]"
             )
-        rounded = ", ".join(f"round({quote(f)}, {MATCH_DECIMALS})" for f in features)
+        rounded = ", ".join(_match_key_sql(f) for f in task.features)
         select = f"""
             SELECT {", ".join(quote(c) for c in task.columns)}, {REASONS},
                 CASE WHEN NOT {rejected} AND {_outlier_sql(db, task)} THEN {OUTLIER_FLAG}
@@ -355,11 +353,32 @@ def _redact_malformed(
     ).fetchall()
 
 
+def _typed_nulls(task: TaskSchema) -> str:
+    """SQL: the task's columns, each a NULL of its type."""
+    return (
+        ", ".join(
+            f"NULL::{'VARCHAR' if f.categorical else 'DOUBLE'} AS {quote(f.name)}"
+            for f in task.features
+        )
+        + f", NULL::VARCHAR AS {quote(task.label)}"
+    )
+
+
+def _match_key_sql(feature: Feature) -> str:
+    """SQL: what two rows must share on ``feature`` to be the same row: a measurement
+    rounded to ``MATCH_DECIMALS``, a category as it is."""
+    column = quote(feature.name)
+    return column if feature.categorical else f"round({column}, {MATCH_DECIMALS})"
+
+
 def _outlier_sql(db: "DuckDBPyConnection", task: TaskSchema) -> str:
     """SQL: the row lies more than ``OUTLIER_Z`` robust z-scores (median and MAD of its class
-    in the reference) from its class on some feature. The statistics are computed once here
-    and written into the expression as constants, so the check costs no join."""
-    features = task.feature_names
+    in the reference) from its class on some numeric feature. The statistics are computed
+    once here and written into the expression as constants, so the check costs no join. An
+    imputed (missing) value is no outlier."""
+    features = [f.name for f in task.numeric_features]
+    if not features:
+        return "false"
     stats = ", ".join(
         # A class whose values repeat (setosa petal widths) has MAD 0: half the standard
         # deviation is the floor, so one rounding step is not an outlier.
@@ -371,11 +390,12 @@ def _outlier_sql(db: "DuckDBPyConnection", task: TaskSchema) -> str:
         f"SELECT {quote(task.label)}, {stats} FROM reference_rows GROUP BY 1 ORDER BY 1"
     ).fetchall()
     cases = " ".join(
-        f"WHEN {literal(cls)} THEN "
+        f"WHEN {literal(cls)} THEN coalesce("
         + " OR ".join(
             f"abs({quote(f)} - {values[2 * i]!r}) / {values[2 * i + 1]!r} > {OUTLIER_Z}"
             for i, f in enumerate(features)
         )
+        + ", false)"
         for cls, *values in rows
     )
     return f"CASE {quote(task.label)} {cases} END" if rows else "false"
@@ -388,22 +408,21 @@ def _judge_valid_rows(
     benchmark) or an earlier accepted contribution.
 
     Whole-file work is on one 64-bit hash per row (an aggregate and lookups in small hash
-    tables, never a sort); only the few rows whose hash matches are compared exactly."""
-    features = task.feature_names
+    tables, never a sort); only the few rows whose hash matches are compared exactly (a
+    missing, imputed value equal to a missing one)."""
     label = quote(task.label)
-    keys = [f"k{i}" for i in range(len(features))]
+    keys = [f"k{i}" for i in range(len(task.features))]
     rounded = ", ".join(
-        f"round({quote(f)}, {MATCH_DECIMALS}) AS {k}" for f, k in zip(features, keys, strict=True)
+        f"{_match_key_sql(f)} AS {k}" for f, k in zip(task.features, keys, strict=True)
     )
     row_hash = f"hash({FEATURE_HASH}, {label})"
-    same_key = " AND ".join(f"r.{k} = c.{k}" for k in keys)
-    same_row = " AND ".join(f"e.{k} = c.{k}" for k in keys) + f" AND e.{label} = c.{label}"
+    same_key = " AND ".join(f"r.{k} IS NOT DISTINCT FROM c.{k}" for k in keys)
+    same_row = same_key.replace("r.", "e.") + f" AND e.{label} = c.{label}"
     if earlier_contributions:
         files = ", ".join(literal(str(p)) for p in earlier_contributions)
         earlier = f"SELECT DISTINCT {rounded}, {label} FROM read_parquet([{files}])"
     else:
-        nothing = ", ".join(f"NULL::DOUBLE AS {k}" for k in keys)
-        earlier = f"SELECT {nothing}, NULL::VARCHAR AS {label} WHERE false"
+        earlier = f"SELECT DISTINCT {rounded}, {label} FROM reference_rows WHERE false"
     db.execute(f"""
         CREATE OR REPLACE TEMP TABLE judged AS
         WITH repeated AS (
@@ -481,10 +500,7 @@ def _create_outcome(
             FROM {MALFORMED}
         ) GROUP BY threshold
     """).fetchall()
-    typed = (
-        ", ".join(f"NULL::DOUBLE AS {quote(f)}" for f in task.feature_names)
-        + f", NULL::VARCHAR AS {quote(task.label)}"
-    )
+    typed = _typed_nulls(task)
     position, source = _placed(PARSED)
     db.execute(f"""
         CREATE OR REPLACE VIEW {OUTCOME} AS
@@ -531,12 +547,12 @@ def _placed(relation: str) -> tuple[str, str]:
 
 
 def _summarise(db: "DuckDBPyConnection", task: TaskSchema, report: ContributionReport) -> None:
-    means = ", ".join(f"avg({quote(f)}) AS m{i}" for i, f in enumerate(task.feature_names))
+    means = "".join(f", avg({quote(f.name)}) AS m{i}" for i, f in enumerate(task.numeric_features))
     # One scan of the clean rows gives counts, outliers and the class means drift needs.
     db.execute(f"""
         CREATE OR REPLACE TEMP TABLE clean_classes AS
         SELECT {quote(task.label)} AS cls, count(*) AS n, count(*) FILTER (WHERE {OUTLIER})
-            AS outliers, {means}
+            AS outliers{means}
         FROM {OUTCOME} WHERE NOT rejected GROUP BY cls ORDER BY cls
     """).fetchall()
     classes = db.execute("SELECT cls, n, outliers FROM clean_classes").fetchall()
@@ -556,16 +572,16 @@ def _summarise(db: "DuckDBPyConnection", task: TaskSchema, report: ContributionR
     ).fetchall()[0][0]
     clean = report.rows_clean
     report.valid_share = round(clean / report.rows_in, 4) if report.rows_in else 0.0
-    if clean and not report.missing_columns:
+    if clean and not report.missing_columns and task.numeric_features:
         report.drift = _drift(db, task)
     report.quality_score = quality_score(report, n_classes=len(task.classes))
 
 
 def _drift(db: "DuckDBPyConnection", task: TaskSchema) -> float:
     """How far the clean rows sit from the reference: the class-weighted mean, over classes
-    and features, of |mean shift| in reference standard deviations, halved and capped at 1
-    (0: same distribution, 1: shifted by two standard deviations or more)."""
-    features = task.feature_names
+    and numeric features, of |mean shift| in reference standard deviations, halved and capped
+    at 1 (0: same distribution, 1: shifted by two standard deviations or more)."""
+    features = [f.name for f in task.numeric_features]
     reference = ", ".join(
         f"avg({quote(f)}) AS m{i}, greatest(stddev_samp({quote(f)}), 1e-6) AS s{i}"
         for i, f in enumerate(features)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from mlops_assets.core.intake.text_files import MISSING_TOKENS
-from mlops_assets.task import TaskSchema
+from mlops_assets.task import Feature, TaskSchema
 
 REASON_COLUMN = "rejection_reasons"
 REASONS = "reasons"  # the SQL list of reason codes
@@ -22,9 +22,9 @@ ROW_INDEX = "row_index"
 class RowValidation:
     """The outcome of validating a frame: typed valid rows and the rejected rows with reasons.
 
-    ``valid`` has exactly the task's columns (float features, canonical label) and keeps the
-    input index; ``rejected`` keeps every original column as read plus ``rejection_reasons``
-    (``;``-separated codes such as ``not_numeric:sepal_width``).
+    ``valid`` has exactly the task's columns (float numeric features, canonical categories and
+    label) and keeps the input index; ``rejected`` keeps every original column as read plus
+    ``rejection_reasons`` (``;``-separated codes such as ``not_numeric:sepal_width``).
     """
 
     valid: pd.DataFrame
@@ -66,30 +66,48 @@ def validated_rows_sql(
 
     ``sources`` maps each task column to the text column of ``relation`` holding it. A row's
     ``reasons`` lists, in schema order, every code that applies: ``missing_value:<f>`` (an
-    empty cell or a "no value" spelling: ``NA``, ``NaN``, ``null``, ``?`` ...),
-    ``not_numeric:<f>``, ``non_finite:<f>``, ``out_of_range:<f>`` and ``unknown_label``; an
-    empty list means the row is valid. With ``decimal=","`` numbers are read with a decimal
-    comma. With ``header_names`` (task column -> the header's name for it), a row repeating
-    the header is ``malformed_row``. Expressions only, no join: one streaming pass that keeps
-    the relation's order.
+    empty cell or a "no value" spelling: ``NA``, ``NaN``, ``null``, ``?`` ...) for a feature
+    whose missing values are rejected, ``not_numeric:<f>``, ``non_finite:<f>``,
+    ``out_of_range:<f>``, ``unknown_category:<f>`` and ``unknown_label``; an empty list means
+    the row is valid. A missing value of a feature the task imputes is NULL and no reason.
+    With ``decimal=","`` numbers are read with a decimal comma. With ``header_names`` (task
+    column -> the header's name for it), a row repeating the header is ``malformed_row``.
+    Expressions only, no join: one streaming pass that keeps the relation's order.
     """
     inner = [f"{expression} AS {quote(alias)}" for alias, expression in (carry or {}).items()]
-    typed, checks = [], []
+    typed, checks, fast = [], [], []
     for i, feature in enumerate(task.features):
-        text, value = f"__text{i}", f"__value{i}"
-        # TRY_CAST ignores surrounding whitespace itself; trim only to tell an empty cell.
+        text, value = f"__feature_text{i}", f"__value{i}"
         source = quote(sources[feature.name])
-        number = f"replace({source}, ',', '.')" if decimal == "," else source
-        inner += [f"{source} AS {text}", f"TRY_CAST({number} AS DOUBLE) AS {value}"]
-        typed.append(f"{value} AS {quote(feature.name)}")
         blank = missing_sql(text)
-        checks += [
-            f"CASE WHEN {blank} THEN 'missing_value:{feature.name}' END",
-            f"CASE WHEN NOT {blank} AND {value} IS NULL THEN 'not_numeric:{feature.name}' END",
-            f"CASE WHEN NOT {blank} AND NOT isfinite({value}) THEN 'non_finite:{feature.name}' END",
-            f"CASE WHEN isfinite({value}) AND ({value} < {feature.minimum} "
-            f"OR {value} > {feature.maximum}) THEN 'out_of_range:{feature.name}' END",
-        ]
+        if feature.categorical:
+            inner.append(f"{canonical_value_sql(feature, source)} AS {value}")
+            known = f"{value} IS NOT NULL"
+            checks.append(
+                f"CASE WHEN NOT {blank} AND {value} IS NULL "
+                f"THEN 'unknown_category:{feature.name}' END"
+            )
+        else:
+            # TRY_CAST ignores surrounding whitespace itself; trim only to tell an empty cell.
+            number = f"replace({source}, ',', '.')" if decimal == "," else source
+            inner.append(f"TRY_CAST({number} AS DOUBLE) AS {value}")
+            known = f"{value} BETWEEN {feature.minimum} AND {feature.maximum}"
+            checks += [
+                f"CASE WHEN NOT {blank} AND {value} IS NULL THEN 'not_numeric:{feature.name}' END",
+                f"CASE WHEN NOT {blank} AND NOT isfinite({value}) "
+                f"THEN 'non_finite:{feature.name}' END",
+                f"CASE WHEN isfinite({value}) AND ({value} < {feature.minimum} "
+                f"OR {value} > {feature.maximum}) THEN 'out_of_range:{feature.name}' END",
+            ]
+        inner.append(f"{source} AS {text}")
+        if feature.imputed:
+            # No value is a value to impute: NULL (never a NaN read from "NaN"), not a reason.
+            typed.append(f"CASE WHEN {blank} THEN NULL ELSE {value} END AS {quote(feature.name)}")
+            fast.append(f"({known} OR {blank})")
+        else:
+            typed.append(f"{value} AS {quote(feature.name)}")
+            checks.append(f"CASE WHEN {blank} THEN 'missing_value:{feature.name}' END")
+            fast.append(known)
     label_source = quote(sources[task.label])
     inner += [
         f"{canonical_label_sql(task, label_source)} AS __label",
@@ -99,14 +117,11 @@ def validated_rows_sql(
     checks.append(
         f"CASE WHEN __label IS NULL AND NOT {missing_sql('__label_text')} THEN 'unknown_label' END"
     )
-    # Most rows are valid: one range test per value spares them the list of checks.
-    valid = " AND ".join(
-        [f"__value{i} BETWEEN {f.minimum} AND {f.maximum}" for i, f in enumerate(task.features)]
-        + ["__label IS NOT NULL"]
-    )
+    # Most rows are valid: one test per value spares them the list of checks.
+    valid = " AND ".join([*fast, "__label IS NOT NULL"])
     reasons = f"list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL)"
     if header_names:
-        texts = {f.name: f"__text{i}" for i, f in enumerate(task.features)}
+        texts = {f.name: f"__feature_text{i}" for i, f in enumerate(task.features)}
         texts[task.label] = "__label_text"
         repeats = " AND ".join(
             f"trim({texts[column]}) = {literal(name.strip())}"
@@ -135,13 +150,23 @@ def missing_sql(text_sql: str) -> str:
 _MISSING = r"(?i)\s*({})?\s*"
 
 
+def canonical_value_sql(feature: Feature, text_sql: str) -> str:
+    """SQL: the categorical ``feature``'s value named by ``text_sql`` (any known spelling, any
+    case), else NULL."""
+    return _canonical_sql(feature.values, feature.value_spellings(), text_sql)
+
+
 def canonical_label_sql(task: TaskSchema, text_sql: str) -> str:
     """SQL: the class named by ``text_sql`` (any known spelling, any case), else NULL."""
+    return _canonical_sql(task.classes, label_spellings(task), text_sql)
+
+
+def _canonical_sql(names: tuple[str, ...], spellings: list[tuple[str, str]], text_sql: str) -> str:
     cases = " ".join(
-        f"WHEN {literal(spelling)} THEN {literal(name)}" for spelling, name in label_spellings(task)
+        f"WHEN {literal(spelling)} THEN {literal(name)}" for spelling, name in spellings
     )
     # The canonical spelling needs no lower() or trim(): the common case stays cheap.
-    canonical = ", ".join(literal(name) for name in task.classes)
+    canonical = ", ".join(literal(name) for name in names)
     return (
         f"CASE WHEN {text_sql} IN ({canonical}) THEN {text_sql} "
         f"ELSE CASE lower(trim({text_sql})) {cases} END END"
@@ -151,8 +176,10 @@ def canonical_label_sql(task: TaskSchema, text_sql: str) -> str:
 def validate_rows(frame: pd.DataFrame, task: TaskSchema) -> RowValidation:
     """Coerce and check every row of ``frame``, which must already have the task's columns.
 
-    A row is rejected, with every reason that applies, when a feature is missing, not numeric,
-    not finite, or outside the feature's physical range, or when its label is unknown.
+    A row is rejected, with every reason that applies, when a feature the task requires is
+    missing, a number is not numeric, not finite, or outside the feature's physical range, a
+    category is not one of the feature's values, or the label is unknown. Numeric features are
+    floats (NaN where imputed), categorical ones canonical strings (None where imputed).
     """
     import duckdb
 
@@ -175,7 +202,7 @@ def validate_rows(frame: pd.DataFrame, task: TaskSchema) -> RowValidation:
         decided.loc[bad, REASON_COLUMN].to_numpy(), index=rejected.index, dtype="string"
     )
     return RowValidation(
-        valid=valid.astype({f: "float64" for f in task.feature_names}), rejected=rejected
+        valid=valid.astype({f.name: "float64" for f in task.numeric_features}), rejected=rejected
     )
 
 

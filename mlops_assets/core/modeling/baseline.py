@@ -244,7 +244,10 @@ def _cold_start(
     )
     evaluation = evaluate(model, benchmark, task)
     info = log_sklearn_model(
-        model, name="baseline", input_example=reference.frame[task.feature_names].head(5)
+        model,
+        name="baseline",
+        input_example=reference.frame[task.feature_names].head(5),
+        task=task,
     )
     registered = register_model_version(
         client,
@@ -274,6 +277,7 @@ def _cold_start(
         },
         metrics=evaluation.metrics,
         decision={"metric": None, "promoted": True, "reason": COLD_START_REASON},
+        task=task.attested(),
     )
     record_attestation(client, model_name, registered.version, registered.run_id, document)
     promote_to_champion(client, model_name, registered.version)
@@ -318,7 +322,10 @@ def _import_file(
                 hint="use a scikit-learn estimator of the kinds this pipeline trains",
             )
         info = log_sklearn_model(
-            loaded.model, name="baseline", input_example=benchmark[task.feature_names].head(5)
+            loaded.model,
+            name="baseline",
+            input_example=benchmark[task.feature_names].head(5),
+            task=task,
         )
         registered = register_model_version(
             client,

@@ -214,7 +214,9 @@ def train_candidate(
     )
     _log_datasets(frame, benchmark, task, data, benchmark_uri)
     _log_evaluation_artifacts(evaluation, baseline_evaluation, deltas)
-    info = log_sklearn_model(model, name="model", input_example=frame[task.feature_names].head(5))
+    info = log_sklearn_model(
+        model, name="model", input_example=frame[task.feature_names].head(5), task=task
+    )
     mlflow.log_metrics(evaluation.metrics, model_id=info.model_id)
     run = mlflow.active_run()
     assert run is not None

@@ -8,41 +8,98 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.errors import ConfigurationError
-from mlops_assets.task import TaskSchema
+from mlops_assets.task import ESTIMATORS, TaskSchema
 
 SAMPLE_WEIGHT = "sample_weight"  # optional per-row weight column of a training frame
-ESTIMATORS = ("random_forest", "logistic_regression", "gradient_boosting")
 
-# Types outside skops' built-in safe set that our estimators contain. Models are loaded with
-# exactly this allow-list (never one read from the model file), so a tampered artifact that
-# smuggles in another type is refused instead of executed.
-SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+# Types outside skops' built-in safe set that our estimators contain (a forest's trees, and
+# the one-hot encoder's output dtype). Models are loaded with exactly this allow-list (never
+# one read from the model file), so a tampered artifact that smuggles in another type is
+# refused instead of executed.
+SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "numpy.dtype"]
 
 
-def build_estimator(name: str, hyperparameters: dict[str, Any], seed: int) -> Any:
-    """A fresh, unfitted estimator ``name`` with ``hyperparameters`` and a fixed seed."""
-    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
+def build_estimator(name: str, hyperparameters: dict[str, Any], seed: int, task: TaskSchema) -> Any:
+    """A fresh, unfitted estimator ``name`` with ``hyperparameters`` and a fixed seed, for
+    ``task``'s raw feature columns.
+
+    A task with categorical features or imputed values gets a ``Pipeline`` that prepares the
+    columns first (:func:`column_preparation`), so the model takes raw values: strings for
+    categories, NaN or None where a value is missing.
+    """
+    from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    scaled = name == "logistic_regression"  # the only one that needs comparable scales
+    classifier = _classifier(name, hyperparameters, seed)
+    if task.needs_preparation:
+        step = type(classifier).__name__.lower()
+        return Pipeline([("prepare", column_preparation(task, scaled=scaled)), (step, classifier)])
+    return make_pipeline(StandardScaler(), classifier) if scaled else classifier
+
+
+def _classifier(name: str, hyperparameters: dict[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    kinds = {
+        "random_forest": lambda: RandomForestClassifier(
+            random_state=seed, n_jobs=1, **hyperparameters
+        ),
+        "gradient_boosting": lambda: GradientBoostingClassifier(
+            random_state=seed, **hyperparameters
+        ),
+        "logistic_regression": lambda: LogisticRegression(random_state=seed, **hyperparameters),
+    }
+    if name not in kinds:
+        raise ConfigurationError(
+            f"unknown estimator {name!r}", hint=f"use one of {', '.join(ESTIMATORS)}"
+        )
     try:
-        if name == "random_forest":
-            return RandomForestClassifier(random_state=seed, n_jobs=1, **hyperparameters)
-        if name == "gradient_boosting":
-            return GradientBoostingClassifier(random_state=seed, **hyperparameters)
-        if name == "logistic_regression":
-            return make_pipeline(
-                StandardScaler(), LogisticRegression(random_state=seed, **hyperparameters)
-            )
+        return kinds[name]()
     except TypeError as exc:
         raise ConfigurationError(
             f"invalid hyperparameter for {name}: {exc}",
             hint="see the scikit-learn documentation of the estimator for its parameter names",
         ) from None
-    raise ConfigurationError(
-        f"unknown estimator {name!r}", hint=f"use one of {', '.join(ESTIMATORS)}"
-    )
+
+
+def column_preparation(task: TaskSchema, *, scaled: bool) -> Any:
+    """What turns ``task``'s raw columns into numbers: numeric features with a missing value
+    get their training median (and are standardised when ``scaled``); each categorical
+    feature is one-hot encoded over the task's values, a missing one encoded as none of them.
+    Unknown categories never reach a model (intake and the API refuse them); one would be
+    encoded like a missing value."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = [f.name for f in task.numeric_features]
+    categorical = task.categorical_features
+    imputed = any(f.imputed for f in task.numeric_features)
+    steps = [SimpleImputer(strategy="median")] if imputed else []
+    steps += [StandardScaler()] if scaled else []
+    parts: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        parts.append(("numeric", make_pipeline(*steps) if steps else "passthrough", numeric))
+    if categorical:
+        encoder = OneHotEncoder(
+            categories=[list(f.values) for f in categorical],
+            handle_unknown="ignore",
+            sparse_output=False,
+        )
+        parts.append(("categorical", encoder, [f.name for f in categorical]))
+    return ColumnTransformer(parts)
+
+
+def model_input(frame: pd.DataFrame, task: TaskSchema) -> Any:
+    """``frame``'s feature columns as the task's models take them: a float array when every
+    feature is a number that is never missing (scikit-learn fits and predicts arrays faster:
+    no feature-name checks), else the columns by name."""
+    if task.needs_preparation:
+        return frame[task.feature_names]
+    return frame[task.feature_names].to_numpy(dtype=float)
 
 
 def train_model(
@@ -60,7 +117,7 @@ def train_model(
         )
     weights = frame.get(SAMPLE_WEIGHT)
     return fit(
-        build_estimator(estimator, hyperparameters, seed),
+        build_estimator(estimator, hyperparameters, seed, task),
         frame[task.feature_names],
         frame[task.label].astype(str),
         None if weights is None else weights.to_numpy(),

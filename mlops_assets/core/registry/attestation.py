@@ -100,18 +100,21 @@ def attestation_document(
     deltas: dict[str, float] | None = None,
     test: dict[str, Any] | None = None,
     valuation: dict[str, Any] | None = None,
+    task: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The sealed attestation of one registered version. ``candidate`` names the version's
     model (``version``, ``model_uuid``, ``model_uri``, ``mlflow_run_id``, and the sha256 of
     every file as ``artifact_sha256``); ``baseline`` the same of the model it was compared
     with, None for a first model (a cold start), which has no comparison. ``valuation``: the
-    new contributions' values and what it takes to recompute them."""
+    new contributions' values and what it takes to recompute them; ``task``: the task the
+    version predicts (``TaskSchema.attested``)."""
     from datetime import UTC, datetime
 
     return seal(
         {
             "model_name": model_name,
             "version": version,
+            "task": task,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "dagster_run_id": dagster_run_id,
             "benchmark_dataset_sha256": benchmark_sha256,

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
 
     from mlops_assets.core.registry.webhooks import VersionEvent
+    from mlops_assets.task import TaskSchema
 
 T = TypeVar("T")
 
@@ -190,19 +191,28 @@ def log_sklearn_model(
     input_example: Any = None,
     signature: bool = True,
     code_paths: list[str] | None = None,
+    task: TaskSchema | None = None,
 ) -> ModelInfo:
     """Log ``model`` to the active MLflow run in the skops format.
 
     With an ``input_example`` it is stored with the model and, unless ``signature`` is False,
-    the signature is inferred from it and the model's predictions on it. ``code_paths`` are
-    files or directories the model needs at load time, copied next to it.
+    the signature is inferred from it and the model's predictions on it; with ``task``, the
+    inputs are the task's features (numbers as doubles, categories as strings), every one
+    required, whatever the example happens to hold. ``code_paths`` are files or directories
+    the model needs at load time, copied next to it.
     """
     import mlflow
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
 
     inferred = None
     if input_example is not None and signature:
         inferred = infer_signature(input_example, model.predict(input_example))
+        if task is not None:
+            columns = [
+                ColSpec("string" if f.categorical else "double", f.name) for f in task.features
+            ]
+            inferred = ModelSignature(inputs=Schema(columns), outputs=inferred.outputs)
     return mlflow.sklearn.log_model(
         model,
         name=name,

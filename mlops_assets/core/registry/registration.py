@@ -93,11 +93,13 @@ class Registration:
 @dataclass(frozen=True)
 class Provenance:
     """What a registration's attestation names besides the models: the Dagster run, the
-    benchmark's content hash, and the record of each contribution in the training data."""
+    benchmark's content hash, the record of each contribution in the training data, and the
+    task (``TaskSchema.attested``)."""
 
     dagster_run_id: str
     benchmark_sha256: str
     contributions: list[dict[str, Any]]
+    task: dict[str, str] | None = None
 
 
 def register_candidate(
@@ -358,6 +360,7 @@ def candidate_attestation(
         benchmark_sha256=provenance.benchmark_sha256,
         dataset_sha256=candidate.data_sha256,
         contributions=provenance.contributions,
+        task=provenance.task,
         candidate={
             "version": version,
             "model_uuid": candidate.model_uuid,

@@ -27,9 +27,9 @@ class ContributionConfig(dg.Config):
     group_name="data",
     kinds={"pandas", "parquet"},
     partitions_def=contributions_partitions,
-    # It reads iris to judge duplicates and outliers but declares no dependency on it: that
-    # would put this partitioned asset into `iris_dataset*`, which the CLI then refuses
-    # without --partition.
+    # It reads the reference data to judge duplicates and outliers but declares no dependency
+    # on it: that would put this partitioned asset into `iris_dataset*`, which the CLI then
+    # refuses without --partition.
 )
 def contributed_data(
     context: dg.AssetExecutionContext,
@@ -52,8 +52,8 @@ def contributed_data(
     landing_path = _landing_path(context, config)
     if not store.exists(store.BENCHMARK):
         raise UpstreamMissingError(
-            "contributions are judged against iris, which is not written yet",
-            hint="materialize iris_dataset first",
+            "contributions are judged against the reference data, which is not written yet",
+            hint=f"materialize {task.schema().dataset_asset} first",
         )
     reference = pd.concat(
         [store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)]

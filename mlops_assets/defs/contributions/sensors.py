@@ -15,7 +15,6 @@ from mlops_assets.defs.contributions.partitions import (
     STAGE_TAG,
     contributions_partitions,
 )
-from mlops_assets.defs.data.assets import iris_dataset
 from mlops_assets.defs.resources import IntakeSettings, LandingZone
 
 ingest_job = dg.define_asset_job(
@@ -26,7 +25,9 @@ ingest_job = dg.define_asset_job(
 )
 
 
-def build_contribution_sensor(interval_seconds: int) -> dg.SensorDefinition:
+def build_contribution_sensor(interval_seconds: int, reference: str) -> dg.SensorDefinition:
+    """The sensor, which waits for the task's reference data asset ``reference``."""
+
     @dg.sensor(
         name="contribution_sensor",
         job=ingest_job,
@@ -44,9 +45,10 @@ def build_contribution_sensor(interval_seconds: int) -> dg.SensorDefinition:
         run key is the content version, so the same bytes never launch a second run. Refused
         entries (symbolic links, devices, unsafe names) are logged once and never read.
         """
-        if context.instance.get_latest_materialization_event(iris_dataset.key) is None:
-            # Contributions are judged against the iris data; the automation sensor builds it.
-            return dg.SkipReason("waiting for iris_dataset: contributions are judged against it")
+        if context.instance.get_latest_materialization_event(dg.AssetKey(reference)) is None:
+            # Contributions are judged against the reference data; the automation sensor
+            # builds it.
+            return dg.SkipReason(f"waiting for {reference}: contributions are judged against it")
         plan = plan_tick(
             landing.scan(),
             known=set(context.instance.get_dynamic_partitions(contributions_partitions.name)),

@@ -1,11 +1,11 @@
-"""Data assets: the reference iris data split once into a train part and a fixed benchmark,
-and the training set integrated from it and every accepted contribution.
+"""Data assets: the task's reference data (``<task>_dataset``, ``iris_dataset`` for the
+default task) split once into a train part and a fixed benchmark, and the training set
+integrated from it and every accepted contribution.
 
-pandas and the core modules are imported inside the asset bodies: every run process imports
-this code location, and most of them need neither.
+The reference asset is named for the task, so both are built by :func:`build_data_assets`
+once the task is known. pandas and the core modules are imported inside the asset bodies:
+every run process imports this code location, and most of them need neither.
 """
-
-from pathlib import Path
 
 import dagster as dg
 
@@ -18,8 +18,10 @@ from mlops_assets.defs.resources import (
 )
 from mlops_assets.errors import UpstreamMissingError
 
+INTEGRATED_DATASET = dg.AssetKey("integrated_dataset")
 
-class IrisDatasetConfig(dg.Config):
+
+class ReferenceDatasetConfig(dg.Config):
     """Overrides of the ``reference`` resource (``MLOPS_IRIS_CSV``, ``MLOPS_BENCHMARK_FRACTION``,
     ``MLOPS_SEED``) for one run."""
 
@@ -29,7 +31,7 @@ class IrisDatasetConfig(dg.Config):
 
 
 class IntegrationConfig(dg.Config):
-    """How accepted contributions are merged with the iris train part."""
+    """How accepted contributions are merged with the reference train part."""
 
     # append | interleave (alternate rows by source) | weighted (cap the contributed share
     # at max_contributed_share, weight rows by their contribution's quality score)
@@ -45,25 +47,45 @@ class IntegrationConfig(dg.Config):
     seed: int | None = None  # the data_policy resource's (MLOPS_SEED) unless given
 
 
-@dg.asset(
-    group_name="data",
-    kinds={"pandas", "parquet"},
-    # eager() never fills an asset that was missing before automation started, so the root of
-    # the graph also runs once when first found missing: a fresh deployment trains by itself.
-    automation_condition=dg.AutomationCondition.eager()
-    | dg.AutomationCondition.missing().newly_true(),
-)
-def iris_dataset(
+def build_data_assets(task_name: str) -> list[dg.AssetsDefinition]:
+    """``<task_name>_dataset`` and ``integrated_dataset``, which depends on it."""
+    reference = dg.asset(
+        name=f"{task_name}_dataset",
+        group_name="data",
+        kinds={"pandas", "parquet"},
+        # eager() never fills an asset that was missing before automation started, so the
+        # root of the graph also runs once when first found missing: a fresh deployment
+        # trains by itself.
+        automation_condition=dg.AutomationCondition.eager()
+        | dg.AutomationCondition.missing().newly_true(),
+    )(reference_dataset)
+    integrated = dg.asset(
+        group_name="data",
+        kinds={"pandas", "parquet"},
+        deps=[reference, contributed_data],
+        # Contributions trigger it through retrain_sensor (accepted ones only, batched);
+        # eager() follows the reference data. Ignoring contributed_data also keeps a
+        # contribution that is still being ingested (a missing partition) from blocking it.
+        automation_condition=dg.AutomationCondition.eager().ignore(
+            dg.AssetSelection.assets(contributed_data)
+        ),
+    )(integrated_dataset)
+    return [reference, integrated]
+
+
+def reference_dataset(
     context: dg.AssetExecutionContext,
-    config: IrisDatasetConfig,
+    config: ReferenceDatasetConfig,
     reference: ReferenceDataSource,
     store: DatasetStore,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
-    """Canonical iris data, validated and split once into a train part and a fixed benchmark.
+    """The task's reference data, validated and split once into a train part and a fixed
+    benchmark.
 
-    Read from ``data/iris.csv``; scikit-learn's copy is used only when that file is missing or
-    empty. The benchmark is never trained on: every model is scored on it.
+    Read from the task file's ``reference`` (for iris ``data/iris.csv``, and scikit-learn's
+    copy only when that file is missing or empty). The benchmark is never trained on: every
+    model is scored on it.
     """
     from mlops_assets.core.data.reference_data import (
         describe_split,
@@ -73,9 +95,13 @@ def iris_dataset(
 
     schema = task.schema()
     store.claim_for_task(schema.name)
-    data = load_reference_data(Path(config.csv_path or reference.csv_path), schema)
+    data = load_reference_data(config.csv_path or reference.csv_path, schema)
     if data.fallback_reason:
         context.log.warning(f"Using scikit-learn's iris: {data.fallback_reason}")
+    if data.rows_left_out:
+        context.log.warning(
+            f"{data.rows_left_out} reference row(s) left out: {data.left_out_reasons}"
+        )
     split = split_benchmark(
         data.frame,
         schema,
@@ -95,25 +121,14 @@ def iris_dataset(
     )
 
 
-@dg.asset(
-    group_name="data",
-    kinds={"pandas", "parquet"},
-    deps=[iris_dataset, contributed_data],
-    # Contributions trigger it through retrain_sensor (accepted ones only, batched); eager()
-    # follows the iris data. Ignoring contributed_data also keeps a contribution that is still
-    # being ingested (a missing partition) from blocking it.
-    automation_condition=dg.AutomationCondition.eager().ignore(
-        dg.AssetSelection.assets(contributed_data)
-    ),
-)
 def integrated_dataset(
     config: IntegrationConfig,
     data_policy: TrainingDataPolicy,
     store: DatasetStore,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
-    """The training set: iris train part + every accepted contribution, benchmark rows and
-    duplicates removed, shuffled reproducibly; versioned by its content hash."""
+    """The training set: the reference train part + every accepted contribution, benchmark
+    rows and duplicates removed, shuffled reproducibly; versioned by its content hash."""
     from mlops_assets.core.data.integration import (
         MergePolicy,
         integrate,
@@ -122,7 +137,8 @@ def integrated_dataset(
 
     if not store.exists(store.REFERENCE_TRAIN):
         raise UpstreamMissingError(
-            "the iris train part has not been written yet", hint="materialize iris_dataset first"
+            "the reference train part has not been written yet",
+            hint=f"materialize {task.schema().dataset_asset} first",
         )
     seed = data_policy.seed if config.seed is None else config.seed
     contributions = load_accepted_contributions(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from mlops_assets.defs.data.assets import integrated_dataset, iris_dataset
+from mlops_assets.defs.data.assets import INTEGRATED_DATASET
 from mlops_assets.defs.metadata import upstream_metadata
 from mlops_assets.defs.resources import DatasetStore, TaskDefinition, TrainingDataPolicy
 
@@ -31,22 +31,34 @@ def expectations_result(
     )
 
 
-@dg.asset_check(asset=iris_dataset, blocking=True)
-def iris_dataset_expectations(store: DatasetStore, task: TaskDefinition) -> dg.AssetCheckResult:
-    """Great Expectations suite on the train and benchmark parts: columns, types, ranges,
-    labels, no nulls, a row-count floor."""
+def build_reference_checks(task_name: str) -> list[dg.AssetChecksDefinition]:
+    """The checks of ``<task_name>_dataset``, named for it."""
+    asset = f"{task_name}_dataset"
+    return [
+        dg.asset_check(asset=asset, name=f"{asset}_expectations", blocking=True)(
+            reference_dataset_expectations
+        )
+    ]
+
+
+def reference_dataset_expectations(
+    store: DatasetStore, task: TaskDefinition
+) -> dg.AssetCheckResult:
+    """Great Expectations suite on the train and benchmark parts of the task's reference data:
+    columns, types, ranges, allowed categories and labels, no nulls where the task rejects
+    them, a row-count floor."""
     import pandas as pd
 
     frame = pd.concat([store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)])
-    return expectations_result(frame, task, name="iris_dataset", min_rows=30)
+    return expectations_result(frame, task, name=task.schema().dataset_asset, min_rows=30)
 
 
 def _training_set(context: dg.AssetCheckExecutionContext, store: DatasetStore) -> "pd.DataFrame":
-    sha256 = upstream_metadata(context, integrated_dataset.key)["sha256"]
+    sha256 = upstream_metadata(context, INTEGRATED_DATASET)["sha256"]
     return store.read_frame(store.integrated(sha256))
 
 
-@dg.asset_check(asset=integrated_dataset, blocking=True)
+@dg.asset_check(asset=INTEGRATED_DATASET, blocking=True)
 def integrated_dataset_has_no_benchmark_rows(
     context: dg.AssetCheckExecutionContext, store: DatasetStore, task: TaskDefinition
 ) -> dg.AssetCheckResult:
@@ -63,7 +75,7 @@ def integrated_dataset_has_no_benchmark_rows(
     )
 
 
-@dg.asset_check(asset=integrated_dataset, blocking=True)
+@dg.asset_check(asset=INTEGRATED_DATASET, blocking=True)
 def integrated_dataset_class_balance(
     context: dg.AssetCheckExecutionContext,
     data_policy: TrainingDataPolicy,

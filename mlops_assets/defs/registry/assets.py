@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from mlops_assets.defs.data.assets import iris_dataset
 from mlops_assets.defs.metadata import table, upstream_metadata, url
 from mlops_assets.defs.resources import (
     DatasetStore,
     MlflowTracking,
     ModelRegistry,
     PromotionPolicy,
+    TaskDefinition,
     Webhooks,
 )
 from mlops_assets.defs.training.assets import trained_model
@@ -27,6 +27,7 @@ def registered_model_version(
     store: DatasetStore,
     webhooks: Webhooks,
     mlflow_tracking: MlflowTracking,
+    task: TaskDefinition,
 ) -> dg.MaterializeResult:
     """The candidate as a registry version: ``challenger`` always moves to it, ``champion``
     only when it beats the champion on the primary metric by the configured margin (see
@@ -41,8 +42,9 @@ def registered_model_version(
     reports = contribution_reports(store.fetch_tree(store.CONTRIBUTIONS, ending="report.json"))
     provenance = Provenance(
         dagster_run_id=context.run_id,
-        benchmark_sha256=upstream_metadata(context, iris_dataset.key)["benchmark_sha256"],
+        benchmark_sha256=upstream_metadata(context, task.dataset_key())["benchmark_sha256"],
         contributions=attested_contributions([r for r, _ in reports], candidate.contributions),
+        task=task.schema().attested(),
     )
     with registry_errors(registry.tracking_uri), mlflow_tracking.step():
         done = register_candidate(

@@ -25,6 +25,10 @@ class TaskDefinition(dg.ConfigurableResource):
     def schema(self) -> "TaskSchema":
         return _task_schema(self.path)
 
+    def dataset_key(self) -> dg.AssetKey:
+        """The key of the task's reference data asset (``iris_dataset`` for iris)."""
+        return dg.AssetKey(self.schema().dataset_asset)
+
 
 @functools.cache
 def _task_schema(path: str) -> "TaskSchema":

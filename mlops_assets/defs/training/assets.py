@@ -5,11 +5,11 @@ as metadata, never a pickled object.
 """
 
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from mlops_assets.defs.data.assets import integrated_dataset, iris_dataset
+from mlops_assets.defs.data.assets import INTEGRATED_DATASET
 from mlops_assets.defs.metadata import table, upstream_metadata, url
 from mlops_assets.defs.resources import (
     BaselineLoader,
@@ -23,6 +23,10 @@ from mlops_assets.defs.resources import (
     Webhooks,
 )
 
+if TYPE_CHECKING:
+    from mlops_assets.core.modeling.candidate import TrainingSpec
+    from mlops_assets.task import TaskSchema
+
 
 class Estimator(Enum):
     random_forest = "random_forest"
@@ -30,10 +34,15 @@ class Estimator(Enum):
     gradient_boosting = "gradient_boosting"
 
 
+BASELINE_MODEL = dg.AssetKey("baseline_model")
+TRAINED_MODEL = dg.AssetKey("trained_model")
+
+
 class TrainingConfig(dg.Config):
     """Estimator and hyperparameters; only those of the chosen estimator are used."""
 
-    estimator: Estimator = Estimator.logistic_regression
+    # None: the task file's `estimator`, else logistic_regression.
+    estimator: Estimator | None = None
     n_estimators: int = 100
     max_depth: int | None = None
     learning_rate: float = 0.1
@@ -41,10 +50,21 @@ class TrainingConfig(dg.Config):
     max_iter: int = 1000
     seed: int | None = None  # the data_policy resource's (MLOPS_SEED) unless given
 
-    def hyperparameters(self) -> dict[str, Any]:
-        if self.estimator is Estimator.random_forest:
+    def spec(self, task: "TaskSchema", seed: int) -> "TrainingSpec":
+        """What to train for ``task``; ``seed`` unless the config sets one."""
+        from mlops_assets.core.modeling.candidate import TrainingSpec
+
+        estimator = self.estimator or Estimator(task.estimator or "logistic_regression")
+        return TrainingSpec(
+            estimator=estimator.value,
+            hyperparameters=self._hyperparameters(estimator),
+            seed=seed if self.seed is None else self.seed,
+        )
+
+    def _hyperparameters(self, estimator: Estimator) -> dict[str, Any]:
+        if estimator is Estimator.random_forest:
             return {"n_estimators": self.n_estimators, "max_depth": self.max_depth}
-        if self.estimator is Estimator.gradient_boosting:
+        if estimator is Estimator.gradient_boosting:
             return {
                 "n_estimators": self.n_estimators,
                 "learning_rate": self.learning_rate,
@@ -53,12 +73,16 @@ class TrainingConfig(dg.Config):
         return {"C": self.C, "max_iter": self.max_iter}
 
 
-@dg.asset(
-    group_name="model",
-    kinds={"mlflow", "scikit-learn"},
-    deps=[iris_dataset],
-    automation_condition=dg.AutomationCondition.eager(),
-)
+def build_baseline_model(task_name: str) -> dg.AssetsDefinition:
+    """``baseline_model``, which depends on the task's reference data (``<task>_dataset``)."""
+    return dg.asset(
+        group_name="model",
+        kinds={"mlflow", "scikit-learn"},
+        deps=[f"{task_name}_dataset"],
+        automation_condition=dg.AutomationCondition.eager(),
+    )(baseline_model)
+
+
 def baseline_model(
     context: dg.AssetExecutionContext,
     store: DatasetStore,
@@ -73,18 +97,18 @@ def baseline_model(
     version or alias, or a trusted local file (``MLOPS_BASELINE_SOURCE``), validated against
     the task before use.
 
-    On a cold start (no champion yet) a baseline is trained on the iris train part with the
-    default training config, registered as the first version and aliased ``champion``.
+    On a cold start (no champion yet) a baseline is trained on the reference train part with
+    the default training config, registered as the first version and aliased ``champion``.
     """
     from mlops_assets.core.modeling.baseline import ColdStart, resolve_baseline
     from mlops_assets.core.registry.client import claim_model_for_task, registry_errors
 
-    defaults = TrainingConfig()
+    defaults = TrainingConfig().spec(task.schema(), data_policy.seed)
     cold_start = ColdStart(
         reference_train=store.read_frame(store.REFERENCE_TRAIN),
-        estimator=defaults.estimator.value,
-        hyperparameters=defaults.hyperparameters(),
-        seed=data_policy.seed,
+        estimator=defaults.estimator,
+        hyperparameters=defaults.hyperparameters,
+        seed=defaults.seed,
         save_dataset=lambda data: store.write_dataset(data.frame, data.sha256),
     )
     with registry_errors(registry.tracking_uri), mlflow_tracking.step() as run_id:
@@ -120,7 +144,7 @@ def baseline_model(
 @dg.asset(
     group_name="model",
     kinds={"mlflow", "scikit-learn"},
-    deps=[integrated_dataset, baseline_model],
+    deps=[INTEGRATED_DATASET, BASELINE_MODEL],
     automation_condition=dg.AutomationCondition.eager(),
 )
 def trained_model(
@@ -138,22 +162,13 @@ def trained_model(
     benchmark; the contributions the baseline was not trained on are valued first, and
     harmful ones left out. Params, metrics, artifacts, data, the valuation and the model are
     logged to MLflow."""
-    from mlops_assets.core.modeling.candidate import (
-        BaselineRef,
-        DatasetRef,
-        TrainingSpec,
-        train_candidate,
-    )
+    from mlops_assets.core.modeling.candidate import BaselineRef, DatasetRef, train_candidate
     from mlops_assets.core.modeling.valuation import VALUE_COLUMNS
     from mlops_assets.core.registry.client import registry_errors
 
-    data = upstream_metadata(context, integrated_dataset.key)
+    data = upstream_metadata(context, INTEGRATED_DATASET)
     dataset = DatasetRef.from_metadata(data, uri=store.uri(store.integrated(data["sha256"])))
-    spec = TrainingSpec(
-        estimator=config.estimator.value,
-        hyperparameters=config.hyperparameters(),
-        seed=data_policy.seed if config.seed is None else config.seed,
-    )
+    spec = config.spec(task.schema(), data_policy.seed)
     with registry_errors(registry.tracking_uri), mlflow_tracking.step() as run_id:
         trained = train_candidate(
             store.read_frame(store.integrated(dataset.sha256)),
@@ -162,7 +177,7 @@ def trained_model(
             spec=spec,
             data=dataset,
             benchmark_uri=store.uri(store.BENCHMARK),
-            baseline=BaselineRef.from_metadata(upstream_metadata(context, baseline_model.key)),
+            baseline=BaselineRef.from_metadata(upstream_metadata(context, BASELINE_MODEL)),
             tracking_uri=registry.tracking_uri,
             valuation_policy=valuation.policy(policy.primary_metric, spec.seed),
             save_training_data=store.write_dataset,

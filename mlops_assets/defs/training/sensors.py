@@ -1,5 +1,5 @@
 """What starts a retrain: accepted contributions (``retrain_sensor``), and declarative
-automation for everything downstream of the iris data (``automation_sensor``)."""
+automation for everything downstream of the reference data (``automation_sensor``)."""
 
 import time
 
@@ -8,9 +8,9 @@ import dagster as dg
 from mlops_assets.core.modeling.retraining import Ingested, RetrainCursor, plan_retrain
 from mlops_assets.defs.contributions.assets import contributed_data
 from mlops_assets.defs.contributions.partitions import STAGE_TAG
-from mlops_assets.defs.data.assets import integrated_dataset
+from mlops_assets.defs.data.assets import INTEGRATED_DATASET
 from mlops_assets.defs.registry.assets import contributor_scoreboard, registered_model_version
-from mlops_assets.defs.training.assets import baseline_model, trained_model
+from mlops_assets.defs.training.assets import BASELINE_MODEL, trained_model
 
 THROUGH_TAG = "mlops/retrain_through"  # the materialization id a retrain was asked to cover
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -24,8 +24,8 @@ UNFINISHED = [
 retrain_job = dg.define_asset_job(
     "retrain",
     selection=dg.AssetSelection.assets(
-        baseline_model,
-        integrated_dataset,
+        BASELINE_MODEL,
+        INTEGRATED_DATASET,
         trained_model,
         registered_model_version,
         contributor_scoreboard,
