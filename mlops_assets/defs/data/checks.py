@@ -19,15 +19,20 @@ if TYPE_CHECKING:
 def expectations_result(
     frame: "pd.DataFrame", task: TaskDefinition, *, name: str, min_rows: int
 ) -> dg.AssetCheckResult:
-    """The task's Great Expectations suite on ``frame``, as a check result saying what failed."""
+    """The task's Great Expectations suite on ``frame``, as a check result saying which task's
+    suite it ran and what failed."""
     from mlops_assets.core.data.expectations import task_expectations, validate_expectations
 
-    suite = task_expectations(task.schema(), min_rows=min_rows)
-    outcome = validate_expectations(frame, suite, name=name)
+    schema = task.schema()
+    outcome = validate_expectations(frame, task_expectations(schema, min_rows=min_rows), name=name)
     return dg.AssetCheckResult(
         passed=outcome.success,
-        description=outcome.summary(),
-        metadata={"expectations_evaluated": outcome.evaluated, "failures": outcome.failures},
+        description=f"the {schema.name} task's suite: {outcome.summary()}",
+        metadata={
+            "task": schema.name,
+            "expectations_evaluated": outcome.evaluated,
+            "failures": outcome.failures,
+        },
     )
 
 
