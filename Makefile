@@ -12,6 +12,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev,deploy]'
+	# An empty MLflow store of this installation's schema: every new home starts as a copy.
+	$(BIN)/python -m mlops_assets.core.registry.store >/dev/null
 	touch $@
 
 run: setup

@@ -286,6 +286,10 @@ def _change_champion(settings: Settings, change) -> int:
         f"{done.model_name}: champion is now v{done.to_version} (was {was}), {done.how} by "
         f"{done.actor} at {done.at}: {done.reason}"
     )
+    from mlops_assets.core.serving.notify import tell_apis
+
+    for line in tell_apis(list(settings.api_urls), settings.api_key):
+        print(line)
     if settings.webhook_url and settings.webhook_secret:
         from mlops_assets.defs.resources import webhooks
 

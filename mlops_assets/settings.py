@@ -141,7 +141,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "MLOPS_API_POLL_SECONDS": (
         "10",
-        "How often the prediction API checks whether `champion` moved, to load and swap in the new version.",
+        "How often the prediction API checks whether `champion` moved, to load and swap in the new version (the fallback when it is not told: `MLOPS_API_URL`).",
+    ),
+    "MLOPS_API_URL": (
+        "none (`make run`: its own API)",
+        "The prediction API (space-separated for several), told at once (`POST /refresh`) when the pipeline or `mlops model` moves `champion`, so it need not wait for its poll.",
     ),
     "MLOPS_API_MAX_BATCH": ("1000", "Most instances one `/predict` request may carry (413 above)."),
     "MLOPS_API_MAX_BODY_BYTES": (
@@ -193,8 +197,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "Share of iris held out, stratified, as the fixed benchmark.",
     ),
     "MLOPS_SENSOR_INTERVAL": (
-        "15",
-        "Seconds between ticks of the landing-zone, retrain and automation sensors.",
+        "5",
+        "Seconds between ticks of the landing-zone, retrain and automation sensors (Dagster's daemon looks at sensors every 5 s at most).",
     ),
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": (
         "2",
@@ -274,6 +278,7 @@ class Settings:
     webhook_secret: str | None
     webhook_max_age: float
     api_key: str | None
+    api_urls: tuple[str, ...]
     api_poll_seconds: float
     api_max_batch: int
     api_max_body_bytes: int
@@ -361,6 +366,7 @@ class Settings:
             webhook_secret=get("MLOPS_WEBHOOK_SECRET", "") or None,
             webhook_max_age=_number(get, "MLOPS_WEBHOOK_MAX_AGE", float),
             api_key=get("MLOPS_API_KEY", "") or None,
+            api_urls=tuple(get("MLOPS_API_URL", "").split()),
             api_poll_seconds=_number(get, "MLOPS_API_POLL_SECONDS", float),
             api_max_batch=_number(get, "MLOPS_API_MAX_BATCH", int),
             api_max_body_bytes=_number(get, "MLOPS_API_MAX_BODY_BYTES", int),

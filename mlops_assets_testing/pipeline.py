@@ -16,6 +16,10 @@ from mlops_assets.settings import Settings
 
 # What the sensors use; mlflow_tracking cannot start outside a run.
 SENSOR_RESOURCES = ("landing", "intake", "webhooks", "registry")
+# A training config that trains the same model as the cold start's (lbfgs converges long
+# before 1,000 iterations) without being the same config, so a candidate is trained: an
+# equal challenger, v2, next to the cold start's champion.
+SAME_MODEL_NEW_CONFIG = {"ops": {"trained_model": {"config": {"max_iter": 2000}}}}
 
 
 @dataclass
@@ -114,6 +118,30 @@ class Pipeline:
 
         return self.instance.add_run(
             dg.DagsterRun(job_name="recorded", run_id=str(uuid.uuid4()), status=status, tags=tags)
+        )
+
+    def record_materialization(self, run: dg.DagsterRun, asset: str, partition: str) -> None:
+        """A materialization of ``asset`` made by ``run``, as its worker would record it (the
+        run may still be under way: its checks still running)."""
+        from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+        from dagster._core.events.log import EventLogEntry
+
+        event = DagsterEvent(
+            event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
+            job_name=run.job_name,
+            event_specific_data=StepMaterializationData(
+                dg.AssetMaterialization(asset, partition=partition)
+            ),
+        )
+        self.instance.store_event(
+            EventLogEntry(
+                error_info=None,
+                level="debug",
+                user_message="",
+                run_id=run.run_id,
+                timestamp=time.time(),
+                dagster_event=event,
+            )
         )
 
     def client(self):

@@ -25,7 +25,7 @@ from mlops_assets.core.registry.client import (
 from mlops_assets.core.registry.tags import CHAMPION
 from mlops_assets.settings import Settings
 from mlops_assets.task import IRIS
-from mlops_assets_testing.pipeline import Pipeline
+from mlops_assets_testing.pipeline import SAME_MODEL_NEW_CONFIG, Pipeline
 from mlops_assets_testing.processes import REPO, child_env, env_for, wait_for
 from mlops_assets_testing.servers import ApiServer
 
@@ -196,7 +196,8 @@ def test_a_fresh_service_waits_for_a_champion_then_follows_it(tmp_path, empty_ml
         assert status == 503 and "no champion yet" in answer["detail"]
         assert server.request("POST", "/predict", {"instances": [ROW]}, key=None)[0] == 503
 
-        pipeline.materialize()  # v1 champion, v2 challenger
+        pipeline.materialize()  # v1 champion
+        pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)  # v2 challenger
         wait_for(
             lambda: server.request("GET", "/health", key=None)[0] == 200,
             timeout=30,
@@ -260,6 +261,44 @@ def test_a_fresh_service_waits_for_a_champion_then_follows_it(tmp_path, empty_ml
         assert seen[-1][2] == "2", "the old champion keeps serving"
         log = (tmp_path / "serve.log").read_text()
         assert "version 3 was not loaded" in log and "still serving v2" in log
+
+
+def test_a_service_told_of_a_new_champion_serves_it_without_waiting_for_its_poll(
+    tmp_path, empty_mlflow_db, monkeypatch
+):
+    """The pipeline tells the API (``MLOPS_API_URL``, with its key) when champion moves: a
+    service polling only every 10 minutes serves the cold start's champion within seconds.
+    Nobody else may make it look (401 without the key); one that cannot be told is a log
+    line, never a failure."""
+    monkeypatch.setenv("MLOPS_API_KEY", KEY)  # what the resource's EnvVar reads
+    with (
+        pipeline_at(tmp_path, empty_mlflow_db) as pipeline,
+        ApiServer(
+            pipeline.home, tmp_path / "serve.log", key=KEY, MLOPS_API_POLL_SECONDS="600"
+        ) as server,
+    ):
+        assert server.request("GET", "/health", key=None)[0] == 503
+        assert server.request("POST", "/refresh", key=None)[0] == 401
+        pipeline.settings = Settings.from_env(
+            env_for(
+                pipeline.home, MLOPS_API_URL=f"{server.url} http://127.0.0.1:9", MLOPS_API_KEY=KEY
+            )
+        )
+        result = pipeline.materialize()
+        told = [
+            e.user_message
+            for e in pipeline.instance.all_logs(result.run_id)
+            if "prediction API" in e.user_message
+        ]
+        assert told[0] == f"told the prediction API at {server.url} (HTTP 202)"
+        assert "could not tell the prediction API at http://127.0.0.1:9" in told[1]
+        wait_for(
+            lambda: server.request("GET", "/health", key=None)[0] == 200,
+            timeout=20,
+            what="the champion, told rather than polled",
+            poll=0.2,
+        )
+        assert server.request("POST", "/refresh")[1] == {"status": "checking the registry"}
 
 
 def test_a_store_that_cannot_be_opened_yet_is_a_failed_poll_not_a_dead_service(
@@ -383,7 +422,8 @@ def test_a_champion_that_fails_to_load_once_is_retried_and_health_says_degraded(
     from urllib.parse import urlparse
 
     with pipeline_at(tmp_path, empty_mlflow_db) as pipeline:
-        pipeline.materialize()  # v1 champion, v2 challenger
+        pipeline.materialize()  # v1 champion
+        pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)  # v2 challenger
         with ApiServer(pipeline.home, tmp_path / "serve.log", MLOPS_API_POLL_SECONDS="1") as server:
             wait_for(
                 lambda: server.request("GET", "/health", key=None)[0] == 200,

@@ -11,6 +11,7 @@ from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.core.registry.tags import CHALLENGER, CHAMPION
 from mlops_assets.settings import Settings
 from mlops_assets_testing.data import VALID_CONTRIBUTION
+from mlops_assets_testing.pipeline import SAME_MODEL_NEW_CONFIG
 from mlops_assets_testing.processes import env_for, free_port, in_process_mlops, run_cli
 
 
@@ -25,7 +26,7 @@ def mlflow_runs(pipeline):
     return client.search_runs([experiment.experiment_id]) if experiment else []
 
 
-def test_cold_start_registers_a_champion_and_a_challenger(pipeline):
+def test_cold_start_registers_a_champion_and_trains_no_copy_of_it(pipeline):
     result = pipeline.materialize()
     assert result.success
 
@@ -35,31 +36,45 @@ def test_cold_start_registers_a_champion_and_a_challenger(pipeline):
 
     baseline = metadata(pipeline, "baseline_model")
     assert baseline["cold_start"] is True and baseline["version"] == "1"
+    assert len(baseline["training_fingerprint"]) == 64
 
+    # The candidate would be trained on exactly v1's data with v1's config: it is not, and an
+    # observation on trained_model says why; nothing downstream runs.
+    for asset in ("trained_model", "registered_model_version", "contributor_scoreboard"):
+        assert pipeline.instance.get_latest_materialization_event(dg.AssetKey(asset)) is None
+    observed = pipeline.instance.fetch_observations(dg.AssetKey("trained_model"), limit=1)
+    why = observed.records[0].asset_observation.metadata
+    assert why["skipped"].value.startswith("not trained: iris-classifier v1 was trained on")
+    assert why["training_fingerprint"].value == baseline["training_fingerprint"]
+    client = pipeline.client()
+    name = pipeline.settings.model_name
+    assert [str(v.version) for v in client.search_model_versions(f"name = '{name}'")] == ["1"]
+    assert client.get_model_version_by_alias(name, CHAMPION).version in (1, "1")
+    runs = mlflow_runs(pipeline)  # the cold start's own
+    assert [r.info.status for r in runs] == ["FINISHED"]
+    assert runs[0].data.tags["dagster_run_id"] == result.run_id
+
+    # Anything new (here the config) trains a candidate, registered as challenger.
+    result = pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)
     trained = metadata(pipeline, "trained_model")
     assert trained["baseline_version"] == "1"
+    assert trained["training_fingerprint"] != baseline["training_fingerprint"]
     assert "| accuracy |" in trained["metrics_table"]
     assert "true \\ predicted" in trained["confusion_matrix"]
-
     registered = metadata(pipeline, "registered_model_version")
     assert registered["version"] == "2" and registered["promoted"] is False
     assert registered["reason"].endswith("not better, champion stays v1")
-
-    client = pipeline.client()
-    name = pipeline.settings.model_name
-    assert client.get_model_version_by_alias(name, CHAMPION).version in (1, "1")
     v2 = client.get_model_version_by_alias(name, CHALLENGER)
     assert v2.tags["model_uuid"] == trained["model_uuid"]
     assert v2.tags["data_sha256"] == trained["data_sha256"]
+    assert v2.tags["training_fingerprint"] == trained["training_fingerprint"]
     assert v2.tags["dagster_run_id"] == result.run_id
     assert v2.tags["promotion_reason"] == registered["reason"]
     assert json.loads(v2.tags["deltas"])["accuracy"] == 0.0
 
     # One MLflow run for the Dagster run, ended FINISHED, with everything logged to it.
-    runs = mlflow_runs(pipeline)
-    assert len(runs) == 1
-    run = runs[0]
-    assert run.info.status == "FINISHED" and run.data.tags["dagster_run_id"] == result.run_id
+    (run,) = [r for r in mlflow_runs(pipeline) if r.data.tags["dagster_run_id"] == result.run_id]
+    assert run.info.status == "FINISHED"
     assert run.data.params["estimator"] == "logistic_regression"
     assert {"accuracy", "baseline_accuracy", "delta_accuracy"} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
@@ -72,8 +87,9 @@ def test_cold_start_registers_a_champion_and_a_challenger(pipeline):
     assert inputs["integrated_dataset"] == trained["data_sha256"][:16]
 
 
-def test_second_run_on_the_same_data_moves_only_the_challenger(pipeline):
+def test_an_equal_candidate_moves_only_the_challenger(pipeline):
     pipeline.materialize()
+    pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)
     # The default gate: log loss, tested with the paired bootstrap. The same model predicts
     # the same rows, so the candidate is better in no resample: p = 1, a zero interval.
     registered = metadata(pipeline, "registered_model_version")
@@ -93,7 +109,7 @@ def test_second_run_on_the_same_data_moves_only_the_challenger(pipeline):
     )
     # Accuracy is tested with the exact McNemar test; without a test, strictly better is enough.
     pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_PRIMARY_METRIC="accuracy"))
-    pipeline.materialize()
+    pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)
     registered = metadata(pipeline, "registered_model_version")
     assert registered["version"] == "3" and not registered["promoted"]
     assert registered["reason"] == (
@@ -178,7 +194,8 @@ def test_an_unbalanced_training_set_blocks_training(pipeline):
 
 def test_accuracy_floor_blocks_registration(pipeline):
     pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_ACCURACY_FLOOR="0.99"))
-    result = pipeline.materialize(raise_on_error=False)
+    pipeline.materialize()
+    result = pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG, raise_on_error=False)
     assert not result.success
     check = check_evaluation(result, "trained_model_accuracy_floor")
     assert not check.passed and "0.9111 < floor 0.9900" in check.description

@@ -50,7 +50,7 @@ def test_checks_guard_the_assets_and_the_gating_ones_block(defs):
     assert checks == {
         ("contributed_data", "contributed_data_accepted"): True,
         ("contributed_data", "contributed_data_expectations"): True,
-        ("iris_dataset", "iris_dataset_expectations"): True,
+        ("iris_dataset", "iris_dataset_expectations"): False,  # the asset validates rows itself
         ("integrated_dataset", "integrated_dataset_has_no_benchmark_rows"): True,
         ("integrated_dataset", "integrated_dataset_class_balance"): True,
         ("trained_model", "trained_model_accuracy_floor"): True,

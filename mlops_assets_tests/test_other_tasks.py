@@ -150,7 +150,7 @@ def test_a_registered_model_of_one_task_refuses_another(pipeline, tmp_path):
     assert not result.success
     failed = {e.step_key for e in result.get_step_failure_events()}
     assert failed == {"baseline_model"}
-    assert len(client.search_model_versions("name = 'iris-classifier'")) == 2  # untouched
+    assert len(client.search_model_versions("name = 'iris-classifier'")) == 1  # untouched
 
 
 def test_a_task_file_that_does_not_load_is_a_configuration_error(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from mlops_assets.core.registry.client import get_version_by_alias, mlflow_client
 from mlops_assets.settings import Settings
 from mlops_assets_testing.data import shifted_sample
+from mlops_assets_testing.pipeline import SAME_MODEL_NEW_CONFIG
 from mlops_assets_testing.processes import (
     REPO,
     child_env,
@@ -33,16 +34,23 @@ def home(tmp_path):
 
 
 def test_cli_materialize_then_mlops_model_show(home, tmp_path, monkeypatch, capsys):
-    # A second run on the same data moving only the challenger is tested in-process
-    # (test_assets); here the CLI's own process, paths and state location are the point.
+    # Promotion decisions are tested in-process (test_assets); here the CLI's own process,
+    # paths and state location are the point.
     env = env_for(home)
     first = run_cli([*MATERIALIZE, "--select", "iris_dataset*"], env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "not trained: iris-classifier v1 was trained on exactly this data" in first.stderr
 
     client = mlflow_client(f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("iris-classifier", "champion")
-    challenger = client.get_model_version_by_alias("iris-classifier", "challenger")
     assert str(champion.version) == "1" and champion.tags["cold_start"] == "true"
+    # A new config makes a candidate: v2, an equal challenger.
+    config = json.dumps(SAME_MODEL_NEW_CONFIG)
+    second = run_cli(
+        [*MATERIALIZE, "--select", "trained_model*", "--config-json", config], env, cwd=tmp_path
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    challenger = client.get_model_version_by_alias("iris-classifier", "challenger")
     assert str(challenger.version) == "2"
     assert challenger.tags["promotion_reason"].endswith("not better, champion stays v1")
     for key in ("model_uuid", "data_sha256", "baseline_version", "deltas", "dagster_run_id"):
@@ -50,7 +58,7 @@ def test_cli_materialize_then_mlops_model_show(home, tmp_path, monkeypatch, caps
 
     experiment = client.get_experiment_by_name("iris-continuous-training")
     runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 1 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}  # one per run
     assert experiment.artifact_location.startswith(f"file://{home}")
     assert not (tmp_path / "mlruns").exists()  # all state stays under MLOPS_HOME
 
@@ -206,11 +214,10 @@ def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(hom
             return None  # the schema is still being created
 
     with dagster_dev(home, tmp_path, MLOPS_SENSOR_INTERVAL="2") as (dev, port):
-        challenger = wait_for(
-            lambda: version_with("challenger"), timeout=240, what="the first candidate", process=dev
+        champion = wait_for(
+            lambda: version_with("champion"), timeout=240, what="the first champion", process=dev
         )
-        assert str(challenger.version) == "2"
-        assert str(version_with("champion").version) == "1"
+        assert str(champion.version) == "1"
 
         def runs() -> list[dict]:
             data = graphql(
@@ -257,7 +264,7 @@ def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(hom
             what="a version trained on both accepted contributions, after the kill",
             process=dev,
         )
-        assert int(latest.version) in (3, 4)
+        assert int(latest.version) in (2, 3)
         every = wait_for(settled, timeout=60, what="runs to finish", process=dev)
         for run in every:
             if run["status"] == "FAILURE":  # the killed retrain, and the rejected file's intake
@@ -266,7 +273,11 @@ def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(hom
                 ), run
         assert next(r for r in every if r["runId"] == killed)["status"] == "FAILURE"
         assert 2 <= retrains() <= 3
-        assert sum(r["status"] == "SUCCESS" for r in every) >= 5  # cold start, 2 intakes, retrain
+        assert sum(r["status"] == "SUCCESS" for r in every) >= 4  # cold start, 2 intakes, retrain
+        automation = [
+            r for r in every if r["tags"].get("dagster/sensor_name") == "automation_sensor"
+        ]
+        assert len(automation) == 1  # the whole cold start in one run
         assert any(r["tags"].get("mlops/landing_path") == "alice/rejected.csv" for r in every)
         assert not any("rejected" in c for c in json.loads(latest.tags["contributions"]))
         experiment = client.get_experiment_by_name("iris-continuous-training")

@@ -1,30 +1,41 @@
 #!/usr/bin/env bash
-# Start the embedded default: an MLflow UI on :5000 (for the links in Dagster metadata), the
-# prediction API on :8000 (serves the champion once there is one) and `dagster dev` (webserver
-# on :3000, daemon, sensors, automation). Ctrl-C stops all three.
+# Start the embedded default: `dagster dev` (webserver on :3000, daemon, sensors, automation),
+# the prediction API on :8000 (serves the champion once there is one, told at once when it
+# moves) and an MLflow UI on :5000 (for the links in Dagster metadata). Ctrl-C stops all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${MLOPS_HOME:=$PWD/var}"
 export MLOPS_HOME
 export DAGSTER_HOME="${DAGSTER_HOME:-$MLOPS_HOME/dagster}"
 export MLOPS_MLFLOW_UI_URL="${MLOPS_MLFLOW_UI_URL:-http://127.0.0.1:${MLFLOW_UI_PORT:-5000}}"
+api="http://127.0.0.1:${API_PORT:-8000}"
+export MLOPS_API_URL="${MLOPS_API_URL:-$api}"
 mkdir -p "$DAGSTER_HOME" "$MLOPS_HOME/mlflow" "$MLOPS_HOME/landing"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp docker/dagster.embedded.yaml "$DAGSTER_HOME/dagster.yaml"
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
 tracking_uri="${MLFLOW_TRACKING_URI:-sqlite:///$MLOPS_HOME/mlflow/mlflow.db}"
 if [[ "$tracking_uri" == sqlite:* ]]; then
-  # Create the store's schema once, before three processes open it: each would otherwise
-  # create it too, and one of them fails with "table ... already exists".
-  .venv/bin/python -c 'import sys; from mlops_assets.core.registry.client import mlflow_client; mlflow_client(sys.argv[1])' "$tracking_uri"
-  .venv/bin/mlflow server --backend-store-uri "$tracking_uri" \
+  # Create the store once, before three processes open it: each would otherwise create it
+  # too, and one of them fails with "table ... already exists". A copy of an empty store.
+  .venv/bin/python -m mlops_assets.core.registry.store "$tracking_uri"
+  # The UI is for people: one worker, at low priority, so it never slows the first run.
+  nice -n 10 .venv/bin/mlflow server --backend-store-uri "$tracking_uri" --workers 1 \
     --host 127.0.0.1 --port "${MLFLOW_UI_PORT:-5000}" >"$MLOPS_HOME/mlflow/ui.log" 2>&1 &
-  mlflow_pid=$!
-  trap 'kill $mlflow_pid 2>/dev/null || true' EXIT
+  pids+=($!)
   echo "MLflow UI:  $MLOPS_MLFLOW_UI_URL (log: $MLOPS_HOME/mlflow/ui.log)"
 fi
 .venv/bin/mlops serve --host 127.0.0.1 --port "${API_PORT:-8000}" >"$MLOPS_HOME/api.log" 2>&1 &
-api_pid=$!
-trap 'kill ${mlflow_pid:-} $api_pid 2>/dev/null || true' EXIT
-echo "Prediction API: http://127.0.0.1:${API_PORT:-8000}/docs (log: $MLOPS_HOME/api.log)"
+pids+=($!)
+echo "Prediction API: $api/docs (log: $MLOPS_HOME/api.log)"
+# Say when the first champion is served: the moment a newcomer can try the API.
+tail -F --pid=$$ -n +1 "$MLOPS_HOME/api.log" 2>/dev/null | while read -r line; do
+  if [[ "$line" == *"now serving"* ]]; then
+    echo "Serving ${line##*now serving } (${SECONDS} s after start): try $api/docs"
+    break
+  fi
+done &
+pids+=($!)
 echo "Dagster UI: http://127.0.0.1:${DAGSTER_PORT:-3000}"
 .venv/bin/dagster dev -w workspace.yaml --host 127.0.0.1 --port "${DAGSTER_PORT:-3000}"

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops_assets.core.serving.champion import ModelSlot, Poller, model_rows, require_model
+from mlops_assets.core.serving.notify import REFRESH_PATH
 from mlops_assets.errors import MlopsError
 from mlops_assets.settings import Settings
 from mlops_assets.task import Feature, TaskSchema
@@ -85,6 +86,10 @@ class Prediction(BaseModel):
     label: str = Field(description="The most probable class.")
     index: int = Field(description="Its position in the task's class list.")
     probabilities: dict[str, float] = Field(description="Probability of every class.")
+
+
+class Refresh(BaseModel):
+    status: str
 
 
 class ModelRef(BaseModel):
@@ -227,10 +232,11 @@ def _field(location: tuple[Any, ...]) -> str:
 def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
     """The API serving ``slot``, polled every ``settings.api_poll_seconds``."""
 
+    poller = Poller(slot, settings.api_poll_seconds)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         slot.refresh()  # serve at once when there is a champion
-        poller = Poller(slot, settings.api_poll_seconds)
         poller.start()
         yield
         poller.stop()
@@ -248,7 +254,7 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
     app.add_middleware(
         RequestGuard,
         key=settings.api_key,
-        protected={("GET", "/model"), ("POST", "/predict")},
+        protected={("GET", "/model"), ("POST", "/predict"), ("POST", REFRESH_PATH)},
         max_bytes=settings.api_max_body_bytes,
         read_timeout=settings.api_body_timeout,
     )
@@ -290,6 +296,20 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
     def model() -> ModelInfo:
         """The served version, its benchmark metrics, and the state of following the alias."""
         return ModelInfo(**require_model(slot).describe(), **slot.status())
+
+    @app.post(
+        REFRESH_PATH,
+        status_code=202,
+        response_model=Refresh,
+        dependencies=keyed,
+        responses={401: UNAUTHORIZED},
+    )
+    def refresh() -> Refresh:
+        """Look at the registry now rather than at the next poll: what the pipeline calls
+        when ``champion`` moves (``MLOPS_API_URL``). Answers at once; a new champion is
+        loaded, validated and swapped in behind it (``GET /model`` shows it)."""
+        poller.wake()
+        return Refresh(status="checking the registry")
 
     @app.post(
         "/predict",

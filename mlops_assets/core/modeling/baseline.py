@@ -9,6 +9,7 @@ import pandas as pd
 
 from mlops_assets.core.common.hashing import frame_sha256
 from mlops_assets.core.data.integration import IntegratedDataset, integrate
+from mlops_assets.core.modeling.candidate import TrainingSpec
 from mlops_assets.core.modeling.evaluation import Evaluation, benchmark_tags, evaluate
 from mlops_assets.core.modeling.model_loading import (
     FileTrust,
@@ -72,6 +73,7 @@ class Baseline:
     # The contributions it was trained on; None when unknown (a file, another registry's
     # model): then every contribution counts as new when contributions are valued.
     contributions: list[str] | None = None
+    training_fingerprint: str | None = None  # TrainingSpec.fingerprint; None when unknown
 
     @property
     def model_uri(self) -> str:
@@ -95,6 +97,7 @@ class Baseline:
             "validation": self.checks,
             "training_contributions": self.contributions or [],
             "training_contributions_known": self.contributions is not None,
+            "training_fingerprint": self.training_fingerprint or "",
         }
 
     def version_event(self) -> VersionEvent:
@@ -140,6 +143,10 @@ class ColdStart:
     hyperparameters: dict[str, Any]
     seed: int
     save_dataset: Callable[[IntegratedDataset], None] | None = None
+
+    @property
+    def spec(self) -> TrainingSpec:
+        return TrainingSpec(self.estimator, self.hyperparameters, self.seed)
 
 
 def resolve_baseline(
@@ -195,6 +202,7 @@ def resolve_baseline(
         load=stats,
         checks=checks,
         contributions=_training_contributions(version),
+        training_fingerprint=version.tags.get(tag.TRAINING_FINGERPRINT),
     )
 
 
@@ -243,6 +251,7 @@ def _cold_start(
         seed=cold_start.seed,
     )
     evaluation = evaluate(model, benchmark, task)
+    fingerprint = cold_start.spec.fingerprint(reference.sha256, task)
     info = log_sklearn_model(
         model,
         name="baseline",
@@ -257,6 +266,7 @@ def _cold_start(
             tag.COLD_START: "true",
             tag.DATA_SHA256: reference.sha256,
             tag.ESTIMATOR: cold_start.estimator,
+            tag.TRAINING_FINGERPRINT: fingerprint,
             tag.PROMOTION_REASON: COLD_START_REASON,
             **benchmark_tags(evaluation.metrics),
             **tags,
@@ -291,6 +301,7 @@ def _cold_start(
         alias=CHAMPION,
         attestation_sha256=document["document_sha256"],
         contributions=[],
+        training_fingerprint=fingerprint,
     )
 
 

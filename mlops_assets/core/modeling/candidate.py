@@ -26,6 +26,22 @@ class TrainingSpec:
     hyperparameters: dict[str, Any]
     seed: int
 
+    def fingerprint(self, data_sha256: str, task: TaskSchema) -> str:
+        """sha256 of everything that decides the model trained on ``data_sha256``: the data,
+        this spec, the task's definition and the code (this package's and scikit-learn's
+        versions). Two trainings with the same fingerprint give the same model."""
+        import hashlib
+        from importlib.metadata import version
+
+        recipe = {
+            "data_sha256": data_sha256,
+            "training": asdict(self),
+            "task_sha256": task.attested()["sha256"],
+            "code": {name: version(name) for name in ("mlops_assets", "scikit-learn")},
+        }
+        canonical = json.dumps(recipe, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
 
 @dataclass(frozen=True)
 class DatasetRef:
@@ -56,6 +72,7 @@ class BaselineRef:
     version: str
     alias: str | None = None  # the alias it was found by; None when pinned
     contributions: list[str] | None = None  # what it was trained on; None: unknown
+    training_fingerprint: str | None = None  # how it was trained; None: unknown
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> BaselineRef:
@@ -66,6 +83,19 @@ class BaselineRef:
             version=str(metadata["version"]),
             alias=metadata.get("alias") or None,
             contributions=list(metadata["training_contributions"]) if known else None,
+            training_fingerprint=metadata.get("training_fingerprint") or None,
+        )
+
+    def trained_alike(self, fingerprint: str) -> str | None:
+        """Why a candidate of ``fingerprint`` need not be trained: this baseline was trained
+        on the same data, the same way (``TrainingSpec.fingerprint``); None when it was not,
+        or when that is unknown."""
+        if self.training_fingerprint != fingerprint:
+            return None
+        return (
+            f"not trained: {self.model_name} v{self.version} was trained on exactly this data "
+            "with the same estimator, hyperparameters, seed, task and code, so a candidate "
+            "would be the same model"
         )
 
 
@@ -87,6 +117,7 @@ class Candidate:
     baseline_model_name: str
     baseline_alias: str | None = None
     estimator: str = ""
+    training_fingerprint: str = ""
     signature: str = ""
     # Per summary metric: delta, paired bootstrap interval [low, high] and p-value.
     delta_intervals: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -171,6 +202,7 @@ def train_candidate(
     from mlops_assets.core.modeling.valuation import value_contributions
     from mlops_assets.core.registry.client import load_sklearn_model, log_sklearn_model
 
+    fingerprint = spec.fingerprint(data.sha256, task)
     valuation = replace(
         value_contributions(
             frame, benchmark, task, spec=spec, known=baseline.contributions, policy=valuation_policy
@@ -178,6 +210,8 @@ def train_candidate(
         dataset_sha256=data.sha256,
     )
     frame, data = _without_excluded(frame, data, valuation, save_training_data)
+    if data.sha256 != valuation.dataset_sha256:
+        fingerprint = spec.fingerprint(data.sha256, task)
 
     model = train_model(
         frame, task, estimator=spec.estimator, hyperparameters=spec.hyperparameters, seed=spec.seed
@@ -210,6 +244,7 @@ def train_candidate(
             "contributions": json.dumps(data.contributions),
             "contributors": json.dumps(data.contributors),
             "baseline_version": baseline.version,
+            "training_fingerprint": fingerprint,
         }
     )
     _log_datasets(frame, benchmark, task, data, benchmark_uri)
@@ -235,6 +270,7 @@ def train_candidate(
         baseline_model_name=baseline.model_name,
         baseline_alias=baseline.alias,
         estimator=spec.estimator,
+        training_fingerprint=fingerprint,
         signature=str(info.signature) if info.signature else "",
         delta_intervals={k: i.to_dict() for k, i in intervals.items()},
         valuation=valuation.to_dict(),

@@ -94,7 +94,8 @@ def plan_retrain(
     if busy_intakes or busy_retrains:
         return RetrainPlan(
             cursor,
-            f"waiting: {busy_intakes} intake run(s) and {busy_retrains} retrain(s) unfinished",
+            f"waiting: {busy_intakes} intake(s) still deciding and {busy_retrains} retrain(s) "
+            "unfinished",
         )
     accepted = tuple(i.partition for i in ingested if i.accepted)
     newest = ingested[-1].storage_id

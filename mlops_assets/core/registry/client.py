@@ -154,7 +154,13 @@ def with_retries(
 
 
 def mlflow_client(tracking_uri: str) -> MlflowClient:
+    """A client of the store at ``tracking_uri``; a new SQLite store starts as a copy of an
+    empty one (``store``), instead of MLflow migrating a fresh file for seconds."""
     from mlflow import MlflowClient
+
+    from mlops_assets.core.registry.store import prepare_sqlite_store
+
+    prepare_sqlite_store(tracking_uri)
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 

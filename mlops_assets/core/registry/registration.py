@@ -147,6 +147,7 @@ def register_candidate(
             tags={
                 tag.REGISTRATION: "started",
                 tag.DATA_SHA256: candidate.data_sha256,
+                tag.TRAINING_FINGERPRINT: candidate.training_fingerprint,
                 tag.CONTRIBUTIONS: json.dumps(candidate.contributions),
                 tag.BASELINE_VERSION: candidate.baseline_version,
                 tag.DELTAS: json.dumps(candidate.deltas),

@@ -214,22 +214,34 @@ class ModelSlot:
 
 
 class Poller:
-    """Calls ``slot.refresh`` every ``interval`` seconds on a daemon thread until stopped."""
+    """Calls ``slot.refresh`` on a daemon thread every ``interval`` seconds, and at once when
+    woken (the pipeline says ``champion`` moved), until stopped. Only this thread refreshes,
+    so a flood of wake-ups costs one registry read each at most, never a second load."""
 
     def __init__(self, slot: ModelSlot, interval: float) -> None:
         self.slot, self.interval = slot, interval
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="champion-poller", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def wake(self) -> None:
+        """Refresh now instead of at the end of the interval."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=self.interval + 30)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             self.slot.refresh()
 
 

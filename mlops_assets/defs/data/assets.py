@@ -9,6 +9,7 @@ every run process imports this code location, and most of them need neither.
 
 import dagster as dg
 
+from mlops_assets.defs.automation import follows_upstream
 from mlops_assets.defs.contributions.assets import READ_BY_INTAKE, contributed_data
 from mlops_assets.defs.resources import (
     DatasetStore,
@@ -53,22 +54,16 @@ def build_data_assets(task_name: str) -> list[dg.AssetsDefinition]:
         name=f"{task_name}_dataset",
         group_name="data",
         kinds={"pandas", "parquet"},
-        # eager() never fills an asset that was missing before automation started, so the
-        # root of the graph also runs once when first found missing: a fresh deployment
-        # trains by itself.
-        automation_condition=dg.AutomationCondition.eager()
-        | dg.AutomationCondition.missing().newly_true(),
+        automation_condition=follows_upstream(),
     )(reference_dataset)
     integrated = dg.asset(
         group_name="data",
         kinds={"pandas", "parquet"},
         deps=[reference, contributed_data],
         # Contributions trigger it through retrain_sensor (accepted ones only, batched);
-        # eager() follows the reference data. Ignoring contributed_data also keeps a
+        # automation follows the reference data. Ignoring contributed_data also keeps a
         # contribution that is still being ingested (a missing partition) from blocking it.
-        automation_condition=dg.AutomationCondition.eager().ignore(
-            dg.AssetSelection.assets(contributed_data)
-        ),
+        automation_condition=follows_upstream().ignore(dg.AssetSelection.assets(contributed_data)),
     )(integrated_dataset)
     return [reference, integrated]
 

@@ -2,11 +2,13 @@
 
 import dagster as dg
 
+from mlops_assets.defs.automation import follows_upstream
 from mlops_assets.defs.metadata import table, upstream_metadata, url
 from mlops_assets.defs.resources import (
     DatasetStore,
     MlflowTracking,
     ModelRegistry,
+    PredictionApis,
     PromotionPolicy,
     TaskDefinition,
     Webhooks,
@@ -18,7 +20,7 @@ from mlops_assets.defs.training.assets import trained_model
     group_name="model",
     kinds={"mlflow"},
     deps=[trained_model],
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=follows_upstream(),
 )
 def registered_model_version(
     context: dg.AssetExecutionContext,
@@ -27,6 +29,7 @@ def registered_model_version(
     store: DatasetStore,
     webhooks: Webhooks,
     mlflow_tracking: MlflowTracking,
+    serving: PredictionApis,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
     """The candidate as a registry version: ``challenger`` always moves to it, ``champion``
@@ -61,7 +64,8 @@ def registered_model_version(
         context.log.warning(f"v{number} was left half-registered by a dead run: tagged abandoned")
     # After the registry is final: an event never fails or undoes a registration.
     event = done.version_event(registry.model_name, candidate, policy.primary_metric)
-    for line in webhooks.announce(event):
+    told = serving.champion_moved() if event.promoted else []
+    for line in [*told, *webhooks.announce(event)]:
         context.log.info(line)
     return dg.MaterializeResult(
         metadata={
@@ -76,7 +80,7 @@ def registered_model_version(
     group_name="model",
     kinds={"pandas", "parquet"},
     deps=[registered_model_version],
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=follows_upstream(),
 )
 def contributor_scoreboard(store: DatasetStore, registry: ModelRegistry) -> dg.MaterializeResult:
     """Per contributor: contributions accepted, rejected and excluded, rows accepted, mean

@@ -18,6 +18,7 @@ from mlops_assets.defs.resources.policies import (
     TrainingDataPolicy,
     ValuationSettings,
 )
+from mlops_assets.defs.resources.serving import PredictionApis
 from mlops_assets.defs.resources.storage import DatasetStore, LocalDatasetStore
 from mlops_assets.defs.resources.webhooks import Webhooks
 from mlops_assets.settings import Settings
@@ -31,6 +32,7 @@ __all__ = [
     "LocalLandingZone",
     "MlflowTracking",
     "ModelRegistry",
+    "PredictionApis",
     "PromotionPolicy",
     "ReferenceDataSource",
     "TaskDefinition",
@@ -41,6 +43,7 @@ __all__ = [
     "dataset_store",
     "intake_settings",
     "landing_zone",
+    "prediction_apis",
     "webhooks",
 ]
 
@@ -84,6 +87,15 @@ def webhooks(settings: Settings) -> Webhooks:
     )
 
 
+def prediction_apis(settings: Settings) -> PredictionApis:
+    """The APIs ``MLOPS_API_URL`` names, told when ``champion`` moves."""
+    return PredictionApis(
+        urls=list(settings.api_urls),
+        # An EnvVar, never the value: the UI shows the variable's name only.
+        api_key=dg.EnvVar("MLOPS_API_KEY") if settings.api_key else None,
+    )
+
+
 def intake_settings(settings: Settings) -> IntakeSettings:
     """When a contribution is accepted and what one may cost (also ``mlops check``'s)."""
     return IntakeSettings(
@@ -103,6 +115,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "store": dataset_store(settings),
         "landing": landing_zone(settings),
         "webhooks": webhooks(settings),
+        "serving": prediction_apis(settings),
         "registry": ModelRegistry(
             tracking_uri=settings.tracking_uri,
             model_name=settings.model_name,

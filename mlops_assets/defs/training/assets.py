@@ -4,11 +4,13 @@ Models live in MLflow; these assets materialize references to them (URIs, versio
 as metadata, never a pickled object.
 """
 
+from collections.abc import Iterator
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from mlops_assets.defs.automation import follows_upstream
 from mlops_assets.defs.data.assets import INTEGRATED_DATASET
 from mlops_assets.defs.metadata import table, upstream_metadata, url
 from mlops_assets.defs.resources import (
@@ -16,6 +18,7 @@ from mlops_assets.defs.resources import (
     DatasetStore,
     MlflowTracking,
     ModelRegistry,
+    PredictionApis,
     PromotionPolicy,
     TaskDefinition,
     TrainingDataPolicy,
@@ -79,7 +82,7 @@ def build_baseline_model(task_name: str) -> dg.AssetsDefinition:
         group_name="model",
         kinds={"mlflow", "scikit-learn"},
         deps=[f"{task_name}_dataset"],
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=follows_upstream(),
     )(baseline_model)
 
 
@@ -90,6 +93,7 @@ def baseline_model(
     baseline_loader: BaselineLoader,
     data_policy: TrainingDataPolicy,
     webhooks: Webhooks,
+    serving: PredictionApis,
     mlflow_tracking: MlflowTracking,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
@@ -129,7 +133,7 @@ def baseline_model(
         baseline.log_to_active_run()
     if baseline.cold_start:
         context.log.info(f"Cold start: registered baseline v{baseline.version} as champion")
-        for line in webhooks.announce(baseline.version_event()):
+        for line in [*serving.champion_moved(), *webhooks.announce(baseline.version_event())]:
             context.log.info(line)
     own = baseline.model_name == registry.model_name
     return dg.MaterializeResult(
@@ -145,7 +149,9 @@ def baseline_model(
     group_name="model",
     kinds={"mlflow", "scikit-learn"},
     deps=[INTEGRATED_DATASET, BASELINE_MODEL],
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=follows_upstream(),
+    # Not materialized when the candidate would be the baseline itself (see below).
+    output_required=False,
 )
 def trained_model(
     context: dg.AssetExecutionContext,
@@ -157,11 +163,15 @@ def trained_model(
     registry: ModelRegistry,
     mlflow_tracking: MlflowTracking,
     task: TaskDefinition,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """A candidate trained on the integrated dataset, scored with the baseline on the same
     benchmark; the contributions the baseline was not trained on are valued first, and
     harmful ones left out. Params, metrics, artifacts, data, the valuation and the model are
-    logged to MLflow."""
+    logged to MLflow.
+
+    When the baseline was trained on exactly this data with the same config and code (the
+    first run after a cold start), no candidate is trained: an observation says why, and
+    nothing downstream runs."""
     from mlops_assets.core.modeling.candidate import BaselineRef, DatasetRef, train_candidate
     from mlops_assets.core.modeling.valuation import VALUE_COLUMNS
     from mlops_assets.core.registry.client import registry_errors
@@ -169,6 +179,17 @@ def trained_model(
     data = upstream_metadata(context, INTEGRATED_DATASET)
     dataset = DatasetRef.from_metadata(data, uri=store.uri(store.integrated(data["sha256"])))
     spec = config.spec(task.schema(), data_policy.seed)
+    baseline = BaselineRef.from_metadata(upstream_metadata(context, BASELINE_MODEL))
+    fingerprint = spec.fingerprint(dataset.sha256, task.schema())
+    if reason := baseline.trained_alike(fingerprint):
+        context.log.info(reason)
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key,
+                metadata={"skipped": reason, "training_fingerprint": fingerprint},
+            )
+        )
+        return
     with registry_errors(registry.tracking_uri), mlflow_tracking.step() as run_id:
         trained = train_candidate(
             store.read_frame(store.integrated(dataset.sha256)),
@@ -177,7 +198,7 @@ def trained_model(
             spec=spec,
             data=dataset,
             benchmark_uri=store.uri(store.BENCHMARK),
-            baseline=BaselineRef.from_metadata(upstream_metadata(context, BASELINE_MODEL)),
+            baseline=baseline,
             tracking_uri=registry.tracking_uri,
             valuation_policy=valuation.policy(policy.primary_metric, spec.seed),
             save_training_data=store.write_dataset,
@@ -185,7 +206,7 @@ def trained_model(
     for value in trained.valuation.excluded:
         context.log.warning(f"{value.contribution_id} left out: {value.reason}")
     metadata = trained.to_metadata()
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             **metadata,
             **{k: dg.MetadataValue.md(metadata[k]) for k in MARKDOWN},

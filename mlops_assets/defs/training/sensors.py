@@ -45,10 +45,13 @@ def build_retrain_sensor(interval_seconds: int) -> dg.SensorDefinition:
     )
     def retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         """Request one retrain for all contributions accepted since the last successful one,
-        once no intake or retrain is running; after a failed retrain, again with backoff.
+        once no intake is still deciding and no retrain is running; after a failed retrain,
+        again with backoff.
 
-        A rejected contribution triggers nothing. Waiting for running intakes batches files
-        that land together into one retrain. The cursor (``RetrainCursor``) moves past
+        A rejected contribution triggers nothing. Waiting for intakes still deciding batches
+        files that land together into one retrain; an intake has decided once its
+        ``contributed_data`` is materialized, so its checks (the Great Expectations suite)
+        run beside the retrain instead of before it. The cursor (``RetrainCursor``) moves past
         contributions only when a retrain that covered them succeeded, so none is left
         untrained because its retrain failed (a killed worker, MLflow down).
         """
@@ -60,7 +63,7 @@ def build_retrain_sensor(interval_seconds: int) -> dg.SensorDefinition:
         plan = plan_retrain(
             cursor,
             _ingested_since(instance, cursor.through),
-            busy_intakes=_unfinished(instance, "ingest"),
+            busy_intakes=_intakes_deciding(instance),
             busy_retrains=_unfinished(instance, "retrain"),
             failures=failures,
             seconds_since_failure=time.time() - last_failure,
@@ -100,6 +103,19 @@ def _accepted(materialization: dg.AssetMaterialization | None) -> bool:
 
 def _unfinished(instance: dg.DagsterInstance, stage: str) -> int:
     return instance.get_runs_count(dg.RunsFilter(statuses=UNFINISHED, tags={STAGE_TAG: stage}))
+
+
+def _intakes_deciding(instance: dg.DagsterInstance) -> int:
+    """Unfinished intake runs that have not materialized their contribution yet."""
+    runs = instance.get_run_records(
+        dg.RunsFilter(statuses=UNFINISHED, tags={STAGE_TAG: "ingest"}), limit=1000
+    )
+    return sum(
+        not instance.get_records_for_run(
+            r.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=1
+        ).records
+        for r in runs
+    )
 
 
 def _retrain_succeeded(instance: dg.DagsterInstance, through: int) -> bool:
