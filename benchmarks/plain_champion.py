@@ -30,7 +30,9 @@ def main(workdir: Path) -> None:
     x, y = train.drop(columns="species"), train["species"]
     model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)).fit(x, y)
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
-    mlflow.set_experiment("plain")
+    # Artifacts in the work directory too, not in ./mlruns wherever this was started.
+    artifacts = (workdir / "artifacts").as_uri()
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("plain", artifacts))
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
             model,
