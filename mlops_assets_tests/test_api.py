@@ -352,10 +352,11 @@ def chunked_post(server: ApiServer, path: str, chunks: list[bytes], *, pause: fl
 def test_an_oversized_chunked_body_gets_413_without_being_read_whole(served):
     status, answer = chunked_post(served, "/predict", [b" " * 8000] * 100)
     assert status == 413 and "20000 bytes" in answer["detail"]
+    # 7 bytes a chunk, and no empty one: a chunk of 0 bytes ends the body (the bytes after it
+    # would be a malformed second request).
+    valid = json.dumps({"instances": [ROW]}).encode()
     status, body = chunked_post(
-        served,
-        "/predict",
-        [json.dumps({"instances": [ROW]}).encode()[i : i + 7] for i in range(0, 120, 7)],
+        served, "/predict", [valid[i : i + 7] for i in range(0, len(valid), 7)]
     )
     assert status == 200 and body["predictions"][0]["label"] == "setosa"
 

@@ -36,7 +36,8 @@ def home(tmp_path):
 def test_cli_materialize_then_mlops_model_show(home, tmp_path, monkeypatch, capsys):
     # Promotion decisions are tested in-process (test_assets); here the CLI's own process,
     # paths and state location are the point.
-    env = env_for(home)
+    (tmp_path / "dagster").mkdir()  # one instance for both runs, as a deployment has
+    env = env_for(home, DAGSTER_HOME=str(tmp_path / "dagster"))
     first = run_cli([*MATERIALIZE, "--select", "iris_dataset*"], env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "not trained: iris-classifier v1 was trained on exactly this data" in first.stderr

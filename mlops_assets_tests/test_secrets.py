@@ -9,6 +9,7 @@ import pytest
 
 from mlops_assets.core.registry.client import mlflow_client
 from mlops_assets.core.registry.webhooks import new_secret
+from mlops_assets_testing.pipeline import SAME_MODEL_NEW_CONFIG
 from mlops_assets_testing.processes import REPO, child_env, env_for, free_port, graphql, run_cli
 from mlops_assets_testing.servers import ApiServer, MlflowServer
 
@@ -25,6 +26,8 @@ RESOURCES = """
     repositoryLocationName: "mlops_assets", repositoryName: "__repository__"}) {
   ... on ResourceDetailsList { results { name configuredValues { key value type } } } } }
 """
+MATERIALIZE = ["dagster", "asset", "materialize", "-m", "mlops_assets.definitions"]
+NEW_CONFIG = json.dumps(SAME_MODEL_NEW_CONFIG)
 RUNS = "{ runsOrError { ... on Runs { results { runId runConfigYaml tags { key value } } } } }"
 EVENTS = """
 { logsForRun(runId: "RUN_ID") { ... on EventConnection { events {
@@ -51,6 +54,7 @@ def test_no_secret_reaches_the_ui_logs_metadata_mlflow_or_the_api(tmp_path):
         MLOPS_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/hooks",  # down: kept in the outbox
         MLOPS_WEBHOOK_SECRET=WEBHOOK_SECRET,
         MLOPS_API_KEY=API_KEY,
+        MLOPS_API_URL=f"http://127.0.0.1:{free_port()}",  # down: told in vain, with the key
         AWS_ACCESS_KEY_ID="AKIAEXAMPLE",
         AWS_SECRET_ACCESS_KEY=AWS_SECRET,
     )
@@ -59,21 +63,21 @@ def test_no_secret_reaches_the_ui_logs_metadata_mlflow_or_the_api(tmp_path):
     webserver = None
     try:
         materialized = run_cli(
-            [
-                "dagster",
-                "asset",
-                "materialize",
-                "-m",
-                "mlops_assets.definitions",
-                "--select",
-                "iris_dataset*",
-            ],
+            [*MATERIALIZE, "--select", "iris_dataset*"],
             env,
             tmp_path,
             timeout=400,
         )
         assert materialized.returncode == 0, materialized.stderr[-3000:]
-        seen["materialize output"] = materialized.stdout + materialized.stderr
+        # A candidate too (a new config), so registration's paths are searched as well.
+        candidate = run_cli(
+            [*MATERIALIZE, "--select", "trained_model*", "--config-json", NEW_CONFIG],
+            env,
+            tmp_path,
+            timeout=400,
+        )
+        assert candidate.returncode == 0, candidate.stderr[-3000:]
+        seen["materialize output"] = "".join(r.stdout + r.stderr for r in (materialized, candidate))
 
         port = free_port()
         log = (tmp_path / "webserver.log").open("w")
@@ -105,6 +109,8 @@ def test_no_secret_reaches_the_ui_logs_metadata_mlflow_or_the_api(tmp_path):
         details = resources["allTopLevelResourceDetailsOrError"]["results"]
         webhook = next(r for r in details if r["name"] == "webhooks")["configuredValues"]
         assert {"key": "secret", "value": "MLOPS_WEBHOOK_SECRET", "type": "ENV_VAR"} in webhook
+        serving = next(r for r in details if r["name"] == "serving")["configuredValues"]
+        assert {"key": "api_key", "value": "MLOPS_API_KEY", "type": "ENV_VAR"} in serving
         seen["resources page"] = json.dumps(details)
         runs = graphql(port, RUNS)["runsOrError"]["results"]
         seen["runs and their config"] = json.dumps(runs)

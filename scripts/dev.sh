@@ -20,8 +20,11 @@ if [[ "$tracking_uri" == sqlite:* ]]; then
   # Create the store once, before three processes open it: each would otherwise create it
   # too, and one of them fails with "table ... already exists". A copy of an empty store.
   .venv/bin/python -m mlops_assets.core.registry.store "$tracking_uri"
-  # The UI is for people: one worker, at low priority, so it never slows the first run.
-  nice -n 10 .venv/bin/mlflow server --backend-store-uri "$tracking_uri" --workers 1 \
+  # The UI is for people: one worker, no background job runners (seven more processes
+  # importing MLflow, for GenAI jobs this pipeline has none of), at low priority, so it never
+  # slows the first run.
+  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+    nice -n 10 .venv/bin/mlflow server --backend-store-uri "$tracking_uri" --workers 1 \
     --host 127.0.0.1 --port "${MLFLOW_UI_PORT:-5000}" >"$MLOPS_HOME/mlflow/ui.log" 2>&1 &
   pids+=($!)
   echo "MLflow UI:  $MLOPS_MLFLOW_UI_URL (log: $MLOPS_HOME/mlflow/ui.log)"

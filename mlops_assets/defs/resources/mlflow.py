@@ -47,8 +47,9 @@ class MlflowTracking(dg.ConfigurableResource):
     the Dagster run id, reopened by every step of that run (:meth:`step`) and always ended.
 
     Its start (getting or creating the experiment where its artifacts belong, then finding or
-    starting the run) waits out a tracking server that is down for a little while (4 attempts
-    within 30 s), then fails the run with a clear error, which ``retrain_sensor`` retries.
+    starting the run) waits out a tracking server that is down for a little while (attempts
+    after 1, 2, 4, 8 ... s, for 30 s: a restarting server takes ten seconds on a busy small
+    machine), then fails the run with a clear error, which ``retrain_sensor`` retries.
     """
 
     tracking_uri: str
@@ -84,7 +85,7 @@ class MlflowTracking(dg.ConfigurableResource):
         # Repeating the start is safe: MlFlow finds the Dagster run's MLflow run by its tag
         # before it starts one.
         with registry_errors(self.tracking_uri):
-            mlf = with_retries(start, RetryPolicy(attempts=4, max_seconds=30), on_retry=log_retry)
+            mlf = with_retries(start, RetryPolicy(attempts=8, max_seconds=30), on_retry=log_retry)
         # MlFlow leaves ``mlflow_run_id`` unset when it started a fresh run; record it so every
         # step of this Dagster run reopens that run rather than starting another.
         mlf.mlflow_run_id = mlf.mlflow_run_id or mlf.active_run().info.run_id
