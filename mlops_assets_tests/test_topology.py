@@ -79,7 +79,8 @@ def test_production_topology_end_to_end(tmp_path: Path, s3_endpoint: str, s3_buc
         intake = Counter(partition for (partition,) in topology.query("SELECT partition FROM runs"))
         assert {key: intake[key] for key in batch} == dict.fromkeys(batch, 1)
         spans = topology.query("SELECT start_time, end_time FROM runs")
-        assert len(spans) >= 23 and max_overlap(spans) <= limit
+        # The cold start (one run), 20 intakes, at least one retrain.
+        assert len(spans) >= 22 and max_overlap(spans) <= limit
 
         # MLflow: runs FINISHED in PostgreSQL, models in the bucket; datasets in the bucket.
         experiment = client.get_experiment_by_name("iris-continuous-training")
