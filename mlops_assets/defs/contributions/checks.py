@@ -1,11 +1,14 @@
-"""Checks on each contribution: blocking, so a rejected file stops before training."""
+"""Checks on each contribution: blocking, so a rejected file stops before training.
+
+The contribution's rows are validated by the intake itself, row by row with a reason each;
+the Great Expectations suite runs on the training set they go into (``integrated_dataset``),
+once per retrain rather than once per file."""
 
 import dagster as dg
 
 from mlops_assets.defs.contributions.assets import contributed_data
 from mlops_assets.defs.contributions.partitions import contributions_partitions
-from mlops_assets.defs.data.checks import expectations_result
-from mlops_assets.defs.resources import DatasetStore, TaskDefinition
+from mlops_assets.defs.resources import DatasetStore
 
 
 @dg.asset_check(asset=contributed_data, blocking=True, partitions_def=contributions_partitions)
@@ -26,15 +29,3 @@ def contributed_data_accepted(
             "rejection_reasons": report["rejection_reasons"],
         },
     )
-
-
-@dg.asset_check(asset=contributed_data, blocking=True, partitions_def=contributions_partitions)
-def contributed_data_expectations(
-    context: dg.AssetCheckExecutionContext, store: DatasetStore, task: TaskDefinition
-) -> dg.AssetCheckResult:
-    """Great Expectations suite on the clean rows: columns, types, ranges, labels, no nulls."""
-    try:
-        clean = store.read_frame(store.contribution(context.partition_key, "clean.parquet"))
-    except FileNotFoundError:
-        return dg.AssetCheckResult(passed=False, description="no clean rows were written")
-    return expectations_result(clean, task, name="contributed_data", min_rows=1)

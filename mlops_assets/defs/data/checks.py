@@ -36,17 +36,20 @@ def expectations_result(
     )
 
 
-def build_reference_checks(task_name: str) -> list[dg.AssetChecksDefinition]:
-    """The checks of ``<task_name>_dataset``, named for it.
+# The Great Expectations suites are not blocking and run last in their run: every row they
+# look at was validated on its way in (the reference asset fails on a bad row, the intake
+# rejects one with its reason), so a suite is a second, independent opinion that need not
+# hold up a model (importing Great Expectations alone takes seconds).
+LAST = {"dagster/priority": "-1"}
 
-    Not blocking, and run last in its run: the asset validates every row itself and fails
-    on a bad one, so the suite is a second, independent opinion that need not hold up the
-    first model (importing Great Expectations alone takes seconds)."""
+
+def build_reference_checks(task_name: str) -> list[dg.AssetChecksDefinition]:
+    """The checks of ``<task_name>_dataset``, named for it."""
     asset = f"{task_name}_dataset"
     return [
-        dg.asset_check(
-            asset=asset, name=f"{asset}_expectations", op_tags={"dagster/priority": "-1"}
-        )(reference_dataset_expectations)
+        dg.asset_check(asset=asset, name=f"{asset}_expectations", op_tags=LAST)(
+            reference_dataset_expectations
+        )
     ]
 
 
@@ -60,6 +63,18 @@ def reference_dataset_expectations(
 
     frame = pd.concat([store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)])
     return expectations_result(frame, task, name=task.schema().dataset_asset, min_rows=30)
+
+
+@dg.asset_check(asset=INTEGRATED_DATASET, op_tags=LAST)
+def integrated_dataset_expectations(
+    context: dg.AssetCheckExecutionContext, store: DatasetStore, task: TaskDefinition
+) -> dg.AssetCheckResult:
+    """Great Expectations suite on the training set (the reference train part and every
+    accepted contribution): columns, types, ranges, allowed categories and labels, no nulls
+    where the task rejects them, a row-count floor."""
+    return expectations_result(
+        _training_set(context, store), task, name="integrated_dataset", min_rows=1
+    )
 
 
 def _training_set(context: dg.AssetCheckExecutionContext, store: DatasetStore) -> "pd.DataFrame":
