@@ -17,8 +17,8 @@ from mlops_assets.settings import Settings
 # What the sensors use; mlflow_tracking cannot start outside a run.
 SENSOR_RESOURCES = ("landing", "intake", "webhooks", "registry")
 # A training config that trains the same model as the cold start's (lbfgs converges long
-# before 1,000 iterations) without being the same config, so a candidate is trained: an
-# equal challenger, v2, next to the cold start's champion.
+# before 1,000 iterations) without being the same config, so a candidate is trained: on a
+# fresh home, one run registers the cold start's champion (v1) and an equal challenger (v2).
 SAME_MODEL_NEW_CONFIG = {"ops": {"trained_model": {"config": {"max_iter": 2000}}}}
 
 

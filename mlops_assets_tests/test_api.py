@@ -208,7 +208,8 @@ def test_a_fresh_service_waits_for_a_champion_then_follows_it(tmp_path, empty_ml
         pipeline.settings = Settings.from_env(
             env_for(pipeline.home, MLOPS_API_URL=f"{server.url} {unreachable}")
         )
-        result = pipeline.materialize()  # v1 champion, and the APIs told
+        # v1 champion (the APIs told), v2 challenger
+        result = pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)
         told = [
             e.user_message
             for e in pipeline.instance.all_logs(result.run_id)
@@ -222,7 +223,6 @@ def test_a_fresh_service_waits_for_a_champion_then_follows_it(tmp_path, empty_ml
             what="the first champion, told rather than polled",
             poll=0.2,
         )
-        pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)  # v2 challenger
         client = pipeline.client()
         seen: list[tuple[float, int, str | None]] = []
         stop = threading.Event()
@@ -406,8 +406,7 @@ def test_a_champion_that_fails_to_load_once_is_retried_and_health_says_degraded(
     from urllib.parse import urlparse
 
     with pipeline_at(tmp_path, empty_mlflow_db) as pipeline:
-        pipeline.materialize()  # v1 champion
-        pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)  # v2 challenger
+        pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)  # v1 champion, v2 challenger
         with ApiServer(pipeline.home, tmp_path / "serve.log", MLOPS_API_POLL_SECONDS="1") as server:
             wait_for(
                 lambda: server.request("GET", "/health", key=None)[0] == 200,

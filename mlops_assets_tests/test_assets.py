@@ -88,7 +88,6 @@ def test_cold_start_registers_a_champion_and_trains_no_copy_of_it(pipeline):
 
 
 def test_an_equal_candidate_moves_only_the_challenger(pipeline):
-    pipeline.materialize()
     pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)
     # The default gate: log loss, tested with the paired bootstrap. The same model predicts
     # the same rows, so the candidate is better in no resample: p = 1, a zero interval.
@@ -194,7 +193,6 @@ def test_an_unbalanced_training_set_blocks_training(pipeline):
 
 def test_accuracy_floor_blocks_registration(pipeline):
     pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_ACCURACY_FLOOR="0.99"))
-    pipeline.materialize()
     result = pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG, raise_on_error=False)
     assert not result.success
     check = check_evaluation(result, "trained_model_accuracy_floor")
