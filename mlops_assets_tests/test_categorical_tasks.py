@@ -40,19 +40,19 @@ def intake(path: Path, tmp_path: Path, task=PENGUINS):
 def test_categories_are_read_in_any_spelling_and_unknown_ones_rejected():
     rows = pd.DataFrame(
         {
-            "island": ["Dream", " biscoe", "TORGERSEN", "Anvers", "", "Dream"],
-            "bill_length_mm": ["40.1", "41", "39", "40", "40", ""],
-            "bill_depth_mm": ["18"] * 6,
-            "flipper_length_mm": ["190"] * 6,
-            "body_mass_g": ["3800", "NA", "", "3800", "3800", "3800"],
-            "sex": ["M", "female", "", "male", "?", "f"],
-            "species": ["Adelie"] * 6,
+            "island": ["Dream", " biscoe", "TORGERSEN", "Dream", "Anvers", "", "Dream"],
+            "bill_length_mm": ["40.1", "41", "39", "42", "40", "40", ""],
+            "bill_depth_mm": ["18"] * 7,
+            "flipper_length_mm": ["190"] * 7,
+            "body_mass_g": ["3800", "NA", "", ".", "3800", "3800", "3800"],
+            "sex": ["M", "female", "", ".", "male", "?", "f"],  # "." as penguins_raw has it
+            "species": ["Adelie"] * 7,
         }
     )
     result = validate_rows(rows, PENGUINS)
-    assert result.valid["island"].tolist() == ["Dream", "Biscoe", "Torgersen"]
-    assert result.valid["sex"].tolist() == ["male", "female", None]  # imputed: None
-    assert result.valid["body_mass_g"].isna().tolist() == [False, True, True]  # never NaN text
+    assert result.valid["island"].tolist() == ["Dream", "Biscoe", "Torgersen", "Dream"]
+    assert result.valid["sex"].tolist() == ["male", "female", None, None]  # imputed: None
+    assert result.valid["body_mass_g"].isna().tolist() == [False, True, True, True]
     assert result.rejected["rejection_reasons"].tolist() == [
         "unknown_category:island",
         "missing_value:island",  # the task rejects a penguin without its island

@@ -211,7 +211,7 @@ def test_a_stray_quote_inside_a_field_is_counted_like_the_parser_reads_it(tmp_pa
     assert report.rows_in == 5 and report.rows_clean == 5
 
 
-@pytest.mark.parametrize("token", ["NA", "NaN", "null", "", "?", "N/A", "#N/A"])
+@pytest.mark.parametrize("token", ["NA", "NaN", "null", "", "?", "N/A", "#N/A", "."])
 def test_missing_value_spellings_are_missing_values(tmp_path, token):
     lines = flowers(10).to_csv(index=False).splitlines()
     lines[3] = lines[3].replace(lines[3].split(",")[1], token, 1)

@@ -38,7 +38,8 @@ DELIMITERS = (",", ";", "\t", "|")
 QUOTE = '"'
 # Spellings of "no value" that real tools write (R, pandas, Excel, the UCI repository), after
 # trimming and lower-casing.
-MISSING_TOKENS = ("", "na", "n/a", "nan", "null", "none", "?", "#n/a")
+# A lone "." is SAS's missing value, and the raw Palmer penguins data's unknown sex.
+MISSING_TOKENS = ("", "na", "n/a", "nan", "null", "none", "?", "#n/a", ".")
 ROW_NAMES = "(row names)"
 SAMPLE_BYTES = 1 << 20
 CHUNK_BYTES = 1 << 24

@@ -138,7 +138,7 @@ def validated_rows_sql(
 
 def missing_sql(text_sql: str) -> str:
     """SQL: ``text_sql`` holds no value: NULL, blank, or a spelling real tools write for one
-    (``NA``, ``N/A``, ``NaN``, ``null``, ``None``, ``?``, ``#N/A``)."""
+    (``NA``, ``N/A``, ``NaN``, ``null``, ``None``, ``?``, ``#N/A``, ``.``)."""
     # A regular expression, not lower(trim(...)): the label's lookup uses that expression too,
     # and DuckDB would then compute it once for every row instead of only for invalid ones.
     tokens = "|".join(re.escape(t) for t in MISSING_TOKENS if t)

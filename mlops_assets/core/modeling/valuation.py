@@ -263,7 +263,9 @@ def _sentence(value: ContributionValue, metric: str) -> str:
     lower_is_better = metric in LOWER_IS_BETTER
     name = metric.replace("_", " ")
     moved = "lowered" if (value.value > 0) == lower_is_better else "raised"
-    said = f"{moved} {name} on the benchmark by {abs(value.value):.3f} ± {spread:.3f}"
+    # Significant digits, not decimals: a contribution's worth on a large training set is
+    # often a ten-thousandth, which three decimals would show as 0.000.
+    said = f"{moved} {name} on the benchmark by {abs(value.value):.2g} ± {spread:.2g}"
     if value.status == EXCLUDED:
         return f"{said}: left out of this model, and valued again in the next retrain"
     if low > 0:
