@@ -32,7 +32,7 @@ from datetime import date
 from pathlib import Path
 
 from mlops_assets_testing.data import new_flowers
-from mlops_assets_testing.processes import BIN, REPO, child_env, free_port
+from mlops_assets_testing.processes import BIN, REPO, child_env, free_port, stop_group
 
 TARGETS = {"first champion": 5.0, "cold materialize": 2.5, "landing → served": 4.0}
 
@@ -90,11 +90,7 @@ def make_run(workdir: Path) -> tuple[float, float]:
             wait_for_version(api, first, process)
             return to_champion, time.monotonic() - started
         finally:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_group(process, signal.SIGINT)  # Ctrl-C, as make run's user stops it
 
 
 def cold_materialize(workdir: Path) -> float:

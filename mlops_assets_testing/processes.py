@@ -24,6 +24,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_group(
+    process: subprocess.Popen, sig: int = signal.SIGTERM, *, timeout: float = 60
+) -> None:
+    """Send ``sig`` to ``process``'s process group (started with ``start_new_session``) and
+    wait for it; kill the group if it is still there after ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 def env_for(home: Path, **overrides: str) -> dict[str, str]:
     """Environment variables of an embedded deployment rooted at ``home``."""
     return {"MLOPS_HOME": str(home), **overrides}
@@ -82,11 +96,7 @@ def dagster_dev(home: Path, workdir: Path, **env: str) -> Iterator[tuple[subproc
         try:
             yield process, port
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_group(process)
 
 
 def graphql(port: int, query: str) -> dict:

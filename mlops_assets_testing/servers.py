@@ -10,7 +10,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from mlops_assets_testing.processes import BIN, REPO, child_env, env_for, free_port, wait_for
+from mlops_assets_testing.processes import (
+    BIN,
+    REPO,
+    child_env,
+    env_for,
+    free_port,
+    stop_group,
+    wait_for,
+)
 
 
 class ApiServer:
@@ -76,11 +84,7 @@ class ApiServer:
         self.stop()
 
     def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        stop_group(self.process, timeout=30)
 
 
 class MlflowServer:
