@@ -27,12 +27,12 @@ ASSET_CHECKS = dg.load_asset_checks_from_modules(
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The code location for ``settings``: tests and tools build one for any deployment."""
     interval = settings.sensor_interval
-    task = settings.task.name
+    reference = settings.task.dataset_asset  # `iris_dataset` for the default task
     return dg.Definitions(
-        assets=[*build_data_assets(task), build_baseline_model(task), *ASSETS],
-        asset_checks=[*build_reference_checks(task), *ASSET_CHECKS],
+        assets=[*build_data_assets(reference), build_baseline_model(reference), *ASSETS],
+        asset_checks=[*build_reference_checks(reference), *ASSET_CHECKS],
         sensors=[
-            build_contribution_sensor(interval, reference=settings.task.dataset_asset),
+            build_contribution_sensor(interval, reference=reference),
             build_retrain_sensor(interval),
             build_automation_sensor(interval),
             *build_registry_sensors(interval),

@@ -17,6 +17,7 @@ from mlops_assets.core.modeling.baseline import (
     ColdStart,
     resolve_baseline,
 )
+from mlops_assets.core.modeling.candidate import TrainingSpec
 from mlops_assets.core.modeling.model_loading import FileTrust, ModelSource
 from mlops_assets.core.modeling.training import SKOPS_TRUSTED_TYPES
 from mlops_assets.core.registry.client import (
@@ -55,7 +56,7 @@ def resolve(client, source: str, *, trust: FileTrust | None = None, hooks=(), re
             model_name="m",
             benchmark=SPLIT.benchmark,
             task=IRIS,
-            cold_start=ColdStart(SPLIT.train, "logistic_regression", {}, 42),
+            cold_start=ColdStart(SPLIT.train, TrainingSpec("logistic_regression", {}, 42)),
             tags={"dagster_run_id": "run-1"},
             on_retry=None if retries is None else lambda *args: retries.append(args),
         )

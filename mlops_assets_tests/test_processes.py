@@ -323,6 +323,7 @@ def test_a_kill_during_registration_leaves_a_valid_champion(pipeline, tmp_path):
     from sklearn.tree import DecisionTreeClassifier
 
     from mlops_assets.core.modeling.baseline import BaselinePolicy, ColdStart, resolve_baseline
+    from mlops_assets.core.modeling.candidate import TrainingSpec
     from mlops_assets.core.modeling.model_loading import ModelSource
     from mlops_assets.task import IRIS
 
@@ -381,7 +382,7 @@ def test_a_kill_during_registration_leaves_a_valid_champion(pipeline, tmp_path):
         model_name=name,
         benchmark=store.read_frame(store.BENCHMARK),
         task=IRIS,
-        cold_start=ColdStart(train, "logistic_regression", {}, 42),
+        cold_start=ColdStart(train, TrainingSpec("logistic_regression", {}, 42)),
         tags={},
     )
     assert not baseline.cold_start and baseline.version == str(champion.version)

@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
 from mlops_assets.core.modeling.baseline import BaselinePolicy, ColdStart, resolve_baseline
+from mlops_assets.core.modeling.candidate import TrainingSpec
 from mlops_assets.core.modeling.model_loading import ModelSource
 from mlops_assets.core.registry.client import (
     RetryPolicy,
@@ -56,7 +57,7 @@ def resolve(uri: str, source: str, retries: list, policy: RetryPolicy):
             model_name="m",
             benchmark=SPLIT.benchmark,
             task=IRIS,
-            cold_start=ColdStart(SPLIT.train, "logistic_regression", {}, 42),
+            cold_start=ColdStart(SPLIT.train, TrainingSpec("logistic_regression", {}, 42)),
             tags={},
             on_retry=lambda *args: retries.append(args),
         )

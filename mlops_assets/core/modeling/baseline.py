@@ -139,14 +139,8 @@ class ColdStart:
     stores the data it is trained on, so its attestation can be verified like any other."""
 
     reference_train: pd.DataFrame
-    estimator: str
-    hyperparameters: dict[str, Any]
-    seed: int
+    spec: TrainingSpec
     save_dataset: Callable[[IntegratedDataset], None] | None = None
-
-    @property
-    def spec(self) -> TrainingSpec:
-        return TrainingSpec(self.estimator, self.hyperparameters, self.seed)
 
 
 def resolve_baseline(
@@ -240,18 +234,19 @@ def _cold_start(
     """Train, register and attest a first model on the reference data, then make it the
     champion: the attestation is written before the alias moves, so a champion always has
     one."""
-    reference = integrate(cold_start.reference_train, [], benchmark, task, seed=cold_start.seed)
+    spec = cold_start.spec
+    reference = integrate(cold_start.reference_train, [], benchmark, task, seed=spec.seed)
     if cold_start.save_dataset is not None:
         cold_start.save_dataset(reference)
     model = train_model(
         reference.frame,
         task,
-        estimator=cold_start.estimator,
-        hyperparameters=cold_start.hyperparameters,
-        seed=cold_start.seed,
+        estimator=spec.estimator,
+        hyperparameters=spec.hyperparameters,
+        seed=spec.seed,
     )
     evaluation = evaluate(model, benchmark, task)
-    fingerprint = cold_start.spec.fingerprint(reference.sha256, task)
+    fingerprint = spec.fingerprint(reference.sha256, task)
     info = log_sklearn_model(
         model,
         name="baseline",
@@ -265,7 +260,7 @@ def _cold_start(
         tags={
             tag.COLD_START: "true",
             tag.DATA_SHA256: reference.sha256,
-            tag.ESTIMATOR: cold_start.estimator,
+            tag.ESTIMATOR: spec.estimator,
             tag.TRAINING_FINGERPRINT: fingerprint,
             tag.PROMOTION_REASON: COLD_START_REASON,
             **benchmark_tags(evaluation.metrics),

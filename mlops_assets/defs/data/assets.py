@@ -48,10 +48,11 @@ class IntegrationConfig(dg.Config):
     seed: int | None = None  # the data_policy resource's (MLOPS_SEED) unless given
 
 
-def build_data_assets(task_name: str) -> list[dg.AssetsDefinition]:
-    """``<task_name>_dataset`` and ``integrated_dataset``, which depends on it."""
+def build_data_assets(reference_name: str) -> list[dg.AssetsDefinition]:
+    """The reference data asset ``reference_name`` (``TaskSchema.dataset_asset``) and
+    ``integrated_dataset``, which depends on it."""
     reference = dg.asset(
-        name=f"{task_name}_dataset",
+        name=reference_name,
         group_name="data",
         kinds={"pandas", "parquet"},
         automation_condition=follows_upstream(),

@@ -43,9 +43,9 @@ def expectations_result(
 LAST = {"dagster/priority": "-1"}
 
 
-def build_reference_checks(task_name: str) -> list[dg.AssetChecksDefinition]:
-    """The checks of ``<task_name>_dataset``, named for it."""
-    asset = f"{task_name}_dataset"
+def build_reference_checks(asset: str) -> list[dg.AssetChecksDefinition]:
+    """The checks of the reference data asset ``asset`` (``TaskSchema.dataset_asset``), named
+    for it."""
     return [
         dg.asset_check(asset=asset, name=f"{asset}_expectations", op_tags=LAST)(
             reference_dataset_expectations

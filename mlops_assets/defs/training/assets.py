@@ -27,7 +27,7 @@ from mlops_assets.defs.resources import (
 )
 
 if TYPE_CHECKING:
-    from mlops_assets.core.modeling.candidate import TrainingSpec
+    from mlops_assets.core.modeling.candidate import TrainedCandidate, TrainingSpec
     from mlops_assets.task import TaskSchema
 
 
@@ -76,12 +76,13 @@ class TrainingConfig(dg.Config):
         return {"C": self.C, "max_iter": self.max_iter}
 
 
-def build_baseline_model(task_name: str) -> dg.AssetsDefinition:
-    """``baseline_model``, which depends on the task's reference data (``<task>_dataset``)."""
+def build_baseline_model(reference: str) -> dg.AssetsDefinition:
+    """``baseline_model``, which depends on the task's reference data asset ``reference``
+    (``TaskSchema.dataset_asset``)."""
     return dg.asset(
         group_name="model",
         kinds={"mlflow", "scikit-learn"},
-        deps=[f"{task_name}_dataset"],
+        deps=[reference],
         automation_condition=follows_upstream(),
     )(baseline_model)
 
@@ -107,12 +108,9 @@ def baseline_model(
     from mlops_assets.core.modeling.baseline import ColdStart, resolve_baseline
     from mlops_assets.core.registry.client import claim_model_for_task, registry_errors
 
-    defaults = TrainingConfig().spec(task.schema(), data_policy.seed)
     cold_start = ColdStart(
         reference_train=store.read_frame(store.REFERENCE_TRAIN),
-        estimator=defaults.estimator,
-        hyperparameters=defaults.hyperparameters,
-        seed=defaults.seed,
+        spec=TrainingConfig().spec(task.schema(), data_policy.seed),  # the default config
         save_dataset=lambda data: store.write_dataset(data.frame, data.sha256),
     )
     with registry_errors(registry.tracking_uri), mlflow_tracking.step() as run_id:
@@ -173,14 +171,14 @@ def trained_model(
     first run after a cold start), no candidate is trained: an observation says why, and
     nothing downstream runs."""
     from mlops_assets.core.modeling.candidate import BaselineRef, DatasetRef, train_candidate
-    from mlops_assets.core.modeling.valuation import VALUE_COLUMNS
     from mlops_assets.core.registry.client import registry_errors
 
+    schema = task.schema()
     data = upstream_metadata(context, INTEGRATED_DATASET)
     dataset = DatasetRef.from_metadata(data, uri=store.uri(store.integrated(data["sha256"])))
-    spec = config.spec(task.schema(), data_policy.seed)
+    spec = config.spec(schema, data_policy.seed)
     baseline = BaselineRef.from_metadata(upstream_metadata(context, BASELINE_MODEL))
-    fingerprint = spec.fingerprint(dataset.sha256, task.schema())
+    fingerprint = spec.fingerprint(dataset.sha256, schema)
     if reason := baseline.trained_alike(fingerprint):
         context.log.info(reason)
         context.log_event(
@@ -194,7 +192,7 @@ def trained_model(
         trained = train_candidate(
             store.read_frame(store.integrated(dataset.sha256)),
             store.read_frame(store.BENCHMARK),
-            task.schema(),
+            schema,
             spec=spec,
             data=dataset,
             benchmark_uri=store.uri(store.BENCHMARK),
@@ -205,15 +203,22 @@ def trained_model(
         )
     for value in trained.valuation.excluded:
         context.log.warning(f"{value.contribution_id} left out: {value.reason}")
-    metadata = trained.to_metadata()
-    yield dg.MaterializeResult(
-        metadata={
-            **metadata,
-            **{k: dg.MetadataValue.md(metadata[k]) for k in MARKDOWN},
-            "contribution_values": table(metadata["contribution_values"], VALUE_COLUMNS),
-            "mlflow_run_url": url(registry.run_url(trained.experiment_id, run_id)),
-        }
-    )
+    run_url = registry.run_url(trained.experiment_id, run_id)
+    yield dg.MaterializeResult(metadata=_candidate_metadata(trained, run_url))
 
 
 MARKDOWN = ("metrics_table", "valuation_summary", "confusion_matrix")
+
+
+def _candidate_metadata(trained: "TrainedCandidate", run_url: str) -> dict[str, Any]:
+    """What the UI shows of a candidate: its metadata, tables and reports as Markdown, and a
+    link to its MLflow run."""
+    from mlops_assets.core.modeling.valuation import VALUE_COLUMNS
+
+    metadata = trained.to_metadata()
+    return {
+        **metadata,
+        **{k: dg.MetadataValue.md(metadata[k]) for k in MARKDOWN},
+        "contribution_values": table(metadata["contribution_values"], VALUE_COLUMNS),
+        "mlflow_run_url": url(run_url),
+    }
