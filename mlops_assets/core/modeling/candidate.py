@@ -202,7 +202,6 @@ def train_candidate(
     from mlops_assets.core.modeling.valuation import value_contributions
     from mlops_assets.core.registry.client import load_sklearn_model, log_sklearn_model
 
-    fingerprint = spec.fingerprint(data.sha256, task)
     valuation = replace(
         value_contributions(
             frame, benchmark, task, spec=spec, known=baseline.contributions, policy=valuation_policy
@@ -210,8 +209,7 @@ def train_candidate(
         dataset_sha256=data.sha256,
     )
     frame, data = _without_excluded(frame, data, valuation, save_training_data)
-    if data.sha256 != valuation.dataset_sha256:
-        fingerprint = spec.fingerprint(data.sha256, task)
+    fingerprint = spec.fingerprint(data.sha256, task)  # of the data actually trained on
 
     model = train_model(
         frame, task, estimator=spec.estimator, hyperparameters=spec.hyperparameters, seed=spec.seed
