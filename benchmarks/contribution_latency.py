@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from mlops_assets.core.registry.client import get_version_by_alias, mlflow_client
-from mlops_assets_testing.data import shifted_sample
+from mlops_assets_testing.data import distinct_sample
 from mlops_assets_testing.processes import dagster_dev, wait_for
 
 
@@ -54,7 +54,7 @@ def main() -> None:
                 target = home / "landing" / "bench" / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 start = time.monotonic()
-                target.write_text(shifted_sample(shift / 100))
+                target.write_text(distinct_sample(shift))
                 wait_for(
                     lambda name=name: (
                         (v := challenger())

@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 
 from mlops_assets.core.registry.client import mlflow_client
-from mlops_assets_testing.data import shifted_sample
+from mlops_assets_testing.data import distinct_sample
 from mlops_assets_testing.processes import dagster_dev, env_for, free_port, wait_for
 from mlops_assets_testing.topology import (
     BIN,
@@ -54,7 +54,7 @@ def time_contributions(
     for shift in range(1, count + 1):
         name = f"latency-{shift}.csv"
         start = time.monotonic()
-        land(f"bench/{name}", shifted_sample(shift / 100))
+        land(f"bench/{name}", distinct_sample(shift))
 
         def serves_it(name: str = name) -> bool:
             check()

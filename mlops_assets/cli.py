@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _intake_report(path: Path, contributor: str, settings: Settings):
     """The report the pipeline would write for ``path`` (raises when it cannot be read)."""
-    from mlops_assets.core.data.reference_data import load_reference_data
+    from mlops_assets.core.data.reference_data import benchmark_split, load_reference_data
     from mlops_assets.core.intake.intake import intake_contribution
     from mlops_assets.defs.resources import intake_settings
     from mlops_assets.errors import ContributionUnreadableError
@@ -123,10 +123,18 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
         raise ContributionUnreadableError(
             f"{path} is not a regular file", hint="check the path (a file, not a folder or FIFO)"
         )
+    task = settings.task
+    split = benchmark_split(
+        load_reference_data(settings.iris_csv, task),
+        task,
+        fraction=settings.benchmark_fraction,
+        seed=settings.seed,
+    )
     return intake_contribution(
         path,
-        settings.task,
-        reference=load_reference_data(settings.iris_csv, settings.task).frame,
+        task,
+        reference=split.train,
+        benchmark=None if task.private_benchmark else split.benchmark,
         contribution_id=path.name,
         contributor=contributor,
         policy=intake_settings(settings).policy(),
@@ -463,9 +471,9 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
             f"{row['landing_path']}: {row['status']} ({row['rows_accepted']} rows accepted, "
             f"quality {row['quality_score']:.1f}); models trained on it: {versions_text}"
         )
-        if row["status"] in ("rejected", "excluded"):
+        if row["status"] in ("rejected", "excluded", "nothing_new"):
             print(f"  {row['decision']}")
-        if row["value"] is not None and row["status"] != "excluded":
+        if row["value"] is not None and row["status"] not in ("excluded", "nothing_new"):
             print(f"  {_worth_in_words(row)}")
         for reason, count in row["reasons"].items():
             print(f"  {count:6d} x {reason}")
@@ -544,6 +552,9 @@ def _task_check(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"  rows left out: {reference['rows_left_out']} ({reference['rows_left_out_reasons']})"
         )
+    print(f"benchmark: {checked['benchmark']}")
+    for warning in checked["warnings"]:
+        print(f"warning: {warning}")
     return 0
 
 

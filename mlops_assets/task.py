@@ -39,6 +39,10 @@ class Feature:
     aliases: tuple[str, ...] = ()
     # Other spellings of each categorical value, lower-cased (the value itself is implied).
     value_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The step a numeric feature is measured to (0.1 for centimetres to a millimetre): two
+    # rows closer than it on every feature are one observation. None: inferred from the
+    # reference data (``core.common.row_matching``).
+    resolution: float | None = None
 
     @property
     def categorical(self) -> bool:
@@ -71,6 +75,13 @@ class TaskSchema:
     estimator: str | None = None
     # Identical rows in contributions: copies to ``drop``, or observations to ``keep``.
     duplicates: str = DROP
+    # A private benchmark (a CSV or Parquet file read at run time); empty: a seeded split of
+    # the reference data, which anyone holding the reference can rebuild.
+    benchmark: str = ""
+
+    @property
+    def private_benchmark(self) -> bool:
+        return bool(self.benchmark)
 
     @property
     def feature_names(self) -> list[str]:
@@ -102,7 +113,8 @@ class TaskSchema:
         import json
         from dataclasses import asdict
 
-        definition = {k: v for k, v in asdict(self).items() if k != "reference"}
+        # Nor where a private benchmark lies: the attestation names it by its content hash.
+        definition = {k: v for k, v in asdict(self).items() if k not in ("reference", "benchmark")}
         canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
         return {"name": self.name, "sha256": hashlib.sha256(canonical.encode()).hexdigest()}
 
@@ -138,10 +150,19 @@ IRIS = TaskSchema(
     features=(
         # Ranges are generous bounds on real irises (cm), not the training data's min/max:
         # anything outside them is a measurement or unit error, not an unusual flower.
-        Feature("sepal_length", 0.1, 15.0, "cm", aliases=("sepallength", "sepal_len")),
-        Feature("sepal_width", 0.1, 10.0, "cm", aliases=("sepalwidth", "sepal_wid")),
-        Feature("petal_length", 0.1, 12.0, "cm", aliases=("petallength", "petal_len")),
-        Feature("petal_width", 0.01, 5.0, "cm", aliases=("petalwidth", "petal_wid")),
+        # Fisher's flowers were measured to 0.1 cm.
+        Feature(
+            "sepal_length", 0.1, 15.0, "cm", aliases=("sepallength", "sepal_len"), resolution=0.1
+        ),
+        Feature(
+            "sepal_width", 0.1, 10.0, "cm", aliases=("sepalwidth", "sepal_wid"), resolution=0.1
+        ),
+        Feature(
+            "petal_length", 0.1, 12.0, "cm", aliases=("petallength", "petal_len"), resolution=0.1
+        ),
+        Feature(
+            "petal_width", 0.01, 5.0, "cm", aliases=("petalwidth", "petal_wid"), resolution=0.1
+        ),
     ),
     label="species",
     classes=("setosa", "versicolor", "virginica"),
@@ -169,8 +190,9 @@ _TASK_KEYS = {
     "primary_metric",
     "estimator",
     "duplicates",
+    "benchmark",
 }
-_NUMERIC_KEYS = {"unit", "min", "max"}
+_NUMERIC_KEYS = {"unit", "min", "max", "resolution"}
 _CATEGORICAL_KEYS = {"values", "value_aliases"}
 _FEATURE_KEYS = {"name", "type", "missing", "aliases"} | _NUMERIC_KEYS | _CATEGORICAL_KEYS
 
@@ -229,6 +251,13 @@ def load_task(path: Path) -> TaskSchema:
             )
     elif reference and not Path(reference).is_absolute():
         reference = str((path.parent / reference).resolve())
+    benchmark = task.get("benchmark", "")
+    if not isinstance(benchmark, str) or benchmark.startswith(SKLEARN_PREFIX):
+        raise where.error(
+            "task", 0, "benchmark", "must be the path of a CSV or Parquet file of the task's rows"
+        )
+    if benchmark and not Path(benchmark).is_absolute():
+        benchmark = str((path.parent / benchmark).resolve())
     estimator = task.get("estimator")
     if estimator is not None and estimator not in ESTIMATORS:
         raise where.error("task", 0, "estimator", f"{estimator!r}: use one of {ESTIMATORS}")
@@ -248,6 +277,7 @@ def load_task(path: Path) -> TaskSchema:
         primary_metric=task.get("primary_metric"),
         estimator=estimator,
         duplicates=duplicates,
+        benchmark=benchmark,
     )
 
 
@@ -274,6 +304,15 @@ def _feature(where: _Locator, raw: Any, index: int) -> Feature:
                 raise where.error("features", index, key, f"{value!r} is not a number")
         if low > high:
             raise where.error("features", index, "min", f"min {low} is above max {high}")
+        resolution = raw.get("resolution")
+        if resolution is not None and (
+            not isinstance(resolution, int | float)
+            or isinstance(resolution, bool)
+            or not 0 < resolution < math.inf
+        ):
+            raise where.error(
+                "features", index, "resolution", f"{resolution!r} must be a number above 0"
+            )
         return Feature(
             name,
             float(low),
@@ -281,6 +320,7 @@ def _feature(where: _Locator, raw: Any, index: int) -> Feature:
             str(raw.get("unit", "")),
             missing=missing,
             aliases=aliases,
+            resolution=None if resolution is None else float(resolution),
         )
     if kind == CATEGORICAL:
         values = raw.get("values")

@@ -1,5 +1,7 @@
 """Sample contributions."""
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -9,36 +11,59 @@ IRIS_CSV = REPO_ROOT / "data" / "iris.csv"
 
 VALID_CONTRIBUTION = (
     "Sepal Length (cm),sepal.width,PetalLengthCm,petal_width,variety,email\n"
-    "5.05,3.45,1.55,0.25,Iris-setosa,a@example.com\n"
+    "5.05,3.45,1.75,0.25,Iris-setosa,a@example.com\n"
     "6.1,2.9,4.6,1.3,VERSICOLOR,b@example.com\n"
     "6.9,3.2,5.8,2.2,2,c@example.com\n"
     "5.5,2.5,4.0,1.2,versicolor,d@example.com\n"
 )
 
 
-def shifted_sample(shift: float) -> str:
-    """data/sample_contribution.csv with every measurement moved by ``shift`` cm: a valid
-    contribution whose rows are new for every distinct shift."""
-    header, *rows = (REPO_ROOT / "data" / "sample_contribution.csv").read_text().splitlines()
-    moved = []
-    for row in rows:
-        *measurements, label = row.split(",")
-        moved.append(",".join([f"{float(v) + shift:.3f}" for v in measurements] + [label]))
-    return "\n".join([header, *moved]) + "\n"
+def distinct_sample(index: int) -> str:
+    """A valid contribution written like data/sample_contribution.csv (two new flowers of each
+    species), whose rows match no iris flower and no other ``distinct_sample``'s at the task's
+    resolution: every index up to 99 is a contribution of its own rows."""
+    flowers = _distinct_pool().iloc[6 * index : 6 * index + 6]
+    if len(flowers) < 6:
+        raise ValueError(f"distinct_sample({index}): only 100 distinct samples are drawn")
+    header = "Sepal Length (cm),Sepal Width (cm),Petal Length (cm),Petal Width (cm),variety"
+    rows = [
+        ",".join([*(f"{v:.1f}" for v in row[:4]), f"Iris-{row[4]}"])
+        for row in flowers.itertuples(index=False)
+    ]
+    return "\n".join([header, *rows]) + "\n"
+
+
+@functools.cache
+def _distinct_pool() -> pd.DataFrame:
+    """600 new flowers, two of each species after another, for :func:`distinct_sample`."""
+    flowers = new_flowers(per_class=200, seed=20261204)
+    by_class = [group.reset_index(drop=True) for _, group in flowers.groupby("species")]
+    pairs = [part.iloc[2 * i : 2 * i + 2] for i in range(100) for part in by_class]
+    return pd.concat(pairs, ignore_index=True)
 
 
 def new_flowers(per_class: int, seed: int, decimals: int = 1) -> pd.DataFrame:
     """Flowers that are not in iris: drawn from each species' own mean and covariance and
-    measured to 0.1 cm as the iris data is (or to ``decimals``, for many distinct rows)."""
+    measured to 0.1 cm as the iris data is (or to ``decimals``), none of them matching an iris
+    flower or another drawn one at the task's resolution (0.1 cm on every measurement): what
+    a contributor who really measured new flowers would send."""
     iris = pd.read_csv(IRIS_CSV)
     features = [c for c in iris.columns if c != "species"]
     rng = np.random.default_rng(seed)
     parts = []
     for species, rows in iris.groupby("species"):
         measured = rows[features].to_numpy()
-        drawn = rng.multivariate_normal(measured.mean(0), np.cov(measured.T), per_class)
-        part = pd.DataFrame(np.round(np.clip(drawn, 0.1, None), decimals), columns=features)
-        parts.append(part.assign(species=species))
+        kept = list(measured)
+        drawn: list[np.ndarray] = []
+        while len(drawn) < per_class:
+            row = np.round(
+                np.clip(rng.multivariate_normal(measured.mean(0), np.cov(measured.T)), 0.1, None),
+                decimals,
+            )
+            if not (np.abs(np.asarray(kept) - row) < 0.1 - 1e-6).all(axis=1).any():
+                kept.append(row)
+                drawn.append(row)
+        parts.append(pd.DataFrame(drawn, columns=features).assign(species=species))
     return pd.concat(parts, ignore_index=True)
 
 

@@ -86,6 +86,16 @@ def test_cold_start_registers_a_champion_and_trains_no_copy_of_it(pipeline):
     inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
     assert inputs["integrated_dataset"] == trained["data_sha256"][:16]
 
+    # The same data and config again (a re-run from the UI or the CLI): v2 would be trained
+    # again, though it is no champion. It is not; the observation names it.
+    pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)
+    versions = client.search_model_versions(f"name = '{name}'")
+    assert sorted(str(v.version) for v in versions) == ["1", "2"]
+    observed = pipeline.instance.fetch_observations(dg.AssetKey("trained_model"), limit=1)
+    why = observed.records[0].asset_observation.metadata
+    assert why["skipped"].value.startswith("not trained: iris-classifier v2 was trained on")
+    assert why["same_as_version"].value == "2"
+
 
 def test_an_equal_candidate_moves_only_the_challenger(pipeline):
     pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)
@@ -101,14 +111,16 @@ def test_an_equal_candidate_moves_only_the_challenger(pipeline):
         "low": 0.0,
         "high": 0.0,
         "p_value": 1.0,
+        "confidence": 0.95,
     }
     assert (
         "| log_loss |" in trained["metrics_table"]
         and "[+0.0000, +0.0000]" in (trained["metrics_table"])
     )
-    # Accuracy is tested with the exact McNemar test; without a test, strictly better is enough.
+    # Accuracy is tested like every metric, with the paired bootstrap its interval agrees
+    # with. (A third config: v2's config on the same data would be v2 again, not trained.)
     pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_PRIMARY_METRIC="accuracy"))
-    pipeline.materialize(run_config=SAME_MODEL_NEW_CONFIG)
+    pipeline.materialize(run_config={"ops": {"trained_model": {"config": {"max_iter": 3000}}}})
     registered = metadata(pipeline, "registered_model_version")
     assert registered["version"] == "3" and not registered["promoted"]
     assert registered["reason"] == (
@@ -120,11 +132,11 @@ def test_an_equal_candidate_moves_only_the_challenger(pipeline):
         "candidate_only_correct": 0,
         "baseline_only_correct": 0,
     }
-    assert registered["promotion_test"] == "exact McNemar"
+    assert registered["promotion_test"] == "paired bootstrap"
     assert registered["promotion_p_value"] == 1.0
     v3 = pipeline.client().get_model_version(pipeline.settings.model_name, "3")
     assert v3.tags["promotion_p_value"] == "1.000000"
-    assert v3.tags["promotion_test"] == "exact McNemar"
+    assert v3.tags["promotion_test"] == "paired bootstrap"
     assert json.loads(v3.tags["delta_intervals"])["accuracy"]["p_value"] == 1.0
     assert metadata(pipeline, "baseline_model")["cold_start"] is False
     assert all(run.info.status == "FINISHED" for run in mlflow_runs(pipeline))

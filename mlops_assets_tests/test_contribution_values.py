@@ -10,6 +10,7 @@ import pytest
 from mlops_assets.core.modeling.training import train_model
 from mlops_assets.core.registry.tags import CHALLENGER
 from mlops_assets.core.registry.webhooks import REGISTERED, Outbox, new_secret
+from mlops_assets.defs.contributions.partitions import LANDED_AT_TAG
 from mlops_assets.settings import Settings
 from mlops_assets.task import IRIS
 from mlops_assets_testing.data import new_flowers
@@ -23,9 +24,11 @@ def metadata(pipeline, asset: str) -> dict:
 
 @pytest.fixture
 def valued(pipeline, monkeypatch):
-    """A champion trained on iris alone, then one retrain for three contributions: clean new
-    flowers, the same flowers with versicolor and virginica swapped, and a near-duplicate of
-    a few of them. Webhook events go to a receiver that is down, so they wait in the outbox."""
+    """A champion trained on iris alone, then one retrain for four contributions landing in
+    one tick, in this order: clean new flowers (alice), the same flowers with versicolor and
+    virginica swapped (mallory), a few other new flowers (bob), and a near-copy of some of
+    alice's (eve, every measurement +0.05 cm). Eve's intake runs first, before alice's: the
+    copier races. Webhook events go to a receiver that is down, so they wait in the outbox."""
     secret = new_secret()
     monkeypatch.setenv("MLOPS_WEBHOOK_SECRET", secret)  # resources read it as an EnvVar
     pipeline.settings = Settings.from_env(
@@ -40,13 +43,16 @@ def valued(pipeline, monkeypatch):
     swapped = clean.assign(
         species=clean["species"].replace({"versicolor": "virginica", "virginica": "versicolor"})
     )
+    few = new_flowers(per_class=3, seed=12)
     near = clean.sample(n=8, random_state=0)
     near[IRIS.feature_names] = (near[IRIS.feature_names] + 0.05).round(2)
-    for who, frame in (("alice", clean), ("mallory", swapped), ("bob", near)):
-        pipeline.drop(who, "flowers.csv", frame.to_csv(index=False))
+    for age, (who, frame) in enumerate(
+        (("alice", clean), ("mallory", swapped), ("bob", few), ("eve", near))
+    ):
+        pipeline.drop(who, "flowers.csv", frame.to_csv(index=False), age=60 - age)
     requests = pipeline.tick().run_requests
-    assert len(requests) == 3
-    for request in requests:
+    assert len(requests) == 4
+    for request in sorted(requests, key=lambda r: r.tags[LANDED_AT_TAG], reverse=True):
         pipeline.launch(request)
     pipeline.retrain()
     return pipeline
@@ -57,13 +63,17 @@ def test_three_contributions_valued_in_one_retrain(valued, monkeypatch, capsys):
     trained = metadata(pipeline, "trained_model")
     valuation = trained["valuation"]
     by_contributor = {v["contributor"]: v for v in valuation["values"]}
-    assert set(by_contributor) == {"alice", "mallory", "bob"}
+    assert set(by_contributor) == {"alice", "mallory", "bob", "eve"}
     assert valuation["method"] == "exact" and valuation["metric"] == "log_loss"
     clean, swapped = by_contributor["alice"], by_contributor["mallory"]
     assert clean["value"] == max(v["value"] for v in valuation["values"])
     assert swapped["status"] == "excluded" and swapped["value_interval"][1] < 0
     assert swapped["reason"].startswith("raised log loss on the benchmark by ")
     assert by_contributor["alice"]["status"] == by_contributor["bob"]["status"] == "included"
+    # Eve's intake ran first and accepted her rows, but alice's landed first: they are hers.
+    copy = by_contributor["eve"]
+    assert copy["status"] == "nothing_new" and copy["value"] == 0.0 and copy["rows"] == 0
+    assert copy["reason"].startswith("all 8 of your 8 rows had already been given by alice at ")
 
     # The values add up to what the new contributions improve, measured here independently:
     # a model on the base (iris alone) and one on everything, same config and seed.
@@ -125,8 +135,11 @@ def test_three_contributions_valued_in_one_retrain(valued, monkeypatch, capsys):
     assert rows["alice"]["value_interval"] == clean["value_interval"]
     assert rows["alice"]["loo_delta"] == clean["loo_delta"]
     assert rows["alice"]["valued_in_version"] == registered["version"]
+    assert rows["eve"]["status"] == "nothing_new" and rows["eve"]["value"] == 0.0
+    assert rows["eve"]["model_versions"] == []
     code, out, _ = mlops("contributions")
     assert "mallory/flowers.csv: excluded" in out and "raised log loss" in out
+    assert "eve/flowers.csv: nothing_new" in out and "already been given by alice" in out
     assert f"valued in v{registered['version']}: lowered log loss" in out
 
     code, out, _ = mlops("model", "show", "--version", registered["version"], "--json")
@@ -140,7 +153,7 @@ def test_three_contributions_valued_in_one_retrain(valued, monkeypatch, capsys):
 
     code, out, _ = mlops("verify", registered["version"])
     assert code == 0, out
-    assert "ok   contribution values (3, exact): recomputed with the same seed" in out
+    assert "ok   contribution values (4, exact): recomputed with the same seed" in out
 
     board = {
         row["contributor"]: row for row in _table(metadata(pipeline, "contributor_scoreboard"))
@@ -179,7 +192,7 @@ def test_a_tampered_valuation_does_not_verify(valued, monkeypatch, capsys):
     record_attestation(client, version.name, number, version.run_id, seal(body))
     code, out, _ = in_process_mlops(pipeline.home, monkeypatch, capsys)("verify", number)
     assert code == 1
-    assert "FAIL contribution values (3, exact): recomputed differently" in out
+    assert "FAIL contribution values (4, exact): recomputed differently" in out
 
 
 def _table(materialization: dict) -> list[dict]:

@@ -114,7 +114,7 @@ def test_pii_columns_are_reported_and_never_kept(tmp_path):
     text = (
         "sepal_length,sepal_width,petal_length,petal_width,species,notes,comment,contact\n"
         "6.1,2.9,4.6,1.3,versicolor,4111 1111 1111 1111,seen at 12 Main Street,x\n"
-        "6.05,2.95,4.55,1.55,versicolor,ok,from 10.1.2.3,+44 20 7946 0958\n"
+        "6.05,2.75,4.55,1.55,versicolor,ok,from 10.1.2.3,+44 20 7946 0958\n"
         "abc,2.9,4.5,1.5,versicolor,fine,Dr. Jane Smith,bob@example.com\n"
     )
     report, clean, rejected = intake(write(tmp_path, "pii.csv", text), tmp_path)
@@ -143,8 +143,8 @@ def test_duplicates_reference_copies_and_outliers(tmp_path):
     benchmark_copies = REFERENCE.head(3).to_csv(index=False, header=False)
     text = (
         "sepal_length,sepal_width,petal_length,petal_width,species\n"
-        "6.15,2.95,4.65,1.35,versicolor\n"
-        "6.15,2.95,4.65,1.35,versicolor\n"
+        "6.15,2.75,4.65,1.35,versicolor\n"
+        "6.15,2.75,4.65,1.35,versicolor\n"
         "7.9,3.0,1.4,0.2,setosa\n" + benchmark_copies
     )
     report, clean, _rejected = intake(write(tmp_path, "d.csv", text), tmp_path, min_quality=0)
@@ -227,7 +227,7 @@ def test_bad_files_get_a_clear_reason_and_nothing_is_lost(tmp_path, name):
 def test_bad_values_are_rejected_row_by_row_with_original_content(tmp_path):
     text = (
         "sepal_length,sepal_width,petal_length,petal_width,species\n"
-        "5.05,3.45,1.55,0.25,setosa\n"
+        "5.05,3.45,1.75,0.25,setosa\n"
         "abc,3.4,1.5,0.2,setosa\n"
         "NaN,3.4,1.5,0.2,setosa\n"
         "inf,3.4,1.5,0.2,setosa\n"
@@ -253,7 +253,7 @@ def test_bad_values_are_rejected_row_by_row_with_original_content(tmp_path):
 def test_all_duplicate_file_is_rejected(tmp_path):
     text = (
         "sepal_length,sepal_width,petal_length,petal_width,species\n"
-        + "6.15,2.95,4.65,1.35,versicolor\n" * 10
+        + "6.15,2.75,4.65,1.35,versicolor\n" * 10
     )
     report, clean, _ = intake(write(tmp_path, "dups.csv", text), tmp_path)
     assert len(clean) == 1 and report.rejection_reasons == {"duplicate_in_contribution": 9}
@@ -263,7 +263,7 @@ def test_all_duplicate_file_is_rejected(tmp_path):
 def test_flags_written_in_slices_give_the_same_outcome(tmp_path, monkeypatch):
     import mlops_assets.core.intake.intake as contributions
 
-    lines = [f"{5 + i / 100:.2f},3.0,1.4,0.2,setosa\n" for i in range(12)]
+    lines = [f"{5 + i / 10:.1f},3.0,1.4,0.75,setosa\n" for i in range(12)]
     text = "sepal_length,sepal_width,petal_length,petal_width,species\n" + "".join(lines * 3)
     path = write(tmp_path, "repeats.csv", text)
     whole, whole_clean, whole_rejected = intake(path, tmp_path, min_quality=0)
@@ -277,7 +277,7 @@ def test_flags_written_in_slices_give_the_same_outcome(tmp_path, monkeypatch):
 
 def test_a_huge_single_line_is_read_and_a_gigantic_one_refused(tmp_path):
     text = "sepal_length,sepal_width,petal_length,petal_width,species,notes\n"
-    text += "6.15,2.95,4.65,1.35,versicolor," + "x" * 2_000_000 + "\n"
+    text += "6.15,2.75,4.65,1.35,versicolor," + "x" * 2_000_000 + "\n"
     report, clean, _ = intake(write(tmp_path, "long.csv", text), tmp_path)
     assert report.rows_clean == 1 and "notes" not in clean.columns
     too_long = text.replace("x" * 2_000_000, "x" * 10_000_000)

@@ -14,17 +14,19 @@ from mlops_assets.core.intake.intake import intake_contribution
 from mlops_assets.core.intake.report import IntakePolicy
 from mlops_assets.errors import ContributionUnreadableError
 from mlops_assets.task import IRIS
-from mlops_assets_testing.data import IRIS_CSV
+from mlops_assets_testing.data import IRIS_CSV, new_flowers
 
 REFERENCE = load_reference_data(IRIS_CSV, IRIS).frame
 R_NAMES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width", "Species"]
 
 
+NEW_FLOWERS = new_flowers(per_class=50, seed=4)  # in iris' order: setosa first
+
+
 def flowers(n: int, *, start: int = 0) -> pd.DataFrame:
-    """``n`` new, valid rows: iris rows moved by a few hundredths, so none copies iris."""
-    rows = REFERENCE.iloc[start : start + n].copy()
-    rows[IRIS.feature_names] = (rows[IRIS.feature_names] + 0.013).round(3)
-    return rows.reset_index(drop=True)
+    """``n`` new, valid rows: flowers measured like iris's, none of them matching one (or
+    another of these) at the task's resolution."""
+    return NEW_FLOWERS.iloc[start : start + n].reset_index(drop=True)
 
 
 def r_style(frame: pd.DataFrame) -> pd.DataFrame:

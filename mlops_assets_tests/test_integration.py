@@ -8,7 +8,7 @@ from mlops_assets.core.data.integration import (
 )
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
 from mlops_assets.task import IRIS
-from mlops_assets_testing.data import IRIS_CSV
+from mlops_assets_testing.data import IRIS_CSV, new_flowers
 
 
 def iris_split():
@@ -53,12 +53,10 @@ def test_rows_carry_provenance_and_the_hash_is_reproducible():
 
 def many_contributions():
     split = iris_split()
-    rng = __import__("numpy").random.default_rng(0)
+    new = new_flowers(per_class=30, seed=8).sample(frac=1.0, random_state=0)
     contributions = []
-    for n, cid in ((60, "a"), (30, "b")):
-        rows = split.train.sample(n, replace=True, random_state=n).reset_index(drop=True)
-        rows[IRIS.feature_names] = rows[IRIS.feature_names] + rng.uniform(0.01, 0.04, (n, 4))
-        rows["row_index"] = range(n)
+    for cid, rows in (("a", new.iloc[:60]), ("b", new.iloc[60:])):
+        rows = rows.reset_index(drop=True).assign(row_index=lambda f: range(len(f)))
         contributions.append(
             Contribution(cid, cid, rows, quality_score=80.0 if cid == "a" else 40.0)
         )
@@ -140,13 +138,10 @@ def test_accepted_contributions_load_whole_or_as_a_seeded_sample(tmp_path):
     from mlops_assets.core.intake.processing import process_contribution
     from mlops_assets.core.intake.report import IntakePolicy
 
-    split = iris_split()
     reference = load_reference_data(IRIS_CSV, IRIS).frame
-    rng = __import__("numpy").random.default_rng(1)
     root = tmp_path / "contributions"
-    for name in ("a", "b"):
-        rows = split.train.sample(200, replace=True, random_state=len(name)).reset_index(drop=True)
-        rows[IRIS.feature_names] = rows[IRIS.feature_names] + rng.uniform(0.001, 0.05, (200, 4))
+    new = new_flowers(per_class=100, seed=9)
+    for name, rows in (("a", new.iloc[::2]), ("b", new.iloc[1::2])):
         path = tmp_path / f"{name}.csv"
         rows.to_csv(path, index=False)
         process_contribution(

@@ -1,9 +1,13 @@
+import numpy as np
 import pytest
 import skops.io
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlops_assets.core.data.integration import integrate
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
 from mlops_assets.core.modeling.evaluation import evaluate, metric_deltas, metrics_markdown
+from mlops_assets.core.modeling.scoring import interval, two_sided_p_value
 from mlops_assets.core.modeling.training import ESTIMATORS, SKOPS_TRUSTED_TYPES, train_model
 from mlops_assets.core.registry.promotion import (
     PairedOutcome,
@@ -106,27 +110,46 @@ def test_mcnemar_exact_p_value():
 
 
 def test_significance_and_benchmark_size_gate_a_promotion():
-    def decide(candidate: float, baseline: float, paired: PairedOutcome):
+    def decide(candidate: float, baseline: float, paired: PairedOutcome, interval: dict):
         return decide_promotion(
             PromotionGate("accuracy", min_improvement=0, significance=0.05, min_benchmark_rows=30),
             candidate_value=candidate,
             baseline_value=baseline,
             paired=paired,
-            interval=INTERVAL,
+            interval=interval,
             champion_version="1",
             candidate_version="2",
         )
 
-    one_row_better = decide(0.9778, 0.9556, PairedOutcome(45, 1, 0))
-    assert not one_row_better.promote and one_row_better.p_value == pytest.approx(1.0)
-    assert "McNemar p=1.000 on 1/0 discordant rows ≥ 0.05: not significant" in (
-        one_row_better.reason
+    # Accuracy is tested like every metric: the interval shown is the test.
+    one_row_better = decide(
+        0.9778, 0.9556, PairedOutcome(45, 1, 0), {"low": 0.0, "high": 0.0667, "p_value": 1.0}
     )
-    clearly_better = decide(0.9, 0.6, PairedOutcome(45, 14, 0))
-    assert clearly_better.promote and "McNemar p=0.000" in clearly_better.reason
-    too_small = decide(0.9, 0.6, PairedOutcome(12, 4, 0))
+    assert not one_row_better.promote and one_row_better.p_value == pytest.approx(1.0)
+    assert (
+        "[+0.0000, +0.0667]), two-sided bootstrap p=1.000 ≥ 0.05: the interval includes 0, "
+        "not significant" in one_row_better.reason
+    )
+    clearly_better = decide(
+        0.9, 0.6, PairedOutcome(45, 14, 0), {"low": 0.17, "high": 0.44, "p_value": 0.0}
+    )
+    assert clearly_better.promote and "two-sided bootstrap p=0.000" in clearly_better.reason
+    assert clearly_better.test == "paired bootstrap"
+    too_small = decide(0.9, 0.6, PairedOutcome(12, 4, 0), {"low": 0.1, "high": 0.5, "p_value": 0})
     assert not too_small.promote
     assert "the benchmark has 12 rows, fewer than the 30 required" in too_small.reason
+
+
+@given(
+    samples=st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=400),
+    confidence=st.sampled_from([0.8, 0.9, 0.95, 0.99]),
+)
+def test_the_test_and_the_interval_are_one_statement(samples, confidence):
+    """Significant at 1 - confidence exactly when the interval at confidence excludes 0."""
+    values = np.array(samples)
+    low, high = interval(values, confidence)
+    excludes_zero = low > 0 or high < 0
+    assert (two_sided_p_value(values) < 1 - confidence) is excludes_zero
 
 
 @pytest.mark.parametrize(("p_value", "promote"), [(0.2, False), (0.01, True)])
@@ -136,10 +159,10 @@ def test_other_metrics_are_tested_with_the_paired_bootstrap(p_value, promote):
         candidate_value=0.19,
         baseline_value=0.21,
         paired=PairedOutcome(45, 0, 0),  # McNemar would see no difference at all
-        interval={"low": -0.03, "high": 0.004, "p_value": p_value},
+        interval={"low": -0.03, "high": 0.004 if p_value > 0.05 else -0.004, "p_value": p_value},
         champion_version="1",
         candidate_version="2",
     )
     assert decision.promote is promote and decision.test == "paired bootstrap"
     assert f"bootstrap p={p_value:.3f}" in decision.reason
-    assert "[-0.0300, +0.0040]" in decision.reason
+    assert "95 % interval of the difference [-0.0300, " in decision.reason

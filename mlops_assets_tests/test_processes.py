@@ -8,7 +8,7 @@ import pytest
 
 from mlops_assets.core.registry.client import get_version_by_alias, mlflow_client
 from mlops_assets.settings import Settings
-from mlops_assets_testing.data import shifted_sample
+from mlops_assets_testing.data import distinct_sample
 from mlops_assets_testing.pipeline import SAME_MODEL_NEW_CONFIG
 from mlops_assets_testing.processes import (
     REPO,
@@ -240,7 +240,7 @@ def test_dagster_dev_trains_by_itself_and_retrains_on_accepted_contributions(hom
         landing.mkdir(parents=True, exist_ok=True)
         (landing / "rejected.csv").write_text("sepal_length,species\nabc,rose\n")
         for shift in (0, 1):
-            (landing / f"batch-{shift}.csv").write_text(shifted_sample(shift / 100))
+            (landing / f"batch-{shift}.csv").write_text(distinct_sample(shift))
 
         # kill -9 the worker of the batch's retrain: run monitoring marks the run FAILED,
         # the cleanup sensor ends its MLflow run, and retrain_sensor tries again.

@@ -10,7 +10,7 @@ import pytest
 
 from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.core.registry.client import mlflow_client
-from mlops_assets_testing.data import shifted_sample
+from mlops_assets_testing.data import distinct_sample
 from mlops_assets_testing.processes import wait_for
 from mlops_assets_testing.topology import MODEL, production_topology, write_stump
 
@@ -49,7 +49,7 @@ def test_production_topology_end_to_end(tmp_path: Path, s3_endpoint: str, s3_buc
         # exactly once, within the queue's limit, and reach a version that becomes champion.
         paths = [f"crowd/part-{i:02d}.csv" for i in range(20)]
         for i, path in enumerate(paths):
-            topology.put(f"landing/{path}", shifted_sample((i + 1) / 1000).encode())
+            topology.put(f"landing/{path}", distinct_sample(i).encode())
         batch = {contribution_key(path) for path in paths}
 
         def newest_version_has_the_batch() -> bool:

@@ -1,7 +1,6 @@
 """Benchmark intervals and contribution values, on the iris data with real models."""
 
 import itertools
-import math
 import re
 
 import numpy as np
@@ -21,7 +20,7 @@ from mlops_assets.core.modeling.valuation import (
     without_excluded,
 )
 from mlops_assets.task import IRIS
-from mlops_assets_testing.data import IRIS_CSV
+from mlops_assets_testing.data import IRIS_CSV, new_flowers
 
 SPEC = TrainingSpec("logistic_regression", {"C": 1.0, "max_iter": 1000}, seed=3)
 
@@ -47,23 +46,21 @@ def split():
 
 @pytest.fixture(scope="module")
 def batch(split):
-    """A small base (30 reference rows) and three contributions from the rest: clean new
-    flowers, the same flowers with versicolor and virginica swapped, and a near-duplicate of
-    part of the clean one (jittered by 0.01 cm)."""
+    """A small base (30 reference rows) and three contributions from the rest: clean flowers,
+    other flowers with versicolor and virginica swapped, and a few new flowers."""
     rows = split.train.sample(frac=1.0, random_state=0).reset_index(drop=True)
     base, clean = rows.iloc[:30], rows.iloc[30:75].copy()
     swapped = rows.iloc[75:].copy()
     swapped[IRIS.label] = swapped[IRIS.label].map(
         {"versicolor": "virginica", "virginica": "versicolor", "setosa": "setosa"}
     )
-    near = clean.iloc[:10].copy()
-    near[IRIS.feature_names] += np.random.default_rng(0).normal(0, 0.01, (10, 4))
+    few = new_flowers(per_class=3, seed=5)
     contributions = [
-        Contribution(cid, who, frame.assign(row_index=range(len(frame))))
-        for cid, who, frame in (
-            ("alice-clean", "alice", clean),
-            ("mallory-swapped", "mallory", swapped),
-            ("bob-near", "bob", near),
+        Contribution(cid, who, frame.assign(row_index=range(len(frame))), landed_at=at)
+        for cid, who, frame, at in (
+            ("alice-clean", "alice", clean, 1.0),
+            ("mallory-swapped", "mallory", swapped, 2.0),
+            ("bob-few", "bob", few, 3.0),
         )
     ]
     return integrate(base, contributions, split.benchmark, IRIS, seed=3).frame
@@ -99,7 +96,13 @@ def test_paired_intervals_see_a_real_difference_and_none_between_equals(split):
         IRIS,
     )
     same = delta_intervals(full, full, seed=7)
-    assert same["log_loss"].to_dict() == {"delta": 0.0, "low": 0.0, "high": 0.0, "p_value": 1.0}
+    assert same["log_loss"].to_dict() == {
+        "delta": 0.0,
+        "low": 0.0,
+        "high": 0.0,
+        "p_value": 1.0,
+        "confidence": 0.95,
+    }
     better = delta_intervals(full, small, seed=7)
     loss = better["log_loss"]
     assert loss.delta < 0 and loss.low < loss.high < 0 and loss.p_value < 0.01
@@ -107,6 +110,8 @@ def test_paired_intervals_see_a_real_difference_and_none_between_equals(split):
 
 
 def test_three_players_exact_values_match_brute_force_over_every_order(split, batch):
+    """Each order weighted by how likely it is when every row arrives in a random order and a
+    contribution with it first row (see ``valuation``)."""
     valuation = value_contributions(
         batch, split.benchmark, IRIS, spec=SPEC, known=[], policy=policy(exclude_harmful=False)
     )
@@ -121,13 +126,20 @@ def test_three_players_exact_values_match_brute_force_over_every_order(split, ba
         return -evaluate(model, split.benchmark, IRIS).metrics["log_loss"]
 
     scores = {frozenset(s): score(s) for r in range(4) for s in itertools.combinations(players, r)}
+    rows = batch["contribution_id"].value_counts()
     brute = dict.fromkeys(players, 0.0)
     for order in itertools.permutations(players):
+        probability, remaining = 1.0, sum(rows[p] for p in players)
+        for player in order:  # the first of the rest, in proportion to its rows
+            probability, remaining = (
+                probability * rows[player] / remaining,
+                remaining - rows[player],
+            )
         for i, player in enumerate(order):
-            brute[player] += scores[frozenset(order[: i + 1])] - scores[frozenset(order[:i])]
+            gain = scores[frozenset(order[: i + 1])] - scores[frozenset(order[:i])]
+            brute[player] += probability * gain
     for value in valuation.values:
-        expected = brute[value.contribution_id] / math.factorial(3)
-        assert value.value == pytest.approx(expected, abs=2e-6)
+        assert value.value == pytest.approx(brute[value.contribution_id], abs=2e-6)
         everyone = frozenset(players)
         assert value.loo_delta == pytest.approx(
             scores[everyone] - scores[everyone - {value.contribution_id}], abs=2e-6
@@ -161,7 +173,7 @@ def test_contributions_the_champion_was_trained_on_are_the_base(split, batch):
     valuation = value_contributions(
         batch, split.benchmark, IRIS, spec=SPEC, known=["alice-clean"], policy=policy()
     )
-    assert [v.contribution_id for v in valuation.values] == ["bob-near", "mallory-swapped"]
+    assert [v.contribution_id for v in valuation.values] == ["bob-few", "mallory-swapped"]
     assert valuation.base_contributions == ["alice-clean"]
     nothing_new = value_contributions(
         batch,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.core.common.hashing import frame_sha256
+from mlops_assets.core.common.row_matching import RowMatching, matched_earlier, near_pairs_sql
 from mlops_assets.core.intake.readers import ROW_INDEX
 from mlops_assets.core.intake.validation import literal
 from mlops_assets.core.modeling.training import SAMPLE_WEIGHT
@@ -24,9 +25,6 @@ PROVENANCE_COLUMNS = (ROW_ID, SOURCE, CONTRIBUTION_ID, CONTRIBUTOR, ROW_INDEX)
 REFERENCE_SOURCE = "reference"
 CONTRIBUTION_SOURCE = "contribution"
 
-# Measurements are compared at this many decimals so 5.1 and 5.1000000001 are one flower.
-_MATCH_DECIMALS = 6
-
 
 STRATEGIES = ("append", "interleave", "weighted")
 SHUFFLES = ("random", "stratified", "blocks", "none")
@@ -34,12 +32,56 @@ SHUFFLES = ("random", "stratified", "blocks", "none")
 
 @dataclass(frozen=True)
 class Contribution:
-    """An accepted contribution's clean rows (task columns plus ``row_index``)."""
+    """An accepted contribution's clean rows (task columns plus ``row_index``), and when it
+    landed (seconds since the epoch): contributions are merged in that order."""
 
     contribution_id: str
     contributor: str
     rows: pd.DataFrame
     quality_score: float = 100.0
+    landed_at: float = 0.0
+
+    @property
+    def landing_order(self) -> tuple[float, str]:
+        return (self.landed_at, self.contribution_id)
+
+
+@dataclass(frozen=True)
+class AlreadyGiven:
+    """Rows of a contribution that earlier rows had already brought (at the task's
+    resolution), so it is not trained on them twice: how many of how many, by whom (an
+    earlier contribution's id, or ``reference``), and that said in words."""
+
+    contributor: str
+    rows: int
+    of: int
+    by: dict[str, int]
+    sentence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _given_sentence(
+    rows: int, of: int, by: dict[str, int], contributions: list[Contribution]
+) -> str:
+    """E.g. "32 of your 60 rows had already been given by alice at 2026-12-04 14:03:12 UTC"."""
+    from datetime import UTC, datetime
+
+    landed = {c.contribution_id: c for c in contributions}
+    givers = []
+    for cid, count in sorted(by.items(), key=lambda item: (-item[1], item[0])):
+        if cid == REFERENCE_SOURCE:
+            who = "the reference data"
+        else:
+            at = datetime.fromtimestamp(landed[cid].landed_at, UTC)
+            who = f"{landed[cid].contributor} at {at:%Y-%m-%d %H:%M:%S} UTC"
+        givers.append(f"{who} ({count})" if len(by) > 1 else who)
+    every = "all " if rows == of else ""
+    return (
+        f"{every}{rows} of your {of} rows had already been given by {', '.join(givers)}: "
+        "not trained on twice, and worth nothing"
+    )
 
 
 @dataclass(frozen=True)
@@ -71,14 +113,21 @@ class IntegratedDataset:
     sha256: str
     stats: dict[str, int] = field(default_factory=dict)
     rows_by_source: dict[str, int] = field(default_factory=dict)
+    # Per contribution with rows that earlier ones had brought: how many, and by whom.
+    already_given: dict[str, AlreadyGiven] = field(default_factory=dict)
 
     def to_metadata(self, contributions: list[Contribution], strategy: str) -> dict[str, Any]:
-        """What ``integrated_dataset`` records: its version (content hash), what is in it."""
+        """What ``integrated_dataset`` records: its version (content hash), the contributions
+        it holds rows of, in landing order, and the rows each one had been beaten to."""
+        ordered = sorted(contributions, key=lambda c: c.landing_order)
+        held = [c for c in ordered if c.contribution_id in self.rows_by_source]
         return {
             "sha256": self.sha256,
             "dagster/row_count": len(self.frame),
-            "contributions": [c.contribution_id for c in contributions],
-            "contributors": sorted({c.contributor for c in contributions}),
+            "contributions": [c.contribution_id for c in held],
+            "contributors": sorted({c.contributor for c in held}),
+            "landed_at": {c.contribution_id: c.landed_at for c in ordered},
+            "already_given": {cid: given.to_dict() for cid, given in self.already_given.items()},
             "rows_by_source": self.rows_by_source,
             "strategy": strategy,
             **self.stats,
@@ -121,17 +170,24 @@ def integrate(
     *,
     seed: int,
     policy: MergePolicy | None = None,
+    matching: RowMatching | None = None,
 ) -> IntegratedDataset:
     """Merge contributions into the reference train part by ``policy``, clean and order it.
 
-    Rows whose features equal a benchmark row's are removed (a contribution that copies
-    benchmark rows must not inflate the score; see :func:`benchmark_overlap`); when the task
-    takes identical rows for copies, duplicates across sources are dropped keeping the first
-    occurrence (reference rows first); and the rows are ordered by the policy's shuffle with
+    Rows are compared at the task's resolution (``matching``; by default inferred from the
+    reference train part and the benchmark). Rows that match a benchmark row are removed (a
+    contribution that copies benchmark rows must not inflate the score; see
+    :func:`benchmark_overlap`). When the task takes identical rows for copies, the first to
+    bring a row owns it: sources are taken in order (the reference first, then contributions
+    by landing time) and a row matching an earlier one (any row of the reference; a row of
+    the same class of a contribution) is dropped and counted against the contribution it
+    came in (``already_given``). The rows are then ordered by the policy's shuffle with
     ``seed``. Every row carries a stable ``row_id`` of ``source:contribution_id:row_index``.
     """
     policy = policy or MergePolicy()
     _check_policy(policy)
+    matching = matching or RowMatching.for_task(task, pd.concat([reference_train, benchmark]))
+    contributions = sorted(contributions, key=lambda c: c.landing_order)
     parts = [_with_provenance(reference_train, REFERENCE_SOURCE, task.name, "", 1.0, task)]
     parts += [
         _with_provenance(
@@ -147,11 +203,12 @@ def integrate(
     merged = pd.concat(parts, ignore_index=True)
     rows_in = len(merged)
 
-    leaked = _leaked(merged, benchmark, task)
+    leaked = _leaked(merged, benchmark, task, matching)
     merged = merged.loc[~leaked]
-    duplicated = _match_keys(merged, task.columns).duplicated(keep="first")
-    if not task.drops_duplicates:
-        duplicated[:] = False  # identical rows are observations: every one is kept
+    duplicated = pd.Series(False, index=merged.index)
+    already_given: dict[str, AlreadyGiven] = {}
+    if task.drops_duplicates:  # with "keep", identical rows are observations: all are kept
+        duplicated, already_given = _given_before(merged, task, matching, contributions)
     merged = merged.loc[~duplicated]
     capped = 0
     if policy.strategy == "weighted":
@@ -173,7 +230,34 @@ def integrate(
             "rows_out": len(frame),
         },
         rows_by_source={str(k): int(v) for k, v in frame[CONTRIBUTION_ID].value_counts().items()},
+        already_given=already_given,
     )
+
+
+def _given_before(
+    merged: pd.DataFrame,
+    task: TaskSchema,
+    matching: RowMatching,
+    contributions: list[Contribution],
+) -> tuple[pd.Series, dict[str, AlreadyGiven]]:
+    """Which rows of ``merged`` (in source order) an earlier row had brought, and per
+    contribution how many, by whom, in words."""
+    rows = merged.assign(__order=range(len(merged)), __reference=merged[SOURCE] == REFERENCE_SOURCE)
+    first = matched_earlier(
+        rows, task, matching, order="__order", same_label_unless="__reference"
+    ).to_numpy()
+    duplicated = pd.Series(first >= 0, index=merged.index)
+    givers = merged[SOURCE].where(merged[SOURCE] == REFERENCE_SOURCE, merged[CONTRIBUTION_ID])
+    taken = merged.loc[first >= 0].assign(__by=givers.to_numpy()[first[first >= 0]])
+    sizes = {c.contribution_id: len(c.rows) for c in contributions}
+    already_given = {}
+    for cid, group in taken[taken[SOURCE] == CONTRIBUTION_SOURCE].groupby(CONTRIBUTION_ID):
+        by = {str(k): int(v) for k, v in group["__by"].value_counts().items()}
+        of = sizes[str(cid)]
+        sentence = _given_sentence(len(group), of, by, contributions)
+        who = str(group[CONTRIBUTOR].iloc[0])
+        already_given[str(cid)] = AlreadyGiven(who, len(group), of, by, sentence)
+    return duplicated, already_given
 
 
 def _check_policy(policy: MergePolicy) -> None:
@@ -295,22 +379,33 @@ def load_accepted_contributions(
                     report["contributor"],
                     rows,
                     quality_score=report.get("quality_score", 100.0),
+                    landed_at=report.get("landed_at") or 0.0,
                 )
             )
     return contributions
 
 
-def benchmark_overlap(frame: pd.DataFrame, benchmark: pd.DataFrame, task: TaskSchema) -> int:
+def benchmark_overlap(
+    frame: pd.DataFrame,
+    benchmark: pd.DataFrame,
+    task: TaskSchema,
+    matching: RowMatching | None = None,
+) -> int:
     """Number of rows of the training set ``frame`` that leak the benchmark (see
-    :func:`_leaked`)."""
-    return int(_leaked(frame, benchmark, task).sum())
+    :func:`_leaked`), at the resolution of ``matching`` (by default inferred from the
+    benchmark's own values)."""
+    matching = matching or RowMatching.for_task(task, benchmark)
+    return int(_leaked(frame, benchmark, task, matching).sum())
 
 
-def _leaked(frame: pd.DataFrame, benchmark: pd.DataFrame, task: TaskSchema) -> pd.Series:
-    """Rows of ``frame`` (with provenance) whose features equal a benchmark row's. When the
-    task takes identical rows for real observations, the reference's own rows are not: its
-    split put one observation in the benchmark and another, alike, in the train part."""
-    leaked = _matches(frame, benchmark, task.feature_names)
+def _leaked(
+    frame: pd.DataFrame, benchmark: pd.DataFrame, task: TaskSchema, matching: RowMatching
+) -> pd.Series:
+    """Rows of ``frame`` (with provenance) that match a benchmark row, whatever their class.
+    When the task takes identical rows for real observations, the reference's own rows are
+    not: its split put one observation in the benchmark and another, alike, in the train
+    part."""
+    leaked = _matches(frame, benchmark, task, matching)
     if not task.drops_duplicates:
         leaked &= frame[SOURCE] == CONTRIBUTION_SOURCE
     return leaked
@@ -335,16 +430,23 @@ def _with_provenance(
     return frame
 
 
-def _match_keys(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    keys = frame[columns].copy()
-    numeric = keys.select_dtypes("number").columns
-    keys[numeric] = keys[numeric].round(_MATCH_DECIMALS)
-    return keys
+def _matches(
+    frame: pd.DataFrame, other: pd.DataFrame, task: TaskSchema, matching: RowMatching
+) -> pd.Series:
+    """Whether each row of ``frame`` matches some row of ``other`` (features only)."""
+    import duckdb
 
-
-def _matches(frame: pd.DataFrame, other: pd.DataFrame, columns: list[str]) -> pd.Series:
     if other.empty or frame.empty:
         return pd.Series(False, index=frame.index)
-    left = pd.MultiIndex.from_frame(_match_keys(frame, columns))
-    right = pd.MultiIndex.from_frame(_match_keys(other, columns))
-    return pd.Series(left.isin(right), index=frame.index)
+    rows = frame[task.columns].reset_index(drop=True).assign(row_id=range(len(frame)))
+    with duckdb.connect() as db:
+        db.register("frame_rows", rows)
+        db.register("other_rows", other[task.columns])
+        hits = db.execute(
+            "SELECT DISTINCT probe_id FROM ("
+            + near_pairs_sql(task, matching, "frame_rows", "other_rows", same_label=False)
+            + ")"
+        ).fetchnumpy()["probe_id"]
+    found = np.zeros(len(frame), dtype=bool)
+    found[hits.astype(np.int64)] = True
+    return pd.Series(found, index=frame.index)

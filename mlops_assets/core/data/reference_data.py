@@ -166,6 +166,43 @@ def sklearn_iris(task: TaskSchema) -> pd.DataFrame:
     return _from_sklearn("load_iris", task).frame
 
 
+PUBLIC_BENCHMARK_WARNING = (
+    "the benchmark is a seeded split of the reference data: anyone who has the reference "
+    "data can rebuild it, and the values contributions earn on it can be gamed. Name a "
+    'private benchmark file in the task file (benchmark = "path") for contributors you '
+    "do not trust."
+)
+
+
+def benchmark_split(
+    reference: ReferenceData, task: TaskSchema, *, fraction: float, seed: int
+) -> BenchmarkSplit:
+    """The train part and the benchmark: the task's private benchmark file (read now, never
+    copied anywhere public) beside the whole reference data, or else a seeded split of the
+    reference data (:func:`split_benchmark`)."""
+    if not task.private_benchmark:
+        return split_benchmark(reference.frame, task, fraction=fraction, seed=seed)
+    path = Path(task.benchmark)
+    if reason := _why_unusable(path):
+        raise ReferenceDataError(
+            f"the {task.name} task's private benchmark is unusable: {reason}",
+            hint="fix the task file's `benchmark` path (relative to the task file)",
+        )
+    raw = _read_reference_file(path)
+    raw.columns = [str(c).strip() for c in raw.columns]
+    mapping = map_columns(list(raw.columns), task)
+    missing = [c for c in task.columns if c not in mapping.values()]
+    if missing:
+        # Its columns are not named, nor any value shown: the benchmark stays private.
+        raise ReferenceDataError(
+            f"the {task.name} task's private benchmark lacks the columns {missing}",
+            hint=f"name its columns as the task does ({', '.join(task.columns)})",
+        )
+    frame = raw[list(mapping)].rename(columns=mapping)[task.columns]
+    benchmark = validate_reference(frame, task, origin="the private benchmark").valid
+    return BenchmarkSplit(train=reference.frame, benchmark=benchmark)
+
+
 def split_benchmark(
     frame: pd.DataFrame, task: TaskSchema, *, fraction: float, seed: int
 ) -> BenchmarkSplit:
@@ -190,8 +227,10 @@ def describe_split(reference: ReferenceData, split: BenchmarkSplit, task: TaskSc
     row counts, the content hashes of both parts (the benchmark's is what every attestation
     names), class counts."""
     from mlops_assets.core.common.hashing import frame_sha256
+    from mlops_assets.core.common.row_matching import RowMatching
 
     counts = reference.frame[task.label].value_counts().sort_index()
+    matching = RowMatching.for_task(task, pd.concat([split.train, split.benchmark]))
     return {
         "task": task.name,
         "source": reference.source,
@@ -204,7 +243,10 @@ def describe_split(reference: ReferenceData, split: BenchmarkSplit, task: TaskSc
         "train_rows": len(split.train),
         "benchmark_rows": len(split.benchmark),
         "benchmark_sha256": frame_sha256(split.benchmark),
+        "benchmark": "private file" if task.private_benchmark else "split of the reference data",
+        "benchmark_warning": "" if task.private_benchmark else PUBLIC_BENCHMARK_WARNING,
         "train_sha256": frame_sha256(split.train),
+        "resolutions": matching.describe(),
         "class_counts": {str(k): int(v) for k, v in counts.items()},
         "preview": f"```\n{split.train.head(5).to_string(index=False)}\n```",
     }
@@ -228,7 +270,10 @@ def check_task_file(path: Path) -> dict[str, object]:
         raise ReferenceDataError(
             f"{path}: task.reference: {reason}", hint="fix the path (relative to the task file)"
         )
+    from mlops_assets.core.common.row_matching import RowMatching
+
     reference = load_reference_data(task.reference, task)
+    matching = RowMatching.for_task(task, reference.frame)
     return {
         "name": task.name,
         "label": task.label,
@@ -240,11 +285,14 @@ def check_task_file(path: Path) -> dict[str, object]:
             {
                 "name": f.name,
                 "type": f.kind,
-                "described": f"{_described(f)}; missing: {f.missing}",
+                "described": f"{_described(f)}; missing: {f.missing}"
+                + (f"; resolution {matching.describe()[f.name]}" if not f.categorical else ""),
                 "aliases": list(f.aliases),
             }
             for f in task.features
         ],
+        "benchmark": _benchmark_described(task),
+        "warnings": [] if task.private_benchmark else [PUBLIC_BENCHMARK_WARNING],
         "reference": {
             "location": reference.location,
             "rows": len(reference.frame),
@@ -256,6 +304,13 @@ def check_task_file(path: Path) -> dict[str, object]:
             "rows_left_out_reasons": reference.left_out_reasons,
         },
     }
+
+
+def _benchmark_described(task: TaskSchema) -> str:
+    if not task.private_benchmark:
+        return "a seeded split of the reference data (MLOPS_BENCHMARK_FRACTION)"
+    reason = _why_unusable(Path(task.benchmark))
+    return f"a private file: {reason}" if reason else "a private file (found; read at run time)"
 
 
 def _described(feature: Feature) -> str:

@@ -10,6 +10,7 @@ file's size. Nothing is lost: every record ends up either in ``clean.parquet`` o
 import contextlib
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ import pandas as pd
 
 from mlops_assets.core.common.hashing import file_sha256
 from mlops_assets.core.common.names import safe_text, without_paths
+from mlops_assets.core.common.row_matching import RowMatching, near_pairs_sql, same_cells_sql
 from mlops_assets.core.intake import pii
 from mlops_assets.core.intake.columns import map_columns, normalise_column_name
 from mlops_assets.core.intake.readers import (
@@ -44,7 +46,7 @@ from mlops_assets.errors import (
     IntakeFailedError,
     IntakeTimeoutError,
 )
-from mlops_assets.task import Feature, TaskSchema
+from mlops_assets.task import TaskSchema
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
@@ -55,13 +57,12 @@ OUTCOME = "outcome"  # every record with its position and final reasons
 PARSED = "parsed_outcome"  # the parsed records (not the malformed ones), in file order
 SHIFTS = "malformed_shifts"
 RANK = "rank"  # a parsed record's place among the parsed records
-# Columns of ``decided``: bits of what was found about a valid row, the hash of its rounded
-# features (NULL for a rejected row), the texts kept for the personal-data scan.
+# Columns of ``decided``: bits of what was found about a valid row, the hash of its cell at
+# the task's resolution (NULL for a rejected row), the texts kept for the personal-data scan.
 FLAGS, FEATURE_HASH, TEXTS = "flags", "feature_hash", "texts"
-OUTLIER_FLAG, REPEAT_FLAG, REFERENCE_FLAG, EARLIER_FLAG = 1, 2, 4, 8
+OUTLIER_FLAG, REPEAT_FLAG, REFERENCE_FLAG, EARLIER_FLAG, BENCHMARK_FLAG = 1, 2, 4, 8, 16
+BENCHMARK_ROW = "benchmark_row"
 UPDATE_BATCH_ROWS = 1_000_000
-# Measurements are compared at this many decimals so 5.1 and 5.1000000001 are one flower.
-MATCH_DECIMALS = 6
 # |robust z| above this (median and MAD of the reference, per class) flags an outlier.
 OUTLIER_Z = 3.5
 
@@ -74,17 +75,24 @@ def intake_contribution(
     contribution_id: str,
     contributor: str,
     policy: IntakePolicy,
+    benchmark: pd.DataFrame | None = None,
+    matching: RowMatching | None = None,
     output_dir: Path | None = None,
     sha256: str | None = None,
     earlier_contributions: tuple[Path, ...] = (),
     limits: IntakeLimits | None = None,
+    landed_at: float | None = None,
 ) -> ContributionReport:
     """Decide on the contribution at ``path`` and, with ``output_dir``, write its rows there.
 
-    ``reference`` is the whole canonical data (train and benchmark): rows that copy it are
-    rejected as ``duplicate_of_reference`` and it supplies the per-class statistics outliers
-    are judged by. Rows already in one of ``earlier_contributions`` (their clean Parquet
-    files) are rejected as ``duplicate_of_contribution``. Raises
+    Rows are compared at the task's measurement resolution (``matching``; by default inferred
+    from the reference): two rows closer than it on every feature are one row. ``reference``
+    is the reference train part: rows that copy it are rejected as ``duplicate_of_reference``.
+    Rows that copy ``benchmark`` (None when it is private: the intake must not tell anyone
+    which rows it holds) are refused as ``benchmark_row``: no model is ever trained on them.
+    Both supply the per-class statistics outliers are judged by. Rows already in one of
+    ``earlier_contributions`` (the clean Parquet files of contributions that landed before
+    this one) are rejected as ``duplicate_of_contribution``. Raises
     :class:`ContributionUnreadableError` when the file cannot be parsed at all,
     :class:`ContributionTooLargeError` when it expands past ``limits`` and
     :class:`IntakeTimeoutError` when the intake outlasts them; every other problem is
@@ -94,11 +102,17 @@ def intake_contribution(
     second time only to copy the original values of rejected rows to the quarantine.
     """
     report = ContributionReport(
-        contribution_id, contributor, path.name, sha256 or file_sha256(path)
+        contribution_id, contributor, path.name, sha256 or file_sha256(path), landed_at=landed_at
+    )
+    known = KnownRows(
+        reference,
+        benchmark,
+        matching or RowMatching.for_task(task, pd.concat([reference, benchmark])),
+        earlier_contributions,
     )
     limits = limits or IntakeLimits()
     try:
-        _intake(path, task, report, reference, policy, output_dir, earlier_contributions, limits)
+        _intake(path, task, report, known, policy, output_dir, limits)
     except (OSError, MemoryError) as exc:
         raise _failed(path, exc) from None
     except Exception as exc:
@@ -122,14 +136,24 @@ def _failed(path: Path, exc: BaseException) -> IntakeFailedError:
     )
 
 
+@dataclass(frozen=True)
+class KnownRows:
+    """What a contribution's rows are compared with: the reference train part, the benchmark
+    (None when private), how rows match, and the clean files of earlier contributions."""
+
+    reference: pd.DataFrame
+    benchmark: pd.DataFrame | None
+    matching: RowMatching
+    earlier: tuple[Path, ...] = ()
+
+
 def _intake(
     path: Path,
     task: TaskSchema,
     report: ContributionReport,
-    reference: pd.DataFrame,
+    known: KnownRows,
     policy: IntakePolicy,
     output_dir: Path | None,
-    earlier_contributions: tuple[Path, ...],
     limits: IntakeLimits,
 ) -> None:
     timings = report.timings
@@ -145,27 +169,31 @@ def _intake(
         report.dialect = raw.dialect.describe() if raw.dialect else {}
         report.header, report.encoding = raw.header_mode, raw.encoding
         report.records_in_file = raw.records_in_file
-        db.register("reference_rows", reference[task.columns])
+        reference = pd.concat([known.reference, known.benchmark])[task.columns]
+        db.register("reference_rows", reference)  # outliers and drift are judged against it
+        db.register("reference_train_rows", known.reference[task.columns])
+        if known.benchmark is not None:
+            db.register("benchmark_rows", known.benchmark[task.columns])
         named_pii = [c for c in raw.columns if pii.kinds_by_column_name(normalise_column_name(c))]
         mapping = map_columns([c for c in raw.columns if c not in named_pii], task)
         with _timed(timings, "validate"):
-            _decide_rows(raw, task, mapping)
+            _decide_rows(raw, task, mapping, known.matching)
         with _timed(timings, "personal_data"):
             report.pii_found, pii_columns = _scan_pii(db, raw.columns)
         if any(column in mapping for column in pii_columns):
             # Personal data inside a mapped column: the column is dropped like any other.
             mapping = map_columns([c for c in raw.columns if c not in pii_columns], task)
             with _timed(timings, "validate"):
-                _decide_rows(raw, task, mapping)
+                _decide_rows(raw, task, mapping, known.matching)
         # Column names are the contributor's: shown and stored shortened and made safe.
         shown = shown_names(raw.columns)
         report.column_mapping = {shown[c]: target for c, target in mapping.items()}
         report.dropped_columns = [shown[c] for c in raw.columns if c not in mapping]
         report.pii_columns = [shown[c] for c in pii_columns]
         report.missing_columns = [c for c in task.columns if c not in mapping.values()]
-        if not report.missing_columns and task.drops_duplicates:
+        if not report.missing_columns:
             with _timed(timings, "duplicates"):
-                _judge_valid_rows(db, task, earlier_contributions)
+                _judge_valid_rows(db, task, known)
         _redact_malformed(db, raw, pii_columns)
         _create_outcome(db, task, policy, shifted=raw.malformed_rows > 0)
         with _timed(timings, "summarise"):
@@ -271,11 +299,14 @@ def _luhn_confirmed(db: "DuckDBPyConnection", index: int) -> int:
     return sum(count for value, count in candidates if pii.luhn_valid(value))
 
 
-def _decide_rows(raw: RawContribution, task: TaskSchema, mapping: dict[str, str]) -> None:
+def _decide_rows(
+    raw: RawContribution, task: TaskSchema, mapping: dict[str, str], matching: RowMatching
+) -> None:
     """Create the table ``decided`` in one scan of the file: a row per input row, in file
     order (its ``rowid`` is the row's index), with the typed task columns, validation
-    ``reasons``, ``flags`` (outlier, then the judgement of valid rows), a hash of the rounded
-    features for the duplicate checks, and, for the personal-data scan, the texts of every
+    ``reasons``, ``flags`` (outlier, then the judgement of valid rows), a hash of the row's
+    cell at the task's resolution for the duplicate checks, and, for the personal-data scan,
+    the texts of every
     value that could hold any: every value of an unmapped column, every value of a row
     rejected by validation. A valid row's mapped values are numbers in range and a known
     label, which no personal-data pattern matches."""
@@ -304,12 +335,12 @@ def _decide_rows(raw: RawContribution, task: TaskSchema, mapping: dict[str, str]
                 )
                 + "]"
             )
-        rounded = ", ".join(_match_key_sql(f) for f in task.features)
+        cells = ", ".join(same_cells_sql(task, matching))
         select = f"""
             SELECT {", ".join(quote(c) for c in task.columns)}, {REASONS},
                 CASE WHEN NOT {rejected} AND {_outlier_sql(db, task)} THEN {OUTLIER_FLAG}
                 ELSE 0 END::UTINYINT AS {FLAGS},
-                CASE WHEN NOT {rejected} THEN hash({rounded}) END AS {FEATURE_HASH},
+                CASE WHEN NOT {rejected} THEN hash({cells}) END AS {FEATURE_HASH},
                 {kept_texts} AS {TEXTS}
             FROM ({_validated(raw, task, sources, carried)})
         """
@@ -364,13 +395,6 @@ def _typed_nulls(task: TaskSchema) -> str:
     )
 
 
-def _match_key_sql(feature: Feature) -> str:
-    """SQL: what two rows must share on ``feature`` to be the same row: a measurement
-    rounded to ``MATCH_DECIMALS``, a category as it is."""
-    column = quote(feature.name)
-    return column if feature.categorical else f"round({column}, {MATCH_DECIMALS})"
-
-
 def _outlier_sql(db: "DuckDBPyConnection", task: TaskSchema) -> str:
     """SQL: the row lies more than ``OUTLIER_Z`` robust z-scores (median and MAD of its class
     in the reference) from its class on some numeric feature. The statistics are computed
@@ -401,59 +425,57 @@ def _outlier_sql(db: "DuckDBPyConnection", task: TaskSchema) -> str:
     return f"CASE {quote(task.label)} {cases} END" if rows else "false"
 
 
-def _judge_valid_rows(
-    db: "DuckDBPyConnection", task: TaskSchema, earlier_contributions: tuple[Path, ...]
-) -> None:
-    """Flag valid rows that repeat an earlier row of the file, or copy the reference (train or
-    benchmark) or an earlier accepted contribution.
+def _judge_valid_rows(db: "DuckDBPyConnection", task: TaskSchema, known: KnownRows) -> None:
+    """Flag valid rows that repeat an earlier row of the file, or copy the reference train
+    part, the benchmark or an earlier accepted contribution, at the task's resolution.
 
-    Whole-file work is on one 64-bit hash per row (an aggregate and lookups in small hash
-    tables, never a sort); only the few rows whose hash matches are compared exactly (a
-    missing, imputed value equal to a missing one)."""
+    Whole-file work is one aggregate on the hash of each row's cell (rows in one cell are one
+    row; the first of each cell stands for it); only those first rows are then compared with
+    their neighbouring cells, within the file and with what is known. A task whose identical
+    rows are observations (``duplicates = "keep"``) only refuses copies of the benchmark."""
     label = quote(task.label)
-    keys = [f"k{i}" for i in range(len(task.features))]
-    rounded = ", ".join(
-        f"{_match_key_sql(f)} AS {k}" for f, k in zip(task.features, keys, strict=True)
+    columns = ", ".join(quote(c) for c in task.columns)
+    db.execute(f"""
+        CREATE OR REPLACE TEMP TABLE cell_firsts AS
+        SELECT rowid AS row_id, {columns} FROM {DECIDED}
+        WHERE rowid IN (
+            SELECT min(rowid) FROM {DECIDED} WHERE {FEATURE_HASH} IS NOT NULL
+            GROUP BY hash({FEATURE_HASH}, {label})
+        )
+    """).fetchall()
+    found = []  # (flag, SELECT of the row ids it applies to)
+    if task.drops_duplicates:
+        found.append(
+            (
+                REPEAT_FLAG,
+                f"SELECT rowid FROM {DECIDED} WHERE {FEATURE_HASH} IS NOT NULL AND rowid NOT IN "
+                "(SELECT row_id FROM cell_firsts) UNION ALL SELECT probe_id FROM ("
+                + near_pairs_sql(
+                    task,
+                    known.matching,
+                    "cell_firsts",
+                    "cell_firsts",
+                    same_label=True,
+                    condition="{p}.row_id > {b}.row_id",
+                )
+                + ")",
+            )
+        )
+        found.append((REFERENCE_FLAG, _matching_ids(task, known, "reference_train_rows", False)))
+        if known.earlier:
+            files = ", ".join(literal(str(p)) for p in known.earlier)
+            earlier = f"(SELECT {columns} FROM read_parquet([{files}]))"
+            found.append((EARLIER_FLAG, _matching_ids(task, known, earlier, True)))
+    if known.benchmark is not None:
+        found.append((BENCHMARK_FLAG, _matching_ids(task, known, "benchmark_rows", False)))
+    if not found:
+        return
+    union = " UNION ALL ".join(
+        f"SELECT row_id, {flag}::UTINYINT AS flag FROM ({ids}) AS f(row_id)" for flag, ids in found
     )
-    row_hash = f"hash({FEATURE_HASH}, {label})"
-    same_key = " AND ".join(f"r.{k} IS NOT DISTINCT FROM c.{k}" for k in keys)
-    same_row = same_key.replace("r.", "e.") + f" AND e.{label} = c.{label}"
-    if earlier_contributions:
-        files = ", ".join(literal(str(p)) for p in earlier_contributions)
-        earlier = f"SELECT DISTINCT {rounded}, {label} FROM read_parquet([{files}])"
-    else:
-        earlier = f"SELECT DISTINCT {rounded}, {label} FROM reference_rows WHERE false"
     db.execute(f"""
         CREATE OR REPLACE TEMP TABLE judged AS
-        WITH repeated AS (
-            SELECT {row_hash} AS h FROM {DECIDED} WHERE {FEATURE_HASH} IS NOT NULL
-            GROUP BY h HAVING count(*) > 1
-        ),
-        reference_keys AS (SELECT DISTINCT {rounded} FROM reference_rows),
-        earlier_keys AS ({earlier}),
-        candidates AS (
-            SELECT rowid AS row_id, {label}, {rounded},
-                {row_hash} IN (SELECT h FROM repeated) AS maybe_repeat
-            FROM {DECIDED}
-            WHERE {FEATURE_HASH} IS NOT NULL AND (
-                {row_hash} IN (SELECT h FROM repeated)
-                OR {FEATURE_HASH} IN (SELECT hash({", ".join(keys)}) FROM reference_keys)
-                OR {row_hash} IN (SELECT hash(hash({", ".join(keys)}), {label}) FROM earlier_keys)
-            )
-        ),
-        exact AS (
-            SELECT c.row_id,
-                -- all but the first row of each exact key repeat it
-                c.maybe_repeat AND c.row_id > min(c.row_id) OVER (
-                    PARTITION BY c.maybe_repeat, {", ".join(f"c.{k}" for k in keys)}, c.{label}
-                ) AS is_repeat,
-                EXISTS (SELECT 1 FROM reference_keys AS r WHERE {same_key}) AS is_reference,
-                EXISTS (SELECT 1 FROM earlier_keys AS e WHERE {same_row}) AS is_earlier
-            FROM candidates AS c
-        )
-        SELECT row_id, (is_repeat::INT * {REPEAT_FLAG} + is_reference::INT * {REFERENCE_FLAG}
-            + is_earlier::INT * {EARLIER_FLAG})::UTINYINT AS found
-        FROM exact WHERE is_repeat OR is_reference OR is_earlier
+        SELECT row_id, bit_or(flag)::UTINYINT AS found FROM ({union}) GROUP BY row_id
     """).fetchall()
     # In slices of the file: an UPDATE holds its join and its changes in memory.
     flagged, last = db.execute("SELECT count(*), max(row_id) FROM judged").fetchall()[0]
@@ -464,6 +486,16 @@ def _judge_valid_rows(
             FROM (SELECT * FROM judged WHERE row_id >= {start} AND row_id < {start + stride}) AS j
             WHERE {DECIDED}.rowid = j.row_id
         """).fetchall()
+
+
+def _matching_ids(task: TaskSchema, known: KnownRows, relation: str, same_label: bool) -> str:
+    """SELECT of the ids of the file's first rows of each cell that match a row of
+    ``relation`` (with the same label when ``same_label``)."""
+    return (
+        "SELECT DISTINCT probe_id FROM ("
+        + near_pairs_sql(task, known.matching, "cell_firsts", relation, same_label=same_label)
+        + ")"
+    )
 
 
 def _create_outcome(
@@ -519,6 +551,7 @@ def _flag_codes(policy: IntakePolicy) -> tuple[int, str]:
         (REPEAT_FLAG, "duplicate_in_contribution"),
         (REFERENCE_FLAG, "duplicate_of_reference"),
         (EARLIER_FLAG, "duplicate_of_contribution"),
+        (BENCHMARK_FLAG, BENCHMARK_ROW),
     ]
     if not policy.keep_outliers:
         found.append((OUTLIER_FLAG, OUTLIER))

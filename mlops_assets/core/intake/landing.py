@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mlops_assets.core.common.names import name_problem, safe_text
 
@@ -146,6 +146,12 @@ class PlannedIntake:
     file: LandingFile
     key: str  # the partition
     version: str  # the content version: the run key
+    # When it landed, as this system saw it (see ``plan_tick``): what orders contributions.
+    landed_at: float = 0.0
+
+
+# Files taken in one tick are this many seconds apart in landing order (well under a tick).
+_SAME_TICK_STEP = 1e-6
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,14 @@ def plan_tick(
         versions.add(version)
         taken[file.relative_path] = stamp
         intakes.append(PlannedIntake(file, key, version))
+    # Landing order is this system's clock, never a time the sender can set: files taken in
+    # one tick landed now, in the order of their modification times (clamped to now) and
+    # names, a step apart.
+    ordered = sorted(intakes, key=lambda i: (min(i.file.mtime, now), i.file.relative_path))
+    intakes = [
+        replace(intake, landed_at=now + rank * _SAME_TICK_STEP)
+        for rank, intake in enumerate(ordered)
+    ]
     refusals = {r.relative_path: r.reason for r in listing.refused}
     news += [
         f"{path}: refused, {reason}"

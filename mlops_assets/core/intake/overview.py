@@ -60,7 +60,8 @@ def contribution_overview(
 ) -> list[dict[str, Any]]:
     """One row per contribution, from the system's own records: its status (``accepted``,
     ``excluded`` for an accepted one whose latest valuation left it out of the model as
-    harmful, ``rejected``, ``duplicate``, ``pending`` for a landed file without a report yet,
+    harmful, ``nothing_new`` for an accepted one every row of which earlier contributions had
+    brought, ``rejected``, ``duplicate``, ``pending`` for a landed file without a report yet,
     ``failed`` for one whose intake failed and is not being retried (``failed`` maps its
     landing path to why), or ``refused`` for an entry of the landing zone that is never read,
     with the reason), reasons, quality score, rows accepted, the model versions trained on it
@@ -80,8 +81,9 @@ def contribution_overview(
             status = "duplicate"
         elif not report.get("accepted"):
             status = "rejected"
-        elif valued and valued["status"] == "excluded":
-            status = "excluded"
+        elif valued and valued["status"] in ("excluded", "nothing_new"):
+            # Left out as harmful, or every row of it had been given before: not trained on.
+            status = valued["status"]
             decision = f"valued in v{valued['valued_in_version']}: {valued['reason']}"
         else:
             status = "accepted"
@@ -97,7 +99,7 @@ def contribution_overview(
                 "quality_score": report.get("quality_score"),
                 "rows_in": report.get("rows_in"),
                 "rows_accepted": report.get("rows_clean", 0)
-                if status in ("accepted", "excluded")
+                if status in ("accepted", "excluded", "nothing_new")
                 else 0,
                 "model_versions": history.trained_on.get(cid, []),
                 **worth,
@@ -172,6 +174,8 @@ def contributor_scoreboard(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
         if row["status"] in ("accepted", "rejected", "excluded"):
             entry[row["status"]] += 1
+        elif row["status"] == "nothing_new":
+            entry["accepted"] += 1  # taken in, though others had brought every row first
         entry["rows"] += row["rows_accepted"]
         if row["quality_score"] is not None and row["status"] != "duplicate":
             entry["scores"].append(row["quality_score"])

@@ -3,6 +3,7 @@ swapped in whole; and the records of earlier contributions the next intake reads
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,18 @@ def process_contribution(
     contributor: str,
     policy: IntakePolicy,
     landing_path: str,
+    benchmark: pd.DataFrame | None = None,
+    landed_at: float | None = None,
     limits: IntakeLimits | None = None,
     sha256: str | None = None,
     snapshot_root: Path | None = None,
 ) -> ContributionReport:
     """Intake ``path`` into ``contributions_root/<contribution_id>/`` and return its report.
+
+    ``reference`` is the reference train part and ``benchmark`` the benchmark (None when it
+    is private); rows are compared with those and with the accepted contributions that
+    landed before this one (``landed_at``, by default now): the first to bring a row owns
+    it, whichever intake happens to run first.
 
     With ``snapshot_root`` the file is first copied there (content-addressed), the intake
     reads the copy, and an accepted contribution's copy is kept (``snapshot`` in its report).
@@ -70,6 +78,7 @@ def process_contribution(
     """
     sweep_stale()
     _sweep_staging(contributions_root)
+    landed_at = time.time() if landed_at is None else landed_at
     snapshot: Path | None = None
     if snapshot_root is not None:
         # The intake reads its own copy: the bytes it judged are the bytes kept and attested,
@@ -90,6 +99,7 @@ def process_contribution(
                 contributor,
                 path.name,
                 sha256,
+                landed_at=landed_at,
                 duplicate_of=earlier,
                 decision=f"rejected: the same bytes were already submitted as {earlier}",
                 rejection_reasons={"duplicate_submission": 1},
@@ -100,13 +110,17 @@ def process_contribution(
                     path,
                     task,
                     reference=reference,
+                    benchmark=benchmark,
                     contribution_id=contribution_id,
                     contributor=contributor,
                     policy=policy,
                     output_dir=staging,
                     sha256=sha256,
-                    earlier_contributions=accepted_clean_files(reports),
+                    earlier_contributions=accepted_clean_files(
+                        reports, landed_before=(landed_at, contribution_id)
+                    ),
                     limits=limits,
+                    landed_at=landed_at,
                 )
             except (ContributionUnreadableError, ContributionTooLargeError) as exc:
                 report = unreadable_report(
@@ -116,6 +130,7 @@ def process_contribution(
                     contributor=contributor,
                     sha256=sha256,
                 )
+                report.landed_at = landed_at
         kept = snapshot is not None and report.accepted
         if snapshot is not None and not kept and earlier is None:
             shutil.rmtree(snapshot.parent, ignore_errors=True)  # only accepted bytes are kept
@@ -174,12 +189,23 @@ def contribution_reports(
     return reports
 
 
-def accepted_clean_files(reports: list[tuple[dict[str, Any], Path]]) -> tuple[Path, ...]:
-    """The clean Parquet files of the accepted contributions among ``reports``."""
+def landing_order(report: dict[str, Any]) -> tuple[float, str]:
+    """Where a contribution stands in the order of arrival: its landing time, then its id
+    (a report written before landing times were recorded stands before every newer one)."""
+    return (report.get("landed_at") or 0.0, report["contribution_id"])
+
+
+def accepted_clean_files(
+    reports: list[tuple[dict[str, Any], Path]], *, landed_before: tuple[float, str] | None = None
+) -> tuple[Path, ...]:
+    """The clean Parquet files of the accepted contributions among ``reports`` (only those
+    that landed before ``landed_before``, a :func:`landing_order`, when given)."""
     return tuple(
         directory / "clean.parquet"
         for report, directory in reports
-        if report.get("accepted") and (directory / "clean.parquet").exists()
+        if report.get("accepted")
+        and (directory / "clean.parquet").exists()
+        and (landed_before is None or landing_order(report) < landed_before)
     )
 
 

@@ -24,6 +24,10 @@ class ContributionReport:
     contributor: str
     file_name: str
     sha256: str
+    # When it landed (seconds since the epoch, as the system saw it: never the file's own
+    # time, which its sender sets): contributions are ordered by it, and the first to bring a
+    # row owns it. None for a file checked before it was submitted.
+    landed_at: float | None = None
     file_format: str = ""
     # How a text file is written (delimiter, decimal, header mode) and what the independent
     # count of its records found; ``rows_in`` always equals that count.

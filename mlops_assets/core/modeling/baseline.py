@@ -244,6 +244,7 @@ def _cold_start(
         estimator=spec.estimator,
         hyperparameters=spec.hyperparameters,
         seed=spec.seed,
+        seeds=spec.seeds,
     )
     evaluation = evaluate(model, benchmark, task)
     fingerprint = spec.fingerprint(reference.sha256, task)

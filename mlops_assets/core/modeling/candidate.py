@@ -20,11 +20,27 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    """What to train: the estimator, its hyperparameters, the seed."""
+    """What to train: the estimator, its hyperparameters, the seed, and how many training
+    seeds an estimator with randomness averages (``training.training_seeds``)."""
 
     estimator: str
     hyperparameters: dict[str, Any]
     seed: int
+    seeds: int = 1
+
+    @property
+    def training_seeds(self) -> tuple[int, ...]:
+        from mlops_assets.core.modeling.training import training_seeds
+
+        return training_seeds(self.estimator, self.seed, self.seeds)
+
+    def recipe(self) -> dict[str, Any]:
+        """What decides the model: the spec, without a seed count that changes nothing (an
+        estimator without randomness trains with its one seed)."""
+        recipe = asdict(self)
+        if len(self.training_seeds) == 1:
+            del recipe["seeds"]
+        return recipe
 
     def fingerprint(self, data_sha256: str, task: TaskSchema) -> str:
         """sha256 of everything that decides the model trained on ``data_sha256``: the data,
@@ -35,7 +51,7 @@ class TrainingSpec:
 
         recipe = {
             "data_sha256": data_sha256,
-            "training": asdict(self),
+            "training": self.recipe(),
             "task_sha256": task.attested()["sha256"],
             "code": {name: version(name) for name in ("mlops_assets", "scikit-learn")},
         }
@@ -52,6 +68,8 @@ class DatasetRef:
     uri: str
     contributions: list[str] = field(default_factory=list)
     contributors: list[str] = field(default_factory=list)
+    # Contributions with rows that earlier rows had brought (``integration.AlreadyGiven``).
+    already_given: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any], uri: str) -> DatasetRef:
@@ -60,6 +78,7 @@ class DatasetRef:
             uri=uri,
             contributions=list(metadata.get("contributions", [])),
             contributors=list(metadata.get("contributors", [])),
+            already_given=dict(metadata.get("already_given", {})),
         )
 
 
@@ -86,17 +105,38 @@ class BaselineRef:
             training_fingerprint=metadata.get("training_fingerprint") or None,
         )
 
-    def trained_alike(self, fingerprint: str) -> str | None:
-        """Why a candidate of ``fingerprint`` need not be trained: this baseline was trained
-        on the same data, the same way (``TrainingSpec.fingerprint``); None when it was not,
-        or when that is unknown."""
+    def trained_alike(self, fingerprint: str) -> AlreadyTrained | None:
+        """This baseline, when it was trained on the same data the same way as a candidate of
+        ``fingerprint`` would be (``TrainingSpec.fingerprint``); None when it was not, or
+        when that is unknown."""
         if self.training_fingerprint != fingerprint:
             return None
+        return AlreadyTrained(self.model_name, self.version, fingerprint)
+
+
+@dataclass(frozen=True)
+class AlreadyTrained:
+    """Why no candidate is trained: a registered version was trained on exactly this data
+    with the same estimator, hyperparameters, seeds, task and code."""
+
+    model_name: str
+    version: str
+    fingerprint: str
+
+    @property
+    def reason(self) -> str:
         return (
             f"not trained: {self.model_name} v{self.version} was trained on exactly this data "
             "with the same estimator, hyperparameters, seed, task and code, so a candidate "
             "would be the same model"
         )
+
+    def to_metadata(self) -> dict[str, str]:
+        return {
+            "skipped": self.reason,
+            "same_as_version": self.version,
+            "training_fingerprint": self.fingerprint,
+        }
 
 
 @dataclass(frozen=True)
@@ -187,13 +227,18 @@ def train_candidate(
     tracking_uri: str,
     valuation_policy: ValuationPolicy,
     save_training_data: Callable[[pd.DataFrame, str], str],
-) -> TrainedCandidate:
+    registered_alike: Callable[[str], AlreadyTrained | None] = lambda _: None,
+    confidence: float = 0.95,
+) -> TrainedCandidate | AlreadyTrained:
     """Value the contributions ``baseline`` was not trained on, leave out those that harm
     the model (stored as their own training set by ``save_training_data(frame, sha256)``,
     which returns its URI), train on the rest, score it next to ``baseline`` on
-    ``benchmark`` with paired intervals, and log params, metrics, tags, dataset inputs,
-    evaluation artifacts, the valuation and the model (with a signature and an input
-    example) to the active MLflow run."""
+    ``benchmark`` with paired intervals at ``confidence`` (the gate's), and log params,
+    metrics, tags, dataset inputs, evaluation artifacts, the valuation and the model (with a
+    signature and an input example) to the active MLflow run.
+
+    Nothing is trained when ``registered_alike(fingerprint)`` finds a registered version
+    trained on exactly the data that is left, the same way: that version is returned."""
     import mlflow
 
     from mlops_assets.core.modeling.evaluation import evaluate, metric_deltas, paired_outcome
@@ -204,24 +249,40 @@ def train_candidate(
 
     valuation = replace(
         value_contributions(
-            frame, benchmark, task, spec=spec, known=baseline.contributions, policy=valuation_policy
+            frame,
+            benchmark,
+            task,
+            spec=spec,
+            known=baseline.contributions,
+            policy=valuation_policy,
+            already_given=data.already_given,
         ),
         dataset_sha256=data.sha256,
     )
     frame, data = _without_excluded(frame, data, valuation, save_training_data)
     fingerprint = spec.fingerprint(data.sha256, task)  # of the data actually trained on
+    if (alike := baseline.trained_alike(fingerprint) or registered_alike(fingerprint)) is not None:
+        return alike
 
     model = train_model(
-        frame, task, estimator=spec.estimator, hyperparameters=spec.hyperparameters, seed=spec.seed
+        frame,
+        task,
+        estimator=spec.estimator,
+        hyperparameters=spec.hyperparameters,
+        seed=spec.seed,
+        seeds=spec.seeds,
     )
     evaluation = evaluate(model, benchmark, task)
     baseline_evaluation = evaluate(
         load_sklearn_model(baseline.model_uri, tracking_uri), benchmark, task
     )
     deltas = metric_deltas(evaluation.metrics, baseline_evaluation.metrics)
-    intervals = delta_intervals(evaluation, baseline_evaluation, seed=spec.seed)
+    intervals = delta_intervals(
+        evaluation, baseline_evaluation, seed=spec.seed, confidence=confidence
+    )
     mlflow.log_params(
         {"estimator": spec.estimator, "seed": spec.seed, **spec.hyperparameters}
+        | {"training_seeds": len(spec.training_seeds)}
         | {"training_rows": len(frame), "benchmark_rows": len(benchmark)}
     )
     mlflow.log_metrics(evaluation.metrics)

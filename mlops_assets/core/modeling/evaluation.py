@@ -59,6 +59,27 @@ def predict_on(model: Any, x: Any, labels: Any, task: TaskSchema) -> Predictions
     )
 
 
+def member_predictions(model: Any, x: Any, labels: Any, task: TaskSchema) -> list[Predictions]:
+    """The predictions of each seed's model when ``model`` averages several (a soft-voting
+    ensemble, perhaps after a preparing step): what the spread over training seeds is
+    measured on. Empty for a model of one seed."""
+    from sklearn.ensemble import VotingClassifier
+
+    voting = model.steps[-1][1] if hasattr(model, "steps") else model
+    if not isinstance(voting, VotingClassifier):
+        return []
+    members = voting.estimators_
+    prepared = model[:-1].transform(x) if hasattr(model, "steps") else x
+    index = {name: i for i, name in enumerate(task.classes)}
+    true = np.fromiter((index.get(str(v), -1) for v in labels), dtype=np.int64)
+    order = [list(map(str, voting.le_.classes_)).index(name) for name in task.classes]
+    result = []
+    for member in members:
+        proba = np.asarray(member.predict_proba(prepared))[:, order]
+        result.append(Predictions(true, proba.argmax(axis=1), proba))
+    return result
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Benchmark scores of one model: flat metrics, confusion matrix and a text report."""
@@ -69,6 +90,8 @@ class Evaluation:
     report: str = field(repr=False)
     n_rows: int
     predictions: Predictions = field(repr=False)
+    # Each training seed's model's predictions, when the model averages several.
+    members: list[Predictions] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +137,9 @@ def evaluate(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Evaluatio
         report=skm.classification_report(y_true, y_pred, labels=labels, digits=4, zero_division=0),
         n_rows=len(benchmark),
         predictions=predictions,
+        members=member_predictions(
+            model, benchmark[task.feature_names], benchmark[task.label], task
+        ),
     )
 
 

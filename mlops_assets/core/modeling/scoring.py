@@ -9,6 +9,7 @@ scikit-learn call per resample.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,26 +97,61 @@ def _auc(counts: np.ndarray, positive: np.ndarray, score: np.ndarray) -> np.ndar
 
 @dataclass(frozen=True)
 class DeltaInterval:
-    """candidate - baseline on one metric, with its paired bootstrap interval; ``p_value``:
-    the share of resamples in which the candidate is not better (a one-sided bootstrap test)."""
+    """candidate - baseline on one metric, with its paired bootstrap interval at
+    ``confidence`` and the two-sided test that is the same statement: ``p_value`` is below
+    ``1 - confidence`` exactly when the interval excludes 0 (:func:`interval_and_p_value`)."""
 
     delta: float
     low: float
     high: float
     p_value: float
+    confidence: float = CONFIDENCE
 
     def to_dict(self) -> dict[str, float]:
-        return {"delta": self.delta, "low": self.low, "high": self.high, "p_value": self.p_value}
+        return {
+            "delta": self.delta,
+            "low": self.low,
+            "high": self.high,
+            "p_value": self.p_value,
+            "confidence": self.confidence,
+        }
 
     def __str__(self) -> str:
         return f"{self.delta:+.4f} [{self.low:+.4f}, {self.high:+.4f}]"
 
 
 def interval(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The percentile interval of bootstrap ``samples``."""
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.nanpercentile(samples, [tail, 100 - tail])
+    """The interval of bootstrap ``samples`` at ``confidence``: the k-th smallest and k-th
+    largest sample, k = ceil((1 - confidence) / 2 * n). Order statistics rather than
+    interpolated percentiles, so that it excludes 0 exactly when :func:`two_sided_p_value`
+    is below ``1 - confidence``."""
+    values = np.sort(np.asarray(samples, dtype=float)[~np.isnan(samples)])
+    if not len(values):
+        return 0.0, 0.0
+    k = max(1, math.ceil((1 - confidence) / 2 * len(values) - 1e-9))
+    low, high = values[k - 1], values[len(values) - k]
     return round(float(low), 6) + 0.0, round(float(high), 6) + 0.0  # + 0.0: no "-0.0000"
+
+
+def two_sided_p_value(samples: np.ndarray) -> float:
+    """Twice the smaller share of bootstrap ``samples`` on either side of 0 (capped at 1):
+    the test whose rejection at level a is the (1 - a) :func:`interval` excluding 0."""
+    # At the interval's precision: a sample that shows as 0.000000 is 0 on both sides.
+    values = np.round(np.asarray(samples, dtype=float), 6)
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return 1.0
+    side = min(np.mean(values <= 0), np.mean(values >= 0))
+    return round(min(1.0, 2 * float(side)), 6)
+
+
+def with_spread(samples: np.ndarray, spread: float, *, seed: int) -> np.ndarray:
+    """``samples`` plus independent normal noise of standard deviation ``spread`` (drawn with
+    ``seed``): the bootstrap distribution widened by another source of uncertainty (the
+    training seed, or a sampled estimate's error), so one interval and one test carry both."""
+    if spread <= 0:
+        return samples
+    return samples + np.random.default_rng(seed).normal(0.0, spread, size=samples.shape)
 
 
 def delta_intervals(
@@ -125,21 +161,36 @@ def delta_intervals(
     seed: int,
     resamples: int = RESAMPLES,
     metrics: tuple[str, ...] = SUMMARY_METRICS,
+    confidence: float = CONFIDENCE,
 ) -> dict[str, DeltaInterval]:
     """Paired bootstrap intervals of candidate - baseline for every summary metric (in the
-    metric's own direction: a log-loss delta below 0 is an improvement)."""
+    metric's own direction: a log-loss delta below 0 is an improvement), at ``confidence``,
+    with the two-sided p-value that agrees with them.
+
+    When the candidate averages models of several training seeds (an estimator with
+    randomness: ``candidate.members``), the spread of their deltas, divided by the square
+    root of their number, widens each interval: other seeds would have given another
+    candidate."""
     counts = bootstrap_counts(candidate.n_rows, resamples=resamples, seed=seed)
     result = {}
     for metric in metrics:
-        gain = weighted_scores(candidate.predictions, counts, metric) - weighted_scores(
-            baseline.predictions, counts, metric
-        )
+        baseline_scores = weighted_scores(baseline.predictions, counts, metric)
+        gain = weighted_scores(candidate.predictions, counts, metric) - baseline_scores
         sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-        low, high = interval(sign * gain[1:])
+        spread = 0.0
+        if len(candidate.members) > 1:
+            member_gains = [
+                weighted_scores(m, counts[:1], metric)[0] - baseline_scores[0]
+                for m in candidate.members
+            ]
+            spread = float(np.std(member_gains, ddof=1) / math.sqrt(len(member_gains)))
+        samples = with_spread(sign * gain[1:], spread, seed=seed)
+        low, high = interval(samples, confidence)
         result[metric] = DeltaInterval(
             delta=round(float(sign * gain[0]), 6) + 0.0,
             low=low,
             high=high,
-            p_value=round(float(np.mean(gain[1:] <= 0)), 6),
+            p_value=two_sided_p_value(samples),
+            confidence=confidence,
         )
     return result

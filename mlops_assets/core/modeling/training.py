@@ -16,22 +16,45 @@ SAMPLE_WEIGHT = "sample_weight"  # optional per-row weight column of a training 
 # the one-hot encoder's output dtype). Models are loaded with exactly this allow-list (never
 # one read from the model file), so a tampered artifact that smuggles in another type is
 # refused instead of executed.
-SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "numpy.dtype"]
+SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "numpy.dtype", "sklearn.utils._bunch.Bunch"]
+
+# Estimators whose fit depends on their seed: a model of one seed is a draw, so they are
+# trained with several seeds and their probabilities averaged (``build_estimator``).
+RANDOM_ESTIMATORS = frozenset({"random_forest", "gradient_boosting"})
 
 
-def build_estimator(name: str, hyperparameters: dict[str, Any], seed: int, task: TaskSchema) -> Any:
+def training_seeds(name: str, seed: int, seeds: int) -> tuple[int, ...]:
+    """The seeds a model of estimator ``name`` is trained with: ``seeds`` consecutive ones
+    from ``seed`` for an estimator with randomness, ``seed`` alone for the others."""
+    return tuple(range(seed, seed + max(1, seeds))) if name in RANDOM_ESTIMATORS else (seed,)
+
+
+def build_estimator(
+    name: str, hyperparameters: dict[str, Any], seed: int, task: TaskSchema, seeds: int = 1
+) -> Any:
     """A fresh, unfitted estimator ``name`` with ``hyperparameters`` and a fixed seed, for
     ``task``'s raw feature columns.
 
+    An estimator with randomness trained with several ``seeds`` is a soft-voting ensemble of
+    one model per seed (:func:`training_seeds`): its probabilities are their average, so the
+    model, its benchmark scores and every value computed from them depend less on the draw.
     A task with categorical features or imputed values gets a ``Pipeline`` that prepares the
     columns first (:func:`column_preparation`), so the model takes raw values: strings for
     categories, NaN or None where a value is missing.
     """
+    from sklearn.ensemble import VotingClassifier
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     scaled = name == "logistic_regression"  # the only one that needs comparable scales
-    classifier = _classifier(name, hyperparameters, seed)
+    seeded = training_seeds(name, seed, seeds)
+    classifier = (
+        VotingClassifier(
+            [(f"seed{s}", _classifier(name, hyperparameters, s)) for s in seeded], voting="soft"
+        )
+        if len(seeded) > 1
+        else _classifier(name, hyperparameters, seed)
+    )
     if task.needs_preparation:
         step = type(classifier).__name__.lower()
         return Pipeline([("prepare", column_preparation(task, scaled=scaled)), (step, classifier)])
@@ -109,15 +132,17 @@ def train_model(
     estimator: str,
     hyperparameters: dict[str, Any],
     seed: int,
+    seeds: int = 1,
 ) -> Any:
-    """Fit estimator ``estimator`` on ``frame``'s features and labels."""
+    """Fit estimator ``estimator`` on ``frame``'s features and labels (with ``seeds`` training
+    seeds when it has randomness: see :func:`build_estimator`)."""
     if frame.empty:
         raise ConfigurationError(
             "the training set is empty", hint="materialize integrated_dataset first"
         )
     weights = frame.get(SAMPLE_WEIGHT)
     return fit(
-        build_estimator(estimator, hyperparameters, seed, task),
+        build_estimator(estimator, hyperparameters, seed, task, seeds),
         frame[task.feature_names],
         frame[task.label].astype(str),
         None if weights is None else weights.to_numpy(),

@@ -400,6 +400,20 @@ def get_version_by_model_uuid(
     return versions[0] if versions else None
 
 
+def get_version_by_fingerprint(
+    client: MlflowClient, model_name: str, fingerprint: str
+) -> ModelVersion | None:
+    """The first version of ``model_name`` trained on the same data the same way
+    (``TrainingSpec.fingerprint``), unless its registration was abandoned."""
+    if not re.fullmatch(r"[0-9a-f]{64}", fingerprint):
+        return None  # never part of a filter string: fingerprints are sha256 hex digests
+    versions = client.search_model_versions(
+        f"name = '{model_name}' AND tags.{tag.TRAINING_FINGERPRINT} = '{fingerprint}'"
+    )
+    usable = [v for v in versions if v.tags.get(tag.REGISTRATION) != "abandoned"]
+    return min(usable, key=lambda v: int(v.version)) if usable else None
+
+
 @dataclass(frozen=True)
 class ChampionChange:
     """Who moved ``champion`` from one version to another, how, why and when."""

@@ -13,10 +13,10 @@ class PromotionGate:
 
     ``min_improvement``: the least gain on ``metric`` (always "better" direction).
     ``significance``: when above 0, the candidate must also be better than the champion at
-    that level. Both models predict the same benchmark rows, so the test is paired: for
-    accuracy the exact McNemar test (the rows only one of them gets right decide whether the
-    difference is more than chance), for every other metric the paired bootstrap over
-    benchmark rows (``p``: the share of resamples in which the candidate is not better).
+    that level. Both models predict the same benchmark rows, so the test is paired: the
+    two-sided paired bootstrap over benchmark rows, whose p-value is below ``significance``
+    exactly when the ``1 - significance`` interval of the difference shown with it excludes
+    0 (``scoring.interval``): the test and the interval are one statement, for every metric.
     ``min_benchmark_rows``: a benchmark smaller than this proves nothing; no promotion.
     """
 
@@ -36,7 +36,8 @@ class PairedOutcome:
 
     @property
     def mcnemar_p_value(self) -> float:
-        """Two-sided exact McNemar test: a binomial test of the discordant rows at 1/2."""
+        """Two-sided exact McNemar test: a binomial test of the discordant rows at 1/2 (shown
+        for accuracy; the gate decides on the bootstrap, which its interval agrees with)."""
         from scipy.stats import binomtest
 
         discordant = self.candidate_only_correct + self.baseline_only_correct
@@ -54,7 +55,7 @@ class PromotionDecision:
     baseline_value: float
     improvement: float
     p_value: float | None = None
-    test: str = ""  # exact McNemar | paired bootstrap, when one ran
+    test: str = ""  # "paired bootstrap", when one ran
 
 
 def decide_promotion(
@@ -71,19 +72,21 @@ def decide_promotion(
     least ``gate.min_improvement`` and, if the gate asks for it, significantly so.
 
     ``improvement`` is signed so that positive always means better, also for metrics where
-    lower is better (log loss). ``interval``: the delta's paired bootstrap ``low``, ``high``
-    and ``p_value``. The reason is one line naming the numbers that decided.
+    lower is better (log loss). ``interval``: the delta's paired bootstrap ``low``, ``high``,
+    its ``confidence`` and the two-sided ``p_value`` (``scoring.DeltaInterval``). The reason
+    is one line naming the numbers that decided; it never calls significant a difference
+    whose interval includes 0.
     """
     sign = -1.0 if gate.metric in LOWER_IS_BETTER else 1.0
     improvement = round(sign * (candidate_value - baseline_value), 6)
     test, p_value = "", None
     if gate.significance > 0:
-        mcnemar = gate.metric == "accuracy"
-        test = "exact McNemar" if mcnemar else "paired bootstrap"
-        p_value = paired.mcnemar_p_value if mcnemar else float(interval["p_value"])
+        test, p_value = "paired bootstrap", float(interval["p_value"])
+    level = f"{100 * interval.get('confidence', 0.95):g}"
     values = (
         f"{gate.metric} {candidate_value:.4f} vs {baseline_value:.4f} "
-        f"(95 % interval of the difference [{interval['low']:+.4f}, {interval['high']:+.4f}])"
+        f"({level} % interval of the difference [{interval['low']:+.4f}, "
+        f"{interval['high']:+.4f}])"
     )
     champion = f"v{champion_version}" if champion_version else "none"
     stays = f"champion stays {champion}"
@@ -101,11 +104,11 @@ def decide_promotion(
         )
     elif p_value is not None and p_value >= gate.significance:
         reason = (
-            f"{values}, {_test_result(test, p_value, paired)} ≥ {gate.significance}: "
-            f"not significant, {stays}"
+            f"{values}, two-sided bootstrap p={p_value:.3f} ≥ {gate.significance}: the "
+            f"interval includes 0, not significant, {stays}"
         )
     else:
-        result = f", {_test_result(test, p_value, paired)}" if p_value is not None else ""
+        result = f", two-sided bootstrap p={p_value:.3f}" if p_value is not None else ""
         reason = f"{values}{result}: promoted v{candidate_version} to champion, was {champion}"
         return PromotionDecision(
             True, reason, gate.metric, candidate_value, baseline_value, improvement, p_value, test
@@ -113,12 +116,3 @@ def decide_promotion(
     return PromotionDecision(
         False, reason, gate.metric, candidate_value, baseline_value, improvement, p_value, test
     )
-
-
-def _test_result(test: str, p_value: float, paired: PairedOutcome) -> str:
-    if test == "exact McNemar":
-        return (
-            f"McNemar p={p_value:.3f} on {paired.candidate_only_correct}/"
-            f"{paired.baseline_only_correct} discordant rows"
-        )
-    return f"bootstrap p={p_value:.3f}"

@@ -5,6 +5,7 @@ import dagster as dg
 from mlops_assets.core.common.names import safe_text
 from mlops_assets.defs.contributions.partitions import (
     CONTENT_VERSION_TAG,
+    LANDED_AT_TAG,
     LANDING_PATH_TAG,
     STAGE_TAG,
     contributions_partitions,
@@ -45,8 +46,6 @@ def contributed_data(
     ``rejected.parquet``, and every decision to ``report.json``; the original file is never
     modified. The run names its file (the sensor's tag): the zone is never listed here.
     """
-    import pandas as pd
-
     from mlops_assets.core.intake.processing import process_contribution
 
     landing_path = _landing_path(context, config)
@@ -55,14 +54,15 @@ def contributed_data(
             "contributions are judged against the reference data, which is not written yet",
             hint=f"materialize {task.schema().dataset_asset} first",
         )
-    reference = pd.concat(
-        [store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)]
-    )
+    schema = task.schema()
     with landing.local_copy(landing_path) as path:
         report = process_contribution(
             path,
-            task.schema(),
-            reference=reference,
+            schema,
+            reference=store.read_frame(store.REFERENCE_TRAIN),
+            # A private benchmark is never compared at intake: which rows were refused
+            # would tell a contributor which rows it holds.
+            benchmark=None if schema.private_benchmark else store.read_frame(store.BENCHMARK),
             # Earlier contributions are read to find duplicates; this one is written beside them.
             contributions_root=store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE),
             contribution_id=context.partition_key,
@@ -70,6 +70,7 @@ def contributed_data(
             policy=intake.policy(),
             limits=intake.limits(),
             landing_path=landing_path,
+            landed_at=_landed_at(context),
             snapshot_root=store.local_path(store.ORIGINALS),
         )
     # The kept bytes first: a report never names a snapshot that is not stored.
@@ -104,6 +105,15 @@ def _landing_path(context: dg.AssetExecutionContext, config: ContributionConfig)
         hint="let contribution_sensor launch its intake, or give the file in the run config: "
         "ops: {contributed_data: {config: {landing_path: <contributor>/<file>}}}",
     )
+
+
+def _landed_at(context: dg.AssetExecutionContext) -> float:
+    """When the file landed: the sensor's tag (kept by a re-execution), else now (a run
+    launched by hand takes the file now)."""
+    import time
+
+    tagged = context.run.tags.get(LANDED_AT_TAG)
+    return float(tagged) if tagged else time.time()
 
 
 def _note_if_changed(context: dg.AssetExecutionContext, landing_path: str, sha256: str) -> None:

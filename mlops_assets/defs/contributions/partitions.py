@@ -9,3 +9,4 @@ STAGE_TAG = "mlops/stage"  # "ingest" or "retrain": what the sensors wait for
 LANDING_PATH_TAG = "mlops/landing_path"
 CONTENT_VERSION_TAG = "mlops/content_version"  # what the sensor found the bytes to be
 CONTRIBUTOR_TAG = "mlops/contributor"
+LANDED_AT_TAG = "mlops/landed_at"  # seconds since the epoch: when the sensor took the file

@@ -11,6 +11,7 @@ from mlops_assets.defs.contributions.assets import contributed_data
 from mlops_assets.defs.contributions.partitions import (
     CONTENT_VERSION_TAG,
     CONTRIBUTOR_TAG,
+    LANDED_AT_TAG,
     LANDING_PATH_TAG,
     STAGE_TAG,
     contributions_partitions,
@@ -90,6 +91,7 @@ def _intake_request(intake: PlannedIntake, timeout_seconds: float) -> dg.RunRequ
             LANDING_PATH_TAG: safe_text(intake.file.relative_path, limit=1100),
             CONTENT_VERSION_TAG: intake.version,
             CONTRIBUTOR_TAG: safe_text(intake.file.contributor),
+            LANDED_AT_TAG: f"{intake.landed_at:.6f}",
             # A crashed intake (killed worker) is launched again twice; a failing step or
             # check is not (run_retries.retry_on_asset_or_op_failure: false).
             "dagster/max_retries": "2",

@@ -84,9 +84,9 @@ def reference_dataset(
     model is scored on it.
     """
     from mlops_assets.core.data.reference_data import (
+        benchmark_split,
         describe_split,
         load_reference_data,
-        split_benchmark,
     )
 
     schema = task.schema()
@@ -98,8 +98,8 @@ def reference_dataset(
         context.log.warning(
             f"{data.rows_left_out} reference row(s) left out: {data.left_out_reasons}"
         )
-    split = split_benchmark(
-        data.frame,
+    split = benchmark_split(
+        data,
         schema,
         fraction=config.benchmark_fraction or reference.benchmark_fraction,
         seed=reference.seed if config.seed is None else config.seed,
@@ -107,6 +107,8 @@ def reference_dataset(
     store.write_frame(split.train, store.REFERENCE_TRAIN)
     store.write_frame(split.benchmark, store.BENCHMARK)
     described = describe_split(data, split, schema)
+    if described["benchmark_warning"]:
+        context.log.warning(described["benchmark_warning"])
     return dg.MaterializeResult(
         metadata={
             **described,

@@ -86,15 +86,22 @@ def _training_set(context: dg.AssetCheckExecutionContext, store: DatasetStore) -
 def integrated_dataset_has_no_benchmark_rows(
     context: dg.AssetCheckExecutionContext, store: DatasetStore, task: TaskDefinition
 ) -> dg.AssetCheckResult:
-    """No training row may equal a benchmark row: that would inflate every score."""
+    """No training row may equal a benchmark row at the task's resolution: that would inflate
+    every score."""
+    import pandas as pd
+
+    from mlops_assets.core.common.row_matching import RowMatching
     from mlops_assets.core.data.integration import benchmark_overlap
 
-    overlap = benchmark_overlap(
-        _training_set(context, store), store.read_frame(store.BENCHMARK), task.schema()
+    schema = task.schema()
+    benchmark = store.read_frame(store.BENCHMARK)
+    matching = RowMatching.for_task(
+        schema, pd.concat([store.read_frame(store.REFERENCE_TRAIN), benchmark])
     )
+    overlap = benchmark_overlap(_training_set(context, store), benchmark, schema, matching)
     return dg.AssetCheckResult(
         passed=overlap == 0,
-        description=f"{overlap} training row(s) equal benchmark rows",
+        description=f"{overlap} training row(s) equal benchmark rows at the task's resolution",
         metadata={"benchmark_rows_in_training": overlap},
     )
 

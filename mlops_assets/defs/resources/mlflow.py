@@ -16,6 +16,8 @@ from mlops_assets.settings import apply_process_defaults
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from mlops_assets.core.modeling.candidate import AlreadyTrained
+
 
 class ModelRegistry(dg.ConfigurableResource):
     """The MLflow Model Registry holding ``model_name``, and links into an MLflow UI."""
@@ -40,6 +42,14 @@ class ModelRegistry(dg.ConfigurableResource):
         if not self.ui_url:
             return None
         return f"{self.ui_url.rstrip('/')}/#/models/{self.model_name}/versions/{version}"
+
+    def trained_alike(self, fingerprint: str) -> "AlreadyTrained | None":
+        """A version of this model trained on the same data the same way, if any."""
+        from mlops_assets.core.modeling.candidate import AlreadyTrained
+        from mlops_assets.core.registry.client import get_version_by_fingerprint
+
+        version = get_version_by_fingerprint(self.client(), self.model_name, fingerprint)
+        return AlreadyTrained(self.model_name, version.version, fingerprint) if version else None
 
 
 class MlflowTracking(dg.ConfigurableResource):

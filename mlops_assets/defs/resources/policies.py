@@ -95,6 +95,12 @@ class PromotionPolicy(dg.ConfigurableResource):
     min_benchmark_rows: int
     accuracy_floor: float
 
+    @property
+    def confidence(self) -> float:
+        """The level of the intervals the gate shows: its test and its interval are one
+        statement (95 % when there is no test)."""
+        return 1.0 - self.significance if self.significance > 0 else 0.95
+
     def gate(self) -> "PromotionGate":
         from mlops_assets.core.registry.promotion import PromotionGate
 

@@ -52,6 +52,9 @@ class TrainingConfig(dg.Config):
     C: float = 1.0
     max_iter: int = 1000
     seed: int | None = None  # the data_policy resource's (MLOPS_SEED) unless given
+    # Training seeds a random forest or gradient boosting model averages (its probabilities,
+    # one model per seed): a model of one seed is a draw, and so would be its values.
+    seeds: int = 3
 
     def spec(self, task: "TaskSchema", seed: int) -> "TrainingSpec":
         """What to train for ``task``; ``seed`` unless the config sets one."""
@@ -62,6 +65,7 @@ class TrainingConfig(dg.Config):
             estimator=estimator.value,
             hyperparameters=self._hyperparameters(estimator),
             seed=seed if self.seed is None else self.seed,
+            seeds=self.seeds,
         )
 
     def _hyperparameters(self, estimator: Estimator) -> dict[str, Any]:
@@ -170,7 +174,12 @@ def trained_model(
     When the baseline was trained on exactly this data with the same config and code (the
     first run after a cold start), no candidate is trained: an observation says why, and
     nothing downstream runs."""
-    from mlops_assets.core.modeling.candidate import BaselineRef, DatasetRef, train_candidate
+    from mlops_assets.core.modeling.candidate import (
+        AlreadyTrained,
+        BaselineRef,
+        DatasetRef,
+        train_candidate,
+    )
     from mlops_assets.core.registry.client import registry_errors
 
     schema = task.schema()
@@ -178,29 +187,31 @@ def trained_model(
     dataset = DatasetRef.from_metadata(data, uri=store.uri(store.integrated(data["sha256"])))
     spec = config.spec(schema, data_policy.seed)
     baseline = BaselineRef.from_metadata(upstream_metadata(context, BASELINE_MODEL))
-    fingerprint = spec.fingerprint(dataset.sha256, schema)
-    if reason := baseline.trained_alike(fingerprint):
-        context.log.info(reason)
+    with registry_errors(registry.tracking_uri):
+        fingerprint = spec.fingerprint(dataset.sha256, schema)
+        trained = baseline.trained_alike(fingerprint) or registry.trained_alike(fingerprint)
+        if trained is None:
+            with mlflow_tracking.step() as run_id:
+                trained = train_candidate(
+                    store.read_frame(store.integrated(dataset.sha256)),
+                    store.read_frame(store.BENCHMARK),
+                    schema,
+                    spec=spec,
+                    data=dataset,
+                    benchmark_uri=store.uri(store.BENCHMARK),
+                    baseline=baseline,
+                    tracking_uri=registry.tracking_uri,
+                    valuation_policy=valuation.policy(policy.primary_metric, spec.seed),
+                    save_training_data=store.write_dataset,
+                    registered_alike=registry.trained_alike,
+                    confidence=policy.confidence,
+                )
+    if isinstance(trained, AlreadyTrained):
+        context.log.info(trained.reason)
         context.log_event(
-            dg.AssetObservation(
-                asset_key=context.asset_key,
-                metadata={"skipped": reason, "training_fingerprint": fingerprint},
-            )
+            dg.AssetObservation(asset_key=context.asset_key, metadata=trained.to_metadata())
         )
         return
-    with registry_errors(registry.tracking_uri), mlflow_tracking.step() as run_id:
-        trained = train_candidate(
-            store.read_frame(store.integrated(dataset.sha256)),
-            store.read_frame(store.BENCHMARK),
-            schema,
-            spec=spec,
-            data=dataset,
-            benchmark_uri=store.uri(store.BENCHMARK),
-            baseline=baseline,
-            tracking_uri=registry.tracking_uri,
-            valuation_policy=valuation.policy(policy.primary_metric, spec.seed),
-            save_training_data=store.write_dataset,
-        )
     for value in trained.valuation.excluded:
         context.log.warning(f"{value.contribution_id} left out: {value.reason}")
     run_url = registry.run_url(trained.experiment_id, run_id)

@@ -1,0 +1,426 @@
+"""Credit that copying cannot earn, tried as a contributor who wants credit would: near-copies
+in the same batch and later, copies of the public data and of the benchmark, racing to land
+first, splitting across names; through the real intake, integration and valuation."""
+
+import itertools
+import math
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_assets.core.common.row_matching import RowMatching, infer_resolution
+from mlops_assets.core.data.integration import Contribution, integrate
+from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
+from mlops_assets.core.intake.intake import intake_contribution
+from mlops_assets.core.intake.processing import process_contribution
+from mlops_assets.core.intake.report import IntakePolicy
+from mlops_assets.core.modeling.candidate import TrainingSpec
+from mlops_assets.core.modeling.evaluation import evaluate
+from mlops_assets.core.modeling.training import train_model
+from mlops_assets.core.modeling.valuation import (
+    ValuationPolicy,
+    arrival_probabilities,
+    value_contributions,
+)
+from mlops_assets.task import IRIS
+from mlops_assets_testing.data import IRIS_CSV, new_flowers
+
+SPEC = TrainingSpec("logistic_regression", {"C": 1.0, "max_iter": 1000}, seed=42)
+POLICY = ValuationPolicy("log_loss", 42, 8, 60.0, 200, 50_000, True)
+FEATURES = IRIS.feature_names
+
+
+@pytest.fixture(scope="module")
+def split():
+    iris = load_reference_data(IRIS_CSV, IRIS).frame
+    return split_benchmark(iris, IRIS, fraction=0.3, seed=42)
+
+
+def moved(rows: pd.DataFrame, by: float) -> pd.DataFrame:
+    return rows.assign(**{f: (rows[f] + by).round(6) for f in FEATURES})
+
+
+def offer(cid: str, who: str, rows: pd.DataFrame, landed_at: float) -> Contribution:
+    rows = rows.reset_index(drop=True).assign(row_index=lambda f: range(len(f)))
+    return Contribution(cid, who, rows, landed_at=landed_at)
+
+
+def values_of(split, contributions, *, known=None, spec=SPEC):
+    dataset = integrate(split.train, contributions, split.benchmark, IRIS, seed=42)
+    valuation = value_contributions(
+        dataset.frame,
+        split.benchmark,
+        IRIS,
+        spec=spec,
+        known=known or [],
+        policy=POLICY,
+        already_given={k: v.to_dict() for k, v in dataset.already_given.items()},
+    )
+    return {v.contribution_id: v for v in valuation.values}, dataset
+
+
+def solo(split, rows) -> float:
+    values, _ = values_of(split, [offer("solo", "alice", rows, 1.0)])
+    return values["solo"].value
+
+
+def test_resolution_is_declared_by_iris_and_inferred_for_other_tasks():
+    assert {f.resolution for f in IRIS.numeric_features} == {0.1}
+    assert infer_resolution(pd.Series([14.23, 13.2, 13.16])) == pytest.approx(0.01)
+    assert infer_resolution(pd.Series([1065.0, 1050.0, 1185.0])) == 1.0
+    assert infer_resolution(pd.Series([0.07871, 0.05667])) == pytest.approx(1e-5)
+    wine = pd.read_csv(Path(IRIS_CSV).parent / "wine.csv")
+    from mlops_assets.task import load_task
+
+    task = load_task(Path(IRIS_CSV).parent.parent / "tasks" / "wine.toml")
+    matching = RowMatching.for_task(task, wine)
+    assert matching.resolutions["proline"] == 1.0 and matching.resolutions["alcohol"] == 0.01
+    assert set(matching.inferred) == set(task.feature_names)
+
+
+def test_a_near_copy_in_the_same_batch_earns_nothing_and_the_original_keeps_its_worth(split):
+    original = new_flowers(per_class=20, seed=101)
+    alone = solo(split, original)
+    values, dataset = values_of(
+        split,
+        [
+            offer("alice-1", "alice", original, 10.0),
+            offer("mallory-1", "mallory", moved(original, 0.01), 13.0),
+        ],
+    )
+    copy = values["mallory-1"]
+    assert copy.status == "nothing_new" and copy.value == 0.0 and copy.rows == 0
+    assert copy.value_interval == (0.0, 0.0)
+    # Every row was alice's (or, moved next to a benchmark row, removed as one).
+    assert copy.rows_already_given + dataset.stats["benchmark_rows_removed"] == 60
+    assert f"{copy.rows_already_given} of your 60 rows had already been given by alice" in (
+        copy.reason
+    )
+    assert "mallory-1" not in set(dataset.frame["contribution_id"])  # not trained on twice
+    assert values["alice-1"].value >= 0.9 * alone > 0
+
+
+def test_whoever_lands_first_owns_the_rows_whichever_intake_runs_first(split, tmp_path):
+    """The copier lands 3 s after the original, but its intake happens to run first: the
+    intakes compare only with what landed before them, and integration gives the rows to the
+    first to land."""
+    original = new_flowers(per_class=20, seed=102)
+    root = tmp_path / "contributions"
+
+    def ingest(cid: str, who: str, rows: pd.DataFrame, landed_at: float):
+        path = tmp_path / f"{cid}.csv"
+        rows.to_csv(path, index=False)
+        return process_contribution(
+            path,
+            IRIS,
+            reference=split.train,
+            benchmark=split.benchmark,
+            contributions_root=root,
+            contribution_id=cid,
+            contributor=who,
+            policy=IntakePolicy(),
+            landing_path=f"{who}/{cid}.csv",
+            landed_at=landed_at,
+        )
+
+    copy_report = ingest("mallory-1", "mallory", moved(original, 0.02), 103.0)
+    original_report = ingest("alice-1", "alice", original, 100.0)
+    assert copy_report.accepted and original_report.accepted  # neither saw the other first
+    assert original_report.rows_clean == 60
+
+    from mlops_assets.core.data.integration import load_accepted_contributions
+
+    contributions = load_accepted_contributions(root, max_rows=0, seed=1)
+    assert {c.contribution_id: c.landed_at for c in contributions} == {
+        "alice-1": 100.0,
+        "mallory-1": 103.0,
+    }
+    values, _ = values_of(split, contributions)
+    assert values["mallory-1"].status == "nothing_new"
+    assert values["alice-1"].value >= 0.9 * solo(split, original)
+
+    # A third copy landing later is turned away by its own intake already.
+    late = ingest("eve-1", "eve", moved(original, -0.03), 200.0)
+    assert not late.accepted and late.rows_clean == 0
+    # (a few of its moved rows now sit next to an iris flower instead)
+    assert late.rejection_reasons["duplicate_of_contribution"] >= 55
+
+
+def test_a_near_copy_of_a_contribution_in_the_champion_is_not_paid(split):
+    original = new_flowers(per_class=20, seed=103)
+    values, _ = values_of(
+        split,
+        [
+            offer("alice-1", "alice", original, 1.0),
+            offer("bob-1", "bob", moved(original, 0.05), 5.0),
+        ],
+        known=["alice-1"],
+    )
+    assert set(values) == {"bob-1"} and values["bob-1"].status == "nothing_new"
+
+
+def test_a_copy_shifted_across_a_grid_line_is_the_same_row(split, tmp_path):
+    """5.14 and 5.16 round to different 0.1 cm grid points, yet differ by 0.02 cm."""
+    rows = pd.DataFrame(
+        [[5.14, 3.14, 1.44, 0.24, "setosa"], [5.16, 3.16, 1.46, 0.26, "setosa"]],
+        columns=IRIS.columns,
+    )
+    path = tmp_path / "grid.csv"
+    rows.to_csv(path, index=False)
+    report = intake_contribution(
+        path,
+        IRIS,
+        reference=split.train,
+        benchmark=split.benchmark,
+        contribution_id="grid",
+        contributor="mallory",
+        policy=IntakePolicy(),
+    )
+    assert report.rejection_reasons.get("duplicate_in_contribution") == 1
+
+
+def test_copies_of_the_public_data_and_of_the_benchmark_are_refused(split, tmp_path):
+    def intake(rows: pd.DataFrame, name: str):
+        path = tmp_path / f"{name}.csv"
+        rows.to_csv(path, index=False)
+        return intake_contribution(
+            path,
+            IRIS,
+            reference=split.train,
+            benchmark=split.benchmark,
+            contribution_id=name,
+            contributor="mallory",
+            policy=IntakePolicy(),
+        )
+
+    public = intake(moved(pd.concat([split.train, split.benchmark]), 0.01), "public")
+    assert public.rows_clean == 0 and not public.accepted
+    # Every benchmark row is refused as one (and a few moved training rows that now sit next
+    # to a benchmark row); the rest copy the reference's train part.
+    assert public.rejection_reasons["benchmark_row"] >= len(split.benchmark)
+    assert public.rows_rejected == 150
+    benchmark = intake(moved(split.benchmark, -0.04), "benchmark")
+    assert benchmark.rejection_reasons["benchmark_row"] == len(split.benchmark)
+    # Should one reach integration all the same (a private benchmark is not compared at
+    # intake), it is never trained on.
+    dataset = integrate(
+        split.train,
+        [offer("m", "mallory", moved(split.benchmark, 0.03), 1.0)],
+        split.benchmark,
+        IRIS,
+        seed=1,
+    )
+    assert "m" not in set(dataset.frame["contribution_id"])
+    assert dataset.stats["benchmark_rows_removed"] >= len(split.benchmark)
+
+
+def test_genuine_measurements_are_not_taken_for_copies(split, tmp_path):
+    """New flowers measured to 0.1 cm are all kept; one that happens to equal an iris flower
+    is reported as a duplicate of the reference, not as anything worse."""
+    flowers = new_flowers(per_class=20, seed=104)
+    coincide = split.train.iloc[[0]]
+    path = tmp_path / "genuine.csv"
+    pd.concat([flowers, coincide]).to_csv(path, index=False)
+    report = intake_contribution(
+        path,
+        IRIS,
+        reference=split.train,
+        benchmark=split.benchmark,
+        contribution_id="g",
+        contributor="alice",
+        policy=IntakePolicy(),
+    )
+    assert report.accepted and report.rows_clean == 60
+    assert report.rejection_reasons == {"duplicate_of_reference": 1}
+
+
+def test_a_harmful_dataset_split_across_names_is_left_out_as_a_whole(split):
+    harmful = new_flowers(per_class=20, seed=105)
+    rng = np.random.default_rng(0)
+    wrong = rng.choice(len(harmful), size=31, replace=False)
+    labels = harmful["species"].to_numpy(dtype=object)
+    for i in wrong:
+        labels[i] = rng.choice([c for c in IRIS.classes if c != labels[i]])
+    harmful = harmful.assign(species=labels)
+    parts = np.array_split(harmful.sample(frac=1.0, random_state=1), 3)
+    contributions = [offer("alice-1", "alice", new_flowers(per_class=20, seed=106), 1.0)]
+    contributions += [offer(f"m{i}", f"name{i}", part, 2.0 + i) for i, part in enumerate(parts)]
+    values, _ = values_of(split, contributions)
+    assert all(values[f"m{i}"].status == "excluded" for i in range(3)), values
+    assert values["alice-1"].status == "included"
+    joint = [v for v in values.values() if "together with" in v.reason]
+    assert joint, "at least one part is left out only together with the others"
+
+
+def test_splitting_good_data_across_names_does_not_pay(split):
+    genuine, bystander = new_flowers(per_class=20, seed=107), new_flowers(per_class=20, seed=108)
+    whole, _ = values_of(
+        split, [offer("g", "alice", genuine, 1.0), offer("b", "bob", bystander, 2.0)]
+    )
+    parts = np.array_split(genuine.sample(frac=1.0, random_state=2), 3)
+    contributions = [offer(f"g{i}", f"alias{i}", p, 1.0 + i / 10) for i, p in enumerate(parts)]
+    split_values, _ = values_of(split, [*contributions, offer("b", "bob", bystander, 2.0)])
+    total = sum(split_values[f"g{i}"].value for i in range(3))
+    assert total <= whole["g"].value * 1.01
+    assert split_values["b"].value >= whole["b"].value * 0.99  # the bystander loses nothing
+
+
+def test_exact_values_are_the_size_weighted_random_order_value(split):
+    """Three contributions of 9, 30 and 60 rows: every value is its marginal gain averaged
+    over all orders, each order as likely as exponential clocks with the row counts as rates
+    make it (the first player chosen in proportion to its rows, and so on)."""
+    sizes = {"a": 3, "b": 10, "c": 20}
+    contributions = [
+        offer(cid, cid, new_flowers(per_class=n, seed=110 + i), float(i))
+        for i, (cid, n) in enumerate(sizes.items())
+    ]
+    values, dataset = values_of(split, contributions)
+
+    def score(members) -> float:
+        frame = dataset.frame
+        rows = frame[(frame["source"] == "reference") | frame["contribution_id"].isin(members)]
+        model = train_model(
+            rows, IRIS, estimator=SPEC.estimator, hyperparameters=SPEC.hyperparameters, seed=42
+        )
+        return -evaluate(model, split.benchmark, IRIS).metrics["log_loss"]
+
+    players = list(sizes)
+    rates = dataset.frame["contribution_id"].value_counts()[players].to_dict()
+    expected = dict.fromkeys(players, 0.0)
+    for order in itertools.permutations(players):
+        probability, remaining = 1.0, sum(rates.values())
+        for cid in order:
+            probability *= rates[cid] / remaining
+            remaining -= rates[cid]
+        for i, cid in enumerate(order):
+            expected[cid] += probability * (score(order[: i + 1]) - score(order[:i]))
+    for cid in players:
+        assert values[cid].value == pytest.approx(expected[cid], abs=2e-6)
+    improvement = score(players) - score(())
+    assert sum(v.value for v in values.values()) == pytest.approx(improvement, abs=1e-5)
+    equal = arrival_probabilities([5.0, 5.0, 5.0, 5.0])
+    assert equal[0, 0b0110] == pytest.approx(
+        math.factorial(2) * math.factorial(1) / math.factorial(4)
+    )
+
+
+def test_a_random_forest_is_valued_over_several_training_seeds(split):
+    forest = TrainingSpec(
+        "random_forest", {"n_estimators": 20, "max_depth": None}, seed=42, seeds=3
+    )
+    contributions = [
+        offer("a", "alice", new_flowers(per_class=10, seed=120), 1.0),
+        offer("b", "bob", new_flowers(per_class=10, seed=121), 2.0),
+    ]
+    dataset = integrate(split.train, contributions, split.benchmark, IRIS, seed=42)
+    valuation = value_contributions(
+        dataset.frame, split.benchmark, IRIS, spec=forest, known=[], policy=POLICY
+    )
+    assert valuation.training_seeds == [42, 43, 44]
+    assert "averaged over 3 training seeds" in valuation.markdown()
+    assert all(v.standard_error > 0 for v in valuation.values)  # the seeds' spread
+    model = train_model(
+        dataset.frame,
+        IRIS,
+        estimator="random_forest",
+        hyperparameters={"n_estimators": 20},
+        seed=42,
+        seeds=3,
+    )
+    assert [m.random_state for m in model.estimators_] == [42, 43, 44]
+    logistic = TrainingSpec("logistic_regression", {}, seed=42, seeds=3)
+    assert logistic.training_seeds == (42,)  # no randomness: one seed is the model
+    assert logistic.fingerprint("x" * 64, IRIS) == TrainingSpec(
+        "logistic_regression", {}, 42
+    ).fingerprint("x" * 64, IRIS)
+
+
+def test_landing_order_is_the_sensors_clock_not_the_senders(tmp_path):
+    """A file taken in a later tick landed later, whatever modification time its sender
+    gave it; files of one tick are ordered by it (clamped to the tick's time), then name."""
+    from mlops_assets.core.intake.landing import LandingFile, Listing, TickCursor, plan_tick
+
+    def tick(files, now):
+        return plan_tick(
+            Listing(files=files),
+            known=set(),
+            cursor=TickCursor(),
+            now=now,
+            writes_are_atomic=True,
+            content_version=lambda f: f.relative_path,
+            already_taken=lambda version: False,
+        ).intakes
+
+    (original,) = tick([LandingFile("alice/a.csv", "alice", "a.csv", 10, 1000.0)], now=1005.0)
+    backdated = LandingFile("mallory/a.csv", "mallory", "a.csv", 10, 1.0)  # touch -d 1970
+    (copy,) = tick([backdated], now=1010.0)
+    assert original.landed_at == 1005.0 < copy.landed_at
+    together = tick(
+        [
+            LandingFile("b/x.csv", "b", "x.csv", 1, 2000.0),
+            LandingFile("a/x.csv", "a", "x.csv", 1, 9e9),  # a time in the future: now
+            LandingFile("c/x.csv", "c", "x.csv", 1, 1500.0),
+        ],
+        now=2500.0,
+    )
+    assert [i.file.contributor for i in together] == ["c", "b", "a"]
+    assert [i.landed_at for i in together] == sorted(i.landed_at for i in together)
+
+
+def test_a_private_benchmark_is_never_told_nor_trained_on(pipeline, tmp_path, monkeypatch, capsys):
+    """The iris task with a benchmark of 45 flowers nobody else holds. A contributor who got
+    hold of some of them learns nothing from the intake (no reason names them), yet they never
+    reach training; the attestation names the benchmark by its hash alone."""
+    from mlops_assets.core.registry.client import read_attestation
+    from mlops_assets.settings import Settings
+    from mlops_assets_testing.processes import REPO, env_for, in_process_mlops
+
+    private = new_flowers(per_class=15, seed=130)
+    benchmark_path = tmp_path / "secret" / "benchmark.csv"
+    benchmark_path.parent.mkdir()
+    private.to_csv(benchmark_path, index=False)
+    task_file = tmp_path / "iris_private.toml"
+    task_file.write_text(
+        (REPO / "tasks" / "iris.toml")
+        .read_text()
+        .replace(
+            'reference = "../data/iris.csv"',
+            f'reference = "{REPO}/data/iris.csv"\nbenchmark = "{benchmark_path}"',
+        )
+    )
+    pipeline.settings = Settings.from_env(env_for(pipeline.home, MLOPS_TASK=str(task_file)))
+    pipeline.materialize()
+    event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("iris_dataset"))
+    reference = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    assert reference["benchmark"] == "private file" and reference["benchmark_warning"] == ""
+    assert reference["train_rows"] == 150 and reference["benchmark_rows"] == 45
+
+    leaked = pd.concat([private.head(6), new_flowers(per_class=2, seed=131)])
+    pipeline.drop("mallory", "flowers.csv", leaked.to_csv(index=False))
+    (request,) = pipeline.tick().run_requests
+    pipeline.launch(request)
+    event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("contributed_data"))
+    intake = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    assert intake["rows_clean"] == 12 and intake["rejection_reasons"] == {}
+    pipeline.retrain()
+    event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("integrated_dataset"))
+    integrated = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    assert integrated["benchmark_rows_removed"] == 6
+    assert integrated["rows_by_source"][request.partition_key] == 6
+
+    client = pipeline.client()
+    name = pipeline.settings.model_name
+    newest = max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+    document = read_attestation(client, newest)
+    assert len(document["benchmark_dataset_sha256"]) == 64
+    assert str(benchmark_path) not in str(document) and "secret" not in str(document)
+
+    mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)
+    code, out, _ = mlops("task", "check", str(task_file))
+    assert code == 0 and "benchmark: a private file (found; read at run time)" in out
+    assert "warning" not in out
+    code, out, _ = mlops("task", "check", str(REPO / "tasks" / "iris.toml"))
+    assert "warning: the benchmark is a seeded split of the reference data" in out
