@@ -39,9 +39,16 @@ def test_cold_start_registers_a_champion_and_trains_no_copy_of_it(pipeline):
     assert len(baseline["training_fingerprint"]) == 64
 
     # The candidate would be trained on exactly v1's data with v1's config: it is not, and an
-    # observation on trained_model says why; nothing downstream runs.
-    for asset in ("trained_model", "registered_model_version", "contributor_scoreboard"):
+    # observation on trained_model says why; nothing downstream runs. v1's registration is
+    # shown where people look for a registration, saying where v1 came from.
+    for asset in ("trained_model", "contributor_scoreboard"):
         assert pipeline.instance.get_latest_materialization_event(dg.AssetKey(asset)) is None
+    first = metadata(pipeline, "registered_model_version")
+    assert first["version"] == "1" and first["aliases"] == [CHAMPION] and first["promoted"]
+    assert first["registered_by"].startswith("baseline_model: no champion existed, so v1 was")
+    assert first["contributions"] == [] and first["contributors"] == []
+    v1 = pipeline.client().get_model_version(pipeline.settings.model_name, "1")
+    assert first["attestation_sha256"] == v1.tags["attestation_sha256"]
     observed = pipeline.instance.fetch_observations(dg.AssetKey("trained_model"), limit=1)
     why = observed.records[0].asset_observation.metadata
     assert why["skipped"].value.startswith("not trained: iris-classifier v1 was trained on")
@@ -61,6 +68,8 @@ def test_cold_start_registers_a_champion_and_trains_no_copy_of_it(pipeline):
     assert trained["training_fingerprint"] != baseline["training_fingerprint"]
     assert "| accuracy |" in trained["metrics_table"]
     assert "true \\ predicted" in trained["confusion_matrix"]
+    pictures = {k for k in trained if k.endswith("_plot")}
+    assert pictures == {"confusion_matrices_plot", "calibration_plot", "metric_deltas_plot"}
     registered = metadata(pipeline, "registered_model_version")
     assert registered["version"] == "2" and registered["promoted"] is False
     assert registered["reason"].endswith("not better, champion stays v1")
@@ -78,11 +87,10 @@ def test_cold_start_registers_a_champion_and_trains_no_copy_of_it(pipeline):
     assert run.data.params["estimator"] == "logistic_regression"
     assert {"accuracy", "baseline_accuracy", "delta_accuracy"} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert artifacts == {
-        "evaluation/confusion_matrix.png",
-        "evaluation/classification_report.txt",
-        "evaluation/evaluation.json",
-    }
+    assert artifacts == {"evaluation/classification_report.txt", "evaluation/evaluation.json"}
+    # The pictures the UI shows, the same bytes.
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert logged == {f"plots/{k.removesuffix('_plot')}.png" for k in pictures}
     inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
     assert inputs["integrated_dataset"] == trained["data_sha256"][:16]
 

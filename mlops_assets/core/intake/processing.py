@@ -40,6 +40,7 @@ def unreadable_report(
         sha256=sha256 or file_sha256(path),
         rejection_reasons={reason: 1},
         decision=f"rejected: {error.message}",
+        hint=error.hint,
     )
 
 
@@ -92,6 +93,7 @@ def process_contribution(
                 sha256,
                 duplicate_of=earlier,
                 decision=f"rejected: the same bytes were already submitted as {earlier}",
+                hint=f"nothing to do: these bytes are taken once, as {earlier}",
                 rejection_reasons={"duplicate_submission": 1},
             )
         else:

@@ -70,6 +70,8 @@ def registered_model_version(
     return dg.MaterializeResult(
         metadata={
             **done.to_metadata(registry.model_name, policy.primary_metric, candidate),
+            "contributions": candidate.contributions,
+            "contributors": sorted({c["contributor"] for c in provenance.contributions}),
             "registry_url": url(registry.version_url(done.version)),
             "attestation": dg.MetadataValue.path(done.attestation_uri),
         }
