@@ -1,8 +1,10 @@
 """What an intake decides about one contribution: the report, the acceptance policy, the
 quality score and the decision."""
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -87,6 +89,18 @@ class ContributionReport:
             "dropped_columns": self.dropped_columns,
             "timings": self.timings,
         }
+
+
+def contribution_reports(
+    root: Path, *, exclude: str | None = None
+) -> list[tuple[dict[str, Any], Path]]:
+    """(report, directory) of every contribution under ``root`` but ``exclude``, read once."""
+    reports = []
+    for report_path in sorted(root.glob("*/report.json")):
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        if report.get("contribution_id") != exclude:
+            reports.append((report, report_path.parent))
+    return reports
 
 
 def quality_score(report: ContributionReport, *, n_classes: int) -> float:
