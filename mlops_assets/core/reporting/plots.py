@@ -58,8 +58,9 @@ class Plot:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
     def markdown(self) -> str:
-        """The image as Markdown, the way the Dagster UI renders one."""
-        return f"![{self.title}]({self.data_uri()})"
+        """The image as Markdown, the way the Dagster UI renders one; its alternative text
+        states its size."""
+        return f"![{self.title} ({self.width} x {self.height} px)]({self.data_uri()})"
 
 
 def png_size(png: bytes) -> tuple[int, int]:
@@ -187,7 +188,9 @@ def metric_deltas(
     """Each metric's paired difference candidate - champion with its 95 % interval, turned so
     that right is always better (log loss and Brier fall when a model improves): green when
     the whole interval is better, red when it is worse, grey when it holds zero."""
-    names = list(intervals)
+    # The deciding metric on top, the rest by name: the same picture whatever order the
+    # metadata kept them in.
+    names = sorted(intervals, key=lambda n: (n != primary, n))
 
     def draw(figure: Figure) -> None:
         axis = figure.subplots()
