@@ -69,6 +69,12 @@ def _example(low: float, high: float) -> float:
     return low if math.isfinite(low) else (high if math.isfinite(high) else 0.0)
 
 
+DOCS_PAGES = ("/docs", "/redoc")
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'"
+)
+EXAMPLE_BODY = '{"instances": [{...}, ...]} or {"instances": {...}}'
 # The two shapes ``instances`` may take; the name of the one a request used is left out of
 # an error's field (``_field``).
 BATCH, SINGLE = "batch", "single"
@@ -272,10 +278,12 @@ def _is_json(content_type: str | None) -> bool:
 
 
 def _field_error(error: dict[str, Any]) -> dict[str, str]:
+    """One problem, named by its field; the body as a whole in words that say what to send."""
     location = tuple(error.get("loc", ()))
     if location == ("body",) and error.get("type") == "missing":
-        message = 'the request has no body: send {"instances": [{...}, ...]}'
-        return {"field": "body", "message": message}
+        return {"field": "body", "message": f"the request has no body: send {EXAMPLE_BODY}"}
+    if location == ("body",):
+        return {"field": "body", "message": f"the body must be a JSON object: {EXAMPLE_BODY}"}
     return {"field": _field(location), "message": error.get("msg", "invalid")}
 
 
@@ -315,6 +323,15 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
         read_timeout=settings.api_body_timeout,
     )
     request_model = predict_request_model(settings.task, settings.api_max_batch)
+
+    @app.middleware("http")
+    async def docs_stay_here(request: Request, call_next: Any) -> Any:
+        """The docs pages may load nothing from elsewhere: ReDoc's sidebar would fetch its
+        maker's logo from a CDN; this policy stops the browser from even asking."""
+        response = await call_next(request)
+        if request.url.path in DOCS_PAGES:
+            response.headers["Content-Security-Policy"] = DOCS_POLICY
+        return response
 
     @app.exception_handler(MlopsError)
     async def unavailable(_: Request, exc: MlopsError) -> JSONResponse:

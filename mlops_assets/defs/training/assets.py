@@ -42,6 +42,7 @@ class Estimator(Enum):
 BASELINE_MODEL = dg.AssetKey("baseline_model")
 TRAINED_MODEL = dg.AssetKey("trained_model")
 REGISTERED_MODEL_VERSION = dg.AssetKey("registered_model_version")
+CONTRIBUTOR_SCOREBOARD = dg.AssetKey("contributor_scoreboard")
 
 
 class TrainingConfig(dg.Config):
@@ -153,10 +154,17 @@ def _announce_cold_start(
 ) -> None:
     """Tell the APIs and the webhook receivers about the first champion, and record its
     registration on ``registered_model_version``, where people look for it (no candidate is
-    registered after it: one trained on the same data would be the same model)."""
+    registered after it: one trained on the same data would be the same model); the
+    scoreboard, built by retrains only, says it waits for one."""
     context.log.info(f"Cold start: registered baseline v{baseline.version} as champion")
     for line in [*serving.champion_moved(), *webhooks.announce(baseline.version_event())]:
         context.log.info(line)
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=CONTRIBUTOR_SCOREBOARD,
+            metadata={"waiting": "no retrain yet: the first one builds the scoreboard"},
+        )
+    )
     context.log_event(
         dg.AssetMaterialization(
             asset_key=REGISTERED_MODEL_VERSION,
