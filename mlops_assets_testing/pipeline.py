@@ -1,7 +1,10 @@
 """The whole code location wired to temporary state, run in this process."""
 
+import contextlib
 import os
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,3 +161,19 @@ class Pipeline:
         stamp = time.time() - age
         os.utime(path, (stamp, stamp))
         return path
+
+
+@contextlib.contextmanager
+def deployment(root: Path) -> Iterator[Pipeline]:
+    """The code location on a home at ``root/var`` whose Dagster instance is on disk
+    (``root/var/dagster``, the embedded default's ``dagster.yaml``), so that real processes
+    (the webserver, the CLI) open the same state once this one is done with it."""
+    from mlops_assets.settings import REPO_ROOT
+
+    home = root / "var"
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "docker" / "dagster.embedded.yaml", dagster_home / "dagster.yaml")
+    settings = Settings.from_env({"MLOPS_HOME": str(home), "DAGSTER_HOME": str(dagster_home)})
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        yield Pipeline(home=home, settings=settings, instance=instance)

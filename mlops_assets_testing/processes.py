@@ -99,6 +99,39 @@ def dagster_dev(home: Path, workdir: Path, **env: str) -> Iterator[tuple[subproc
             stop_group(process)
 
 
+@contextlib.contextmanager
+def dagster_webserver(home: Path, log: Path) -> Iterator[str]:
+    """``dagster-webserver`` over the deployment at ``home`` (its instance in
+    ``home/dagster``), as a real subprocess; yields its URL once it answers."""
+    port = free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                *(str(BIN / "dagster-webserver"), "-w", str(REPO / "workspace.yaml")),
+                *("-h", "127.0.0.1", "-p", str(port)),
+            ],
+            env=child_env(env_for(home, DAGSTER_HOME=str(home / "dagster"))),
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(f"{url}/server_info", timeout=5):
+                    return True
+            except OSError:
+                return False
+
+        try:
+            wait_for(answers, timeout=180, what="dagster-webserver", process=process, poll=1)
+            yield url
+        finally:
+            stop_group(process)
+
+
 def graphql(port: int, query: str) -> dict:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",
