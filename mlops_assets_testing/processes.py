@@ -73,8 +73,9 @@ def wait_for(
 
 @contextlib.contextmanager
 def dagster_dev(home: Path, workdir: Path, **env: str) -> Iterator[tuple[subprocess.Popen, int]]:
-    """``dagster dev`` (webserver, daemon, sensors) on a fresh embedded deployment at ``home``,
-    as a real subprocess; yields it and its webserver port, and stops it on exit."""
+    """``dg dev`` as ``make run`` starts it (webserver, daemon, sensors) on a fresh embedded
+    deployment at ``home``, as a real subprocess; yields it and its webserver port, and stops
+    it on exit."""
     import shutil
 
     dagster_home = workdir / "dagster"
@@ -84,7 +85,7 @@ def dagster_dev(home: Path, workdir: Path, **env: str) -> Iterator[tuple[subproc
     with (workdir / "dagster-dev.log").open("w") as log:
         process = subprocess.Popen(
             [
-                *(str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml")),
+                *(str(BIN / "dg"), "dev", "-w", str(REPO / "workspace.yaml")),
                 *("--host", "127.0.0.1", "--port", str(port)),
             ],
             env=child_env(env_for(home, DAGSTER_HOME=str(dagster_home), **env)),
