@@ -14,7 +14,6 @@ in turn, A B A B, so the ratio holds when the machine's speed drifts.
 import argparse
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -23,44 +22,20 @@ import time
 from datetime import date
 from pathlib import Path
 
-from mlops_assets.settings import REPO_ROOT
-
 COMMANDS = (["contributions"], ["model", "show"], ["verify", "{latest}"])
 
 
 def build_home(root: Path) -> tuple[dict[str, str], str]:
     """A home with v1 (cold start), three valued contributions and a rejected one, and its
     Dagster instance; returns the environment of the commands and the latest version."""
-    import dagster as dg
-
-    from mlops_assets.settings import Settings, apply_process_defaults
-    from mlops_assets_testing.data import new_flowers
-    from mlops_assets_testing.pipeline import Pipeline
+    from mlops_assets.settings import apply_process_defaults
+    from mlops_assets_testing.pipeline import deployment, small_home
 
     apply_process_defaults()
-    home, dagster_home = root / "var", root / "var" / "dagster"
-    dagster_home.mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "docker" / "dagster.embedded.yaml", dagster_home / "dagster.yaml")
-    env = {"MLOPS_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
-    settings = Settings.from_env(env)
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        pipeline = Pipeline(home=home, settings=settings, instance=instance)
-        pipeline.materialize()
-        clean = new_flowers(per_class=20, seed=11)
-        near = clean.sample(n=8, random_state=0)
-        for who, frame in (
-            ("alice", clean),
-            ("bob", near.assign(sepal_length=near.sepal_length + 0.05)),
-            ("carol", new_flowers(per_class=5, seed=3)),
-        ):
-            pipeline.drop(who, "flowers.csv", frame.to_csv(index=False))
-        pipeline.drop("dave", "notes.csv", "name,comment\nx,y\n")
-        for request in pipeline.tick().run_requests:
-            pipeline.launch(request, raise_on_error=False)
-        pipeline.retrain()
-        versions = pipeline.client().search_model_versions(f"name = '{settings.model_name}'")
-        latest = str(max(int(v.version) for v in versions))
-    return env, latest
+    with deployment(root) as pipeline:
+        latest = small_home(pipeline)
+    home = pipeline.home
+    return {"MLOPS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}, latest
 
 
 def time_command(command: list[str], env: dict[str, str]) -> float:

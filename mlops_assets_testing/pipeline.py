@@ -177,3 +177,26 @@ def deployment(root: Path) -> Iterator[Pipeline]:
     settings = Settings.from_env({"MLOPS_HOME": str(home), "DAGSTER_HOME": str(dagster_home)})
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         yield Pipeline(home=home, settings=settings, instance=instance)
+
+
+def small_home(pipeline: Pipeline) -> str:
+    """What a newcomer has after ``make run`` and a few files: the cold-start champion v1,
+    then three contributions valued in one retrain and a rejected one; returns the latest
+    version."""
+    from mlops_assets_testing.data import new_flowers
+
+    pipeline.materialize()
+    clean = new_flowers(per_class=20, seed=11)
+    near = clean.sample(n=8, random_state=0)
+    for who, frame in (
+        ("alice", clean),
+        ("bob", near.assign(sepal_length=near.sepal_length + 0.05)),
+        ("carol", new_flowers(per_class=5, seed=3)),
+    ):
+        pipeline.drop(who, "flowers.csv", frame.to_csv(index=False))
+    pipeline.drop("dave", "notes.csv", "name,comment\nx,y\n")
+    for request in pipeline.tick().run_requests:
+        pipeline.launch(request)
+    pipeline.retrain()
+    versions = pipeline.client().search_model_versions(f"name = '{pipeline.settings.model_name}'")
+    return str(max(int(v.version) for v in versions))
