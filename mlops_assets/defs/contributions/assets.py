@@ -69,12 +69,12 @@ def contributed_data(
     reference = pd.concat(
         [store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)]
     )
+    # Earlier contributions are read to find duplicates; this one is written beside them.
     with landing.local_copy(landing_path) as path:
         report = process_contribution(
             path,
             task.schema(),
             reference=reference,
-            # Earlier contributions are read to find duplicates; this one is written beside them.
             contributions_root=store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE),
             contribution_id=context.partition_key,
             contributor=landing_path.split("/")[0],
@@ -88,15 +88,11 @@ def contributed_data(
     if report.snapshot:
         store.publish(f"{store.ORIGINALS}/{report.snapshot}")
     store.publish(store.contribution(context.partition_key))
-    _note_if_changed(context, landing_path, report.sha256)
     _tell_outcome(context, landing_path, report)
     report_key = store.contribution(context.partition_key, "report.json")
+    metadata = {**report.to_metadata(landing_path), **pictures(plots)}
     return dg.MaterializeResult(
-        metadata={
-            **report.to_metadata(landing_path),
-            **pictures(plots),
-            "report_path": dg.MetadataValue.path(store.uri(report_key)),
-        }
+        metadata={**metadata, "report_path": dg.MetadataValue.path(store.uri(report_key))}
     )
 
 
@@ -123,8 +119,10 @@ def _draw(
 def _tell_outcome(
     context: dg.AssetExecutionContext, landing_path: str, report: "ContributionReport"
 ) -> None:
-    """The decision in the log and as the run's ``mlops/decision`` tag (the runs list shows
-    it): a rejection is an outcome of a successful run, with what to do about it."""
+    """The decision in the log (after a warning if the file changed since the sensor saw it)
+    and as the run's ``mlops/decision`` tag (the runs list shows it): a rejection is an
+    outcome of a successful run, with what to do about it."""
+    _note_if_changed(context, landing_path, report.sha256)
     hint = f" What to do: {report.hint}" if report.hint else ""
     context.log.info(f"{safe_text(landing_path)}: {report.decision}.{hint}")
     status = "accepted" if report.accepted else "rejected"

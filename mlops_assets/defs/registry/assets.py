@@ -1,5 +1,7 @@
 """``registered_model_version``: the candidate registered, decided, attested and announced."""
 
+from typing import Any
+
 import dagster as dg
 
 from mlops_assets.defs.automation import follows_upstream
@@ -70,8 +72,7 @@ def registered_model_version(
     return dg.MaterializeResult(
         metadata={
             **done.to_metadata(registry.model_name, policy.primary_metric, candidate),
-            "contributions": candidate.contributions,
-            "contributors": sorted({c["contributor"] for c in provenance.contributions}),
+            **_trained_on(candidate.contributions, provenance.contributions),
             "registry_url": url(registry.version_url(done.version)),
             "attestation": dg.MetadataValue.path(done.attestation_uri),
         }
@@ -113,6 +114,11 @@ def contributor_scoreboard(store: DatasetStore, registry: ModelRegistry) -> dg.M
             "path": dg.MetadataValue.path(store.uri(store.SCOREBOARD)),
         }
     )
+
+
+def _trained_on(ids: list[str], attested: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The contributions a version was trained on, and their contributors."""
+    return {"contributions": ids, "contributors": sorted({c["contributor"] for c in attested})}
 
 
 def _run_is_over(instance: dg.DagsterInstance, run_id: str) -> bool:
