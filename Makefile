@@ -2,8 +2,11 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# When make was started (ms since the epoch): `make run` counts the time to the first served
+# model from here, set-up included.
+STARTED_AT := $(shell date +%s%3N)
 
-.PHONY: setup run test test-fast lint benchmark clean-state
+.PHONY: setup run test test-fast lint benchmark clean-state browser
 
 setup: $(VENV)/.installed
 
@@ -17,12 +20,19 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 run: setup
-	scripts/dev.sh
+	MLOPS_STARTED_AT=$(STARTED_AT) scripts/dev.sh
 
 LINTED := mlops_assets mlops_assets_testing mlops_assets_tests benchmarks
 
+# The browser the UI tests drive: Debian's Chromium and its matching driver (a browser that
+# downloads itself cannot, here). Installed once, as root (CI runs as root).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium chromium-driver >/dev/null; }
+
 # Everything, the end-to-end tests (real dagster dev, servers, the production topology) included.
-test: setup
+test: setup browser
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/pytest
 

@@ -148,6 +148,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(report.to_dict(), sort_keys=True))
     else:
         print(f"{report.file_name}: {report.decision}")
+        if report.hint:
+            print(f"  what to do: {report.hint}")
         if report.dialect:
             dialect = report.dialect
             print(
@@ -190,34 +192,28 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
 
 def _model_show(args: argparse.Namespace, settings: Settings) -> int:
     apply_process_defaults()
-    from mlops_assets.core.registry.client import (
-        get_version_by_alias,
-        get_version_by_model_uuid,
-        mlflow_client,
-        registry_errors,
-    )
+    from mlops_assets.core.registry.reader import find_version
     from mlops_assets.core.registry.tags import CHAMPION
     from mlops_assets.errors import ModelNotFoundError
 
-    with registry_errors(settings.tracking_uri):
-        client = mlflow_client(settings.tracking_uri)
-        if args.version:
-            version = client.get_model_version(settings.model_name, args.version)
-        elif args.uuid:
-            version = get_version_by_model_uuid(client, settings.model_name, args.uuid)
-            if version is None:
-                raise ModelNotFoundError(
-                    f"{settings.model_name} has no version with model_uuid {args.uuid!r}",
-                    hint="copy the model_uuid from `mlops model show` or the Dagster UI",
-                )
-        else:
-            alias = args.alias or CHAMPION
-            version = get_version_by_alias(client, settings.model_name, alias)
-            if version is None:
-                raise ModelNotFoundError(
-                    f"{settings.model_name} has no version with alias {alias!r}",
-                    hint="materialize the pipeline first (make run, or dagster asset materialize)",
-                )
+    name = settings.model_name
+    if args.version:
+        version = find_version(settings.tracking_uri, name, version=args.version)
+        missing, hint = (
+            f"no version {args.version}",
+            "`mlops model show` shows the champion's number",
+        )
+    elif args.uuid:
+        version = find_version(settings.tracking_uri, name, model_uuid=args.uuid)
+        missing = f"no version with model_uuid {args.uuid!r}"
+        hint = "copy the model_uuid from `mlops model show` or the Dagster UI"
+    else:
+        alias = args.alias or CHAMPION
+        version = find_version(settings.tracking_uri, name, alias=alias)
+        missing = f"no version with alias {alias!r}"
+        hint = "materialize the pipeline first (make run, or dagster asset materialize)"
+    if version is None:
+        raise ModelNotFoundError(f"{name} has {missing}", hint=hint)
     document = {
         "name": version.name,
         "version": str(version.version),
@@ -324,83 +320,79 @@ def _new_secret(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Reads a local registry, store and landing zone in place (no MLflow or Dagster import);
+    the work is the hashing and the replayed valuation."""
     apply_process_defaults()
-
-    from mlflow.exceptions import MlflowException
-
-    from mlops_assets.core.common.hashing import file_sha256, frame_sha256
+    from mlops_assets.core.common import layout
+    from mlops_assets.core.common.hashing import file_sha256
     from mlops_assets.core.registry.attestation import Finding, verify
-    from mlops_assets.core.registry.client import (
-        mlflow_client,
-        model_file_digests,
-        read_attestation,
-        registry_errors,
-    )
-    from mlops_assets.defs.resources import dataset_store, landing_zone
+    from mlops_assets.core.registry.reader import find_version
     from mlops_assets.errors import ModelNotFoundError
 
-    store = dataset_store(settings)
     name = settings.model_name
-    with registry_errors(settings.tracking_uri):
-        client = mlflow_client(settings.tracking_uri)
-        try:
-            version = client.get_model_version(name, args.version)
-        except MlflowException:
-            raise ModelNotFoundError(
-                f"{name} has no version {args.version}",
-                hint="`mlops model show --json` lists the versions",
-            ) from None
-        document = read_attestation(client, version)
-        if document is None:
-            raise ModelNotFoundError(
-                f"{name} v{args.version} has no attestation of its own: it was registered "
-                "before versions were attested one by one",
-                hint="versions registered since are attested; retrain to get one that is",
-            )
-
-        def model_digests(model_name: str, number: str) -> dict[str, str] | None:
-            try:
-                return model_file_digests(settings.tracking_uri, model_name, number)
-            except (MlflowException, OSError):
-                return None
-
-        def dataset_sha256(which: str) -> str | None:
-            attested = str(document.get("integrated_dataset_sha256") or "")
-            if which == "benchmark":
-                key = store.BENCHMARK
-            elif attested:
-                key = store.integrated(attested)
-            else:
-                return None  # a record without the hash cannot hold
-            return frame_sha256(store.read_frame(key)) if store.exists(key) else None
-
-        def contribution_sha256(contribution: dict) -> str | None:
-            """The kept bytes when there are (the landing file may have changed since), else
-            the landing file."""
-            try:
-                if snapshot := contribution.get("snapshot"):
-                    return file_sha256(store.fetch(f"{store.ORIGINALS}/{snapshot}"))
-                with landing_zone(settings).local_copy(contribution["landing_path"]) as local:
-                    return file_sha256(local)
-            except (OSError, KeyError, TypeError, ValueError, MlopsError):
-                return None
-
-        def revalue(valuation: dict) -> dict | None:
-            from mlops_assets.core.modeling.valuation import recompute
-
-            key = store.integrated(str(valuation.get("dataset_sha256")))
-            if not store.exists(key) or not store.exists(store.BENCHMARK):
-                return None
-            frame, benchmark = store.read_frame(key), store.read_frame(store.BENCHMARK)
-            return recompute(valuation, frame, benchmark, settings.task).to_dict()
-
-        findings = verify(
-            document,
-            model_digests=model_digests,
-            dataset_sha256=dataset_sha256,
-            contribution_sha256=contribution_sha256,
-            revalue=revalue,
+    version = find_version(settings.tracking_uri, name, version=args.version)
+    if version is None:
+        raise ModelNotFoundError(
+            f"{name} has no version {args.version}",
+            hint="`mlops model show` shows the champion's number",
         )
+    document = _attestation(settings, version)
+    if document is None:
+        raise ModelNotFoundError(
+            f"{name} v{args.version} has no attestation of its own: it was registered "
+            "before versions were attested one by one",
+            hint="versions registered since are attested; retrain to get one that is",
+        )
+
+    def model_digests(model_name: str, number: str) -> dict[str, str] | None:
+        try:
+            return _model_digests(settings, model_name, number)
+        except (OSError, MlopsError):
+            return None
+
+    def dataset_sha256(which: str) -> str | None:
+        from mlops_assets.core.common.hashing import frame_sha256
+
+        attested = str(document.get("integrated_dataset_sha256") or "")
+        if which == "benchmark":
+            key = layout.BENCHMARK
+        elif attested:
+            key = layout.integrated(attested)
+        else:
+            return None  # a record without the hash cannot hold
+        path = _stored_file(settings, key)
+        return frame_sha256(_read_parquet(path)) if path else None
+
+    def contribution_sha256(contribution: dict) -> str | None:
+        """The kept bytes when there are (the landing file may have changed since), else
+        the landing file."""
+        try:
+            if snapshot := contribution.get("snapshot"):
+                path = _stored_file(settings, f"{layout.ORIGINALS}/{snapshot}")
+                return file_sha256(path) if path else None
+            _, local_copy = _landing_zone_view(settings)
+            with local_copy(contribution["landing_path"]) as local:
+                return file_sha256(local)
+        except (OSError, KeyError, TypeError, ValueError, MlopsError):
+            return None
+
+    def revalue(valuation: dict) -> dict | None:
+        from mlops_assets.core.modeling.valuation import recompute
+
+        data = _stored_file(settings, layout.integrated(str(valuation.get("dataset_sha256"))))
+        benchmark = _stored_file(settings, layout.BENCHMARK)
+        if data is None or benchmark is None:
+            return None
+        frame, rows = _read_parquet(data), _read_parquet(benchmark)
+        return recompute(valuation, frame, rows, settings.task).to_dict()
+
+    findings = verify(
+        document,
+        model_digests=model_digests,
+        dataset_sha256=dataset_sha256,
+        contribution_sha256=contribution_sha256,
+        revalue=revalue,
+    )
     findings.insert(
         0,
         Finding(
@@ -418,34 +410,31 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _contributions(args: argparse.Namespace, settings: Settings) -> int:
+    """Reads the reports, the landing zone and the registry directly where they are local
+    (no Dagster, no MLflow import: an answer in well under the seconds those take); the
+    Dagster instance only for landed files without a report (a failed intake's reason)."""
     apply_process_defaults()
     from mlops_assets.core.common.hashing import file_sha256
     from mlops_assets.core.intake.landing import contribution_key
     from mlops_assets.core.intake.overview import ContributionHistory, contribution_overview
-    from mlops_assets.core.intake.processing import contribution_reports
-    from mlops_assets.core.registry.client import mlflow_client, registry_errors
-    from mlops_assets.defs.resources import dataset_store, landing_zone
+    from mlops_assets.core.intake.report import contribution_reports
+    from mlops_assets.core.registry.reader import model_versions
 
-    store = dataset_store(settings)
-    reports_root = store.fetch_tree(store.CONTRIBUTIONS, ending="report.json")
-    reports = [report for report, _ in contribution_reports(reports_root)]
+    reports = [report for report, _ in contribution_reports(_reports_root(settings))]
     reported = {r["contribution_id"] for r in reports}
-    zone = landing_zone(settings)
-    listing = zone.scan()
+    listing, local_copy = _landing_zone_view(settings)
     landed = []
     for file in listing.files:
         key = contribution_key(file.relative_path)
         entry = {"contribution_id": key, "contributor": file.contributor}
         entry["landing_path"] = file.relative_path
         if key not in reported:  # hashed only when there is no report to read it from
-            with zone.local_copy(file.relative_path) as local:
+            with local_copy(file.relative_path) as local:
                 entry["sha256"] = file_sha256(local)
         landed.append(entry)
-    with registry_errors(settings.tracking_uri):
-        versions = mlflow_client(settings.tracking_uri).search_model_versions(
-            f"name = '{settings.model_name}'"
-        )
-    history = ContributionHistory.from_versions([(str(v.version), v.tags) for v in versions])
+    versions = model_versions(settings.tracking_uri, settings.model_name)
+    history = ContributionHistory.from_versions([(v.version, v.tags) for v in versions])
+    unreported = any(entry.get("sha256") for entry in landed)
     rows = [
         row
         for row in contribution_overview(
@@ -453,7 +442,7 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
             landed,
             history,
             [(r.relative_path, r.reason) for r in listing.refused],
-            _intake_failures(settings),
+            _intake_failures(settings) if unreported else {},
         )
         if args.contributor is None or row["contributor"] == args.contributor
     ]
@@ -465,6 +454,8 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         if row["quality_score"] is None:
             print(f"{row['landing_path']}: {row['status']}: {row['decision']}")
+            if row["hint"]:
+                print(f"  what to do: {row['hint']}")
             continue
         versions_text = ", ".join(f"v{v}" for v in row["model_versions"]) or "none yet"
         print(
@@ -473,11 +464,105 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
         )
         if row["status"] in ("rejected", "excluded", "nothing_new"):
             print(f"  {row['decision']}")
+        if row["hint"]:
+            print(f"  what to do: {row['hint']}")
         if row["value"] is not None and row["status"] not in ("excluded", "nothing_new"):
             print(f"  {_worth_in_words(row)}")
         for reason, count in row["reasons"].items():
             print(f"  {count:6d} x {reason}")
     return 0
+
+
+def _attestation(settings: Settings, version) -> dict | None:
+    """``version``'s attestation (``VersionView``), read in place from a local artifact
+    store, else through MLflow; None when it has none of its own."""
+    from mlops_assets.core.registry.attestation import LEGACY_ARTIFACT_PATH
+    from mlops_assets.core.registry.reader import run_artifacts
+
+    root = run_artifacts(settings.tracking_uri, version.run_id)
+    if root is None:
+        from mlops_assets.core.registry.client import (
+            mlflow_client,
+            read_attestation,
+            registry_errors,
+        )
+
+        with registry_errors(settings.tracking_uri):
+            client = mlflow_client(settings.tracking_uri)
+            return read_attestation(client, client.get_model_version(version.name, version.version))
+    path = root / version.tags.get(tag.ATTESTATION_PATH, LEGACY_ARTIFACT_PATH)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return document if str(document.get("version")) == version.version else None
+
+
+def _model_digests(settings: Settings, model_name: str, number: str) -> dict[str, str] | None:
+    """sha256 of every file of a registered version's model, hashed in place when local."""
+    from mlops_assets.core.registry.attestation import directory_digests
+    from mlops_assets.core.registry.reader import find_version
+
+    found = find_version(settings.tracking_uri, model_name, version=number)
+    if found is not None and (local := found.local_files()) is not None:
+        return directory_digests(local)
+    from mlflow.exceptions import MlflowException
+
+    from mlops_assets.core.registry.client import model_file_digests
+
+    try:
+        return model_file_digests(settings.tracking_uri, model_name, number)
+    except MlflowException:
+        return None
+
+
+def _stored_file(settings: Settings, key: str) -> Path | None:
+    """A local path holding the stored file ``key`` (in place when the store is local), or
+    None when it is not stored."""
+    if not settings.storage_uri.startswith("s3://"):
+        path = Path(settings.storage_uri).joinpath(*key.split("/"))
+        return path if path.exists() else None
+    from mlops_assets.defs.resources import dataset_store
+
+    store = dataset_store(settings)
+    return store.fetch(key) if store.exists(key) else None
+
+
+def _read_parquet(path: Path):
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+def _reports_root(settings: Settings) -> Path:
+    """The folder of the contribution reports: read in place when the store is local."""
+    if not settings.storage_uri.startswith("s3://"):
+        return Path(settings.storage_uri) / "contributions"  # layout.CONTRIBUTIONS
+    from mlops_assets.defs.resources import dataset_store
+
+    store = dataset_store(settings)
+    return store.fetch_tree(store.CONTRIBUTIONS, ending="report.json")
+
+
+def _landing_zone_view(settings: Settings):
+    """The landing zone's listing and a way to read one of its files: a local folder is
+    scanned by the same code as the resource's, without loading Dagster."""
+    if settings.landing_uri.startswith("s3://"):
+        from mlops_assets.defs.resources import landing_zone
+
+        zone = landing_zone(settings)
+        return zone.scan(), zone.local_copy
+    import contextlib
+
+    from mlops_assets.core.intake.landing import file_in_folder, scan_folder
+
+    root = Path(settings.landing_uri)
+
+    @contextlib.contextmanager
+    def in_place(relative_path: str):
+        yield file_in_folder(root, relative_path)
+
+    return scan_folder(root), in_place
 
 
 def _worth_in_words(row: dict) -> str:

@@ -1,7 +1,10 @@
 """The whole code location wired to temporary state, run in this process."""
 
+import contextlib
 import os
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,3 +161,42 @@ class Pipeline:
         stamp = time.time() - age
         os.utime(path, (stamp, stamp))
         return path
+
+
+@contextlib.contextmanager
+def deployment(root: Path) -> Iterator[Pipeline]:
+    """The code location on a home at ``root/var`` whose Dagster instance is on disk
+    (``root/var/dagster``, the embedded default's ``dagster.yaml``), so that real processes
+    (the webserver, the CLI) open the same state once this one is done with it."""
+    from mlops_assets.settings import REPO_ROOT
+
+    home = root / "var"
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "docker" / "dagster.embedded.yaml", dagster_home / "dagster.yaml")
+    settings = Settings.from_env({"MLOPS_HOME": str(home), "DAGSTER_HOME": str(dagster_home)})
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        yield Pipeline(home=home, settings=settings, instance=instance)
+
+
+def small_home(pipeline: Pipeline) -> str:
+    """What a newcomer has after ``make run`` and a few files: the cold-start champion v1,
+    then three contributions valued in one retrain and a rejected one; returns the latest
+    version."""
+    from mlops_assets_testing.data import new_flowers
+
+    pipeline.materialize()
+    clean = new_flowers(per_class=20, seed=11)
+    near = clean.sample(n=8, random_state=0)
+    for who, frame in (
+        ("alice", clean),
+        ("bob", near.assign(sepal_length=near.sepal_length + 0.05)),
+        ("carol", new_flowers(per_class=5, seed=3)),
+    ):
+        pipeline.drop(who, "flowers.csv", frame.to_csv(index=False))
+    pipeline.drop("dave", "notes.csv", "name,comment\nx,y\n")
+    for request in pipeline.tick().run_requests:
+        pipeline.launch(request)
+    pipeline.retrain()
+    versions = pipeline.client().search_model_versions(f"name = '{pipeline.settings.model_name}'")
+    return str(max(int(v.version) for v in versions))

@@ -73,8 +73,9 @@ def wait_for(
 
 @contextlib.contextmanager
 def dagster_dev(home: Path, workdir: Path, **env: str) -> Iterator[tuple[subprocess.Popen, int]]:
-    """``dagster dev`` (webserver, daemon, sensors) on a fresh embedded deployment at ``home``,
-    as a real subprocess; yields it and its webserver port, and stops it on exit."""
+    """``dg dev`` as ``make run`` starts it (webserver, daemon, sensors) on a fresh embedded
+    deployment at ``home``, as a real subprocess; yields it and its webserver port, and stops
+    it on exit."""
     import shutil
 
     dagster_home = workdir / "dagster"
@@ -84,7 +85,7 @@ def dagster_dev(home: Path, workdir: Path, **env: str) -> Iterator[tuple[subproc
     with (workdir / "dagster-dev.log").open("w") as log:
         process = subprocess.Popen(
             [
-                *(str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml")),
+                *(str(BIN / "dg"), "dev", "-w", str(REPO / "workspace.yaml")),
                 *("--host", "127.0.0.1", "--port", str(port)),
             ],
             env=child_env(env_for(home, DAGSTER_HOME=str(dagster_home), **env)),
@@ -95,6 +96,39 @@ def dagster_dev(home: Path, workdir: Path, **env: str) -> Iterator[tuple[subproc
         )
         try:
             yield process, port
+        finally:
+            stop_group(process)
+
+
+@contextlib.contextmanager
+def dagster_webserver(home: Path, log: Path) -> Iterator[str]:
+    """``dagster-webserver`` over the deployment at ``home`` (its instance in
+    ``home/dagster``), as a real subprocess; yields its URL once it answers."""
+    port = free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                *(str(BIN / "dagster-webserver"), "-w", str(REPO / "workspace.yaml")),
+                *("-h", "127.0.0.1", "-p", str(port)),
+            ],
+            env=child_env(env_for(home, DAGSTER_HOME=str(home / "dagster"))),
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(f"{url}/server_info", timeout=5):
+                    return True
+            except OSError:
+                return False
+
+        try:
+            wait_for(answers, timeout=180, what="dagster-webserver", process=process, poll=1)
+            yield url
         finally:
             stop_group(process)
 

@@ -62,11 +62,15 @@ class ApiServer:
         *,
         key: str | object | None = ...,  # None: send no key
         raw: bytes | None = None,
+        content_type: str | None = "application/json",  # None: no Content-Type header
     ) -> tuple[int, dict]:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
         key = self.key if key is ... else key
+        if content_type is None and data is not None:
+            return self._without_content_type(method, path, data, key)
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        if content_type is not None:
+            request.add_header("Content-Type", content_type)
         if key:
             request.add_header("X-API-Key", key)
         try:
@@ -76,6 +80,21 @@ class ApiServer:
             text = error.read().decode()
             assert "Traceback" not in text and str(REPO) not in text, text
             return error.code, json.loads(text)
+
+    def _without_content_type(
+        self, method: str, path: str, data: bytes, key: object
+    ) -> tuple[int, dict]:
+        """A body sent with no Content-Type header at all (urllib would add a form type)."""
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            headers = {"Content-Length": str(len(data)), **({"X-API-Key": key} if key else {})}
+            connection.request(method, path, body=data, headers=headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            connection.close()
 
     def __enter__(self) -> "ApiServer":
         return self

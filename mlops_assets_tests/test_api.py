@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from mlops_assets.core.registry.client import (
 from mlops_assets.core.registry.tags import CHAMPION
 from mlops_assets.settings import Settings
 from mlops_assets.task import IRIS
+from mlops_assets_testing.browser import chromium, loaded_from, wait_until
 from mlops_assets_testing.pipeline import SAME_MODEL_NEW_CONFIG, Pipeline
 from mlops_assets_testing.processes import REPO, child_env, env_for, free_port, wait_for
 from mlops_assets_testing.servers import ApiServer
@@ -120,15 +122,44 @@ def test_health_model_and_predict(served):
         ({"instances": [{**ROW, "petal_length": -1}]}, "instances[0].petal_length", "greater than"),
         ({"instances": [{**ROW, "colour": "blue"}]}, "instances[0].colour", "not permitted"),
         ({"instances": []}, "instances", "at least 1"),
-        ({"rows": [ROW]}, "instances", "required"),
-        ([ROW], "body", "valid dictionary"),
+        ([ROW], "body", "must be a JSON object"),
+        # A single instance object (not in a list) is read as one instance, and only so.
+        ({"instances": {**ROW, "petal_width": "wide"}}, "instances.petal_width", "number"),
+        ({"instances": "all of them"}, "instances", "a list of instances, or one instance"),
     ],
 )
 def test_invalid_input_names_the_field(served, body, field, words):
+    """One error per problem: never a second one about the other shape ``instances`` may
+    take (a list, or one object)."""
     status, answer = served.request("POST", "/predict", body)
     assert status == 422, answer
-    assert any(e["field"] == field and words in e["message"] for e in answer["errors"]), answer
-    assert field in answer["detail"]
+    (error,) = answer["errors"]
+    assert error["field"] == field and words in error["message"], answer
+    assert answer["detail"] == f"{field}: {error['message']}"
+
+
+def test_what_each_body_and_content_type_gets(served):
+    """README: JSON with Content-Type application/json (or +json, any charset) or with no
+    Content-Type at all; any other type is 415 saying what to send."""
+    one = {"instances": ROW}
+    for content_type in ("application/json", "application/json; charset=utf-8", None):
+        status, answer = served.request("POST", "/predict", one, content_type=content_type)
+        assert status == 200 and answer["predictions"][0]["label"] == "setosa", content_type
+    for content_type in ("application/x-www-form-urlencoded", "text/plain"):
+        status, answer = served.request("POST", "/predict", one, content_type=content_type)
+        assert status == 415, answer
+        assert answer["detail"] == f"the body is sent as {content_type!r}; it must be JSON"
+        assert "Content-Type: application/json" in answer["hint"]
+    status, answer = served.request("POST", "/predict", raw=b'{"instances": [', content_type=None)
+    assert (status, answer) == (400, {"detail": "the body is not valid JSON"})
+    status, answer = served.request("POST", "/predict", raw=b"")
+    assert status == 422 and answer["detail"].startswith("body: the request has no body: send")
+    # Two problems, two errors: each once.
+    status, answer = served.request("POST", "/predict", {"rows": [ROW]})
+    assert status == 422 and [(e["field"], e["message"]) for e in answer["errors"]] == [
+        ("instances", "Field required"),
+        ("rows", "Extra inputs are not permitted"),
+    ]
 
 
 def test_bad_json_limits_and_auth(served):
@@ -357,7 +388,7 @@ def test_the_openapi_document_declares_every_answer_and_the_key(served, served_o
         "name": "X-API-Key",
     }
     predict, model = keyed["paths"]["/predict"]["post"], keyed["paths"]["/model"]["get"]
-    assert set(predict["responses"]) == {"200", "400", "401", "408", "413", "422", "503"}
+    assert set(predict["responses"]) == {"200", "400", "401", "408", "413", "415", "422", "503"}
     assert set(model["responses"]) == {"200", "401", "503"}
     assert predict["security"] == model["security"] == [{"APIKeyHeader": []}]
     assert "security" not in keyed["paths"]["/health"]["get"]
@@ -446,3 +477,36 @@ def test_a_champion_that_fails_to_load_once_is_retried_and_health_says_degraded(
             assert server.request("GET", "/health", key=None)[1]["status"] == "ok"
             _, model = server.request("GET", "/model", key=None)
             assert model["last_error"] is None and model["failed_version"] is None
+
+
+def test_docs_and_redoc_render_with_no_network(served_openly):
+    """/docs (Swagger UI) and /redoc come from files the API serves itself: in a browser
+    that can reach nothing but this machine they render every operation, and nothing was
+    loaded from anywhere else."""
+    from selenium.webdriver.common.by import By
+
+    with chromium(offline=True) as browser:
+        browser.get(f"{served_openly.url}/docs")
+        operations = wait_until(
+            lambda: browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"),
+            timeout=60,
+            what="Swagger UI's operations",
+        )
+        paths = {element.text.replace("\u200b", "") for element in operations}
+        assert {"/health", "/model", "/predict"} <= paths
+        assert loaded_from(browser) == {served_openly.url}
+
+        browser.get(f"{served_openly.url}/redoc")
+        wait_until(
+            lambda: "/predict" in browser.find_element(By.TAG_NAME, "body").text,
+            timeout=60,
+            what="ReDoc's rendering of /predict",
+        )
+        assert browser.find_elements(By.CSS_SELECTOR, ".api-content")
+        assert loaded_from(browser) == {served_openly.url}
+    # ReDoc's sidebar would fetch its maker's logo from a CDN: the pages' policy keeps the
+    # browser from even asking.
+    for page in ("/docs", "/redoc"):
+        with urllib.request.urlopen(served_openly.url + page, timeout=30) as response:
+            policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "img-src 'self' data:" in policy

@@ -8,6 +8,9 @@ import pandas as pd
 import pytest
 
 from mlops_assets.core.intake.landing import contribution_key
+from mlops_assets.core.registry import reader
+from mlops_assets.core.registry.attestation import directory_digests
+from mlops_assets.core.registry.client import model_file_digests
 from mlops_assets.core.registry.tags import CHALLENGER, CHAMPION
 from mlops_assets.settings import Settings
 from mlops_assets_testing.data import VALID_CONTRIBUTION
@@ -39,9 +42,16 @@ def test_cold_start_registers_a_champion_and_trains_no_copy_of_it(pipeline):
     assert len(baseline["training_fingerprint"]) == 64
 
     # The candidate would be trained on exactly v1's data with v1's config: it is not, and an
-    # observation on trained_model says why; nothing downstream runs.
-    for asset in ("trained_model", "registered_model_version", "contributor_scoreboard"):
+    # observation on trained_model says why; nothing downstream runs. v1's registration is
+    # shown where people look for a registration, saying where v1 came from.
+    for asset in ("trained_model", "contributor_scoreboard"):
         assert pipeline.instance.get_latest_materialization_event(dg.AssetKey(asset)) is None
+    first = metadata(pipeline, "registered_model_version")
+    assert first["version"] == "1" and first["aliases"] == [CHAMPION] and first["promoted"]
+    assert first["registered_by"].startswith("baseline_model: no champion existed, so v1 was")
+    assert first["contributions"] == [] and first["contributors"] == []
+    v1 = pipeline.client().get_model_version(pipeline.settings.model_name, "1")
+    assert first["attestation_sha256"] == v1.tags["attestation_sha256"]
     observed = pipeline.instance.fetch_observations(dg.AssetKey("trained_model"), limit=1)
     why = observed.records[0].asset_observation.metadata
     assert why["skipped"].value.startswith("not trained: iris-classifier v1 was trained on")
@@ -61,6 +71,8 @@ def test_cold_start_registers_a_champion_and_trains_no_copy_of_it(pipeline):
     assert trained["training_fingerprint"] != baseline["training_fingerprint"]
     assert "| accuracy |" in trained["metrics_table"]
     assert "true \\ predicted" in trained["confusion_matrix"]
+    pictures = {k for k in trained if k.endswith("_plot")}
+    assert pictures == {"confusion_matrices_plot", "calibration_plot", "metric_deltas_plot"}
     registered = metadata(pipeline, "registered_model_version")
     assert registered["version"] == "2" and registered["promoted"] is False
     assert registered["reason"].endswith("not better, champion stays v1")
@@ -78,13 +90,26 @@ def test_cold_start_registers_a_champion_and_trains_no_copy_of_it(pipeline):
     assert run.data.params["estimator"] == "logistic_regression"
     assert {"accuracy", "baseline_accuracy", "delta_accuracy"} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert artifacts == {
-        "evaluation/confusion_matrix.png",
-        "evaluation/classification_report.txt",
-        "evaluation/evaluation.json",
-    }
+    assert artifacts == {"evaluation/classification_report.txt", "evaluation/evaluation.json"}
+    # The pictures the UI shows, the same bytes.
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert logged == {f"plots/{k.removesuffix('_plot')}.png" for k in pictures}
     inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
     assert inputs["integrated_dataset"] == trained["data_sha256"][:16]
+
+    # The command line's own reading of the SQLite registry (no MLflow import) says what
+    # MLflow's client says: versions, tags, aliases, and the same model files.
+    uri = pipeline.settings.tracking_uri
+    for found in reader.model_versions(uri, name):
+        version = client.get_model_version(name, found.version)
+        assert (found.run_id, found.source) == (version.run_id, version.source)
+        assert found.tags == version.tags and found.aliases == sorted(version.aliases)
+        local = found.local_files()
+        assert local is not None
+        assert directory_digests(local) == model_file_digests(uri, name, found.version)
+    assert reader.find_version(uri, name, alias=CHALLENGER).version == "2"
+    assert reader.find_version(uri, name, model_uuid=trained["model_uuid"]).version == "2"
+    assert reader.find_version(uri, name, version="9") is None
 
     # The same data and config again (a re-run from the UI or the CLI): v2 would be trained
     # again, though it is no champion. It is not; the observation names it.
@@ -209,10 +234,9 @@ def test_accuracy_floor_blocks_registration(pipeline):
     assert not result.success
     check = check_evaluation(result, "trained_model_accuracy_floor")
     assert not check.passed and "0.9111 < floor 0.9900" in check.description
-    assert (
-        pipeline.instance.get_latest_materialization_event(dg.AssetKey("registered_model_version"))
-        is None
-    )
+    # The candidate is not registered: the registration shown is still the cold start's v1.
+    registered = metadata(pipeline, "registered_model_version")
+    assert registered["version"] == "1" and registered["registered_by"].startswith("baseline")
     versions = pipeline.client().search_model_versions(f"name='{pipeline.settings.model_name}'")
     assert [str(v.version) for v in versions] == ["1"]
 
@@ -273,7 +297,7 @@ def test_dead_tracking_server_fails_fast_and_registers_nothing(pipeline):
     assert pipeline.instance.get_latest_materialization_event(dg.AssetKey("baseline_model")) is None
 
 
-def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
+def test_sensor_registers_contributions_and_they_flow_into_training(pipeline, monkeypatch, capsys):
     good = pipeline.drop("alice", "batch 1.csv", VALID_CONTRIBUTION)
     waiting = pipeline.tick()
     assert "waiting for iris_dataset" in waiting.skip_message  # contributions need the iris data
@@ -295,13 +319,32 @@ def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
     outcomes = {
         r.partition_key: pipeline.launch(r, raise_on_error=False) for r in tick.run_requests
     }
-    # The rejected contribution is materialized (its report and quarantine are kept) but its
-    # blocking check fails, so nothing downstream runs on it.
+    # A rejection is an outcome, not a failure: the run succeeds, the contribution is
+    # materialized (its report and quarantine kept), and its check warns "rejected", why and
+    # what to do; the run is tagged with the decision.
     assert outcomes[contribution_key("alice/batch 1.csv")].success
     bad_run = outcomes[contribution_key("bob/bad.csv")]
-    assert not bad_run.success
-    failed_checks = [e.check_name for e in bad_run.get_asset_check_evaluations() if not e.passed]
-    assert "contributed_data_accepted" in failed_checks
+    assert bad_run.success
+    (verdict,) = bad_run.get_asset_check_evaluations()
+    assert verdict.check_name == "contributed_data_accepted" and not verdict.passed
+    assert verdict.severity == dg.AssetCheckSeverity.WARN
+    assert verdict.description.startswith("rejected: missing required column(s) ")
+    assert "What to do: name the columns as the iris task does" in verdict.description
+    (record,) = pipeline.instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("contributed_data"),
+            asset_partitions=[contribution_key("bob/bad.csv")],
+        ),
+        limit=1,
+    ).records
+    shown = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    assert shown["status"] == "rejected" and shown["hint"] == verdict.metadata["hint"].value
+    run = pipeline.instance.get_run_by_id(bad_run.run_id)
+    assert run.tags["mlops/decision"] == "rejected"
+    good_run = pipeline.instance.get_run_by_id(
+        outcomes[contribution_key("alice/batch 1.csv")].run_id
+    )
+    assert good_run.tags["mlops/decision"] == "accepted"
 
     good_key = contribution_key("alice/batch 1.csv")
     report = json.loads(
@@ -313,6 +356,9 @@ def test_sensor_registers_contributions_and_they_flow_into_training(pipeline):
     bad_dir = pipeline.home / "storage/contributions" / contribution_key("bob/bad.csv")
     bad = json.loads((bad_dir / "report.json").read_text())
     assert not bad["accepted"] and "missing required column" in bad["decision"]
+    assert bad["hint"].startswith("name the columns as the iris task does")
+    _, out, _ = in_process_mlops(pipeline.home, monkeypatch, capsys)("contributions")
+    assert f"  what to do: {bad['hint']}" in out.split("bob/bad.csv: rejected", 1)[1]
     assert pd.read_parquet(bad_dir / "rejected.parquet")["sepal_length"].tolist() == ["abc"]
     assert good.read_text() == VALID_CONTRIBUTION  # originals are never modified
 

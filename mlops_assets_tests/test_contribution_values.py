@@ -2,18 +2,22 @@
 valued, the harmful one left out, and the values shown wherever a contributor looks."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
 
+from mlops_assets.core.modeling.evaluation import LOWER_IS_BETTER
 from mlops_assets.core.modeling.training import train_model
 from mlops_assets.core.registry.tags import CHALLENGER
 from mlops_assets.core.registry.webhooks import REGISTERED, Outbox, new_secret
+from mlops_assets.core.reporting import plots
 from mlops_assets.defs.contributions.partitions import LANDED_AT_TAG
 from mlops_assets.settings import Settings
 from mlops_assets.task import IRIS
 from mlops_assets_testing.data import new_flowers
+from mlops_assets_testing.pictures import decoded_pictures
 from mlops_assets_testing.processes import env_for, free_port, in_process_mlops
 
 
@@ -58,8 +62,18 @@ def valued(pipeline, monkeypatch):
     return pipeline
 
 
-def test_three_contributions_valued_in_one_retrain(valued, monkeypatch, capsys):
-    pipeline = valued
+def contribution_metadata(pipeline, contribution_id: str) -> dict:
+    (record,) = pipeline.instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("contributed_data"), asset_partitions=[contribution_id]
+        ),
+        limit=1,
+    ).records
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def test_three_contributions_valued_in_one_retrain(valued, monkeypatch, capsys, tmp_path):
+    pipeline, tmp = valued, tmp_path
     trained = metadata(pipeline, "trained_model")
     valuation = trained["valuation"]
     by_contributor = {v["contributor"]: v for v in valuation["values"]}
@@ -122,6 +136,38 @@ def test_three_contributions_valued_in_one_retrain(valued, monkeypatch, capsys):
     assert (
         "| alice |" in trained["valuation_summary"] and "excluded" in trained["valuation_summary"]
     )
+
+    # The pictures: each decodes at its stated size; the two drawn from metadata are exactly
+    # what that metadata gives; the MLflow run holds the same bytes, and the pictures of each
+    # contribution it valued.
+    pictures = decoded_pictures(trained)
+    assert set(pictures) == {
+        "confusion_matrices",
+        "calibration",
+        "metric_deltas",
+        "contribution_values",
+    }
+    assert (
+        pictures["metric_deltas"]
+        == plots.metric_deltas(
+            trained["delta_intervals"], lower_is_better=LOWER_IS_BETTER, primary="log_loss"
+        ).png
+    )
+    assert (
+        pictures["contribution_values"]
+        == plots.contribution_values(valuation["values"], metric="log_loss").png
+    )
+    client = pipeline.client()
+    for name, png in pictures.items():
+        logged = client.download_artifacts(trained["mlflow_run_id"], f"plots/{name}.png", str(tmp))
+        assert Path(logged).read_bytes() == png
+    intake = contribution_metadata(pipeline, swapped["contribution_id"])
+    balance = decoded_pictures(intake)
+    assert set(balance) == {"class_balance", "feature_drift"}
+    logged = client.download_artifacts(
+        trained["mlflow_run_id"], f"contributions/{swapped['contribution_id']}", str(tmp)
+    )
+    assert (Path(logged) / "class_balance.png").read_bytes() == balance["class_balance"]
 
     # Where a contributor looks: the CLI, the scoreboard, the attestation.
     mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)

@@ -48,7 +48,8 @@ def test_checks_guard_the_assets_and_the_gating_ones_block(defs):
         for key in graph.asset_check_keys
     }
     assert checks == {
-        ("contributed_data", "contributed_data_accepted"): True,
+        # A rejection is an outcome (a warning), and nothing downstream needs gating on it.
+        ("contributed_data", "contributed_data_accepted"): False,
         # The Great Expectations suites: second opinions on rows validated on their way in.
         ("iris_dataset", "iris_dataset_expectations"): False,
         ("integrated_dataset", "integrated_dataset_expectations"): False,

@@ -1,10 +1,13 @@
 """How assets read what an upstream asset recorded, and link out of the UI."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from mlops_assets.errors import UpstreamMissingError
+
+if TYPE_CHECKING:
+    from mlops_assets.core.reporting.plots import Plot
 
 
 def upstream_metadata(
@@ -32,3 +35,8 @@ def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> dg.MetadataVa
     table still shows them)."""
     schema = dg.TableSchema(columns=[dg.TableColumn(name) for name in columns])
     return dg.MetadataValue.table([dg.TableRecord(row) for row in rows], schema=schema)
+
+
+def pictures(plots: "list[Plot]") -> dict[str, dg.MetadataValue]:
+    """Each plot as a Markdown image (``<name>_plot``): the UI's "[Show Markdown]" opens it."""
+    return {f"{plot.name}_plot": dg.MetadataValue.md(plot.markdown()) for plot in plots}

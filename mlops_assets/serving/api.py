@@ -20,7 +20,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops_assets.core.serving.champion import ModelSlot, Poller, model_rows, require_model
@@ -68,16 +69,50 @@ def _example(low: float, high: float) -> float:
     return low if math.isfinite(low) else (high if math.isfinite(high) else 0.0)
 
 
+DOCS_PAGES = ("/docs", "/redoc")
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'"
+)
+EXAMPLE_BODY = '{"instances": [{...}, ...]} or {"instances": {...}}'
+# The two shapes ``instances`` may take; the name of the one a request used is left out of
+# an error's field (``_field``).
+BATCH, SINGLE = "batch", "single"
+
+
+def _instances_shape(value: Any) -> str | None:
+    """Which shape to validate ``instances`` as: a list is a batch, an object one instance.
+    Only that one is validated, so each problem is reported once (a plain union would report
+    it for both shapes)."""
+    if isinstance(value, list):
+        return BATCH
+    if isinstance(value, dict | BaseModel):
+        return SINGLE
+    return None
+
+
 def predict_request_model(task: TaskSchema, max_batch: int) -> type[BaseModel]:
-    """The request body: one to ``max_batch`` instances, or a single one."""
+    """The request body: ``{"instances": [...]}`` with one to ``max_batch`` instances, or
+    ``{"instances": {...}}`` with one instance object."""
     instance = instance_model(task)
     batch = Annotated[list[instance], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
+    shapes = Annotated[
+        Annotated[batch, Tag(BATCH)] | Annotated[instance, Tag(SINGLE)],  # type: ignore[valid-type]
+        Discriminator(
+            _instances_shape,
+            custom_error_type="instances_shape",
+            custom_error_message="Input should be a list of instances, or one instance object",
+        ),
+    ]
     return create_model(
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
         instances=(
-            batch | instance,  # type: ignore[valid-type]
-            Field(description="Rows to predict; a single object is a list of one."),
+            shapes,
+            Field(
+                description="Rows to predict: a list of instances, or one instance object "
+                "(a list of one)."
+            ),
         ),
     )
 
@@ -220,13 +255,36 @@ async def _answer(send: Send, status: int, detail: str) -> None:
 
 
 def _field(location: tuple[Any, ...]) -> str:
-    """``("body", "instances", 0, "sepal_length")`` -> ``instances[0].sepal_length``; the
-    alternatives of a union (``list[Instance]``, ``Instance``) are not part of the name."""
-    parts = [p for p in location if p != "body" and not str(p).startswith(("list[", "Instance"))]
+    """``("body", "instances", "batch", 0, "sepal_length")`` -> ``instances[0].sepal_length``;
+    the shape ``instances`` was read as (``batch``, ``single``) is not part of the name."""
+    parts = list(location[1:] if location[:1] == ("body",) else location)
+    if parts[:1] == ["instances"] and parts[1:2] in ([BATCH], [SINGLE]):
+        del parts[1]
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "body"
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether a body of ``content_type`` is read as JSON: none given, ``application/json``
+    or ``application/<anything>+json``, with or without parameters (``charset``)."""
+    if not content_type:
+        return True
+    kind = content_type.split(";")[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+def _field_error(error: dict[str, Any]) -> dict[str, str]:
+    """One problem, named by its field; the body as a whole in words that say what to send."""
+    location = tuple(error.get("loc", ()))
+    if location == ("body",) and error.get("type") == "missing":
+        return {"field": "body", "message": f"the request has no body: send {EXAMPLE_BODY}"}
+    if location == ("body",):
+        return {"field": "body", "message": f"the body must be a JSON object: {EXAMPLE_BODY}"}
+    return {"field": _field(location), "message": error.get("msg", "invalid")}
 
 
 def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
@@ -241,11 +299,17 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
         yield
         poller.stop()
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc from the files fastapi-offline ships, never a CDN: they
+    # work where the internet cannot be reached.
+    app = FastAPIOffline(
         title="mlops_assets prediction API",
         summary=f"Serves the registry's champion of {settings.model_name} ({settings.task.name}).",
         version="1",
         lifespan=lifespan,
+        # A body without a Content-Type is read as JSON (README: what /predict accepts).
+        strict_content_type=False,
+        # No badge fetched from the public validator service.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     # Documents the key (an apiKey security scheme); RequestGuard enforces it before the body
     # is read.
@@ -260,18 +324,34 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
     )
     request_model = predict_request_model(settings.task, settings.api_max_batch)
 
+    @app.middleware("http")
+    async def docs_stay_here(request: Request, call_next: Any) -> Any:
+        """The docs pages may load nothing from elsewhere: ReDoc's sidebar would fetch its
+        maker's logo from a CDN; this policy stops the browser from even asking."""
+        response = await call_next(request)
+        if request.url.path in DOCS_PAGES:
+            response.headers["Content-Security-Policy"] = DOCS_POLICY
+        return response
+
     @app.exception_handler(MlopsError)
     async def unavailable(_: Request, exc: MlopsError) -> JSONResponse:
         return JSONResponse({"detail": exc.message, "hint": exc.hint}, status_code=503)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
-            for e in exc.errors()
-        ]
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if not _is_json(request.headers.get("content-type")):
+            return JSONResponse(
+                {
+                    "detail": f"the body is sent as {request.headers['content-type']!r}; it "
+                    "must be JSON",
+                    "hint": "send it with Content-Type: application/json (curl: -H "
+                    "'Content-Type: application/json'), or with no Content-Type at all",
+                },
+                status_code=415,
+            )
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             return JSONResponse({"detail": "the body is not valid JSON"}, status_code=400)
+        errors = [_field_error(e) for e in exc.errors()]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return JSONResponse({"detail": summary, "errors": errors[:50]}, status_code=422)
 
@@ -322,6 +402,7 @@ def create_app(settings: Settings, slot: ModelSlot) -> FastAPI:
             413: _error(
                 "More than MLOPS_API_MAX_BATCH instances, or a body over MLOPS_API_MAX_BODY_BYTES"
             ),
+            415: _error("The body is sent with a Content-Type other than JSON"),
             422: _error("An instance is invalid; every bad field is named", InvalidInput),
             503: NO_MODEL,
         },

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # imported where a frame is hashed: hashing a file needs no pandas
+    import pandas as pd
 
 _CHUNK = 1 << 20
 
@@ -25,6 +27,8 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     Two frames with the same content in the same order hash equally on any machine:
     ``hash_pandas_object`` uses a fixed key.
     """
+    import pandas as pd
+
     digest = hashlib.sha256()
     for name, dtype in frame.dtypes.items():
         digest.update(f"{name}:{dtype};".encode())

@@ -351,7 +351,7 @@ def load_accepted_contributions(
     """
     import duckdb
 
-    from mlops_assets.core.intake.processing import contribution_reports
+    from mlops_assets.core.intake.report import contribution_reports
 
     accepted = [
         (report, directory / "clean.parquet")

@@ -33,6 +33,7 @@ from mlops_assets.core.intake.report import (
     IntakePolicy,
     decide,
     quality_score,
+    rejection_hint,
 )
 from mlops_assets.core.intake.text_files import IntakeLimits
 from mlops_assets.core.intake.validation import (
@@ -201,6 +202,7 @@ def _intake(
             report.rows_in = parsed + raw.malformed_rows
             _summarise(db, task, report)
         report.accepted, report.decision = decide(report, policy)
+        report.hint = rejection_hint(report, task)
         if output_dir is not None:
             kept = {c: shown[c] for c in raw.columns if c not in pii_columns}
             parsed_rejected = report.rows_rejected > raw.malformed_rows

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from mlops_assets.core.common.names import name_problem, safe_text
 
@@ -258,3 +261,85 @@ def plan_tick(
         news=news,
         waiting=len(pending),
     )
+
+
+# ---- a landing zone in a local folder (the resource, and the CLI without Dagster) ----------
+
+
+def scan_folder(root: Path) -> Listing:
+    """Every candidate contribution in the local folder ``root``, oldest first, and every
+    refused entry with the reason; only regular files are taken, nothing is followed."""
+    if not root.is_dir():
+        return Listing()
+    files: list[LandingFile] = []
+    refusals: list[RefusedEntry] = []
+    for top in os.scandir(root):
+        if is_waiting(top.name):
+            continue
+        if top.is_symlink():
+            refusals.append(refused(top.name, "a symbolic link: it is never followed"))
+        elif not top.is_dir(follow_symlinks=False):
+            problem = entry_problem([top.name]) if top.is_file(follow_symlinks=False) else None
+            refusals.append(refused(top.name, problem or "not a regular file or folder"))
+        elif problem := entry_problem([top.name, "file"]):
+            refusals.append(refused(f"{top.name}/", problem))
+        else:
+            _scan_contributor(top, files, refusals)
+    return Listing(
+        sorted(files, key=lambda f: (f.mtime, f.relative_path)),
+        sorted(refusals, key=lambda r: r.relative_path),
+    )
+
+
+def _scan_contributor(
+    folder: os.DirEntry, files: list[LandingFile], refusals: list[RefusedEntry]
+) -> None:
+    for entry in os.scandir(folder.path):
+        relative = f"{folder.name}/{entry.name}"
+        if is_waiting(entry.name):
+            continue
+        if entry.is_symlink():
+            refusals.append(refused(relative, "a symbolic link: it is never followed"))
+            continue
+        info = entry.stat(follow_symlinks=False)
+        if stat.S_ISDIR(info.st_mode):
+            problem = entry_problem([folder.name, entry.name, "file"])
+        elif not stat.S_ISREG(info.st_mode):
+            problem = "not a regular file (a device, FIFO or socket)"
+        else:
+            problem = entry_problem([folder.name, entry.name])
+        if problem:
+            refusals.append(refused(relative, problem))
+            continue
+        files.append(
+            LandingFile(
+                relative_path=relative,
+                contributor=folder.name,
+                name=entry.name,
+                size=info.st_size,
+                mtime=info.st_mtime,
+            )
+        )
+
+
+def file_in_folder(root: Path, relative_path: str) -> Path:
+    """The file at ``relative_path`` of the local zone ``root``, refused unless it is a
+    regular file inside the zone reached without a symbolic link."""
+    from mlops_assets.errors import LandingEntryRefusedError
+
+    root = root.resolve()
+    parts = relative_path.split("/")
+    path = root.joinpath(*parts)
+    problem = entry_problem(parts)
+    if problem is None and (path.is_symlink() or path.parent.is_symlink()):
+        problem = "a symbolic link: it is never followed"
+    if problem is None and not path.resolve().is_relative_to(root):
+        problem = "outside the landing zone"
+    if problem is None and path.exists() and not path.is_file():
+        problem = "not a regular file"
+    if problem:
+        raise LandingEntryRefusedError(
+            f"{safe_text(relative_path, limit=200)} in the landing zone is refused: {problem}",
+            hint="put a regular file at <contributor>/<file>",
+        )
+    return path

@@ -12,9 +12,13 @@ import pandas as pd
 
 from mlops_assets.core.common.hashing import file_sha256
 from mlops_assets.core.common.scratch import sweep_stale
-from mlops_assets.core.common.storage import read_json, replace_directory, write_json
+from mlops_assets.core.common.storage import replace_directory, write_json
 from mlops_assets.core.intake.intake import intake_contribution
-from mlops_assets.core.intake.report import ContributionReport, IntakePolicy
+from mlops_assets.core.intake.report import (
+    ContributionReport,
+    IntakePolicy,
+    contribution_reports,
+)
 from mlops_assets.core.intake.text_files import IntakeLimits
 from mlops_assets.errors import (
     ContributionTooLargeError,
@@ -41,6 +45,7 @@ def unreadable_report(
         sha256=sha256 or file_sha256(path),
         rejection_reasons={reason: 1},
         decision=f"rejected: {error.message}",
+        hint=error.hint,
     )
 
 
@@ -102,6 +107,7 @@ def process_contribution(
                 landed_at=landed_at,
                 duplicate_of=earlier,
                 decision=f"rejected: the same bytes were already submitted as {earlier}",
+                hint=f"nothing to do: these bytes are taken once, as {earlier}",
                 rejection_reasons={"duplicate_submission": 1},
             )
         else:
@@ -175,18 +181,6 @@ def _sweep_staging(root: Path) -> None:
         pid = folder.name.rsplit(".staging-", 1)[1].split("-", 1)[0]
         if not pid.isdigit() or not is_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def contribution_reports(
-    root: Path, *, exclude: str | None = None
-) -> list[tuple[dict[str, Any], Path]]:
-    """(report, directory) of every contribution under ``root`` but ``exclude``, read once."""
-    reports = []
-    for report_path in sorted(root.glob("*/report.json")):
-        report = read_json(report_path)
-        if report.get("contribution_id") != exclude:
-            reports.append((report, report_path.parent))
-    return reports
 
 
 def landing_order(report: dict[str, Any]) -> tuple[float, str]:

@@ -1,9 +1,14 @@
 """What an intake decides about one contribution: the report, the acceptance policy, the
 quality score and the decision."""
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops_assets.task import TaskSchema
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class ContributionReport:
     quality_score: float = 0.0
     accepted: bool = False
     decision: str = ""
+    # What the contributor can do about a rejection, in one sentence; "" when accepted.
+    hint: str = ""
     # Seconds per step of the intake, to see where the time goes.
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -64,8 +71,10 @@ class ContributionReport:
     def to_metadata(self, landing_path: str) -> dict[str, Any]:
         """What the ``contributed_data`` partition shows: the decision and its numbers."""
         return {
-            "accepted": self.accepted,
+            "status": "accepted" if self.accepted else "rejected",
             "decision": self.decision,
+            "hint": self.hint,
+            "accepted": self.accepted,
             "contributor": self.contributor,
             "landing_path": landing_path,
             "sha256": self.sha256,
@@ -84,6 +93,18 @@ class ContributionReport:
             "dropped_columns": self.dropped_columns,
             "timings": self.timings,
         }
+
+
+def contribution_reports(
+    root: Path, *, exclude: str | None = None
+) -> list[tuple[dict[str, Any], Path]]:
+    """(report, directory) of every contribution under ``root`` but ``exclude``, read once."""
+    reports = []
+    for report_path in sorted(root.glob("*/report.json")):
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        if report.get("contribution_id") != exclude:
+            reports.append((report, report_path.parent))
+    return reports
 
 
 def quality_score(report: ContributionReport, *, n_classes: int) -> float:
@@ -136,3 +157,50 @@ def decide(report: ContributionReport, policy: IntakePolicy) -> tuple[bool, str]
     if report.quality_score < policy.min_quality:
         return False, f"rejected: {summary} < {policy.min_quality:.1f} required"
     return True, f"accepted: {summary}"
+
+
+# What to do about the reason most of a file's rows were rejected for ("{column}": the column
+# of a per-column reason).
+_REASON_HINTS = {
+    "missing_value": "fill in {column} in every row, or leave out the rows without it",
+    "not_numeric": "write {column} as plain numbers (no units or words in the cells)",
+    "non_finite": "leave out the rows whose {column} is infinite or not a number",
+    "out_of_range": "check the unit of {column}: {range}",
+    "unknown_category": "write {column} as one of {values}",
+    "unknown_label": "label each row with one of the task's classes: {classes}",
+    "malformed_row": "fix the records the report names (too many or too few fields, a header "
+    "repeated inside the file, an unclosed quote)",
+    "duplicate_in_contribution": "send each measurement once: rows repeat inside the file",
+    "duplicate_of_reference": "send new measurements: these rows are already in the reference data",
+    "duplicate_of_contribution": "send new measurements: these rows were contributed before",
+    "outlier": "check units and labels: these rows lie far from every known example of their class",
+}
+
+
+def rejection_hint(report: ContributionReport, task: "TaskSchema") -> str:
+    """One sentence on what to do about a rejected contribution, from why it was rejected:
+    the file's shape first, then the reason most of its rejected rows share."""
+    if report.accepted:
+        return ""
+    if report.rows_in == 0:
+        return "add the data rows under the header line"
+    if report.missing_columns:
+        return (
+            f"name the columns as the {task.name} task does ({', '.join(task.columns)}; "
+            "spellings with units or dots are recognised): `mlops check FILE` shows how each "
+            "column was read"
+        )
+    if not report.rejection_reasons:
+        return "send more rows like these: too few were usable to judge the file"
+    reason = max(report.rejection_reasons, key=lambda r: report.rejection_reasons[r])
+    kind, _, column = reason.partition(":")
+    feature = next((f for f in task.features if f.name == column), None)
+    template = _REASON_HINTS.get(kind, "see the report's rejection reasons for each row")
+    return template.format(
+        column=column,
+        range=f"the task expects {feature.minimum:g} to {feature.maximum:g} {feature.unit}".rstrip()
+        if feature and not feature.categorical
+        else "",
+        values=", ".join(feature.values) if feature and feature.categorical else "",
+        classes=", ".join(task.classes),
+    )

@@ -100,6 +100,31 @@ class Baseline:
             "training_fingerprint": self.training_fingerprint or "",
         }
 
+    def cold_start_registration(self) -> dict[str, Any]:
+        """What ``registered_model_version`` shows of a cold start's first version: one that
+        ``baseline_model`` registered and made champion itself (a candidate trained on the
+        same data would be the same model, so none is registered after it)."""
+        origin = (
+            "trained on the reference data alone"
+            if self.load is None
+            else f"imported from {self.source}"
+        )
+        return {
+            "model_name": self.model_name,
+            "version": self.version,
+            "aliases": [CHAMPION],
+            "promoted": True,
+            "reason": COLD_START_REASON if self.load is None else f"cold start: {origin}",
+            "registered_by": f"baseline_model: no champion existed, so v{self.version} was "
+            f"{origin} and became champion",
+            "champion_version": self.version,
+            "model_uuid": self.model_uuid,
+            "contributions": [],
+            "contributors": [],
+            "benchmark_accuracy": self.evaluation.metrics["accuracy"],
+            "attestation_sha256": self.attestation_sha256 or "",
+        }
+
     def version_event(self) -> VersionEvent:
         """The event of a cold start: the first version, registered as champion."""
         return VersionEvent(

@@ -398,21 +398,10 @@ def _log_datasets(
 def _log_evaluation_artifacts(
     candidate: Evaluation, baseline: Evaluation, deltas: dict[str, float]
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display in run workers
+    # The pictures (confusion matrices, calibration, ...) are logged by trained_model, under
+    # plots/, with the same bytes the Dagster UI shows.
     import mlflow
-    import numpy as np
-    from matplotlib import pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
 
-    figure, axis = plt.subplots(figsize=(5, 4))
-    ConfusionMatrixDisplay(
-        np.array(candidate.confusion_matrix), display_labels=candidate.classes
-    ).plot(ax=axis, colorbar=False)
-    axis.set_title("Candidate on the benchmark")
-    mlflow.log_figure(figure, "evaluation/confusion_matrix.png")
-    plt.close(figure)
     mlflow.log_text(candidate.report, "evaluation/classification_report.txt")
     mlflow.log_dict(
         {"candidate": candidate.to_dict(), "baseline": baseline.to_dict(), "deltas": deltas},

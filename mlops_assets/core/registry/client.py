@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
 
     from mlops_assets.core.registry.webhooks import VersionEvent
+    from mlops_assets.core.reporting.plots import Plot
     from mlops_assets.task import TaskSchema
 
 T = TypeVar("T")
@@ -523,6 +524,19 @@ def record_attestation(
         model_name, version, tag.ATTESTATION_SHA256, document["document_sha256"]
     )
     return f"runs:/{run_id}/{path}"
+
+
+def log_plots(plots: list[Plot], folder: str) -> None:
+    """``plots`` as PNG artifacts of the active MLflow run, under ``folder`` (the same bytes
+    the Dagster UI shows)."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for plot in plots:
+            (Path(tmp) / plot.file_name).write_bytes(plot.png)
+        mlflow.log_artifacts(tmp, artifact_path=folder)
 
 
 def read_attestation(client: MlflowClient, version: ModelVersion) -> dict[str, Any] | None:

@@ -1,5 +1,7 @@
 """``contributed_data``: one landed file taken in, judged, and stored with its report."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from mlops_assets.core.common.names import safe_text
@@ -10,8 +12,17 @@ from mlops_assets.defs.contributions.partitions import (
     STAGE_TAG,
     contributions_partitions,
 )
+from mlops_assets.defs.metadata import pictures
 from mlops_assets.defs.resources import DatasetStore, IntakeSettings, LandingZone, TaskDefinition
 from mlops_assets.errors import UpstreamMissingError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops_assets.core.intake.report import ContributionReport
+    from mlops_assets.core.reporting.plots import Plot
+
+DECISION_TAG = "mlops/decision"  # accepted | rejected, on the intake run
 
 # Intake and integration read the reports and the accepted rows of earlier contributions;
 # rejected rows stay in storage for people, unread by the pipeline.
@@ -55,15 +66,16 @@ def contributed_data(
             hint=f"materialize {task.schema().dataset_asset} first",
         )
     schema = task.schema()
+    train, benchmark = store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)
+    # Earlier contributions are read to find duplicates; this one is written beside them.
     with landing.local_copy(landing_path) as path:
         report = process_contribution(
             path,
             schema,
-            reference=store.read_frame(store.REFERENCE_TRAIN),
+            reference=train,
             # A private benchmark is never compared at intake: which rows were refused
             # would tell a contributor which rows it holds.
-            benchmark=None if schema.private_benchmark else store.read_frame(store.BENCHMARK),
-            # Earlier contributions are read to find duplicates; this one is written beside them.
+            benchmark=None if schema.private_benchmark else benchmark,
             contributions_root=store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE),
             contribution_id=context.partition_key,
             contributor=landing_path.split("/")[0],
@@ -73,19 +85,51 @@ def contributed_data(
             landed_at=_landed_at(context),
             snapshot_root=store.local_path(store.ORIGINALS),
         )
+    plots = _draw(store, context.partition_key, [train, benchmark], task)
     # The kept bytes first: a report never names a snapshot that is not stored.
     if report.snapshot:
         store.publish(f"{store.ORIGINALS}/{report.snapshot}")
     store.publish(store.contribution(context.partition_key))
-    _note_if_changed(context, landing_path, report.sha256)
-    context.log.info(f"{safe_text(landing_path)}: {report.decision}")
+    _tell_outcome(context, landing_path, report)
     report_key = store.contribution(context.partition_key, "report.json")
+    metadata = {**report.to_metadata(landing_path), **pictures(plots)}
     return dg.MaterializeResult(
-        metadata={
-            **report.to_metadata(landing_path),
-            "report_path": dg.MetadataValue.path(store.uri(report_key)),
-        }
+        metadata={**metadata, "report_path": dg.MetadataValue.path(store.uri(report_key))}
     )
+
+
+def _draw(
+    store: DatasetStore, contribution_id: str, reference: "list[pd.DataFrame]", task: TaskDefinition
+) -> "list[Plot]":
+    """The contribution's class balance and feature drift against the reference (its parts),
+    stored beside its report (``plots/``, the files the retrain logs to MLflow) and
+    returned."""
+    import pandas as pd
+
+    from mlops_assets.core.reporting.plots import PLOTS_FOLDER, contribution_plots
+
+    clean = store.local_path(store.contribution(contribution_id, "clean.parquet"))
+    if not clean.exists():
+        return []
+    plots = contribution_plots(pd.read_parquet(clean), pd.concat(reference), task.schema())
+    folder = store.local_path(store.contribution(contribution_id, PLOTS_FOLDER))
+    folder.mkdir(exist_ok=True)
+    for plot in plots:
+        (folder / plot.file_name).write_bytes(plot.png)
+    return plots
+
+
+def _tell_outcome(
+    context: dg.AssetExecutionContext, landing_path: str, report: "ContributionReport"
+) -> None:
+    """The decision in the log (after a warning if the file changed since the sensor saw it)
+    and as the run's ``mlops/decision`` tag (the runs list shows it): a rejection is an
+    outcome of a successful run, with what to do about it."""
+    _note_if_changed(context, landing_path, report.sha256)
+    hint = f" What to do: {report.hint}" if report.hint else ""
+    context.log.info(f"{safe_text(landing_path)}: {report.decision}.{hint}")
+    status = "accepted" if report.accepted else "rejected"
+    context.instance.add_run_tags(context.run_id, {DECISION_TAG: status})
 
 
 def _landing_path(context: dg.AssetExecutionContext, config: ContributionConfig) -> str:

@@ -1,8 +1,11 @@
-"""Checks on each contribution: blocking, so a rejected file stops before training.
+"""The check on each contribution: was it accepted?
 
-The contribution's rows are validated by the intake itself, row by row with a reason each;
-the Great Expectations suite runs on the training set they go into (``integrated_dataset``),
-once per retrain rather than once per file."""
+A rejected contribution is an outcome, not a failure: its intake run succeeds, and this check
+says "rejected", why and what to do, as a warning on the partition (nothing downstream needs
+gating: integration reads accepted contributions only, and ``retrain_sensor`` starts a
+retrain for accepted ones only). The contribution's rows were validated by the intake itself,
+row by row with a reason each; the Great Expectations suite runs on the training set they go
+into (``integrated_dataset``), once per retrain rather than once per file."""
 
 import dagster as dg
 
@@ -11,18 +14,22 @@ from mlops_assets.defs.contributions.partitions import contributions_partitions
 from mlops_assets.defs.resources import DatasetStore
 
 
-@dg.asset_check(asset=contributed_data, blocking=True, partitions_def=contributions_partitions)
+@dg.asset_check(asset=contributed_data, partitions_def=contributions_partitions)
 def contributed_data_accepted(
     context: dg.AssetCheckExecutionContext, store: DatasetStore
 ) -> dg.AssetCheckResult:
-    """The contribution passed intake: enough clean rows and a quality score above the bar."""
+    """The contribution passed intake: enough clean rows and a quality score above the bar;
+    a rejection is a warning naming the reason and what to do."""
     from mlops_assets.core.common.storage import read_json
 
     report = read_json(store.fetch(store.contribution(context.partition_key, "report.json")))
+    hint = report.get("hint") or ""
     return dg.AssetCheckResult(
         passed=bool(report["accepted"]),
-        description=report["decision"],
+        severity=dg.AssetCheckSeverity.WARN,
+        description=report["decision"] + (f". What to do: {hint}" if hint else ""),
         metadata={
+            "hint": hint,
             "quality_score": report["quality_score"],
             "rows_clean": report["rows_clean"],
             "rows_rejected": report["rows_rejected"],

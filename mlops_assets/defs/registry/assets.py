@@ -1,5 +1,7 @@
 """``registered_model_version``: the candidate registered, decided, attested and announced."""
 
+from typing import Any
+
 import dagster as dg
 
 from mlops_assets.defs.automation import follows_upstream
@@ -35,7 +37,7 @@ def registered_model_version(
     """The candidate as a registry version: ``challenger`` always moves to it, ``champion``
     only when it beats the champion on the primary metric by the configured margin (see
     ``register_candidate``: a crash at any point is completed or cleaned up by a rerun)."""
-    from mlops_assets.core.intake.processing import contribution_reports
+    from mlops_assets.core.intake.report import contribution_reports
     from mlops_assets.core.modeling.candidate import Candidate
     from mlops_assets.core.registry.attestation import attested_contributions
     from mlops_assets.core.registry.client import registry_errors
@@ -70,6 +72,7 @@ def registered_model_version(
     return dg.MaterializeResult(
         metadata={
             **done.to_metadata(registry.model_name, policy.primary_metric, candidate),
+            **_trained_on(candidate.contributions, provenance.contributions),
             "registry_url": url(registry.version_url(done.version)),
             "attestation": dg.MetadataValue.path(done.attestation_uri),
         }
@@ -95,7 +98,7 @@ def contributor_scoreboard(store: DatasetStore, registry: ModelRegistry) -> dg.M
         contribution_overview,
         contributor_scoreboard,
     )
-    from mlops_assets.core.intake.processing import contribution_reports
+    from mlops_assets.core.intake.report import contribution_reports
     from mlops_assets.core.registry.client import registry_errors
 
     reports = contribution_reports(store.fetch_tree(store.CONTRIBUTIONS, ending="report.json"))
@@ -111,6 +114,11 @@ def contributor_scoreboard(store: DatasetStore, registry: ModelRegistry) -> dg.M
             "path": dg.MetadataValue.path(store.uri(store.SCOREBOARD)),
         }
     )
+
+
+def _trained_on(ids: list[str], attested: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The contributions a version was trained on, and their contributors."""
+    return {"contributions": ids, "contributors": sorted({c["contributor"] for c in attested})}
 
 
 def _run_is_over(instance: dg.DagsterInstance, run_id: str) -> bool:

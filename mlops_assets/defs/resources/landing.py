@@ -3,7 +3,6 @@
 import contextlib
 import os
 import shutil
-import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -12,14 +11,11 @@ from typing import ClassVar
 
 import dagster as dg
 
-from mlops_assets.core.common.names import safe_text
 from mlops_assets.core.intake.landing import (
     LandingFile,
     Listing,
-    RefusedEntry,
-    entry_problem,
-    is_waiting,
-    refused,
+    file_in_folder,
+    scan_folder,
 )
 
 
@@ -72,80 +68,10 @@ class LocalLandingZone(LandingZone):
         return self.root
 
     def scan(self) -> Listing:
-        root = Path(self.root)
-        if not root.is_dir():
-            return Listing()
-        files: list[LandingFile] = []
-        refusals: list[RefusedEntry] = []
-        for top in os.scandir(root):
-            if is_waiting(top.name):
-                continue
-            if top.is_symlink():
-                refusals.append(refused(top.name, "a symbolic link: it is never followed"))
-            elif not top.is_dir(follow_symlinks=False):
-                problem = entry_problem([top.name]) if top.is_file(follow_symlinks=False) else None
-                refusals.append(refused(top.name, problem or "not a regular file or folder"))
-            elif problem := entry_problem([top.name, "file"]):
-                refusals.append(refused(f"{top.name}/", problem))
-            else:
-                self._scan_folder(top, files, refusals)
-        return Listing(
-            sorted(files, key=lambda f: (f.mtime, f.relative_path)),
-            sorted(refusals, key=lambda r: r.relative_path),
-        )
-
-    @staticmethod
-    def _scan_folder(
-        folder: os.DirEntry, files: list[LandingFile], refusals: list[RefusedEntry]
-    ) -> None:
-        for entry in os.scandir(folder.path):
-            relative = f"{folder.name}/{entry.name}"
-            if is_waiting(entry.name):
-                continue
-            if entry.is_symlink():
-                refusals.append(refused(relative, "a symbolic link: it is never followed"))
-                continue
-            info = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(info.st_mode):
-                problem = entry_problem([folder.name, entry.name, "file"])
-            elif not stat.S_ISREG(info.st_mode):
-                problem = "not a regular file (a device, FIFO or socket)"
-            else:
-                problem = entry_problem([folder.name, entry.name])
-            if problem:
-                refusals.append(refused(relative, problem))
-                continue
-            files.append(
-                LandingFile(
-                    relative_path=relative,
-                    contributor=folder.name,
-                    name=entry.name,
-                    size=info.st_size,
-                    mtime=info.st_mtime,
-                )
-            )
+        return scan_folder(Path(self.root))
 
     def _path(self, relative_path: str) -> Path:
-        """The file at ``relative_path``, refused unless it is a regular file inside the zone
-        reached without a symbolic link."""
-        from mlops_assets.errors import LandingEntryRefusedError
-
-        root = Path(self.root).resolve()
-        parts = relative_path.split("/")
-        path = root.joinpath(*parts)
-        problem = entry_problem(parts)
-        if problem is None and (path.is_symlink() or path.parent.is_symlink()):
-            problem = "a symbolic link: it is never followed"
-        if problem is None and not path.resolve().is_relative_to(root):
-            problem = "outside the landing zone"
-        if problem is None and path.exists() and not path.is_file():
-            problem = "not a regular file"
-        if problem:
-            raise LandingEntryRefusedError(
-                f"{safe_text(relative_path, limit=200)} in the landing zone is refused: {problem}",
-                hint="put a regular file at <contributor>/<file>",
-            )
-        return path
+        return file_in_folder(Path(self.root), relative_path)
 
     def content_version(self, file: LandingFile) -> str:
         from mlops_assets.core.common.hashing import file_sha256

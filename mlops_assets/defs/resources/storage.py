@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import dagster as dg
 
+from mlops_assets.core.common import layout
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -19,25 +21,24 @@ class DatasetStore(dg.ConfigurableResource, ABC):
     stores what was written there.
     """
 
-    REFERENCE_TRAIN: ClassVar[str] = "reference/train.parquet"
-    BENCHMARK: ClassVar[str] = "reference/benchmark.parquet"
-    CONTRIBUTIONS: ClassVar[str] = "contributions"
-    # The bytes of accepted contributions, as ingested: <sha256[:16]>/<file name>.
-    ORIGINALS: ClassVar[str] = "originals"
-    SCOREBOARD: ClassVar[str] = "scoreboard/contributors.parquet"
-    TASK: ClassVar[str] = "task.json"  # the task whose data this store holds
+    # The keys (``core/common/layout``).
+    REFERENCE_TRAIN: ClassVar[str] = layout.REFERENCE_TRAIN
+    BENCHMARK: ClassVar[str] = layout.BENCHMARK
+    CONTRIBUTIONS: ClassVar[str] = layout.CONTRIBUTIONS
+    ORIGINALS: ClassVar[str] = layout.ORIGINALS
+    SCOREBOARD: ClassVar[str] = layout.SCOREBOARD
+    TASK: ClassVar[str] = layout.TASK
 
     root: str
 
-    @classmethod
-    def contribution(cls, contribution_id: str, file: str = "") -> str:
+    @staticmethod
+    def contribution(contribution_id: str, file: str = "") -> str:
         """The key of a contribution's folder, or of ``file`` in it."""
-        return "/".join(filter(None, (cls.CONTRIBUTIONS, contribution_id, file)))
+        return layout.contribution(contribution_id, file)
 
     @staticmethod
     def integrated(sha256: str) -> str:
-        # Versioned by content hash, so the exact data any model was trained on stays readable.
-        return f"integrated/{sha256[:16]}.parquet"
+        return layout.integrated(sha256)
 
     @abstractmethod
     def uri(self, key: str) -> str:

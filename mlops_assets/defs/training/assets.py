@@ -12,7 +12,7 @@ import dagster as dg
 
 from mlops_assets.defs.automation import follows_upstream
 from mlops_assets.defs.data.assets import INTEGRATED_DATASET
-from mlops_assets.defs.metadata import table, upstream_metadata, url
+from mlops_assets.defs.metadata import pictures, table, upstream_metadata, url
 from mlops_assets.defs.resources import (
     BaselineLoader,
     DatasetStore,
@@ -27,7 +27,9 @@ from mlops_assets.defs.resources import (
 )
 
 if TYPE_CHECKING:
+    from mlops_assets.core.modeling.baseline import Baseline
     from mlops_assets.core.modeling.candidate import TrainedCandidate, TrainingSpec
+    from mlops_assets.core.reporting.plots import Plot
     from mlops_assets.task import TaskSchema
 
 
@@ -39,6 +41,8 @@ class Estimator(Enum):
 
 BASELINE_MODEL = dg.AssetKey("baseline_model")
 TRAINED_MODEL = dg.AssetKey("trained_model")
+REGISTERED_MODEL_VERSION = dg.AssetKey("registered_model_version")
+CONTRIBUTOR_SCOREBOARD = dg.AssetKey("contributor_scoreboard")
 
 
 class TrainingConfig(dg.Config):
@@ -134,9 +138,7 @@ def baseline_model(
         )
         baseline.log_to_active_run()
     if baseline.cold_start:
-        context.log.info(f"Cold start: registered baseline v{baseline.version} as champion")
-        for line in [*serving.champion_moved(), *webhooks.announce(baseline.version_event())]:
-            context.log.info(line)
+        _announce_cold_start(context, baseline, serving, webhooks, registry)
     own = baseline.model_name == registry.model_name
     return dg.MaterializeResult(
         metadata={
@@ -144,6 +146,38 @@ def baseline_model(
             "mlflow_run_id": run_id,
             "registry_url": url(registry.version_url(baseline.version)) if own else "",
         }
+    )
+
+
+def _announce_cold_start(
+    context: dg.AssetExecutionContext,
+    baseline: "Baseline",
+    serving: PredictionApis,
+    webhooks: Webhooks,
+    registry: ModelRegistry,
+) -> None:
+    """Tell the APIs and the webhook receivers about the first champion, and record its
+    registration on ``registered_model_version``, where people look for it (no candidate is
+    registered after it: one trained on the same data would be the same model); the
+    scoreboard, built by retrains only, says it waits for one."""
+    context.log.info(f"Cold start: registered baseline v{baseline.version} as champion")
+    for line in [*serving.champion_moved(), *webhooks.announce(baseline.version_event())]:
+        context.log.info(line)
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=CONTRIBUTOR_SCOREBOARD,
+            metadata={"waiting": "no retrain yet: the first one builds the scoreboard"},
+        )
+    )
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=REGISTERED_MODEL_VERSION,
+            description=f"v{baseline.version}: the first champion, registered by baseline_model",
+            metadata={
+                **baseline.cold_start_registration(),
+                "registry_url": url(registry.version_url(baseline.version)),
+            },
+        )
     )
 
 
@@ -206,6 +240,8 @@ def trained_model(
                     registered_alike=registry.trained_alike,
                     confidence=policy.confidence,
                 )
+                if not isinstance(trained, AlreadyTrained):
+                    plots = _pictures(trained, store, policy.primary_metric)
     if isinstance(trained, AlreadyTrained):
         context.log.info(trained.reason)
         context.log_event(
@@ -215,19 +251,46 @@ def trained_model(
     for value in trained.valuation.excluded:
         context.log.warning(f"{value.contribution_id} left out: {value.reason}")
     run_url = registry.run_url(trained.experiment_id, run_id)
-    yield dg.MaterializeResult(metadata=_candidate_metadata(trained, run_url))
+    yield dg.MaterializeResult(metadata=_candidate_metadata(trained, run_url, plots))
 
 
 MARKDOWN = ("metrics_table", "valuation_summary", "confusion_matrix")
 
 
-def _candidate_metadata(trained: "TrainedCandidate", run_url: str) -> dict[str, Any]:
-    """What the UI shows of a candidate: its metadata, tables and reports as Markdown, and a
-    link to its MLflow run."""
+def _pictures(trained: "TrainedCandidate", store: DatasetStore, metric: str) -> "list[Plot]":
+    """The candidate's pictures, logged to its MLflow run (``plots/``) with the pictures of
+    each contribution it valued (``contributions/<id>/``, drawn at intake); returned for the
+    UI. Needs the active MLflow run."""
+    import mlflow
+
+    from mlops_assets.core.registry.client import log_plots
+    from mlops_assets.core.reporting.plots import (
+        CONTRIBUTION_PLOTS,
+        PLOTS_FOLDER,
+        candidate_plots,
+    )
+
+    plots = candidate_plots(trained, metric)
+    log_plots(plots, PLOTS_FOLDER)
+    for value in trained.valuation.values:
+        folder = store.contribution(value.contribution_id, PLOTS_FOLDER)
+        for name in CONTRIBUTION_PLOTS:
+            if store.exists(f"{folder}/{name}.png"):
+                path = store.fetch(f"{folder}/{name}.png")
+                mlflow.log_artifact(str(path), f"contributions/{value.contribution_id}")
+    return plots
+
+
+def _candidate_metadata(
+    trained: "TrainedCandidate", run_url: str, plots: "list[Plot]"
+) -> dict[str, Any]:
+    """What the UI shows of a candidate: the pictures first, then its metadata, tables and
+    reports as Markdown, and a link to its MLflow run."""
     from mlops_assets.core.modeling.valuation import VALUE_COLUMNS
 
     metadata = trained.to_metadata()
     return {
+        **pictures(plots),
         **metadata,
         **{k: dg.MetadataValue.md(metadata[k]) for k in MARKDOWN},
         "contribution_values": table(metadata["contribution_values"], VALUE_COLUMNS),
