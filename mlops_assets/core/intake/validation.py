@@ -43,15 +43,6 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def label_spellings(task: TaskSchema) -> list[tuple[str, str]]:
-    """(lower-cased spelling, class) pairs: the name, its index, and the task's aliases."""
-    pairs = {}
-    for index, name in enumerate(task.classes):
-        for spelling in (name.lower(), str(index), f"{index}.0", *task.label_aliases.get(name, ())):
-            pairs[spelling] = name
-    return sorted(pairs.items())
-
-
 def validated_rows_sql(
     task: TaskSchema,
     sources: dict[str, str],
@@ -158,7 +149,7 @@ def canonical_value_sql(feature: Feature, text_sql: str) -> str:
 
 def canonical_label_sql(task: TaskSchema, text_sql: str) -> str:
     """SQL: the class named by ``text_sql`` (any known spelling, any case), else NULL."""
-    return _canonical_sql(task.classes, label_spellings(task), text_sql)
+    return _canonical_sql(task.classes, task.label_spellings(), text_sql)
 
 
 def _canonical_sql(names: tuple[str, ...], spellings: list[tuple[str, str]], text_sql: str) -> str:
