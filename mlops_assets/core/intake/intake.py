@@ -8,6 +8,7 @@ file's size. Nothing is lost: every record ends up either in ``clean.parquet`` o
 """
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,9 @@ import pandas as pd
 
 from mlops_assets.core.common.hashing import file_sha256
 from mlops_assets.core.common.names import safe_text, without_paths
-from mlops_assets.core.intake import pii
+from mlops_assets.core.intake import label_codes, pii
 from mlops_assets.core.intake.columns import map_columns, normalise_column_name
+from mlops_assets.core.intake.label_codes import CODE_COLUMN
 from mlops_assets.core.intake.readers import (
     MALFORMED,
     RAW,
@@ -141,15 +143,14 @@ def _intake(
     ):
         timings["read_and_count"] = round(time.perf_counter() - started, 3)
         db = raw.connection
-        report.file_format = raw.file_format + (f"+{raw.compression}" if raw.compression else "")
-        report.dialect = raw.dialect.describe() if raw.dialect else {}
-        report.header, report.encoding = raw.header_mode, raw.encoding
-        report.records_in_file = raw.records_in_file
+        raw.describe_reading(report)
         db.register("reference_rows", reference[task.columns])
         named_pii = [c for c in raw.columns if pii.kinds_by_column_name(normalise_column_name(c))]
         mapping = map_columns([c for c in raw.columns if c not in named_pii], task)
+        declared = task
         with _timed(timings, "validate"):
             _decide_rows(raw, task, mapping)
+            task, codes_problem = _task_for_codes(raw, task, mapping)
         with _timed(timings, "personal_data"):
             report.pii_found, pii_columns = _scan_pii(db, raw.columns)
         if any(column in mapping for column in pii_columns):
@@ -172,6 +173,8 @@ def _intake(
             parsed = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0]
             report.rows_in = parsed + raw.malformed_rows
             _summarise(db, task, report)
+        if label_hint := _label_hint(raw, declared, mapping, codes_problem, report):
+            report.hints.append(label_hint)
         report.accepted, report.decision = decide(report, policy)
         if output_dir is not None:
             kept = {c: shown[c] for c in raw.columns if c not in pii_columns}
@@ -179,6 +182,38 @@ def _intake(
             with _timed(timings, "write_outputs"):
                 _write_outputs(raw, task, kept, output_dir, policy, any_rejected=parsed_rejected)
     timings["total"] = round(time.perf_counter() - started, 3)
+
+
+def _task_for_codes(
+    raw: RawContribution, task: TaskSchema, mapping: dict[str, str]
+) -> tuple[TaskSchema, str | None]:
+    """The task to judge the file by: as declared, or, when the file's integer labels cannot
+    be read with the declared class codes beyond doubt, without them (the rows decided again,
+    coded ones now ``unknown_label``); and why."""
+    if not task.class_codes or set(task.columns) - set(mapping.values()):
+        return task, None
+    problem = label_codes.codes_problem(label_codes.found_codes(raw.connection, DECIDED), task)
+    if problem is None:
+        return task, None
+    task = dataclasses.replace(task, class_codes={})
+    _decide_rows(raw, task, mapping)
+    return task, problem
+
+
+def _label_hint(
+    raw: RawContribution,
+    task: TaskSchema,
+    mapping: dict[str, str],
+    problem: str | None,
+    report: ContributionReport,
+) -> str | None:
+    """What to do when labels were integer codes that could not be read."""
+    if not problem and "unknown_label" not in report.rejection_reasons:
+        return None
+    source = next(c for c, target in mapping.items() if target == task.label)
+    text = _text_sql(raw.columns.index(source))
+    integers = label_codes.unknown_integer_labels(raw.connection, DECIDED, text)
+    return label_codes.label_hint(task, integers, problem)
 
 
 @contextlib.contextmanager
@@ -305,8 +340,11 @@ def _decide_rows(raw: RawContribution, task: TaskSchema, mapping: dict[str, str]
                 + "]"
             )
         rounded = ", ".join(_match_key_sql(f) for f in task.features)
+        if task.class_codes:  # which integers the labels spell, to judge the file's codes
+            carried[CODE_COLUMN] = label_codes.code_sql(quote(sources[task.label]), task)
+        code = f"{CODE_COLUMN}, " if task.class_codes else ""
         select = f"""
-            SELECT {", ".join(quote(c) for c in task.columns)}, {REASONS},
+            SELECT {", ".join(quote(c) for c in task.columns)}, {code}{REASONS},
                 CASE WHEN NOT {rejected} AND {_outlier_sql(db, task)} THEN {OUTLIER_FLAG}
                 ELSE 0 END::UTINYINT AS {FLAGS},
                 CASE WHEN NOT {rejected} THEN hash({rounded}) END AS {FEATURE_HASH},
@@ -331,6 +369,7 @@ def _validated(
         carry=carried,
         decimal=dialect.decimal if dialect else ".",
         header_names=sources if dialect and dialect.header else None,
+        nul_bytes=raw.has_nul,
     )
 
 
