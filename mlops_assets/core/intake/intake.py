@@ -172,6 +172,7 @@ def _intake(
         with _timed(timings, "summarise"):
             parsed = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0]
             report.rows_in = parsed + raw.malformed_rows
+            report.records_in_file = raw.records_in_file
             _summarise(db, task, report)
         if label_hint := _label_hint(raw, declared, mapping, codes_problem, report):
             report.hints.append(label_hint)

@@ -145,6 +145,8 @@ class RawContribution:
             )
         self.malformed_rows = len(bad)
         total = parsed + len(bad)
+        if self.records_in_file is None:  # an array of JSON records: all or nothing is read
+            self.records_in_file = total
         if self.records_in_file is not None and total != self.records_in_file:
             raise ContributionUnreadableError(
                 f"{self.file_name}: the parser read {total} records but the file holds "
