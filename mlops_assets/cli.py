@@ -140,13 +140,20 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(report.to_dict(), sort_keys=True))
     else:
         print(f"{report.file_name}: {report.decision}")
+        print(
+            f"  read as {report.reader}, {report.encoding}, header: {report.header}; "
+            f"{report.records_in_file} records in the file"
+        )
         if report.dialect:
             dialect = report.dialect
             print(
-                f"  read as {report.encoding} text, {dialect['delimiter']}-delimited, decimal "
-                f"{dialect['decimal']}, header {dialect['header']}; "
-                f"{report.records_in_file} records in the file"
+                f"  {dialect['delimiter']}-delimited, decimal {dialect['decimal']}, "
+                f"{dialect['line_endings']} line endings"
             )
+        for line in report.skipped_lines:
+            print(f"  skipped {line['position']}: {line['text']}")
+        if report.other_sheets:
+            print(f"  other sheets, not read: {', '.join(report.other_sheets)}")
         print(
             f"  rows in {report.rows_in}, clean {report.rows_clean},"
             f" rejected {report.rows_rejected}, quality score {report.quality_score:.1f}"
@@ -157,6 +164,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  personal data: {count} x {kind} (column never kept)")
         if report.dropped_columns:
             print(f"  dropped columns: {', '.join(report.dropped_columns)}")
+        for hint in report.hints:
+            print(f"  hint: {hint}")
     return 0 if report.accepted else 1
 
 

@@ -21,6 +21,7 @@ from mlops_assets.core.common.names import safe_text, without_paths
 from mlops_assets.core.intake import label_codes, pii
 from mlops_assets.core.intake.columns import map_columns, normalise_column_name
 from mlops_assets.core.intake.label_codes import CODE_COLUMN
+from mlops_assets.core.intake.raw_contribution import without_library_advice
 from mlops_assets.core.intake.readers import (
     MALFORMED,
     RAW,
@@ -114,10 +115,10 @@ def intake_contribution(
 
 def _failed(path: Path, exc: BaseException) -> IntakeFailedError:
     """A typed error for a failure of the intake itself, saying what to do about it."""
-    text = " ".join(str(exc).split())[:300]
+    text = without_paths(without_library_advice(str(exc)))[:300]
     memory = "memory" in text.lower() or isinstance(exc, MemoryError)
     return IntakeFailedError(
-        f"{path.name}: the intake failed ({type(exc).__name__}: {without_paths(text)})",
+        f"{path.name}: the intake failed ({type(exc).__name__}: {text})",
         hint="split the file into smaller ones (it needs more memory than the intake has)"
         if memory
         else "check the disk and storage of the deployment, then run the intake again",

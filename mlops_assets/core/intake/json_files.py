@@ -83,6 +83,10 @@ def read_document(path: Path, task: TaskSchema, name: str) -> JsonTable:
 
 
 def _table(document: Any, task: TaskSchema, name: str) -> JsonTable:
+    if document in ([], {}) or (isinstance(document, list) and all(r == {} for r in document)):
+        raise ContributionUnreadableError(
+            f"{name}: the JSON holds no records", hint="export the data again, with its rows"
+        )
     if isinstance(document, list):
         if all(isinstance(r, dict) for r in document):
             return _records(document, RECORDS, "record keys")

@@ -328,3 +328,12 @@ def unreadable(file_name: str, file_format: str, exc: Exception) -> Contribution
     return ContributionUnreadableError(
         f"{file_name}: cannot be read: {problem}", hint=f"{hint}; it must be {needs}"
     )
+
+
+_ADVICE = re.compile(r"\s*(LINE \d+:|HINT:|Try |Candidate|Did you mean).*", re.DOTALL)
+
+
+def without_library_advice(text: str) -> str:
+    """A library's error message without the query it ran or the options it suggests, which
+    are ours to act on, not the contributor's: its first sentence, on one line."""
+    return " ".join(_ADVICE.sub("", text).split())
