@@ -229,3 +229,16 @@ def test_r_write_table_quoting_reads_every_record_exactly(tmp_path):
     text = frame.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r")
     report, _, _ = intake(tmp_path, "q.csv", text)
     assert (report.rows_in, report.rows_clean) == (30, 30)
+
+
+def test_mlops_check_says_how_the_file_was_read_and_what_to_do(tmp_path, capsys):
+    from mlops_assets.cli import main
+
+    path = tmp_path / "r_codes.csv"
+    path.write_text("# exported from R 4.4\n" + r_write_csv(r_factor_codes(flowers(12, step=12))))
+    assert main(["check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "read as delimited text, utf-8, header: line 2, first column is row names" in out
+    assert "skipped line 1: # exported from R 4.4" in out
+    assert "12 x unknown_label" in out
+    assert "hint: the labels are integer codes (1, 2, 3), and 3 is no code" in out

@@ -212,7 +212,9 @@ def _label_hint(
     """What to do when labels were integer codes that could not be read."""
     if not problem and "unknown_label" not in report.rejection_reasons:
         return None
-    source = next(c for c, target in mapping.items() if target == task.label)
+    source = next((c for c, target in mapping.items() if target == task.label), None)
+    if source is None:
+        return None
     text = _text_sql(raw.columns.index(source))
     integers = label_codes.unknown_integer_labels(raw.connection, DECIDED, text)
     return label_codes.label_hint(task, integers, problem)
@@ -371,7 +373,7 @@ def _validated(
         carry=carried,
         decimal=dialect.decimal if dialect else ".",
         header_names=sources if dialect and dialect.header else None,
-        nul_bytes=raw.has_nul,
+        nul_bytes=True,  # checked for rejected rows only: a NUL byte makes any value invalid
     )
 
 

@@ -74,7 +74,6 @@ class RawContribution:
     skipped_count: int = 0
     other_sheets: list[str] = field(default_factory=list)
     line_endings: str = ""
-    has_nul: bool = False
     # Lines of the file before line 1 of what the parser reads (a preamble).
     line_offset: int = 0
     lines_source: str = ""  # JSON Lines: each line as text, in SQL

@@ -134,7 +134,7 @@ def _open_text(stack, raw, path, task, limits, deadline) -> tuple[str, list[str]
     )
     assert scan.dialect is not None
     raw.dialect, raw.records_in_file, raw.encoding = scan.dialect, scan.records, scan.encoding
-    raw.source_path, raw.irregular, raw.has_nul = scan.path, scan.irregular, scan.has_nul
+    raw.source_path, raw.irregular = scan.path, scan.irregular
     raw.header, raw.line_offset = scan.dialect.header_position, scan.line_offset
     raw.skipped = [{"position": f"line {n}", "text": text} for n, text in scan.skipped]
     raw.skipped_count, raw.line_endings = scan.skipped_count, scan.line_endings
@@ -161,7 +161,7 @@ def _open_json_lines(stack, raw, path, task, limits, deadline) -> tuple[str, lis
         scan_lines(path, compression=raw.compression, limits=limits, deadline=deadline)
     )
     raw.records_in_file, raw.encoding, raw.source_path = scan.records, scan.encoding, scan.path
-    raw.has_nul, raw.line_endings = scan.has_nul, scan.line_endings
+    raw.line_endings = scan.line_endings
     raw.header, raw.find_malformed = "the keys of each line's object", bad_json_lines
     keys = json_files.line_keys(scan.path, path.name)
     # Each line as one text field: no delimiter or quote a JSON object holds unescaped.

@@ -92,7 +92,6 @@ class TextScan:
     skipped: tuple[tuple[int, str], ...] = ()
     skipped_count: int = 0
     line_endings: str = "LF"
-    has_nul: bool = False
 
 
 @contextlib.contextmanager
@@ -224,13 +223,11 @@ def _stream(
         skip_bom=bom and not skip,
         quoted=dialect is not None,
     )
-    has_nul = False
     for chunk in _prepend(body, chunks):
         if chunk is not body:
             budget.add(len(chunk))
             if cr_only:
                 chunk = chunk.replace(b"\r", b"\n")
-        has_nul = has_nul or b"\x00" in chunk
         counter.feed(chunk)
         if sink is not None:
             sink.write(chunk)
@@ -255,7 +252,6 @@ def _stream(
         ),
         skipped_count=skip,
         line_endings="CR" if cr_only else "CRLF" if b"\r\n" in sample[:cut] else "LF",
-        has_nul=has_nul,
     )
 
 

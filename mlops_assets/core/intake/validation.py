@@ -64,8 +64,8 @@ def validated_rows_sql(
     the row is valid. A missing value of a feature the task imputes is NULL and no reason.
     With ``decimal=","`` numbers are read with a decimal comma. With ``header_names`` (task
     column -> the header's name for it), a row repeating the header is ``malformed_row``. With
-    ``nul_bytes`` (the file holds some), a value holding a NUL byte rejects its row as
-    ``nul_byte:<column>``, and for nothing else: the byte is the problem, not the value.
+    ``nul_bytes``, a value holding a NUL byte rejects its row as ``nul_byte:<column>``, and
+    for nothing else: the byte is the problem, not the value.
     Expressions only, no join: one streaming pass that keeps the relation's order.
     """
     inner = [f"{expression} AS {quote(alias)}" for alias, expression in (carry or {}).items()]
