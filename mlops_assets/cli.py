@@ -112,7 +112,8 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
     """The report the pipeline would write for ``path`` (raises when it cannot be read)."""
     from mlops_assets.core.data.reference_data import load_reference_data
     from mlops_assets.core.intake.intake import intake_contribution
-    from mlops_assets.defs.resources import intake_settings
+    from mlops_assets.core.intake.limits import IntakeLimits
+    from mlops_assets.core.intake.report import IntakePolicy
     from mlops_assets.errors import ContributionUnreadableError
 
     if path.is_symlink():
@@ -129,8 +130,19 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
         reference=load_reference_data(settings.iris_csv, settings.task).frame,
         contribution_id=path.name,
         contributor=contributor,
-        policy=intake_settings(settings).policy(),
-        limits=intake_settings(settings).limits(),
+        # The settings the pipeline's IntakeSettings resource holds, read without importing
+        # Dagster: that import alone is seconds a contributor waits on every check.
+        policy=IntakePolicy(
+            min_valid_share=settings.min_valid_share,
+            min_quality=settings.min_quality,
+            min_rows=settings.min_rows,
+            keep_outliers=settings.keep_outliers,
+        ),
+        limits=IntakeLimits(
+            max_bytes=settings.max_decompressed_bytes,
+            max_ratio=settings.max_compression_ratio,
+            timeout_seconds=settings.intake_timeout,
+        ),
     )
 
 
