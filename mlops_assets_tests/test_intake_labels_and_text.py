@@ -50,7 +50,8 @@ def r_write_csv(frame: pd.DataFrame) -> str:
     """R's write.csv(x): quoted header and strings, a quoted row-name column, numbers bare."""
     lines = [",".join(['""', *(f'"{c}"' for c in frame.columns)])]
     for i, row in enumerate(frame.itertuples(index=False), start=1):
-        lines.append(",".join([f'"{i}"', *(f'"{v}"' if isinstance(v, str) else str(v) for v in row)]))
+        values = [f'"{v}"' if isinstance(v, str) else str(v) for v in row]
+        lines.append(",".join([f'"{i}"', *values]))
     return "\n".join(lines) + "\n"
 
 
@@ -70,7 +71,7 @@ def test_r_factor_codes_are_never_read_as_other_classes(tmp_path):
     """The R file of the issue: codes 1-3 for setosa, versicolor, virginica. Read as the
     task's codes 0-2 they would turn setosa into versicolor: every row is unknown_label."""
     text = r_write_csv(r_factor_codes(flowers(41, step=3)))
-    report, clean, rejected = intake(tmp_path, "r_codes.csv", text)
+    report, _clean, rejected = intake(tmp_path, "r_codes.csv", text)
     assert (report.rows_in, report.rows_clean, report.accepted) == (41, 0, False)
     assert report.rejection_reasons == {"unknown_label": 41}
     assert set(rejected["Species"]) == {"1", "2", "3"}  # the original values, kept
@@ -83,7 +84,7 @@ def test_r_codes_of_two_classes_could_be_either_base_and_are_refused(tmp_path):
     """Setosa and versicolor from R are 1 and 2, which are also the task's own codes of
     versicolor and virginica: which is meant cannot be known."""
     two = flowers(40, step=2).query("species != 'virginica'").reset_index(drop=True)
-    report, clean, _ = intake(tmp_path, "r_two.csv", r_write_csv(r_factor_codes(two)))
+    report, _clean, _ = intake(tmp_path, "r_two.csv", r_write_csv(r_factor_codes(two)))
     assert report.rows_clean == 0 and report.rejection_reasons == {"unknown_label": len(two)}
     assert "counted from 1" in report.hints[0]
 
@@ -133,7 +134,7 @@ def test_windows_excel_comma_csv_with_accents_in_the_header_is_read_as_cp1252(tm
     frame = flowers(30).rename(columns={"species": "Espèce"})
     task = dataclasses.replace(IRIS, label_column_aliases=("espèce",))
     content = frame.to_csv(index=False, lineterminator="\r\n").encode("cp1252")
-    report, clean, _ = intake(tmp_path, "excel.csv", content, task=task)
+    report, _clean, _ = intake(tmp_path, "excel.csv", content, task=task)
     assert report.encoding == "cp1252 (detected)" and report.rows_clean == 30
     assert report.column_mapping["Espèce"] == "species"
 
@@ -172,7 +173,7 @@ def test_an_instruments_comment_block_is_skipped_and_reported_line_by_line(tmp_p
 
 def test_a_title_block_above_the_header_is_found_by_the_tasks_column_names(tmp_path):
     text = "Iris measurements, greenhouse B\nMay 2024\n\n" + flowers(20).to_csv(index=False)
-    report, clean, _ = intake(tmp_path, "titled.csv", text)
+    report, _clean, _ = intake(tmp_path, "titled.csv", text)
     assert report.header == "line 4" and report.rows_in == 20 and report.rows_clean == 20
     assert [s["text"] for s in report.skipped_lines] == [
         "Iris measurements, greenhouse B",
