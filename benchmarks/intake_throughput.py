@@ -8,7 +8,9 @@ we know, polars streaming (``scan_csv`` -> cast -> range/label filter -> ``uniqu
 ``drop_duplicates`` + ``to_parquet``). Wall time and peak RSS are measured per process; the
 intake's own per-step timings (``report.timings``) show where its time goes.
 
-    python benchmarks/intake_throughput.py --sizes-mb 200 1000
+    python benchmarks/intake_throughput.py --sizes-mb 400 1000 4000 --engines mlops polars
+
+The last line printed is the ratio of our throughput to polars' per size (same run).
 """
 
 import argparse
@@ -116,6 +118,12 @@ def run(code: str, source: Path, out: Path) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=["mlops", "polars", "naive"],
+        help="which of mlops, polars, naive (naive pandas needs 4x the file in memory)",
+    )
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; date: {date.today()}")
     print("| file | engine | seconds | MB/s | peak RSS (MB) |")
@@ -132,6 +140,8 @@ def main() -> None:
                 ("naive pandas", PANDAS),
             )
             for engine, code in engines:
+                if not engine.startswith(tuple(args.engines)):
+                    continue
                 seconds, rss, printed = run(code, source, Path(tmp) / engine.split()[0])
                 results.append((megabytes, engine, seconds, size / seconds, rss))
                 rate = size / seconds
@@ -142,6 +152,13 @@ def main() -> None:
         shown = ", ".join(f"{step} {seconds}" for step, seconds in timings.items())
         print(f"intake steps at {size:.0f} MB (s): {shown}")
     print(json.dumps(results))
+    seconds = {(size, engine.split()[0]): s for size, engine, s, *_ in results}
+    ratios = {
+        size: round(seconds[size, "polars"] / seconds[size, "mlops_assets"], 2)
+        for size, engine in seconds
+        if engine == "polars" and (size, "mlops_assets") in seconds
+    }
+    print("throughput ratio mlops_assets / polars streaming, per MB size:", ratios)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,8 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
     """The report the pipeline would write for ``path`` (raises when it cannot be read)."""
     from mlops_assets.core.data.reference_data import benchmark_split, load_reference_data
     from mlops_assets.core.intake.intake import intake_contribution
-    from mlops_assets.defs.resources import intake_settings
+    from mlops_assets.core.intake.limits import IntakeLimits
+    from mlops_assets.core.intake.report import IntakePolicy
     from mlops_assets.errors import ContributionUnreadableError
 
     if path.is_symlink():
@@ -137,8 +138,19 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
         benchmark=None if task.private_benchmark else split.benchmark,
         contribution_id=path.name,
         contributor=contributor,
-        policy=intake_settings(settings).policy(),
-        limits=intake_settings(settings).limits(),
+        # The settings the pipeline's IntakeSettings resource holds, read without importing
+        # Dagster: that import alone is seconds a contributor waits on every check.
+        policy=IntakePolicy(
+            min_valid_share=settings.min_valid_share,
+            min_quality=settings.min_quality,
+            min_rows=settings.min_rows,
+            keep_outliers=settings.keep_outliers,
+        ),
+        limits=IntakeLimits(
+            max_bytes=settings.max_decompressed_bytes,
+            max_ratio=settings.max_compression_ratio,
+            timeout_seconds=settings.intake_timeout,
+        ),
     )
 
 
@@ -150,13 +162,20 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{report.file_name}: {report.decision}")
         if report.hint:
             print(f"  what to do: {report.hint}")
+        print(
+            f"  read as {report.reader}, {report.encoding}, header: {report.header}; "
+            f"{report.records_in_file} records in the file"
+        )
         if report.dialect:
             dialect = report.dialect
             print(
-                f"  read as {report.encoding} text, {dialect['delimiter']}-delimited, decimal "
-                f"{dialect['decimal']}, header {dialect['header']}; "
-                f"{report.records_in_file} records in the file"
+                f"  {dialect['delimiter']}-delimited, decimal {dialect['decimal']}, "
+                f"{dialect['line_endings']} line endings"
             )
+        for line in report.skipped_lines:
+            print(f"  skipped {line['position']}: {line['text']}")
+        if report.other_sheets:
+            print(f"  other sheets, not read: {', '.join(report.other_sheets)}")
         print(
             f"  rows in {report.rows_in}, clean {report.rows_clean},"
             f" rejected {report.rows_rejected}, quality score {report.quality_score:.1f}"
@@ -167,6 +186,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  personal data: {count} x {kind} (column never kept)")
         if report.dropped_columns:
             print(f"  dropped columns: {', '.join(report.dropped_columns)}")
+        for hint in report.hints:
+            print(f"  hint: {hint}")
     return 0 if report.accepted else 1
 
 

@@ -75,6 +75,9 @@ class TaskSchema:
     estimator: str | None = None
     # Identical rows in contributions: copies to ``drop``, or observations to ``keep``.
     duplicates: str = DROP
+    # Integer codes files may write for the classes (``{0: "setosa", ...}``), only as the task
+    # declares them: a code is never read as a position in ``classes`` by itself.
+    class_codes: dict[int, str] = field(default_factory=dict)
     # A private benchmark (a CSV or Parquet file read at run time); empty: a seeded split of
     # the reference data, which anyone holding the reference can rebuild.
     benchmark: str = ""
@@ -130,19 +133,24 @@ class TaskSchema:
     def normalise_label(self, value: object) -> str | None:
         """Return the canonical class name for ``value``, or None when it is not a known label.
 
-        Accepts the class name in any case, known aliases (``Iris-setosa``) and the class
-        index (``0``, ``"0"``, ``0.0``).
+        Accepts the class name in any case, known aliases (``Iris-setosa``) and the integer
+        codes the task declares (``0``, ``"0"``, ``0.0``); a code the task does not declare is
+        no label.
         """
         if value is None:
             return None
         text = str(value).strip().lower()
-        if not text:
-            return None
-        for index, name in enumerate(self.classes):
-            spellings = {name.lower(), str(index), f"{index}.0", *self.label_aliases.get(name, ())}
-            if text in spellings:
-                return name
-        return None
+        return dict(self.label_spellings()).get(text) if text else None
+
+    def label_spellings(self) -> list[tuple[str, str]]:
+        """(lower-cased spelling, class) pairs: each name, its aliases and declared codes."""
+        pairs = {}
+        for name in self.classes:
+            for spelling in (name.lower(), *self.label_aliases.get(name, ())):
+                pairs[spelling] = name
+        for code, name in self.class_codes.items():
+            pairs[str(code)] = pairs[f"{code}.0"] = name
+        return sorted(pairs.items())
 
 
 IRIS = TaskSchema(
@@ -173,6 +181,8 @@ IRIS = TaskSchema(
     },
     label_column_aliases=("class", "variety", "target", "label"),
     reference="data/iris.csv",
+    # scikit-learn's load_iris target, and pandas' category codes of the species.
+    class_codes={0: "setosa", 1: "versicolor", 2: "virginica"},
 )
 
 
@@ -190,6 +200,7 @@ _TASK_KEYS = {
     "primary_metric",
     "estimator",
     "duplicates",
+    "class_codes",
     "benchmark",
 }
 _NUMERIC_KEYS = {"unit", "min", "max", "resolution"}
@@ -277,8 +288,27 @@ def load_task(path: Path) -> TaskSchema:
         primary_metric=task.get("primary_metric"),
         estimator=estimator,
         duplicates=duplicates,
+        class_codes=_class_codes(where, task.get("class_codes", {}), classes),
         benchmark=benchmark,
     )
+
+
+def _class_codes(where: _Locator, raw: object, classes: list[str]) -> dict[int, str]:
+    """``class_codes``: ``"index"`` (code i is the i-th class) or a table ``code = "class"``."""
+    if raw == "index":
+        return dict(enumerate(classes))
+    if not isinstance(raw, dict):
+        raise where.error("task", 0, "class_codes", 'is "index" or a table of code = "class"')
+    codes: dict[int, str] = {}
+    for key, name in raw.items():
+        if not re.fullmatch(r"\d+", key):
+            raise where.error("task", 0, "class_codes", f"{key!r} is not a whole number >= 0")
+        if name not in classes:
+            raise where.error("task", 0, "class_codes", f"{name!r} is not among {classes}")
+        if name in codes.values():
+            raise where.error("task", 0, "class_codes", f"{name!r} has two codes")
+        codes[int(key)] = name
+    return dict(sorted(codes.items()))
 
 
 def _feature(where: _Locator, raw: Any, index: int) -> Feature:

@@ -13,7 +13,7 @@ VALID_CONTRIBUTION = (
     "Sepal Length (cm),sepal.width,PetalLengthCm,petal_width,variety,email\n"
     "5.05,3.45,1.75,0.25,Iris-setosa,a@example.com\n"
     "6.1,2.9,4.6,1.3,VERSICOLOR,b@example.com\n"
-    "6.9,3.2,5.8,2.2,2,c@example.com\n"
+    "6.9,3.2,5.8,2.2,I. virginica,c@example.com\n"
     "5.5,2.5,4.0,1.2,versicolor,d@example.com\n"
 )
 

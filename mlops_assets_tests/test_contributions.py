@@ -162,10 +162,11 @@ BAD_FILES = {
     "header.csv": (",".join(IRIS.columns) + "\n", "rejected", "no data rows"),
     "garbage.csv": (bytes(range(256)) * 8, "unreadable", r"byte 128 \(line 2\) is not valid UTF-8"),
     "truncated.csv.gz": (gzipped(VALID_CONTRIBUTION * 50)[:200], "unreadable", "truncated"),
-    "latin1.csv": (
-        "sepal_length,species\n5,s\xe9tosa\n".encode("latin-1"),
+    # UTF-8 and Windows-1252 in one file (two exports joined): no encoding beyond doubt.
+    "mixed.csv": (
+        "sepal_length,species\n5,s\xe9tosa\n".encode() + b"6,s\xe9tosa\n",
         "unreadable",
-        r"latin1.csv: byte 24 \(line 2\) is not valid UTF-8 \(0xE9\)",
+        r"mixed.csv: byte 34 \(line 3\) is not valid UTF-8 \(0xE9\)",
     ),
     "nested.json": (
         json.dumps(
@@ -198,7 +199,8 @@ BAD_FILES = {
         "0/1 rows clean",
     ),
     "one_column.csv": ("species\nsetosa\n", "rejected", "missing required column"),
-    "data.xlsx": (b"PK\x03\x04", "unreadable", "unknown format"),
+    "data.xlsx": (b"PK\x03\x04", "unreadable", "not a valid Excel workbook"),
+    "data.bin": (b"\x00\x01\x02PK", "unreadable", "unknown format"),
     "two.zip": (b"", "unreadable", "zip"),
 }
 

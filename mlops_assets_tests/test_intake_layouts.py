@@ -124,7 +124,8 @@ def test_exports_of_real_tools_are_read_whole(tmp_path, name):
     assert report.accepted, report.decision
     assert (report.rows_in, report.rows_clean, len(rejected)) == (40, 40, 0)
     assert report.dialect["delimiter"] == delimiter and report.dialect["decimal"] == decimal
-    assert header in report.header
+    assert header in report.dialect["header"] and report.header.startswith("line 1")
+    assert (report.reader, report.skipped_lines) == ("delimited text", [])
     expected = flowers(40)
     assert clean["sepal_length"].tolist() == expected["sepal_length"].tolist()
     assert clean["species"].tolist() == expected["species"].tolist()
@@ -230,16 +231,22 @@ def test_a_gzipped_european_export_is_read_like_the_plain_one(tmp_path):
         == (plain.rows_clean, plain.dialect)
         == (
             40,
-            {"delimiter": "semicolon", "decimal": "comma", "header": "present"},
+            {
+                "delimiter": "semicolon",
+                "decimal": "comma",
+                "header": "present",
+                "line_endings": "CRLF",
+            },
         )
     )
 
 
-def test_latin1_from_excel_names_the_byte_and_says_utf8(tmp_path):
-    text = "Sepal length;Sepal width;Petal length;Petal width;Espèce\r\n5,1;3,5;1,4;0,2;setosa\r\n"
-    expected = r"latin1.csv: byte 53 \(line 1\)"
+def test_text_in_no_encoding_beyond_doubt_names_the_byte_and_says_utf8(tmp_path):
+    """Russian in Windows-1251 is no Western text: refused, naming the first byte."""
+    text = "длина чашелистика;ширина;Вид\r\n5,1;3,5;setosa\r\n"
+    expected = r"cyrillic.csv: byte 0 \(line 1\) is not valid UTF-8"
     with pytest.raises(ContributionUnreadableError, match=expected) as error:
-        intake(tmp_path, "latin1.csv", text.encode("cp1252"))
+        intake(tmp_path, "cyrillic.csv", text.encode("cp1251"))
     assert "UTF-8" in error.value.hint
 
 
@@ -304,9 +311,9 @@ def test_utf16_without_tabs_is_still_utf16(tmp_path):
 
 
 def test_many_records_are_counted_exactly_across_chunks(tmp_path, monkeypatch):
-    import mlops_assets.core.intake.text_files as text_files
+    import mlops_assets.core.intake.encodings as encodings
 
-    monkeypatch.setattr(text_files, "CHUNK_BYTES", 64)  # records and quotes cut across chunks
+    monkeypatch.setattr(encodings, "CHUNK_BYTES", 64)  # records and quotes cut across chunks
     rows = flowers(50).assign(notes=[f'"quoted, {i}"\n' if i % 7 == 0 else "x" for i in range(50)])
     buffer = io.StringIO()
     rows.to_csv(buffer, index=False, lineterminator="\r\n")

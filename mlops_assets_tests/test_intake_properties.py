@@ -29,9 +29,18 @@ one_row = st.tuples(*(measurement(f) for f in IRIS.features), st.sampled_from(LA
 rows = st.lists(one_row, min_size=0, max_size=25)
 
 
-def oracle_valid(row) -> bool:
+def codes_readable(rows) -> bool:
+    """Whether the file's integer labels can be read with the task's codes (0-2): only when
+    it shows a 0, which R's codes (from 1) never hold."""
+    codes = {int(float(row[-1])) for row in rows if row[-1] in ("2", "0.0")}
+    return not codes or 0 in codes
+
+
+def oracle_valid(row, codes_ok: bool = True) -> bool:
     """An independent, row-by-row statement of what a valid row is."""
     *values, label = row
+    if label in ("2", "0.0") and not codes_ok:
+        return False
     for feature, text in zip(IRIS.features, values, strict=True):
         try:
             number = float(text.strip())
@@ -71,10 +80,11 @@ def test_intake_conserves_rows_and_judges_each_row_like_the_oracle(tmp_path_fact
     rejected = pd.read_parquet(folder / "a" / "rejected.parquet")
     assert sorted([*clean["row_index"], *rejected["row_index"]]) == list(range(len(rows)))
 
+    codes_ok = codes_readable(rows)
     for index in clean["row_index"]:
-        assert oracle_valid(rows[index]), rows[index]  # never accepts an invalid row
+        assert oracle_valid(rows[index], codes_ok), rows[index]  # never accepts an invalid row
     for index, reasons in zip(rejected["row_index"], rejected["rejection_reasons"], strict=True):
-        if oracle_valid(rows[index]):  # a valid row is only ever rejected as a duplicate
+        if oracle_valid(rows[index], codes_ok):  # a valid row is only ever rejected as a duplicate
             assert set(reasons.split(";")) <= {
                 "duplicate_in_contribution",
                 "duplicate_of_reference",
@@ -87,23 +97,31 @@ def test_intake_conserves_rows_and_judges_each_row_like_the_oracle(tmp_path_fact
 
 DELIMITERS = [",", ";", "\t", "|"]
 free_text = st.text(alphabet=st.sampled_from(list("ab ,;|\t\"\n'é")), max_size=8)
+# Old-Mac text ends lines with a lone CR, so a cell's line break is no LF either.
+free_text_cr = st.text(alphabet=st.sampled_from(list("ab ,;|\t\"'é")), max_size=8)
+# What instruments write above the header.
+COMMENTS = ["# Instrument: FlowerScan 3000", "# Units: cm", "#", "# operator: J. Doe; run 42"]
 
 
 @st.composite
 def delimited_texts(draw):
-    """CSV texts as csv writers produce them, with a header or none, ragged rows, blank lines,
-    quoting styles, CRLF or LF, and free text holding delimiters, quotes and newlines."""
+    """CSV texts as csv writers produce them, with a header or none under a block of comment
+    lines or none, ragged rows, blank lines, quoting styles, LF, CRLF or CR-only line endings,
+    and free text holding delimiters, quotes and line breaks."""
     delimiter = draw(st.sampled_from(DELIMITERS))
     header = draw(st.booleans())
     extra = draw(st.booleans())  # a free-text column after the task's
     quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]))
-    terminator = draw(st.sampled_from(["\n", "\r\n"]))
+    terminator = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    comments = draw(st.lists(st.sampled_from(COMMENTS), max_size=3))
+    text = free_text_cr if terminator == "\r" else free_text
     buffer = io.StringIO()
+    buffer.write("".join(line + terminator for line in comments))
     writer = csv.writer(buffer, delimiter=delimiter, quoting=quoting, lineterminator=terminator)
     if header:
         writer.writerow([*IRIS.columns, *(["notes"] if extra else [])])
     for row in draw(st.lists(one_row, min_size=1, max_size=15)):
-        fields = [*row, *([draw(free_text)] if extra else [])]
+        fields = [*row, *([draw(text)] if extra else [])]
         shape = draw(st.sampled_from(["as is"] * 6 + ["longer", "shorter"]))
         if shape == "longer":
             fields.append("surplus")
@@ -112,7 +130,7 @@ def delimited_texts(draw):
         writer.writerow(fields)
         if draw(st.integers(0, 9)) == 0:
             buffer.write(terminator)  # a blank line
-    return buffer.getvalue(), delimiter
+    return buffer.getvalue(), delimiter, len(comments)
 
 
 def independent_count(text: str, delimiter: str) -> int:
@@ -128,7 +146,7 @@ def independent_count(text: str, delimiter: str) -> int:
 def test_every_record_of_any_delimited_text_is_accounted_for(tmp_path_factory, generated):
     from mlops_assets.errors import ContributionUnreadableError
 
-    text, delimiter = generated
+    text, delimiter, comments = generated
     folder = tmp_path_factory.mktemp("dialects")
     path = folder / "c.csv"
     path.write_text(text, newline="")
@@ -145,8 +163,11 @@ def test_every_record_of_any_delimited_text_is_accounted_for(tmp_path_factory, g
     except ContributionUnreadableError as exc:  # refused with a reason, never a crash
         assert exc.hint
         return
-    records = independent_count(text, delimiter) - (0 if report.header.startswith("absent") else 1)
+    header = 0 if report.header.startswith("absent") else 1
+    # Each comment line is one row to the csv module, and a line the intake skips.
+    records = independent_count(text, delimiter) - header - comments
     assert report.rows_in == report.records_in_file == records
+    assert len(report.skipped_lines) == comments
     assert report.rows_in == report.rows_clean + report.rows_rejected
     clean = pd.read_parquet(folder / "out" / "clean.parquet")
     rejected = pd.read_parquet(folder / "out" / "rejected.parquet")

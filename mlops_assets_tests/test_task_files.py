@@ -53,9 +53,19 @@ def test_the_wine_task_maps_its_own_column_spellings():
         "Alcohol": "alcohol",
         "Class": "cultivar",
     }
-    assert wine.normalise_label("class_0") == "cultivar_1" and wine.normalise_label(2) == (
-        "cultivar_3"
-    )
+    assert wine.normalise_label("class_0") == "cultivar_1"
+    # The wine task declares no class codes: UCI's wine.data codes the cultivars 1-3,
+    # scikit-learn's load_wine 0-2, so a bare 2 names no cultivar.
+    assert wine.class_codes == {} and wine.normalise_label(2) is None
+
+
+def test_class_codes_are_only_what_the_task_declares(tmp_path):
+    assert load_task(write(tmp_path, GOOD)).class_codes == {}
+    indexed = load_task(write(tmp_path, GOOD.replace("[task]", '[task]\nclass_codes = "index"')))
+    assert indexed.class_codes == {0: "Adelie", 1: "Gentoo"}
+    assert indexed.normalise_label("1.0") == "Gentoo" and indexed.normalise_label(2) is None
+    r_coded = GOOD.replace("[task]", '[task]\nclass_codes = {1 = "Adelie", 2 = "Gentoo"}')
+    assert load_task(write(tmp_path, r_coded)).normalise_label("2") == "Gentoo"
 
 
 def test_a_categorical_feature_is_read_with_its_values(tmp_path):
@@ -114,6 +124,22 @@ def test_a_categorical_feature_is_read_with_its_values(tmp_path):
         (("min = 10.0", 'min = 10.0\nvalues = ["x"]'), "features[0].values does not apply to a"),
         (('reference = "penguins.csv"', 'duplicates = "some"'), ":5: task.duplicates 'some'"),
         (('reference = "penguins.csv"', 'estimator = "svm"'), ":5: task.estimator 'svm': use"),
+        (
+            ('reference = "penguins.csv"', 'class_codes = "position"'),
+            ':5: task.class_codes is "index" or a table',
+        ),
+        (
+            ('reference = "penguins.csv"', 'class_codes = {1 = "Adelie", x = "Gentoo"}'),
+            ":5: task.class_codes 'x' is not a whole number",
+        ),
+        (
+            ('reference = "penguins.csv"', 'class_codes = {1 = "Adelie", 2 = "Emperor"}'),
+            ":5: task.class_codes 'Emperor' is not among",
+        ),
+        (
+            ('reference = "penguins.csv"', 'class_codes = {1 = "Adelie", 2 = "Adelie"}'),
+            ":5: task.class_codes 'Adelie' has two codes",
+        ),
         (
             ('reference = "penguins.csv"', 'reference = "sklearn:load_penguins"'),
             ":5: task.reference 'sklearn:load_penguins': scikit-learn's loaders are",

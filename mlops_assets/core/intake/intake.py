@@ -8,6 +8,7 @@ file's size. Nothing is lost: every record ends up either in ``clean.parquet`` o
 """
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ import pandas as pd
 from mlops_assets.core.common.hashing import file_sha256
 from mlops_assets.core.common.names import safe_text, without_paths
 from mlops_assets.core.common.row_matching import RowMatching, near_pairs_sql, same_cells_sql
-from mlops_assets.core.intake import pii
+from mlops_assets.core.intake import label_codes, pii
 from mlops_assets.core.intake.columns import map_columns, normalise_column_name
+from mlops_assets.core.intake.label_codes import CODE_COLUMN
+from mlops_assets.core.intake.raw_contribution import without_library_advice
 from mlops_assets.core.intake.readers import (
     MALFORMED,
     RAW,
@@ -127,10 +130,10 @@ def intake_contribution(
 
 def _failed(path: Path, exc: BaseException) -> IntakeFailedError:
     """A typed error for a failure of the intake itself, saying what to do about it."""
-    text = " ".join(str(exc).split())[:300]
+    text = without_paths(without_library_advice(str(exc)))[:300]
     memory = "memory" in text.lower() or isinstance(exc, MemoryError)
     return IntakeFailedError(
-        f"{path.name}: the intake failed ({type(exc).__name__}: {without_paths(text)})",
+        f"{path.name}: the intake failed ({type(exc).__name__}: {text})",
         hint="split the file into smaller ones (it needs more memory than the intake has)"
         if memory
         else "check the disk and storage of the deployment, then run the intake again",
@@ -166,10 +169,7 @@ def _intake(
     ):
         timings["read_and_count"] = round(time.perf_counter() - started, 3)
         db = raw.connection
-        report.file_format = raw.file_format + (f"+{raw.compression}" if raw.compression else "")
-        report.dialect = raw.dialect.describe() if raw.dialect else {}
-        report.header, report.encoding = raw.header_mode, raw.encoding
-        report.records_in_file = raw.records_in_file
+        raw.describe_reading(report)
         reference = pd.concat([known.reference, known.benchmark])[task.columns]
         db.register("reference_rows", reference)  # outliers and drift are judged against it
         db.register("reference_train_rows", known.reference[task.columns])
@@ -177,8 +177,10 @@ def _intake(
             db.register("benchmark_rows", known.benchmark[task.columns])
         named_pii = [c for c in raw.columns if pii.kinds_by_column_name(normalise_column_name(c))]
         mapping = map_columns([c for c in raw.columns if c not in named_pii], task)
+        declared = task
         with _timed(timings, "validate"):
             _decide_rows(raw, task, mapping, known.matching)
+            task, codes_problem = _task_for_codes(raw, task, mapping, known.matching)
         with _timed(timings, "personal_data"):
             report.pii_found, pii_columns = _scan_pii(db, raw.columns)
         if any(column in mapping for column in pii_columns):
@@ -200,7 +202,10 @@ def _intake(
         with _timed(timings, "summarise"):
             parsed = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0]
             report.rows_in = parsed + raw.malformed_rows
+            report.records_in_file = raw.records_in_file
             _summarise(db, task, report)
+        if label_hint := _label_hint(raw, declared, mapping, codes_problem, report):
+            report.hints.append(label_hint)
         report.accepted, report.decision = decide(report, policy)
         report.hint = rejection_hint(report, task)
         if output_dir is not None:
@@ -209,6 +214,40 @@ def _intake(
             with _timed(timings, "write_outputs"):
                 _write_outputs(raw, task, kept, output_dir, policy, any_rejected=parsed_rejected)
     timings["total"] = round(time.perf_counter() - started, 3)
+
+
+def _task_for_codes(
+    raw: RawContribution, task: TaskSchema, mapping: dict[str, str], matching: RowMatching
+) -> tuple[TaskSchema, str | None]:
+    """The task to judge the file by: as declared, or, when the file's integer labels cannot
+    be read with the declared class codes beyond doubt, without them (the rows decided again,
+    coded ones now ``unknown_label``); and why."""
+    if not task.class_codes or set(task.columns) - set(mapping.values()):
+        return task, None
+    problem = label_codes.codes_problem(label_codes.found_codes(raw.connection, DECIDED), task)
+    if problem is None:
+        return task, None
+    task = dataclasses.replace(task, class_codes={})
+    _decide_rows(raw, task, mapping, matching)
+    return task, problem
+
+
+def _label_hint(
+    raw: RawContribution,
+    task: TaskSchema,
+    mapping: dict[str, str],
+    problem: str | None,
+    report: ContributionReport,
+) -> str | None:
+    """What to do when labels were integer codes that could not be read."""
+    if not problem and "unknown_label" not in report.rejection_reasons:
+        return None
+    source = next((c for c, target in mapping.items() if target == task.label), None)
+    if source is None:
+        return None
+    text = _text_sql(raw.columns.index(source))
+    integers = label_codes.unknown_integer_labels(raw.connection, DECIDED, text)
+    return label_codes.label_hint(task, integers, problem)
 
 
 @contextlib.contextmanager
@@ -338,8 +377,11 @@ def _decide_rows(
                 + "]"
             )
         cells = ", ".join(same_cells_sql(task, matching))
+        if task.class_codes:  # which integers the labels spell, to judge the file's codes
+            carried[CODE_COLUMN] = label_codes.code_sql(quote(sources[task.label]), task)
+        code = f"{CODE_COLUMN}, " if task.class_codes else ""
         select = f"""
-            SELECT {", ".join(quote(c) for c in task.columns)}, {REASONS},
+            SELECT {", ".join(quote(c) for c in task.columns)}, {code}{REASONS},
                 CASE WHEN NOT {rejected} AND {_outlier_sql(db, task)} THEN {OUTLIER_FLAG}
                 ELSE 0 END::UTINYINT AS {FLAGS},
                 CASE WHEN NOT {rejected} THEN hash({cells}) END AS {FEATURE_HASH},
@@ -364,6 +406,7 @@ def _validated(
         carry=carried,
         decimal=dialect.decimal if dialect else ".",
         header_names=sources if dialect and dialect.header else None,
+        nul_bytes=True,  # checked for rejected rows only: a NUL byte makes any value invalid
     )
 
 

@@ -34,11 +34,18 @@ class ContributionReport:
     # row owns it. None for a file checked before it was submitted.
     landed_at: float | None = None
     file_format: str = ""
-    # How a text file is written (delimiter, decimal, header mode) and what the independent
-    # count of its records found; ``rows_in`` always equals that count.
-    dialect: dict[str, str] = field(default_factory=dict)
+    # How the file was read: the reader ("Excel workbook", "JSON (columns (pandas
+    # orient='columns'))"), where its header is ("line 4", "row 3 of sheet Messungen"), its
+    # encoding ("cp1252 (detected)"), every line skipped above the header with its text, and
+    # the workbook's other sheets.
+    reader: str = ""
     header: str = ""
     encoding: str = ""
+    skipped_lines: list[dict[str, str]] = field(default_factory=list)
+    other_sheets: list[str] = field(default_factory=list)
+    # How a text file is written (delimiter, decimal, header mode, line endings) and what the
+    # independent count of its records found; ``rows_in`` always equals that count.
+    dialect: dict[str, str] = field(default_factory=dict)
     records_in_file: int | None = None
     rows_in: int = 0
     rows_clean: int = 0
@@ -62,6 +69,8 @@ class ContributionReport:
     decision: str = ""
     # What the contributor can do about a rejection, in one sentence; "" when accepted.
     hint: str = ""
+    # What the contributor can do about what was found (labels written as codes, ...).
+    hints: list[str] = field(default_factory=list)
     # Seconds per step of the intake, to see where the time goes.
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -86,12 +95,16 @@ class ContributionReport:
             "quality_score": self.quality_score,
             "outliers": self.outliers,
             "file_format": self.file_format,
+            "reader": self.reader,
+            "encoding": self.encoding,
             "header": self.header,
+            "skipped_lines": len(self.skipped_lines),
             "duplicate_of": self.duplicate_of or "",
             "rejection_reasons": self.rejection_reasons,
             "pii_found": self.pii_found,
             "dropped_columns": self.dropped_columns,
             "timings": self.timings,
+            "hints": self.hints,
         }
 
 

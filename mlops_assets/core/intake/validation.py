@@ -43,15 +43,6 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def label_spellings(task: TaskSchema) -> list[tuple[str, str]]:
-    """(lower-cased spelling, class) pairs: the name, its index, and the task's aliases."""
-    pairs = {}
-    for index, name in enumerate(task.classes):
-        for spelling in (name.lower(), str(index), f"{index}.0", *task.label_aliases.get(name, ())):
-            pairs[spelling] = name
-    return sorted(pairs.items())
-
-
 def validated_rows_sql(
     task: TaskSchema,
     sources: dict[str, str],
@@ -60,6 +51,7 @@ def validated_rows_sql(
     *,
     decimal: str = ".",
     header_names: dict[str, str] | None = None,
+    nul_bytes: bool = False,
 ) -> str:
     """SELECT of ``relation`` giving the ``carry`` columns (alias -> SQL over ``relation``),
     the task's typed columns and ``reasons``.
@@ -71,7 +63,9 @@ def validated_rows_sql(
     ``out_of_range:<f>``, ``unknown_category:<f>`` and ``unknown_label``; an empty list means
     the row is valid. A missing value of a feature the task imputes is NULL and no reason.
     With ``decimal=","`` numbers are read with a decimal comma. With ``header_names`` (task
-    column -> the header's name for it), a row repeating the header is ``malformed_row``.
+    column -> the header's name for it), a row repeating the header is ``malformed_row``. With
+    ``nul_bytes``, a value holding a NUL byte rejects its row as ``nul_byte:<column>``, and
+    for nothing else: the byte is the problem, not the value.
     Expressions only, no join: one streaming pass that keeps the relation's order.
     """
     inner = [f"{expression} AS {quote(alias)}" for alias, expression in (carry or {}).items()]
@@ -120,9 +114,13 @@ def validated_rows_sql(
     # Most rows are valid: one test per value spares them the list of checks.
     valid = " AND ".join([*fast, "__label IS NOT NULL"])
     reasons = f"list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL)"
+    texts = {f.name: f"__feature_text{i}" for i, f in enumerate(task.features)}
+    texts[task.label] = "__label_text"
+    if nul_bytes:
+        nul = [f"CASE WHEN contains({t}, chr(0)) THEN 'nul_byte:{c}' END" for c, t in texts.items()]
+        nul_reasons = f"list_filter([{', '.join(nul)}], lambda x: x IS NOT NULL)"
+        reasons = f"CASE WHEN len({nul_reasons}) > 0 THEN {nul_reasons} ELSE {reasons} END"
     if header_names:
-        texts = {f.name: f"__feature_text{i}" for i, f in enumerate(task.features)}
-        texts[task.label] = "__label_text"
         repeats = " AND ".join(
             f"trim({texts[column]}) = {literal(name.strip())}"
             for column, name in header_names.items()
@@ -158,7 +156,7 @@ def canonical_value_sql(feature: Feature, text_sql: str) -> str:
 
 def canonical_label_sql(task: TaskSchema, text_sql: str) -> str:
     """SQL: the class named by ``text_sql`` (any known spelling, any case), else NULL."""
-    return _canonical_sql(task.classes, label_spellings(task), text_sql)
+    return _canonical_sql(task.classes, task.label_spellings(), text_sql)
 
 
 def _canonical_sql(names: tuple[str, ...], spellings: list[tuple[str, str]], text_sql: str) -> str:
