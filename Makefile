@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-fast lint benchmark clean-state
+.PHONY: setup run test test-fast test-docker docker-tools lint benchmark clean-state
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,23 @@ test: setup
 test-fast: setup
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/pytest -m "not e2e"
+
+# The production deployment in containers (docker/, README "Production"): the image built, the
+# compose topology up, runs launched in containers of their own. Starts a Docker engine when
+# none answers; fails, saying why, when it cannot.
+test-docker: setup docker-tools
+	$(BIN)/pytest -n 0 -m docker -p no:cacheprovider -rA mlops_assets_tests/test_docker_deployment.py
+
+# Debian's Docker engine, Compose v1 and debootstrap (no registry image can be pulled here: the
+# base image is made from the Debian mirror). Installed only when missing, as root.
+DOCKER_TOOLS := dockerd docker-compose debootstrap
+docker-tools:
+	@missing=$$(for tool in $(DOCKER_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing docker.io docker-compose debootstrap (missing: $$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    docker.io docker-compose debootstrap >/dev/null; \
+	fi
 
 lint: setup
 	$(BIN)/ruff check $(LINTED)
