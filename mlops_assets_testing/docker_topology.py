@@ -16,6 +16,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -78,6 +79,7 @@ class Containers:
     project_dir: Path
     env: dict[str, str]
     up_seconds: list[float] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
 
     def compose(self, *args: str, timeout: float = 600) -> str:
         command = ["docker-compose", *(arg for f in COMPOSE_FILES for arg in ("-f", f)), *args]
@@ -129,14 +131,26 @@ class Containers:
         )
 
     def up(self, timeout: float = 600) -> float:
-        """``compose up -d`` and the seconds until every service is healthy (the API: up)."""
+        """``compose up -d`` and the seconds until every service is healthy (the API: up).
+        The engine's events meanwhile (it keeps only its last 256) are kept in ``events``."""
         start = time.monotonic()
-        self.compose("up", "-d", "--no-build", timeout=timeout)
-        while not self.healthy():
-            assert time.monotonic() - start < timeout, (
-                f"not healthy in {timeout} s: {self.states()}"
+        with tempfile.TemporaryFile("w+") as log:
+            filters = ("--filter", f"label=com.docker.compose.project={PROJECT}")
+            events = subprocess.Popen(
+                ["docker", "events", "--format", "{{json .}}", *filters], stdout=log
             )
-            time.sleep(1)
+            try:
+                self.compose("up", "-d", "--no-build", timeout=timeout)
+                while not self.healthy():
+                    assert time.monotonic() - start < timeout, (
+                        f"not healthy in {timeout} s: {self.states()}"
+                    )
+                    time.sleep(1)
+            finally:
+                events.terminate()
+                events.wait(timeout=30)
+            log.seek(0)
+            self.events = [json.loads(line) for line in log if line.strip()]
         self.up_seconds.append(time.monotonic() - start)
         return self.up_seconds[-1]
 
