@@ -118,7 +118,7 @@ def assert_secrets_only_in_environment(containers: Containers, ids: list[str]) -
     secrets = [containers.env[name] for name in SECRETS]
     for container in json.loads(docker("inspect", *ids).stdout):
         container["Config"].pop("Env")
-        shown = json.dumps(container) + docker("top", container["Id"], "-o", "args").stdout
+        shown = json.dumps(container) + docker("top", container["Id"], "-o", "pid,args").stdout
         leaked = [name for name, value in zip(SECRETS, secrets, strict=True) if value in shown]
         assert not leaked, f"{container['Name']} shows {leaked} outside its environment"
     image = json.loads(docker("image", "inspect", IMAGE).stdout)[0]
