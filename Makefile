@@ -54,12 +54,13 @@ lint: setup
 
 # Each benchmark prints a table for benchmarks/RESULTS.md; the latency ones use the launchers
 # of mlops_assets_testing, as the tests do.
-benchmark: setup
+benchmark: setup docker-tools
 	$(BIN)/python benchmarks/materialize_timing.py
 	$(BIN)/python benchmarks/intake_throughput.py --sizes-mb 200 1000 4000
 	$(BIN)/python benchmarks/sensor_tick.py --files 10000
 	$(BIN)/python benchmarks/contribution_latency.py
 	$(BIN)/python benchmarks/topology_latency.py
+	$(BIN)/python benchmarks/docker_deployment.py --cold-build
 	$(BIN)/python benchmarks/registration_overhead.py
 	$(BIN)/python benchmarks/baseline_load.py
 	$(BIN)/python benchmarks/serving_throughput.py

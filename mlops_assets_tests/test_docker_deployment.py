@@ -118,7 +118,9 @@ def assert_secrets_only_in_environment(containers: Containers, ids: list[str]) -
     secrets = [containers.env[name] for name in SECRETS]
     for container in json.loads(docker("inspect", *ids).stdout):
         container["Config"].pop("Env")
-        shown = json.dumps(container) + docker("top", container["Id"], "-o", "pid,args").stdout
+        shown = json.dumps(container)
+        if container["State"]["Running"]:
+            shown += docker("top", container["Id"], "-o", "pid,args").stdout
         leaked = [name for name, value in zip(SECRETS, secrets, strict=True) if value in shown]
         assert not leaked, f"{container['Name']} shows {leaked} outside its environment"
     image = json.loads(docker("image", "inspect", IMAGE).stdout)[0]
@@ -177,6 +179,7 @@ def test_compose_up_trains_and_serves_in_containers(
 
         # A contribution landing in the bucket becomes the champion the API's container serves.
         topology.put("landing/alice/flowers.csv", shifted_sample(0.05).encode())
+        landed = time.monotonic()
         alice = contribution_key("alice/flowers.csv")
         wait_for(
             lambda: alice in served_contributions(topology),
@@ -184,6 +187,7 @@ def test_compose_up_trains_and_serves_in_containers(
             what="the API to serve a model trained on alice's file",
             poll=2,
         )
+        print(f"alice's file landed to served: {time.monotonic() - landed:.0f} s")
         done = wait_until_idle(topology)
         assert {status for _, status in done.values()} == {"SUCCESS"}, done
         assert {"ingest_contribution", "retrain"} <= {job for job, _ in done.values()}
