@@ -6,15 +6,17 @@ BIN := $(VENV)/bin
 # model from here, set-up included.
 STARTED_AT := $(shell date +%s%3N)
 
-.PHONY: setup run test test-fast lint benchmark clean-state browser
+.PHONY: setup run test test-fast test-docker docker-tools lint benchmark clean-state browser
 
 setup: $(VENV)/.installed
 
 # uv installs the pinned set in seconds rather than minutes; constraints.txt pins every package.
+# Bytecode is compiled once here: where PYTHONDONTWRITEBYTECODE is set (this kind of machine,
+# its CI), every process would otherwise compile what it imports again (mlflow alone: 9 s).
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev,deploy]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[dev,deploy]'
 	# An empty MLflow store of this installation's schema: every new home starts as a copy.
 	$(BIN)/python -m mlops_assets.core.registry.store >/dev/null
 	touch $@
@@ -41,23 +43,44 @@ test-fast: setup
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/pytest -m "not e2e"
 
+# The production deployment in containers (docker/, README "Production"): the image built, the
+# compose topology up, runs launched in containers of their own. Starts a Docker engine when
+# none answers; fails, saying why, when it cannot.
+test-docker: setup docker-tools
+	$(BIN)/pytest -n 0 -m docker -p no:cacheprovider -rA mlops_assets_tests/test_docker_deployment.py
+
+# Debian's Docker engine, Compose v1 and debootstrap (no registry image can be pulled here: the
+# base image is made from the Debian mirror). Installed only when missing, as root.
+DOCKER_TOOLS := dockerd docker-compose debootstrap
+docker-tools:
+	@missing=$$(for tool in $(DOCKER_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing docker.io docker-compose debootstrap (missing: $$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    docker.io docker-compose debootstrap >/dev/null; \
+	fi
+
 lint: setup
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 
 # Each benchmark prints a table for benchmarks/RESULTS.md; the latency ones use the launchers
 # of mlops_assets_testing, as the tests do.
-benchmark: setup
+benchmark: setup docker-tools
 	$(BIN)/python benchmarks/materialize_timing.py
 	$(BIN)/python benchmarks/intake_throughput.py --sizes-mb 200 1000 4000
 	$(BIN)/python benchmarks/sensor_tick.py --files 10000
 	$(BIN)/python benchmarks/contribution_latency.py
 	$(BIN)/python benchmarks/topology_latency.py
+	$(BIN)/python benchmarks/docker_deployment.py --cold-build
 	$(BIN)/python benchmarks/registration_overhead.py
 	$(BIN)/python benchmarks/baseline_load.py
 	$(BIN)/python benchmarks/serving_throughput.py
 	$(BIN)/python benchmarks/primary_metric.py --trials 200
 	$(BIN)/python benchmarks/valuation_timing.py
+	$(BIN)/python benchmarks/credit_integrity.py
+	$(BIN)/python benchmarks/cli_latency.py
+	$(BIN)/python benchmarks/picture_metadata.py
 
 # Forget everything the embedded default stored (Dagster runs, MLflow models, datasets, landing zone).
 clean-state:

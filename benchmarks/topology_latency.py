@@ -68,12 +68,18 @@ def time_contributions(
     return latencies
 
 
-def embedded(workdir: Path, count: int, settings: dict[str, str]) -> list[float]:
+def embedded(
+    workdir: Path, count: int, settings: dict[str, str], *, tell_api: bool = False
+) -> list[float]:
+    """``tell_api``: the pipeline tells the API when the champion moves (MLOPS_API_URL, as
+    `make run` does), rather than leaving it to the API's poll."""
     home = workdir / "var"
     (home / "mlflow").mkdir(parents=True)
     tracking_uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
     mlflow_client(tracking_uri)  # the schema, created once before two processes open it
     api_port = free_port()
+    if tell_api:
+        settings = settings | {"MLOPS_API_URL": f"http://127.0.0.1:{api_port}"}
     with dagster_dev(home, workdir, **settings) as (dev, _):
         processes = Processes(workdir, env_for(home, **settings))
         try:

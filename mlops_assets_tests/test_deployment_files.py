@@ -28,7 +28,8 @@ def test_the_deployment_files_use_only_variables_of_env_example():
     used = set(re.findall(r"env: ([A-Z][A-Z0-9_]+)", instance))
     used |= set(yaml.safe_load(instance)["run_launcher"]["config"]["env_vars"])
     compose = (DOCKER / "docker-compose.yml").read_text()
-    references = re.findall(r"\$\{([A-Z0-9_]+)\}|\$\$([A-Z0-9_]+)", compose)
+    # ${NAME}, ${NAME:?message} or ${NAME:-default} for compose; $$NAME for a container's shell.
+    references = re.findall(r"\$\{([A-Z0-9_]+)(?:[:?-][^}]*)?\}|\$\$([A-Z0-9_]+)", compose)
     # Names a service sets for itself (POSTGRES_USER for the postgres image...) are its own.
     own = {
         key
@@ -39,9 +40,8 @@ def test_the_deployment_files_use_only_variables_of_env_example():
     assert used - defined == set(), used - defined
 
     # Every variable listed is read by the code or by a deployment file: nothing stale.
-    unused = defined - set(SETTINGS_DOC) - used - {"MLFLOW_POSTGRES_DB"}
+    unused = defined - set(SETTINGS_DOC) - used - {"COMPOSE_PROJECT_NAME"}
     assert unused == set(), unused
-    assert "MLFLOW_POSTGRES_DB" in compose
 
 
 def test_every_service_of_the_image_gets_the_shared_environment():
@@ -54,7 +54,7 @@ def test_every_service_of_the_image_gets_the_shared_environment():
     assert set(ours) == {"mlflow", "user-code", "webserver", "daemon", "api"}
     for name, service in ours.items():
         assert service["env_file"] == ".env", name
-        assert "healthcheck" in service or name == "api", name  # api: the image's own
+        assert "healthcheck" in service, name
         assert "mlops-state:/opt/mlops/var" in service["volumes"], name
 
 
@@ -71,3 +71,54 @@ def test_the_native_topology_test_sets_the_same_names():
     # DAGSTER_HOME points at the test's own directory (the image bakes its own in).
     assert names - {"DAGSTER_HOME"} <= set(env_example()), names - set(env_example())
     assert {"DAGSTER_POSTGRES_HOST", "MLFLOW_TRACKING_URI", "MLOPS_STORAGE_URI"} <= names
+
+
+def instance_config() -> dict:
+    return yaml.safe_load((DOCKER / "dagster.yaml").read_text())
+
+
+def test_run_containers_get_what_the_instance_reads():
+    """A run loads the instance from the same dagster.yaml in its container: every variable
+    the file reads must be passed to it, or the run fails before its first step."""
+    instance = (DOCKER / "dagster.yaml").read_text()
+    passed = set(instance_config()["run_launcher"]["config"]["env_vars"])
+    assert set(re.findall(r"env: ([A-Z][A-Z0-9_]+)", instance)) <= passed
+
+
+def test_run_containers_get_every_setting_the_daemon_has(monkeypatch):
+    """The run launcher of docker/dagster.yaml, loaded as Dagster loads it, passes the product's
+    settings set in the daemon's environment (docker/.env) besides the ones it lists."""
+    from dagster._serdes.config_class import ConfigurableClassData
+
+    launcher = instance_config()["run_launcher"]
+    for name, value in env_example().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MLOPS_PRIMARY_METRIC", "brier")  # an operator's addition to docker/.env
+    monkeypatch.delenv("MLOPS_SEED", raising=False)
+    loaded = ConfigurableClassData(
+        launcher["module"], launcher["class"], yaml.safe_dump(launcher["config"])
+    ).rehydrate(as_type=object)
+    assert loaded.networks == [env_example()["DAGSTER_DOCKER_NETWORK"]]
+    passed = list(loaded.env_vars)
+    assert len(passed) == len(set(passed))
+    assert set(launcher["config"]["env_vars"]) <= set(passed)
+    assert {"MLOPS_PRIMARY_METRIC", "MLFLOW_TRACKING_URI", "MLOPS_API_URL"} <= set(passed)
+    assert "MLOPS_SEED" not in passed  # not set: the run's own default, as everywhere
+    assert "MLOPS_BUCKET" not in passed  # compose's, not a setting
+
+
+def test_the_host_network_variant_runs_the_production_services_unchanged():
+    """docker-compose.host.yml swaps the services no image exists for here (PostgreSQL, MinIO,
+    the bucket) and puts everything on the host's network; the services of our image keep the
+    production file's commands, health checks and volumes, so the Docker test runs them."""
+    production = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())["services"]
+    host = yaml.safe_load((DOCKER / "docker-compose.host.yml").read_text())["services"]
+    assert set(host) == set(production)
+    for name in ("mlflow", "user-code", "webserver", "daemon", "api"):
+        assert set(host[name]) <= {"network_mode", "extra_hosts"}, name
+    assert all(service["network_mode"] == "host" for service in host.values())
+    # Published ports come from the file compose reads by itself, which the host variant
+    # (named with -f) leaves out: a container on the host's network cannot publish a port.
+    assert not [name for name, service in production.items() if "ports" in service]
+    ports = yaml.safe_load((DOCKER / "docker-compose.override.yml").read_text())["services"]
+    assert set(ports) == {"minio", "mlflow", "webserver", "api"}
