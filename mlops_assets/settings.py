@@ -97,7 +97,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "MLOPS_SIGNIFICANCE": (
         "0.05",
-        "A candidate must also be better than the champion at this level: an exact McNemar test for `accuracy`, the paired bootstrap over benchmark rows for every other metric; 0 turns the test off (strictly better is enough).",
+        "A candidate must also be better than the champion at this level: the two-sided paired bootstrap over benchmark rows, whose interval (shown at `1 -` this level) excludes zero exactly when the test passes; 0 turns the test off (strictly better is enough).",
     ),
     "MLOPS_VALUATION_EXACT_MAX": (
         "8",

@@ -42,6 +42,18 @@ def _distinct_pool() -> pd.DataFrame:
     return pd.concat(pairs, ignore_index=True)
 
 
+def iris_like(n: int, *, start: int = 0, step: int = 1) -> pd.DataFrame:
+    """``n`` new, valid flowers laid out like iris (50 of each species in turn), every
+    ``step``-th from ``start``: a file of the same shape as iris, none of whose rows is one of
+    iris' at the task's resolution."""
+    return _iris_like().iloc[start : start + n * step : step].reset_index(drop=True)
+
+
+@functools.cache
+def _iris_like() -> pd.DataFrame:
+    return new_flowers(per_class=50, seed=4)
+
+
 def new_flowers(per_class: int, seed: int, decimals: int = 1) -> pd.DataFrame:
     """Flowers that are not in iris: drawn from each species' own mean and covariance and
     measured to 0.1 cm as the iris data is (or to ``decimals``), none of them matching an iris

@@ -19,7 +19,7 @@ from mlops_assets.core.intake.limits import IntakeLimits
 from mlops_assets.core.intake.report import IntakePolicy
 from mlops_assets.errors import ContributionTooLargeError, ContributionUnreadableError
 from mlops_assets.task import IRIS
-from mlops_assets_testing.data import IRIS_CSV
+from mlops_assets_testing.data import IRIS_CSV, iris_like
 
 REFERENCE = load_reference_data(IRIS_CSV, IRIS).frame
 # Words of DuckDB's, polars' or Python's that a contributor cannot act on.
@@ -27,10 +27,8 @@ LIBRARY_WORDS = ("Try setting", "format=", "LINE 1", "read_json", "read_csv", "S
 
 
 def flowers(n: int, *, step: int = 3) -> pd.DataFrame:
-    """``n`` new, valid rows of all three species (iris moved by a few hundredths)."""
-    rows = REFERENCE.iloc[: n * step : step].copy()
-    rows[IRIS.feature_names] = (rows[IRIS.feature_names] + 0.013).round(3)
-    return rows.reset_index(drop=True)
+    """``n`` new, valid rows of all three species (flowers like iris', none of them iris')."""
+    return iris_like(n, step=step)
 
 
 def intake(tmp_path, name, content, **limits):

@@ -13,7 +13,7 @@ from mlops_assets.core.intake.intake import intake_contribution
 from mlops_assets.core.intake.report import IntakePolicy
 from mlops_assets.errors import ContributionUnreadableError
 from mlops_assets.task import IRIS
-from mlops_assets_testing.data import IRIS_CSV
+from mlops_assets_testing.data import IRIS_CSV, iris_like
 
 REFERENCE = load_reference_data(IRIS_CSV, IRIS).frame
 R_NAMES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width", "Species"]
@@ -21,10 +21,9 @@ NO_CODES = dataclasses.replace(IRIS, class_codes={})
 
 
 def flowers(n: int, *, start: int = 0, step: int = 1) -> pd.DataFrame:
-    """``n`` new, valid rows (iris moved by a few hundredths), every ``step``-th from ``start``."""
-    rows = REFERENCE.iloc[start : start + n * step : step].copy()
-    rows[IRIS.feature_names] = (rows[IRIS.feature_names] + 0.013).round(3)
-    return rows.reset_index(drop=True)
+    """``n`` new, valid rows (flowers like iris', none of them iris'), every ``step``-th from
+    ``start``."""
+    return iris_like(n, start=start, step=step)
 
 
 def intake(tmp_path, name, content, *, task=IRIS, **policy):
@@ -197,7 +196,7 @@ def test_libreoffice_german_quoted_decimal_commas_with_comma_delimiter_are_numbe
     hold the delimiter, so they are quoted ("5,1")."""
     frame = flowers(40)
     text = frame.to_csv(index=False, decimal=",")
-    assert '"5,113"' in text
+    assert '"5,3"' in text  # the quoted decimal comma LibreOffice writes
     report, clean, _ = intake(tmp_path, "lo.csv", text)
     assert (report.rows_in, report.rows_clean) == (40, 40)
     assert report.dialect == {

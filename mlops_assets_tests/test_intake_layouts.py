@@ -14,19 +14,16 @@ from mlops_assets.core.intake.intake import intake_contribution
 from mlops_assets.core.intake.report import IntakePolicy
 from mlops_assets.errors import ContributionUnreadableError
 from mlops_assets.task import IRIS
-from mlops_assets_testing.data import IRIS_CSV, new_flowers
+from mlops_assets_testing.data import IRIS_CSV, iris_like
 
 REFERENCE = load_reference_data(IRIS_CSV, IRIS).frame
 R_NAMES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width", "Species"]
 
 
-NEW_FLOWERS = new_flowers(per_class=50, seed=4)  # in iris' order: setosa first
-
-
 def flowers(n: int, *, start: int = 0) -> pd.DataFrame:
     """``n`` new, valid rows: flowers measured like iris's, none of them matching one (or
     another of these) at the task's resolution."""
-    return NEW_FLOWERS.iloc[start : start + n].reset_index(drop=True)
+    return iris_like(n, start=start)
 
 
 def r_style(frame: pd.DataFrame) -> pd.DataFrame:
