@@ -49,7 +49,9 @@ class ModelRegistry(dg.ConfigurableResource):
         from mlops_assets.core.registry.client import get_version_by_fingerprint
 
         version = get_version_by_fingerprint(self.client(), self.model_name, fingerprint)
-        return AlreadyTrained(self.model_name, str(version.version), fingerprint) if version else None
+        if version is None:
+            return None
+        return AlreadyTrained(self.model_name, str(version.version), fingerprint)
 
 
 class MlflowTracking(dg.ConfigurableResource):
