@@ -94,10 +94,10 @@ PENGUIN_SPECIES = {
 }
 
 
-def iris_contribution() -> pd.DataFrame:
+def iris_contribution(per_class: int = 10) -> pd.DataFrame:
     """New flowers as Kaggle's Iris.csv writes them: ``Id``, ``SepalLengthCm``, ...,
     ``Species`` = ``Iris-setosa``."""
-    flowers = new_flowers(per_class=10, seed=11)
+    flowers = new_flowers(per_class=per_class, seed=11)
     uci = flowers.drop(columns="species").set_axis(UCI_IRIS, axis=1)
     uci.insert(0, "Id", range(151, 151 + len(uci)))
     return uci.assign(Species="Iris-" + flowers["species"])

@@ -22,7 +22,7 @@ import yaml
 
 from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.core.registry.client import mlflow_client
-from mlops_assets_testing.data import shifted_sample
+from mlops_assets_testing.data import distinct_sample
 from mlops_assets_testing.docker_host import (
     IMAGE,
     Build,
@@ -178,7 +178,7 @@ def test_compose_up_trains_and_serves_in_containers(
         assert predict_status(topology.api_url, key) == 200
 
         # A contribution landing in the bucket becomes the champion the API's container serves.
-        topology.put("landing/alice/flowers.csv", shifted_sample(0.05).encode())
+        topology.put("landing/alice/flowers.csv", distinct_sample(0).encode())
         landed = time.monotonic()
         alice = contribution_key("alice/flowers.csv")
         wait_for(
@@ -202,7 +202,7 @@ def test_compose_up_trains_and_serves_in_containers(
 
         # A run container killed mid-retrain: run monitoring marks the run failed, and the
         # retrain sensor tries again until bob's file is served.
-        topology.put("landing/bob/flowers.csv", shifted_sample(0.07).encode())
+        topology.put("landing/bob/flowers.csv", distinct_sample(1).encode())
         bob = contribution_key("bob/flowers.csv")
         retrain = wait_for(
             lambda: next(

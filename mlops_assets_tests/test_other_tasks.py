@@ -23,21 +23,36 @@ def latest(pipeline, asset: str) -> dict:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-# task -> (a valid contribution in its own spellings, the column, value and reason code that
-# spoil a row of it, and a raw row for the API)
+def _two_iris_contributions() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two contributions of new flowers that share none: every other of 20 per species."""
+    flowers = iris_contribution(per_class=20)
+    return flowers.iloc[::2].reset_index(drop=True), flowers.iloc[1::2].reset_index(drop=True)
+
+
+def _measured_again(contribution) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A task's contribution and the same with every measurement moved by 3 %: the same kind
+    of rows, all new (more than each task's measurement resolution away from the first; iris
+    flowers are too close to each other for that, see ``_two_iris_contributions``)."""
+    frame = contribution()
+    numeric = frame.select_dtypes("number").columns.drop(["Id", "Sample Number"], errors="ignore")
+    return frame, frame.assign(**{c: frame[c] * 1.03 for c in numeric}).round(4)
+
+
+# task -> (two valid contributions in its own spellings that share no row, the column, value
+# and reason code that spoil a row, and a raw row for the API)
 SHIPPED = {
     "iris": (
-        iris_contribution,
+        _two_iris_contributions,
         ("Species", "Iris-rosea", "unknown_label"),
         {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},
     ),
     "wine": (
-        wine_contribution,
+        lambda: _measured_again(wine_contribution),
         ("Class", "class_9", "unknown_label"),
         pd.read_csv(REPO / "data" / "wine.csv").drop(columns="cultivar").iloc[0].to_dict(),
     ),
     "penguins": (
-        penguins_contribution,
+        lambda: _measured_again(penguins_contribution),
         ("Island", "Anvers", "unknown_category:island"),
         # Strings for categories; null where the task imputes a missing value.
         {
@@ -66,8 +81,8 @@ def test_a_shipped_task_trains_takes_contributions_and_serves(pipeline, tmp_path
     assert latest(pipeline, f"{name}_dataset")["task"] == name
     assert latest(pipeline, "baseline_model")["cold_start"] is True
 
-    good: pd.DataFrame = contribution()
-    spoiled = _measured_again(good).head(10)
+    good, other = contribution()
+    spoiled = other.head(10)
     spoiled.loc[:4, column] = unknown
     pipeline.drop("carla", f"{name}.csv", good.to_csv(index=False))
     pipeline.drop("dmitri", f"{name}.csv", spoiled.to_csv(index=False))
@@ -101,13 +116,6 @@ def test_a_shipped_task_trains_takes_contributions_and_serves(pipeline, tmp_path
 
 def _number(version) -> int:
     return int(version.version)
-
-
-def _measured_again(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every measurement moved by 3 %: the same kind of rows, all new (more
-    than each task's measurement resolution away from the first)."""
-    numeric = frame.select_dtypes("number").columns.drop(["Id", "Sample Number"], errors="ignore")
-    return frame.assign(**{c: frame[c] * 1.03 for c in numeric}).round(4)
 
 
 def test_a_home_of_one_task_refuses_another(pipeline):

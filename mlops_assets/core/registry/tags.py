@@ -32,7 +32,7 @@ MLFLOW_RUN_ID = "mlflow_run_id"
 COLD_START = "cold_start"  # "true" on the first version, trained or imported
 ESTIMATOR = "estimator"
 # sha256 of its data, estimator, hyperparameters, seed, task and code: a candidate with the
-# champion's fingerprint would be the same model, so it is not trained
+# fingerprint of any registered version would be the same model, so it is not trained
 TRAINING_FINGERPRINT = "training_fingerprint"
 # A baseline imported from a file: where from, its format and sha256 (found again by it)
 IMPORTED_FROM = "imported_from"
