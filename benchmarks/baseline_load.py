@@ -91,11 +91,8 @@ def main() -> None:
     import mlflow
     import skops.io
 
-    from mlops_assets.core.registry.client import (
-        log_sklearn_model,
-        mlflow_client,
-        register_model_version,
-    )
+    from mlops_assets.core.registry.client import mlflow_client, register_model_version
+    from mlops_assets.core.registry.models import log_sklearn_model
     from mlops_assets.core.registry.tags import CHAMPION
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; date: {date.today()}")

@@ -277,7 +277,7 @@ def _model_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _model_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops_assets.core.registry.client import rollback_champion
+    from mlops_assets.core.promotion.champion import rollback_champion
 
     return _change_champion(
         settings,
@@ -288,7 +288,7 @@ def _model_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _model_promote(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops_assets.core.registry.client import set_champion_by_hand
+    from mlops_assets.core.promotion.champion import set_champion_by_hand
 
     return _change_champion(
         settings,
@@ -346,7 +346,7 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     apply_process_defaults()
     from mlops_assets.core.common import layout
     from mlops_assets.core.common.hashing import file_sha256
-    from mlops_assets.core.registry.attestation import Finding, verify
+    from mlops_assets.core.promotion.attestation import Finding, verify
     from mlops_assets.core.registry.reader import find_version
     from mlops_assets.errors import ModelNotFoundError
 
@@ -497,16 +497,13 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
 def _attestation(settings: Settings, version) -> dict | None:
     """``version``'s attestation (``VersionView``), read in place from a local artifact
     store, else through MLflow; None when it has none of its own."""
-    from mlops_assets.core.registry.attestation import LEGACY_ARTIFACT_PATH
+    from mlops_assets.core.registry.attestations import LEGACY_ARTIFACT_PATH
     from mlops_assets.core.registry.reader import run_artifacts
 
     root = run_artifacts(settings.tracking_uri, version.run_id)
     if root is None:
-        from mlops_assets.core.registry.client import (
-            mlflow_client,
-            read_attestation,
-            registry_errors,
-        )
+        from mlops_assets.core.registry.attestations import read_attestation
+        from mlops_assets.core.registry.client import mlflow_client, registry_errors
 
         with registry_errors(settings.tracking_uri):
             client = mlflow_client(settings.tracking_uri)
@@ -521,7 +518,7 @@ def _attestation(settings: Settings, version) -> dict | None:
 
 def _model_digests(settings: Settings, model_name: str, number: str) -> dict[str, str] | None:
     """sha256 of every file of a registered version's model, hashed in place when local."""
-    from mlops_assets.core.registry.attestation import directory_digests
+    from mlops_assets.core.common.hashing import directory_digests
     from mlops_assets.core.registry.reader import find_version
 
     found = find_version(settings.tracking_uri, model_name, version=number)
@@ -529,7 +526,7 @@ def _model_digests(settings: Settings, model_name: str, number: str) -> dict[str
         return directory_digests(local)
     from mlflow.exceptions import MlflowException
 
-    from mlops_assets.core.registry.client import model_file_digests
+    from mlops_assets.core.registry.models import model_file_digests
 
     try:
         return model_file_digests(settings.tracking_uri, model_name, number)

@@ -13,13 +13,13 @@ from mlops_assets.core.common.hashing import frame_sha256
 from mlops_assets.core.common.row_matching import RowMatching, matched_earlier, near_pairs_sql
 from mlops_assets.core.intake.readers import ROW_INDEX
 from mlops_assets.core.intake.validation import literal
-from mlops_assets.core.modeling.training import SAMPLE_WEIGHT
 from mlops_assets.task import TaskSchema
 
 SOURCE = "source"
 CONTRIBUTION_ID = "contribution_id"
 CONTRIBUTOR = "contributor"
 ROW_ID = "row_id"
+SAMPLE_WEIGHT = "sample_weight"  # optional per-row weight column of a training frame
 PROVENANCE_COLUMNS = (ROW_ID, SOURCE, CONTRIBUTION_ID, CONTRIBUTOR, ROW_INDEX)
 
 REFERENCE_SOURCE = "reference"

@@ -9,31 +9,28 @@ import pandas as pd
 
 from mlops_assets.core.common.hashing import frame_sha256
 from mlops_assets.core.data.integration import IntegratedDataset, integrate
-from mlops_assets.core.modeling.candidate import TrainingSpec
 from mlops_assets.core.modeling.evaluation import Evaluation, benchmark_tags, evaluate
-from mlops_assets.core.modeling.model_loading import (
+from mlops_assets.core.modeling.model_checks import validate_model
+from mlops_assets.core.modeling.training import TrainingSpec, train_model
+from mlops_assets.core.promotion.attestation import attestation_document
+from mlops_assets.core.promotion.champion import promote_to_champion
+from mlops_assets.core.registry import tags as tag
+from mlops_assets.core.registry.attestations import record_attestation
+from mlops_assets.core.registry.client import (
+    RetryPolicy,
+    get_version_by_alias,
+    register_model_version,
+    with_retries,
+)
+from mlops_assets.core.registry.model_files import (
     FileTrust,
     LoadStats,
     ModelSource,
     load_model_file,
     skops_untrusted_types,
     timed_load,
-    validate_model,
 )
-from mlops_assets.core.modeling.training import train_model
-from mlops_assets.core.registry import tags as tag
-from mlops_assets.core.registry.attestation import attestation_document
-from mlops_assets.core.registry.client import (
-    RetryPolicy,
-    get_version_by_alias,
-    load_with_size,
-    log_sklearn_model,
-    model_file_digests,
-    promote_to_champion,
-    record_attestation,
-    register_model_version,
-    with_retries,
-)
+from mlops_assets.core.registry.models import load_with_size, log_sklearn_model, model_file_digests
 from mlops_assets.core.registry.tags import CHAMPION
 from mlops_assets.core.registry.webhooks import VersionEvent
 from mlops_assets.errors import ModelNotFoundError, UntrustedModelError

@@ -28,7 +28,8 @@ from mlops_assets.defs.resources import (
 
 if TYPE_CHECKING:
     from mlops_assets.core.modeling.baseline import Baseline
-    from mlops_assets.core.modeling.candidate import TrainedCandidate, TrainingSpec
+    from mlops_assets.core.modeling.candidate import TrainedCandidate
+    from mlops_assets.core.modeling.training import TrainingSpec
     from mlops_assets.core.reporting.plots import Plot
     from mlops_assets.task import TaskSchema
 
@@ -62,7 +63,7 @@ class TrainingConfig(dg.Config):
 
     def spec(self, task: "TaskSchema", seed: int) -> "TrainingSpec":
         """What to train for ``task``; ``seed`` unless the config sets one."""
-        from mlops_assets.core.modeling.candidate import TrainingSpec
+        from mlops_assets.core.modeling.training import TrainingSpec
 
         estimator = self.estimator or Estimator(task.estimator or "logistic_regression")
         return TrainingSpec(
@@ -263,7 +264,7 @@ def _pictures(trained: "TrainedCandidate", store: DatasetStore, metric: str) -> 
     UI. Needs the active MLflow run."""
     import mlflow
 
-    from mlops_assets.core.registry.client import log_plots
+    from mlops_assets.core.registry.models import log_plots
     from mlops_assets.core.reporting.plots import (
         CONTRIBUTION_PLOTS,
         PLOTS_FOLDER,

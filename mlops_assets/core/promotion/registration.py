@@ -18,13 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_assets.core.modeling.candidate import Candidate
 from mlops_assets.core.modeling.evaluation import benchmark_tags
+from mlops_assets.core.promotion.gate import PairedOutcome, PromotionDecision, PromotionGate
+from mlops_assets.core.promotion.gate import decide_promotion as gate_decision
 from mlops_assets.core.registry import tags as tag
-from mlops_assets.core.registry.promotion import (
-    PairedOutcome,
-    PromotionDecision,
-    PromotionGate,
-)
-from mlops_assets.core.registry.promotion import decide_promotion as gate_decision
 from mlops_assets.core.registry.webhooks import VersionEvent
 
 if TYPE_CHECKING:
@@ -120,12 +116,9 @@ def register_candidate(
     finished or gone (its version is then abandoned, unless it is this candidate's).
     """
     dagster_run_id = provenance.dagster_run_id
-    from mlops_assets.core.registry.client import (
-        get_version_by_alias,
-        promote_to_champion,
-        record_attestation,
-        register_model_version,
-    )
+    from mlops_assets.core.promotion.champion import promote_to_champion
+    from mlops_assets.core.registry.attestations import record_attestation
+    from mlops_assets.core.registry.client import get_version_by_alias, register_model_version
     from mlops_assets.core.registry.tags import CHALLENGER, CHAMPION
 
     existing = _version_of_model(client, model_name, candidate.model_id)
@@ -240,7 +233,8 @@ def _move_aliases(client: MlflowClient, model_name: str, version: ModelVersion) 
     """The alias moves of a decided version: ``challenger`` unless a newer version has it,
     ``champion`` when promoted and the champion is still the one it was decided against (a
     champion that moved since, by hand or by a newer version, is left alone)."""
-    from mlops_assets.core.registry.client import get_version_by_alias, promote_to_champion
+    from mlops_assets.core.promotion.champion import promote_to_champion
+    from mlops_assets.core.registry.client import get_version_by_alias
     from mlops_assets.core.registry.tags import CHALLENGER, CHAMPION
 
     number = str(version.version)
@@ -348,8 +342,8 @@ def candidate_attestation(
 ) -> dict[str, Any]:
     """The sealed attestation of a candidate's version: what it was trained on, the files of
     both models, the metrics, the paired test and the decision."""
-    from mlops_assets.core.registry.attestation import attestation_document
-    from mlops_assets.core.registry.client import model_file_digests
+    from mlops_assets.core.promotion.attestation import attestation_document
+    from mlops_assets.core.registry.models import model_file_digests
 
     registered = client.get_model_version(model_name, version)
     baseline_name = candidate.baseline_model_name or model_name

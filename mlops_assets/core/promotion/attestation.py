@@ -15,15 +15,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
-from mlops_assets.core.common.hashing import file_sha256
-
 SCHEMA = "mlops-assets/attestation@1"
-# Where versions registered before attestations were stored per version kept theirs: one
-# per MLflow run, so two versions registered in one run shared it.
-LEGACY_ARTIFACT_PATH = "attestation/attestation.json"
 _PACKAGES = ("mlops-assets", "dagster", "mlflow", "scikit-learn", "skops", "pandas", "duckdb")
 
 
@@ -43,15 +37,6 @@ def attested_contributions(reports: list[dict[str, Any]], ids: list[str]) -> lis
         for cid in ids
         if cid in by_id
     ]
-
-
-def directory_digests(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root``, by path relative to it."""
-    return {
-        path.relative_to(root).as_posix(): file_sha256(path)
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
 
 
 def document_sha256(document: dict[str, Any]) -> str:
@@ -75,13 +60,6 @@ def seal(document: dict[str, Any]) -> dict[str, Any]:
     """``document`` with its schema, package versions and ``document_sha256``."""
     body = {"schema": SCHEMA, **document, "packages": package_versions()}
     return {**body, "document_sha256": document_sha256(body)}
-
-
-def artifact_path(model_name: str, version: str) -> str:
-    """Where a version's attestation is kept in its MLflow run: named by the version, so
-    versions registered in the same run (a cold start and its first candidate) never share
-    one."""
-    return f"attestations/{model_name}/v{version}.json"
 
 
 def attestation_document(
