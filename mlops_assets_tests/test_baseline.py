@@ -11,13 +11,9 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
-from mlops_assets.core.modeling.baseline import (
-    COLD_START_REASON,
-    BaselinePolicy,
-    ColdStart,
-    resolve_baseline,
-)
+from mlops_assets.core.modeling.baseline import BaselinePolicy, ColdStart
 from mlops_assets.core.modeling.training import TrainingSpec
+from mlops_assets.core.promotion.baseline import COLD_START_REASON, resolve_baseline
 from mlops_assets.core.registry.client import (
     RetryPolicy,
     get_version_by_alias,

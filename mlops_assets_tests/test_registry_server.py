@@ -11,8 +11,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
-from mlops_assets.core.modeling.baseline import BaselinePolicy, ColdStart, resolve_baseline
+from mlops_assets.core.modeling.baseline import BaselinePolicy, ColdStart
 from mlops_assets.core.modeling.training import TrainingSpec
+from mlops_assets.core.promotion.baseline import resolve_baseline
 from mlops_assets.core.promotion.champion import promote_to_champion
 from mlops_assets.core.registry.client import (
     RetryPolicy,

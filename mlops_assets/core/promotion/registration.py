@@ -1,5 +1,7 @@
-"""Registering a candidate and deciding its promotion, as one sequence that a crash at any
-point leaves recoverable.
+"""Registering a version: the one path every version enters the registry by
+(:func:`register_version`, also a cold start's and an imported file's, see ``baseline``), and
+a candidate's registration and promotion decision, as one sequence that a crash at any point
+leaves recoverable.
 
 Order: the version is registered (tagged ``registration=started``), the decision is made and
 its tags written, the attestation written, the version tagged ``registration=complete``;
@@ -26,6 +28,49 @@ from mlops_assets.core.registry.webhooks import VersionEvent
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+    from mlflow.models.model import ModelInfo
+
+    from mlops_assets.core.registry.client import RegisteredVersion
+
+
+def register_version(
+    client: MlflowClient,
+    model_info: ModelInfo,
+    *,
+    model_name: str,
+    metrics: dict[str, float],
+    tags: dict[str, str],
+) -> RegisteredVersion:
+    """Register the logged model ``model_info`` as a new version of ``model_name``, tagged
+    with its benchmark ``metrics`` (``benchmark_<metric>``) and ``tags`` (the adapter adds
+    ``model_uuid`` and ``model_id``). Every version is registered here: a candidate, a cold
+    start's first model, an imported file."""
+    from mlops_assets.core.registry.client import register_model_version
+
+    return register_model_version(
+        client, model_info, model_name=model_name, tags={**tags, **benchmark_tags(metrics)}
+    )
+
+
+def attested_model(
+    tracking_uri: str,
+    model_name: str,
+    version: str,
+    *,
+    model_uuid: str | None,
+    model_uri: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """How an attestation names a registered model: its version, ids, and the sha256 of
+    every one of its files (the weights, not only the metadata)."""
+    from mlops_assets.core.registry.models import model_file_digests
+
+    named: dict[str, Any] = {"version": version, "model_uuid": model_uuid}
+    if model_uri is not None:
+        named["model_uri"] = model_uri
+    if run_id is not None:
+        named["mlflow_run_id"] = run_id
+    return {**named, "artifact_sha256": model_file_digests(tracking_uri, model_name, version)}
 
 
 @dataclass(frozen=True)
@@ -118,7 +163,7 @@ def register_candidate(
     dagster_run_id = provenance.dagster_run_id
     from mlops_assets.core.promotion.champion import promote_to_champion
     from mlops_assets.core.registry.attestations import record_attestation
-    from mlops_assets.core.registry.client import get_version_by_alias, register_model_version
+    from mlops_assets.core.registry.client import get_version_by_alias
     from mlops_assets.core.registry.tags import CHALLENGER, CHAMPION
 
     existing = _version_of_model(client, model_name, candidate.model_id)
@@ -133,10 +178,11 @@ def register_candidate(
         import mlflow
 
         info = mlflow.models.get_model_info(candidate.model_uri)
-        version = register_model_version(
+        version = register_version(
             client,
             info,
             model_name=model_name,
+            metrics=candidate.metrics,
             tags={
                 tag.REGISTRATION: "started",
                 tag.DATA_SHA256: candidate.data_sha256,
@@ -149,7 +195,6 @@ def register_candidate(
                 tag.EXCLUDED_CONTRIBUTIONS: json.dumps(candidate.excluded_contributions),
                 tag.DAGSTER_RUN_ID: dagster_run_id,
                 tag.MLFLOW_RUN_ID: candidate.mlflow_run_id,
-                **benchmark_tags(candidate.metrics),
             },
         ).version
         run_id = info.run_id
@@ -343,7 +388,6 @@ def candidate_attestation(
     """The sealed attestation of a candidate's version: what it was trained on, the files of
     both models, the metrics, the paired test and the decision."""
     from mlops_assets.core.promotion.attestation import attestation_document
-    from mlops_assets.core.registry.models import model_file_digests
 
     registered = client.get_model_version(model_name, version)
     baseline_name = candidate.baseline_model_name or model_name
@@ -356,19 +400,21 @@ def candidate_attestation(
         dataset_sha256=candidate.data_sha256,
         contributions=provenance.contributions,
         task=provenance.task,
-        candidate={
-            "version": version,
-            "model_uuid": candidate.model_uuid,
-            "model_uri": candidate.model_uri,
-            "mlflow_run_id": registered.run_id,
-            "artifact_sha256": model_file_digests(tracking_uri, model_name, version),
-        },
+        candidate=attested_model(
+            tracking_uri,
+            model_name,
+            version,
+            model_uuid=candidate.model_uuid,
+            model_uri=candidate.model_uri,
+            run_id=registered.run_id,
+        ),
         baseline={
             "model_name": baseline_name,
-            "version": str(candidate.baseline_version),
-            "model_uuid": baseline.tags.get(tag.MODEL_UUID),
-            "artifact_sha256": model_file_digests(
-                tracking_uri, baseline_name, candidate.baseline_version
+            **attested_model(
+                tracking_uri,
+                baseline_name,
+                str(candidate.baseline_version),
+                model_uuid=baseline.tags.get(tag.MODEL_UUID),
             ),
         },
         metrics=candidate.metrics,

@@ -114,7 +114,8 @@ def baseline_model(
     On a cold start (no champion yet) a baseline is trained on the reference train part with
     the default training config, registered as the first version and aliased ``champion``.
     """
-    from mlops_assets.core.modeling.baseline import ColdStart, resolve_baseline
+    from mlops_assets.core.modeling.baseline import ColdStart
+    from mlops_assets.core.promotion.baseline import resolve_baseline
     from mlops_assets.core.registry.client import claim_model_for_task, registry_errors
 
     cold_start = ColdStart(
@@ -161,8 +162,10 @@ def _announce_cold_start(
     registration on ``registered_model_version``, where people look for it (no candidate is
     registered after it: one trained on the same data would be the same model); the
     scoreboard, built by retrains only, says it waits for one."""
+    from mlops_assets.core.promotion.baseline import cold_start_event, cold_start_registration
+
     context.log.info(f"Cold start: registered baseline v{baseline.version} as champion")
-    for line in [*serving.champion_moved(), *webhooks.announce(baseline.version_event())]:
+    for line in [*serving.champion_moved(), *webhooks.announce(cold_start_event(baseline))]:
         context.log.info(line)
     context.log_event(
         dg.AssetObservation(
@@ -175,7 +178,7 @@ def _announce_cold_start(
             asset_key=REGISTERED_MODEL_VERSION,
             description=f"v{baseline.version}: the first champion, registered by baseline_model",
             metadata={
-                **baseline.cold_start_registration(),
+                **cold_start_registration(baseline),
                 "registry_url": url(registry.version_url(baseline.version)),
             },
         )
