@@ -192,7 +192,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _submit(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops_assets.defs.resources import landing_zone
+    from mlops_assets.core.storage.places import open_landing
     from mlops_assets.errors import ConfigurationError
 
     if not re.fullmatch(r"[A-Za-z0-9._-]+", args.contributor) or set(args.contributor) == {"."}:
@@ -204,7 +204,7 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
     if not report.accepted:
         print(f"not submitted: {report.file_name}: {report.decision}", file=sys.stderr)
         return 1
-    zone = landing_zone(settings)
+    zone = open_landing(settings.landing_uri, settings.s3_endpoint_url)
     relative_path = f"{args.contributor}/{args.file.name}"
     zone.put(args.file, relative_path)
     print(f"submitted {args.file.name} to {zone.location.rstrip('/')}/{relative_path}")
@@ -316,11 +316,15 @@ def _change_champion(settings: Settings, change) -> int:
     for line in tell_apis(list(settings.api_urls), settings.api_key):
         print(line)
     if settings.webhook_url and settings.webhook_secret:
-        from mlops_assets.defs.resources import webhooks
+        from mlops_assets.core.registry.webhooks import announce
 
-        # Initialized as Dagster would: the secret is an EnvVar until then.
-        sender = webhooks(settings).process_config_and_initialize()
-        for line in sender.announce(done.version_event()):
+        for line in announce(
+            done.version_event(),
+            url=settings.webhook_url,
+            secret=settings.webhook_secret,
+            outbox=settings.home / "webhooks",
+            max_age=settings.webhook_max_age,
+        ):
             print(line)
     return 0
 
@@ -341,93 +345,24 @@ def _new_secret(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    """Reads a local registry, store and landing zone in place (no MLflow or Dagster import);
-    the work is the hashing and the replayed valuation."""
     apply_process_defaults()
-    from mlops_assets.core.common import layout
-    from mlops_assets.core.common.hashing import file_sha256
-    from mlops_assets.core.promotion.attestation import Finding, verify
-    from mlops_assets.core.registry.reader import find_version
-    from mlops_assets.errors import ModelNotFoundError
+    from mlops_assets.core.promotion.verify import verify_version
+    from mlops_assets.core.storage.places import open_landing, open_store
 
-    name = settings.model_name
-    version = find_version(settings.tracking_uri, name, version=args.version)
-    if version is None:
-        raise ModelNotFoundError(
-            f"{name} has no version {args.version}",
-            hint="`mlops model show` shows the champion's number",
-        )
-    document = _attestation(settings, version)
-    if document is None:
-        raise ModelNotFoundError(
-            f"{name} v{args.version} has no attestation of its own: it was registered "
-            "before versions were attested one by one",
-            hint="versions registered since are attested; retrain to get one that is",
-        )
-
-    def model_digests(model_name: str, number: str) -> dict[str, str] | None:
-        try:
-            return _model_digests(settings, model_name, number)
-        except (OSError, MlopsError):
-            return None
-
-    def dataset_sha256(which: str) -> str | None:
-        from mlops_assets.core.common.hashing import frame_sha256
-
-        attested = str(document.get("integrated_dataset_sha256") or "")
-        if which == "benchmark":
-            key = layout.BENCHMARK
-        elif attested:
-            key = layout.integrated(attested)
-        else:
-            return None  # a record without the hash cannot hold
-        path = _stored_file(settings, key)
-        return frame_sha256(_read_parquet(path)) if path else None
-
-    def contribution_sha256(contribution: dict) -> str | None:
-        """The kept bytes when there are (the landing file may have changed since), else
-        the landing file."""
-        try:
-            if snapshot := contribution.get("snapshot"):
-                path = _stored_file(settings, f"{layout.ORIGINALS}/{snapshot}")
-                return file_sha256(path) if path else None
-            _, local_copy = _landing_zone_view(settings)
-            with local_copy(contribution["landing_path"]) as local:
-                return file_sha256(local)
-        except (OSError, KeyError, TypeError, ValueError, MlopsError):
-            return None
-
-    def revalue(valuation: dict) -> dict | None:
-        from mlops_assets.core.modeling.valuation import recompute
-
-        data = _stored_file(settings, layout.integrated(str(valuation.get("dataset_sha256"))))
-        benchmark = _stored_file(settings, layout.BENCHMARK)
-        if data is None or benchmark is None:
-            return None
-        frame, rows = _read_parquet(data), _read_parquet(benchmark)
-        return recompute(valuation, frame, rows, settings.task).to_dict()
-
-    findings = verify(
-        document,
-        model_digests=model_digests,
-        dataset_sha256=dataset_sha256,
-        contribution_sha256=contribution_sha256,
-        revalue=revalue,
+    checked = verify_version(
+        tracking_uri=settings.tracking_uri,
+        model_name=settings.model_name,
+        version=args.version,
+        task=settings.task,
+        store=open_store(settings.storage_uri, settings.s3_endpoint_url),
+        landing=lambda: open_landing(settings.landing_uri, settings.s3_endpoint_url),
     )
-    findings.insert(
-        0,
-        Finding(
-            "registry tag",
-            version.tags.get(tag.ATTESTATION_SHA256) == document.get("document_sha256"),
-            "attestation_sha256 on the version matches the record",
-        ),
-    )
-    for finding in findings:
+    for finding in checked.findings:
         mark = "ok  " if finding.holds else "FAIL"
         print(f"{mark} {finding.what}: {finding.detail}")
-    holds = all(f.holds for f in findings)
-    print(f"{name} v{args.version}: the attestation {'holds' if holds else 'does NOT hold'}")
-    return 0 if holds else 1
+    holds = "holds" if checked.holds else "does NOT hold"
+    print(f"{checked.model_name} v{checked.version}: the attestation {holds}")
+    return 0 if checked.holds else 1
 
 
 def _contributions(args: argparse.Namespace, settings: Settings) -> int:
@@ -435,15 +370,20 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     (no Dagster, no MLflow import: an answer in well under the seconds those take); the
     Dagster instance only for landed files without a report (a failed intake's reason)."""
     apply_process_defaults()
+    from mlops_assets.core.common import layout
     from mlops_assets.core.common.hashing import file_sha256
     from mlops_assets.core.intake.landing import contribution_key
     from mlops_assets.core.intake.overview import ContributionHistory, contribution_overview
     from mlops_assets.core.intake.report import contribution_reports
     from mlops_assets.core.registry.reader import model_versions
+    from mlops_assets.core.storage.places import open_landing, open_store
 
-    reports = [report for report, _ in contribution_reports(_reports_root(settings))]
+    store = open_store(settings.storage_uri, settings.s3_endpoint_url)
+    reports_root = store.fetch_tree(layout.CONTRIBUTIONS, ending="report.json")
+    reports = [report for report, _ in contribution_reports(reports_root)]
     reported = {r["contribution_id"] for r in reports}
-    listing, local_copy = _landing_zone_view(settings)
+    zone = open_landing(settings.landing_uri, settings.s3_endpoint_url)
+    listing, local_copy = zone.scan(), zone.local_copy
     landed = []
     for file in listing.files:
         key = contribution_key(file.relative_path)
@@ -492,95 +432,6 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
         for reason, count in row["reasons"].items():
             print(f"  {count:6d} x {reason}")
     return 0
-
-
-def _attestation(settings: Settings, version) -> dict | None:
-    """``version``'s attestation (``VersionView``), read in place from a local artifact
-    store, else through MLflow; None when it has none of its own."""
-    from mlops_assets.core.registry.attestations import LEGACY_ARTIFACT_PATH
-    from mlops_assets.core.registry.reader import run_artifacts
-
-    root = run_artifacts(settings.tracking_uri, version.run_id)
-    if root is None:
-        from mlops_assets.core.registry.attestations import read_attestation
-        from mlops_assets.core.registry.client import mlflow_client, registry_errors
-
-        with registry_errors(settings.tracking_uri):
-            client = mlflow_client(settings.tracking_uri)
-            return read_attestation(client, client.get_model_version(version.name, version.version))
-    path = root / version.tags.get(tag.ATTESTATION_PATH, LEGACY_ARTIFACT_PATH)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return document if str(document.get("version")) == version.version else None
-
-
-def _model_digests(settings: Settings, model_name: str, number: str) -> dict[str, str] | None:
-    """sha256 of every file of a registered version's model, hashed in place when local."""
-    from mlops_assets.core.common.hashing import directory_digests
-    from mlops_assets.core.registry.reader import find_version
-
-    found = find_version(settings.tracking_uri, model_name, version=number)
-    if found is not None and (local := found.local_files()) is not None:
-        return directory_digests(local)
-    from mlflow.exceptions import MlflowException
-
-    from mlops_assets.core.registry.models import model_file_digests
-
-    try:
-        return model_file_digests(settings.tracking_uri, model_name, number)
-    except MlflowException:
-        return None
-
-
-def _stored_file(settings: Settings, key: str) -> Path | None:
-    """A local path holding the stored file ``key`` (in place when the store is local), or
-    None when it is not stored."""
-    if not settings.storage_uri.startswith("s3://"):
-        path = Path(settings.storage_uri).joinpath(*key.split("/"))
-        return path if path.exists() else None
-    from mlops_assets.defs.resources import dataset_store
-
-    store = dataset_store(settings)
-    return store.fetch(key) if store.exists(key) else None
-
-
-def _read_parquet(path: Path):
-    import pandas as pd
-
-    return pd.read_parquet(path)
-
-
-def _reports_root(settings: Settings) -> Path:
-    """The folder of the contribution reports: read in place when the store is local."""
-    if not settings.storage_uri.startswith("s3://"):
-        return Path(settings.storage_uri) / "contributions"  # layout.CONTRIBUTIONS
-    from mlops_assets.defs.resources import dataset_store
-
-    store = dataset_store(settings)
-    return store.fetch_tree(store.CONTRIBUTIONS, ending="report.json")
-
-
-def _landing_zone_view(settings: Settings):
-    """The landing zone's listing and a way to read one of its files: a local folder is
-    scanned by the same code as the resource's, without loading Dagster."""
-    if settings.landing_uri.startswith("s3://"):
-        from mlops_assets.defs.resources import landing_zone
-
-        zone = landing_zone(settings)
-        return zone.scan(), zone.local_copy
-    import contextlib
-
-    from mlops_assets.core.intake.landing import file_in_folder, scan_folder
-
-    root = Path(settings.landing_uri)
-
-    @contextlib.contextmanager
-    def in_place(relative_path: str):
-        yield file_in_folder(root, relative_path)
-
-    return scan_folder(root), in_place
 
 
 def _worth_in_words(row: dict) -> str:

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
+    from mlops_assets.core.registry.reader import VersionView
+
 # Where versions registered before attestations were stored per version kept theirs: one
 # per MLflow run, so two versions registered in one run shared it.
 LEGACY_ARTIFACT_PATH = "attestation/attestation.json"
@@ -58,3 +60,25 @@ def read_attestation(client: MlflowClient, version: ModelVersion) -> dict[str, A
     if str(document.get("version")) != str(version.version):
         return None  # a shared record of the run, about another version
     return document
+
+
+def attestation_of(tracking_uri: str, version: VersionView) -> dict[str, Any] | None:
+    """``version``'s attestation, read in place from a local artifact store (no MLflow
+    import), else through MLflow; None when it has none of its own."""
+    import json
+
+    from mlops_assets.core.registry.reader import run_artifacts
+
+    root = run_artifacts(tracking_uri, version.run_id)
+    if root is None:
+        from mlops_assets.core.registry.client import mlflow_client, registry_errors
+
+        with registry_errors(tracking_uri):
+            client = mlflow_client(tracking_uri)
+            return read_attestation(client, client.get_model_version(version.name, version.version))
+    path = root / version.tags.get(tag.ATTESTATION_PATH, LEGACY_ARTIFACT_PATH)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return document if str(document.get("version")) == version.version else None

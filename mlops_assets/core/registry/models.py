@@ -156,3 +156,20 @@ def log_plots(plots: Iterable[PngFile], folder: str) -> None:
         for plot in plots:
             (Path(tmp) / plot.file_name).write_bytes(plot.png)
         mlflow.log_artifacts(tmp, artifact_path=folder)
+
+
+def version_file_digests(tracking_uri: str, model_name: str, version: str) -> dict[str, str] | None:
+    """:func:`model_file_digests`, hashed in place when the files are local (no MLflow
+    import); None when the version or its files cannot be found."""
+    from mlops_assets.core.common.hashing import directory_digests
+    from mlops_assets.core.registry.reader import find_version
+
+    found = find_version(tracking_uri, model_name, version=version)
+    if found is not None and (local := found.local_files()) is not None:
+        return directory_digests(local)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return model_file_digests(tracking_uri, model_name, version)
+    except MlflowException:
+        return None
