@@ -381,7 +381,7 @@ def _contributions(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings.storage_uri, settings.s3_endpoint_url)
     reports_root = store.fetch_tree(layout.CONTRIBUTIONS, ending="report.json")
     reports = [report for report, _ in contribution_reports(reports_root)]
-    reported = {r["contribution_id"] for r in reports}
+    reported = {r.contribution_id for r in reports}
     zone = open_landing(settings.landing_uri, settings.s3_endpoint_url)
     listing, local_copy = zone.scan(), zone.local_copy
     landed = []

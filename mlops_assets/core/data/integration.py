@@ -356,7 +356,7 @@ def load_accepted_contributions(
     accepted = [
         (report, directory / "clean.parquet")
         for report, directory in contribution_reports(contributions_root)
-        if report.get("accepted")
+        if report.accepted
     ]
     with duckdb.connect() as db:
         sizes = [
@@ -375,11 +375,11 @@ def load_accepted_contributions(
             rows = db.execute(f"SELECT * FROM read_parquet({literal(str(clean))}){sample}").df()
             contributions.append(
                 Contribution(
-                    report["contribution_id"],
-                    report["contributor"],
+                    report.contribution_id,
+                    report.contributor,
                     rows,
-                    quality_score=report.get("quality_score", 100.0),
-                    landed_at=report.get("landed_at") or 0.0,
+                    quality_score=report.quality_score,
+                    landed_at=report.landed_at or 0.0,
                 )
             )
     return contributions

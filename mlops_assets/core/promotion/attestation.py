@@ -15,24 +15,29 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops_assets.core.intake.report import ContributionReport
 
 SCHEMA = "mlops-assets/attestation@1"
 _PACKAGES = ("mlops-assets", "dagster", "mlflow", "scikit-learn", "skops", "pandas", "duckdb")
 
 
-def attested_contributions(reports: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any]]:
+def attested_contributions(
+    reports: list[ContributionReport], ids: list[str]
+) -> list[dict[str, Any]]:
     """What an attestation records of each contribution in ``ids``, from its intake report."""
-    by_id = {r["contribution_id"]: r for r in reports}
+    by_id = {r.contribution_id: r for r in reports}
     return [
         {
             "contribution_id": cid,
-            "contributor": by_id[cid]["contributor"],
-            "landing_path": by_id[cid].get("landing_path"),
-            "file_sha256": by_id[cid]["sha256"],
-            "rows_accepted": by_id[cid]["rows_clean"],
-            "quality_score": by_id[cid]["quality_score"],
-            "snapshot": by_id[cid].get("snapshot"),
+            "contributor": by_id[cid].contributor,
+            "landing_path": by_id[cid].landing_path,
+            "file_sha256": by_id[cid].sha256,
+            "rows_accepted": by_id[cid].rows_clean,
+            "quality_score": by_id[cid].quality_score,
+            "snapshot": by_id[cid].snapshot,
         }
         for cid in ids
         if cid in by_id

@@ -85,5 +85,3 @@ class S3DatasetStore(DatasetStore):
 
     def publish(self, key: str) -> None:
         self._store().publish(key)
-
-
