@@ -20,9 +20,9 @@ from mlops_assets.core.modeling.baseline import (
     load_baseline_file,
     train_first_model,
 )
-from mlops_assets.core.promotion.attestation import attestation_document
+from mlops_assets.core.promotion.attestation import attestation_document, attested_model
 from mlops_assets.core.promotion.champion import promote_to_champion
-from mlops_assets.core.promotion.registration import attested_model, register_version
+from mlops_assets.core.promotion.registration import register_version
 from mlops_assets.core.registry import tags as tag
 from mlops_assets.core.registry.attestations import record_attestation
 from mlops_assets.core.registry.client import get_version_by_alias

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_assets.core.modeling.candidate import Candidate
 from mlops_assets.core.modeling.evaluation import benchmark_tags
+from mlops_assets.core.promotion.attestation import Provenance, candidate_attestation
 from mlops_assets.core.promotion.gate import PairedOutcome, PromotionDecision, PromotionGate
 from mlops_assets.core.promotion.gate import decide_promotion as gate_decision
 from mlops_assets.core.registry import tags as tag
@@ -50,27 +51,6 @@ def register_version(
     return register_model_version(
         client, model_info, model_name=model_name, tags={**tags, **benchmark_tags(metrics)}
     )
-
-
-def attested_model(
-    tracking_uri: str,
-    model_name: str,
-    version: str,
-    *,
-    model_uuid: str | None,
-    model_uri: str | None = None,
-    run_id: str | None = None,
-) -> dict[str, Any]:
-    """How an attestation names a registered model: its version, ids, and the sha256 of
-    every one of its files (the weights, not only the metadata)."""
-    from mlops_assets.core.registry.models import model_file_digests
-
-    named: dict[str, Any] = {"version": version, "model_uuid": model_uuid}
-    if model_uri is not None:
-        named["model_uri"] = model_uri
-    if run_id is not None:
-        named["mlflow_run_id"] = run_id
-    return {**named, "artifact_sha256": model_file_digests(tracking_uri, model_name, version)}
 
 
 @dataclass(frozen=True)
@@ -129,18 +109,6 @@ class Registration:
             attestation_sha256=self.attestation_sha256,
             previous_version=self.previous_champion,
         )
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """What a registration's attestation names besides the models: the Dagster run, the
-    benchmark's content hash, the record of each contribution in the training data, and the
-    task (``TaskSchema.attested``)."""
-
-    dagster_run_id: str
-    benchmark_sha256: str
-    contributions: list[dict[str, Any]]
-    task: dict[str, str] | None = None
 
 
 def register_candidate(
@@ -371,64 +339,3 @@ def _baseline_moved(client: MlflowClient, model_name: str, candidate: Candidate)
     if now_version == str(candidate.baseline_version):
         return ""
     return f"{alias} moved from v{candidate.baseline_version} to v{now_version}"
-
-
-def candidate_attestation(
-    client: MlflowClient,
-    *,
-    tracking_uri: str,
-    model_name: str,
-    version: str,
-    candidate: Candidate,
-    decision: PromotionDecision,
-    promoted: bool,
-    reason: str,
-    provenance: Provenance,
-) -> dict[str, Any]:
-    """The sealed attestation of a candidate's version: what it was trained on, the files of
-    both models, the metrics, the paired test and the decision."""
-    from mlops_assets.core.promotion.attestation import attestation_document
-
-    registered = client.get_model_version(model_name, version)
-    baseline_name = candidate.baseline_model_name or model_name
-    baseline = client.get_model_version(baseline_name, candidate.baseline_version)
-    return attestation_document(
-        model_name=model_name,
-        version=version,
-        dagster_run_id=provenance.dagster_run_id,
-        benchmark_sha256=provenance.benchmark_sha256,
-        dataset_sha256=candidate.data_sha256,
-        contributions=provenance.contributions,
-        task=provenance.task,
-        candidate=attested_model(
-            tracking_uri,
-            model_name,
-            version,
-            model_uuid=candidate.model_uuid,
-            model_uri=candidate.model_uri,
-            run_id=registered.run_id,
-        ),
-        baseline={
-            "model_name": baseline_name,
-            **attested_model(
-                tracking_uri,
-                baseline_name,
-                str(candidate.baseline_version),
-                model_uuid=baseline.tags.get(tag.MODEL_UUID),
-            ),
-        },
-        metrics=candidate.metrics,
-        baseline_metrics=candidate.baseline_metrics,
-        deltas=candidate.deltas,
-        test={
-            "name": decision.test or "none",
-            "p_value": decision.p_value,
-            **candidate.paired_outcome,
-            "delta_intervals": candidate.delta_intervals,
-        },
-        decision={"metric": decision.metric, "promoted": promoted, "reason": reason},
-        valuation={
-            **candidate.valuation,
-            "excluded_contributions": candidate.excluded_contributions,
-        },
-    )

@@ -39,8 +39,8 @@ def registered_model_version(
     ``register_candidate``: a crash at any point is completed or cleaned up by a rerun)."""
     from mlops_assets.core.intake.report import contribution_reports
     from mlops_assets.core.modeling.candidate import Candidate
-    from mlops_assets.core.promotion.attestation import attested_contributions
-    from mlops_assets.core.promotion.registration import Provenance, register_candidate
+    from mlops_assets.core.promotion.attestation import Provenance, attested_contributions
+    from mlops_assets.core.promotion.registration import register_candidate
     from mlops_assets.core.registry.client import registry_errors
 
     candidate = Candidate.from_metadata(upstream_metadata(context, trained_model.key))
