@@ -1,4 +1,8 @@
-"""Merging the reference train part and accepted contributions into one training set."""
+"""Merging the reference train part and accepted contributions into one training set.
+
+Long on purpose: the merge strategies, the shuffles, the provenance columns and the
+benchmark leak check are one contract on the training set's rows.
+"""
 
 from __future__ import annotations
 

@@ -26,6 +26,10 @@ averaged), by the spread of the value over those seeds.
 A contribution is left out of the candidate when its value is below zero beyond its interval,
 or when it belongs to a group whose values together are: the contributions of one contributor,
 or all those that made the model worse. Splitting harmful data across names does not hide it.
+
+Long on purpose: one algorithm (the game, its exact and sampled solutions, the test of
+harmful groups and :func:`recompute`, which ``mlops verify`` replays), whose parts share the
+private ``_Game`` and ``_Group``.
 """
 
 from __future__ import annotations
