@@ -26,10 +26,11 @@ from pathlib import Path
 
 start = time.perf_counter()
 import mlflow, pandas, skops.io, sklearn.ensemble  # what a baseline_model step has loaded anyway
-from mlops_assets.core.modeling.model_loading import (
-    FileTrust, ModelSource, load_model_file, timed_load, validate_model,
+from mlops_assets.core.modeling.model_checks import validate_model
+from mlops_assets.core.registry.model_files import (
+    FileTrust, ModelSource, load_model_file, timed_load,
 )
-from mlops_assets.core.registry.client import load_with_size
+from mlops_assets.core.registry.models import load_with_size
 from mlops_assets.task import IRIS
 imports = time.perf_counter() - start
 
@@ -91,11 +92,8 @@ def main() -> None:
     import mlflow
     import skops.io
 
-    from mlops_assets.core.registry.client import (
-        log_sklearn_model,
-        mlflow_client,
-        register_model_version,
-    )
+    from mlops_assets.core.registry.client import mlflow_client, register_model_version
+    from mlops_assets.core.registry.models import log_sklearn_model
     from mlops_assets.core.registry.tags import CHAMPION
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; date: {date.today()}")

@@ -50,7 +50,7 @@ from mlops_assets.core.data.integration import Contribution, integrate
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
 from mlops_assets.core.intake.intake import intake_contribution
 from mlops_assets.core.intake.report import IntakePolicy
-from mlops_assets.core.modeling.candidate import TrainingSpec
+from mlops_assets.core.modeling.training import TrainingSpec
 from mlops_assets.core.modeling.valuation import ValuationPolicy, value_contributions
 from mlops_assets.task import IRIS, NUMERIC, Feature, TaskSchema
 

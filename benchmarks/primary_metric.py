@@ -26,7 +26,7 @@ from mlops_assets.core.data.reference_data import load_reference_data, split_ben
 from mlops_assets.core.modeling.evaluation import SUMMARY_METRICS, evaluate, paired_outcome
 from mlops_assets.core.modeling.scoring import delta_intervals
 from mlops_assets.core.modeling.training import train_model
-from mlops_assets.core.registry.promotion import PairedOutcome
+from mlops_assets.core.promotion.gate import PairedOutcome
 from mlops_assets.settings import current_settings
 from mlops_assets.task import IRIS as TASK
 

@@ -42,14 +42,10 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
 
     from mlops_assets.core.data.reference_data import sklearn_iris
-    from mlops_assets.core.registry.attestation import seal
-    from mlops_assets.core.registry.client import (
-        log_sklearn_model,
-        mlflow_client,
-        model_file_digests,
-        record_attestation,
-        register_model_version,
-    )
+    from mlops_assets.core.promotion.attestation import seal
+    from mlops_assets.core.registry.attestations import record_attestation
+    from mlops_assets.core.registry.client import mlflow_client, register_model_version
+    from mlops_assets.core.registry.models import log_sklearn_model, model_file_digests
     from mlops_assets.settings import apply_process_defaults
     from mlops_assets.task import IRIS
 

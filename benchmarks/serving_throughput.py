@@ -42,13 +42,13 @@ def register_champion(home: Path) -> str:
     from sklearn.linear_model import LogisticRegression
 
     from mlops_assets.core.data.reference_data import sklearn_iris
+    from mlops_assets.core.promotion.champion import promote_to_champion
     from mlops_assets.core.registry.client import (
         ensure_experiment,
-        log_sklearn_model,
         mlflow_client,
-        promote_to_champion,
         register_model_version,
     )
+    from mlops_assets.core.registry.models import log_sklearn_model
     from mlops_assets.task import IRIS
 
     (home / "mlflow").mkdir(parents=True)

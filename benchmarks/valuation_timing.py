@@ -55,8 +55,7 @@ def retrain_with(players: int) -> dict:
 def million_rows() -> dict:
     from mlops_assets.core.data.integration import Contribution, integrate
     from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
-    from mlops_assets.core.modeling.candidate import TrainingSpec
-    from mlops_assets.core.modeling.training import train_model
+    from mlops_assets.core.modeling.training import TrainingSpec, train_model
     from mlops_assets.core.modeling.valuation import value_contributions
     from mlops_assets.defs.resources import build_resources
     from mlops_assets.task import IRIS

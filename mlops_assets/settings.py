@@ -2,6 +2,8 @@
 
 Every variable is documented in the README's configuration table; ``SETTINGS_DOC`` below is
 the source of that table and a test keeps the two in step.
+
+Long on purpose: every setting, its parsing and its documentation in one place.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Everything else (loading, cleaning, training, serving) reads this module. A task is described
 by a TOML task file (``tasks/iris.toml`` is the default's); :func:`load_task` reads and
 validates one.
+
+Long on purpose: the task file's schema, its validation (with messages that say what to
+fix) and what the rest of the code asks of a task are one contract.
 """
 
 from __future__ import annotations

@@ -17,12 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops_assets.core.registry.client import (
-    ensure_experiment,
-    log_sklearn_model,
-    register_model_version,
-    set_champion_by_hand,
-)
+from mlops_assets.core.promotion.champion import set_champion_by_hand
+from mlops_assets.core.registry.client import ensure_experiment, register_model_version
+from mlops_assets.core.registry.models import log_sklearn_model
 from mlops_assets.core.registry.tags import CHAMPION
 from mlops_assets.settings import Settings
 from mlops_assets.task import IRIS

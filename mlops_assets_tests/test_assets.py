@@ -7,10 +7,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from mlops_assets.core.common.hashing import directory_digests
 from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.core.registry import reader
-from mlops_assets.core.registry.attestation import directory_digests
-from mlops_assets.core.registry.client import model_file_digests
+from mlops_assets.core.registry.models import model_file_digests
 from mlops_assets.core.registry.tags import CHALLENGER, CHAMPION
 from mlops_assets.settings import Settings
 from mlops_assets_testing.data import VALID_CONTRIBUTION

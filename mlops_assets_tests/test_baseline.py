@@ -11,21 +11,16 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
-from mlops_assets.core.modeling.baseline import (
-    COLD_START_REASON,
-    BaselinePolicy,
-    ColdStart,
-    resolve_baseline,
-)
-from mlops_assets.core.modeling.candidate import TrainingSpec
-from mlops_assets.core.modeling.model_loading import FileTrust, ModelSource
-from mlops_assets.core.modeling.training import SKOPS_TRUSTED_TYPES
+from mlops_assets.core.modeling.baseline import BaselinePolicy, ColdStart
+from mlops_assets.core.modeling.training import TrainingSpec
+from mlops_assets.core.promotion.baseline import COLD_START_REASON, resolve_baseline
 from mlops_assets.core.registry.client import (
     RetryPolicy,
     get_version_by_alias,
-    log_sklearn_model,
     register_model_version,
 )
+from mlops_assets.core.registry.model_files import SKOPS_TRUSTED_TYPES, FileTrust, ModelSource
+from mlops_assets.core.registry.models import log_sklearn_model
 from mlops_assets.core.registry.tags import CHAMPION
 from mlops_assets.errors import (
     ConfigurationError,

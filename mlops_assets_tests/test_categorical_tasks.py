@@ -107,9 +107,9 @@ def test_a_model_takes_raw_values_and_round_trips_through_mlflow(mlflow_store, e
     beyond the allow-list, and MLflow serves it raw rows: strings, None and NaN."""
     import mlflow
 
-    from mlops_assets.core.modeling.model_loading import skops_untrusted_types
     from mlops_assets.core.modeling.training import train_model
-    from mlops_assets.core.registry.client import load_sklearn_model, log_sklearn_model
+    from mlops_assets.core.registry.model_files import skops_untrusted_types
+    from mlops_assets.core.registry.models import load_sklearn_model, log_sklearn_model
 
     split = split_benchmark(REFERENCE, PENGUINS, fraction=0.3, seed=42)
     model = train_model(split.train, PENGUINS, estimator=estimator, hyperparameters={}, seed=1)

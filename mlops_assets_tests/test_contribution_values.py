@@ -225,8 +225,8 @@ def test_three_contributions_valued_in_one_retrain(valued, monkeypatch, capsys, 
 def test_a_tampered_valuation_does_not_verify(valued, monkeypatch, capsys):
     """Values recomputed from the stored data disagree with a record whose value was edited
     (and resealed, so only the recomputation can tell)."""
-    from mlops_assets.core.registry.attestation import seal
-    from mlops_assets.core.registry.client import read_attestation, record_attestation
+    from mlops_assets.core.promotion.attestation import seal
+    from mlops_assets.core.registry.attestations import read_attestation, record_attestation
 
     pipeline = valued
     number = metadata(pipeline, "registered_model_version")["version"]

@@ -17,9 +17,8 @@ from mlops_assets.core.data.reference_data import load_reference_data, split_ben
 from mlops_assets.core.intake.intake import intake_contribution
 from mlops_assets.core.intake.processing import process_contribution
 from mlops_assets.core.intake.report import IntakePolicy
-from mlops_assets.core.modeling.candidate import TrainingSpec
 from mlops_assets.core.modeling.evaluation import evaluate
-from mlops_assets.core.modeling.training import train_model
+from mlops_assets.core.modeling.training import TrainingSpec, train_model
 from mlops_assets.core.modeling.valuation import (
     ValuationPolicy,
     arrival_probabilities,
@@ -381,7 +380,7 @@ def test_a_private_benchmark_is_never_told_nor_trained_on(pipeline, tmp_path, mo
     """The iris task with a benchmark of 45 flowers nobody else holds. A contributor who got
     hold of some of them learns nothing from the intake (no reason names them), yet they never
     reach training; the attestation names the benchmark by its hash alone."""
-    from mlops_assets.core.registry.client import read_attestation
+    from mlops_assets.core.registry.attestations import read_attestation
     from mlops_assets.settings import Settings
     from mlops_assets_testing.processes import REPO, env_for, in_process_mlops
 

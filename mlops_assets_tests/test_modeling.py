@@ -8,12 +8,9 @@ from mlops_assets.core.data.integration import integrate
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
 from mlops_assets.core.modeling.evaluation import evaluate, metric_deltas, metrics_markdown
 from mlops_assets.core.modeling.scoring import interval, two_sided_p_value
-from mlops_assets.core.modeling.training import ESTIMATORS, SKOPS_TRUSTED_TYPES, train_model
-from mlops_assets.core.registry.promotion import (
-    PairedOutcome,
-    PromotionGate,
-    decide_promotion,
-)
+from mlops_assets.core.modeling.training import ESTIMATORS, train_model
+from mlops_assets.core.promotion.gate import PairedOutcome, PromotionGate, decide_promotion
+from mlops_assets.core.registry.model_files import SKOPS_TRUSTED_TYPES
 from mlops_assets.errors import ConfigurationError
 from mlops_assets.task import IRIS
 from mlops_assets_testing.data import IRIS_CSV

@@ -5,7 +5,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from mlops_assets.core.registry.client import read_attestation
+from mlops_assets.core.registry.attestations import read_attestation
 from mlops_assets.settings import Settings
 from mlops_assets_testing.data import (
     iris_contribution,

@@ -324,9 +324,10 @@ def test_a_kill_during_registration_leaves_a_valid_champion(pipeline, tmp_path):
     import joblib
     from sklearn.tree import DecisionTreeClassifier
 
-    from mlops_assets.core.modeling.baseline import BaselinePolicy, ColdStart, resolve_baseline
-    from mlops_assets.core.modeling.candidate import TrainingSpec
-    from mlops_assets.core.modeling.model_loading import ModelSource
+    from mlops_assets.core.modeling.baseline import BaselinePolicy, ColdStart
+    from mlops_assets.core.modeling.training import TrainingSpec
+    from mlops_assets.core.promotion.baseline import resolve_baseline
+    from mlops_assets.core.registry.model_files import ModelSource
     from mlops_assets.task import IRIS
 
     # A weak baseline (a stump) so the candidate is promoted: the alias move is the window.

@@ -3,17 +3,16 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.core.data.reference_data import sklearn_iris
+from mlops_assets.core.promotion.champion import promote_to_champion
 from mlops_assets.core.registry.client import (
     get_version_by_alias,
     get_version_by_model_uuid,
-    load_sklearn_model,
-    log_sklearn_model,
     mlflow_client,
-    promote_to_champion,
     redact_uri,
     register_model_version,
     registry_errors,
 )
+from mlops_assets.core.registry.models import load_sklearn_model, log_sklearn_model
 from mlops_assets.core.registry.tags import CHAMPION, PREVIOUS_CHAMPION
 from mlops_assets.errors import RegistryUnavailableError, UntrustedModelError
 from mlops_assets.task import IRIS

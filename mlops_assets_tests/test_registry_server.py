@@ -11,18 +11,19 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
-from mlops_assets.core.modeling.baseline import BaselinePolicy, ColdStart, resolve_baseline
-from mlops_assets.core.modeling.candidate import TrainingSpec
-from mlops_assets.core.modeling.model_loading import ModelSource
+from mlops_assets.core.modeling.baseline import BaselinePolicy, ColdStart
+from mlops_assets.core.modeling.training import TrainingSpec
+from mlops_assets.core.promotion.baseline import resolve_baseline
+from mlops_assets.core.promotion.champion import promote_to_champion
 from mlops_assets.core.registry.client import (
     RetryPolicy,
-    log_sklearn_model,
     mlflow_client,
-    promote_to_champion,
     register_model_version,
     registry_errors,
     with_retries,
 )
+from mlops_assets.core.registry.model_files import ModelSource
+from mlops_assets.core.registry.models import log_sklearn_model
 from mlops_assets.errors import (
     ModelNotFoundError,
     RegistryAccessDeniedError,

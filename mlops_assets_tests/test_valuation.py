@@ -8,10 +8,9 @@ import pytest
 
 from mlops_assets.core.data.integration import Contribution, integrate
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
-from mlops_assets.core.modeling.candidate import TrainingSpec
 from mlops_assets.core.modeling.evaluation import SUMMARY_METRICS, evaluate
 from mlops_assets.core.modeling.scoring import bootstrap_counts, delta_intervals, weighted_scores
-from mlops_assets.core.modeling.training import train_model
+from mlops_assets.core.modeling.training import TrainingSpec, train_model
 from mlops_assets.core.modeling.valuation import (
     VALUE_COLUMNS,
     ValuationPolicy,

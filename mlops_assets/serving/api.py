@@ -5,6 +5,8 @@ a background thread polls the registry and swaps a new champion in once it has l
 validated. Every answer the API can give is in its OpenAPI document with its model; every
 error is JSON with a ``detail`` that names the problem, and no stack trace or internal path
 is ever sent.
+
+Long on purpose: one FastAPI application, every endpoint next to its OpenAPI model.
 """
 
 import asyncio

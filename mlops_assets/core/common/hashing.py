@@ -35,3 +35,12 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     row_hashes = pd.util.hash_pandas_object(frame, index=False)
     digest.update(row_hashes.to_numpy().tobytes())
     return digest.hexdigest()
+
+
+def directory_digests(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, by path relative to it."""
+    return {
+        path.relative_to(root).as_posix(): file_sha256(path)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }

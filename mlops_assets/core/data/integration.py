@@ -1,4 +1,8 @@
-"""Merging the reference train part and accepted contributions into one training set."""
+"""Merging the reference train part and accepted contributions into one training set.
+
+Long on purpose: the merge strategies, the shuffles, the provenance columns and the
+benchmark leak check are one contract on the training set's rows.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,13 @@ from mlops_assets.core.common.hashing import frame_sha256
 from mlops_assets.core.common.row_matching import RowMatching, matched_earlier, near_pairs_sql
 from mlops_assets.core.intake.readers import ROW_INDEX
 from mlops_assets.core.intake.validation import literal
-from mlops_assets.core.modeling.training import SAMPLE_WEIGHT
 from mlops_assets.task import TaskSchema
 
 SOURCE = "source"
 CONTRIBUTION_ID = "contribution_id"
 CONTRIBUTOR = "contributor"
 ROW_ID = "row_id"
+SAMPLE_WEIGHT = "sample_weight"  # optional per-row weight column of a training frame
 PROVENANCE_COLUMNS = (ROW_ID, SOURCE, CONTRIBUTION_ID, CONTRIBUTOR, ROW_INDEX)
 
 REFERENCE_SOURCE = "reference"
@@ -356,7 +360,7 @@ def load_accepted_contributions(
     accepted = [
         (report, directory / "clean.parquet")
         for report, directory in contribution_reports(contributions_root)
-        if report.get("accepted")
+        if report.accepted
     ]
     with duckdb.connect() as db:
         sizes = [
@@ -375,11 +379,11 @@ def load_accepted_contributions(
             rows = db.execute(f"SELECT * FROM read_parquet({literal(str(clean))}){sample}").df()
             contributions.append(
                 Contribution(
-                    report["contribution_id"],
-                    report["contributor"],
+                    report.contribution_id,
+                    report.contributor,
                     rows,
-                    quality_score=report.get("quality_score", 100.0),
-                    landed_at=report.get("landed_at") or 0.0,
+                    quality_score=report.quality_score,
+                    landed_at=report.landed_at or 0.0,
                 )
             )
     return contributions

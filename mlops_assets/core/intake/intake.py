@@ -5,6 +5,10 @@ Everything runs as SQL in DuckDB over the file itself, so memory stays bounded w
 file's size. Nothing is lost: every record ends up either in ``clean.parquet`` or in
 ``rejected.parquet`` with its original values and reason codes, so
 ``rows_in == rows_clean + rows_rejected == records_in_file`` always.
+
+Long on purpose: one DuckDB pipeline over one file, whose steps share the SQL relations
+named below (``DECIDED``, ``OUTCOME``, ``PARSED`` ...); split up, those names and the order
+of the steps would have to be read across modules.
 """
 
 import contextlib

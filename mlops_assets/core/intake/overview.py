@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops_assets.core.intake.report import ContributionReport
 from mlops_assets.core.registry import tags as tag
 
 SCOREBOARD_COLUMNS = (
@@ -52,7 +53,7 @@ class ContributionHistory:
 
 
 def contribution_overview(
-    reports: list[dict[str, Any]],
+    reports: list[ContributionReport],
     landed: list[dict[str, str]],
     history: ContributionHistory,
     refused: list[tuple[str, str]] = (),  # type: ignore[assignment]
@@ -74,12 +75,12 @@ def contribution_overview(
     """
     rows = []
     for report in reports:
-        cid = report["contribution_id"]
-        decision = report.get("decision", "")
+        cid = report.contribution_id
+        decision = report.decision
         valued = history.values.get(cid)
-        if report.get("duplicate_of"):
+        if report.duplicate_of:
             status = "duplicate"
-        elif not report.get("accepted"):
+        elif not report.accepted:
             status = "rejected"
         elif valued and valued["status"] in ("excluded", "nothing_new"):
             # Left out as harmful, or every row of it had been given before: not trained on.
@@ -91,15 +92,15 @@ def contribution_overview(
         rows.append(
             {
                 "contribution_id": cid,
-                "contributor": report.get("contributor"),
-                "landing_path": report.get("landing_path"),
+                "contributor": report.contributor,
+                "landing_path": report.landing_path,
                 "status": status,
                 "decision": decision,
-                "hint": report.get("hint", "") if status in ("rejected", "duplicate") else "",
-                "reasons": report.get("rejection_reasons", {}),
-                "quality_score": report.get("quality_score"),
-                "rows_in": report.get("rows_in"),
-                "rows_accepted": report.get("rows_clean", 0)
+                "hint": report.hint if status in ("rejected", "duplicate") else "",
+                "reasons": report.rejection_reasons,
+                "quality_score": report.quality_score,
+                "rows_in": report.rows_in,
+                "rows_accepted": report.rows_clean
                 if status in ("accepted", "excluded", "nothing_new")
                 else 0,
                 "model_versions": history.trained_on.get(cid, []),
@@ -107,7 +108,7 @@ def contribution_overview(
             }
         )
     reported = {row["contribution_id"] for row in rows}
-    by_sha256 = {r.get("sha256"): r["contribution_id"] for r in reports if r.get("sha256")}
+    by_sha256 = {r.sha256: r.contribution_id for r in reports if r.sha256}
     for file in landed:
         if file["contribution_id"] in reported:
             continue

@@ -6,18 +6,18 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from mlops_assets.core.common.hashing import file_sha256
 from mlops_assets.core.common.scratch import sweep_stale
-from mlops_assets.core.common.storage import replace_directory, write_json
+from mlops_assets.core.common.storage import replace_directory
 from mlops_assets.core.intake.intake import intake_contribution
 from mlops_assets.core.intake.report import (
     ContributionReport,
     IntakePolicy,
     contribution_reports,
+    write_report,
 )
 from mlops_assets.core.intake.text_files import IntakeLimits
 from mlops_assets.errors import (
@@ -142,7 +142,8 @@ def process_contribution(
             shutil.rmtree(snapshot.parent, ignore_errors=True)  # only accepted bytes are kept
         if kept:
             report.snapshot = f"{snapshot.parent.name}/{snapshot.name}"  # type: ignore[union-attr]
-        write_json({**report.to_dict(), "landing_path": landing_path}, staging / "report.json")
+        report.landing_path = landing_path
+        write_report(report, staging / "report.json")
         replace_directory(staging, contributions_root / contribution_id)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -183,31 +184,28 @@ def _sweep_staging(root: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def landing_order(report: dict[str, Any]) -> tuple[float, str]:
-    """Where a contribution stands in the order of arrival: its landing time, then its id
-    (a report written before landing times were recorded stands before every newer one)."""
-    return (report.get("landed_at") or 0.0, report["contribution_id"])
-
-
 def accepted_clean_files(
-    reports: list[tuple[dict[str, Any], Path]], *, landed_before: tuple[float, str] | None = None
+    reports: list[tuple[ContributionReport, Path]],
+    *,
+    landed_before: tuple[float, str] | None = None,
 ) -> tuple[Path, ...]:
     """The clean Parquet files of the accepted contributions among ``reports`` (only those
-    that landed before ``landed_before``, a :func:`landing_order`, when given)."""
+    that landed before ``landed_before``, a ``ContributionReport.landing_order``, when
+    given)."""
     return tuple(
         directory / "clean.parquet"
         for report, directory in reports
-        if report.get("accepted")
+        if report.accepted
         and (directory / "clean.parquet").exists()
-        and (landed_before is None or landing_order(report) < landed_before)
+        and (landed_before is None or report.landing_order < landed_before)
     )
 
 
 def find_contribution_by_sha256(
-    reports: list[tuple[dict[str, Any], Path]], sha256: str
+    reports: list[tuple[ContributionReport, Path]], sha256: str
 ) -> str | None:
     """The id of an earlier contribution with these exact bytes, if any."""
     for report, _ in reports:
-        if report.get("sha256") == sha256 and report.get("duplicate_of") is None:
-            return report["contribution_id"]
+        if report.sha256 == sha256 and report.duplicate_of is None:
+            return report.contribution_id
     return None

@@ -1,9 +1,15 @@
 """What an intake decides about one contribution: the report, the acceptance policy, the
-quality score and the decision."""
+quality score and the decision.
+
+A contribution's report is written as ``report.json`` and read back only as a
+:class:`ContributionReport` (:func:`write_report`, :func:`read_report`,
+:func:`contribution_reports`): whether it was accepted is its ``accepted`` field, and only
+that.
+"""
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +29,8 @@ class IntakePolicy:
 
 @dataclass
 class ContributionReport:
-    """Everything decided about one contribution; written as its JSON report."""
+    """Everything decided about one contribution; written as its JSON report
+    (:func:`write_report`) and read back by :func:`read_report`."""
 
     contribution_id: str
     contributor: str
@@ -73,14 +80,35 @@ class ContributionReport:
     hints: list[str] = field(default_factory=list)
     # Seconds per step of the intake, to see where the time goes.
     timings: dict[str, float] = field(default_factory=dict)
+    # Where the file was in the landing zone (``<contributor>/<file>``); None for a file
+    # checked before it was submitted.
+    landing_path: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "accepted" if self.accepted else "rejected"
+
+    @property
+    def landing_order(self) -> tuple[float, str]:
+        """Where the contribution stands in the order of arrival: its landing time, then its
+        id (a report written before landing times were recorded stands before every newer
+        one)."""
+        return (self.landed_at or 0.0, self.contribution_id)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ContributionReport":
+        """A report as :meth:`to_dict` wrote it, or as an older version did: a field it does
+        not have takes its default, a key no field has any more is ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
     def to_metadata(self, landing_path: str) -> dict[str, Any]:
         """What the ``contributed_data`` partition shows: the decision and its numbers."""
         return {
-            "status": "accepted" if self.accepted else "rejected",
+            "status": self.status,
             "decision": self.decision,
             "hint": self.hint,
             "accepted": self.accepted,
@@ -108,14 +136,26 @@ class ContributionReport:
         }
 
 
+def write_report(report: ContributionReport, path: Path) -> None:
+    """Write ``report`` as JSON at ``path``, atomically."""
+    from mlops_assets.core.common.storage import write_json
+
+    write_json(report.to_dict(), path)
+
+
+def read_report(path: Path) -> ContributionReport:
+    """The report :func:`write_report` wrote at ``path`` (or an older version of it)."""
+    return ContributionReport.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
 def contribution_reports(
     root: Path, *, exclude: str | None = None
-) -> list[tuple[dict[str, Any], Path]]:
+) -> list[tuple[ContributionReport, Path]]:
     """(report, directory) of every contribution under ``root`` but ``exclude``, read once."""
     reports = []
     for report_path in sorted(root.glob("*/report.json")):
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-        if report.get("contribution_id") != exclude:
+        report = read_report(report_path)
+        if report.contribution_id != exclude:
             reports.append((report, report_path.parent))
     return reports
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from mlops_assets.core.modeling.training import TrainingSpec
 from mlops_assets.errors import UpstreamMissingError
 from mlops_assets.task import TaskSchema
 
@@ -16,47 +17,6 @@ if TYPE_CHECKING:
 
     from mlops_assets.core.modeling.evaluation import Evaluation
     from mlops_assets.core.modeling.valuation import Valuation, ValuationPolicy
-
-
-@dataclass(frozen=True)
-class TrainingSpec:
-    """What to train: the estimator, its hyperparameters, the seed, and how many training
-    seeds an estimator with randomness averages (``training.training_seeds``)."""
-
-    estimator: str
-    hyperparameters: dict[str, Any]
-    seed: int
-    seeds: int = 1
-
-    @property
-    def training_seeds(self) -> tuple[int, ...]:
-        from mlops_assets.core.modeling.training import training_seeds
-
-        return training_seeds(self.estimator, self.seed, self.seeds)
-
-    def recipe(self) -> dict[str, Any]:
-        """What decides the model: the spec, without a seed count that changes nothing (an
-        estimator without randomness trains with its one seed)."""
-        recipe = asdict(self)
-        if len(self.training_seeds) == 1:
-            del recipe["seeds"]
-        return recipe
-
-    def fingerprint(self, data_sha256: str, task: TaskSchema) -> str:
-        """sha256 of everything that decides the model trained on ``data_sha256``: the data,
-        this spec, the task's definition and the code (this package's and scikit-learn's
-        versions). Two trainings with the same fingerprint give the same model."""
-        import hashlib
-        from importlib.metadata import version
-
-        recipe = {
-            "data_sha256": data_sha256,
-            "training": self.recipe(),
-            "task_sha256": task.attested()["sha256"],
-            "code": {name: version(name) for name in ("mlops_assets", "scikit-learn")},
-        }
-        canonical = json.dumps(recipe, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -245,7 +205,7 @@ def train_candidate(
     from mlops_assets.core.modeling.scoring import delta_intervals
     from mlops_assets.core.modeling.training import train_model
     from mlops_assets.core.modeling.valuation import value_contributions
-    from mlops_assets.core.registry.client import load_sklearn_model, log_sklearn_model
+    from mlops_assets.core.registry.models import load_sklearn_model, log_sklearn_model
 
     valuation = replace(
         value_contributions(

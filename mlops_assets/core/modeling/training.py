@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -9,14 +11,6 @@ import pandas as pd
 
 from mlops_assets.errors import ConfigurationError
 from mlops_assets.task import ESTIMATORS, TaskSchema
-
-SAMPLE_WEIGHT = "sample_weight"  # optional per-row weight column of a training frame
-
-# Types outside skops' built-in safe set that our estimators contain (a forest's trees, and
-# the one-hot encoder's output dtype). Models are loaded with exactly this allow-list (never
-# one read from the model file), so a tampered artifact that smuggles in another type is
-# refused instead of executed.
-SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "numpy.dtype", "sklearn.utils._bunch.Bunch"]
 
 # Estimators whose fit depends on their seed: a model of one seed is a draw, so they are
 # trained with several seeds and their probabilities averaged (``build_estimator``).
@@ -140,6 +134,8 @@ def train_model(
         raise ConfigurationError(
             "the training set is empty", hint="materialize integrated_dataset first"
         )
+    from mlops_assets.core.data.integration import SAMPLE_WEIGHT
+
     weights = frame.get(SAMPLE_WEIGHT)
     return fit(
         build_estimator(estimator, hyperparameters, seed, task, seeds),
@@ -158,3 +154,42 @@ def fit(model: Any, x: Any, y: Any, weights: np.ndarray | None = None) -> Any:
         step = f"{model.steps[-1][0]}__" if hasattr(model, "steps") else ""
         fit_arguments[f"{step}sample_weight"] = weights
     return model.fit(x, y, **fit_arguments)
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What to train: the estimator, its hyperparameters, the seed, and how many training
+    seeds an estimator with randomness averages (``training.training_seeds``)."""
+
+    estimator: str
+    hyperparameters: dict[str, Any]
+    seed: int
+    seeds: int = 1
+
+    @property
+    def training_seeds(self) -> tuple[int, ...]:
+        return training_seeds(self.estimator, self.seed, self.seeds)
+
+    def recipe(self) -> dict[str, Any]:
+        """What decides the model: the spec, without a seed count that changes nothing (an
+        estimator without randomness trains with its one seed)."""
+        recipe = asdict(self)
+        if len(self.training_seeds) == 1:
+            del recipe["seeds"]
+        return recipe
+
+    def fingerprint(self, data_sha256: str, task: TaskSchema) -> str:
+        """sha256 of everything that decides the model trained on ``data_sha256``: the data,
+        this spec, the task's definition and the code (this package's and scikit-learn's
+        versions). Two trainings with the same fingerprint give the same model."""
+        import hashlib
+        from importlib.metadata import version
+
+        recipe = {
+            "data_sha256": data_sha256,
+            "training": self.recipe(),
+            "task_sha256": task.attested()["sha256"],
+            "code": {name: version(name) for name in ("mlops_assets", "scikit-learn")},
+        }
+        canonical = json.dumps(recipe, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()

@@ -26,6 +26,10 @@ averaged), by the spread of the value over those seeds.
 A contribution is left out of the candidate when its value is below zero beyond its interval,
 or when it belongs to a group whose values together are: the contributions of one contributor,
 or all those that made the model worse. Splitting harmful data across names does not hide it.
+
+Long on purpose: one algorithm (the game, its exact and sampled solutions, the test of
+harmful groups and :func:`recompute`, which ``mlops verify`` replays), whose parts share the
+private ``_Game`` and ``_Group``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from mlops_assets.core.data.integration import (
     CONTRIBUTION_ID,
     CONTRIBUTION_SOURCE,
     CONTRIBUTOR,
+    SAMPLE_WEIGHT,
     SOURCE,
 )
 from mlops_assets.core.modeling.evaluation import (
@@ -56,12 +61,11 @@ from mlops_assets.core.modeling.scoring import (
     weighted_scores,
     with_spread,
 )
-from mlops_assets.core.modeling.training import SAMPLE_WEIGHT, build_estimator, fit, model_input
+from mlops_assets.core.modeling.training import TrainingSpec, build_estimator, fit, model_input
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops_assets.core.modeling.candidate import TrainingSpec
     from mlops_assets.task import TaskSchema
 
 INCLUDED, EXCLUDED, NOTHING_NEW = "included", "excluded", "nothing_new"
@@ -569,8 +573,6 @@ def recompute(
 ) -> Valuation:
     """The valuation ``recorded`` (``Valuation.to_dict()``) again, on the dataset it valued:
     the same players, spec, policy and seed, and a sampled one with its own permutations."""
-    from mlops_assets.core.modeling.candidate import TrainingSpec
-
     sampled = recorded["method"] == "permutation"
     policy = {**recorded["policy"], "permutations": recorded["permutations"] if sampled else None}
     return value_contributions(

@@ -1,2 +1,5 @@
-"""The MLflow Model Registry: versions, aliases, the promotion gate, registering a candidate,
-attestations, and the webhook events of it all."""
+"""The model registry adapter (MLflow): connection and retries (``client``), logging and
+safely loading model files (``models``, ``model_files``), storing attestations
+(``attestations``), the tag names (``tags``), a read-only view without MLflow (``reader``)
+and the webhook outbox (``webhooks``). No domain decision is taken here: which version is
+promoted, and why, is ``core.promotion``'s."""

@@ -308,3 +308,24 @@ def deliver_due(
         outcome, _ = outbox.deliver(entry, url, keys, policy)
         counts[outcome] += 1
     return counts
+
+
+def announce(
+    event: VersionEvent,
+    *,
+    url: str,
+    secret: str,
+    outbox: Path,
+    max_age: float,
+    timeout: float = 2.0,
+) -> list[str]:
+    """Queue every event ``event`` is (``VersionEvent.types``) and try each once within
+    ``timeout`` seconds; lines for the log. What the command line announces a champion it
+    moved with, as the ``Webhooks`` resource does for the pipeline."""
+    keys, policy = parse_secrets(secret), DeliveryPolicy(timeout=timeout, max_age=max_age)
+    box = Outbox(outbox)
+    lines = [
+        send(box, url, keys, WebhookEvent.new(event_type, event.data()), policy)
+        for event_type in event.types()
+    ]
+    return [line for line in lines if line]

@@ -7,6 +7,8 @@ Dagster documents for images) and into MLflow as artifacts, so what the UI shows
 run keeps are one picture. Each image stays within :data:`MAX_PLOT_BYTES` (Dagster stores
 metadata in its event log and the UI loads it with the asset page): drawn at 100 dpi, reduced
 to a 64-colour palette (flat charts lose nothing), and drawn smaller when still too large.
+
+Long on purpose: the one module that imports matplotlib; every plot is a short function.
 """
 
 from __future__ import annotations

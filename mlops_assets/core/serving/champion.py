@@ -98,8 +98,8 @@ def load_version(
     probe: pd.DataFrame,
 ) -> ServedModel:
     """Load ``version`` of ``model_name`` safely (skops, allow-list) and validate it."""
-    from mlops_assets.core.modeling.model_loading import validate_model
-    from mlops_assets.core.registry.client import load_sklearn_model
+    from mlops_assets.core.modeling.model_checks import validate_model
+    from mlops_assets.core.registry.models import load_sklearn_model
 
     details = client.get_model_version(model_name, version)
     model = load_sklearn_model(f"models:/{model_name}/{version}", tracking_uri)

@@ -20,19 +20,19 @@ def contributed_data_accepted(
 ) -> dg.AssetCheckResult:
     """The contribution passed intake: enough clean rows and a quality score above the bar;
     a rejection is a warning naming the reason and what to do."""
-    from mlops_assets.core.common.storage import read_json
+    from mlops_assets.core.intake.report import read_report
 
-    report = read_json(store.fetch(store.contribution(context.partition_key, "report.json")))
-    hint = report.get("hint") or ""
+    report = read_report(store.fetch(store.contribution(context.partition_key, "report.json")))
+    hint = report.hint or ""
     return dg.AssetCheckResult(
-        passed=bool(report["accepted"]),
+        passed=report.accepted,
         severity=dg.AssetCheckSeverity.WARN,
-        description=report["decision"] + (f". What to do: {hint}" if hint else ""),
+        description=report.decision + (f". What to do: {hint}" if hint else ""),
         metadata={
             "hint": hint,
-            "quality_score": report["quality_score"],
-            "rows_clean": report["rows_clean"],
-            "rows_rejected": report["rows_rejected"],
-            "rejection_reasons": report["rejection_reasons"],
+            "quality_score": report.quality_score,
+            "rows_clean": report.rows_clean,
+            "rows_rejected": report.rows_rejected,
+            "rejection_reasons": report.rejection_reasons,
         },
     )

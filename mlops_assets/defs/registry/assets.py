@@ -39,9 +39,9 @@ def registered_model_version(
     ``register_candidate``: a crash at any point is completed or cleaned up by a rerun)."""
     from mlops_assets.core.intake.report import contribution_reports
     from mlops_assets.core.modeling.candidate import Candidate
-    from mlops_assets.core.registry.attestation import attested_contributions
+    from mlops_assets.core.promotion.attestation import Provenance, attested_contributions
+    from mlops_assets.core.promotion.registration import register_candidate
     from mlops_assets.core.registry.client import registry_errors
-    from mlops_assets.core.registry.registration import Provenance, register_candidate
 
     candidate = Candidate.from_metadata(upstream_metadata(context, trained_model.key))
     reports = contribution_reports(store.fetch_tree(store.CONTRIBUTIONS, ending="report.json"))

@@ -1,8 +1,6 @@
 """The landing zone: where contributors drop files, as ``<contributor>/<file>``."""
 
 import contextlib
-import os
-import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -83,8 +81,6 @@ class LocalLandingZone(LandingZone):
         yield self._path(relative_path)  # already local: read in place, never modified
 
     def put(self, source: Path, relative_path: str) -> None:
-        target = self._path(relative_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.part")  # ignored until renamed
-        shutil.copyfile(source, partial)
-        os.replace(partial, target)
+        from mlops_assets.core.storage.places import LocalLanding
+
+        LocalLanding(self.root).put(source, relative_path)

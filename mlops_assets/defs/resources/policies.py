@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from mlops_assets.core.intake.text_files import IntakeLimits
     from mlops_assets.core.modeling.baseline import BaselinePolicy
     from mlops_assets.core.modeling.valuation import ValuationPolicy
-    from mlops_assets.core.registry.promotion import PromotionGate
+    from mlops_assets.core.promotion.gate import PromotionGate
     from mlops_assets.task import TaskSchema
 
 
@@ -102,7 +102,7 @@ class PromotionPolicy(dg.ConfigurableResource):
         return 1.0 - self.significance if self.significance > 0 else 0.95
 
     def gate(self) -> "PromotionGate":
-        from mlops_assets.core.registry.promotion import PromotionGate
+        from mlops_assets.core.promotion.gate import PromotionGate
 
         return PromotionGate(
             metric=self.primary_metric,
@@ -144,8 +144,8 @@ class BaselineLoader(dg.ConfigurableResource):
 
     def policy(self) -> "BaselinePolicy":  # quoted: resources cannot use __future__ annotations
         from mlops_assets.core.modeling.baseline import BaselinePolicy
-        from mlops_assets.core.modeling.model_loading import FileTrust, ModelSource
         from mlops_assets.core.registry.client import RetryPolicy
+        from mlops_assets.core.registry.model_files import FileTrust, ModelSource
 
         trusted = Path(self.trusted_model_dir).expanduser() if self.trusted_model_dir else None
         return BaselinePolicy(

@@ -28,7 +28,8 @@ from mlops_assets.defs.resources import (
 
 if TYPE_CHECKING:
     from mlops_assets.core.modeling.baseline import Baseline
-    from mlops_assets.core.modeling.candidate import TrainedCandidate, TrainingSpec
+    from mlops_assets.core.modeling.candidate import TrainedCandidate
+    from mlops_assets.core.modeling.training import TrainingSpec
     from mlops_assets.core.reporting.plots import Plot
     from mlops_assets.task import TaskSchema
 
@@ -62,7 +63,7 @@ class TrainingConfig(dg.Config):
 
     def spec(self, task: "TaskSchema", seed: int) -> "TrainingSpec":
         """What to train for ``task``; ``seed`` unless the config sets one."""
-        from mlops_assets.core.modeling.candidate import TrainingSpec
+        from mlops_assets.core.modeling.training import TrainingSpec
 
         estimator = self.estimator or Estimator(task.estimator or "logistic_regression")
         return TrainingSpec(
@@ -113,7 +114,8 @@ def baseline_model(
     On a cold start (no champion yet) a baseline is trained on the reference train part with
     the default training config, registered as the first version and aliased ``champion``.
     """
-    from mlops_assets.core.modeling.baseline import ColdStart, resolve_baseline
+    from mlops_assets.core.modeling.baseline import ColdStart
+    from mlops_assets.core.promotion.baseline import resolve_baseline
     from mlops_assets.core.registry.client import claim_model_for_task, registry_errors
 
     cold_start = ColdStart(
@@ -160,8 +162,10 @@ def _announce_cold_start(
     registration on ``registered_model_version``, where people look for it (no candidate is
     registered after it: one trained on the same data would be the same model); the
     scoreboard, built by retrains only, says it waits for one."""
+    from mlops_assets.core.promotion.baseline import cold_start_event, cold_start_registration
+
     context.log.info(f"Cold start: registered baseline v{baseline.version} as champion")
-    for line in [*serving.champion_moved(), *webhooks.announce(baseline.version_event())]:
+    for line in [*serving.champion_moved(), *webhooks.announce(cold_start_event(baseline))]:
         context.log.info(line)
     context.log_event(
         dg.AssetObservation(
@@ -174,7 +178,7 @@ def _announce_cold_start(
             asset_key=REGISTERED_MODEL_VERSION,
             description=f"v{baseline.version}: the first champion, registered by baseline_model",
             metadata={
-                **baseline.cold_start_registration(),
+                **cold_start_registration(baseline),
                 "registry_url": url(registry.version_url(baseline.version)),
             },
         )
@@ -263,7 +267,7 @@ def _pictures(trained: "TrainedCandidate", store: DatasetStore, metric: str) -> 
     UI. Needs the active MLflow run."""
     import mlflow
 
-    from mlops_assets.core.registry.client import log_plots
+    from mlops_assets.core.registry.models import log_plots
     from mlops_assets.core.reporting.plots import (
         CONTRIBUTION_PLOTS,
         PLOTS_FOLDER,

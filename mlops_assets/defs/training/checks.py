@@ -31,7 +31,8 @@ def trained_model_has_signature(
     context: dg.AssetCheckExecutionContext, registry: ModelRegistry
 ) -> dg.AssetCheckResult:
     """The logged model carries an input/output signature (the API validates requests with it)."""
-    from mlops_assets.core.registry.client import model_signature, registry_errors
+    from mlops_assets.core.registry.client import registry_errors
+    from mlops_assets.core.registry.models import model_signature
 
     model_uri = upstream_metadata(context, trained_model.key)["model_uri"]
     registry.client()  # applies bounded-retry defaults before talking to MLflow

@@ -1,5 +1,7 @@
-"""Registering a candidate and deciding its promotion, as one sequence that a crash at any
-point leaves recoverable.
+"""Registering a version: the one path every version enters the registry by
+(:func:`register_version`, also a cold start's and an imported file's, see ``baseline``), and
+a candidate's registration and promotion decision, as one sequence that a crash at any point
+leaves recoverable.
 
 Order: the version is registered (tagged ``registration=started``), the decision is made and
 its tags written, the attestation written, the version tagged ``registration=complete``;
@@ -18,18 +20,37 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_assets.core.modeling.candidate import Candidate
 from mlops_assets.core.modeling.evaluation import benchmark_tags
+from mlops_assets.core.promotion.attestation import Provenance, candidate_attestation
+from mlops_assets.core.promotion.gate import PairedOutcome, PromotionDecision, PromotionGate
+from mlops_assets.core.promotion.gate import decide_promotion as gate_decision
 from mlops_assets.core.registry import tags as tag
-from mlops_assets.core.registry.promotion import (
-    PairedOutcome,
-    PromotionDecision,
-    PromotionGate,
-)
-from mlops_assets.core.registry.promotion import decide_promotion as gate_decision
 from mlops_assets.core.registry.webhooks import VersionEvent
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+    from mlflow.models.model import ModelInfo
+
+    from mlops_assets.core.registry.client import RegisteredVersion
+
+
+def register_version(
+    client: MlflowClient,
+    model_info: ModelInfo,
+    *,
+    model_name: str,
+    metrics: dict[str, float],
+    tags: dict[str, str],
+) -> RegisteredVersion:
+    """Register the logged model ``model_info`` as a new version of ``model_name``, tagged
+    with its benchmark ``metrics`` (``benchmark_<metric>``) and ``tags`` (the adapter adds
+    ``model_uuid`` and ``model_id``). Every version is registered here: a candidate, a cold
+    start's first model, an imported file."""
+    from mlops_assets.core.registry.client import register_model_version
+
+    return register_model_version(
+        client, model_info, model_name=model_name, tags={**tags, **benchmark_tags(metrics)}
+    )
 
 
 @dataclass(frozen=True)
@@ -90,18 +111,6 @@ class Registration:
         )
 
 
-@dataclass(frozen=True)
-class Provenance:
-    """What a registration's attestation names besides the models: the Dagster run, the
-    benchmark's content hash, the record of each contribution in the training data, and the
-    task (``TaskSchema.attested``)."""
-
-    dagster_run_id: str
-    benchmark_sha256: str
-    contributions: list[dict[str, Any]]
-    task: dict[str, str] | None = None
-
-
 def register_candidate(
     client: MlflowClient,
     *,
@@ -120,12 +129,9 @@ def register_candidate(
     finished or gone (its version is then abandoned, unless it is this candidate's).
     """
     dagster_run_id = provenance.dagster_run_id
-    from mlops_assets.core.registry.client import (
-        get_version_by_alias,
-        promote_to_champion,
-        record_attestation,
-        register_model_version,
-    )
+    from mlops_assets.core.promotion.champion import promote_to_champion
+    from mlops_assets.core.registry.attestations import record_attestation
+    from mlops_assets.core.registry.client import get_version_by_alias
     from mlops_assets.core.registry.tags import CHALLENGER, CHAMPION
 
     existing = _version_of_model(client, model_name, candidate.model_id)
@@ -140,10 +146,11 @@ def register_candidate(
         import mlflow
 
         info = mlflow.models.get_model_info(candidate.model_uri)
-        version = register_model_version(
+        version = register_version(
             client,
             info,
             model_name=model_name,
+            metrics=candidate.metrics,
             tags={
                 tag.REGISTRATION: "started",
                 tag.DATA_SHA256: candidate.data_sha256,
@@ -156,7 +163,6 @@ def register_candidate(
                 tag.EXCLUDED_CONTRIBUTIONS: json.dumps(candidate.excluded_contributions),
                 tag.DAGSTER_RUN_ID: dagster_run_id,
                 tag.MLFLOW_RUN_ID: candidate.mlflow_run_id,
-                **benchmark_tags(candidate.metrics),
             },
         ).version
         run_id = info.run_id
@@ -240,7 +246,8 @@ def _move_aliases(client: MlflowClient, model_name: str, version: ModelVersion) 
     """The alias moves of a decided version: ``challenger`` unless a newer version has it,
     ``champion`` when promoted and the champion is still the one it was decided against (a
     champion that moved since, by hand or by a newer version, is left alone)."""
-    from mlops_assets.core.registry.client import get_version_by_alias, promote_to_champion
+    from mlops_assets.core.promotion.champion import promote_to_champion
+    from mlops_assets.core.registry.client import get_version_by_alias
     from mlops_assets.core.registry.tags import CHALLENGER, CHAMPION
 
     number = str(version.version)
@@ -332,63 +339,3 @@ def _baseline_moved(client: MlflowClient, model_name: str, candidate: Candidate)
     if now_version == str(candidate.baseline_version):
         return ""
     return f"{alias} moved from v{candidate.baseline_version} to v{now_version}"
-
-
-def candidate_attestation(
-    client: MlflowClient,
-    *,
-    tracking_uri: str,
-    model_name: str,
-    version: str,
-    candidate: Candidate,
-    decision: PromotionDecision,
-    promoted: bool,
-    reason: str,
-    provenance: Provenance,
-) -> dict[str, Any]:
-    """The sealed attestation of a candidate's version: what it was trained on, the files of
-    both models, the metrics, the paired test and the decision."""
-    from mlops_assets.core.registry.attestation import attestation_document
-    from mlops_assets.core.registry.client import model_file_digests
-
-    registered = client.get_model_version(model_name, version)
-    baseline_name = candidate.baseline_model_name or model_name
-    baseline = client.get_model_version(baseline_name, candidate.baseline_version)
-    return attestation_document(
-        model_name=model_name,
-        version=version,
-        dagster_run_id=provenance.dagster_run_id,
-        benchmark_sha256=provenance.benchmark_sha256,
-        dataset_sha256=candidate.data_sha256,
-        contributions=provenance.contributions,
-        task=provenance.task,
-        candidate={
-            "version": version,
-            "model_uuid": candidate.model_uuid,
-            "model_uri": candidate.model_uri,
-            "mlflow_run_id": registered.run_id,
-            "artifact_sha256": model_file_digests(tracking_uri, model_name, version),
-        },
-        baseline={
-            "model_name": baseline_name,
-            "version": str(candidate.baseline_version),
-            "model_uuid": baseline.tags.get(tag.MODEL_UUID),
-            "artifact_sha256": model_file_digests(
-                tracking_uri, baseline_name, candidate.baseline_version
-            ),
-        },
-        metrics=candidate.metrics,
-        baseline_metrics=candidate.baseline_metrics,
-        deltas=candidate.deltas,
-        test={
-            "name": decision.test or "none",
-            "p_value": decision.p_value,
-            **candidate.paired_outcome,
-            "delta_intervals": candidate.delta_intervals,
-        },
-        decision={"metric": decision.metric, "promoted": promoted, "reason": reason},
-        valuation={
-            **candidate.valuation,
-            "excluded_contributions": candidate.excluded_contributions,
-        },
-    )

@@ -15,43 +15,39 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlops_assets.core.common.hashing import file_sha256
+from mlops_assets.core.registry import tags as tag
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from mlops_assets.core.intake.report import ContributionReport
+    from mlops_assets.core.modeling.candidate import Candidate
+    from mlops_assets.core.promotion.gate import PromotionDecision
 
 SCHEMA = "mlops-assets/attestation@1"
-# Where versions registered before attestations were stored per version kept theirs: one
-# per MLflow run, so two versions registered in one run shared it.
-LEGACY_ARTIFACT_PATH = "attestation/attestation.json"
 _PACKAGES = ("mlops-assets", "dagster", "mlflow", "scikit-learn", "skops", "pandas", "duckdb")
 
 
-def attested_contributions(reports: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any]]:
+def attested_contributions(
+    reports: list[ContributionReport], ids: list[str]
+) -> list[dict[str, Any]]:
     """What an attestation records of each contribution in ``ids``, from its intake report."""
-    by_id = {r["contribution_id"]: r for r in reports}
+    by_id = {r.contribution_id: r for r in reports}
     return [
         {
             "contribution_id": cid,
-            "contributor": by_id[cid]["contributor"],
-            "landing_path": by_id[cid].get("landing_path"),
-            "file_sha256": by_id[cid]["sha256"],
-            "rows_accepted": by_id[cid]["rows_clean"],
-            "quality_score": by_id[cid]["quality_score"],
-            "snapshot": by_id[cid].get("snapshot"),
+            "contributor": by_id[cid].contributor,
+            "landing_path": by_id[cid].landing_path,
+            "file_sha256": by_id[cid].sha256,
+            "rows_accepted": by_id[cid].rows_clean,
+            "quality_score": by_id[cid].quality_score,
+            "snapshot": by_id[cid].snapshot,
         }
         for cid in ids
         if cid in by_id
     ]
-
-
-def directory_digests(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root``, by path relative to it."""
-    return {
-        path.relative_to(root).as_posix(): file_sha256(path)
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
 
 
 def document_sha256(document: dict[str, Any]) -> str:
@@ -75,13 +71,6 @@ def seal(document: dict[str, Any]) -> dict[str, Any]:
     """``document`` with its schema, package versions and ``document_sha256``."""
     body = {"schema": SCHEMA, **document, "packages": package_versions()}
     return {**body, "document_sha256": document_sha256(body)}
-
-
-def artifact_path(model_name: str, version: str) -> str:
-    """Where a version's attestation is kept in its MLflow run: named by the version, so
-    versions registered in the same run (a cold start and its first candidate) never share
-    one."""
-    return f"attestations/{model_name}/v{version}.json"
 
 
 def attestation_document(
@@ -233,3 +222,95 @@ def _difference(expected: dict[str, str], actual: dict[str, str] | None) -> str:
         path for path in set(expected) | set(actual) if expected.get(path) != actual.get(path)
     )
     return f"{len(expected)} files match" if not changed else "differs: " + ", ".join(changed)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a registration's attestation names besides the models: the Dagster run, the
+    benchmark's content hash, the record of each contribution in the training data, and the
+    task (``TaskSchema.attested``)."""
+
+    dagster_run_id: str
+    benchmark_sha256: str
+    contributions: list[dict[str, Any]]
+    task: dict[str, str] | None = None
+
+
+def attested_model(
+    tracking_uri: str,
+    model_name: str,
+    version: str,
+    *,
+    model_uuid: str | None,
+    model_uri: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """How an attestation names a registered model: its version, ids, and the sha256 of
+    every one of its files (the weights, not only the metadata)."""
+    from mlops_assets.core.registry.models import model_file_digests
+
+    named: dict[str, Any] = {"version": version, "model_uuid": model_uuid}
+    if model_uri is not None:
+        named["model_uri"] = model_uri
+    if run_id is not None:
+        named["mlflow_run_id"] = run_id
+    return {**named, "artifact_sha256": model_file_digests(tracking_uri, model_name, version)}
+
+
+def candidate_attestation(
+    client: MlflowClient,
+    *,
+    tracking_uri: str,
+    model_name: str,
+    version: str,
+    candidate: Candidate,
+    decision: PromotionDecision,
+    promoted: bool,
+    reason: str,
+    provenance: Provenance,
+) -> dict[str, Any]:
+    """The sealed attestation of a candidate's version: what it was trained on, the files of
+    both models, the metrics, the paired test and the decision."""
+    registered = client.get_model_version(model_name, version)
+    baseline_name = candidate.baseline_model_name or model_name
+    baseline = client.get_model_version(baseline_name, candidate.baseline_version)
+    return attestation_document(
+        model_name=model_name,
+        version=version,
+        dagster_run_id=provenance.dagster_run_id,
+        benchmark_sha256=provenance.benchmark_sha256,
+        dataset_sha256=candidate.data_sha256,
+        contributions=provenance.contributions,
+        task=provenance.task,
+        candidate=attested_model(
+            tracking_uri,
+            model_name,
+            version,
+            model_uuid=candidate.model_uuid,
+            model_uri=candidate.model_uri,
+            run_id=registered.run_id,
+        ),
+        baseline={
+            "model_name": baseline_name,
+            **attested_model(
+                tracking_uri,
+                baseline_name,
+                str(candidate.baseline_version),
+                model_uuid=baseline.tags.get(tag.MODEL_UUID),
+            ),
+        },
+        metrics=candidate.metrics,
+        baseline_metrics=candidate.baseline_metrics,
+        deltas=candidate.deltas,
+        test={
+            "name": decision.test or "none",
+            "p_value": decision.p_value,
+            **candidate.paired_outcome,
+            "delta_intervals": candidate.delta_intervals,
+        },
+        decision={"metric": decision.metric, "promoted": promoted, "reason": reason},
+        valuation={
+            **candidate.valuation,
+            "excluded_contributions": candidate.excluded_contributions,
+        },
+    )

@@ -1,4 +1,5 @@
-"""Loading a model from wherever a baseline comes from, safely, and checking it fits the task.
+"""Model files, loaded safely wherever a model comes from; whether one fits the task is
+``core.modeling.model_checks``'s question.
 
 Sources are the registry (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) or a local
 file: skops (``.skops``), an MLflow model directory, or pickle/joblib (``.pkl``, ``.pickle``,
@@ -10,7 +11,6 @@ to one sha256; skops files are loaded with our own type allow-list wherever they
 from __future__ import annotations
 
 import contextlib
-import importlib
 import re
 import resource
 import sys
@@ -20,10 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from mlops_assets.core.common.hashing import file_sha256
-from mlops_assets.core.modeling.training import SKOPS_TRUSTED_TYPES
+from mlops_assets.core.common.hashing import directory_digests, file_sha256
 from mlops_assets.errors import (
     ConfigurationError,
     ModelCorruptError,
@@ -31,7 +28,12 @@ from mlops_assets.errors import (
     ModelNotFoundError,
     UntrustedModelError,
 )
-from mlops_assets.task import TaskSchema
+
+# Types outside skops' built-in safe set that our estimators contain (a forest's trees, and
+# the one-hot encoder's output dtype). Models are loaded with exactly this allow-list (never
+# one read from the model file), so a tampered artifact that smuggles in another type is
+# refused instead of executed.
+SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "numpy.dtype", "sklearn.utils._bunch.Bunch"]
 
 _REGISTRY_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))")
 
@@ -197,8 +199,6 @@ def directory_sha256(path: Path) -> str:
     """One sha256 over every file of a directory, by relative path and content."""
     import hashlib
 
-    from mlops_assets.core.registry.attestation import directory_digests
-
     listing = "".join(f"{name}\0{digest}\n" for name, digest in directory_digests(path).items())
     return hashlib.sha256(listing.encode()).hexdigest()
 
@@ -298,100 +298,9 @@ def _corrupt(path: Path, kind: str, exc: BaseException) -> ModelCorruptError:
     )
 
 
-ValidationHook = Callable[[Any, pd.DataFrame, TaskSchema], object]
-
-
 def skops_untrusted_types(model: Any) -> list[str]:
     """Types in ``model`` that skops would not load back with our allow-list."""
     import skops.io
 
     found = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     return sorted(set(found) - set(SKOPS_TRUSTED_TYPES))
-
-
-def validate_model(
-    model: Any, probe: pd.DataFrame, task: TaskSchema, hooks: list[str] | tuple[str, ...] = ()
-) -> list[str]:
-    """Check that ``model`` can stand in for this task, else raise ModelIncompatibleError;
-    return what was checked, for metadata.
-
-    ``predict`` and ``predict_proba`` exist, the feature count and class set are the task's,
-    a prediction on ``probe`` (benchmark rows) gives one known class per row and one
-    probability per class, and every hook (``package.module:function``) accepts it: a hook
-    is called with ``(model, probe, task)`` and rejects by raising or returning False.
-    """
-    import numpy as np
-
-    checks: list[str] = []
-    missing = [m for m in ("predict", "predict_proba") if not callable(getattr(model, m, None))]
-    if missing:
-        raise ModelIncompatibleError(
-            f"the model ({type(model).__name__}) has no {' or '.join(missing)}",
-            hint="use a scikit-learn classifier",
-        )
-    checks.append("predict and predict_proba present")
-    n_features = getattr(model, "n_features_in_", None)
-    if n_features is not None and n_features != len(task.feature_names):
-        raise ModelIncompatibleError(
-            f"the model expects {n_features} features, the {task.name} task has "
-            f"{len(task.feature_names)} ({', '.join(task.feature_names)})",
-            hint="use a model trained on this task's features",
-        )
-    classes = sorted(map(str, getattr(model, "classes_", [])))
-    if classes != sorted(task.classes):
-        raise ModelIncompatibleError(
-            f"the model's classes {classes} are not the task's {sorted(task.classes)}",
-            hint="train the model on labels named as the task names them",
-        )
-    checks.append(f"{len(task.feature_names)} features, classes {', '.join(task.classes)}")
-    x = probe[task.feature_names]
-    try:
-        predicted = np.asarray(model.predict(x)).astype(str)
-        proba = np.asarray(model.predict_proba(x))
-    except Exception as exc:  # any failure of foreign code means the model does not fit
-        raise ModelIncompatibleError(
-            f"a probe prediction on {len(x)} benchmark rows failed: {type(exc).__name__}: {exc}",
-            hint="check that the model takes a DataFrame with the task's feature columns",
-        ) from None
-    if len(predicted) != len(x) or not set(predicted) <= set(task.classes):
-        raise ModelIncompatibleError(
-            f"the probe prediction returned {len(predicted)} labels for {len(x)} rows, "
-            f"{sorted(set(predicted) - set(task.classes))} not among the task's classes",
-            hint="use a classifier trained on this task's labels",
-        )
-    if proba.shape != (len(x), len(task.classes)):
-        raise ModelIncompatibleError(
-            f"predict_proba returned shape {proba.shape}, expected {(len(x), len(task.classes))}",
-            hint="use a classifier trained on this task's labels",
-        )
-    checks.append(f"probe prediction on {len(x)} benchmark rows")
-    for dotted in hooks:
-        hook = import_hook(dotted)
-        try:
-            verdict = hook(model, probe, task)
-        except Exception as exc:  # a hook says no by raising
-            raise ModelIncompatibleError(
-                f"validation hook {dotted} rejected the model: {exc}",
-                hint="fix the model, or the hook if it is wrong",
-            ) from None
-        if verdict is False:
-            raise ModelIncompatibleError(
-                f"validation hook {dotted} rejected the model", hint="fix the model or the hook"
-            )
-        checks.append(f"hook {dotted}")
-    return checks
-
-
-def import_hook(dotted: str) -> ValidationHook:
-    """``package.module:function`` or ``package.module.function``."""
-    module_name, _, attribute = dotted.replace(":", ".").rpartition(".")
-    try:
-        hook = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigurationError(
-            f"validation hook {dotted!r} cannot be imported: {exc}",
-            hint="name it as package.module:function, importable in the code location",
-        ) from None
-    if not callable(hook):
-        raise ConfigurationError(f"validation hook {dotted!r} is not callable", hint="")
-    return hook

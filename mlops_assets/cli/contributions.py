@@ -1,0 +1,229 @@
+"""``mlops check``, ``mlops submit`` and ``mlops contributions``: a contribution checked as the
+pipeline would, delivered to the landing zone, and every contribution's status."""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from mlops_assets.settings import Settings, apply_process_defaults
+
+
+def _intake_report(path: Path, contributor: str, settings: Settings):
+    """The report the pipeline would write for ``path`` (raises when it cannot be read)."""
+    from mlops_assets.core.data.reference_data import benchmark_split, load_reference_data
+    from mlops_assets.core.intake.intake import intake_contribution
+    from mlops_assets.core.intake.limits import IntakeLimits
+    from mlops_assets.core.intake.report import IntakePolicy
+    from mlops_assets.errors import ContributionUnreadableError
+
+    if path.is_symlink():
+        raise ContributionUnreadableError(
+            f"{path} is a symbolic link: it is never followed", hint="check the file itself"
+        )
+    if not path.is_file():
+        raise ContributionUnreadableError(
+            f"{path} is not a regular file", hint="check the path (a file, not a folder or FIFO)"
+        )
+    task = settings.task
+    split = benchmark_split(
+        load_reference_data(settings.iris_csv, task),
+        task,
+        fraction=settings.benchmark_fraction,
+        seed=settings.seed,
+    )
+    return intake_contribution(
+        path,
+        task,
+        reference=split.train,
+        benchmark=None if task.private_benchmark else split.benchmark,
+        contribution_id=path.name,
+        contributor=contributor,
+        # The settings the pipeline's IntakeSettings resource holds, read without importing
+        # Dagster: that import alone is seconds a contributor waits on every check.
+        policy=IntakePolicy(
+            min_valid_share=settings.min_valid_share,
+            min_quality=settings.min_quality,
+            min_rows=settings.min_rows,
+            keep_outliers=settings.keep_outliers,
+        ),
+        limits=IntakeLimits(
+            max_bytes=settings.max_decompressed_bytes,
+            max_ratio=settings.max_compression_ratio,
+            timeout_seconds=settings.intake_timeout,
+        ),
+    )
+
+
+def check_command(args: argparse.Namespace, settings: Settings) -> int:
+    report = _intake_report(args.file, args.contributor, settings)
+    if args.json:
+        print(json.dumps(report.to_dict(), sort_keys=True))
+    else:
+        print(f"{report.file_name}: {report.decision}")
+        if report.hint:
+            print(f"  what to do: {report.hint}")
+        print(
+            f"  read as {report.reader}, {report.encoding}, header: {report.header}; "
+            f"{report.records_in_file} records in the file"
+        )
+        if report.dialect:
+            dialect = report.dialect
+            print(
+                f"  {dialect['delimiter']}-delimited, decimal {dialect['decimal']}, "
+                f"{dialect['line_endings']} line endings"
+            )
+        for line in report.skipped_lines:
+            print(f"  skipped {line['position']}: {line['text']}")
+        if report.other_sheets:
+            print(f"  other sheets, not read: {', '.join(report.other_sheets)}")
+        print(
+            f"  rows in {report.rows_in}, clean {report.rows_clean},"
+            f" rejected {report.rows_rejected}, quality score {report.quality_score:.1f}"
+        )
+        for reason, count in report.rejection_reasons.items():
+            print(f"  {count:6d} x {reason}")
+        for kind, count in report.pii_found.items():
+            print(f"  personal data: {count} x {kind} (column never kept)")
+        if report.dropped_columns:
+            print(f"  dropped columns: {', '.join(report.dropped_columns)}")
+        for hint in report.hints:
+            print(f"  hint: {hint}")
+    return 0 if report.accepted else 1
+
+
+def submit_command(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops_assets.core.storage.places import open_landing
+    from mlops_assets.errors import ConfigurationError
+
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", args.contributor) or set(args.contributor) == {"."}:
+        raise ConfigurationError(
+            f"contributor id {args.contributor!r} is not allowed",
+            hint="use letters, digits, '.', '_' and '-' only",
+        )
+    report = _intake_report(args.file, args.contributor, settings)
+    if not report.accepted:
+        print(f"not submitted: {report.file_name}: {report.decision}", file=sys.stderr)
+        return 1
+    zone = open_landing(settings.landing_uri, settings.s3_endpoint_url)
+    relative_path = f"{args.contributor}/{args.file.name}"
+    zone.put(args.file, relative_path)
+    print(f"submitted {args.file.name} to {zone.location.rstrip('/')}/{relative_path}")
+    return 0
+
+
+def contributions_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Reads the reports, the landing zone and the registry directly where they are local
+    (no Dagster, no MLflow import: an answer in well under the seconds those take); the
+    Dagster instance only for landed files without a report (a failed intake's reason)."""
+    apply_process_defaults()
+    from mlops_assets.core.common import layout
+    from mlops_assets.core.common.hashing import file_sha256
+    from mlops_assets.core.intake.landing import contribution_key
+    from mlops_assets.core.intake.overview import ContributionHistory, contribution_overview
+    from mlops_assets.core.intake.report import contribution_reports
+    from mlops_assets.core.registry.reader import model_versions
+    from mlops_assets.core.storage.places import open_landing, open_store
+
+    store = open_store(settings.storage_uri, settings.s3_endpoint_url)
+    reports_root = store.fetch_tree(layout.CONTRIBUTIONS, ending="report.json")
+    reports = [report for report, _ in contribution_reports(reports_root)]
+    reported = {r.contribution_id for r in reports}
+    zone = open_landing(settings.landing_uri, settings.s3_endpoint_url)
+    listing, local_copy = zone.scan(), zone.local_copy
+    landed = []
+    for file in listing.files:
+        key = contribution_key(file.relative_path)
+        entry = {"contribution_id": key, "contributor": file.contributor}
+        entry["landing_path"] = file.relative_path
+        if key not in reported:  # hashed only when there is no report to read it from
+            with local_copy(file.relative_path) as local:
+                entry["sha256"] = file_sha256(local)
+        landed.append(entry)
+    versions = model_versions(settings.tracking_uri, settings.model_name)
+    history = ContributionHistory.from_versions([(v.version, v.tags) for v in versions])
+    unreported = any(entry.get("sha256") for entry in landed)
+    rows = [
+        row
+        for row in contribution_overview(
+            reports,
+            landed,
+            history,
+            [(r.relative_path, r.reason) for r in listing.refused],
+            _intake_failures(settings) if unreported else {},
+        )
+        if args.contributor is None or row["contributor"] == args.contributor
+    ]
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+        return 0
+    if not rows:
+        print("no contributions yet")
+    for row in rows:
+        if row["quality_score"] is None:
+            print(f"{row['landing_path']}: {row['status']}: {row['decision']}")
+            if row["hint"]:
+                print(f"  what to do: {row['hint']}")
+            continue
+        versions_text = ", ".join(f"v{v}" for v in row["model_versions"]) or "none yet"
+        print(
+            f"{row['landing_path']}: {row['status']} ({row['rows_accepted']} rows accepted, "
+            f"quality {row['quality_score']:.1f}); models trained on it: {versions_text}"
+        )
+        if row["status"] in ("rejected", "excluded", "nothing_new"):
+            print(f"  {row['decision']}")
+        if row["hint"]:
+            print(f"  what to do: {row['hint']}")
+        if row["value"] is not None and row["status"] not in ("excluded", "nothing_new"):
+            print(f"  {_worth_in_words(row)}")
+        for reason, count in row["reasons"].items():
+            print(f"  {count:6d} x {reason}")
+    return 0
+
+
+def _worth_in_words(row: dict) -> str:
+    low, high = row["value_interval"]
+    return (
+        f"valued in v{row['valued_in_version']}: {row['value_reason']} (value "
+        f"{row['value']:+.4f}, 95 % interval [{low:+.4f}, {high:+.4f}], leave-one-out "
+        f"{row['loo_delta']:+.4f})"
+    )
+
+
+def _intake_failures(settings: Settings) -> dict[str, str]:
+    """Landing path -> why its latest intake run failed, for intakes that are over and not
+    being retried, from the Dagster instance of the deployment (none when there is none)."""
+    import os
+
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
+    if not home.is_dir():
+        return {}
+    import dagster as dg
+
+    from mlops_assets.core.common.names import safe_text
+
+    latest: dict[str, dg.RunRecord] = {}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.get_run_records(dg.RunsFilter(tags={"mlops/stage": "ingest"}))
+        for record in sorted(records, key=lambda r: r.create_timestamp):
+            latest[record.dagster_run.tags.get("mlops/landing_path", "")] = record
+        failures = {}
+        for path, record in latest.items():
+            if record.dagster_run.status != dg.DagsterRunStatus.FAILURE:
+                continue
+            events = instance.all_logs(
+                record.dagster_run.run_id,
+                of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE},
+            )
+            failures[path] = safe_text(_failure_message(events), limit=300)
+    return failures
+
+
+def _failure_message(events: list) -> str:
+    for event in events:
+        data = event.dagster_event.step_failure_data if event.dagster_event else None
+        if data is not None and data.error is not None:
+            error = data.error.cause or data.error
+            return error.message.strip().splitlines()[0]
+    return next((e.message for e in events if e.message), "the run failed")
