@@ -417,7 +417,11 @@ def coverage_section(trials: int) -> list[str]:
             contributions[2] = contribution("c2", "p2", flipped, 3)
             truth: dict[str, list[float]] = {}
             for s in range(truth_seeds):
-                seeded = TrainingSpec(spec.estimator, spec.hyperparameters, seed=1000 + s)
+                # The model the product trains, on other seeds: for the forest a vote of as
+                # many seeds as the estimate's own (a one-seed forest is another model).
+                seeded = TrainingSpec(
+                    spec.estimator, spec.hyperparameters, 1000 + s, *([spec.seeds] if NEW else [])
+                )
                 for cid, v in play(
                     base, contributions, pool, task, spec=seeded, exclude_harmful=False
                 ).items():
