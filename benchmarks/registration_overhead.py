@@ -50,7 +50,7 @@ def main() -> None:
         record_attestation,
         register_model_version,
     )
-    from mlops_assets.settings import apply_process_defaults
+    from mlops_assets.process import apply_process_defaults
     from mlops_assets.task import IRIS
 
     apply_process_defaults()

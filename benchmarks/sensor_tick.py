@@ -36,7 +36,7 @@ def time_ticks(zone: LandingZone, instance: dg.DagsterInstance, repeats: int) ->
     settings = Settings.from_env({"MLOPS_HOME": tempfile.gettempdir()})
     defs = build_definitions(settings)
     sensor = defs.resolve_sensor_def("contribution_sensor")
-    resources = {"landing": zone, "intake": intake_settings(settings)}
+    resources = {"landing": zone, "intake_policy": intake_settings(settings)}
     seconds = []
     for _ in range(repeats):
         with dg.build_sensor_context(

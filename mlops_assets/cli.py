@@ -14,7 +14,8 @@ from pathlib import Path
 
 from mlops_assets.core.registry import tags as tag
 from mlops_assets.errors import MlopsError
-from mlops_assets.settings import Settings, apply_process_defaults
+from mlops_assets.process import apply_process_defaults, prepare_process
+from mlops_assets.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     # Loading the definitions (for the landing zone) warns that partitioned asset checks are
     # a Dagster preview feature: true, known (see the README), and noise on a command line.
     warnings.filterwarnings("ignore", message=".* is currently in preview")
+    prepare_process()
     try:
         return args.handler(args, Settings.from_env())
     except MlopsError as exc:
@@ -126,7 +128,7 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
         )
     task = settings.task
     split = benchmark_split(
-        load_reference_data(settings.iris_csv, task),
+        load_reference_data(settings.reference, task),
         task,
         fraction=settings.benchmark_fraction,
         seed=settings.seed,

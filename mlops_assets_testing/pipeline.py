@@ -18,7 +18,7 @@ from mlops_assets.defs.resources import build_resources
 from mlops_assets.settings import Settings
 
 # What the sensors use; mlflow_tracking cannot start outside a run.
-SENSOR_RESOURCES = ("landing", "intake", "webhooks", "registry")
+SENSOR_RESOURCES = ("landing", "intake_policy", "webhooks", "registry")
 # A training config that trains the same model as the cold start's (lbfgs converges long
 # before 1,000 iterations) without being the same config, so a candidate is trained: on a
 # fresh home, one run registers the cold start's champion (v1) and an equal challenger (v2).

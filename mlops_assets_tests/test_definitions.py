@@ -129,18 +129,9 @@ def test_each_deployment_gets_its_own_settings_in_one_process(tmp_path):
         return build_definitions(settings).resources
 
     one, other = resources(), resources(MLOPS_SEED="7", MLOPS_MIN_QUALITY="80")
-    assert (one["data_policy"].seed, other["data_policy"].seed) == (42, 7)
-    assert (one["intake"].min_quality, other["intake"].min_quality) == (50.0, 80.0)
+    assert (one["training_data_policy"].seed, other["training_data_policy"].seed) == (42, 7)
+    assert (one["intake_policy"].min_quality, other["intake_policy"].min_quality) == (50.0, 80.0)
     fast = build_definitions(
         Settings.from_env({"MLOPS_HOME": str(tmp_path), "MLOPS_SENSOR_INTERVAL": "3"})
     )
     assert fast.resolve_sensor_def("contribution_sensor").minimum_interval_seconds == 3
-
-
-def test_every_setting_is_documented_in_the_readme():
-    from mlops_assets.settings import SETTINGS_DOC
-    from mlops_assets_testing.processes import REPO
-
-    readme = (REPO / "README.md").read_text()
-    missing = [name for name in SETTINGS_DOC if f"| `{name}` |" not in readme]
-    assert missing == []

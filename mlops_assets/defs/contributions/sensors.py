@@ -36,7 +36,7 @@ def build_contribution_sensor(interval_seconds: int, reference: str) -> dg.Senso
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def contribution_sensor(
-        context: dg.SensorEvaluationContext, landing: LandingZone, intake: IntakeSettings
+        context: dg.SensorEvaluationContext, landing: LandingZone, intake_policy: IntakeSettings
     ) -> dg.SensorResult | dg.SkipReason:
         """Register each new, complete landing-zone file as a ``contributions`` partition and
         request its intake run in the same tick (see ``plan_tick``).
@@ -65,7 +65,7 @@ def build_contribution_sensor(interval_seconds: int, reference: str) -> dg.Senso
             return dg.SensorResult(
                 skip_reason=plan.skip_reason(landing.location), cursor=plan.cursor.dump()
             )
-        requests = [_intake_request(i, intake.timeout_seconds) for i in plan.intakes]
+        requests = [_intake_request(i, intake_policy.intake_timeout) for i in plan.intakes]
         context.log.info(
             "New contributions: " + ", ".join(r.tags[LANDING_PATH_TAG] for r in requests)
         )

@@ -23,10 +23,10 @@ INTEGRATED_DATASET = dg.AssetKey("integrated_dataset")
 
 
 class ReferenceDatasetConfig(dg.Config):
-    """Overrides of the ``reference`` resource (``MLOPS_IRIS_CSV``, ``MLOPS_BENCHMARK_FRACTION``,
-    ``MLOPS_SEED``) for one run."""
+    """Overrides of the ``reference_data`` resource (``MLOPS_REFERENCE``,
+    ``MLOPS_BENCHMARK_FRACTION``, ``MLOPS_SEED``) for one run."""
 
-    csv_path: str | None = None
+    reference: str | None = None
     benchmark_fraction: float | None = None
     seed: int | None = None
 
@@ -45,7 +45,7 @@ class IntegrationConfig(dg.Config):
     max_rows: int = 0
     # Contributed rows read at most (a seeded sample past it), so memory stays bounded.
     max_contributed_rows: int = 2_000_000
-    seed: int | None = None  # the data_policy resource's (MLOPS_SEED) unless given
+    seed: int | None = None  # the training_data_policy resource's (MLOPS_SEED) unless given
 
 
 def build_data_assets(reference_name: str) -> list[dg.AssetsDefinition]:
@@ -72,7 +72,7 @@ def build_data_assets(reference_name: str) -> list[dg.AssetsDefinition]:
 def reference_dataset(
     context: dg.AssetExecutionContext,
     config: ReferenceDatasetConfig,
-    reference: ReferenceDataSource,
+    reference_data: ReferenceDataSource,
     store: DatasetStore,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
@@ -91,7 +91,7 @@ def reference_dataset(
 
     schema = task.schema()
     store.claim_for_task(schema.name)
-    data = load_reference_data(config.csv_path or reference.csv_path, schema)
+    data = load_reference_data(config.reference or reference_data.reference, schema)
     if data.fallback_reason:
         context.log.warning(f"Using scikit-learn's iris: {data.fallback_reason}")
     if data.rows_left_out:
@@ -101,8 +101,8 @@ def reference_dataset(
     split = benchmark_split(
         data,
         schema,
-        fraction=config.benchmark_fraction or reference.benchmark_fraction,
-        seed=reference.seed if config.seed is None else config.seed,
+        fraction=config.benchmark_fraction or reference_data.benchmark_fraction,
+        seed=reference_data.seed if config.seed is None else config.seed,
     )
     store.write_frame(split.train, store.REFERENCE_TRAIN)
     store.write_frame(split.benchmark, store.BENCHMARK)
@@ -121,7 +121,7 @@ def reference_dataset(
 
 def integrated_dataset(
     config: IntegrationConfig,
-    data_policy: TrainingDataPolicy,
+    training_data_policy: TrainingDataPolicy,
     store: DatasetStore,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
@@ -138,7 +138,7 @@ def integrated_dataset(
             "the reference train part has not been written yet",
             hint=f"materialize {task.schema().dataset_asset} first",
         )
-    seed = data_policy.seed if config.seed is None else config.seed
+    seed = training_data_policy.seed if config.seed is None else config.seed
     contributions = load_accepted_contributions(
         store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE),
         max_rows=config.max_contributed_rows,

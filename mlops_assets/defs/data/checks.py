@@ -109,7 +109,7 @@ def integrated_dataset_has_no_benchmark_rows(
 @dg.asset_check(asset=INTEGRATED_DATASET, blocking=True)
 def integrated_dataset_class_balance(
     context: dg.AssetCheckExecutionContext,
-    data_policy: TrainingDataPolicy,
+    training_data_policy: TrainingDataPolicy,
     store: DatasetStore,
     task: TaskDefinition,
 ) -> dg.AssetCheckResult:
@@ -120,8 +120,8 @@ def integrated_dataset_class_balance(
     balance = class_balance(
         _training_set(context, store)[task.schema().label],
         task.schema().classes,
-        min_share=data_policy.min_class_share,
-        min_rows=data_policy.min_training_rows,
+        min_share=training_data_policy.min_class_share,
+        min_rows=training_data_policy.min_training_rows,
     )
     return dg.AssetCheckResult(
         passed=balance.passed,
@@ -129,6 +129,6 @@ def integrated_dataset_class_balance(
         metadata={
             "rows": balance.rows,
             "class_shares": balance.shares,
-            "min_class_share": data_policy.min_class_share,
+            "min_class_share": training_data_policy.min_class_share,
         },
     )

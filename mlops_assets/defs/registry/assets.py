@@ -27,7 +27,7 @@ from mlops_assets.defs.training.assets import trained_model
 def registered_model_version(
     context: dg.AssetExecutionContext,
     registry: ModelRegistry,
-    policy: PromotionPolicy,
+    promotion_policy: PromotionPolicy,
     store: DatasetStore,
     webhooks: Webhooks,
     mlflow_tracking: MlflowTracking,
@@ -57,7 +57,7 @@ def registered_model_version(
             tracking_uri=registry.tracking_uri,
             model_name=registry.model_name,
             candidate=candidate,
-            gate=policy.gate(),
+            gate=promotion_policy.gate(),
             provenance=provenance,
             run_is_over=lambda run_id: _run_is_over(context.instance, run_id),
         )
@@ -65,13 +65,13 @@ def registered_model_version(
     for number in done.abandoned:
         context.log.warning(f"v{number} was left half-registered by a dead run: tagged abandoned")
     # After the registry is final: an event never fails or undoes a registration.
-    event = done.version_event(registry.model_name, candidate, policy.primary_metric)
+    event = done.version_event(registry.model_name, candidate, promotion_policy.primary_metric)
     told = serving.champion_moved() if event.promoted else []
     for line in [*told, *webhooks.announce(event)]:
         context.log.info(line)
     return dg.MaterializeResult(
         metadata={
-            **done.to_metadata(registry.model_name, policy.primary_metric, candidate),
+            **done.to_metadata(registry.model_name, promotion_policy.primary_metric, candidate),
             **_trained_on(candidate.contributions, provenance.contributions),
             "registry_url": url(registry.version_url(done.version)),
             "attestation": dg.MetadataValue.path(done.attestation_uri),

@@ -14,6 +14,7 @@ from mlops_assets.defs.resources.policies import (
     IntakeSettings,
     PromotionPolicy,
     ReferenceDataSource,
+    SettingsResource,
     TaskDefinition,
     TrainingDataPolicy,
     ValuationSettings,
@@ -35,6 +36,7 @@ __all__ = [
     "PredictionApis",
     "PromotionPolicy",
     "ReferenceDataSource",
+    "SettingsResource",
     "TaskDefinition",
     "TrainingDataPolicy",
     "ValuationSettings",
@@ -98,19 +100,12 @@ def prediction_apis(settings: Settings) -> PredictionApis:
 
 def intake_settings(settings: Settings) -> IntakeSettings:
     """When a contribution is accepted and what one may cost (also ``mlops check``'s)."""
-    return IntakeSettings(
-        min_valid_share=settings.min_valid_share,
-        min_quality=settings.min_quality,
-        min_rows=settings.min_rows,
-        keep_outliers=settings.keep_outliers,
-        max_decompressed_bytes=settings.max_decompressed_bytes,
-        max_compression_ratio=settings.max_compression_ratio,
-        timeout_seconds=settings.intake_timeout,
-    )
+    return IntakeSettings.from_settings(settings)
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
-    """Every resource of the code location, configured from ``settings``."""
+    """Every resource of the code location, configured from ``settings``: keyed by what it
+    holds, the settings ones filled by name (:class:`SettingsResource`)."""
     return {
         "store": dataset_store(settings),
         "landing": landing_zone(settings),
@@ -127,40 +122,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
             experiment_name=settings.experiment,
             artifact_location=settings.mlflow_artifacts,
         ),
-        "reference": ReferenceDataSource(
-            csv_path=str(settings.iris_csv),
-            benchmark_fraction=settings.benchmark_fraction,
-            seed=settings.seed,
-        ),
-        "intake": intake_settings(settings),
-        "baseline_loader": BaselineLoader(
-            source=settings.baseline_source,
-            trusted_model_dir=str(settings.trusted_model_dir)
-            if settings.trusted_model_dir
-            else None,
-            sha256=settings.baseline_sha256,
-            validators=list(settings.baseline_validators),
-            registry_retries=settings.registry_retries,
-            registry_retry_seconds=settings.registry_retry_seconds,
-        ),
-        "data_policy": TrainingDataPolicy(
-            min_class_share=settings.min_class_share,
-            min_training_rows=settings.min_training_rows,
-            seed=settings.seed,
-        ),
-        "policy": PromotionPolicy(
-            primary_metric=settings.primary_metric,
-            min_improvement=settings.min_improvement,
-            significance=settings.significance,
-            min_benchmark_rows=settings.min_benchmark_rows,
-            accuracy_floor=settings.accuracy_floor,
-        ),
-        "task": TaskDefinition(path=str(settings.task_file)),
-        "valuation": ValuationSettings(
-            exact_max_players=settings.valuation_exact_max,
-            budget_seconds=settings.valuation_budget_seconds,
-            max_permutations=settings.valuation_max_permutations,
-            max_training_rows=settings.valuation_max_rows,
-            exclude_harmful=settings.exclude_harmful,
-        ),
+        "task": TaskDefinition.from_settings(settings),
+        "reference_data": ReferenceDataSource.from_settings(settings),
+        "intake_policy": intake_settings(settings),
+        "training_data_policy": TrainingDataPolicy.from_settings(settings),
+        "baseline_loader": BaselineLoader.from_settings(settings),
+        "valuation": ValuationSettings.from_settings(settings),
+        "promotion_policy": PromotionPolicy.from_settings(settings),
     }

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import PrivateAttr
 
-from mlops_assets.settings import apply_process_defaults
+from mlops_assets.process import apply_process_defaults
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

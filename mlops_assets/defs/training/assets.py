@@ -55,7 +55,7 @@ class TrainingConfig(dg.Config):
     learning_rate: float = 0.1
     C: float = 1.0
     max_iter: int = 1000
-    seed: int | None = None  # the data_policy resource's (MLOPS_SEED) unless given
+    seed: int | None = None  # the training_data_policy resource's (MLOPS_SEED) unless given
     # Training seeds a random forest or gradient boosting model averages (its probabilities,
     # one model per seed): a model of one seed is a draw, and so would be its values.
     seeds: int = 3
@@ -100,7 +100,7 @@ def baseline_model(
     store: DatasetStore,
     registry: ModelRegistry,
     baseline_loader: BaselineLoader,
-    data_policy: TrainingDataPolicy,
+    training_data_policy: TrainingDataPolicy,
     webhooks: Webhooks,
     serving: PredictionApis,
     mlflow_tracking: MlflowTracking,
@@ -118,7 +118,7 @@ def baseline_model(
 
     cold_start = ColdStart(
         reference_train=store.read_frame(store.REFERENCE_TRAIN),
-        spec=TrainingConfig().spec(task.schema(), data_policy.seed),  # the default config
+        spec=TrainingConfig().spec(task.schema(), training_data_policy.seed),  # the default config
         save_dataset=lambda data: store.write_dataset(data.frame, data.sha256),
     )
     with registry_errors(registry.tracking_uri), mlflow_tracking.step() as run_id:
@@ -192,8 +192,8 @@ def _announce_cold_start(
 def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
-    data_policy: TrainingDataPolicy,
-    policy: PromotionPolicy,
+    training_data_policy: TrainingDataPolicy,
+    promotion_policy: PromotionPolicy,
     valuation: ValuationSettings,
     store: DatasetStore,
     registry: ModelRegistry,
@@ -219,7 +219,7 @@ def trained_model(
     schema = task.schema()
     data = upstream_metadata(context, INTEGRATED_DATASET)
     dataset = DatasetRef.from_metadata(data, uri=store.uri(store.integrated(data["sha256"])))
-    spec = config.spec(schema, data_policy.seed)
+    spec = config.spec(schema, training_data_policy.seed)
     baseline = BaselineRef.from_metadata(upstream_metadata(context, BASELINE_MODEL))
     with registry_errors(registry.tracking_uri):
         fingerprint = spec.fingerprint(dataset.sha256, schema)
@@ -235,13 +235,13 @@ def trained_model(
                     benchmark_uri=store.uri(store.BENCHMARK),
                     baseline=baseline,
                     tracking_uri=registry.tracking_uri,
-                    valuation_policy=valuation.policy(policy.primary_metric, spec.seed),
+                    valuation_policy=valuation.policy(promotion_policy.primary_metric, spec.seed),
                     save_training_data=store.write_dataset,
                     registered_alike=registry.trained_alike,
-                    confidence=policy.confidence,
+                    confidence=promotion_policy.confidence,
                 )
                 if not isinstance(trained, AlreadyTrained):
-                    plots = _pictures(trained, store, policy.primary_metric)
+                    plots = _pictures(trained, store, promotion_policy.primary_metric)
     if isinstance(trained, AlreadyTrained):
         context.log.info(trained.reason)
         context.log_event(

@@ -11,18 +11,17 @@ from mlops_assets.defs.training.assets import trained_model
 
 @dg.asset_check(asset=trained_model, blocking=True)
 def trained_model_accuracy_floor(
-    context: dg.AssetCheckExecutionContext, policy: PromotionPolicy
+    context: dg.AssetCheckExecutionContext, promotion_policy: PromotionPolicy
 ) -> dg.AssetCheckResult:
     """A candidate below the accuracy floor on the benchmark is not registered."""
     accuracy = upstream_metadata(context, trained_model.key)["accuracy"]
-    passed = accuracy >= policy.accuracy_floor
+    floor = promotion_policy.accuracy_floor
+    passed = accuracy >= floor
     comparison = ">=" if passed else "<"
     return dg.AssetCheckResult(
         passed=passed,
-        description=(
-            f"benchmark accuracy {accuracy:.4f} {comparison} floor {policy.accuracy_floor:.4f}"
-        ),
-        metadata={"accuracy": accuracy, "accuracy_floor": policy.accuracy_floor},
+        description=f"benchmark accuracy {accuracy:.4f} {comparison} floor {floor:.4f}",
+        metadata={"accuracy": accuracy, "accuracy_floor": floor},
     )
 
 
