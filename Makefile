@@ -36,6 +36,7 @@ browser:
 # Everything, the end-to-end tests (real dagster dev, servers, the production topology) included.
 test: setup browser
 	$(BIN)/ruff check $(LINTED)
+	$(BIN)/dg check defs
 	$(BIN)/pytest
 
 # The inner loop: everything but the end-to-end tests.

@@ -21,7 +21,7 @@ import dagster as dg
 
 from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.definitions import build_definitions
-from mlops_assets.defs.resources import LandingZone, LocalLandingZone, intake_settings
+from mlops_assets.resources import LandingZone, LocalLandingZone, intake_settings
 from mlops_assets.settings import Settings
 
 NEW_FILES = 5  # files not taken yet when the ticks are timed
@@ -73,7 +73,7 @@ def s3(count: int, repeats: int) -> list[float]:
     from dagster_aws.s3 import S3Resource
     from moto.server import ThreadedMotoServer
 
-    from mlops_assets.defs.resources.s3 import S3LandingZone
+    from mlops_assets.resources.s3 import S3LandingZone
 
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"

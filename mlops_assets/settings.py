@@ -2,7 +2,7 @@
 
 A field of :class:`Settings` is declared with :func:`setting`; from that one declaration come
 reading the environment (:meth:`Settings.from_env`), the resources' configuration (their fields
-are named after these: ``mlops_assets.defs.resources``) and the README's settings table
+are named after these: ``mlops_assets.resources``) and the README's settings table
 (``python -m mlops_assets.settings --markdown``; a test fails when the README's is stale).
 
 Reading settings has no side effect: loading ``.env`` into the process, MLflow's process

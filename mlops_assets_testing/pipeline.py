@@ -14,7 +14,7 @@ import dagster as dg
 from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.definitions import build_definitions
 from mlops_assets.defs.contributions.partitions import LANDING_PATH_TAG, STAGE_TAG
-from mlops_assets.defs.resources import build_resources
+from mlops_assets.resources import build_resources
 from mlops_assets.settings import Settings
 
 # What the sensors use; mlflow_tracking cannot start outside a run.

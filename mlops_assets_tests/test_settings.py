@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_assets.defs.resources import SettingsResource, build_resources
 from mlops_assets.errors import MlopsError
+from mlops_assets.resources import SettingsResource, build_resources
 from mlops_assets.settings import (
     Settings,
     markdown_table,

@@ -13,8 +13,8 @@ from mlops_assets.defs.contributions.partitions import (
     contributions_partitions,
 )
 from mlops_assets.defs.metadata import pictures
-from mlops_assets.defs.resources import DatasetStore, IntakeSettings, LandingZone, TaskDefinition
 from mlops_assets.errors import UpstreamMissingError
+from mlops_assets.resources import DatasetStore, IntakeSettings, LandingZone, TaskDefinition
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mlops_assets.core.intake.report import ContributionReport
     from mlops_assets.core.reporting.plots import Plot
 
+CONTRIBUTED_DATA = dg.AssetKey("contributed_data")
 DECISION_TAG = "mlops/decision"  # accepted | rejected, on the intake run
 
 # Intake and integration read the reports and the accepted rows of earlier contributions;
@@ -35,14 +36,18 @@ class ContributionConfig(dg.Config):
     landing_path: str | None = None
 
 
-@dg.asset(
-    group_name="data",
-    kinds={"pandas", "parquet"},
-    partitions_def=contributions_partitions,
-    # It reads the reference data to judge duplicates and outliers but declares no dependency
-    # on it: that would put this partitioned asset into `iris_dataset*`, which the CLI then
-    # refuses without --partition.
-)
+def build_contributed_data(reference: str) -> dg.AssetsDefinition:
+    """``contributed_data``, which reads the task's reference data asset ``reference``
+    (``TaskSchema.dataset_asset``) to judge duplicates and outliers, and says so."""
+    return dg.asset(
+        name=CONTRIBUTED_DATA.path[-1],
+        group_name="data",
+        kinds={"pandas", "parquet"},
+        partitions_def=contributions_partitions,
+        deps=[reference],
+    )(contributed_data)
+
+
 def contributed_data(
     context: dg.AssetExecutionContext,
     config: ContributionConfig,

@@ -9,12 +9,12 @@ into (``integrated_dataset``), once per retrain rather than once per file."""
 
 import dagster as dg
 
-from mlops_assets.defs.contributions.assets import contributed_data
+from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA
 from mlops_assets.defs.contributions.partitions import contributions_partitions
-from mlops_assets.defs.resources import DatasetStore
+from mlops_assets.resources import DatasetStore
 
 
-@dg.asset_check(asset=contributed_data, partitions_def=contributions_partitions)
+@dg.asset_check(asset=CONTRIBUTED_DATA, partitions_def=contributions_partitions)
 def contributed_data_accepted(
     context: dg.AssetCheckExecutionContext, store: DatasetStore
 ) -> dg.AssetCheckResult:

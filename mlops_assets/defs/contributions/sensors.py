@@ -7,7 +7,7 @@ import dagster as dg
 
 from mlops_assets.core.common.names import safe_text
 from mlops_assets.core.intake.landing import PlannedIntake, TickCursor, plan_tick
-from mlops_assets.defs.contributions.assets import contributed_data
+from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA
 from mlops_assets.defs.contributions.partitions import (
     CONTENT_VERSION_TAG,
     CONTRIBUTOR_TAG,
@@ -16,11 +16,11 @@ from mlops_assets.defs.contributions.partitions import (
     STAGE_TAG,
     contributions_partitions,
 )
-from mlops_assets.defs.resources import IntakeSettings, LandingZone
+from mlops_assets.resources import IntakeSettings, LandingZone
 
 ingest_job = dg.define_asset_job(
     "ingest_contribution",
-    selection=dg.AssetSelection.assets(contributed_data),
+    selection=dg.AssetSelection.assets(CONTRIBUTED_DATA),
     partitions_def=contributions_partitions,
     description="Intake of one landed file: read, clean, judge, and the blocking checks.",
 )

@@ -10,14 +10,14 @@ every run process imports this code location, and most of them need neither.
 import dagster as dg
 
 from mlops_assets.defs.automation import follows_upstream
-from mlops_assets.defs.contributions.assets import READ_BY_INTAKE, contributed_data
-from mlops_assets.defs.resources import (
+from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA, READ_BY_INTAKE
+from mlops_assets.errors import UpstreamMissingError
+from mlops_assets.resources import (
     DatasetStore,
     ReferenceDataSource,
     TaskDefinition,
     TrainingDataPolicy,
 )
-from mlops_assets.errors import UpstreamMissingError
 
 INTEGRATED_DATASET = dg.AssetKey("integrated_dataset")
 
@@ -60,11 +60,11 @@ def build_data_assets(reference_name: str) -> list[dg.AssetsDefinition]:
     integrated = dg.asset(
         group_name="data",
         kinds={"pandas", "parquet"},
-        deps=[reference, contributed_data],
+        deps=[reference, CONTRIBUTED_DATA],
         # Contributions trigger it through retrain_sensor (accepted ones only, batched);
         # automation follows the reference data. Ignoring contributed_data also keeps a
         # contribution that is still being ingested (a missing partition) from blocking it.
-        automation_condition=follows_upstream().ignore(dg.AssetSelection.assets(contributed_data)),
+        automation_condition=follows_upstream().ignore(dg.AssetSelection.assets(CONTRIBUTED_DATA)),
     )(integrated_dataset)
     return [reference, integrated]
 

@@ -10,7 +10,7 @@ import dagster as dg
 
 from mlops_assets.defs.data.assets import INTEGRATED_DATASET
 from mlops_assets.defs.metadata import upstream_metadata
-from mlops_assets.defs.resources import DatasetStore, TaskDefinition, TrainingDataPolicy
+from mlops_assets.resources import DatasetStore, TaskDefinition, TrainingDataPolicy
 
 if TYPE_CHECKING:
     import pandas as pd

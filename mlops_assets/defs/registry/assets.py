@@ -6,7 +6,8 @@ import dagster as dg
 
 from mlops_assets.defs.automation import follows_upstream
 from mlops_assets.defs.metadata import table, upstream_metadata, url
-from mlops_assets.defs.resources import (
+from mlops_assets.defs.training.assets import trained_model
+from mlops_assets.resources import (
     DatasetStore,
     MlflowTracking,
     ModelRegistry,
@@ -15,7 +16,6 @@ from mlops_assets.defs.resources import (
     TaskDefinition,
     Webhooks,
 )
-from mlops_assets.defs.training.assets import trained_model
 
 
 @dg.asset(

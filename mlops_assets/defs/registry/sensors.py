@@ -3,7 +3,7 @@ a receiver missed."""
 
 import dagster as dg
 
-from mlops_assets.defs.resources import ModelRegistry, Webhooks
+from mlops_assets.resources import ModelRegistry, Webhooks
 
 
 def build_registry_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:

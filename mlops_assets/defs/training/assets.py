@@ -13,7 +13,7 @@ import dagster as dg
 from mlops_assets.defs.automation import follows_upstream
 from mlops_assets.defs.data.assets import INTEGRATED_DATASET
 from mlops_assets.defs.metadata import pictures, table, upstream_metadata, url
-from mlops_assets.defs.resources import (
+from mlops_assets.resources import (
     BaselineLoader,
     DatasetStore,
     MlflowTracking,

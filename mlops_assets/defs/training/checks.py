@@ -5,8 +5,8 @@ import logging
 import dagster as dg
 
 from mlops_assets.defs.metadata import upstream_metadata
-from mlops_assets.defs.resources import ModelRegistry, PromotionPolicy
 from mlops_assets.defs.training.assets import trained_model
+from mlops_assets.resources import ModelRegistry, PromotionPolicy
 
 
 @dg.asset_check(asset=trained_model, blocking=True)

@@ -6,7 +6,7 @@ import time
 import dagster as dg
 
 from mlops_assets.core.modeling.retraining import Ingested, RetrainCursor, plan_retrain
-from mlops_assets.defs.contributions.assets import contributed_data
+from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA
 from mlops_assets.defs.contributions.partitions import STAGE_TAG
 from mlops_assets.defs.data.assets import INTEGRATED_DATASET
 from mlops_assets.defs.registry.assets import contributor_scoreboard, registered_model_version
@@ -86,7 +86,7 @@ def build_retrain_sensor(interval_seconds: int) -> dg.SensorDefinition:
 
 def _ingested_since(instance: dg.DagsterInstance, storage_id: int | None) -> list[Ingested]:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=contributed_data.key, after_storage_id=storage_id),
+        dg.AssetRecordsFilter(asset_key=CONTRIBUTED_DATA, after_storage_id=storage_id),
         limit=1000,
         ascending=True,
     ).records

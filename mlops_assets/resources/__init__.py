@@ -7,9 +7,9 @@ either; secrets reach resources only as ``dg.EnvVar``, so the UI shows the varia
 
 import dagster as dg
 
-from mlops_assets.defs.resources.landing import LandingZone, LocalLandingZone
-from mlops_assets.defs.resources.mlflow import MlflowTracking, ModelRegistry
-from mlops_assets.defs.resources.policies import (
+from mlops_assets.resources.landing import LandingZone, LocalLandingZone
+from mlops_assets.resources.mlflow import MlflowTracking, ModelRegistry
+from mlops_assets.resources.policies import (
     BaselineLoader,
     IntakeSettings,
     PromotionPolicy,
@@ -19,9 +19,9 @@ from mlops_assets.defs.resources.policies import (
     TrainingDataPolicy,
     ValuationSettings,
 )
-from mlops_assets.defs.resources.serving import PredictionApis
-from mlops_assets.defs.resources.storage import DatasetStore, LocalDatasetStore
-from mlops_assets.defs.resources.webhooks import Webhooks
+from mlops_assets.resources.serving import PredictionApis
+from mlops_assets.resources.storage import DatasetStore, LocalDatasetStore
+from mlops_assets.resources.webhooks import Webhooks
 from mlops_assets.settings import Settings
 
 __all__ = [
@@ -56,7 +56,7 @@ def landing_zone(settings: Settings) -> LandingZone:
         # Its own module: importing dagster-aws (and boto3) costs seconds.
         from dagster_aws.s3 import S3Resource
 
-        from mlops_assets.defs.resources.s3 import S3LandingZone
+        from mlops_assets.resources.s3 import S3LandingZone
 
         bucket, _, prefix = settings.landing_uri.removeprefix("s3://").partition("/")
         return S3LandingZone(
@@ -70,7 +70,7 @@ def dataset_store(settings: Settings) -> DatasetStore:
     if settings.storage_uri.startswith("s3://"):
         from dagster_aws.s3 import S3Resource
 
-        from mlops_assets.defs.resources.s3 import S3DatasetStore
+        from mlops_assets.resources.s3 import S3DatasetStore
 
         return S3DatasetStore(
             root=settings.storage_uri, s3=S3Resource(endpoint_url=settings.s3_endpoint_url)

@@ -29,9 +29,9 @@ from mlops_assets.core.intake.landing import (
     is_waiting,
     refused,
 )
-from mlops_assets.defs.resources.landing import LandingZone
-from mlops_assets.defs.resources.storage import DatasetStore
 from mlops_assets.errors import StorageUnavailableError
+from mlops_assets.resources.landing import LandingZone
+from mlops_assets.resources.storage import DatasetStore
 
 
 def _error_code(exc: BaseException) -> str:
