@@ -1,6 +1,6 @@
-"""The code location: every asset, check, sensor and resource under ``mlops_assets/defs``,
-found by Dagster's loader (``dg.load_from_defs_folder``) and built for the settings when
-Dagster loads it (``@dg.definitions``), never when this module is imported."""
+"""The code location: every asset, check, sensor and resource under `mlops_assets/defs`,
+found by Dagster's loader (`dg.load_from_defs_folder`) and built for the settings when
+Dagster loads it (`@dg.definitions`), never when this module is imported."""
 
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from mlops_assets.settings import Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    """The code location for ``settings``: tests and tools build one for any deployment."""
+    """The code location for `settings`: tests and tools build one for any deployment."""
     with building_for(settings):
         found = load_defs_folder()
     # One process per run instead of one per step: every step process would pay the imports
@@ -21,8 +21,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
 
 
 def load_defs_folder() -> dg.Definitions:
-    """Everything under ``mlops_assets/defs``, found as ``dg.load_from_defs_folder`` finds it
-    (the project's ``[tool.dg]``), without the catalogue of every installed component type
+    """Everything under `mlops_assets/defs`, found as `dg.load_from_defs_folder` finds it
+    (the project's `[tool.dg]`), without the catalogue of every installed component type
     it adds for the UI's component browser: that imports each Dagster integration installed
     (dagster-aws, boto3) and takes seconds in every run process, for components this project
     does not use."""
@@ -32,7 +32,7 @@ def load_defs_folder() -> dg.Definitions:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """What ``dg dev``, ``dagster dev`` and every run process load: the environment's
-    deployment, after the process is prepared (``.env``, MLflow's defaults)."""
+    """What `dg dev`, `dagster dev` and every run process load: the environment's
+    deployment, after the process is prepared (`.env`, MLflow's defaults)."""
     prepare_process()
     return build_definitions(Settings.from_env())

@@ -55,11 +55,12 @@ class Pipeline:
         tags: dict[str, str] | None = None,
     ) -> dg.ExecuteInProcessResult:
         """Materialize ``selection`` (by default the reference data asset and everything
-        downstream of it) in this process."""
+        downstream of it but the partitioned ``contributed_data``) in this process."""
         definitions = self.definitions
         return dg.materialize(
             [*(definitions.assets or []), *(definitions.asset_checks or [])],
-            selection=selection or f"{self.settings.task.dataset_asset}*",
+            selection=selection
+            or f"key:{self.settings.task.dataset_asset}+ and not key:contributed_data",
             resources=self.resources(),
             instance=self.instance,
             run_config=run_config,

@@ -1,8 +1,8 @@
-"""The Dagster shell: assets, checks, sensors and resources around ``mlops_assets.core``.
+"""The Dagster shell: assets, checks, sensors and resources around `mlops_assets.core`.
 
-Dagster's loader (``dg.load_from_defs_folder``, the project's ``[tool.dg]``) finds everything
-here: the definitions a module holds (``trained_model``, the checks), and in each domain's
-``definitions.py`` what is built for the deployment's settings. Nothing is wired by hand.
+Dagster's loader (`dg.load_from_defs_folder`, the project's `[tool.dg]`) finds everything
+here: the definitions a module holds (`trained_model`, the checks), and in each domain's
+`definitions.py` what is built for the deployment's settings. Nothing is wired by hand.
 """
 
 import contextlib
@@ -25,15 +25,15 @@ warnings.filterwarnings(
     "ignore", category=dg.BetaWarning, message=r".*`(MlFlow|_create_mlflow_run_hook)`"
 )
 
-# The settings the definitions are being built for: ``build_definitions(settings)`` sets them
-# while Dagster's loader walks this folder, so each domain's ``definitions.py`` builds what
+# The settings the definitions are being built for: `build_definitions(settings)` sets them
+# while Dagster's loader walks this folder, so each domain's `definitions.py` builds what
 # depends on the deployment (task-named assets, sensor intervals, resources) for them.
 _building_for: ContextVar[Settings | None] = ContextVar("building_for", default=None)
 
 
 @contextlib.contextmanager
 def building_for(settings: Settings) -> Iterator[None]:
-    """Build the definitions under this folder for ``settings``."""
+    """Build the definitions under this folder for `settings`."""
     token = _building_for.set(settings)
     try:
         yield

@@ -1,4 +1,4 @@
-"""The resources, configured from the deployment's settings (``mlops_assets.resources``)."""
+"""The resources, configured from the deployment's settings (`mlops_assets.resources`)."""
 
 import dagster as dg
 

@@ -1,8 +1,8 @@
 """Resources: one per outside system (dataset store, landing zone, MLflow, webhook target)
-and the deployment's policies, each built from the settings by :func:`build_resources`.
+and the deployment's policies, each built from the settings by `build_resources`.
 
 Every outside system has a local and an S3 flavour behind one interface where it can live on
-either; secrets reach resources only as ``dg.EnvVar``, so the UI shows the variable's name.
+either; secrets reach resources only as `dg.EnvVar`, so the UI shows the variable's name.
 """
 
 import dagster as dg
@@ -51,7 +51,7 @@ __all__ = [
 
 
 def landing_zone(settings: Settings) -> LandingZone:
-    """The landing-zone flavour ``MLOPS_LANDING_URI`` names: ``s3://bucket/prefix`` or a folder."""
+    """The landing-zone flavour `MLOPS_LANDING_URI` names: `s3://bucket/prefix` or a folder."""
     if settings.landing_uri.startswith("s3://"):
         # Its own module: importing dagster-aws (and boto3) costs seconds.
         from dagster_aws.s3 import S3Resource
@@ -66,7 +66,7 @@ def landing_zone(settings: Settings) -> LandingZone:
 
 
 def dataset_store(settings: Settings) -> DatasetStore:
-    """The store flavour ``MLOPS_STORAGE_URI`` names: ``s3://bucket/prefix`` or a folder."""
+    """The store flavour `MLOPS_STORAGE_URI` names: `s3://bucket/prefix` or a folder."""
     if settings.storage_uri.startswith("s3://"):
         from dagster_aws.s3 import S3Resource
 
@@ -79,7 +79,7 @@ def dataset_store(settings: Settings) -> DatasetStore:
 
 
 def webhooks(settings: Settings) -> Webhooks:
-    """Registry events to ``MLOPS_WEBHOOK_URL`` (off when unset), through the outbox."""
+    """Registry events to `MLOPS_WEBHOOK_URL` (off when unset), through the outbox."""
     return Webhooks(
         url=settings.webhook_url,
         # An EnvVar, never the value: the UI shows the variable's name only.
@@ -90,7 +90,7 @@ def webhooks(settings: Settings) -> Webhooks:
 
 
 def prediction_apis(settings: Settings) -> PredictionApis:
-    """The APIs ``MLOPS_API_URL`` names, told when ``champion`` moves."""
+    """The APIs `MLOPS_API_URL` names, told when `champion` moves."""
     return PredictionApis(
         urls=list(settings.api_urls),
         # An EnvVar, never the value: the UI shows the variable's name only.
@@ -99,13 +99,13 @@ def prediction_apis(settings: Settings) -> PredictionApis:
 
 
 def intake_settings(settings: Settings) -> IntakeSettings:
-    """When a contribution is accepted and what one may cost (also ``mlops check``'s)."""
+    """When a contribution is accepted and what one may cost (also `mlops check`'s)."""
     return IntakeSettings.from_settings(settings)
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
-    """Every resource of the code location, configured from ``settings``: keyed by what it
-    holds, the settings ones filled by name (:class:`SettingsResource`)."""
+    """Every resource of the code location, configured from `settings`: keyed by what it
+    holds, the settings ones filled by name (`SettingsResource`)."""
     return {
         "store": dataset_store(settings),
         "landing": landing_zone(settings),

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class ModelRegistry(dg.ConfigurableResource):
-    """The MLflow Model Registry holding ``model_name``, and links into an MLflow UI."""
+    """The MLflow Model Registry holding `model_name`, and links into an MLflow UI."""
 
     tracking_uri: str
     model_name: str
@@ -56,12 +56,12 @@ class ModelRegistry(dg.ConfigurableResource):
 
 class MlflowTracking(dg.ConfigurableResource):
     """dagster-mlflow's tracking as a resource: one MLflow run per Dagster run, tagged with
-    the Dagster run id, reopened by every step of that run (:meth:`step`) and always ended.
+    the Dagster run id, reopened by every step of that run (`step`) and always ended.
 
     Its start (getting or creating the experiment where its artifacts belong, then finding or
     starting the run) waits out a tracking server that is down for a little while (attempts
     after 1, 2, 4, 8 ... s, for 30 s: a restarting server takes ten seconds on a busy small
-    machine), then fails the run with a clear error, which ``retrain_sensor`` retries.
+    machine), then fails the run with a clear error, which `retrain_sensor` retries.
     """
 
     tracking_uri: str
@@ -98,7 +98,7 @@ class MlflowTracking(dg.ConfigurableResource):
         # before it starts one.
         with registry_errors(self.tracking_uri):
             mlf = with_retries(start, RetryPolicy(attempts=8, max_seconds=30), on_retry=log_retry)
-        # MlFlow leaves ``mlflow_run_id`` unset when it started a fresh run; record it so every
+        # MlFlow leaves `mlflow_run_id` unset when it started a fresh run; record it so every
         # step of this Dagster run reopens that run rather than starting another.
         mlf.mlflow_run_id = mlf.mlflow_run_id or mlf.active_run().info.run_id
         mlf.set_tag("mlflow.runName", f"dagster-{context.run_id[:8]}")
@@ -106,14 +106,14 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._mlflow is not None:
-            self._mlflow.cleanup_on_error()  # :meth:`step` has already ended the run
+            self._mlflow.cleanup_on_error()  # `step` has already ended the run
 
     @contextlib.contextmanager
     def step(self) -> Iterator[str]:
         """Make the Dagster run's MLflow run active for one step and always end it; yields
         its id.
 
-        ``end_mlflow_on_run_finished`` only hooks op jobs; asset runs launched from the UI,
+        `end_mlflow_on_run_finished` only hooks op jobs; asset runs launched from the UI,
         the CLI, a sensor or automation would leave the MLflow run RUNNING. Ending it after
         every step (FINISHED, or FAILED on an exception) covers every launch path; the next
         step of the same Dagster run reopens the same MLflow run.

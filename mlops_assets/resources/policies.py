@@ -1,8 +1,8 @@
 """Policies: the settings of a deployment that decide what the pipeline accepts, trains on
 and promotes, as resources (so a run's config only overrides them, and the UI shows them).
 
-Each field is named after the field of ``mlops_assets.settings.Settings`` it holds: its meaning
-(shown in the UI) comes from that one declaration, and :meth:`SettingsResource.from_settings`
+Each field is named after the field of `mlops_assets.settings.Settings` it holds: its meaning
+(shown in the UI) comes from that one declaration, and `SettingsResource.from_settings`
 fills it.
 """
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class SettingsResource(dg.ConfigurableResource):
-    """A resource whose fields are settings, each named after its ``Settings`` field."""
+    """A resource whose fields are settings, each named after its `Settings` field."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -38,7 +38,7 @@ class SettingsResource(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
-        """This resource configured from ``settings`` (paths as text, lists for tuples)."""
+        """This resource configured from `settings` (paths as text, lists for tuples)."""
         values = {name: getattr(settings, name) for name in cls.model_fields}
         return cls(**{name: _config_value(value) for name, value in values.items()})
 
@@ -52,7 +52,7 @@ def _config_value(value: Any) -> Any:
 
 
 class TaskDefinition(SettingsResource):
-    """The task (``MLOPS_TASK``): what a row looks like, read from its task file."""
+    """The task (`MLOPS_TASK`): what a row looks like, read from its task file."""
 
     task_file: str
 
@@ -60,7 +60,7 @@ class TaskDefinition(SettingsResource):
         return _task_schema(self.task_file)
 
     def dataset_key(self) -> dg.AssetKey:
-        """The key of the task's reference data asset (``iris_dataset`` for iris)."""
+        """The key of the task's reference data asset (`iris_dataset` for iris)."""
         return dg.AssetKey(self.schema().dataset_asset)
 
 
@@ -72,7 +72,7 @@ def _task_schema(path: str) -> "TaskSchema":
 
 
 class ReferenceDataSource(SettingsResource):
-    """The reference data (``MLOPS_REFERENCE``) and how its fixed benchmark is split off."""
+    """The reference data (`MLOPS_REFERENCE`) and how its fixed benchmark is split off."""
 
     reference: str
     benchmark_fraction: float
@@ -80,9 +80,9 @@ class ReferenceDataSource(SettingsResource):
 
 
 class IntakeSettings(SettingsResource):
-    """When a contribution is accepted (``MLOPS_MIN_*``, ``MLOPS_KEEP_OUTLIERS``) and what one
-    may cost (``MLOPS_MAX_DECOMPRESSED_BYTES``, ``MLOPS_MAX_COMPRESSION_RATIO``,
-    ``MLOPS_INTAKE_TIMEOUT``)."""
+    """When a contribution is accepted (`MLOPS_MIN_*`, `MLOPS_KEEP_OUTLIERS`) and what one
+    may cost (`MLOPS_MAX_DECOMPRESSED_BYTES`, `MLOPS_MAX_COMPRESSION_RATIO`,
+    `MLOPS_INTAKE_TIMEOUT`)."""
 
     min_valid_share: float
     min_quality: float
@@ -147,8 +147,8 @@ class PromotionPolicy(SettingsResource):
 
 
 class ValuationSettings(SettingsResource):
-    """How new contributions are valued in a retrain (``MLOPS_VALUATION_*``) and whether a
-    harmful one is left out (``MLOPS_EXCLUDE_HARMFUL``): see ``value_contributions``."""
+    """How new contributions are valued in a retrain (`MLOPS_VALUATION_*`) and whether a
+    harmful one is left out (`MLOPS_EXCLUDE_HARMFUL`): see `value_contributions`."""
 
     valuation_exact_max: int
     valuation_budget_seconds: float
@@ -171,10 +171,10 @@ class ValuationSettings(SettingsResource):
 
 
 class BaselineLoader(SettingsResource):
-    """Where the baseline comes from and what it must pass: see ``resolve_baseline``.
+    """Where the baseline comes from and what it must pass: see `resolve_baseline`.
 
-    Pickle and joblib files load only from ``trusted_model_dir`` (unpickling runs code), and
-    with ``baseline_sha256`` set only the file with that hash loads.
+    Pickle and joblib files load only from `trusted_model_dir` (unpickling runs code), and
+    with `baseline_sha256` set only the file with that hash loads.
     """
 
     baseline_source: str

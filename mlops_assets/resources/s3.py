@@ -1,5 +1,5 @@
 """The S3 / MinIO flavours of the landing zone and the dataset store, through dagster-aws's
-``S3Resource``.
+`S3Resource`.
 
 Their own module because importing dagster-aws (and boto3) costs seconds: only a deployment
 that keeps files on S3 pays for it.
@@ -40,7 +40,7 @@ def _error_code(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def storage_errors(location: str) -> Iterator[None]:
-    """S3 failures a user can fix, as ``STORAGE_UNAVAILABLE`` naming the place and the fix."""
+    """S3 failures a user can fix, as `STORAGE_UNAVAILABLE` naming the place and the fix."""
     try:
         yield
     except (ClientError, S3UploadFailedError, BotoCoreError) as exc:
@@ -74,21 +74,21 @@ def _client(resource: "S3LandingZone | S3DatasetStore") -> Any:
 
 def _key_problem(relative: str) -> str | None:
     """Why an object key (relative to the zone's prefix) is no contribution: an absolute path,
-    ``..`` segments, or anything but ``<contributor>/<file>`` with safe names."""
+    `..` segments, or anything but `<contributor>/<file>` with safe names."""
     if relative.startswith("/") or ".." in relative.split("/"):
         return "a path that leaves the landing zone"
     return entry_problem(relative.split("/"))
 
 
 def _objects(client, bucket: str, prefix: str) -> Iterator[dict]:
-    """Every object under ``prefix``: the paginator follows continuation tokens, so prefixes
+    """Every object under `prefix`: the paginator follows continuation tokens, so prefixes
     past 1,000 keys are listed whole."""
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         yield from page.get("Contents", [])
 
 
 class S3LandingZone(LandingZone):
-    """A landing zone under ``s3://<bucket>/<prefix>``."""
+    """A landing zone under `s3://<bucket>/<prefix>`."""
 
     writes_are_atomic: ClassVar[bool] = True
 
@@ -172,7 +172,7 @@ def _process_scratch() -> Path:
 
 
 class S3DatasetStore(DatasetStore):
-    """The dataset store under ``root`` = ``s3://<bucket>/<prefix>``: keys are objects, read
+    """The dataset store under `root` = `s3://<bucket>/<prefix>`: keys are objects, read
     and written through a local mirror of the keys in use."""
 
     s3: S3Resource
@@ -240,8 +240,8 @@ class S3DatasetStore(DatasetStore):
         os.replace(tmp, path)
 
     def publish(self, key: str) -> None:
-        """Upload ``local_path(key)``. A folder replaces the stored one: its JSON files go
-        last, since readers find a contribution by its ``report.json``, then the objects the
+        """Upload `local_path(key)`. A folder replaces the stored one: its JSON files go
+        last, since readers find a contribution by its `report.json`, then the objects the
         new folder no longer has are deleted."""
         path = self.local_path(key)
         with storage_errors(self.root):

@@ -1,4 +1,4 @@
-"""``contributed_data``: one landed file taken in, judged, and stored with its report."""
+"""`contributed_data`: one landed file taken in, judged, and stored with its report."""
 
 from typing import TYPE_CHECKING
 
@@ -37,8 +37,8 @@ class ContributionConfig(dg.Config):
 
 
 def build_contributed_data(reference: str) -> dg.AssetsDefinition:
-    """``contributed_data``, which reads the task's reference data asset ``reference``
-    (``TaskSchema.dataset_asset``) to judge duplicates and outliers, and says so."""
+    """`contributed_data`, which reads the task's reference data asset `reference`
+    (`TaskSchema.dataset_asset`) to judge duplicates and outliers, and says so."""
     return dg.asset(
         name=CONTRIBUTED_DATA.path[-1],
         group_name="data",
@@ -58,8 +58,8 @@ def contributed_data(
 ) -> dg.MaterializeResult:
     """One contribution file: read, columns mapped, rows validated, accepted or rejected.
 
-    Clean rows go to ``clean.parquet``, rejected rows with their reasons to
-    ``rejected.parquet``, and every decision to ``report.json``; the original file is never
+    Clean rows go to `clean.parquet`, rejected rows with their reasons to
+    `rejected.parquet`, and every decision to `report.json`; the original file is never
     modified. The run names its file (the sensor's tag): the zone is never listed here.
     """
     from mlops_assets.core.intake.processing import process_contribution
@@ -107,7 +107,7 @@ def _draw(
     store: DatasetStore, contribution_id: str, reference: "list[pd.DataFrame]", task: TaskDefinition
 ) -> "list[Plot]":
     """The contribution's class balance and feature drift against the reference (its parts),
-    stored beside its report (``plots/``, the files the retrain logs to MLflow) and
+    stored beside its report (`plots/`, the files the retrain logs to MLflow) and
     returned."""
     import pandas as pd
 
@@ -128,7 +128,7 @@ def _tell_outcome(
     context: dg.AssetExecutionContext, landing_path: str, report: "ContributionReport"
 ) -> None:
     """The decision in the log (after a warning if the file changed since the sensor saw it)
-    and as the run's ``mlops/decision`` tag (the runs list shows it): a rejection is an
+    and as the run's `mlops/decision` tag (the runs list shows it): a rejection is an
     outcome of a successful run, with what to do about it."""
     _note_if_changed(context, landing_path, report.sha256)
     hint = f" What to do: {report.hint}" if report.hint else ""

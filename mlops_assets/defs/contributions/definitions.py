@@ -1,5 +1,5 @@
-"""What depends on the deployment: ``contributed_data`` reads the task's reference data, and
-the landing-zone sensor ticks at ``MLOPS_SENSOR_INTERVAL``."""
+"""What depends on the deployment: `contributed_data` reads the task's reference data, and
+the landing-zone sensor ticks at `MLOPS_SENSOR_INTERVAL`."""
 
 import dagster as dg
 

@@ -1,4 +1,4 @@
-"""The landing-zone watcher: each new file becomes a ``contributions`` partition and an
+"""The landing-zone watcher: each new file becomes a `contributions` partition and an
 intake run in the same tick."""
 
 import time
@@ -27,7 +27,7 @@ ingest_job = dg.define_asset_job(
 
 
 def build_contribution_sensor(interval_seconds: int, reference: str) -> dg.SensorDefinition:
-    """The sensor, which waits for the task's reference data asset ``reference``."""
+    """The sensor, which waits for the task's reference data asset `reference`."""
 
     @dg.sensor(
         name="contribution_sensor",
@@ -38,8 +38,8 @@ def build_contribution_sensor(interval_seconds: int, reference: str) -> dg.Senso
     def contribution_sensor(
         context: dg.SensorEvaluationContext, landing: LandingZone, intake_policy: IntakeSettings
     ) -> dg.SensorResult | dg.SkipReason:
-        """Register each new, complete landing-zone file as a ``contributions`` partition and
-        request its intake run in the same tick (see ``plan_tick``).
+        """Register each new, complete landing-zone file as a `contributions` partition and
+        request its intake run in the same tick (see `plan_tick`).
 
         A file is new when its partition does not exist yet: Dagster's own partition list is
         the record of what was taken, so no timestamp can make the sensor skip a file. The

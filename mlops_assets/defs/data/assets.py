@@ -1,8 +1,8 @@
-"""Data assets: the task's reference data (``<task>_dataset``, ``iris_dataset`` for the
+"""Data assets: the task's reference data (`<task>_dataset`, `iris_dataset` for the
 default task) split once into a train part and a fixed benchmark, and the training set
 integrated from it and every accepted contribution.
 
-The reference asset is named for the task, so both are built by :func:`build_data_assets`
+The reference asset is named for the task, so both are built by `build_data_assets`
 once the task is known. pandas and the core modules are imported inside the asset bodies:
 every run process imports this code location, and most of them need neither.
 """
@@ -23,8 +23,8 @@ INTEGRATED_DATASET = dg.AssetKey("integrated_dataset")
 
 
 class ReferenceDatasetConfig(dg.Config):
-    """Overrides of the ``reference_data`` resource (``MLOPS_REFERENCE``,
-    ``MLOPS_BENCHMARK_FRACTION``, ``MLOPS_SEED``) for one run."""
+    """Overrides of the `reference_data` resource (`MLOPS_REFERENCE`,
+    `MLOPS_BENCHMARK_FRACTION`, `MLOPS_SEED`) for one run."""
 
     reference: str | None = None
     benchmark_fraction: float | None = None
@@ -49,8 +49,8 @@ class IntegrationConfig(dg.Config):
 
 
 def build_data_assets(reference_name: str) -> list[dg.AssetsDefinition]:
-    """The reference data asset ``reference_name`` (``TaskSchema.dataset_asset``) and
-    ``integrated_dataset``, which depends on it."""
+    """The reference data asset `reference_name` (`TaskSchema.dataset_asset`) and
+    `integrated_dataset`, which depends on it."""
     reference = dg.asset(
         name=reference_name,
         group_name="data",
@@ -79,7 +79,7 @@ def reference_dataset(
     """The task's reference data, validated and split once into a train part and a fixed
     benchmark.
 
-    Read from the task file's ``reference`` (for iris ``data/iris.csv``, and scikit-learn's
+    Read from the task file's `reference` (for iris `data/iris.csv`, and scikit-learn's
     copy only when that file is missing or empty). The benchmark is never trained on: every
     model is scored on it.
     """

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def expectations_result(
     frame: "pd.DataFrame", task: TaskDefinition, *, name: str, min_rows: int
 ) -> dg.AssetCheckResult:
-    """The task's Great Expectations suite on ``frame``, as a check result saying which task's
+    """The task's Great Expectations suite on `frame`, as a check result saying which task's
     suite it ran and what failed."""
     from mlops_assets.core.data.expectations import task_expectations, validate_expectations
 
@@ -44,7 +44,7 @@ LAST = {"dagster/priority": "-1"}
 
 
 def build_reference_checks(asset: str) -> list[dg.AssetChecksDefinition]:
-    """The checks of the reference data asset ``asset`` (``TaskSchema.dataset_asset``), named
+    """The checks of the reference data asset `asset` (`TaskSchema.dataset_asset`), named
     for it."""
     return [
         dg.asset_check(asset=asset, name=f"{asset}_expectations", op_tags=LAST)(
@@ -113,7 +113,7 @@ def integrated_dataset_class_balance(
     store: DatasetStore,
     task: TaskDefinition,
 ) -> dg.AssetCheckResult:
-    """Enough rows, and no class below ``MLOPS_MIN_CLASS_SHARE`` of the training set: a
+    """Enough rows, and no class below `MLOPS_MIN_CLASS_SHARE` of the training set: a
     flood of one class from contributions must not starve the others."""
     from mlops_assets.core.data.integration import class_balance
 

@@ -1,5 +1,5 @@
 """What depends on the deployment: the reference data asset and its check are named for the
-task (``iris_dataset`` for the default), and the training set depends on it."""
+task (`iris_dataset` for the default), and the training set depends on it."""
 
 import dagster as dg
 

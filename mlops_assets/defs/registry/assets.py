@@ -1,4 +1,4 @@
-"""``registered_model_version``: the candidate registered, decided, attested and announced."""
+"""`registered_model_version`: the candidate registered, decided, attested and announced."""
 
 from typing import Any
 
@@ -34,9 +34,9 @@ def registered_model_version(
     serving: PredictionApis,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
-    """The candidate as a registry version: ``challenger`` always moves to it, ``champion``
+    """The candidate as a registry version: `challenger` always moves to it, `champion`
     only when it beats the champion on the primary metric by the configured margin (see
-    ``register_candidate``: a crash at any point is completed or cleaned up by a rerun)."""
+    `register_candidate`: a crash at any point is completed or cleaned up by a rerun)."""
     from mlops_assets.core.intake.report import contribution_reports
     from mlops_assets.core.modeling.candidate import Candidate
     from mlops_assets.core.registry.attestation import attested_contributions

@@ -1,4 +1,4 @@
-"""What depends on the deployment: the registry's sensors tick at ``MLOPS_SENSOR_INTERVAL``."""
+"""What depends on the deployment: the registry's sensors tick at `MLOPS_SENSOR_INTERVAL`."""
 
 import dagster as dg
 

@@ -53,7 +53,7 @@ def build_registry_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
 
 
 def _mlflow_status_of(instance: dg.DagsterInstance, dagster_run_id: str) -> str | None:
-    """How an MLflow run of ``dagster_run_id`` ends: None while the Dagster run goes on."""
+    """How an MLflow run of `dagster_run_id` ends: None while the Dagster run goes on."""
     run = instance.get_run_by_id(dagster_run_id)
     if run is None:
         return "FAILED"

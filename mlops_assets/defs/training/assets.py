@@ -61,7 +61,7 @@ class TrainingConfig(dg.Config):
     seeds: int = 3
 
     def spec(self, task: "TaskSchema", seed: int) -> "TrainingSpec":
-        """What to train for ``task``; ``seed`` unless the config sets one."""
+        """What to train for `task`; `seed` unless the config sets one."""
         from mlops_assets.core.modeling.candidate import TrainingSpec
 
         estimator = self.estimator or Estimator(task.estimator or "logistic_regression")
@@ -85,8 +85,8 @@ class TrainingConfig(dg.Config):
 
 
 def build_baseline_model(reference: str) -> dg.AssetsDefinition:
-    """``baseline_model``, which depends on the task's reference data asset ``reference``
-    (``TaskSchema.dataset_asset``)."""
+    """`baseline_model`, which depends on the task's reference data asset `reference`
+    (`TaskSchema.dataset_asset`)."""
     return dg.asset(
         group_name="model",
         kinds={"mlflow", "scikit-learn"},
@@ -106,12 +106,12 @@ def baseline_model(
     mlflow_tracking: MlflowTracking,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
-    """The model to beat: by default the registry's ``champion``; or another registry
-    version or alias, or a trusted local file (``MLOPS_BASELINE_SOURCE``), validated against
+    """The model to beat: by default the registry's `champion`; or another registry
+    version or alias, or a trusted local file (`MLOPS_BASELINE_SOURCE`), validated against
     the task before use.
 
     On a cold start (no champion yet) a baseline is trained on the reference train part with
-    the default training config, registered as the first version and aliased ``champion``.
+    the default training config, registered as the first version and aliased `champion`.
     """
     from mlops_assets.core.modeling.baseline import ColdStart, resolve_baseline
     from mlops_assets.core.registry.client import claim_model_for_task, registry_errors
@@ -157,7 +157,7 @@ def _announce_cold_start(
     registry: ModelRegistry,
 ) -> None:
     """Tell the APIs and the webhook receivers about the first champion, and record its
-    registration on ``registered_model_version``, where people look for it (no candidate is
+    registration on `registered_model_version`, where people look for it (no candidate is
     registered after it: one trained on the same data would be the same model); the
     scoreboard, built by retrains only, says it waits for one."""
     context.log.info(f"Cold start: registered baseline v{baseline.version} as champion")
@@ -258,8 +258,8 @@ MARKDOWN = ("metrics_table", "valuation_summary", "confusion_matrix")
 
 
 def _pictures(trained: "TrainedCandidate", store: DatasetStore, metric: str) -> "list[Plot]":
-    """The candidate's pictures, logged to its MLflow run (``plots/``) with the pictures of
-    each contribution it valued (``contributions/<id>/``, drawn at intake); returned for the
+    """The candidate's pictures, logged to its MLflow run (`plots/`) with the pictures of
+    each contribution it valued (`contributions/<id>/`, drawn at intake); returned for the
     UI. Needs the active MLflow run."""
     import mlflow
 

@@ -44,7 +44,7 @@ def trained_model_has_signature(
 
 
 class _NothingToCheck(logging.Filter):
-    """Drops Dagster's warning that a blocking check on ``trained_model`` "emitted no result":
+    """Drops Dagster's warning that a blocking check on `trained_model` "emitted no result":
     it has none exactly when no candidate was trained (the baseline was trained on the same
     data, as on every cold start), when registration is skipped anyway. Any other check's
     warning passes; a check of ours that runs always emits a result."""

@@ -1,5 +1,5 @@
-"""What depends on the deployment: ``baseline_model`` depends on the task's reference data,
-and the retrain and automation sensors tick at ``MLOPS_SENSOR_INTERVAL``."""
+"""What depends on the deployment: `baseline_model` depends on the task's reference data,
+and the retrain and automation sensors tick at `MLOPS_SENSOR_INTERVAL`."""
 
 import dagster as dg
 

@@ -1,5 +1,5 @@
-"""What starts a retrain: accepted contributions (``retrain_sensor``), and declarative
-automation for everything downstream of the reference data (``automation_sensor``)."""
+"""What starts a retrain: accepted contributions (`retrain_sensor`), and declarative
+automation for everything downstream of the reference data (`automation_sensor`)."""
 
 import time
 
@@ -50,8 +50,8 @@ def build_retrain_sensor(interval_seconds: int) -> dg.SensorDefinition:
 
         A rejected contribution triggers nothing. Waiting for intakes still deciding batches
         files that land together into one retrain; an intake has decided once its
-        ``contributed_data`` is materialized, so its checks (the Great Expectations suite)
-        run beside the retrain instead of before it. The cursor (``RetrainCursor``) moves past
+        `contributed_data` is materialized, so its checks (the Great Expectations suite)
+        run beside the retrain instead of before it. The cursor (`RetrainCursor`) moves past
         contributions only when a retrain that covered them succeeded, so none is left
         untrained because its retrain failed (a killed worker, MLflow down).
         """
