@@ -2,6 +2,7 @@
 found by Dagster's loader (`dg.load_from_defs_folder`) and built for the settings when
 Dagster loads it (`@dg.definitions`), never when this module is imported."""
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -26,8 +27,16 @@ def load_defs_folder() -> dg.Definitions:
     it adds for the UI's component browser: that imports each Dagster integration installed
     (dagster-aws, boto3) and takes seconds in every run process, for components this project
     does not use."""
-    tree = dg.ComponentTree.for_project(Path(__file__).parent)
-    return tree.build_defs_at_path(tree.defs_module_path)
+    with warnings.catch_warnings():
+        # Dagster's loader calls functions Dagster marks as a preview, and says so in every
+        # process that loads the code location, in words no user can act on.
+        warnings.filterwarnings(
+            "ignore",
+            category=dg.PreviewWarning,
+            message=r"Function `load_definitions_from_modules?` is currently in preview",
+        )
+        tree = dg.ComponentTree.for_project(Path(__file__).parent)
+        return tree.build_defs_at_path(tree.defs_module_path)
 
 
 @dg.definitions
