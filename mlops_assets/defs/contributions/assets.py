@@ -36,7 +36,7 @@ class ContributionConfig(dg.Config):
     landing_path: str | None = None
 
 
-def build_contributed_data(reference: str) -> dg.AssetsDefinition:
+def build_contributed_data(reference_asset: str) -> dg.AssetsDefinition:
     """`contributed_data`, which reads the task's reference data asset `reference`
     (`TaskSchema.dataset_asset`) to judge duplicates and outliers, and says so."""
     return dg.asset(
@@ -44,7 +44,7 @@ def build_contributed_data(reference: str) -> dg.AssetsDefinition:
         group_name="data",
         kinds={"pandas", "parquet"},
         partitions_def=contributions_partitions,
-        deps=[reference],
+        deps=[reference_asset],
     )(contributed_data)
 
 
@@ -104,7 +104,10 @@ def contributed_data(
 
 
 def _draw(
-    store: DatasetStore, contribution_id: str, reference: "list[pd.DataFrame]", task: TaskDefinition
+    store: DatasetStore,
+    contribution_id: str,
+    reference_parts: "list[pd.DataFrame]",
+    task: TaskDefinition,
 ) -> "list[Plot]":
     """The contribution's class balance and feature drift against the reference (its parts),
     stored beside its report (`plots/`, the files the retrain logs to MLflow) and
@@ -116,7 +119,7 @@ def _draw(
     clean = store.local_path(store.contribution(contribution_id, "clean.parquet"))
     if not clean.exists():
         return []
-    plots = contribution_plots(pd.read_parquet(clean), pd.concat(reference), task.schema())
+    plots = contribution_plots(pd.read_parquet(clean), pd.concat(reference_parts), task.schema())
     folder = store.local_path(store.contribution(contribution_id, PLOTS_FOLDER))
     folder.mkdir(exist_ok=True)
     for plot in plots:

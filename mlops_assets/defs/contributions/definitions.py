@@ -11,8 +11,8 @@ from mlops_assets.defs.contributions.sensors import build_contribution_sensor
 @dg.definitions
 def defs() -> dg.Definitions:
     settings = deployment()
-    reference = settings.task.dataset_asset  # `iris_dataset` for the default task
+    reference_asset = settings.task.dataset_asset  # `iris_dataset` for the default task
     return dg.Definitions(
-        assets=[build_contributed_data(reference)],
-        sensors=[build_contribution_sensor(settings.sensor_interval, reference=reference)],
+        assets=[build_contributed_data(reference_asset)],
+        sensors=[build_contribution_sensor(settings.sensor_interval, reference_asset)],
     )

@@ -26,8 +26,8 @@ ingest_job = dg.define_asset_job(
 )
 
 
-def build_contribution_sensor(interval_seconds: int, reference: str) -> dg.SensorDefinition:
-    """The sensor, which waits for the task's reference data asset `reference`."""
+def build_contribution_sensor(interval_seconds: int, reference_asset: str) -> dg.SensorDefinition:
+    """The sensor, which waits for the task's reference data asset `reference_asset`."""
 
     @dg.sensor(
         name="contribution_sensor",
@@ -46,10 +46,12 @@ def build_contribution_sensor(interval_seconds: int, reference: str) -> dg.Senso
         run key is the content version, so the same bytes never launch a second run. Refused
         entries (symbolic links, devices, unsafe names) are logged once and never read.
         """
-        if context.instance.get_latest_materialization_event(dg.AssetKey(reference)) is None:
+        if context.instance.get_latest_materialization_event(dg.AssetKey(reference_asset)) is None:
             # Contributions are judged against the reference data; the automation sensor
             # builds it.
-            return dg.SkipReason(f"waiting for {reference}: contributions are judged against it")
+            return dg.SkipReason(
+                f"waiting for {reference_asset}: contributions are judged against it"
+            )
         plan = plan_tick(
             landing.scan(),
             known=set(context.instance.get_dynamic_partitions(contributions_partitions.name)),

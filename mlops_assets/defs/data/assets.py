@@ -48,11 +48,11 @@ class IntegrationConfig(dg.Config):
     seed: int | None = None  # the training_data_policy resource's (MLOPS_SEED) unless given
 
 
-def build_data_assets(reference_name: str) -> list[dg.AssetsDefinition]:
-    """The reference data asset `reference_name` (`TaskSchema.dataset_asset`) and
+def build_data_assets(reference_asset: str) -> list[dg.AssetsDefinition]:
+    """The reference data asset `reference_asset` (`TaskSchema.dataset_asset`) and
     `integrated_dataset`, which depends on it."""
     reference = dg.asset(
-        name=reference_name,
+        name=reference_asset,
         group_name="data",
         kinds={"pandas", "parquet"},
         automation_condition=follows_upstream(),

@@ -43,11 +43,11 @@ def expectations_result(
 LAST = {"dagster/priority": "-1"}
 
 
-def build_reference_checks(asset: str) -> list[dg.AssetChecksDefinition]:
-    """The checks of the reference data asset `asset` (`TaskSchema.dataset_asset`), named
-    for it."""
+def build_reference_checks(reference_asset: str) -> list[dg.AssetChecksDefinition]:
+    """The checks of the reference data asset `reference_asset` (`TaskSchema.dataset_asset`),
+    named for it."""
     return [
-        dg.asset_check(asset=asset, name=f"{asset}_expectations", op_tags=LAST)(
+        dg.asset_check(asset=reference_asset, name=f"{reference_asset}_expectations", op_tags=LAST)(
             reference_dataset_expectations
         )
     ]

@@ -10,7 +10,8 @@ from mlops_assets.defs.data.checks import build_reference_checks
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    reference = deployment().task.dataset_asset
+    reference_asset = deployment().task.dataset_asset
     return dg.Definitions(
-        assets=build_data_assets(reference), asset_checks=build_reference_checks(reference)
+        assets=build_data_assets(reference_asset),
+        asset_checks=build_reference_checks(reference_asset),
     )

@@ -84,13 +84,13 @@ class TrainingConfig(dg.Config):
         return {"C": self.C, "max_iter": self.max_iter}
 
 
-def build_baseline_model(reference: str) -> dg.AssetsDefinition:
+def build_baseline_model(reference_asset: str) -> dg.AssetsDefinition:
     """`baseline_model`, which depends on the task's reference data asset `reference`
     (`TaskSchema.dataset_asset`)."""
     return dg.asset(
         group_name="model",
         kinds={"mlflow", "scikit-learn"},
-        deps=[reference],
+        deps=[reference_asset],
         automation_condition=follows_upstream(),
     )(baseline_model)
 
