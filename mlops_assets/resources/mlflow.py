@@ -12,6 +12,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from mlops_assets.process import apply_process_defaults
+from mlops_assets.resources.policies import SettingsResource
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -19,13 +20,13 @@ if TYPE_CHECKING:
     from mlops_assets.core.modeling.candidate import AlreadyTrained
 
 
-class ModelRegistry(dg.ConfigurableResource):
+class ModelRegistry(SettingsResource):
     """The MLflow Model Registry holding `model_name`, and links into an MLflow UI."""
 
     tracking_uri: str
     model_name: str
-    experiment_name: str
-    ui_url: str | None = None
+    experiment: str
+    mlflow_ui_url: str | None
 
     def client(self) -> "MlflowClient":
         apply_process_defaults()
@@ -34,14 +35,14 @@ class ModelRegistry(dg.ConfigurableResource):
         return mlflow_client(self.tracking_uri)
 
     def run_url(self, experiment_id: str, run_id: str) -> str | None:
-        if not self.ui_url:
+        if not self.mlflow_ui_url:
             return None
-        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self.mlflow_ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
     def version_url(self, version: str) -> str | None:
-        if not self.ui_url:
+        if not self.mlflow_ui_url:
             return None
-        return f"{self.ui_url.rstrip('/')}/#/models/{self.model_name}/versions/{version}"
+        return f"{self.mlflow_ui_url.rstrip('/')}/#/models/{self.model_name}/versions/{version}"
 
     def trained_alike(self, fingerprint: str) -> "AlreadyTrained | None":
         """A version of this model trained on the same data the same way, if any."""
@@ -54,7 +55,7 @@ class ModelRegistry(dg.ConfigurableResource):
         return AlreadyTrained(self.model_name, str(version.version), fingerprint)
 
 
-class MlflowTracking(dg.ConfigurableResource):
+class MlflowTracking(SettingsResource):
     """dagster-mlflow's tracking as a resource: one MLflow run per Dagster run, tagged with
     the Dagster run id, reopened by every step of that run (`step`) and always ended.
 
@@ -65,8 +66,8 @@ class MlflowTracking(dg.ConfigurableResource):
     """
 
     tracking_uri: str
-    experiment_name: str
-    artifact_location: str | None = None
+    experiment: str
+    mlflow_artifacts: str | None
     _mlflow: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -81,11 +82,11 @@ class MlflowTracking(dg.ConfigurableResource):
             with_retries,
         )
 
-        config = {"experiment_name": self.experiment_name, "mlflow_tracking_uri": self.tracking_uri}
+        config = {"experiment_name": self.experiment, "mlflow_tracking_uri": self.tracking_uri}
 
         def start() -> Any:
             ensure_experiment(
-                mlflow_client(self.tracking_uri), self.experiment_name, self.artifact_location
+                mlflow_client(self.tracking_uri), self.experiment, self.mlflow_artifacts
             )
             return MlFlow(_ConfiguredContext(context, config))
 

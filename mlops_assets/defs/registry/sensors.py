@@ -23,7 +23,7 @@ def build_registry_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
         with registry_errors(registry.tracking_uri):
             ended = end_orphaned_runs(
                 registry.client(),
-                registry.experiment_name,
+                registry.experiment,
                 lambda run_id: _mlflow_status_of(context.instance, run_id),
             )
         for run_id, status in ended.items():
