@@ -2,6 +2,7 @@
 found by Dagster's loader (`dg.load_from_defs_folder`) and built for the settings when
 Dagster loads it (`@dg.definitions`), never when this module is imported."""
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -44,4 +45,12 @@ def defs() -> dg.Definitions:
     """What `dg dev`, `dagster dev` and every run process load: the environment's
     deployment, after the process is prepared (`.env`, MLflow's defaults)."""
     prepare_process()
-    return build_definitions(Settings.from_env())
+    return _definitions_for(Settings.from_env())
+
+
+@functools.lru_cache(maxsize=4)
+def _definitions_for(settings: Settings) -> dg.Definitions:
+    """One build per deployment and process: Dagster's command line loads the code location
+    again for each step of a run (seven times in a cold materialize), and walking `defs/`
+    each time would cost more than the run's own imports save."""
+    return build_definitions(settings)
