@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # model from here, set-up included.
 STARTED_AT := $(shell date +%s%3N)
 
-.PHONY: setup run test test-fast test-docker docker-tools lint benchmark clean-state browser
+.PHONY: setup run test test-fast test-docker docker-tools lint benchmark clean-state browser settings-table
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,7 @@ browser:
 # Everything, the end-to-end tests (real dagster dev, servers, the production topology) included.
 test: setup browser
 	$(BIN)/ruff check $(LINTED)
+	$(BIN)/dg check defs
 	$(BIN)/pytest
 
 # The inner loop: everything but the end-to-end tests.
@@ -59,6 +60,10 @@ docker-tools:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    docker.io docker-compose debootstrap >/dev/null; \
 	fi
+
+# The README's settings table, made anew from the declarations in mlops_assets/settings.py.
+settings-table: setup
+	$(BIN)/python -m mlops_assets.settings --readme README.md
 
 lint: setup
 	$(BIN)/ruff check $(LINTED)

@@ -28,7 +28,7 @@ COMMANDS = (["contributions"], ["model", "show"], ["verify", "{latest}"])
 def build_home(root: Path) -> tuple[dict[str, str], str]:
     """A home with v1 (cold start), three valued contributions and a rejected one, and its
     Dagster instance; returns the environment of the commands and the latest version."""
-    from mlops_assets.settings import apply_process_defaults
+    from mlops_assets.process import apply_process_defaults
     from mlops_assets_testing.pipeline import deployment, small_home
 
     apply_process_defaults()

@@ -26,7 +26,7 @@ import dagster as dg
 def main() -> None:
     from dagster._serdes import serialize_value
 
-    from mlops_assets.settings import apply_process_defaults
+    from mlops_assets.process import apply_process_defaults
     from mlops_assets_testing.pipeline import deployment, small_home
 
     apply_process_defaults()

@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=200)
     args = parser.parse_args()
-    iris = load_reference_data(current_settings().iris_csv, TASK).frame
+    iris = load_reference_data(current_settings().reference, TASK).frame
     assert set(METRICS) <= set(SUMMARY_METRICS)
     print(f"# {date.today()}, {platform.node()}, {args.trials} trials per estimator")
     for estimator, hyperparameters in (

@@ -46,7 +46,7 @@ def main() -> None:
     from mlops_assets.core.registry.attestations import record_attestation
     from mlops_assets.core.registry.client import mlflow_client, register_model_version
     from mlops_assets.core.registry.models import log_sklearn_model, model_file_digests
-    from mlops_assets.settings import apply_process_defaults
+    from mlops_assets.process import apply_process_defaults
     from mlops_assets.task import IRIS
 
     apply_process_defaults()

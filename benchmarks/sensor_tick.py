@@ -21,7 +21,7 @@ import dagster as dg
 
 from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.definitions import build_definitions
-from mlops_assets.defs.resources import LandingZone, LocalLandingZone, intake_settings
+from mlops_assets.resources import LandingZone, LocalLandingZone, intake_settings
 from mlops_assets.settings import Settings
 
 NEW_FILES = 5  # files not taken yet when the ticks are timed
@@ -36,7 +36,7 @@ def time_ticks(zone: LandingZone, instance: dg.DagsterInstance, repeats: int) ->
     settings = Settings.from_env({"MLOPS_HOME": tempfile.gettempdir()})
     defs = build_definitions(settings)
     sensor = defs.resolve_sensor_def("contribution_sensor")
-    resources = {"landing": zone, "intake": intake_settings(settings)}
+    resources = {"landing": zone, "intake_policy": intake_settings(settings)}
     seconds = []
     for _ in range(repeats):
         with dg.build_sensor_context(
@@ -73,7 +73,7 @@ def s3(count: int, repeats: int) -> list[float]:
     from dagster_aws.s3 import S3Resource
     from moto.server import ThreadedMotoServer
 
-    from mlops_assets.defs.resources.s3 import S3LandingZone
+    from mlops_assets.resources.s3 import S3LandingZone
 
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"

@@ -57,7 +57,7 @@ def million_rows() -> dict:
     from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
     from mlops_assets.core.modeling.training import TrainingSpec, train_model
     from mlops_assets.core.modeling.valuation import value_contributions
-    from mlops_assets.defs.resources import build_resources
+    from mlops_assets.resources import build_resources
     from mlops_assets.task import IRIS
     from mlops_assets_testing.data import IRIS_CSV
 

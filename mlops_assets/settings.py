@@ -1,227 +1,35 @@
-"""All configuration, read from environment variables (and a ``.env`` file when present).
+"""Every setting of a deployment, each declared once: its variable, type, default and meaning.
 
-Every variable is documented in the README's configuration table; ``SETTINGS_DOC`` below is
-the source of that table and a test keeps the two in step.
+A field of :class:`Settings` is declared with :func:`setting`; from that one declaration come
+reading the environment (:meth:`Settings.from_env`), the resources' configuration (their fields
+are named after these: ``mlops_assets.resources``) and the README's settings table
+(``python -m mlops_assets.settings --markdown``; a test fails when the README's is stale).
 
-Long on purpose: every setting, its parsing and its documentation in one place.
+Reading settings has no side effect: loading ``.env`` into the process, MLflow's process
+defaults and moving credentials out of the tracking URI are :mod:`mlops_assets.process`'s.
+
+Long on purpose: it is the table, about 50 declarations of five to seven lines each,
+which read best together, in the README's order; the code around them is under 300 lines.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
+import sys
+import typing
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlops_assets.errors import ConfigurationError
 from mlops_assets.task import TaskSchema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-# name -> (default shown in the README, meaning)
-SETTINGS_DOC: dict[str, tuple[str, str]] = {
-    "MLOPS_HOME": (
-        "./var",
-        "Directory holding all embedded state: Dagster home, MLflow, landing zone, Parquet storage.",
-    ),
-    "MLFLOW_TRACKING_URI": (
-        "sqlite:///$MLOPS_HOME/mlflow/mlflow.db",
-        "MLflow tracking and registry store (a SQLite file or an `http(s)://` MLflow server). Credentials in it (`https://user:password@host`) are moved to MLflow's `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD` when it is read, so no URI shown or logged carries them.",
-    ),
-    "MLOPS_MLFLOW_ARTIFACTS": (
-        "$MLOPS_HOME/mlflow/artifacts with a SQLite store; the server's own with an MLflow server",
-        "Artifact location of the experiment when this system creates it.",
-    ),
-    "MLOPS_MLFLOW_UI_URL": (
-        "the tracking URI when it is `http(s)://`, else none",
-        "Base URL of an MLflow UI, used for links in Dagster metadata.",
-    ),
-    "MLOPS_LANDING_URI": (
-        "$MLOPS_HOME/landing",
-        "Landing zone contributors drop files into: `<landing>/<contributor_id>/<file>`.",
-    ),
-    "MLOPS_S3_ENDPOINT_URL": (
-        "none (AWS)",
-        "S3 endpoint for an `s3://` landing zone or dataset store on MinIO or another S3-compatible server; credentials come from the standard `AWS_*` variables.",
-    ),
-    "MLOPS_STORAGE_URI": (
-        "$MLOPS_HOME/storage",
-        "Where datasets are written as Parquet (and contribution reports as JSON): a folder, or `s3://bucket/prefix`, which every run reads and writes itself (no shared disk needed).",
-    ),
-    "MLOPS_TASK": (
-        "tasks/iris.toml in the repository",
-        'The task file: what a row looks like (features, label, classes) and its reference data (README, "Task files"). A home (`MLOPS_HOME`) and a registered model hold one task: a home or model of another task is refused.',
-    ),
-    "MLOPS_IRIS_CSV": (
-        "the task's `reference`",
-        "The reference data (a CSV or Parquet file, or `sklearn:<loader>`), overriding the task file's. For iris only, scikit-learn's copy is used when the file is missing or empty.",
-    ),
-    "MLOPS_MODEL_NAME": (
-        "`<task>-classifier`",
-        "Registered model name in the MLflow Model Registry (`iris-classifier` for the default task).",
-    ),
-    "MLOPS_EXPERIMENT": (
-        "`<task>-continuous-training`",
-        "MLflow experiment that training runs are logged to.",
-    ),
-    "MLOPS_BASELINE_SOURCE": (
-        "models:/$MLOPS_MODEL_NAME@champion",
-        "The model to beat: `models:/NAME@ALIAS`, `models:/NAME/VERSION`, or a local `.skops`, `.pkl`, `.pickle`, `.joblib` file or MLflow model directory (imported into the registry once).",
-    ),
-    "MLOPS_TRUSTED_MODEL_DIR": (
-        "none (pickle and joblib refused)",
-        "The only directory pickle/joblib models (and MLflow directories holding a pickle) are loaded from: unpickling runs code.",
-    ),
-    "MLOPS_BASELINE_SHA256": (
-        "none",
-        "When set, a local baseline file (or MLflow directory) must have this sha256, checked before anything is deserialized.",
-    ),
-    "MLOPS_BASELINE_VALIDATORS": (
-        "none",
-        "Comma-separated validation hooks `package.module:function`, each called with `(model, probe_rows, task)`; raising or returning False rejects the baseline.",
-    ),
-    "MLOPS_REGISTRY_RETRIES": (
-        "6",
-        "Attempts at a registry read (baseline lookup and download) when the server is unreachable or answers 5xx, with waits of 1, 2, 4, 8 s.",
-    ),
-    "MLOPS_REGISTRY_RETRY_SECONDS": (
-        "60",
-        'Time after which registry reads stop being retried; "not found" and 401/403 are never retried.',
-    ),
-    "MLOPS_PRIMARY_METRIC": (
-        "log_loss",
-        'Benchmark metric deciding promotion and valuing contributions (`log_loss`, `brier`, `accuracy`, `f1_macro`, `precision_macro`, `recall_macro`, `roc_auc_ovr`). Log loss separates real improvements from noise best on the iris benchmark (README, "How a contribution is valued").',
-    ),
-    "MLOPS_MIN_IMPROVEMENT": (
-        "0.0",
-        "Minimum improvement of the primary metric over the champion to promote; the candidate must also be strictly better.",
-    ),
-    "MLOPS_SIGNIFICANCE": (
-        "0.05",
-        "A candidate must also be better than the champion at this level: the two-sided paired bootstrap over benchmark rows, whose interval (shown at `1 -` this level) excludes zero exactly when the test passes; 0 turns the test off (strictly better is enough).",
-    ),
-    "MLOPS_VALUATION_EXACT_MAX": (
-        "8",
-        "Up to this many new contributions in one retrain, their Shapley values are exact (2^n models trained); beyond, they are estimated from sampled permutations with a standard error.",
-    ),
-    "MLOPS_VALUATION_BUDGET_SECONDS": (
-        "60",
-        "Time after which sampling permutations for an estimated valuation stops (at least 2 are sampled).",
-    ),
-    "MLOPS_VALUATION_MAX_PERMUTATIONS": (
-        "200",
-        "Most permutations sampled for an estimated valuation.",
-    ),
-    "MLOPS_VALUATION_MAX_ROWS": (
-        "50000",
-        "Training rows each valuation model is trained on at most: a larger training set is valued on one seeded sample of this many rows.",
-    ),
-    "MLOPS_EXCLUDE_HARMFUL": (
-        "true",
-        "Leave a new contribution out of the candidate's training data when its value is negative beyond its 95 % interval; it is valued again in the next retrain.",
-    ),
-    "MLOPS_MIN_BENCHMARK_ROWS": (
-        "30",
-        "Benchmark rows needed to decide a promotion at all; a smaller benchmark promotes nothing.",
-    ),
-    "MLOPS_WEBHOOK_URL": (
-        "none (off)",
-        "Where `model_version.registered` / `model_version.promoted` events are POSTed as Standard Webhooks.",
-    ),
-    "MLOPS_WEBHOOK_SECRET": (
-        "none",
-        "Standard Webhooks secret(s), `whsec_` + base64 (`mlops webhook new-secret` makes one), space-separated while rotating: every event carries a signature for each. Required when `MLOPS_WEBHOOK_URL` is set; reaches Dagster only as an `EnvVar`.",
-    ),
-    "MLOPS_WEBHOOK_MAX_AGE": (
-        "86400",
-        "Seconds an undelivered webhook event is retried (backoff from 10 s, capped at 10 min) before it moves to the outbox's `dead/`.",
-    ),
-    "MLOPS_API_KEY": (
-        "none (open)",
-        "When set, `/predict` and `/model` need this value in an `X-API-Key` header (401 otherwise); `/health` and the docs stay open.",
-    ),
-    "MLOPS_API_POLL_SECONDS": (
-        "10",
-        "How often the prediction API checks whether `champion` moved, to load and swap in the new version (the fallback when it is not told: `MLOPS_API_URL`).",
-    ),
-    "MLOPS_API_URL": (
-        "none (`make run`: its own API)",
-        "The prediction API (space-separated for several), told at once (`POST /refresh`) when the pipeline or `mlops model` moves `champion`, so it need not wait for its poll.",
-    ),
-    "MLOPS_API_MAX_BATCH": ("1000", "Most instances one `/predict` request may carry (413 above)."),
-    "MLOPS_API_MAX_BODY_BYTES": (
-        "1048576",
-        "Largest request body the prediction API reads, however it is sent (413 above; reading stops at the limit).",
-    ),
-    "MLOPS_API_BODY_TIMEOUT": (
-        "10",
-        "Seconds the prediction API waits for each part of a request body (408 after).",
-    ),
-    "MLOPS_API_MAX_CONNECTIONS": (
-        "64",
-        "Connections and requests the prediction API serves at once; beyond it answers 503 at once.",
-    ),
-    "MLOPS_ACCURACY_FLOOR": (
-        "0.9",
-        "Benchmark accuracy below which a candidate fails its blocking check and is not registered.",
-    ),
-    "MLOPS_MIN_VALID_SHARE": (
-        "0.5",
-        "Share of a contribution's rows that must be clean for it to be accepted.",
-    ),
-    "MLOPS_MIN_QUALITY": ("50", "Quality score (0-100) a contribution needs to be accepted."),
-    "MLOPS_MIN_ROWS": ("1", "Clean rows a contribution needs to be accepted."),
-    "MLOPS_MAX_DECOMPRESSED_BYTES": (
-        "20000000000",
-        "Most bytes one contribution may expand to (gzip or zip); counted while it streams, and a file past it is rejected unread as `too_large_when_decompressed`.",
-    ),
-    "MLOPS_MAX_COMPRESSION_RATIO": (
-        "250",
-        "Most times a compressed contribution may expand (a zip or gzip bomb expands thousands of times); rejected like the above.",
-    ),
-    "MLOPS_INTAKE_TIMEOUT": (
-        "3600",
-        "Seconds one intake may take before it is stopped with `INTAKE_TIMEOUT`.",
-    ),
-    "MLOPS_KEEP_OUTLIERS": (
-        "true",
-        "Keep rows flagged as outliers against the reference (`false` rejects them).",
-    ),
-    "MLOPS_MIN_CLASS_SHARE": (
-        "0.15",
-        "Smallest share of the training set any class may have (a blocking check).",
-    ),
-    "MLOPS_MIN_TRAINING_ROWS": ("30", "Fewest rows the training set may have (a blocking check)."),
-    "MLOPS_SEED": ("42", "Seed for the benchmark split, shuffling and estimators."),
-    "MLOPS_BENCHMARK_FRACTION": (
-        "0.3",
-        "Share of iris held out, stratified, as the fixed benchmark.",
-    ),
-    "MLOPS_SENSOR_INTERVAL": (
-        "5",
-        "Seconds between ticks of the landing-zone, retrain and automation sensors (Dagster's daemon looks at sensors every 5 s at most).",
-    ),
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": (
-        "2",
-        "MLflow's own retry count for HTTP calls; kept low so a dead server fails fast.",
-    ),
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": ("10", "Seconds before one MLflow HTTP call times out."),
-}
-
-# Defaults applied to the process environment before MLflow or Great Expectations is used:
-# bounded retries against a dead tracking server, and no telemetry (only 127.0.0.1 is reachable
-# in CI, and a pipeline should not phone home).
-PROCESS_ENV_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    # Progress bars are noise in logs and command output.
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "GX_ANALYTICS_ENABLED": "false",
-    "DAGSTER_DISABLE_TELEMETRY": "true",
-}
 
 PROMOTION_METRICS = (
     "log_loss",
@@ -233,151 +41,387 @@ PROMOTION_METRICS = (
     "roc_auc_ovr",
 )
 
+# A default is the text a variable would hold, or a function of the settings read before it.
+Default = str | Callable[[Mapping[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default, meaning and (for renamed ones) old name."""
+
+    name: str
+    default: Default
+    doc: str
+    shown: str  # the default as the README shows it
+    parse: Callable[[str], Any] | None = None  # else by the field's type
+    old_name: str | None = None  # still read, with a warning, for one release
+
+    def markdown_row(self, kind: str) -> str:
+        return f"| `{self.name}` | {kind} | {self.shown} | {self.doc} |"
+
+
+def setting(
+    name: str,
+    default: Default,
+    doc: str,
+    *,
+    shown: str | None = None,
+    parse: Callable[[str], Any] | None = None,
+    old_name: str | None = None,
+) -> Any:
+    """A field of :class:`Settings` read from the variable ``name``."""
+    if shown is None:
+        shown = default if isinstance(default, str) and default else "none"
+    return dataclasses.field(
+        metadata={"setting": Setting(name, default, doc, shown, parse, old_name)}
+    )
+
+
+def derived(compute: Callable[[Mapping[str, Any]], Any]) -> Any:
+    """A field of :class:`Settings` computed from the settings read before it."""
+    return dataclasses.field(metadata={"derived": compute}, repr=False, compare=False)
+
+
+def _resolved_path(raw: str) -> Path:
+    return Path(raw).expanduser().resolve()
+
+
+def _without_credentials(raw: str) -> str:
+    # Links and URIs go into metadata and logs: never with credentials.
+    return split_credentials(raw)[0]
+
+
+def _is_server(read: Mapping[str, Any]) -> bool:
+    return read["tracking_uri"].startswith(("http://", "https://"))
+
+
+def _default_artifacts(read: Mapping[str, Any]) -> str:
+    # A server keeps artifacts where it was told to (--artifacts-destination), served through
+    # it; a local path here would scatter them over the clients' disks.
+    return "" if _is_server(read) else str(read["home"] / "mlflow" / "artifacts")
+
+
+def _comma_separated(raw: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in raw.split(",") if v.strip())
+
+
+def _space_separated(raw: str) -> tuple[str, ...]:
+    return tuple(raw.split())
+
+
+# MLflow's own variables the product gives a default to (``mlops_assets.process`` sets them),
+# shown in the README's table: only
+# 127.0.0.1 is reachable in CI, and a dead tracking server should fail fast.
+MLFLOW_DEFAULTS = (
+    Setting(
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "2",
+        "MLflow's own retry count for HTTP calls; kept low so a dead server fails fast.",
+        shown="2",
+    ),
+    Setting(
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        "10",
+        "Seconds before one MLflow HTTP call times out.",
+        shown="10",
+    ),
+)
+
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting of a deployment; defaults are in ``SETTINGS_DOC`` and applied by
-    :meth:`from_env`."""
+    """Every setting of a deployment, in the README's order: build one with :meth:`from_env`."""
 
-    home: Path
-    tracking_uri: str
-    mlflow_artifacts: str | None
-    mlflow_ui_url: str | None
-    landing_uri: str
-    s3_endpoint_url: str | None
-    storage_uri: str
-    task_file: Path
-    task: TaskSchema
-    iris_csv: Path
-    model_name: str
-    experiment: str
-    primary_metric: str
-    min_improvement: float
-    significance: float
-    min_benchmark_rows: int
-    valuation_exact_max: int
-    valuation_budget_seconds: float
-    valuation_max_permutations: int
-    valuation_max_rows: int
-    exclude_harmful: bool
-    accuracy_floor: float
-    min_valid_share: float
-    min_quality: float
-    min_rows: int
-    keep_outliers: bool
-    min_class_share: float
-    min_training_rows: int
-    seed: int
-    benchmark_fraction: float
-    sensor_interval: int
-    baseline_source: str
-    trusted_model_dir: Path | None
-    baseline_sha256: str | None
-    baseline_validators: tuple[str, ...]
-    registry_retries: int
-    registry_retry_seconds: float
-    webhook_url: str | None
-    webhook_secret: str | None
-    webhook_max_age: float
-    api_key: str | None
-    api_urls: tuple[str, ...]
-    api_poll_seconds: float
-    api_max_batch: int
-    api_max_body_bytes: int
-    max_decompressed_bytes: int
-    max_compression_ratio: float
-    intake_timeout: float
-    api_body_timeout: float
-    api_max_connections: int
+    home: Path = setting(
+        "MLOPS_HOME",
+        "./var",
+        "Directory holding all embedded state: Dagster home, MLflow, landing zone, Parquet storage.",
+        parse=_resolved_path,
+    )
+    tracking_uri: str = setting(
+        "MLFLOW_TRACKING_URI",
+        lambda s: f"sqlite:///{s['home'] / 'mlflow' / 'mlflow.db'}",
+        "MLflow tracking and registry store (a SQLite file or an `http(s)://` MLflow server). Credentials in it (`https://user:password@host`) are moved to MLflow's `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD` when a process starts, so no URI shown or logged carries them.",
+        shown="sqlite:///$MLOPS_HOME/mlflow/mlflow.db",
+        parse=_without_credentials,
+    )
+    mlflow_artifacts: str | None = setting(
+        "MLOPS_MLFLOW_ARTIFACTS",
+        _default_artifacts,
+        "Artifact location of the experiment when this system creates it.",
+        shown="$MLOPS_HOME/mlflow/artifacts with a SQLite store; the server's own with an MLflow server",
+    )
+    mlflow_ui_url: str | None = setting(
+        "MLOPS_MLFLOW_UI_URL",
+        lambda s: s["tracking_uri"] if _is_server(s) else "",
+        "Base URL of an MLflow UI, used for links in Dagster metadata.",
+        shown="the tracking URI when it is `http(s)://`, else none",
+        parse=_without_credentials,
+    )
+    landing_uri: str = setting(
+        "MLOPS_LANDING_URI",
+        lambda s: str(s["home"] / "landing"),
+        "Landing zone contributors drop files into: `<landing>/<contributor_id>/<file>`.",
+        shown="$MLOPS_HOME/landing",
+    )
+    s3_endpoint_url: str | None = setting(
+        "MLOPS_S3_ENDPOINT_URL",
+        "",
+        "S3 endpoint for an `s3://` landing zone or dataset store on MinIO or another S3-compatible server; credentials come from the standard `AWS_*` variables.",
+        shown="none (AWS)",
+    )
+    storage_uri: str = setting(
+        "MLOPS_STORAGE_URI",
+        lambda s: str(s["home"] / "storage"),
+        "Where datasets are written as Parquet (and contribution reports as JSON): a folder, or `s3://bucket/prefix`, which every run reads and writes itself (no shared disk needed).",
+        shown="$MLOPS_HOME/storage",
+    )
+    task_file: Path = setting(
+        "MLOPS_TASK",
+        str(REPO_ROOT / "tasks" / "iris.toml"),
+        'The task file: what a row looks like (features, label, classes) and its reference data (README, "Task files"). A home (`MLOPS_HOME`) and a registered model hold one task: a home or model of another task is refused.',
+        shown="tasks/iris.toml in the repository",
+        parse=_resolved_path,
+    )
+    task: TaskSchema = derived(lambda s: _load_task(s["task_file"]))
+    reference: str = setting(
+        "MLOPS_REFERENCE",
+        lambda s: s["task"].reference,
+        "The reference data (a CSV or Parquet file, or `sklearn:<loader>`), overriding the task file's. For iris only, scikit-learn's copy is used when the file is missing or empty. Its old name, `MLOPS_IRIS_CSV`, is still read for one release, with a warning.",
+        shown="the task's `reference`",
+        old_name="MLOPS_IRIS_CSV",
+    )
+    model_name: str = setting(
+        "MLOPS_MODEL_NAME",
+        lambda s: f"{s['task'].name}-classifier",
+        "Registered model name in the MLflow Model Registry (`iris-classifier` for the default task).",
+        shown="`<task>-classifier`",
+    )
+    experiment: str = setting(
+        "MLOPS_EXPERIMENT",
+        lambda s: f"{s['task'].name}-continuous-training",
+        "MLflow experiment that training runs are logged to.",
+        shown="`<task>-continuous-training`",
+    )
+    baseline_source: str = setting(
+        "MLOPS_BASELINE_SOURCE",
+        lambda s: f"models:/{s['model_name']}@champion",
+        "The model to beat: `models:/NAME@ALIAS`, `models:/NAME/VERSION`, or a local `.skops`, `.pkl`, `.pickle`, `.joblib` file or MLflow model directory (imported into the registry once).",
+        shown="models:/$MLOPS_MODEL_NAME@champion",
+    )
+    trusted_model_dir: Path | None = setting(
+        "MLOPS_TRUSTED_MODEL_DIR",
+        "",
+        "The only directory pickle/joblib models (and MLflow directories holding a pickle) are loaded from: unpickling runs code.",
+        shown="none (pickle and joblib refused)",
+    )
+    baseline_sha256: str | None = setting(
+        "MLOPS_BASELINE_SHA256",
+        "",
+        "When set, a local baseline file (or MLflow directory) must have this sha256, checked before anything is deserialized.",
+        shown="none",
+    )
+    baseline_validators: tuple[str, ...] = setting(
+        "MLOPS_BASELINE_VALIDATORS",
+        "",
+        "Comma-separated validation hooks `package.module:function`, each called with `(model, probe_rows, task)`; raising or returning False rejects the baseline.",
+        shown="none",
+        parse=_comma_separated,
+    )
+    registry_retries: int = setting(
+        "MLOPS_REGISTRY_RETRIES",
+        "6",
+        "Attempts at a registry read (baseline lookup and download) when the server is unreachable or answers 5xx, with waits of 1, 2, 4, 8 s.",
+    )
+    registry_retry_seconds: float = setting(
+        "MLOPS_REGISTRY_RETRY_SECONDS",
+        "60",
+        'Time after which registry reads stop being retried; "not found" and 401/403 are never retried.',
+    )
+    primary_metric: str = setting(
+        "MLOPS_PRIMARY_METRIC",
+        lambda s: s["task"].primary_metric or "log_loss",
+        'Benchmark metric deciding promotion and valuing contributions (`log_loss`, `brier`, `accuracy`, `f1_macro`, `precision_macro`, `recall_macro`, `roc_auc_ovr`). Log loss separates real improvements from noise best on the iris benchmark (README, "How a contribution is valued").',
+        shown="log_loss",
+    )
+    min_improvement: float = setting(
+        "MLOPS_MIN_IMPROVEMENT",
+        "0.0",
+        "Minimum improvement of the primary metric over the champion to promote; the candidate must also be strictly better.",
+    )
+    significance: float = setting(
+        "MLOPS_SIGNIFICANCE",
+        "0.05",
+        "A candidate must also be better than the champion at this level: the two-sided paired bootstrap over benchmark rows, whose interval (shown at `1 -` this level) excludes zero exactly when the test passes; 0 turns the test off (strictly better is enough).",
+    )
+    valuation_exact_max: int = setting(
+        "MLOPS_VALUATION_EXACT_MAX",
+        "8",
+        "Up to this many new contributions in one retrain, their Shapley values are exact (2^n models trained); beyond, they are estimated from sampled permutations with a standard error.",
+    )
+    valuation_budget_seconds: float = setting(
+        "MLOPS_VALUATION_BUDGET_SECONDS",
+        "60",
+        "Time after which sampling permutations for an estimated valuation stops (at least 2 are sampled).",
+    )
+    valuation_max_permutations: int = setting(
+        "MLOPS_VALUATION_MAX_PERMUTATIONS",
+        "200",
+        "Most permutations sampled for an estimated valuation.",
+    )
+    valuation_max_rows: int = setting(
+        "MLOPS_VALUATION_MAX_ROWS",
+        "50000",
+        "Training rows each valuation model is trained on at most: a larger training set is valued on one seeded sample of this many rows.",
+    )
+    exclude_harmful: bool = setting(
+        "MLOPS_EXCLUDE_HARMFUL",
+        "true",
+        "Leave a new contribution out of the candidate's training data when its value is negative beyond its 95 % interval; it is valued again in the next retrain.",
+    )
+    min_benchmark_rows: int = setting(
+        "MLOPS_MIN_BENCHMARK_ROWS",
+        "30",
+        "Benchmark rows needed to decide a promotion at all; a smaller benchmark promotes nothing.",
+    )
+    webhook_url: str | None = setting(
+        "MLOPS_WEBHOOK_URL",
+        "",
+        "Where `model_version.registered` / `model_version.promoted` events are POSTed as Standard Webhooks.",
+        shown="none (off)",
+    )
+    webhook_secret: str | None = setting(
+        "MLOPS_WEBHOOK_SECRET",
+        "",
+        "Standard Webhooks secret(s), `whsec_` + base64 (`mlops webhook new-secret` makes one), space-separated while rotating: every event carries a signature for each. Required when `MLOPS_WEBHOOK_URL` is set; reaches Dagster only as an `EnvVar`.",
+        shown="none",
+    )
+    webhook_max_age: float = setting(
+        "MLOPS_WEBHOOK_MAX_AGE",
+        "86400",
+        "Seconds an undelivered webhook event is retried (backoff from 10 s, capped at 10 min) before it moves to the outbox's `dead/`.",
+    )
+    api_key: str | None = setting(
+        "MLOPS_API_KEY",
+        "",
+        "When set, `/predict` and `/model` need this value in an `X-API-Key` header (401 otherwise); `/health` and the docs stay open.",
+        shown="none (open)",
+    )
+    api_poll_seconds: float = setting(
+        "MLOPS_API_POLL_SECONDS",
+        "10",
+        "How often the prediction API checks whether `champion` moved, to load and swap in the new version (the fallback when it is not told: `MLOPS_API_URL`).",
+    )
+    api_urls: tuple[str, ...] = setting(
+        "MLOPS_API_URL",
+        "",
+        "The prediction API (space-separated for several), told at once (`POST /refresh`) when the pipeline or `mlops model` moves `champion`, so it need not wait for its poll.",
+        shown="none (`make run`: its own API)",
+        parse=_space_separated,
+    )
+    api_max_batch: int = setting(
+        "MLOPS_API_MAX_BATCH",
+        "1000",
+        "Most instances one `/predict` request may carry (413 above).",
+    )
+    api_max_body_bytes: int = setting(
+        "MLOPS_API_MAX_BODY_BYTES",
+        "1048576",
+        "Largest request body the prediction API reads, however it is sent (413 above; reading stops at the limit).",
+    )
+    api_body_timeout: float = setting(
+        "MLOPS_API_BODY_TIMEOUT",
+        "10",
+        "Seconds the prediction API waits for each part of a request body (408 after).",
+    )
+    api_max_connections: int = setting(
+        "MLOPS_API_MAX_CONNECTIONS",
+        "64",
+        "Connections and requests the prediction API serves at once; beyond it answers 503 at once.",
+    )
+    accuracy_floor: float = setting(
+        "MLOPS_ACCURACY_FLOOR",
+        "0.9",
+        "Benchmark accuracy below which a candidate fails its blocking check and is not registered.",
+    )
+    min_valid_share: float = setting(
+        "MLOPS_MIN_VALID_SHARE",
+        "0.5",
+        "Share of a contribution's rows that must be clean for it to be accepted.",
+    )
+    min_quality: float = setting(
+        "MLOPS_MIN_QUALITY",
+        "50",
+        "Quality score (0-100) a contribution needs to be accepted.",
+    )
+    min_rows: int = setting(
+        "MLOPS_MIN_ROWS",
+        "1",
+        "Clean rows a contribution needs to be accepted.",
+    )
+    max_decompressed_bytes: int = setting(
+        "MLOPS_MAX_DECOMPRESSED_BYTES",
+        "20000000000",
+        "Most bytes one contribution may expand to (gzip or zip); counted while it streams, and a file past it is rejected unread as `too_large_when_decompressed`.",
+    )
+    max_compression_ratio: float = setting(
+        "MLOPS_MAX_COMPRESSION_RATIO",
+        "250",
+        "Most times a compressed contribution may expand (a zip or gzip bomb expands thousands of times); rejected like the above.",
+    )
+    intake_timeout: float = setting(
+        "MLOPS_INTAKE_TIMEOUT",
+        "3600",
+        "Seconds one intake may take before it is stopped with `INTAKE_TIMEOUT`.",
+    )
+    keep_outliers: bool = setting(
+        "MLOPS_KEEP_OUTLIERS",
+        "true",
+        "Keep rows flagged as outliers against the reference (`false` rejects them).",
+    )
+    min_class_share: float = setting(
+        "MLOPS_MIN_CLASS_SHARE",
+        "0.15",
+        "Smallest share of the training set any class may have (a blocking check).",
+    )
+    min_training_rows: int = setting(
+        "MLOPS_MIN_TRAINING_ROWS",
+        "30",
+        "Fewest rows the training set may have (a blocking check).",
+    )
+    seed: int = setting(
+        "MLOPS_SEED",
+        "42",
+        "Seed for the benchmark split, shuffling and estimators.",
+    )
+    benchmark_fraction: float = setting(
+        "MLOPS_BENCHMARK_FRACTION",
+        "0.3",
+        "Share of iris held out, stratified, as the fixed benchmark.",
+    )
+    sensor_interval: int = setting(
+        "MLOPS_SENSOR_INTERVAL",
+        "5",
+        "Seconds between ticks of the landing-zone, retrain and automation sensors (Dagster's daemon looks at sensors every 5 s at most).",
+    )
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Build settings from ``env`` (default: the process environment after loading ``.env``)."""
-        if env is None:
-            load_dotenv_once()
-            env = os.environ  # type: ignore[assignment]
-
-        def get(name: str, default: str | None = None) -> str:
-            """The variable's value, else ``default``, else its documented default: each
-            literal default is written once, in ``SETTINGS_DOC``."""
-            value = env.get(name, "").strip()
-            return value or (SETTINGS_DOC[name][0] if default is None else default)
-
-        home = Path(get("MLOPS_HOME")).expanduser().resolve()
-        tracking_uri = get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
-        tracking_uri, credentials = split_credentials(tracking_uri)
-        if credentials and env is os.environ:
-            move_credentials_to_mlflow(tracking_uri, *credentials)
-        is_server = tracking_uri.startswith(("http://", "https://"))
-        task_file = Path(get("MLOPS_TASK", str(REPO_ROOT / "tasks" / "iris.toml"))).expanduser()
-        task = _load_task(task_file)
-        model_name = get("MLOPS_MODEL_NAME", f"{task.name}-classifier")
-        settings = cls(
-            home=home,
-            tracking_uri=tracking_uri,
-            # A server keeps artifacts where it was told to (--artifacts-destination), served
-            # through it; a local path here would scatter them over the clients' disks.
-            mlflow_artifacts=get(
-                "MLOPS_MLFLOW_ARTIFACTS", "" if is_server else str(home / "mlflow" / "artifacts")
-            )
-            or None,
-            # Links go into metadata and logs: never with credentials.
-            mlflow_ui_url=split_credentials(
-                get("MLOPS_MLFLOW_UI_URL", tracking_uri if is_server else "")
-            )[0]
-            or None,
-            landing_uri=get("MLOPS_LANDING_URI", str(home / "landing")),
-            s3_endpoint_url=get("MLOPS_S3_ENDPOINT_URL", "") or None,
-            storage_uri=get("MLOPS_STORAGE_URI", str(home / "storage")),
-            task_file=task_file.resolve(),
-            task=task,
-            iris_csv=Path(get("MLOPS_IRIS_CSV", task.reference)),
-            model_name=model_name,
-            experiment=get("MLOPS_EXPERIMENT", f"{task.name}-continuous-training"),
-            # The task file's metric, when it names one, before the product's default.
-            primary_metric=get("MLOPS_PRIMARY_METRIC", task.primary_metric or None),
-            min_improvement=_number(get, "MLOPS_MIN_IMPROVEMENT", float),
-            significance=_number(get, "MLOPS_SIGNIFICANCE", float),
-            min_benchmark_rows=_number(get, "MLOPS_MIN_BENCHMARK_ROWS", int),
-            valuation_exact_max=_number(get, "MLOPS_VALUATION_EXACT_MAX", int),
-            valuation_budget_seconds=_number(get, "MLOPS_VALUATION_BUDGET_SECONDS", float),
-            valuation_max_permutations=_number(get, "MLOPS_VALUATION_MAX_PERMUTATIONS", int),
-            valuation_max_rows=_number(get, "MLOPS_VALUATION_MAX_ROWS", int),
-            exclude_harmful=_flag(get, "MLOPS_EXCLUDE_HARMFUL"),
-            accuracy_floor=_number(get, "MLOPS_ACCURACY_FLOOR", float),
-            min_valid_share=_number(get, "MLOPS_MIN_VALID_SHARE", float),
-            min_quality=_number(get, "MLOPS_MIN_QUALITY", float),
-            min_rows=_number(get, "MLOPS_MIN_ROWS", int),
-            keep_outliers=_flag(get, "MLOPS_KEEP_OUTLIERS"),
-            min_class_share=_number(get, "MLOPS_MIN_CLASS_SHARE", float),
-            min_training_rows=_number(get, "MLOPS_MIN_TRAINING_ROWS", int),
-            seed=_number(get, "MLOPS_SEED", int),
-            benchmark_fraction=_number(get, "MLOPS_BENCHMARK_FRACTION", float),
-            sensor_interval=_number(get, "MLOPS_SENSOR_INTERVAL", int),
-            baseline_source=get("MLOPS_BASELINE_SOURCE", f"models:/{model_name}@champion"),
-            trusted_model_dir=Path(trusted).expanduser()
-            if (trusted := get("MLOPS_TRUSTED_MODEL_DIR", ""))
-            else None,
-            baseline_sha256=get("MLOPS_BASELINE_SHA256", "") or None,
-            baseline_validators=tuple(
-                v.strip() for v in get("MLOPS_BASELINE_VALIDATORS", "").split(",") if v.strip()
-            ),
-            registry_retries=_number(get, "MLOPS_REGISTRY_RETRIES", int),
-            registry_retry_seconds=_number(get, "MLOPS_REGISTRY_RETRY_SECONDS", float),
-            webhook_url=get("MLOPS_WEBHOOK_URL", "") or None,
-            webhook_secret=get("MLOPS_WEBHOOK_SECRET", "") or None,
-            webhook_max_age=_number(get, "MLOPS_WEBHOOK_MAX_AGE", float),
-            api_key=get("MLOPS_API_KEY", "") or None,
-            api_urls=tuple(get("MLOPS_API_URL", "").split()),
-            api_poll_seconds=_number(get, "MLOPS_API_POLL_SECONDS", float),
-            api_max_batch=_number(get, "MLOPS_API_MAX_BATCH", int),
-            api_max_body_bytes=_number(get, "MLOPS_API_MAX_BODY_BYTES", int),
-            max_decompressed_bytes=_number(get, "MLOPS_MAX_DECOMPRESSED_BYTES", int),
-            max_compression_ratio=_number(get, "MLOPS_MAX_COMPRESSION_RATIO", float),
-            intake_timeout=_number(get, "MLOPS_INTAKE_TIMEOUT", float),
-            api_body_timeout=_number(get, "MLOPS_API_BODY_TIMEOUT", float),
-            api_max_connections=_number(get, "MLOPS_API_MAX_CONNECTIONS", int),
-        )
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``env``; by default the process environment over a ``.env`` file in
+        the working directory (real variables win). Nothing is written anywhere."""
+        env = read_environment() if env is None else env
+        hints = typing.get_type_hints(cls)
+        read: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            if "derived" in field.metadata:
+                read[field.name] = field.metadata["derived"](read)
+                continue
+            spec: Setting = field.metadata["setting"]
+            raw = _raw(env, spec)
+            if not raw:
+                raw = spec.default(read) if callable(spec.default) else spec.default
+            read[field.name] = _parse(spec, hints[field.name], raw)
+        settings = cls(**read)
         settings.validate()
         return settings
 
@@ -466,6 +510,98 @@ class Settings:
         return self.home / "dagster"
 
 
+def settings_of(cls: type = Settings) -> dict[str, Setting]:
+    """Each field of ``cls`` read from a variable, with its declaration."""
+    return {
+        f.name: f.metadata["setting"] for f in dataclasses.fields(cls) if "setting" in f.metadata
+    }
+
+
+def variables() -> list[str]:
+    """Every variable this product reads or sets for its processes, in the README's order."""
+    return [s.name for s in settings_of().values()] + [s.name for s in MLFLOW_DEFAULTS]
+
+
+def markdown_table() -> str:
+    """The README's settings table, made from the declarations."""
+    hints = typing.get_type_hints(Settings)
+    rows = [spec.markdown_row(_kind(hints[name], spec)) for name, spec in settings_of().items()]
+    rows += [spec.markdown_row(_kind(int, spec)) for spec in MLFLOW_DEFAULTS]
+    return "\n".join(["| variable | type | default | meaning |", "|---|---|---|---|", *rows])
+
+
+def read_environment() -> dict[str, str]:
+    """The process environment over ``.env`` in the working directory (real variables win)."""
+    from dotenv import dotenv_values
+
+    dotenv = {k: v for k, v in dotenv_values(Path.cwd() / ".env").items() if v is not None}
+    return {**dotenv, **os.environ}
+
+
+@functools.cache
+def current_settings() -> Settings:
+    """The settings of this process, read once from the environment."""
+    return Settings.from_env()
+
+
+def _raw(env: Mapping[str, str], spec: Setting) -> str:
+    value = env.get(spec.name, "").strip()
+    if spec.old_name and (old := env.get(spec.old_name, "").strip()):
+        warnings.warn(
+            f"{spec.old_name} is renamed {spec.name}"
+            + (f" and is ignored: {spec.name} is set" if value else "")
+            + f"; {spec.old_name} will not be read after the next release",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return value or old
+    return value
+
+
+def _parse(spec: Setting, kind: Any, raw: str) -> Any:
+    if spec.parse is not None:
+        value = spec.parse(raw)
+    elif kind is bool or kind == (bool | None):
+        value = _flag(spec.name, raw)
+    elif kind in (int, float):
+        value = _number(spec, raw, kind)
+    elif kind in (Path, Path | None):
+        value = Path(raw).expanduser() if raw else None
+    else:
+        value = raw
+    optional = type(None) in typing.get_args(kind)
+    return value if value or not optional else None
+
+
+def _kind(kind: Any, spec: Setting) -> str:
+    """The type of a variable as the README's table says it."""
+    base = next((k for k in typing.get_args(kind) if k is not type(None)), kind)
+    if typing.get_origin(base) is tuple:
+        return "list"
+    return {int: "integer", float: "number", bool: "true/false", Path: "path"}.get(base, "text")
+
+
+def _number(spec: Setting, raw: str, kind: type) -> float | int:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"{spec.name}={raw!r} is not a valid {kind.__name__}",
+            hint=f"set it to a number such as {spec.shown}",
+        ) from None
+
+
+def _flag(name: str, raw: str) -> bool:
+    raw = raw.strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(
+        f"{name}={raw!r} is neither true nor false", hint="set it to true or false"
+    )
+
+
 def split_credentials(uri: str) -> tuple[str, tuple[str, str] | None]:
     """``https://user:secret@host/path`` -> (``https://host/path``, (user, secret))."""
     from urllib.parse import unquote, urlsplit, urlunsplit
@@ -478,62 +614,6 @@ def split_credentials(uri: str) -> tuple[str, tuple[str, str] | None]:
     return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
 
 
-def move_credentials_to_mlflow(clean_uri: str, user: str, password: str) -> None:
-    """Give MLflow the URI's credentials through its own variables (unless set already) and
-    the URI without them: MLflow then authenticates, and prints and raises only clean URIs."""
-    os.environ["MLFLOW_TRACKING_URI"] = clean_uri
-    os.environ.setdefault("MLFLOW_TRACKING_USERNAME", user)
-    if password:
-        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", password)
-
-
-def _number(get, name: str, kind: type) -> float | int:
-    raw = get(name)
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ConfigurationError(
-            f"{name}={raw!r} is not a valid {kind.__name__}",
-            hint=f"set it to a number such as {SETTINGS_DOC[name][0]}",
-        ) from None
-
-
-@functools.cache
-def current_settings() -> Settings:
-    """The settings of this process, read once from the environment."""
-    return Settings.from_env()
-
-
-_dotenv_loaded = False
-
-
-def load_dotenv_once() -> None:
-    """Load ``.env`` from the working directory; real environment variables win."""
-    global _dotenv_loaded
-    if not _dotenv_loaded:
-        from dotenv import load_dotenv
-
-        load_dotenv(Path.cwd() / ".env", override=False)
-        _dotenv_loaded = True
-
-
-def apply_process_defaults() -> None:
-    """Set bounded-retry and no-telemetry defaults unless the user set them."""
-    for name, value in PROCESS_ENV_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-
-
-def _flag(get, name: str) -> bool:
-    raw = get(name).strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(
-        f"{name}={raw!r} is neither true nor false", hint="set it to true or false"
-    )
-
-
 def _load_task(path: Path) -> TaskSchema:
     from mlops_assets.task import TaskFileError, load_task
 
@@ -543,3 +623,35 @@ def _load_task(path: Path) -> TaskSchema:
         raise ConfigurationError(
             f"MLOPS_TASK: {exc}", hint="`mlops task check FILE` explains a task file"
         ) from None
+
+
+TABLE_START = "<!-- settings table: made from mlops_assets/settings.py by `make settings-table` -->"
+TABLE_END = "<!-- end of settings table -->"
+
+
+def with_markdown_table(readme: str) -> str:
+    """``readme`` with the text between its table markers made anew."""
+    before, start, rest = readme.partition(TABLE_START)
+    _, end, after = rest.partition(TABLE_END)
+    if not (start and end):
+        raise ValueError(f"no {TABLE_START!r} ... {TABLE_END!r} in the README")
+    return f"{before}{TABLE_START}\n{markdown_table()}\n{TABLE_END}{after}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mlops_assets.settings --markdown``: print the settings table;
+    ``--readme FILE``: write it into FILE between its markers."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--markdown"]:
+        print(markdown_table())
+    elif len(args) == 2 and args[0] == "--readme":
+        readme = Path(args[1])
+        readme.write_text(with_markdown_table(readme.read_text()))
+    else:
+        print("usage: python -m mlops_assets.settings --markdown | --readme FILE", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

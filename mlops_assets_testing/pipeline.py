@@ -14,11 +14,11 @@ import dagster as dg
 from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.definitions import build_definitions
 from mlops_assets.defs.contributions.partitions import LANDING_PATH_TAG, STAGE_TAG
-from mlops_assets.defs.resources import build_resources
+from mlops_assets.resources import build_resources
 from mlops_assets.settings import Settings
 
 # What the sensors use; mlflow_tracking cannot start outside a run.
-SENSOR_RESOURCES = ("landing", "intake", "webhooks", "registry")
+SENSOR_RESOURCES = ("landing", "intake_policy", "webhooks", "registry")
 # A training config that trains the same model as the cold start's (lbfgs converges long
 # before 1,000 iterations) without being the same config, so a candidate is trained: on a
 # fresh home, one run registers the cold start's champion (v1) and an equal challenger (v2).
@@ -55,11 +55,12 @@ class Pipeline:
         tags: dict[str, str] | None = None,
     ) -> dg.ExecuteInProcessResult:
         """Materialize ``selection`` (by default the reference data asset and everything
-        downstream of it) in this process."""
+        downstream of it but the partitioned ``contributed_data``) in this process."""
         definitions = self.definitions
         return dg.materialize(
             [*(definitions.assets or []), *(definitions.asset_checks or [])],
-            selection=selection or f"{self.settings.task.dataset_asset}*",
+            selection=selection
+            or f"key:{self.settings.task.dataset_asset}+ and not key:contributed_data",
             resources=self.resources(),
             instance=self.instance,
             run_config=run_config,

@@ -85,7 +85,7 @@ def dagster_dev(home: Path, workdir: Path, **env: str) -> Iterator[tuple[subproc
     with (workdir / "dagster-dev.log").open("w") as log:
         process = subprocess.Popen(
             [
-                *(str(BIN / "dg"), "dev", "-w", str(REPO / "workspace.yaml")),
+                *(str(BIN / "dg"), "dev"),
                 *("--host", "127.0.0.1", "--port", str(port)),
             ],
             env=child_env(env_for(home, DAGSTER_HOME=str(dagster_home), **env)),

@@ -7,7 +7,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_assets.settings import Settings, apply_process_defaults
+from mlops_assets.process import apply_process_defaults
+from mlops_assets.settings import Settings
 from mlops_assets_testing.pipeline import Pipeline
 from mlops_assets_testing.processes import env_for, free_port
 

@@ -249,7 +249,7 @@ def test_iris_fallback_is_recorded(pipeline, tmp_path, content, source):
     if content is not None:
         csv.write_text(content)
     pipeline.materialize(
-        "iris_dataset", run_config={"ops": {"iris_dataset": {"config": {"csv_path": str(csv)}}}}
+        "iris_dataset", run_config={"ops": {"iris_dataset": {"config": {"reference": str(csv)}}}}
     )
     iris = metadata(pipeline, "iris_dataset")
     assert iris["source"] == source and str(csv) in iris["fallback_reason"]
@@ -271,7 +271,7 @@ def test_invalid_iris_fails_clearly_and_writes_nothing(pipeline, tmp_path, conte
     csv.write_text(content)
     result = pipeline.materialize(
         "iris_dataset",
-        run_config={"ops": {"iris_dataset": {"config": {"csv_path": str(csv)}}}},
+        run_config={"ops": {"iris_dataset": {"config": {"reference": str(csv)}}}},
         raise_on_error=False,
     )
     assert not result.success

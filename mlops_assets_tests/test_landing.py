@@ -7,9 +7,9 @@ import dagster as dg
 import pytest
 
 from mlops_assets.core.intake.landing import contribution_key
-from mlops_assets.defs.resources import LocalLandingZone, landing_zone
-from mlops_assets.defs.resources.s3 import S3LandingZone
 from mlops_assets.errors import LandingEntryRefusedError
+from mlops_assets.resources import LocalLandingZone, landing_zone
+from mlops_assets.resources.s3 import S3LandingZone
 from mlops_assets.settings import Settings
 from mlops_assets_testing.data import VALID_CONTRIBUTION
 from mlops_assets_testing.processes import env_for

@@ -8,8 +8,8 @@ import boto3
 import pytest
 
 from mlops_assets.core.intake.landing import contribution_key
-from mlops_assets.defs.resources import dataset_store
-from mlops_assets.defs.resources.s3 import S3DatasetStore
+from mlops_assets.resources import dataset_store
+from mlops_assets.resources.s3 import S3DatasetStore
 from mlops_assets.settings import Settings
 from mlops_assets_testing.data import VALID_CONTRIBUTION
 from mlops_assets_testing.processes import env_for, in_process_mlops

@@ -64,7 +64,13 @@ def test_no_secret_reaches_the_ui_logs_metadata_mlflow_or_the_api(tmp_path):
     try:
         # A candidate too (a new config), so registration's paths are searched as well.
         materialized = run_cli(
-            [*MATERIALIZE, "--select", "iris_dataset*", "--config-json", NEW_CONFIG],
+            [
+                *MATERIALIZE,
+                "--select",
+                "key:iris_dataset+ and not key:contributed_data",
+                "--config-json",
+                NEW_CONFIG,
+            ],
             env,
             tmp_path,
             timeout=400,

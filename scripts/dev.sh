@@ -55,4 +55,4 @@ tail -F --pid=$$ -n +1 "$MLOPS_HOME/api.log" 2>/dev/null | while read -r line; d
   fi
 done &
 pids+=($!)
-.venv/bin/dg dev -w workspace.yaml --host 127.0.0.1 --port "${DAGSTER_PORT:-3000}"
+.venv/bin/dg dev --host 127.0.0.1 --port "${DAGSTER_PORT:-3000}"

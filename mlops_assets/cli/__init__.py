@@ -10,7 +10,6 @@ contribution), 2 a usage error or an input that cannot be read.
 import argparse
 import signal
 import sys
-import warnings
 from pathlib import Path
 
 from mlops_assets.cli.contributions import check_command, contributions_command, submit_command
@@ -27,6 +26,7 @@ from mlops_assets.cli.service import (
     webhook_secret_command,
 )
 from mlops_assets.errors import MlopsError
+from mlops_assets.process import prepare_process
 from mlops_assets.settings import Settings
 
 
@@ -111,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # SIGTERM ends the command like Ctrl-C does: every temporary folder is removed on the way.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    # Loading the definitions (for the landing zone) warns that partitioned asset checks are
-    # a Dagster preview feature: true, known (see the README), and noise on a command line.
-    warnings.filterwarnings("ignore", message=".* is currently in preview")
+    prepare_process()
     try:
         return args.handler(args, Settings.from_env())
     except MlopsError as exc:

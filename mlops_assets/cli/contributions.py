@@ -7,7 +7,8 @@ import re
 import sys
 from pathlib import Path
 
-from mlops_assets.settings import Settings, apply_process_defaults
+from mlops_assets.process import apply_process_defaults
+from mlops_assets.settings import Settings
 
 
 def _intake_report(path: Path, contributor: str, settings: Settings):
@@ -28,7 +29,7 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
         )
     task = settings.task
     split = benchmark_split(
-        load_reference_data(settings.iris_csv, task),
+        load_reference_data(settings.reference, task),
         task,
         fraction=settings.benchmark_fraction,
         seed=settings.seed,

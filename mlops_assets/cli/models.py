@@ -5,7 +5,8 @@ import argparse
 import json
 
 from mlops_assets.core.registry import tags as tag
-from mlops_assets.settings import Settings, apply_process_defaults
+from mlops_assets.process import apply_process_defaults
+from mlops_assets.settings import Settings
 
 
 def model_show_command(args: argparse.Namespace, settings: Settings) -> int:

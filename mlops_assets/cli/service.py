@@ -6,7 +6,8 @@ import json
 import sys
 
 from mlops_assets.errors import MlopsError
-from mlops_assets.settings import Settings, apply_process_defaults
+from mlops_assets.process import apply_process_defaults
+from mlops_assets.settings import Settings
 
 
 def webhook_retry_command(args: argparse.Namespace, settings: Settings) -> int:

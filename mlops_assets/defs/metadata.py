@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 def upstream_metadata(
     context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, asset: dg.AssetKey
 ) -> dict[str, Any]:
-    """The metadata values of ``asset``'s latest materialization (this run's, if it ran here):
+    """The metadata values of `asset`'s latest materialization (this run's, if it ran here):
     the typed records between assets travel this way, so a run may start at any asset."""
     name = asset.to_user_string()
     event = context.instance.get_latest_materialization_event(asset)
@@ -31,12 +31,12 @@ def url(link: str | None) -> dg.MetadataValue | str:
 
 
 def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> dg.MetadataValue:
-    """Rows of plain values as a table the UI renders, with these ``columns`` (so an empty
+    """Rows of plain values as a table the UI renders, with these `columns` (so an empty
     table still shows them)."""
     schema = dg.TableSchema(columns=[dg.TableColumn(name) for name in columns])
     return dg.MetadataValue.table([dg.TableRecord(row) for row in rows], schema=schema)
 
 
 def pictures(plots: "list[Plot]") -> dict[str, dg.MetadataValue]:
-    """Each plot as a Markdown image (``<name>_plot``): the UI's "[Show Markdown]" opens it."""
+    """Each plot as a Markdown image (`<name>_plot`): the UI's "[Show Markdown]" opens it."""
     return {f"{plot.name}_plot": dg.MetadataValue.md(plot.markdown()) for plot in plots}

@@ -434,6 +434,6 @@ def app_from_settings(settings: Settings) -> FastAPI:
     from mlops_assets.core.serving.champion import champion_slot
 
     task = settings.task
-    probe = load_reference_data(settings.iris_csv, task).frame.sample(20, random_state=0)
+    probe = load_reference_data(settings.reference, task).frame.sample(20, random_state=0)
     slot = champion_slot(settings.tracking_uri, settings.model_name, task, probe, CHAMPION)
     return create_app(settings, slot)

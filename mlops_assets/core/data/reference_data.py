@@ -67,7 +67,7 @@ def load_reference_data(location: str | Path, task: TaskSchema) -> ReferenceData
     if task.name != "iris":
         raise ReferenceDataError(
             f"the {task.name} task's reference data is unusable: {fallback_reason}",
-            hint="fix the task file's `reference` (or MLOPS_IRIS_CSV); only iris has a "
+            hint="fix the task file's `reference` (or MLOPS_REFERENCE); only iris has a "
             "bundled copy to fall back to",
         )
     return _from_sklearn("load_iris", task, fallback_reason)

@@ -1,4 +1,4 @@
-"""``contributed_data``: one landed file taken in, judged, and stored with its report."""
+"""`contributed_data`: one landed file taken in, judged, and stored with its report."""
 
 from typing import TYPE_CHECKING
 
@@ -13,8 +13,8 @@ from mlops_assets.defs.contributions.partitions import (
     contributions_partitions,
 )
 from mlops_assets.defs.metadata import pictures
-from mlops_assets.defs.resources import DatasetStore, IntakeSettings, LandingZone, TaskDefinition
 from mlops_assets.errors import UpstreamMissingError
+from mlops_assets.resources import DatasetStore, IntakeSettings, LandingZone, TaskDefinition
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mlops_assets.core.intake.report import ContributionReport
     from mlops_assets.core.reporting.plots import Plot
 
+CONTRIBUTED_DATA = dg.AssetKey("contributed_data")
 DECISION_TAG = "mlops/decision"  # accepted | rejected, on the intake run
 
 # Intake and integration read the reports and the accepted rows of earlier contributions;
@@ -35,26 +36,30 @@ class ContributionConfig(dg.Config):
     landing_path: str | None = None
 
 
-@dg.asset(
-    group_name="data",
-    kinds={"pandas", "parquet"},
-    partitions_def=contributions_partitions,
-    # It reads the reference data to judge duplicates and outliers but declares no dependency
-    # on it: that would put this partitioned asset into `iris_dataset*`, which the CLI then
-    # refuses without --partition.
-)
+def build_contributed_data(reference_asset: str) -> dg.AssetsDefinition:
+    """`contributed_data`, which reads the task's reference data asset `reference`
+    (`TaskSchema.dataset_asset`) to judge duplicates and outliers, and says so."""
+    return dg.asset(
+        name=CONTRIBUTED_DATA.path[-1],
+        group_name="data",
+        kinds={"pandas", "parquet"},
+        partitions_def=contributions_partitions,
+        deps=[reference_asset],
+    )(contributed_data)
+
+
 def contributed_data(
     context: dg.AssetExecutionContext,
     config: ContributionConfig,
-    intake: IntakeSettings,
+    intake_policy: IntakeSettings,
     store: DatasetStore,
     landing: LandingZone,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
     """One contribution file: read, columns mapped, rows validated, accepted or rejected.
 
-    Clean rows go to ``clean.parquet``, rejected rows with their reasons to
-    ``rejected.parquet``, and every decision to ``report.json``; the original file is never
+    Clean rows go to `clean.parquet`, rejected rows with their reasons to
+    `rejected.parquet`, and every decision to `report.json`; the original file is never
     modified. The run names its file (the sensor's tag): the zone is never listed here.
     """
     from mlops_assets.core.intake.processing import process_contribution
@@ -79,8 +84,8 @@ def contributed_data(
             contributions_root=store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE),
             contribution_id=context.partition_key,
             contributor=landing_path.split("/")[0],
-            policy=intake.policy(),
-            limits=intake.limits(),
+            policy=intake_policy.policy(),
+            limits=intake_policy.limits(),
             landing_path=landing_path,
             landed_at=_landed_at(context),
             snapshot_root=store.local_path(store.ORIGINALS),
@@ -99,10 +104,13 @@ def contributed_data(
 
 
 def _draw(
-    store: DatasetStore, contribution_id: str, reference: "list[pd.DataFrame]", task: TaskDefinition
+    store: DatasetStore,
+    contribution_id: str,
+    reference_parts: "list[pd.DataFrame]",
+    task: TaskDefinition,
 ) -> "list[Plot]":
     """The contribution's class balance and feature drift against the reference (its parts),
-    stored beside its report (``plots/``, the files the retrain logs to MLflow) and
+    stored beside its report (`plots/`, the files the retrain logs to MLflow) and
     returned."""
     import pandas as pd
 
@@ -111,7 +119,7 @@ def _draw(
     clean = store.local_path(store.contribution(contribution_id, "clean.parquet"))
     if not clean.exists():
         return []
-    plots = contribution_plots(pd.read_parquet(clean), pd.concat(reference), task.schema())
+    plots = contribution_plots(pd.read_parquet(clean), pd.concat(reference_parts), task.schema())
     folder = store.local_path(store.contribution(contribution_id, PLOTS_FOLDER))
     folder.mkdir(exist_ok=True)
     for plot in plots:
@@ -123,7 +131,7 @@ def _tell_outcome(
     context: dg.AssetExecutionContext, landing_path: str, report: "ContributionReport"
 ) -> None:
     """The decision in the log (after a warning if the file changed since the sensor saw it)
-    and as the run's ``mlops/decision`` tag (the runs list shows it): a rejection is an
+    and as the run's `mlops/decision` tag (the runs list shows it): a rejection is an
     outcome of a successful run, with what to do about it."""
     _note_if_changed(context, landing_path, report.sha256)
     hint = f" What to do: {report.hint}" if report.hint else ""

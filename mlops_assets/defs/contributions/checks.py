@@ -2,19 +2,19 @@
 
 A rejected contribution is an outcome, not a failure: its intake run succeeds, and this check
 says "rejected", why and what to do, as a warning on the partition (nothing downstream needs
-gating: integration reads accepted contributions only, and ``retrain_sensor`` starts a
+gating: integration reads accepted contributions only, and `retrain_sensor` starts a
 retrain for accepted ones only). The contribution's rows were validated by the intake itself,
 row by row with a reason each; the Great Expectations suite runs on the training set they go
-into (``integrated_dataset``), once per retrain rather than once per file."""
+into (`integrated_dataset`), once per retrain rather than once per file."""
 
 import dagster as dg
 
-from mlops_assets.defs.contributions.assets import contributed_data
+from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA
 from mlops_assets.defs.contributions.partitions import contributions_partitions
-from mlops_assets.defs.resources import DatasetStore
+from mlops_assets.resources import DatasetStore
 
 
-@dg.asset_check(asset=contributed_data, partitions_def=contributions_partitions)
+@dg.asset_check(asset=CONTRIBUTED_DATA, partitions_def=contributions_partitions)
 def contributed_data_accepted(
     context: dg.AssetCheckExecutionContext, store: DatasetStore
 ) -> dg.AssetCheckResult:

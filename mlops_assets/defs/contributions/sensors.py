@@ -1,4 +1,4 @@
-"""The landing-zone watcher: each new file becomes a ``contributions`` partition and an
+"""The landing-zone watcher: each new file becomes a `contributions` partition and an
 intake run in the same tick."""
 
 import time
@@ -7,7 +7,7 @@ import dagster as dg
 
 from mlops_assets.core.common.names import safe_text
 from mlops_assets.core.intake.landing import PlannedIntake, TickCursor, plan_tick
-from mlops_assets.defs.contributions.assets import contributed_data
+from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA
 from mlops_assets.defs.contributions.partitions import (
     CONTENT_VERSION_TAG,
     CONTRIBUTOR_TAG,
@@ -16,18 +16,18 @@ from mlops_assets.defs.contributions.partitions import (
     STAGE_TAG,
     contributions_partitions,
 )
-from mlops_assets.defs.resources import IntakeSettings, LandingZone
+from mlops_assets.resources import IntakeSettings, LandingZone
 
 ingest_job = dg.define_asset_job(
     "ingest_contribution",
-    selection=dg.AssetSelection.assets(contributed_data),
+    selection=dg.AssetSelection.assets(CONTRIBUTED_DATA),
     partitions_def=contributions_partitions,
     description="Intake of one landed file: read, clean, judge, and the blocking checks.",
 )
 
 
-def build_contribution_sensor(interval_seconds: int, reference: str) -> dg.SensorDefinition:
-    """The sensor, which waits for the task's reference data asset ``reference``."""
+def build_contribution_sensor(interval_seconds: int, reference_asset: str) -> dg.SensorDefinition:
+    """The sensor, which waits for the task's reference data asset `reference_asset`."""
 
     @dg.sensor(
         name="contribution_sensor",
@@ -36,20 +36,22 @@ def build_contribution_sensor(interval_seconds: int, reference: str) -> dg.Senso
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def contribution_sensor(
-        context: dg.SensorEvaluationContext, landing: LandingZone, intake: IntakeSettings
+        context: dg.SensorEvaluationContext, landing: LandingZone, intake_policy: IntakeSettings
     ) -> dg.SensorResult | dg.SkipReason:
-        """Register each new, complete landing-zone file as a ``contributions`` partition and
-        request its intake run in the same tick (see ``plan_tick``).
+        """Register each new, complete landing-zone file as a `contributions` partition and
+        request its intake run in the same tick (see `plan_tick`).
 
         A file is new when its partition does not exist yet: Dagster's own partition list is
         the record of what was taken, so no timestamp can make the sensor skip a file. The
         run key is the content version, so the same bytes never launch a second run. Refused
         entries (symbolic links, devices, unsafe names) are logged once and never read.
         """
-        if context.instance.get_latest_materialization_event(dg.AssetKey(reference)) is None:
+        if context.instance.get_latest_materialization_event(dg.AssetKey(reference_asset)) is None:
             # Contributions are judged against the reference data; the automation sensor
             # builds it.
-            return dg.SkipReason(f"waiting for {reference}: contributions are judged against it")
+            return dg.SkipReason(
+                f"waiting for {reference_asset}: contributions are judged against it"
+            )
         plan = plan_tick(
             landing.scan(),
             known=set(context.instance.get_dynamic_partitions(contributions_partitions.name)),
@@ -65,7 +67,7 @@ def build_contribution_sensor(interval_seconds: int, reference: str) -> dg.Senso
             return dg.SensorResult(
                 skip_reason=plan.skip_reason(landing.location), cursor=plan.cursor.dump()
             )
-        requests = [_intake_request(i, intake.timeout_seconds) for i in plan.intakes]
+        requests = [_intake_request(i, intake_policy.intake_timeout) for i in plan.intakes]
         context.log.info(
             "New contributions: " + ", ".join(r.tags[LANDING_PATH_TAG] for r in requests)
         )

@@ -1,8 +1,8 @@
-"""Data assets: the task's reference data (``<task>_dataset``, ``iris_dataset`` for the
+"""Data assets: the task's reference data (`<task>_dataset`, `iris_dataset` for the
 default task) split once into a train part and a fixed benchmark, and the training set
 integrated from it and every accepted contribution.
 
-The reference asset is named for the task, so both are built by :func:`build_data_assets`
+The reference asset is named for the task, so both are built by `build_data_assets`
 once the task is known. pandas and the core modules are imported inside the asset bodies:
 every run process imports this code location, and most of them need neither.
 """
@@ -10,23 +10,23 @@ every run process imports this code location, and most of them need neither.
 import dagster as dg
 
 from mlops_assets.defs.automation import follows_upstream
-from mlops_assets.defs.contributions.assets import READ_BY_INTAKE, contributed_data
-from mlops_assets.defs.resources import (
+from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA, READ_BY_INTAKE
+from mlops_assets.errors import UpstreamMissingError
+from mlops_assets.resources import (
     DatasetStore,
     ReferenceDataSource,
     TaskDefinition,
     TrainingDataPolicy,
 )
-from mlops_assets.errors import UpstreamMissingError
 
 INTEGRATED_DATASET = dg.AssetKey("integrated_dataset")
 
 
 class ReferenceDatasetConfig(dg.Config):
-    """Overrides of the ``reference`` resource (``MLOPS_IRIS_CSV``, ``MLOPS_BENCHMARK_FRACTION``,
-    ``MLOPS_SEED``) for one run."""
+    """Overrides of the `reference_data` resource (`MLOPS_REFERENCE`,
+    `MLOPS_BENCHMARK_FRACTION`, `MLOPS_SEED`) for one run."""
 
-    csv_path: str | None = None
+    reference: str | None = None
     benchmark_fraction: float | None = None
     seed: int | None = None
 
@@ -45,14 +45,14 @@ class IntegrationConfig(dg.Config):
     max_rows: int = 0
     # Contributed rows read at most (a seeded sample past it), so memory stays bounded.
     max_contributed_rows: int = 2_000_000
-    seed: int | None = None  # the data_policy resource's (MLOPS_SEED) unless given
+    seed: int | None = None  # the training_data_policy resource's (MLOPS_SEED) unless given
 
 
-def build_data_assets(reference_name: str) -> list[dg.AssetsDefinition]:
-    """The reference data asset ``reference_name`` (``TaskSchema.dataset_asset``) and
-    ``integrated_dataset``, which depends on it."""
+def build_data_assets(reference_asset: str) -> list[dg.AssetsDefinition]:
+    """The reference data asset `reference_asset` (`TaskSchema.dataset_asset`) and
+    `integrated_dataset`, which depends on it."""
     reference = dg.asset(
-        name=reference_name,
+        name=reference_asset,
         group_name="data",
         kinds={"pandas", "parquet"},
         automation_condition=follows_upstream(),
@@ -60,11 +60,11 @@ def build_data_assets(reference_name: str) -> list[dg.AssetsDefinition]:
     integrated = dg.asset(
         group_name="data",
         kinds={"pandas", "parquet"},
-        deps=[reference, contributed_data],
+        deps=[reference, CONTRIBUTED_DATA],
         # Contributions trigger it through retrain_sensor (accepted ones only, batched);
         # automation follows the reference data. Ignoring contributed_data also keeps a
         # contribution that is still being ingested (a missing partition) from blocking it.
-        automation_condition=follows_upstream().ignore(dg.AssetSelection.assets(contributed_data)),
+        automation_condition=follows_upstream().ignore(dg.AssetSelection.assets(CONTRIBUTED_DATA)),
     )(integrated_dataset)
     return [reference, integrated]
 
@@ -72,14 +72,14 @@ def build_data_assets(reference_name: str) -> list[dg.AssetsDefinition]:
 def reference_dataset(
     context: dg.AssetExecutionContext,
     config: ReferenceDatasetConfig,
-    reference: ReferenceDataSource,
+    reference_data: ReferenceDataSource,
     store: DatasetStore,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
     """The task's reference data, validated and split once into a train part and a fixed
     benchmark.
 
-    Read from the task file's ``reference`` (for iris ``data/iris.csv``, and scikit-learn's
+    Read from the task file's `reference` (for iris `data/iris.csv`, and scikit-learn's
     copy only when that file is missing or empty). The benchmark is never trained on: every
     model is scored on it.
     """
@@ -91,7 +91,7 @@ def reference_dataset(
 
     schema = task.schema()
     store.claim_for_task(schema.name)
-    data = load_reference_data(config.csv_path or reference.csv_path, schema)
+    data = load_reference_data(config.reference or reference_data.reference, schema)
     if data.fallback_reason:
         context.log.warning(f"Using scikit-learn's iris: {data.fallback_reason}")
     if data.rows_left_out:
@@ -101,8 +101,8 @@ def reference_dataset(
     split = benchmark_split(
         data,
         schema,
-        fraction=config.benchmark_fraction or reference.benchmark_fraction,
-        seed=reference.seed if config.seed is None else config.seed,
+        fraction=config.benchmark_fraction or reference_data.benchmark_fraction,
+        seed=reference_data.seed if config.seed is None else config.seed,
     )
     store.write_frame(split.train, store.REFERENCE_TRAIN)
     store.write_frame(split.benchmark, store.BENCHMARK)
@@ -121,7 +121,7 @@ def reference_dataset(
 
 def integrated_dataset(
     config: IntegrationConfig,
-    data_policy: TrainingDataPolicy,
+    training_data_policy: TrainingDataPolicy,
     store: DatasetStore,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
@@ -138,7 +138,7 @@ def integrated_dataset(
             "the reference train part has not been written yet",
             hint=f"materialize {task.schema().dataset_asset} first",
         )
-    seed = data_policy.seed if config.seed is None else config.seed
+    seed = training_data_policy.seed if config.seed is None else config.seed
     contributions = load_accepted_contributions(
         store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE),
         max_rows=config.max_contributed_rows,

@@ -10,7 +10,7 @@ import dagster as dg
 
 from mlops_assets.defs.data.assets import INTEGRATED_DATASET
 from mlops_assets.defs.metadata import upstream_metadata
-from mlops_assets.defs.resources import DatasetStore, TaskDefinition, TrainingDataPolicy
+from mlops_assets.resources import DatasetStore, TaskDefinition, TrainingDataPolicy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def expectations_result(
     frame: "pd.DataFrame", task: TaskDefinition, *, name: str, min_rows: int
 ) -> dg.AssetCheckResult:
-    """The task's Great Expectations suite on ``frame``, as a check result saying which task's
+    """The task's Great Expectations suite on `frame`, as a check result saying which task's
     suite it ran and what failed."""
     from mlops_assets.core.data.expectations import task_expectations, validate_expectations
 
@@ -43,11 +43,11 @@ def expectations_result(
 LAST = {"dagster/priority": "-1"}
 
 
-def build_reference_checks(asset: str) -> list[dg.AssetChecksDefinition]:
-    """The checks of the reference data asset ``asset`` (``TaskSchema.dataset_asset``), named
-    for it."""
+def build_reference_checks(reference_asset: str) -> list[dg.AssetChecksDefinition]:
+    """The checks of the reference data asset `reference_asset` (`TaskSchema.dataset_asset`),
+    named for it."""
     return [
-        dg.asset_check(asset=asset, name=f"{asset}_expectations", op_tags=LAST)(
+        dg.asset_check(asset=reference_asset, name=f"{reference_asset}_expectations", op_tags=LAST)(
             reference_dataset_expectations
         )
     ]
@@ -109,19 +109,19 @@ def integrated_dataset_has_no_benchmark_rows(
 @dg.asset_check(asset=INTEGRATED_DATASET, blocking=True)
 def integrated_dataset_class_balance(
     context: dg.AssetCheckExecutionContext,
-    data_policy: TrainingDataPolicy,
+    training_data_policy: TrainingDataPolicy,
     store: DatasetStore,
     task: TaskDefinition,
 ) -> dg.AssetCheckResult:
-    """Enough rows, and no class below ``MLOPS_MIN_CLASS_SHARE`` of the training set: a
+    """Enough rows, and no class below `MLOPS_MIN_CLASS_SHARE` of the training set: a
     flood of one class from contributions must not starve the others."""
     from mlops_assets.core.data.integration import class_balance
 
     balance = class_balance(
         _training_set(context, store)[task.schema().label],
         task.schema().classes,
-        min_share=data_policy.min_class_share,
-        min_rows=data_policy.min_training_rows,
+        min_share=training_data_policy.min_class_share,
+        min_rows=training_data_policy.min_training_rows,
     )
     return dg.AssetCheckResult(
         passed=balance.passed,
@@ -129,6 +129,6 @@ def integrated_dataset_class_balance(
         metadata={
             "rows": balance.rows,
             "class_shares": balance.shares,
-            "min_class_share": data_policy.min_class_share,
+            "min_class_share": training_data_policy.min_class_share,
         },
     )

@@ -1,4 +1,4 @@
-"""``registered_model_version``: the candidate registered, decided, attested and announced."""
+"""`registered_model_version`: the candidate registered, decided, attested and announced."""
 
 from typing import Any
 
@@ -6,7 +6,8 @@ import dagster as dg
 
 from mlops_assets.defs.automation import follows_upstream
 from mlops_assets.defs.metadata import table, upstream_metadata, url
-from mlops_assets.defs.resources import (
+from mlops_assets.defs.training.assets import trained_model
+from mlops_assets.resources import (
     DatasetStore,
     MlflowTracking,
     ModelRegistry,
@@ -15,7 +16,6 @@ from mlops_assets.defs.resources import (
     TaskDefinition,
     Webhooks,
 )
-from mlops_assets.defs.training.assets import trained_model
 
 
 @dg.asset(
@@ -27,16 +27,16 @@ from mlops_assets.defs.training.assets import trained_model
 def registered_model_version(
     context: dg.AssetExecutionContext,
     registry: ModelRegistry,
-    policy: PromotionPolicy,
+    promotion_policy: PromotionPolicy,
     store: DatasetStore,
     webhooks: Webhooks,
     mlflow_tracking: MlflowTracking,
     serving: PredictionApis,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
-    """The candidate as a registry version: ``challenger`` always moves to it, ``champion``
+    """The candidate as a registry version: `challenger` always moves to it, `champion`
     only when it beats the champion on the primary metric by the configured margin (see
-    ``register_candidate``: a crash at any point is completed or cleaned up by a rerun)."""
+    `register_candidate`: a crash at any point is completed or cleaned up by a rerun)."""
     from mlops_assets.core.intake.report import contribution_reports
     from mlops_assets.core.modeling.candidate import Candidate
     from mlops_assets.core.promotion.attestation import Provenance, attested_contributions
@@ -57,7 +57,7 @@ def registered_model_version(
             tracking_uri=registry.tracking_uri,
             model_name=registry.model_name,
             candidate=candidate,
-            gate=policy.gate(),
+            gate=promotion_policy.gate(),
             provenance=provenance,
             run_is_over=lambda run_id: _run_is_over(context.instance, run_id),
         )
@@ -65,13 +65,13 @@ def registered_model_version(
     for number in done.abandoned:
         context.log.warning(f"v{number} was left half-registered by a dead run: tagged abandoned")
     # After the registry is final: an event never fails or undoes a registration.
-    event = done.version_event(registry.model_name, candidate, policy.primary_metric)
+    event = done.version_event(registry.model_name, candidate, promotion_policy.primary_metric)
     told = serving.champion_moved() if event.promoted else []
     for line in [*told, *webhooks.announce(event)]:
         context.log.info(line)
     return dg.MaterializeResult(
         metadata={
-            **done.to_metadata(registry.model_name, policy.primary_metric, candidate),
+            **done.to_metadata(registry.model_name, promotion_policy.primary_metric, candidate),
             **_trained_on(candidate.contributions, provenance.contributions),
             "registry_url": url(registry.version_url(done.version)),
             "attestation": dg.MetadataValue.path(done.attestation_uri),

@@ -3,7 +3,7 @@ a receiver missed."""
 
 import dagster as dg
 
-from mlops_assets.defs.resources import ModelRegistry, Webhooks
+from mlops_assets.resources import ModelRegistry, Webhooks
 
 
 def build_registry_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
@@ -23,7 +23,7 @@ def build_registry_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
         with registry_errors(registry.tracking_uri):
             ended = end_orphaned_runs(
                 registry.client(),
-                registry.experiment_name,
+                registry.experiment,
                 lambda run_id: _mlflow_status_of(context.instance, run_id),
             )
         for run_id, status in ended.items():
@@ -53,7 +53,7 @@ def build_registry_sensors(interval_seconds: int) -> list[dg.SensorDefinition]:
 
 
 def _mlflow_status_of(instance: dg.DagsterInstance, dagster_run_id: str) -> str | None:
-    """How an MLflow run of ``dagster_run_id`` ends: None while the Dagster run goes on."""
+    """How an MLflow run of `dagster_run_id` ends: None while the Dagster run goes on."""
     run = instance.get_run_by_id(dagster_run_id)
     if run is None:
         return "FAILED"

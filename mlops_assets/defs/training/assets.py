@@ -13,7 +13,7 @@ import dagster as dg
 from mlops_assets.defs.automation import follows_upstream
 from mlops_assets.defs.data.assets import INTEGRATED_DATASET
 from mlops_assets.defs.metadata import pictures, table, upstream_metadata, url
-from mlops_assets.defs.resources import (
+from mlops_assets.resources import (
     BaselineLoader,
     DatasetStore,
     MlflowTracking,
@@ -56,13 +56,13 @@ class TrainingConfig(dg.Config):
     learning_rate: float = 0.1
     C: float = 1.0
     max_iter: int = 1000
-    seed: int | None = None  # the data_policy resource's (MLOPS_SEED) unless given
+    seed: int | None = None  # the training_data_policy resource's (MLOPS_SEED) unless given
     # Training seeds a random forest or gradient boosting model averages (its probabilities,
     # one model per seed): a model of one seed is a draw, and so would be its values.
     seeds: int = 3
 
     def spec(self, task: "TaskSchema", seed: int) -> "TrainingSpec":
-        """What to train for ``task``; ``seed`` unless the config sets one."""
+        """What to train for `task`; `seed` unless the config sets one."""
         from mlops_assets.core.modeling.training import TrainingSpec
 
         estimator = self.estimator or Estimator(task.estimator or "logistic_regression")
@@ -85,13 +85,13 @@ class TrainingConfig(dg.Config):
         return {"C": self.C, "max_iter": self.max_iter}
 
 
-def build_baseline_model(reference: str) -> dg.AssetsDefinition:
-    """``baseline_model``, which depends on the task's reference data asset ``reference``
-    (``TaskSchema.dataset_asset``)."""
+def build_baseline_model(reference_asset: str) -> dg.AssetsDefinition:
+    """`baseline_model`, which depends on the task's reference data asset `reference`
+    (`TaskSchema.dataset_asset`)."""
     return dg.asset(
         group_name="model",
         kinds={"mlflow", "scikit-learn"},
-        deps=[reference],
+        deps=[reference_asset],
         automation_condition=follows_upstream(),
     )(baseline_model)
 
@@ -101,18 +101,18 @@ def baseline_model(
     store: DatasetStore,
     registry: ModelRegistry,
     baseline_loader: BaselineLoader,
-    data_policy: TrainingDataPolicy,
+    training_data_policy: TrainingDataPolicy,
     webhooks: Webhooks,
     serving: PredictionApis,
     mlflow_tracking: MlflowTracking,
     task: TaskDefinition,
 ) -> dg.MaterializeResult:
-    """The model to beat: by default the registry's ``champion``; or another registry
-    version or alias, or a trusted local file (``MLOPS_BASELINE_SOURCE``), validated against
+    """The model to beat: by default the registry's `champion`; or another registry
+    version or alias, or a trusted local file (`MLOPS_BASELINE_SOURCE`), validated against
     the task before use.
 
     On a cold start (no champion yet) a baseline is trained on the reference train part with
-    the default training config, registered as the first version and aliased ``champion``.
+    the default training config, registered as the first version and aliased `champion`.
     """
     from mlops_assets.core.modeling.baseline import ColdStart
     from mlops_assets.core.promotion.baseline import resolve_baseline
@@ -120,7 +120,7 @@ def baseline_model(
 
     cold_start = ColdStart(
         reference_train=store.read_frame(store.REFERENCE_TRAIN),
-        spec=TrainingConfig().spec(task.schema(), data_policy.seed),  # the default config
+        spec=TrainingConfig().spec(task.schema(), training_data_policy.seed),  # the default config
         save_dataset=lambda data: store.write_dataset(data.frame, data.sha256),
     )
     with registry_errors(registry.tracking_uri), mlflow_tracking.step() as run_id:
@@ -159,7 +159,7 @@ def _announce_cold_start(
     registry: ModelRegistry,
 ) -> None:
     """Tell the APIs and the webhook receivers about the first champion, and record its
-    registration on ``registered_model_version``, where people look for it (no candidate is
+    registration on `registered_model_version`, where people look for it (no candidate is
     registered after it: one trained on the same data would be the same model); the
     scoreboard, built by retrains only, says it waits for one."""
     from mlops_assets.core.promotion.baseline import cold_start_event, cold_start_registration
@@ -196,8 +196,8 @@ def _announce_cold_start(
 def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
-    data_policy: TrainingDataPolicy,
-    policy: PromotionPolicy,
+    training_data_policy: TrainingDataPolicy,
+    promotion_policy: PromotionPolicy,
     valuation: ValuationSettings,
     store: DatasetStore,
     registry: ModelRegistry,
@@ -223,7 +223,7 @@ def trained_model(
     schema = task.schema()
     data = upstream_metadata(context, INTEGRATED_DATASET)
     dataset = DatasetRef.from_metadata(data, uri=store.uri(store.integrated(data["sha256"])))
-    spec = config.spec(schema, data_policy.seed)
+    spec = config.spec(schema, training_data_policy.seed)
     baseline = BaselineRef.from_metadata(upstream_metadata(context, BASELINE_MODEL))
     with registry_errors(registry.tracking_uri):
         fingerprint = spec.fingerprint(dataset.sha256, schema)
@@ -239,13 +239,13 @@ def trained_model(
                     benchmark_uri=store.uri(store.BENCHMARK),
                     baseline=baseline,
                     tracking_uri=registry.tracking_uri,
-                    valuation_policy=valuation.policy(policy.primary_metric, spec.seed),
+                    valuation_policy=valuation.policy(promotion_policy.primary_metric, spec.seed),
                     save_training_data=store.write_dataset,
                     registered_alike=registry.trained_alike,
-                    confidence=policy.confidence,
+                    confidence=promotion_policy.confidence,
                 )
                 if not isinstance(trained, AlreadyTrained):
-                    plots = _pictures(trained, store, policy.primary_metric)
+                    plots = _pictures(trained, store, promotion_policy.primary_metric)
     if isinstance(trained, AlreadyTrained):
         context.log.info(trained.reason)
         context.log_event(
@@ -262,8 +262,8 @@ MARKDOWN = ("metrics_table", "valuation_summary", "confusion_matrix")
 
 
 def _pictures(trained: "TrainedCandidate", store: DatasetStore, metric: str) -> "list[Plot]":
-    """The candidate's pictures, logged to its MLflow run (``plots/``) with the pictures of
-    each contribution it valued (``contributions/<id>/``, drawn at intake); returned for the
+    """The candidate's pictures, logged to its MLflow run (`plots/`) with the pictures of
+    each contribution it valued (`contributions/<id>/`, drawn at intake); returned for the
     UI. Needs the active MLflow run."""
     import mlflow
 

@@ -5,24 +5,23 @@ import logging
 import dagster as dg
 
 from mlops_assets.defs.metadata import upstream_metadata
-from mlops_assets.defs.resources import ModelRegistry, PromotionPolicy
 from mlops_assets.defs.training.assets import trained_model
+from mlops_assets.resources import ModelRegistry, PromotionPolicy
 
 
 @dg.asset_check(asset=trained_model, blocking=True)
 def trained_model_accuracy_floor(
-    context: dg.AssetCheckExecutionContext, policy: PromotionPolicy
+    context: dg.AssetCheckExecutionContext, promotion_policy: PromotionPolicy
 ) -> dg.AssetCheckResult:
     """A candidate below the accuracy floor on the benchmark is not registered."""
     accuracy = upstream_metadata(context, trained_model.key)["accuracy"]
-    passed = accuracy >= policy.accuracy_floor
+    floor = promotion_policy.accuracy_floor
+    passed = accuracy >= floor
     comparison = ">=" if passed else "<"
     return dg.AssetCheckResult(
         passed=passed,
-        description=(
-            f"benchmark accuracy {accuracy:.4f} {comparison} floor {policy.accuracy_floor:.4f}"
-        ),
-        metadata={"accuracy": accuracy, "accuracy_floor": policy.accuracy_floor},
+        description=f"benchmark accuracy {accuracy:.4f} {comparison} floor {floor:.4f}",
+        metadata={"accuracy": accuracy, "accuracy_floor": floor},
     )
 
 
@@ -46,7 +45,7 @@ def trained_model_has_signature(
 
 
 class _NothingToCheck(logging.Filter):
-    """Drops Dagster's warning that a blocking check on ``trained_model`` "emitted no result":
+    """Drops Dagster's warning that a blocking check on `trained_model` "emitted no result":
     it has none exactly when no candidate was trained (the baseline was trained on the same
     data, as on every cold start), when registration is skipped anyway. Any other check's
     warning passes; a check of ours that runs always emits a result."""

@@ -1,12 +1,12 @@
-"""What starts a retrain: accepted contributions (``retrain_sensor``), and declarative
-automation for everything downstream of the reference data (``automation_sensor``)."""
+"""What starts a retrain: accepted contributions (`retrain_sensor`), and declarative
+automation for everything downstream of the reference data (`automation_sensor`)."""
 
 import time
 
 import dagster as dg
 
 from mlops_assets.core.modeling.retraining import Ingested, RetrainCursor, plan_retrain
-from mlops_assets.defs.contributions.assets import contributed_data
+from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA
 from mlops_assets.defs.contributions.partitions import STAGE_TAG
 from mlops_assets.defs.data.assets import INTEGRATED_DATASET
 from mlops_assets.defs.registry.assets import contributor_scoreboard, registered_model_version
@@ -50,8 +50,8 @@ def build_retrain_sensor(interval_seconds: int) -> dg.SensorDefinition:
 
         A rejected contribution triggers nothing. Waiting for intakes still deciding batches
         files that land together into one retrain; an intake has decided once its
-        ``contributed_data`` is materialized, so its checks (the Great Expectations suite)
-        run beside the retrain instead of before it. The cursor (``RetrainCursor``) moves past
+        `contributed_data` is materialized, so its checks (the Great Expectations suite)
+        run beside the retrain instead of before it. The cursor (`RetrainCursor`) moves past
         contributions only when a retrain that covered them succeeded, so none is left
         untrained because its retrain failed (a killed worker, MLflow down).
         """
@@ -86,7 +86,7 @@ def build_retrain_sensor(interval_seconds: int) -> dg.SensorDefinition:
 
 def _ingested_since(instance: dg.DagsterInstance, storage_id: int | None) -> list[Ingested]:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=contributed_data.key, after_storage_id=storage_id),
+        dg.AssetRecordsFilter(asset_key=CONTRIBUTED_DATA, after_storage_id=storage_id),
         limit=1000,
         ascending=True,
     ).records

@@ -1,4 +1,4 @@
-"""The landing zone: where contributors drop files, as ``<contributor>/<file>``."""
+"""The landing zone: where contributors drop files, as `<contributor>/<file>`."""
 
 import contextlib
 from abc import ABC, abstractmethod
@@ -18,7 +18,7 @@ from mlops_assets.core.intake.landing import (
 
 
 class LandingZone(dg.ConfigurableResource, ABC):
-    """Where contributors drop files, as ``<contributor>/<file>``: a local folder or S3."""
+    """Where contributors drop files, as `<contributor>/<file>`: a local folder or S3."""
 
     # Whether a listed file is always complete. An S3 object appears whole when its upload
     # ends; a local file can be listed while it is still being written.
@@ -33,7 +33,7 @@ class LandingZone(dg.ConfigurableResource, ABC):
     def scan(self) -> Listing:
         """Every candidate contribution, oldest first, and every entry that is refused with
         the reason (symbolic links, devices, FIFOs, paths outside the zone or not at
-        ``<contributor>/<file>``, unsafe names); files still being written and sidecars are
+        `<contributor>/<file>`, unsafe names); files still being written and sidecars are
         left out of both."""
 
     def list_files(self) -> list[LandingFile]:
@@ -52,7 +52,7 @@ class LandingZone(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def put(self, source: Path, relative_path: str) -> None:
-        """Place ``source`` at ``relative_path`` (how ``mlops submit`` delivers a file)."""
+        """Place `source` at `relative_path` (how `mlops submit` delivers a file)."""
 
 
 class LocalLandingZone(LandingZone):

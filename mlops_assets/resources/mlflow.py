@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import PrivateAttr
 
-from mlops_assets.settings import apply_process_defaults
+from mlops_assets.process import apply_process_defaults
+from mlops_assets.resources.policies import SettingsResource
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -19,13 +20,13 @@ if TYPE_CHECKING:
     from mlops_assets.core.modeling.candidate import AlreadyTrained
 
 
-class ModelRegistry(dg.ConfigurableResource):
-    """The MLflow Model Registry holding ``model_name``, and links into an MLflow UI."""
+class ModelRegistry(SettingsResource):
+    """The MLflow Model Registry holding `model_name`, and links into an MLflow UI."""
 
     tracking_uri: str
     model_name: str
-    experiment_name: str
-    ui_url: str | None = None
+    experiment: str
+    mlflow_ui_url: str | None
 
     def client(self) -> "MlflowClient":
         apply_process_defaults()
@@ -34,14 +35,14 @@ class ModelRegistry(dg.ConfigurableResource):
         return mlflow_client(self.tracking_uri)
 
     def run_url(self, experiment_id: str, run_id: str) -> str | None:
-        if not self.ui_url:
+        if not self.mlflow_ui_url:
             return None
-        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self.mlflow_ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
     def version_url(self, version: str) -> str | None:
-        if not self.ui_url:
+        if not self.mlflow_ui_url:
             return None
-        return f"{self.ui_url.rstrip('/')}/#/models/{self.model_name}/versions/{version}"
+        return f"{self.mlflow_ui_url.rstrip('/')}/#/models/{self.model_name}/versions/{version}"
 
     def trained_alike(self, fingerprint: str) -> "AlreadyTrained | None":
         """A version of this model trained on the same data the same way, if any."""
@@ -54,19 +55,19 @@ class ModelRegistry(dg.ConfigurableResource):
         return AlreadyTrained(self.model_name, str(version.version), fingerprint)
 
 
-class MlflowTracking(dg.ConfigurableResource):
+class MlflowTracking(SettingsResource):
     """dagster-mlflow's tracking as a resource: one MLflow run per Dagster run, tagged with
-    the Dagster run id, reopened by every step of that run (:meth:`step`) and always ended.
+    the Dagster run id, reopened by every step of that run (`step`) and always ended.
 
     Its start (getting or creating the experiment where its artifacts belong, then finding or
     starting the run) waits out a tracking server that is down for a little while (attempts
     after 1, 2, 4, 8 ... s, for 30 s: a restarting server takes ten seconds on a busy small
-    machine), then fails the run with a clear error, which ``retrain_sensor`` retries.
+    machine), then fails the run with a clear error, which `retrain_sensor` retries.
     """
 
     tracking_uri: str
-    experiment_name: str
-    artifact_location: str | None = None
+    experiment: str
+    mlflow_artifacts: str | None
     _mlflow: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -81,11 +82,11 @@ class MlflowTracking(dg.ConfigurableResource):
             with_retries,
         )
 
-        config = {"experiment_name": self.experiment_name, "mlflow_tracking_uri": self.tracking_uri}
+        config = {"experiment_name": self.experiment, "mlflow_tracking_uri": self.tracking_uri}
 
         def start() -> Any:
             ensure_experiment(
-                mlflow_client(self.tracking_uri), self.experiment_name, self.artifact_location
+                mlflow_client(self.tracking_uri), self.experiment, self.mlflow_artifacts
             )
             return MlFlow(_ConfiguredContext(context, config))
 
@@ -98,7 +99,7 @@ class MlflowTracking(dg.ConfigurableResource):
         # before it starts one.
         with registry_errors(self.tracking_uri):
             mlf = with_retries(start, RetryPolicy(attempts=8, max_seconds=30), on_retry=log_retry)
-        # MlFlow leaves ``mlflow_run_id`` unset when it started a fresh run; record it so every
+        # MlFlow leaves `mlflow_run_id` unset when it started a fresh run; record it so every
         # step of this Dagster run reopens that run rather than starting another.
         mlf.mlflow_run_id = mlf.mlflow_run_id or mlf.active_run().info.run_id
         mlf.set_tag("mlflow.runName", f"dagster-{context.run_id[:8]}")
@@ -106,14 +107,14 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._mlflow is not None:
-            self._mlflow.cleanup_on_error()  # :meth:`step` has already ended the run
+            self._mlflow.cleanup_on_error()  # `step` has already ended the run
 
     @contextlib.contextmanager
     def step(self) -> Iterator[str]:
         """Make the Dagster run's MLflow run active for one step and always end it; yields
         its id.
 
-        ``end_mlflow_on_run_finished`` only hooks op jobs; asset runs launched from the UI,
+        `end_mlflow_on_run_finished` only hooks op jobs; asset runs launched from the UI,
         the CLI, a sensor or automation would leave the MLflow run RUNNING. Ending it after
         every step (FINISHED, or FAILED on an exception) covers every launch path; the next
         step of the same Dagster run reopens the same MLflow run.

@@ -13,15 +13,15 @@ if TYPE_CHECKING:
 
 
 class DatasetStore(dg.ConfigurableResource, ABC):
-    """Datasets under ``root``, a folder or a bucket, every one addressed by a key relative to
-    it (``reference/train.parquet``).
+    """Datasets under `root`, a folder or a bucket, every one addressed by a key relative to
+    it (`reference/train.parquet`).
 
-    Code reads and writes local files: ``fetch`` gives the local path of a stored file,
-    ``fetch_tree`` of a stored folder, ``local_path`` where to write one, and ``publish``
+    Code reads and writes local files: `fetch` gives the local path of a stored file,
+    `fetch_tree` of a stored folder, `local_path` where to write one, and `publish`
     stores what was written there.
     """
 
-    # The keys (``core/common/layout``).
+    # The keys (`core/common/layout`).
     REFERENCE_TRAIN: ClassVar[str] = layout.REFERENCE_TRAIN
     BENCHMARK: ClassVar[str] = layout.BENCHMARK
     CONTRIBUTIONS: ClassVar[str] = layout.CONTRIBUTIONS
@@ -33,7 +33,7 @@ class DatasetStore(dg.ConfigurableResource, ABC):
 
     @staticmethod
     def contribution(contribution_id: str, file: str = "") -> str:
-        """The key of a contribution's folder, or of ``file`` in it."""
+        """The key of a contribution's folder, or of `file` in it."""
         return layout.contribution(contribution_id, file)
 
     @staticmethod
@@ -42,27 +42,27 @@ class DatasetStore(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def uri(self, key: str) -> str:
-        """Where ``key`` is stored, for metadata and messages."""
+        """Where `key` is stored, for metadata and messages."""
 
     @abstractmethod
     def local_path(self, key: str) -> Path:
-        """Where to write ``key`` locally before :meth:`publish`."""
+        """Where to write `key` locally before `publish`."""
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
     def fetch(self, key: str) -> Path:
-        """A local path holding the stored file ``key``."""
+        """A local path holding the stored file `key`."""
 
     @abstractmethod
     def fetch_tree(self, key: str, ending: str | tuple[str, ...] = "") -> Path:
-        """A local folder holding the stored files under ``key`` (those whose names end in
-        ``ending``, when given)."""
+        """A local folder holding the stored files under `key` (those whose names end in
+        `ending`, when given)."""
 
     @abstractmethod
     def publish(self, key: str) -> None:
-        """Store what was written at ``local_path(key)``: a file, or a folder replacing the
+        """Store what was written at `local_path(key)`: a file, or a folder replacing the
         stored one."""
 
     def read_frame(self, key: str) -> "pd.DataFrame":
@@ -71,14 +71,14 @@ class DatasetStore(dg.ConfigurableResource, ABC):
         return pd.read_parquet(self.fetch(key))
 
     def write_frame(self, frame: "pd.DataFrame", key: str) -> None:
-        """Store ``frame`` (without its index) as Parquet; readers never see half of it."""
+        """Store `frame` (without its index) as Parquet; readers never see half of it."""
         from mlops_assets.core.common.storage import write_parquet
 
         write_parquet(frame, self.local_path(key))
         self.publish(key)
 
     def claim_for_task(self, name: str) -> None:
-        """Record that this store holds task ``name``'s data, refusing when it holds another
+        """Record that this store holds task `name`'s data, refusing when it holds another
         task's (its datasets, models and attestations would be mixed or overwritten)."""
         from mlops_assets.core.common.storage import read_json, write_json
         from mlops_assets.errors import ConfigurationError
@@ -103,7 +103,7 @@ class DatasetStore(dg.ConfigurableResource, ABC):
 
 
 class LocalDatasetStore(DatasetStore):
-    """The store in a local folder: every key is a file under ``root``, written in place
+    """The store in a local folder: every key is a file under `root`, written in place
     atomically, so fetching and publishing have nothing to do."""
 
     def uri(self, key: str) -> str:

@@ -5,8 +5,8 @@ from pydantic import Field
 
 
 class PredictionApis(dg.ConfigurableResource):
-    """The prediction APIs at ``urls`` (``MLOPS_API_URL``; none: nobody is told), told at
-    once when ``champion`` moves, with ``api_key`` (``MLOPS_API_KEY``, an ``EnvVar``) when
+    """The prediction APIs at `urls` (`MLOPS_API_URL`; none: nobody is told), told at
+    once when `champion` moves, with `api_key` (`MLOPS_API_KEY`, an `EnvVar`) when
     they require one. Each also polls the registry, so a missed call only costs time."""
 
     urls: list[str] = Field(default_factory=list)

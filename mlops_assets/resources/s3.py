@@ -1,5 +1,5 @@
 """The S3 / MinIO flavours of the landing zone and the dataset store as resources, through
-dagster-aws's ``S3Resource``; the work is ``core.storage.s3``'s.
+dagster-aws's `S3Resource`; the work is `core.storage.s3`'s.
 
 Its own module because importing dagster-aws (and boto3) costs seconds: only a deployment
 that keeps files on S3 pays for it.
@@ -14,8 +14,8 @@ from pydantic import PrivateAttr
 
 from mlops_assets.core.intake.landing import LandingFile, Listing
 from mlops_assets.core.storage.s3 import S3Landing, S3Store
-from mlops_assets.defs.resources.landing import LandingZone
-from mlops_assets.defs.resources.storage import DatasetStore
+from mlops_assets.resources.landing import LandingZone
+from mlops_assets.resources.storage import DatasetStore
 
 
 def _client(resource: "S3LandingZone | S3DatasetStore") -> Any:
@@ -27,7 +27,7 @@ def _client(resource: "S3LandingZone | S3DatasetStore") -> Any:
 
 
 class S3LandingZone(LandingZone):
-    """A landing zone under ``s3://<bucket>/<prefix>``."""
+    """A landing zone under `s3://<bucket>/<prefix>`."""
 
     writes_are_atomic: ClassVar[bool] = True
 
@@ -59,7 +59,7 @@ class S3LandingZone(LandingZone):
 
 
 class S3DatasetStore(DatasetStore):
-    """The dataset store under ``root`` = ``s3://<bucket>/<prefix>``: keys are objects, read
+    """The dataset store under `root` = `s3://<bucket>/<prefix>`: keys are objects, read
     and written through a local mirror of the keys in use."""
 
     s3: S3Resource

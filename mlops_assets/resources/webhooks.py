@@ -10,10 +10,10 @@ if TYPE_CHECKING:
 
 
 class Webhooks(dg.ConfigurableResource):
-    """Standard Webhooks for registry events to ``url`` (off when unset), signed with
-    ``secret`` (``MLOPS_WEBHOOK_SECRET``: one or more space-separated ``whsec_`` secrets, given
-    as an ``EnvVar`` so the UI never shows it). Every event waits in ``outbox`` until a
-    receiver takes it; see :mod:`mlops_assets.core.registry.webhooks`."""
+    """Standard Webhooks for registry events to `url` (off when unset), signed with
+    `secret` (`MLOPS_WEBHOOK_SECRET`: one or more space-separated `whsec_` secrets, given
+    as an `EnvVar` so the UI never shows it). Every event waits in `outbox` until a
+    receiver takes it; see `mlops_assets.core.registry.webhooks`."""
 
     url: str | None = None
     secret: str | None = None
@@ -31,7 +31,7 @@ class Webhooks(dg.ConfigurableResource):
         return DeliveryPolicy(timeout=timeout or self.timeout_seconds, max_age=self.max_age_seconds)
 
     def send(self, event_type: str, data: dict[str, Any], *, timeout: float = 2.0) -> str | None:
-        """Queue the event, then try it once within ``timeout`` seconds (a slow receiver does
+        """Queue the event, then try it once within `timeout` seconds (a slow receiver does
         not hold up the caller); a line for the log, None when webhooks are off."""
         if not self.enabled:
             return None
@@ -47,7 +47,7 @@ class Webhooks(dg.ConfigurableResource):
         )
 
     def announce(self, event: "VersionEvent") -> list[str]:
-        """Send every event ``event`` is (see ``VersionEvent.types``); lines for the log."""
+        """Send every event `event` is (see `VersionEvent.types`); lines for the log."""
         lines = [self.send(event_type, event.data()) for event_type in event.types()]
         return [line for line in lines if line]
 
