@@ -3,9 +3,7 @@
 import dagster as dg
 
 from mlops_assets.defs import deployment
-from mlops_assets.resources import build_resources, dataset_store, landing_zone, webhooks
-
-__all__ = ["build_resources", "dataset_store", "landing_zone", "resources", "webhooks"]
+from mlops_assets.resources import build_resources
 
 
 @dg.definitions
