@@ -28,7 +28,7 @@ from mlops_assets.resources import (
 
 if TYPE_CHECKING:
     from mlops_assets.core.modeling.baseline import Baseline
-    from mlops_assets.core.modeling.candidate import TrainedCandidate
+    from mlops_assets.core.modeling.candidate import AlreadyTrained, TrainedCandidate
     from mlops_assets.core.modeling.training import TrainingSpec
     from mlops_assets.core.reporting.plots import Plot
     from mlops_assets.task import TaskSchema
@@ -247,15 +247,19 @@ def trained_model(
                 if not isinstance(trained, AlreadyTrained):
                     plots = _pictures(trained, store, promotion_policy.primary_metric)
     if isinstance(trained, AlreadyTrained):
-        context.log.info(trained.reason)
-        context.log_event(
-            dg.AssetObservation(asset_key=context.asset_key, metadata=trained.to_metadata())
-        )
-        return
+        return _observe_already_trained(context, trained)
     for value in trained.valuation.excluded:
         context.log.warning(f"{value.contribution_id} left out: {value.reason}")
     run_url = registry.run_url(trained.experiment_id, run_id)
     yield dg.MaterializeResult(metadata=_candidate_metadata(trained, run_url, plots))
+
+
+def _observe_already_trained(context: dg.AssetExecutionContext, trained: "AlreadyTrained") -> None:
+    """No candidate: say which registered model this data and recipe already made."""
+    context.log.info(trained.reason)
+    context.log_event(
+        dg.AssetObservation(asset_key=context.asset_key, metadata=trained.to_metadata())
+    )
 
 
 MARKDOWN = ("metrics_table", "valuation_summary", "confusion_matrix")
