@@ -51,8 +51,7 @@ def test_the_trained_model_page_shows_its_pictures(tmp_path):
                 timeout=120,
                 what=f"the {name}_plot row",
             )
-            for welcome in browser.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
-                welcome.click()  # the first visit's newsletter dialog
+            skip_welcome(browser)
             show = row.find_element(By.XPATH, ".//a[normalize-space()='[Show Markdown]']")
             browser.execute_script("arguments[0].click()", show)
             image = wait_until(
@@ -73,9 +72,27 @@ def test_the_trained_model_page_shows_its_pictures(tmp_path):
             assert image.get_attribute("alt").endswith(f"({width} x {height} px)")
             shown = image.get_attribute("src").removeprefix("data:image/png;base64,")
             assert base64.b64decode(shown) == png
-            browser.find_element(By.XPATH, "//button[normalize-space()='Close']").click()
+            wait_until(lambda: close_dialog(browser), timeout=30, what="the Close button")
             wait_until(
                 lambda: not browser.find_elements(By.CSS_SELECTOR, "img[src^='data:image/png']"),
                 timeout=30,
                 what="the dialog to close",
             )
+
+
+def skip_welcome(browser) -> None:
+    """Skip the first visit's newsletter dialog, which may open at any moment after page load."""
+    from selenium.webdriver.common.by import By
+
+    for welcome in browser.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
+        welcome.click()
+
+
+def close_dialog(browser) -> bool:
+    """Click the picture dialog's Close as a user would; a welcome dialog that opened on top of
+    it is skipped first (a click it intercepts raises, and ``wait_until`` tries again)."""
+    from selenium.webdriver.common.by import By
+
+    skip_welcome(browser)
+    browser.find_element(By.XPATH, "//button[normalize-space()='Close']").click()
+    return True
