@@ -176,6 +176,12 @@ class Settings:
         "Where datasets are written as Parquet (and contribution reports as JSON): a folder, or `s3://bucket/prefix`, which every run reads and writes itself (no shared disk needed).",
         shown="$MLOPS_HOME/storage",
     )
+    catalog_url: str = setting(
+        "MLOPS_CATALOG_URL",
+        lambda s: f"sqlite:///{s['home'] / 'catalog.sqlite'}",
+        "The contribution catalog's database (an SQLAlchemy URL): every contribution's state, report and accepted rows, indexed, so an intake, a retrain and `mlops contributions` read it instead of every report file. Production: the PostgreSQL database Dagster uses (`postgresql+psycopg2://user:password@host/db`); read by resources only as `dg.EnvVar`.",
+        shown="sqlite:///$MLOPS_HOME/catalog.sqlite",
+    )
     task_file: Path = setting(
         "MLOPS_TASK",
         str(REPO_ROOT / "tasks" / "iris.toml"),

@@ -138,3 +138,10 @@ def penguins_contribution() -> pd.DataFrame:
     raw.loc[0, "Body Mass (g)"] = None
     raw.loc[[1, 2], "Sex"] = None
     return raw
+
+
+def catalog_at(folder, task):
+    """A contribution catalog in an SQLite file under ``folder`` (as the embedded home has)."""
+    from mlops_assets.core.catalog.catalog import ContributionCatalog
+
+    return ContributionCatalog(f"sqlite:///{folder}/catalog.sqlite", task)

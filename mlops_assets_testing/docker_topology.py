@@ -47,10 +47,12 @@ def env_example() -> dict[str, str]:
 def host_env(*, dagster_db: str, mlflow_db: str, s3_endpoint: str, bucket: str) -> dict[str, str]:
     """docker/.env.example with this machine's addresses (127.0.0.1, its PostgreSQL with trust
     authentication) and fresh secrets."""
+    password = secrets.token_urlsafe(16)
     return env_example() | {
         "DAGSTER_POSTGRES_HOST": "127.0.0.1",
         "DAGSTER_POSTGRES_USER": "postgres",
-        "DAGSTER_POSTGRES_PASSWORD": secrets.token_urlsafe(16),
+        "DAGSTER_POSTGRES_PASSWORD": password,
+        "MLOPS_CATALOG_URL": f"postgresql+psycopg2://postgres:{password}@127.0.0.1:5432/{dagster_db}",
         "DAGSTER_POSTGRES_DB": dagster_db,
         "DAGSTER_DOCKER_NETWORK": "host",
         "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),

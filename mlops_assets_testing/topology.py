@@ -120,6 +120,7 @@ def topology_env(
         "DAGSTER_POSTGRES_USER": "postgres",
         "DAGSTER_POSTGRES_PASSWORD": "trust-auth-ignores-it",
         "DAGSTER_POSTGRES_DB": dagster_db,
+        "MLOPS_CATALOG_URL": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{dagster_db}",
         "DAGSTER_MAX_CONCURRENT_RUNS": "4",  # as docker/.env.example
         "MLFLOW_TRACKING_URI": tracking_uri,
         "MLOPS_LANDING_URI": f"s3://{bucket}/landing",

@@ -17,7 +17,7 @@ from mlops_assets.core.intake.readers import detect_format
 from mlops_assets.core.intake.report import IntakePolicy, quality_score
 from mlops_assets.errors import ContributionUnreadableError
 from mlops_assets.task import IRIS
-from mlops_assets_testing.data import IRIS_CSV, VALID_CONTRIBUTION
+from mlops_assets_testing.data import IRIS_CSV, VALID_CONTRIBUTION, catalog_at
 
 REFERENCE = load_reference_data(IRIS_CSV, IRIS).frame
 ROWS = pd.read_csv(io.StringIO(VALID_CONTRIBUTION)).drop(columns=["email"])
@@ -298,7 +298,12 @@ def test_resubmitted_bytes_are_recognised_and_outputs_swap_in_whole(tmp_path):
     root = tmp_path / "contributions"
     first = write(tmp_path, "a.csv", VALID_CONTRIBUTION)
     again = write(tmp_path, "renamed.csv", VALID_CONTRIBUTION)
-    arguments = {"reference": REFERENCE, "contributions_root": root, "policy": IntakePolicy()}
+    arguments = {
+        "reference": REFERENCE,
+        "contributions_root": root,
+        "policy": IntakePolicy(),
+        "records": catalog_at(tmp_path, IRIS),
+    }
     one = process_contribution(
         first, IRIS, contribution_id="a", contributor="x", landing_path="x/a.csv", **arguments
     )
@@ -324,7 +329,12 @@ def test_formats_are_detected_from_names(name, expected):
 
 def test_rows_already_contributed_are_rejected_across_contributions(tmp_path):
     root = tmp_path / "contributions"
-    arguments = {"reference": REFERENCE, "contributions_root": root, "policy": IntakePolicy()}
+    arguments = {
+        "reference": REFERENCE,
+        "contributions_root": root,
+        "policy": IntakePolicy(),
+        "records": catalog_at(tmp_path, IRIS),
+    }
     first = write(tmp_path, "first.csv", VALID_CONTRIBUTION)
     assert process_contribution(
         first, IRIS, contribution_id="a", contributor="x", landing_path="x/a", **arguments

@@ -25,7 +25,7 @@ from mlops_assets.core.modeling.valuation import (
     value_contributions,
 )
 from mlops_assets.task import IRIS
-from mlops_assets_testing.data import IRIS_CSV, new_flowers
+from mlops_assets_testing.data import IRIS_CSV, catalog_at, new_flowers
 
 SPEC = TrainingSpec("logistic_regression", {"C": 1.0, "max_iter": 1000}, seed=42)
 POLICY = ValuationPolicy("log_loss", 42, 8, 60.0, 200, 50_000, True)
@@ -108,6 +108,7 @@ def test_whoever_lands_first_owns_the_rows_whichever_intake_runs_first(split, tm
     first to land."""
     original = new_flowers(per_class=20, seed=102)
     root = tmp_path / "contributions"
+    catalog = catalog_at(tmp_path, IRIS)
 
     def ingest(cid: str, who: str, rows: pd.DataFrame, landed_at: float):
         path = tmp_path / f"{cid}.csv"
@@ -123,6 +124,7 @@ def test_whoever_lands_first_owns_the_rows_whichever_intake_runs_first(split, tm
             policy=IntakePolicy(),
             landing_path=f"{who}/{cid}.csv",
             landed_at=landed_at,
+            records=catalog,
         )
 
     copy_report = ingest("mallory-1", "mallory", moved(original, 0.02), 103.0)
@@ -130,9 +132,9 @@ def test_whoever_lands_first_owns_the_rows_whichever_intake_runs_first(split, tm
     assert copy_report.accepted and original_report.accepted  # neither saw the other first
     assert original_report.rows_clean == 60
 
-    from mlops_assets.core.data.integration import load_accepted_contributions
+    from mlops_assets.core.catalog.catalog import load_accepted
 
-    contributions = load_accepted_contributions(root, max_rows=0, seed=1)
+    contributions = load_accepted(catalog, max_rows=0, seed=1)
     assert {c.contribution_id: c.landed_at for c in contributions} == {
         "alice-1": 100.0,
         "mallory-1": 103.0,

@@ -22,7 +22,7 @@ from mlops_assets.core.intake.report import IntakePolicy
 from mlops_assets.core.intake.text_files import IntakeLimits
 from mlops_assets.errors import ContributionTooLargeError, IntakeTimeoutError
 from mlops_assets.task import IRIS
-from mlops_assets_testing.data import IRIS_CSV, VALID_CONTRIBUTION
+from mlops_assets_testing.data import IRIS_CSV, VALID_CONTRIBUTION, catalog_at
 from mlops_assets_testing.processes import REPO, child_env, env_for
 
 REFERENCE = load_reference_data(IRIS_CSV, IRIS).frame
@@ -82,6 +82,7 @@ def test_a_decompression_bomb_is_stopped_and_leaves_nothing_behind(tmp_path, nam
         contributor="alice",
         policy=IntakePolicy(),
         landing_path=f"alice/{name}",
+        records=catalog_at(tmp_path, IRIS),
     )
     assert report.rejection_reasons == {"too_large_when_decompressed": 1} and not report.accepted
     assert "refused unread" in report.decision and str(tmp_path) not in report.decision

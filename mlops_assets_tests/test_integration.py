@@ -8,7 +8,7 @@ from mlops_assets.core.data.integration import (
 )
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
 from mlops_assets.task import IRIS
-from mlops_assets_testing.data import IRIS_CSV, new_flowers
+from mlops_assets_testing.data import IRIS_CSV, catalog_at, new_flowers
 
 
 def iris_split():
@@ -134,12 +134,13 @@ def test_training_uses_sample_weights():
 
 
 def test_accepted_contributions_load_whole_or_as_a_seeded_sample(tmp_path):
-    from mlops_assets.core.data.integration import load_accepted_contributions
+    from mlops_assets.core.catalog.catalog import load_accepted
     from mlops_assets.core.intake.processing import process_contribution
     from mlops_assets.core.intake.report import IntakePolicy
 
     reference = load_reference_data(IRIS_CSV, IRIS).frame
     root = tmp_path / "contributions"
+    catalog = catalog_at(tmp_path, IRIS)
     new = new_flowers(per_class=100, seed=9)
     for name, rows in (("a", new.iloc[::2]), ("b", new.iloc[1::2])):
         path = tmp_path / f"{name}.csv"
@@ -153,12 +154,13 @@ def test_accepted_contributions_load_whole_or_as_a_seeded_sample(tmp_path):
             contributor=name,
             policy=IntakePolicy(min_quality=0),
             landing_path=f"{name}/x.csv",
+            records=catalog,
         )
-    everything = load_accepted_contributions(root, max_rows=0, seed=1)
+    everything = load_accepted(catalog, max_rows=0, seed=1)
     assert [c.contribution_id for c in everything] == ["a", "b"]
     total = sum(len(c.rows) for c in everything)
-    sampled = load_accepted_contributions(root, max_rows=total // 4, seed=1)
-    again = load_accepted_contributions(root, max_rows=total // 4, seed=1)
+    sampled = load_accepted(catalog, max_rows=total // 4, seed=1)
+    again = load_accepted(catalog, max_rows=total // 4, seed=1)
     kept = sum(len(c.rows) for c in sampled)
     assert total // 8 < kept < total // 2
     assert [c.rows["row_index"].tolist() for c in sampled] == [

@@ -80,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     contributions.add_argument("--contributor", default=None, help="only this contributor's")
     contributions.add_argument("--json", action="store_true", help="print a JSON list")
+    contributions.add_argument(
+        "--limit", type=int, default=None, help="at most this many, in landing order"
+    )
+    contributions.add_argument(
+        "--offset", type=int, default=0, help="skip this many first (a page: --offset 100)"
+    )
     contributions.set_defaults(handler=contributions_command)
 
     webhook = commands.add_parser("webhook", help="webhook helpers")

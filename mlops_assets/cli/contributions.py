@@ -115,36 +115,40 @@ def submit_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def contributions_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Reads the reports, the landing zone and the registry directly where they are local
-    (no Dagster, no MLflow import: an answer in well under the seconds those take); the
-    Dagster instance only for landed files without a report (a failed intake's reason)."""
+    """Reads the contribution catalog (a page of it with ``--limit``/``--offset``), the landing
+    zone and the registry directly (no Dagster, no MLflow import: an answer in well under the
+    seconds those take); the Dagster instance only for landed files without a report (a
+    failed intake's reason). Files waiting in the landing zone and refused entries are on
+    the first page."""
     apply_process_defaults()
-    from mlops_assets.core.common import layout
+    from mlops_assets.core.catalog.sync import open_catalog
     from mlops_assets.core.common.hashing import file_sha256
-    from mlops_assets.core.intake.landing import contribution_key
+    from mlops_assets.core.intake.landing import Listing, contribution_key
     from mlops_assets.core.intake.overview import ContributionHistory, contribution_overview
-    from mlops_assets.core.intake.report import contribution_reports
     from mlops_assets.core.registry.reader import model_versions
     from mlops_assets.core.storage.places import open_landing, open_store
 
     store = open_store(settings.storage_uri, settings.s3_endpoint_url)
-    reports_root = store.fetch_tree(layout.CONTRIBUTIONS, ending="report.json")
-    reports = [report for report, _ in contribution_reports(reports_root)]
-    reported = {r.contribution_id for r in reports}
+    catalog = open_catalog(settings.catalog_url, settings.task, store)
+    page = catalog.entries(contributor=args.contributor, limit=args.limit, offset=args.offset)
+    reports = [entry.report for entry in page if entry.recorded]
     zone = open_landing(settings.landing_uri, settings.s3_endpoint_url)
-    listing, local_copy = zone.scan(), zone.local_copy
+    listing, local_copy = (zone.scan() if args.offset == 0 else Listing()), zone.local_copy
+    reported = catalog.recorded_ids() if listing.files else set()
     landed = []
     for file in listing.files:
         key = contribution_key(file.relative_path)
+        if key in reported:
+            continue
         entry = {"contribution_id": key, "contributor": file.contributor}
         entry["landing_path"] = file.relative_path
-        if key not in reported:  # hashed only when there is no report to read it from
-            with local_copy(file.relative_path) as local:
-                entry["sha256"] = file_sha256(local)
+        with local_copy(file.relative_path) as local:  # no report to read its hash from
+            entry["sha256"] = file_sha256(local)
+        entry["duplicate_of"] = catalog.find_by_sha256(entry["sha256"], exclude=key) or ""
         landed.append(entry)
     versions = model_versions(settings.tracking_uri, settings.model_name)
     history = ContributionHistory.from_versions([(v.version, v.tags) for v in versions])
-    unreported = any(entry.get("sha256") for entry in landed)
+    unreported = bool(landed)
     rows = [
         row
         for row in contribution_overview(

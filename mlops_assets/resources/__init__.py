@@ -7,6 +7,7 @@ either; secrets reach resources only as `dg.EnvVar`, so the UI shows the variabl
 
 import dagster as dg
 
+from mlops_assets.resources.catalog import CatalogDatabase
 from mlops_assets.resources.landing import LandingZone, LocalLandingZone
 from mlops_assets.resources.mlflow import MlflowTracking, ModelRegistry
 from mlops_assets.resources.policies import (
@@ -26,6 +27,7 @@ from mlops_assets.settings import Settings
 
 __all__ = [
     "BaselineLoader",
+    "CatalogDatabase",
     "DatasetStore",
     "IntakeSettings",
     "LandingZone",
@@ -78,6 +80,16 @@ def dataset_store(settings: Settings) -> DatasetStore:
     return LocalDatasetStore(root=settings.storage_uri)
 
 
+def catalog_database(settings: Settings) -> CatalogDatabase:
+    """The catalog's database: a URL set in the environment reaches the resource as an
+    `EnvVar` (it may carry a password), the embedded default as itself."""
+    import os
+
+    if os.environ.get("MLOPS_CATALOG_URL"):
+        return CatalogDatabase(url=dg.EnvVar("MLOPS_CATALOG_URL"))
+    return CatalogDatabase(url=settings.catalog_url)
+
+
 def webhooks(settings: Settings) -> Webhooks:
     """Registry events to `MLOPS_WEBHOOK_URL` (off when unset), through the outbox."""
     return Webhooks(
@@ -108,6 +120,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
     holds, the settings ones filled by name (`SettingsResource`)."""
     return {
         "store": dataset_store(settings),
+        "catalog": catalog_database(settings),
         "landing": landing_zone(settings),
         "webhooks": webhooks(settings),
         "serving": prediction_apis(settings),

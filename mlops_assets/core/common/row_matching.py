@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops_assets.task import TaskSchema
+    from mlops_assets.task import Feature, TaskSchema
 
 # Decimals a resolution is inferred to at most: finer than a micro-unit is float noise.
 MAX_DECIMALS = 6
@@ -69,6 +69,18 @@ class RowMatching:
                 inferred.append(feature.name)
         return cls(resolutions, tuple(inferred))
 
+    @classmethod
+    def for_intake(
+        cls, task: TaskSchema, reference: pd.DataFrame, benchmark: pd.DataFrame | None
+    ) -> RowMatching:
+        """The matching intakes use: inferred from the reference train part and the benchmark,
+        unless the benchmark is private (an intake never sees it)."""
+        import pandas as pd
+
+        return cls.for_task(
+            task, pd.concat([reference, benchmark if not task.private_benchmark else None])
+        )
+
     def describe(self) -> dict[str, str]:
         """Per numeric feature, its resolution and whether it was inferred, for people."""
         inferred = " (inferred from the reference data)"
@@ -98,6 +110,35 @@ def same_cells_sql(task: TaskSchema, matching: RowMatching, relation: str = "") 
     ]
 
 
+def blocking_features(task: TaskSchema) -> list[Feature]:
+    """The numeric features whose cells a neighbour lookup blocks on (those never missing
+    first: a missing value's cell has no neighbours)."""
+    numeric = [f for f in task.features if not f.categorical]
+    return sorted(numeric, key=lambda f: f.imputed)[:_MAX_BLOCKING_FEATURES]
+
+
+def blocking_cells_sql(task: TaskSchema, matching: RowMatching, relation: str = "") -> list[str]:
+    """SQL expressions of a row's cells on the blocking features (see
+    :func:`blocking_features`): rows that match are at most one apart on each."""
+    prefix = f"{relation}." if relation else ""
+    return [
+        cell_sql(f"{prefix}{_quote(f.name)}", matching.resolutions[f.name])
+        for f in blocking_features(task)
+    ]
+
+
+def neighbour_cells(cells: list[tuple[int, ...]]) -> set[tuple[int, ...]]:
+    """Every cell tuple at most one apart from one of ``cells`` on each position."""
+    if not cells or not cells[0]:
+        return set(cells)
+    offsets = list(product((-1, 0, 1), repeat=len(cells[0])))
+    return {
+        tuple(c + o for c, o in zip(cell, offset, strict=True))
+        for cell in cells
+        for offset in offsets
+    }
+
+
 def near_pairs_sql(
     task: TaskSchema,
     matching: RowMatching,
@@ -116,7 +157,7 @@ def near_pairs_sql(
     further restricts a pair (SQL with ``{p}`` and ``{b}`` standing for the two rows);
     ``carry`` names a column of ``build`` also given, as ``build_order``."""
     numeric = [f for f in task.features if not f.categorical]
-    blocking = sorted(numeric, key=lambda f: f.imputed)[:_MAX_BLOCKING_FEATURES]
+    blocking = blocking_features(task)
     offsets = list(product((-1, 0, 1), repeat=len(blocking))) or [()]
     values = ", ".join("(" + ", ".join(map(str, o)) + ")" if o else "(0)" for o in offsets)
     names = ", ".join(f"o{i}" for i in range(max(1, len(blocking))))

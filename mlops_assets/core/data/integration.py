@@ -7,7 +7,6 @@ benchmark leak check are one contract on the training set's rows.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,6 @@ import pandas as pd
 from mlops_assets.core.common.hashing import frame_sha256
 from mlops_assets.core.common.row_matching import RowMatching, matched_earlier, near_pairs_sql
 from mlops_assets.core.intake.readers import ROW_INDEX
-from mlops_assets.core.intake.validation import literal
 from mlops_assets.task import TaskSchema
 
 SOURCE = "source"
@@ -344,49 +342,38 @@ def _order(frame: pd.DataFrame, policy: MergePolicy, task: TaskSchema, seed: int
     )
 
 
-def load_accepted_contributions(
-    contributions_root: Path, *, max_rows: int, seed: int
+def accepted_contributions(
+    rows: pd.DataFrame,
+    accepted: list[tuple[str, str, float, float]],
+    *,
+    max_rows: int,
+    seed: int,
 ) -> list[Contribution]:
-    """Every accepted contribution's clean rows, at most ``max_rows`` in all (0: no cap).
+    """The accepted contributions, from ``rows`` (every accepted row, with ``row_index`` and
+    ``contribution_id``, as the catalog holds them) and ``accepted`` (each contribution's id,
+    contributor, quality score and landing time), at most ``max_rows`` rows in all (0: no cap).
 
     Past the cap each contribution keeps the same fraction of its rows, chosen by a seeded
-    hash of the row index: DuckDB streams the Parquet files, so memory holds only what is kept
-    however large the contributions are.
+    hash of the row index.
     """
-    import duckdb
-
-    from mlops_assets.core.intake.report import contribution_reports
-
-    accepted = [
-        (report, directory / "clean.parquet")
-        for report, directory in contribution_reports(contributions_root)
-        if report.accepted
+    if max_rows and len(rows) > max_rows:
+        keep = max_rows / len(rows)
+        hashed = pd.util.hash_pandas_object(
+            pd.DataFrame({"i": rows[ROW_INDEX].to_numpy(), "s": seed}), index=False
+        ).to_numpy()
+        rows = rows.loc[(hashed % 1_000_000) < int(keep * 1_000_000)]
+    groups = dict(tuple(rows.groupby(CONTRIBUTION_ID, sort=False)))
+    empty = rows.iloc[0:0]
+    return [
+        Contribution(
+            cid,
+            contributor,
+            groups.get(cid, empty).drop(columns=CONTRIBUTION_ID).reset_index(drop=True),
+            quality_score=quality,
+            landed_at=landed_at,
+        )
+        for cid, contributor, quality, landed_at in accepted
     ]
-    with duckdb.connect() as db:
-        sizes = [
-            db.execute(f"SELECT count(*) FROM read_parquet({literal(str(f))})").fetchall()[0][0]
-            for _, f in accepted
-        ]
-        total = sum(sizes)
-        keep = 1.0 if not max_rows or total <= max_rows else max_rows / total
-        contributions = []
-        for report, clean in accepted:
-            sample = (
-                ""
-                if keep >= 1.0
-                else (f" WHERE hash({ROW_INDEX}, {int(seed)}) % 1000000 < {int(keep * 1_000_000)}")
-            )
-            rows = db.execute(f"SELECT * FROM read_parquet({literal(str(clean))}){sample}").df()
-            contributions.append(
-                Contribution(
-                    report.contribution_id,
-                    report.contributor,
-                    rows,
-                    quality_score=report.quality_score,
-                    landed_at=report.landed_at or 0.0,
-                )
-            )
-    return contributions
 
 
 def benchmark_overlap(

@@ -14,7 +14,7 @@ of the steps would have to be read across modules.
 import contextlib
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +23,12 @@ import pandas as pd
 
 from mlops_assets.core.common.hashing import file_sha256
 from mlops_assets.core.common.names import safe_text, without_paths
-from mlops_assets.core.common.row_matching import RowMatching, near_pairs_sql, same_cells_sql
+from mlops_assets.core.common.row_matching import (
+    RowMatching,
+    blocking_cells_sql,
+    near_pairs_sql,
+    same_cells_sql,
+)
 from mlops_assets.core.intake import label_codes, pii
 from mlops_assets.core.intake.columns import map_columns, normalise_column_name
 from mlops_assets.core.intake.label_codes import CODE_COLUMN
@@ -75,6 +80,11 @@ UPDATE_BATCH_ROWS = 1_000_000
 OUTLIER_Z = 3.5
 
 
+# The accepted rows of earlier contributions whose blocking cells are within one of the given
+# ones (``row_matching.blocking_cells_sql``), as the task's columns: the catalog's lookup.
+EarlierRows = Callable[[list[tuple[int, ...]]], pd.DataFrame]
+
+
 def intake_contribution(
     path: Path,
     task: TaskSchema,
@@ -87,7 +97,7 @@ def intake_contribution(
     matching: RowMatching | None = None,
     output_dir: Path | None = None,
     sha256: str | None = None,
-    earlier_contributions: tuple[Path, ...] = (),
+    earlier_rows: EarlierRows | None = None,
     limits: IntakeLimits | None = None,
     landed_at: float | None = None,
 ) -> ContributionReport:
@@ -98,9 +108,9 @@ def intake_contribution(
     is the reference train part: rows that copy it are rejected as ``duplicate_of_reference``.
     Rows that copy ``benchmark`` (None when it is private: the intake must not tell anyone
     which rows it holds) are refused as ``benchmark_row``: no model is ever trained on them.
-    Both supply the per-class statistics outliers are judged by. Rows already in one of
-    ``earlier_contributions`` (the clean Parquet files of contributions that landed before
-    this one) are rejected as ``duplicate_of_contribution``. Raises
+    Both supply the per-class statistics outliers are judged by. Rows already brought by
+    a contribution that landed before this one (``earlier_rows`` finds those near the file's
+    rows) are rejected as ``duplicate_of_contribution``. Raises
     :class:`ContributionUnreadableError` when the file cannot be parsed at all,
     :class:`ContributionTooLargeError` when it expands past ``limits`` and
     :class:`IntakeTimeoutError` when the intake outlasts them; every other problem is
@@ -116,7 +126,7 @@ def intake_contribution(
         reference,
         benchmark,
         matching or RowMatching.for_task(task, pd.concat([reference, benchmark])),
-        earlier_contributions,
+        earlier_rows,
     )
     limits = limits or IntakeLimits()
     try:
@@ -147,12 +157,12 @@ def _failed(path: Path, exc: BaseException) -> IntakeFailedError:
 @dataclass(frozen=True)
 class KnownRows:
     """What a contribution's rows are compared with: the reference train part, the benchmark
-    (None when private), how rows match, and the clean files of earlier contributions."""
+    (None when private), how rows match, and the rows of earlier contributions."""
 
     reference: pd.DataFrame
     benchmark: pd.DataFrame | None
     matching: RowMatching
-    earlier: tuple[Path, ...] = ()
+    earlier: EarlierRows | None = None
 
 
 def _intake(
@@ -511,10 +521,16 @@ def _judge_valid_rows(db: "DuckDBPyConnection", task: TaskSchema, known: KnownRo
             )
         )
         found.append((REFERENCE_FLAG, _matching_ids(task, known, "reference_train_rows", False)))
-        if known.earlier:
-            files = ", ".join(literal(str(p)) for p in known.earlier)
-            earlier = f"(SELECT {columns} FROM read_parquet([{files}]))"
-            found.append((EARLIER_FLAG, _matching_ids(task, known, earlier, True)))
+        if known.earlier is not None:
+            # Only the earlier rows near this file's: one lookup per cell, not every file.
+            cells = blocking_cells_sql(task, known.matching)
+            probe = (
+                db.execute(f"SELECT DISTINCT {', '.join(cells)} FROM cell_firsts").fetchall()
+                if cells
+                else [()]
+            )
+            db.register("earlier_rows", known.earlier([tuple(c) for c in probe]))
+            found.append((EARLIER_FLAG, _matching_ids(task, known, "earlier_rows", True)))
     if known.benchmark is not None:
         found.append((BENCHMARK_FLAG, _matching_ids(task, known, "benchmark_rows", False)))
     if not found:

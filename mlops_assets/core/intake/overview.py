@@ -70,8 +70,8 @@ def contribution_overview(
     None until it is valued).
 
     ``landed`` holds ``contribution_id``, ``contributor``, ``landing_path`` and ``sha256`` of
-    the files in the landing zone; one with the bytes of a reported contribution is a
-    duplicate the sensor will not take again.
+    the files in the landing zone; one with the bytes of a reported contribution (or whose
+    ``duplicate_of`` names one) is a duplicate the sensor will not take again.
     """
     rows = []
     for report in reports:
@@ -112,7 +112,7 @@ def contribution_overview(
     for file in landed:
         if file["contribution_id"] in reported:
             continue
-        earlier = by_sha256.get(file.get("sha256"))
+        earlier = file.get("duplicate_of") or by_sha256.get(file.get("sha256"))
         failure = (failed or {}).get(file["landing_path"])
         if earlier:
             status, decision = "duplicate", f"same bytes as {earlier}, not taken again"

@@ -1,30 +1,47 @@
 """A contribution taken into storage: its bytes kept, the intake run on them, its outputs
-swapped in whole; and the records of earlier contributions the next intake reads."""
+swapped in whole, and its outcome recorded where the next intake looks for earlier ones."""
 
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
 from mlops_assets.core.common.hashing import file_sha256
+from mlops_assets.core.common.row_matching import RowMatching
 from mlops_assets.core.common.scratch import sweep_stale
 from mlops_assets.core.common.storage import replace_directory
 from mlops_assets.core.intake.intake import intake_contribution
-from mlops_assets.core.intake.report import (
-    ContributionReport,
-    IntakePolicy,
-    contribution_reports,
-    write_report,
-)
+from mlops_assets.core.intake.report import ContributionReport, IntakePolicy, write_report
 from mlops_assets.core.intake.text_files import IntakeLimits
 from mlops_assets.errors import (
     ContributionTooLargeError,
     ContributionUnreadableError,
 )
 from mlops_assets.task import TaskSchema
+
+
+class ContributionRecords(Protocol):
+    """Where contributions' outcomes are recorded and looked up (the catalog): each intake
+    costs its own rows there, however many came before."""
+
+    def begin(
+        self, contribution_id: str, contributor: str, landing_path: str, landed_at: float
+    ) -> None: ...
+
+    def record(
+        self, report: ContributionReport, clean: pd.DataFrame | None, matching: RowMatching
+    ) -> None: ...
+
+    def find_by_sha256(self, sha256: str, *, exclude: str) -> str | None: ...
+
+    def earlier_rows(
+        self, cells: list[tuple[int, ...]], before: tuple[float, str]
+    ) -> pd.DataFrame: ...
 
 
 def unreadable_report(
@@ -59,18 +76,23 @@ def process_contribution(
     contributor: str,
     policy: IntakePolicy,
     landing_path: str,
+    records: ContributionRecords,
+    publish: Callable[[ContributionReport], None] | None = None,
     benchmark: pd.DataFrame | None = None,
     landed_at: float | None = None,
     limits: IntakeLimits | None = None,
     sha256: str | None = None,
     snapshot_root: Path | None = None,
 ) -> ContributionReport:
-    """Intake ``path`` into ``contributions_root/<contribution_id>/`` and return its report.
+    """Intake ``path`` into ``contributions_root/<contribution_id>/``, store it (``publish``,
+    given the report once the folder is written) and record its outcome in ``records``; return
+    its report. ``records`` hears of the intake first (``begin``) and of its outcome last, so
+    a contribution killed in between is found there and completed from its files.
 
     ``reference`` is the reference train part and ``benchmark`` the benchmark (None when it
     is private); rows are compared with those and with the accepted contributions that
-    landed before this one (``landed_at``, by default now): the first to bring a row owns
-    it, whichever intake happens to run first.
+    landed before this one (``landed_at``, by default now) in ``records``: the first to
+    bring a row owns it, whichever intake happens to run first.
 
     With ``snapshot_root`` the file is first copied there (content-addressed), the intake
     reads the copy, and an accepted contribution's copy is kept (``snapshot`` in its report).
@@ -84,6 +106,8 @@ def process_contribution(
     sweep_stale()
     _sweep_staging(contributions_root)
     landed_at = time.time() if landed_at is None else landed_at
+    records.begin(contribution_id, contributor, landing_path, landed_at)
+    matching = RowMatching.for_task(task, pd.concat([reference, benchmark]))  # as for_intake
     snapshot: Path | None = None
     if snapshot_root is not None:
         # The intake reads its own copy: the bytes it judged are the bytes kept and attested,
@@ -91,8 +115,7 @@ def process_contribution(
         snapshot, sha256 = snapshot_file(path, snapshot_root)
         path = snapshot
     sha256 = sha256 or file_sha256(path)
-    reports = contribution_reports(contributions_root, exclude=contribution_id)
-    earlier = find_contribution_by_sha256(reports, sha256)
+    earlier = records.find_by_sha256(sha256, exclude=contribution_id)
     staging = contributions_root / (
         f".{contribution_id}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     )
@@ -122,8 +145,9 @@ def process_contribution(
                     policy=policy,
                     output_dir=staging,
                     sha256=sha256,
-                    earlier_contributions=accepted_clean_files(
-                        reports, landed_before=(landed_at, contribution_id)
+                    matching=matching,
+                    earlier_rows=lambda cells: records.earlier_rows(
+                        cells, (landed_at, contribution_id)
                     ),
                     limits=limits,
                     landed_at=landed_at,
@@ -147,6 +171,10 @@ def process_contribution(
         replace_directory(staging, contributions_root / contribution_id)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if publish is not None:
+        publish(report)
+    clean = contributions_root / contribution_id / "clean.parquet"
+    records.record(report, pd.read_parquet(clean) if report.accepted else None, matching)
     return report
 
 
@@ -182,30 +210,3 @@ def _sweep_staging(root: Path) -> None:
         pid = folder.name.rsplit(".staging-", 1)[1].split("-", 1)[0]
         if not pid.isdigit() or not is_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def accepted_clean_files(
-    reports: list[tuple[ContributionReport, Path]],
-    *,
-    landed_before: tuple[float, str] | None = None,
-) -> tuple[Path, ...]:
-    """The clean Parquet files of the accepted contributions among ``reports`` (only those
-    that landed before ``landed_before``, a ``ContributionReport.landing_order``, when
-    given)."""
-    return tuple(
-        directory / "clean.parquet"
-        for report, directory in reports
-        if report.accepted
-        and (directory / "clean.parquet").exists()
-        and (landed_before is None or report.landing_order < landed_before)
-    )
-
-
-def find_contribution_by_sha256(
-    reports: list[tuple[ContributionReport, Path]], sha256: str
-) -> str | None:
-    """The id of an earlier contribution with these exact bytes, if any."""
-    for report, _ in reports:
-        if report.sha256 == sha256 and report.duplicate_of is None:
-            return report.contribution_id
-    return None

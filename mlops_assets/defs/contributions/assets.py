@@ -14,7 +14,13 @@ from mlops_assets.defs.contributions.partitions import (
 )
 from mlops_assets.defs.metadata import pictures
 from mlops_assets.errors import UpstreamMissingError
-from mlops_assets.resources import DatasetStore, IntakeSettings, LandingZone, TaskDefinition
+from mlops_assets.resources import (
+    CatalogDatabase,
+    DatasetStore,
+    IntakeSettings,
+    LandingZone,
+    TaskDefinition,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,10 +30,6 @@ if TYPE_CHECKING:
 
 CONTRIBUTED_DATA = dg.AssetKey("contributed_data")
 DECISION_TAG = "mlops/decision"  # accepted | rejected, on the intake run
-
-# Intake and integration read the reports and the accepted rows of earlier contributions;
-# rejected rows stay in storage for people, unread by the pipeline.
-READ_BY_INTAKE = ("report.json", "clean.parquet")
 
 
 class ContributionConfig(dg.Config):
@@ -55,12 +57,15 @@ def contributed_data(
     store: DatasetStore,
     landing: LandingZone,
     task: TaskDefinition,
+    catalog: CatalogDatabase,
 ) -> dg.MaterializeResult:
     """One contribution file: read, columns mapped, rows validated, accepted or rejected.
 
     Clean rows go to `clean.parquet`, rejected rows with their reasons to
     `rejected.parquet`, and every decision to `report.json`; the original file is never
     modified. The run names its file (the sensor's tag): the zone is never listed here.
+    Earlier contributions are looked up in the catalog, which records this one's outcome
+    once its files are stored.
     """
     from mlops_assets.core.intake.processing import process_contribution
 
@@ -72,35 +77,42 @@ def contributed_data(
         )
     schema = task.schema()
     train, benchmark = store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)
-    # Earlier contributions are read to find duplicates; this one is written beside them.
+    # A private benchmark is never compared at intake: which rows were refused would tell a
+    # contributor which rows it holds.
+    compared = None if schema.private_benchmark else benchmark
+    records = catalog.open(schema, store)
     with landing.local_copy(landing_path) as path:
         report = process_contribution(
             path,
             schema,
             reference=train,
-            # A private benchmark is never compared at intake: which rows were refused
-            # would tell a contributor which rows it holds.
-            benchmark=None if schema.private_benchmark else benchmark,
-            contributions_root=store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE),
+            benchmark=compared,
+            contributions_root=store.local_path(store.CONTRIBUTIONS),
             contribution_id=context.partition_key,
             contributor=landing_path.split("/")[0],
             policy=intake_policy.policy(),
             limits=intake_policy.limits(),
             landing_path=landing_path,
+            records=records,
+            publish=lambda report: _publish(store, report),
             landed_at=_landed_at(context),
             snapshot_root=store.local_path(store.ORIGINALS),
         )
     plots = _draw(store, context.partition_key, [train, benchmark], task)
-    # The kept bytes first: a report never names a snapshot that is not stored.
-    if report.snapshot:
-        store.publish(f"{store.ORIGINALS}/{report.snapshot}")
-    store.publish(store.contribution(context.partition_key))
     _tell_outcome(context, landing_path, report)
     report_key = store.contribution(context.partition_key, "report.json")
     metadata = {**report.to_metadata(landing_path), **pictures(plots)}
     return dg.MaterializeResult(
         metadata={**metadata, "report_path": dg.MetadataValue.path(store.uri(report_key))}
     )
+
+
+def _publish(store: DatasetStore, report: "ContributionReport") -> None:
+    """Store the contribution's folder, after the bytes it keeps: a report never names a
+    snapshot that is not stored."""
+    if report.snapshot:
+        store.publish(f"{store.ORIGINALS}/{report.snapshot}")
+    store.publish(store.contribution(report.contribution_id))
 
 
 def _draw(

@@ -10,9 +10,10 @@ every run process imports this code location, and most of them need neither.
 import dagster as dg
 
 from mlops_assets.defs.automation import follows_upstream
-from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA, READ_BY_INTAKE
+from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA
 from mlops_assets.errors import UpstreamMissingError
 from mlops_assets.resources import (
+    CatalogDatabase,
     DatasetStore,
     ReferenceDataSource,
     TaskDefinition,
@@ -124,14 +125,13 @@ def integrated_dataset(
     training_data_policy: TrainingDataPolicy,
     store: DatasetStore,
     task: TaskDefinition,
+    catalog: CatalogDatabase,
 ) -> dg.MaterializeResult:
     """The training set: the reference train part + every accepted contribution, benchmark
-    rows and duplicates removed, shuffled reproducibly; versioned by its content hash."""
-    from mlops_assets.core.data.integration import (
-        MergePolicy,
-        integrate,
-        load_accepted_contributions,
-    )
+    rows and duplicates removed, shuffled reproducibly; versioned by its content hash. The
+    accepted rows are read from the contribution catalog in one query."""
+    from mlops_assets.core.catalog.catalog import load_accepted
+    from mlops_assets.core.data.integration import MergePolicy, integrate
 
     if not store.exists(store.REFERENCE_TRAIN):
         raise UpstreamMissingError(
@@ -139,20 +139,19 @@ def integrated_dataset(
             hint=f"materialize {task.schema().dataset_asset} first",
         )
     seed = training_data_policy.seed if config.seed is None else config.seed
-    contributions = load_accepted_contributions(
-        store.fetch_tree(store.CONTRIBUTIONS, ending=READ_BY_INTAKE),
-        max_rows=config.max_contributed_rows,
-        seed=seed,
-    )
+    schema = task.schema()
+    train, benchmark = store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)
+    records = catalog.open(schema, store)
+    contributions = load_accepted(records, max_rows=config.max_contributed_rows, seed=seed)
     policy = MergePolicy(
         **config.model_dump(include={"strategy", "shuffle", "block_rows", "max_rows"}),
         max_contributed_share=config.max_contributed_share,
     )
     dataset = integrate(
-        store.read_frame(store.REFERENCE_TRAIN),
+        train,
         contributions,
-        store.read_frame(store.BENCHMARK),
-        task.schema(),
+        benchmark,
+        schema,
         seed=seed,
         policy=policy,
     )

@@ -8,6 +8,7 @@ from mlops_assets.defs.automation import follows_upstream
 from mlops_assets.defs.metadata import table, upstream_metadata, url
 from mlops_assets.defs.training.assets import trained_model
 from mlops_assets.resources import (
+    CatalogDatabase,
     DatasetStore,
     MlflowTracking,
     ModelRegistry,
@@ -33,22 +34,22 @@ def registered_model_version(
     mlflow_tracking: MlflowTracking,
     serving: PredictionApis,
     task: TaskDefinition,
+    catalog: CatalogDatabase,
 ) -> dg.MaterializeResult:
     """The candidate as a registry version: `challenger` always moves to it, `champion`
     only when it beats the champion on the primary metric by the configured margin (see
     `register_candidate`: a crash at any point is completed or cleaned up by a rerun)."""
-    from mlops_assets.core.intake.report import contribution_reports
     from mlops_assets.core.modeling.candidate import Candidate
     from mlops_assets.core.promotion.attestation import Provenance, attested_contributions
     from mlops_assets.core.promotion.registration import register_candidate
     from mlops_assets.core.registry.client import registry_errors
 
     candidate = Candidate.from_metadata(upstream_metadata(context, trained_model.key))
-    reports = contribution_reports(store.fetch_tree(store.CONTRIBUTIONS, ending="report.json"))
+    entries = catalog.open(task.schema(), store).entries(ids=candidate.contributions)
     provenance = Provenance(
         dagster_run_id=context.run_id,
         benchmark_sha256=upstream_metadata(context, task.dataset_key())["benchmark_sha256"],
-        contributions=attested_contributions([r for r, _ in reports], candidate.contributions),
+        contributions=attested_contributions([e.report for e in entries], candidate.contributions),
         task=task.schema().attested(),
     )
     with registry_errors(registry.tracking_uri), mlflow_tracking.step():
@@ -85,11 +86,13 @@ def registered_model_version(
     deps=[registered_model_version],
     automation_condition=follows_upstream(),
 )
-def contributor_scoreboard(store: DatasetStore, registry: ModelRegistry) -> dg.MaterializeResult:
+def contributor_scoreboard(
+    store: DatasetStore, registry: ModelRegistry, task: TaskDefinition, catalog: CatalogDatabase
+) -> dg.MaterializeResult:
     """Per contributor: contributions accepted, rejected and excluded, rows accepted, mean
     quality score, total value (each contribution's latest Shapley value) and the model
-    versions their data is in; rebuilt after every retrain from the intake reports and the
-    registry."""
+    versions their data is in; rebuilt after every retrain from the contribution catalog and
+    the registry."""
     import pandas as pd
 
     from mlops_assets.core.intake.overview import (
@@ -98,14 +101,14 @@ def contributor_scoreboard(store: DatasetStore, registry: ModelRegistry) -> dg.M
         contribution_overview,
         contributor_scoreboard,
     )
-    from mlops_assets.core.intake.report import contribution_reports
     from mlops_assets.core.registry.client import registry_errors
 
-    reports = contribution_reports(store.fetch_tree(store.CONTRIBUTIONS, ending="report.json"))
+    entries = catalog.open(task.schema(), store).entries()
+    reports = [entry.report for entry in entries if entry.recorded]
     with registry_errors(registry.tracking_uri):
         versions = registry.client().search_model_versions(f"name = '{registry.model_name}'")
     history = ContributionHistory.from_versions([(str(v.version), v.tags) for v in versions])
-    board = contributor_scoreboard(contribution_overview([r for r, _ in reports], [], history))
+    board = contributor_scoreboard(contribution_overview(reports, [], history))
     store.write_frame(pd.DataFrame(board, columns=list(SCOREBOARD_COLUMNS)), store.SCOREBOARD)
     return dg.MaterializeResult(
         metadata={

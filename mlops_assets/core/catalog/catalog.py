@@ -1,0 +1,443 @@
+"""The contribution catalog: each contribution's state and report, and the accepted rows by
+their cells at the task's resolution, in one indexed database (SQLite in the embedded home,
+PostgreSQL in production), written once per state change.
+
+The report files stay the audit copy; the catalog is what reads are served from. An intake
+is written in two steps, ``begin`` (before its files) and ``record`` (after them): a
+contribution killed between the two is left ``processing`` and completed from its report by
+:meth:`ContributionCatalog.complete_stuck` (``stuck`` names those few), so the catalog and the
+files agree without anyone listing every file. A home written before the catalog existed is
+imported once (:meth:`ContributionCatalog.import_reports`).
+
+Long on purpose: one schema, and the writes and reads that keep it and the files in step.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from mlops_assets.core.common.row_matching import (
+    RowMatching,
+    blocking_cells_sql,
+    blocking_features,
+    neighbour_cells,
+)
+from mlops_assets.core.data.integration import Contribution, accepted_contributions
+from mlops_assets.core.intake.report import ContributionReport
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from mlops_assets.task import TaskSchema
+
+PROCESSING, DONE = "processing", "done"
+# A probe of more neighbour cells than this reads the earlier rows whole instead: one scan
+# costs less than that many index lookups.
+_LOOKUP_LIMIT = 20_000
+_IMPORTED = "reports_imported"
+
+
+@cache
+def _engine(url: str) -> sa.Engine:
+    """One engine per database per process (a pool of connections)."""
+    import sqlalchemy as sa
+
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    # Intakes run in parallel processes: they wait for each other's writes instead of
+    # failing, and readers never wait for a writer (write-ahead log).
+    engine = sa.create_engine(url, connect_args={"timeout": 120})
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(connection: Any, _: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """What the catalog holds of one contribution."""
+
+    report: ContributionReport
+    state: str
+    withdrawn_at: float | None = None
+
+    @property
+    def recorded(self) -> bool:
+        """Its intake's outcome is recorded (not still under way)."""
+        return self.state == DONE
+
+
+class ContributionCatalog:
+    """The catalog of ``task``'s contributions in the database at ``url`` (an SQLAlchemy
+    URL); tables are created on first use."""
+
+    def __init__(self, url: str, task: TaskSchema) -> None:
+        import sqlalchemy as sa
+
+        self.url, self.task = url, task
+        self._engine = _engine(url)
+        meta = sa.MetaData()
+        self.meta = sa.Table(
+            "mlops_catalog_meta", meta, sa.Column("key", sa.String(100), primary_key=True)
+        )
+        self.contributions = sa.Table(
+            "mlops_contributions",
+            meta,
+            sa.Column("contribution_id", sa.String(300), primary_key=True),
+            sa.Column("task", sa.String(200), nullable=False),
+            sa.Column("contributor", sa.String(300), nullable=False, index=True),
+            sa.Column("landing_path", sa.Text),
+            sa.Column("sha256", sa.String(64), index=True),
+            sa.Column("landed_at", sa.Float, index=True),
+            sa.Column("state", sa.String(20), nullable=False, index=True),
+            sa.Column("accepted", sa.Boolean, nullable=False, default=False),
+            sa.Column("report", sa.Text),
+            sa.Column("updated_at", sa.Float, nullable=False),
+            sa.Column("withdrawn_at", sa.Float),
+        )
+        blocking = blocking_features(task)
+        self.rows = sa.Table(
+            "mlops_rows_" + re.sub(r"[^a-z0-9_]", "_", task.name.lower())[:40],
+            meta,
+            sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+            sa.Column("contribution_id", sa.String(300), nullable=False, index=True),
+            sa.Column("landed_at", sa.Float, nullable=False),
+            sa.Column("row_index", sa.BigInteger, nullable=False),
+            *(sa.Column(f"c{i}", sa.BigInteger, nullable=False) for i in range(len(blocking))),
+            *(
+                sa.Column(f"f{i}", sa.Text if f.categorical else sa.Float)
+                for i, f in enumerate(task.features)
+            ),
+            sa.Column("label", sa.Text, nullable=False),
+        )
+        if blocking:
+            sa.Index(
+                f"ix_{self.rows.name}_cells", *(self.rows.c[f"c{i}"] for i in range(len(blocking)))
+            )
+        self._blocking = len(blocking)
+        meta.create_all(self._engine, checkfirst=True)
+
+    # ---- writing ---------------------------------------------------------------------
+
+    def begin(
+        self, contribution_id: str, contributor: str, landing_path: str, landed_at: float
+    ) -> None:
+        """Say an intake of ``contribution_id`` is under way (before any of its files)."""
+        with self._engine.begin() as db:
+            known = db.execute(
+                self.contributions.select().where(
+                    self.contributions.c.contribution_id == contribution_id
+                )
+            ).first()
+            values = {"state": PROCESSING, "updated_at": time.time()}
+            if known is None:
+                db.execute(
+                    self.contributions.insert().values(
+                        contribution_id=contribution_id,
+                        task=self.task.name,
+                        contributor=contributor,
+                        landing_path=landing_path,
+                        landed_at=landed_at,
+                        accepted=False,
+                        **values,
+                    )
+                )
+            else:
+                where = self.contributions.c.contribution_id == contribution_id
+                db.execute(self.contributions.update().where(where).values(**values))
+
+    def record(
+        self, report: ContributionReport, clean: pd.DataFrame | None, matching: RowMatching
+    ) -> None:
+        """The intake's outcome: the report, and (accepted) its clean rows, in one
+        transaction; recording it again replaces it."""
+        cells = self._with_cells(clean, matching) if report.accepted and clean is not None else None
+        with self._engine.begin() as db:
+            self._write(db, report, cells)
+
+    def _write(
+        self, db: sa.Connection, report: ContributionReport, cells: pd.DataFrame | None
+    ) -> None:
+        cid = report.contribution_id
+        where = self.contributions.c.contribution_id == cid
+        db.execute(self.contributions.delete().where(where))
+        db.execute(
+            self.contributions.insert().values(
+                contribution_id=cid,
+                task=self.task.name,
+                contributor=report.contributor,
+                landing_path=report.landing_path,
+                sha256=report.sha256,
+                landed_at=report.landed_at or 0.0,
+                state=DONE,
+                accepted=report.accepted,
+                report=json.dumps(report.to_dict(), sort_keys=True, default=str),
+                updated_at=time.time(),
+            )
+        )
+        db.execute(self.rows.delete().where(self.rows.c.contribution_id == cid))
+        if cells is not None and len(cells):
+            records = cells.assign(contribution_id=cid, landed_at=report.landed_at or 0.0)
+            db.execute(self.rows.insert(), records.to_dict("records"))
+
+    def _with_cells(self, clean: pd.DataFrame, matching: RowMatching) -> pd.DataFrame:
+        """``clean``'s rows as the rows table holds them: features by position, the label,
+        the row index and the cells (computed by DuckDB, as the intake computes them)."""
+        import duckdb
+
+        from mlops_assets.core.intake.readers import ROW_INDEX
+
+        rows = clean.reset_index(drop=True)
+        if ROW_INDEX not in rows:
+            rows = rows.assign(**{ROW_INDEX: range(len(rows))})
+        cells = blocking_cells_sql(self.task, matching)
+        named = [
+            f'"{ROW_INDEX}"::BIGINT AS row_index',
+            *(f"{c} AS c{i}" for i, c in enumerate(cells)),
+        ]
+        named += [
+            f'"{f.name}"::{"VARCHAR" if f.categorical else "DOUBLE"} AS f{i}'
+            for i, f in enumerate(self.task.features)
+        ]
+        named.append(f'"{self.task.label}"::VARCHAR AS label')
+        with duckdb.connect() as db:
+            db.register("clean_rows", rows)
+            frame = db.execute(f"SELECT {', '.join(named)} FROM clean_rows").df()
+        return frame.astype(object).where(frame.notna(), None)
+
+    def withdraw(self, contribution_id: str) -> None:
+        """Mark ``contribution_id`` withdrawn (its history kept) and forget its rows."""
+        with self._engine.begin() as db:
+            where = self.contributions.c.contribution_id == contribution_id
+            db.execute(self.contributions.update().where(where).values(withdrawn_at=time.time()))
+            db.execute(self.rows.delete().where(self.rows.c.contribution_id == contribution_id))
+
+    # ---- consistency with the report files -------------------------------------------
+
+    def needs_import(self) -> bool:
+        with self._engine.connect() as db:
+            return (
+                db.execute(self.meta.select().where(self.meta.c.key == _IMPORTED)).first() is None
+            )
+
+    def import_reports(
+        self,
+        reports: Iterable[tuple[ContributionReport, pd.DataFrame | None]],
+        matching: RowMatching,
+    ) -> int:
+        """Take in a home's reports (and accepted rows) written before the catalog: once, in
+        one transaction (a second process doing the same waits, then finds it done)."""
+        import sqlalchemy as sa
+
+        imported = 0
+        try:
+            with self._engine.begin() as db:
+                db.execute(self.meta.insert().values(key=_IMPORTED))
+                for report, clean in reports:
+                    cells = (
+                        self._with_cells(clean, matching)
+                        if report.accepted and clean is not None
+                        else None
+                    )
+                    self._write(db, report, cells)
+                    imported += 1
+        except sa.exc.IntegrityError:
+            return 0  # another process imported them first
+        return imported
+
+    def stuck(self) -> list[tuple[str, float]]:
+        """Contributions whose intake began and did not record its outcome (still running,
+        or killed between its files and the catalog), with when it began."""
+        with self._engine.connect() as db:
+            query = self.contributions.select().where(self.contributions.c.state == PROCESSING)
+            return [(row.contribution_id, row.updated_at) for row in db.execute(query)]
+
+    def complete_stuck(
+        self,
+        load: Callable[[str], tuple[ContributionReport, pd.DataFrame | None] | None],
+        matching: RowMatching,
+    ) -> list[str]:
+        """Record the outcome of each stuck contribution whose report file exists (``load``
+        gives it and its clean rows, or None): the catalog catches up with the files. An
+        intake that records meanwhile wins: only a row still as it was seen is written."""
+        completed = []
+        for cid, began in self.stuck():
+            loaded = load(cid)
+            if loaded is None:
+                continue  # still running, or killed before its report: its retry records it
+            report, clean = loaded
+            cells = (
+                self._with_cells(clean, matching) if report.accepted and clean is not None else None
+            )
+            c = self.contributions.c
+            with self._engine.begin() as db:
+                unchanged = db.execute(
+                    self.contributions.select().where(
+                        c.contribution_id == cid, c.state == PROCESSING, c.updated_at == began
+                    )
+                ).first()
+                if unchanged is not None:
+                    self._write(db, report, cells)
+                    completed.append(cid)
+        return completed
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def find_by_sha256(self, sha256: str, *, exclude: str) -> str | None:
+        """The id of an earlier contribution of exactly these bytes (not itself a repeat)."""
+        c = self.contributions.c
+        with self._engine.connect() as db:
+            for row in db.execute(
+                self.contributions.select()
+                .where(c.sha256 == sha256, c.state == DONE, c.contribution_id != exclude)
+                .order_by(c.landed_at, c.contribution_id)
+            ):
+                if json.loads(row.report).get("duplicate_of") is None:
+                    return row.contribution_id
+        return None
+
+    def earlier_rows(self, cells: list[tuple[int, ...]], before: tuple[float, str]) -> pd.DataFrame:
+        """Accepted rows of contributions that landed before ``before`` (a landing order)
+        whose cells are within one of ``cells`` (a probe's blocking cells), as task columns:
+        index lookups for a small probe, one scan for a large one."""
+        import sqlalchemy as sa
+
+        r = self.rows.c
+        landed, cid = before
+        earlier = sa.or_(
+            r.landed_at < landed, sa.and_(r.landed_at == landed, r.contribution_id < cid)
+        )
+        # Never its own rows, from an earlier run of its intake.
+        query = sa.select(self.rows).where(earlier, r.contribution_id != cid)
+        wanted = neighbour_cells(cells) if self._blocking else set()
+        with self._engine.begin() as db:
+            if self._blocking and len(wanted) <= _LOOKUP_LIMIT:
+                if not wanted:
+                    return self._as_task_columns([])
+                probe = self._probe_table(db, wanted)
+                on = [r[f"c{i}"] == probe.c[f"c{i}"] for i in range(self._blocking)]
+                query = query.join_from(self.rows, probe, sa.and_(*on)).distinct()
+            rows = db.execute(query).fetchall()
+            if self._blocking and len(wanted) <= _LOOKUP_LIMIT:
+                db.execute(sa.text(f"DROP TABLE {probe.name}"))
+        return self._as_task_columns(rows)
+
+    def _probe_table(self, db: sa.Connection, cells: set[tuple[int, ...]]) -> sa.Table:
+        import sqlalchemy as sa
+
+        probe = sa.Table(
+            "mlops_probe_cells",
+            sa.MetaData(),
+            *(sa.Column(f"c{i}", sa.BigInteger) for i in range(self._blocking)),
+            prefixes=["TEMPORARY"],
+        )
+        db.execute(sa.text("DROP TABLE IF EXISTS mlops_probe_cells"))
+        probe.create(db)
+        db.execute(probe.insert(), [{f"c{i}": v for i, v in enumerate(cell)} for cell in cells])
+        return probe
+
+    def _as_task_columns(self, rows: list[Any]) -> pd.DataFrame:
+        import pandas as pd
+
+        names = {f"f{i}": f.name for i, f in enumerate(self.task.features)}
+        frame = pd.DataFrame([dict(row._mapping) for row in rows], columns=[*names, "label"])
+        frame = frame.rename(columns={**names, "label": self.task.label})
+        for feature in self.task.numeric_features:
+            frame[feature.name] = frame[feature.name].astype("float64")
+        return frame
+
+    def accepted_rows(self) -> pd.DataFrame:
+        """Every accepted (not withdrawn) contribution's rows in one frame: the task's
+        columns, ``row_index`` and ``contribution_id``; one query however many there are."""
+        import sqlalchemy as sa
+
+        r = self.rows.c
+        query = sa.select(self.rows).order_by(r.landed_at, r.contribution_id, r.row_index)
+        with self._engine.connect() as db:
+            rows = db.execute(query).fetchall()
+        frame = self._as_task_columns(rows)
+        from mlops_assets.core.intake.readers import ROW_INDEX
+
+        frame[ROW_INDEX] = [row.row_index for row in rows]
+        frame["contribution_id"] = [row.contribution_id for row in rows]
+        return frame
+
+    def entries(
+        self,
+        *,
+        contributor: str | None = None,
+        accepted: bool | None = None,
+        ids: list[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[CatalogEntry]:
+        """Contributions in landing order (one contributor's; only accepted, not withdrawn
+        ones, or only the others; only ``ids``; when given), a page at a time."""
+        c = self.contributions.c
+        query = self.contributions.select().where(c.task == self.task.name)
+        if ids is not None:
+            query = query.where(c.contribution_id.in_(ids))
+        if contributor is not None:
+            query = query.where(c.contributor == contributor)
+        if accepted is not None:
+            kept = (c.accepted.is_(True)) & c.withdrawn_at.is_(None) & (c.state == DONE)
+            query = query.where(kept if accepted else ~kept)
+        query = query.order_by(c.landed_at, c.contribution_id).offset(offset).limit(limit)
+        with self._engine.connect() as db:
+            return [self._entry(row) for row in db.execute(query)]
+
+    def recorded_ids(self) -> set[str]:
+        """The ids of every contribution whose outcome is recorded."""
+        c = self.contributions.c
+        query = self.contributions.select().with_only_columns(c.contribution_id)
+        with self._engine.connect() as db:
+            return set(db.execute(query.where(c.state == DONE)).scalars())
+
+    def count(self, *, contributor: str | None = None) -> int:
+        import sqlalchemy as sa
+
+        c = self.contributions.c
+        query = sa.select(sa.func.count()).select_from(self.contributions)
+        query = query.where(c.task == self.task.name)
+        if contributor is not None:
+            query = query.where(c.contributor == contributor)
+        with self._engine.connect() as db:
+            return int(db.execute(query).scalar_one())
+
+    def _entry(self, row: Any) -> CatalogEntry:
+        if row.report:
+            report = ContributionReport.from_dict(json.loads(row.report))
+        else:  # begun, not recorded yet
+            report = ContributionReport(
+                row.contribution_id,
+                row.contributor,
+                (row.landing_path or "").rpartition("/")[2],
+                "",
+                landed_at=row.landed_at,
+                landing_path=row.landing_path,
+            )
+        return CatalogEntry(report, row.state, row.withdrawn_at)
+
+
+def load_accepted(catalog: ContributionCatalog, *, max_rows: int, seed: int) -> list[Contribution]:
+    """The accepted contributions the catalog holds, for a retrain (see
+    :func:`accepted_contributions`)."""
+    accepted = [entry.report for entry in catalog.entries(accepted=True)]
+    return accepted_contributions(
+        catalog.accepted_rows(),
+        [(r.contribution_id, r.contributor, r.quality_score, r.landed_at or 0.0) for r in accepted],
+        max_rows=max_rows,
+        seed=seed,
+    )

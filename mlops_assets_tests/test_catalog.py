@@ -1,0 +1,271 @@
+"""The contribution catalog: intakes look up earlier rows in it instead of reading every
+earlier file, retrains read the accepted rows from it, and it agrees with the report files
+after a home written before it existed is opened, and after an intake is killed between its
+files and the catalog (SQLite, as embedded, and PostgreSQL, as in production)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import pandas as pd
+import pytest
+
+from mlops_assets.core.catalog.catalog import ContributionCatalog, load_accepted
+from mlops_assets.core.catalog.sync import open_catalog
+from mlops_assets.core.common.row_matching import RowMatching
+from mlops_assets.core.data.reference_data import benchmark_split, load_reference_data
+from mlops_assets.core.intake.processing import process_contribution
+from mlops_assets.core.intake.report import IntakePolicy, read_report
+from mlops_assets.core.storage.places import LocalStore
+from mlops_assets.task import IRIS
+from mlops_assets_testing.data import IRIS_CSV, new_flowers
+
+SPLIT = benchmark_split(load_reference_data(IRIS_CSV, IRIS), IRIS, fraction=0.3, seed=42)
+MATCHING = RowMatching.for_intake(IRIS, SPLIT.train, SPLIT.benchmark)
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A dataset store folder with the reference parts, as the reference asset writes them."""
+    root = tmp_path / "storage"
+    (root / "reference").mkdir(parents=True)
+    SPLIT.train.to_parquet(root / "reference" / "train.parquet")
+    SPLIT.benchmark.to_parquet(root / "reference" / "benchmark.parquet")
+    return root
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    """A fresh catalog database: an SQLite file, or a new PostgreSQL database on 127.0.0.1."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/catalog.sqlite"
+        return
+    import sqlalchemy as sa
+
+    name = f"catalog_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(
+        "postgresql+psycopg2://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as db:
+        db.execute(sa.text(f"CREATE DATABASE {name}"))
+    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    from mlops_assets.core.catalog import catalog
+
+    catalog._engine.cache_clear()  # close the pool before the database goes
+    with admin.connect() as db:
+        db.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def ingest(store, records, cid: str, rows: pd.DataFrame, landed_at: float, tmp_path):
+    path = tmp_path / f"{cid}.csv"
+    rows.to_csv(path, index=False)
+    return process_contribution(
+        path,
+        IRIS,
+        reference=SPLIT.train,
+        benchmark=SPLIT.benchmark,
+        contributions_root=store / "contributions",
+        contribution_id=cid,
+        contributor=cid.split("-")[0],
+        policy=IntakePolicy(),
+        landing_path=f"{cid.split('-')[0]}/{cid}.csv",
+        landed_at=landed_at,
+        records=records,
+    )
+
+
+def test_an_intake_finds_earlier_copies_through_the_catalog(url, store, tmp_path):
+    catalog = ContributionCatalog(url, IRIS)
+    original = new_flowers(per_class=20, seed=11)
+    assert ingest(store, catalog, "alice-1", original, 100.0, tmp_path).accepted
+    moved = original.assign(sepal_length=original["sepal_length"] + 0.04)  # within 0.1 cm
+    copy = ingest(store, catalog, "mallory-1", moved, 200.0, tmp_path)
+    assert copy.rejection_reasons == {"duplicate_of_contribution": 60} and not copy.accepted
+    # The same bytes again are found by their hash.
+    original.to_csv(tmp_path / "again.csv", index=False)
+    again = ingest(store, catalog, "bob-1", original, 300.0, tmp_path)
+    assert again.duplicate_of == "alice-1"
+    # Only what landed earlier counts: rows that landed before alice's are hers to lose.
+    shifted = original.assign(sepal_width=original["sepal_width"] + 0.02)
+    earlier = ingest(store, catalog, "carol-1", shifted, 50.0, tmp_path)
+    assert earlier.accepted and earlier.rows_clean == 60
+
+    listed = catalog.entries()
+    assert [e.report.contribution_id for e in listed] == [
+        "carol-1",
+        "alice-1",
+        "mallory-1",
+        "bob-1",
+    ]
+    assert [e.report.contribution_id for e in catalog.entries(contributor="mallory")] == [
+        "mallory-1"
+    ]
+    assert [e.report.contribution_id for e in catalog.entries(limit=2, offset=1)] == [
+        "alice-1",
+        "mallory-1",
+    ]
+    assert catalog.count() == 4 and catalog.count(contributor="alice") == 1
+    loaded = load_accepted(catalog, max_rows=0, seed=1)
+    assert [c.contribution_id for c in loaded] == ["carol-1", "alice-1"]
+    on_disk = pd.read_parquet(store / "contributions" / "alice-1" / "clean.parquet")
+    kept = ["row_index", *IRIS.columns]  # what a retrain reads (not the outlier flag)
+    pd.testing.assert_frame_equal(
+        loaded[1].rows[kept].reset_index(drop=True), on_disk[kept], check_dtype=False
+    )
+
+
+def test_a_small_intake_reads_only_the_earlier_rows_near_its_own(url, store, tmp_path):
+    """An intake of a few rows looks up their neighbouring cells: what it reads does not grow
+    with the rows earlier contributions brought."""
+    catalog = ContributionCatalog(url, IRIS)
+    many = new_flowers(per_class=700, seed=5)
+    assert ingest(store, catalog, "big-1", many, 1.0, tmp_path).rows_clean > 1500
+    probe = new_flowers(per_class=1, seed=77)
+    cells = [tuple(round(v / 0.1) for v in row[:4]) for row in probe.itertuples(index=False)]
+    near = catalog.earlier_rows(cells, (2.0, "probe-1"))
+    assert 0 < len(near) < 100  # of the 2,000 stored rows, those within a cell of its three
+    assert list(near.columns) == IRIS.columns
+    for row in near[IRIS.feature_names].itertuples(index=False):
+        mine = tuple(round(v / 0.1) for v in row)
+        assert any(all(abs(a - b) <= 1 for a, b in zip(mine, c, strict=True)) for c in cells)
+    assert catalog.earlier_rows(cells, (0.5, "probe-1")).empty  # nothing landed before 0.5
+
+
+def test_a_withdrawn_contribution_leaves_the_training_rows_and_keeps_its_record(
+    url, store, tmp_path
+):
+    catalog = ContributionCatalog(url, IRIS)
+    ingest(store, catalog, "alice-1", new_flowers(per_class=5, seed=1), 1.0, tmp_path)
+    ingest(store, catalog, "bob-1", new_flowers(per_class=5, seed=2), 2.0, tmp_path)
+    catalog.withdraw("alice-1")
+    assert [c.contribution_id for c in load_accepted(catalog, max_rows=0, seed=1)] == ["bob-1"]
+    (alice,) = catalog.entries(contributor="alice")
+    assert alice.withdrawn_at is not None and alice.report.accepted
+
+
+def test_a_home_written_before_the_catalog_opens_with_nothing_lost(url, store, tmp_path):
+    """Today's reports and clean files, with no catalog: opening imports them once."""
+    before = ContributionCatalog(f"sqlite:///{tmp_path}/old.sqlite", IRIS)  # only to write files
+    for n, landed in ((1, 10.0), (2, 20.0)):
+        ingest(store, before, f"alice-{n}", new_flowers(per_class=4, seed=n), landed, tmp_path)
+    (store / "contributions" / "bad").mkdir()
+    bad = read_report(store / "contributions" / "alice-1" / "report.json")
+    bad.contribution_id, bad.accepted, bad.rows_clean, bad.landed_at = "bad", False, 0, 5.0
+    (store / "contributions" / "bad" / "report.json").write_text(json.dumps(bad.to_dict()))
+
+    catalog = open_catalog(url, IRIS, LocalStore(store))
+    assert [e.report.contribution_id for e in catalog.entries()] == ["bad", "alice-1", "alice-2"]
+    assert [c.contribution_id for c in load_accepted(catalog, max_rows=0, seed=1)] == [
+        "alice-1",
+        "alice-2",
+    ]
+    assert not catalog.needs_import()
+    catalog.withdraw("alice-2")
+    # Opened again, nothing is imported twice and nothing withdrawn comes back.
+    again = open_catalog(url, IRIS, LocalStore(store))
+    assert [c.contribution_id for c in load_accepted(again, max_rows=0, seed=1)] == ["alice-1"]
+
+
+KILLED_INTAKE = """
+import os, signal, sys
+import pandas as pd
+from mlops_assets.core.catalog.catalog import ContributionCatalog
+from mlops_assets.core.intake.processing import process_contribution
+from mlops_assets.core.intake.report import IntakePolicy
+from mlops_assets.task import IRIS
+from mlops_assets_tests.test_catalog import SPLIT
+
+url, store, path = sys.argv[1:]
+process_contribution(
+    __import__("pathlib").Path(path), IRIS, reference=SPLIT.train, benchmark=SPLIT.benchmark,
+    contributions_root=__import__("pathlib").Path(store) / "contributions",
+    contribution_id="alice-1", contributor="alice", policy=IntakePolicy(),
+    landing_path="alice/a.csv", landed_at=1.0, records=ContributionCatalog(url, IRIS),
+    # Killed once its files are stored, before the catalog hears of the outcome.
+    publish=lambda report: os.kill(os.getpid(), signal.SIGKILL),
+)
+"""
+
+
+def test_an_intake_killed_between_its_files_and_the_catalog_is_completed(url, store, tmp_path):
+    rows = new_flowers(per_class=10, seed=3)
+    rows.to_csv(tmp_path / "a.csv", index=False)
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(KILLED_INTAKE),
+            url,
+            str(store),
+            str(tmp_path / "a.csv"),
+        ],
+        cwd=os.getcwd(),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (store / "contributions" / "alice-1" / "report.json").exists()
+    stuck = ContributionCatalog(url, IRIS)
+    assert [cid for cid, _ in stuck.stuck()] == ["alice-1"]
+    assert load_accepted(stuck, max_rows=0, seed=1) == []  # not yet: the catalog missed it
+
+    catalog = open_catalog(url, IRIS, LocalStore(store))
+    assert catalog.stuck() == []
+    (entry,) = catalog.entries()
+    assert entry.recorded and entry.report.accepted and entry.report.rows_clean == 30
+    # Its rows are known again: a copy that lands later is refused.
+    moved = rows.assign(petal_width=rows["petal_width"] + 0.03)
+    copy = ingest(store, catalog, "mallory-1", moved, 2.0, tmp_path)
+    assert copy.rejection_reasons == {"duplicate_of_contribution": 30}
+
+
+def test_parallel_intakes_all_record(url, store, tmp_path):
+    """Intakes run in parallel processes (one per run): each records, none is lost."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from pathlib import Path
+        from mlops_assets.core.catalog.catalog import ContributionCatalog
+        from mlops_assets.core.intake.processing import process_contribution
+        from mlops_assets.core.intake.report import IntakePolicy
+        from mlops_assets.task import IRIS
+        from mlops_assets_tests.test_catalog import SPLIT
+
+        url, store, path, cid = sys.argv[1:]
+        process_contribution(
+            Path(path), IRIS, reference=SPLIT.train, benchmark=SPLIT.benchmark,
+            contributions_root=Path(store) / "contributions", contribution_id=cid,
+            contributor=cid, policy=IntakePolicy(), landing_path=f"{cid}/x.csv",
+            records=ContributionCatalog(url, IRIS),
+        )
+        """
+    )
+    ContributionCatalog(url, IRIS)  # the tables, before the race
+    workers = []
+    for n in range(4):
+        path = tmp_path / f"{n}.csv"
+        new_flowers(per_class=3, seed=40 + n).to_csv(path, index=False)
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", script, url, str(store), str(path), f"c{n}"],
+                env={**os.environ, "PYTHONPATH": os.getcwd()},
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for worker in workers:
+        assert worker.wait(timeout=300) == 0, worker.stderr.read()
+    catalog = ContributionCatalog(url, IRIS)
+    assert sorted(e.report.contribution_id for e in catalog.entries() if e.recorded) == [
+        "c0",
+        "c1",
+        "c2",
+        "c3",
+    ]
+    assert sum(len(c.rows) for c in load_accepted(catalog, max_rows=0, seed=1)) == 36
