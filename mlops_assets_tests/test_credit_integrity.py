@@ -134,7 +134,7 @@ def test_whoever_lands_first_owns_the_rows_whichever_intake_runs_first(split, tm
 
     from mlops_assets.core.catalog.catalog import load_accepted
 
-    contributions = load_accepted(catalog, max_rows=0, seed=1)
+    contributions = load_accepted(catalog, max_rows=0, seed=1).split()
     assert {c.contribution_id: c.landed_at for c in contributions} == {
         "alice-1": 100.0,
         "mallory-1": 103.0,

@@ -156,11 +156,11 @@ def test_accepted_contributions_load_whole_or_as_a_seeded_sample(tmp_path):
             landing_path=f"{name}/x.csv",
             records=catalog,
         )
-    everything = load_accepted(catalog, max_rows=0, seed=1)
+    everything = load_accepted(catalog, max_rows=0, seed=1).split()
     assert [c.contribution_id for c in everything] == ["a", "b"]
     total = sum(len(c.rows) for c in everything)
-    sampled = load_accepted(catalog, max_rows=total // 4, seed=1)
-    again = load_accepted(catalog, max_rows=total // 4, seed=1)
+    sampled = load_accepted(catalog, max_rows=total // 4, seed=1).split()
+    again = load_accepted(catalog, max_rows=total // 4, seed=1).split()
     kept = sum(len(c.rows) for c in sampled)
     assert total // 8 < kept < total // 2
     assert [c.rows["row_index"].tolist() for c in sampled] == [

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_assets.core.common.row_matching import (
@@ -28,7 +29,7 @@ from mlops_assets.core.common.row_matching import (
     blocking_features,
     neighbour_cells,
 )
-from mlops_assets.core.data.integration import Contribution, accepted_contributions
+from mlops_assets.core.data.integration import ContributedRows, accepted_contributions
 from mlops_assets.core.intake.report import ContributionReport
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ class ContributionCatalog:
         import sqlalchemy as sa
 
         self.url, self.task = url, task
+        if url.startswith("sqlite:///"):  # the embedded home may not exist yet
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self._engine = _engine(url)
         meta = sa.MetaData()
         self.meta = sa.Table(
@@ -103,6 +106,7 @@ class ContributionCatalog:
             sa.Column("landed_at", sa.Float, index=True),
             sa.Column("state", sa.String(20), nullable=False, index=True),
             sa.Column("accepted", sa.Boolean, nullable=False, default=False),
+            sa.Column("quality_score", sa.Float),
             sa.Column("report", sa.Text),
             sa.Column("updated_at", sa.Float, nullable=False),
             sa.Column("withdrawn_at", sa.Float),
@@ -183,6 +187,7 @@ class ContributionCatalog:
                 landed_at=report.landed_at or 0.0,
                 state=DONE,
                 accepted=report.accepted,
+                quality_score=report.quality_score,
                 report=json.dumps(report.to_dict(), sort_keys=True, default=str),
                 updated_at=time.time(),
             )
@@ -235,7 +240,7 @@ class ContributionCatalog:
     def import_reports(
         self,
         reports: Iterable[tuple[ContributionReport, pd.DataFrame | None]],
-        matching: RowMatching,
+        matching: RowMatching | None,
     ) -> int:
         """Take in a home's reports (and accepted rows) written before the catalog: once, in
         one transaction (a second process doing the same waits, then finds it done)."""
@@ -320,7 +325,7 @@ class ContributionCatalog:
             r.landed_at < landed, sa.and_(r.landed_at == landed, r.contribution_id < cid)
         )
         # Never its own rows, from an earlier run of its intake.
-        query = sa.select(self.rows).where(earlier, r.contribution_id != cid)
+        query = sa.select(*self._task_columns()).where(earlier, r.contribution_id != cid)
         wanted = neighbour_cells(cells) if self._blocking else set()
         with self._engine.begin() as db:
             if self._blocking and len(wanted) <= _LOOKUP_LIMIT:
@@ -348,31 +353,37 @@ class ContributionCatalog:
         db.execute(probe.insert(), [{f"c{i}": v for i, v in enumerate(cell)} for cell in cells])
         return probe
 
-    def _as_task_columns(self, rows: list[Any]) -> pd.DataFrame:
+    def _task_columns(self) -> list[sa.Column]:
+        return [*(self.rows.c[f"f{i}"] for i in range(len(self.task.features))), self.rows.c.label]
+
+    def _as_task_columns(self, rows: list[Any], extra: tuple[str, ...] = ()) -> pd.DataFrame:
+        """Rows selected as ``_task_columns`` (then ``extra``), named as the task names them."""
         import pandas as pd
 
-        names = {f"f{i}": f.name for i, f in enumerate(self.task.features)}
-        frame = pd.DataFrame([dict(row._mapping) for row in rows], columns=[*names, "label"])
-        frame = frame.rename(columns={**names, "label": self.task.label})
+        names = [*self.task.feature_names, self.task.label, *extra]
+        frame = pd.DataFrame.from_records(rows, columns=names)
         for feature in self.task.numeric_features:
             frame[feature.name] = frame[feature.name].astype("float64")
         return frame
 
     def accepted_rows(self) -> pd.DataFrame:
-        """Every accepted (not withdrawn) contribution's rows in one frame: the task's
-        columns, ``row_index`` and ``contribution_id``; one query however many there are."""
+        """Every accepted (not withdrawn) contribution's rows in one frame, in landing order:
+        the task's columns, ``row_index`` and ``contribution_id``; one query however many
+        contributions there are."""
         import sqlalchemy as sa
 
-        r = self.rows.c
-        query = sa.select(self.rows).order_by(r.landed_at, r.contribution_id, r.row_index)
-        with self._engine.connect() as db:
-            rows = db.execute(query).fetchall()
-        frame = self._as_task_columns(rows)
         from mlops_assets.core.intake.readers import ROW_INDEX
 
-        frame[ROW_INDEX] = [row.row_index for row in rows]
-        frame["contribution_id"] = [row.contribution_id for row in rows]
-        return frame
+        r, c = self.rows.c, self.contributions.c
+        query = (
+            sa.select(*self._task_columns(), r.row_index, r.contribution_id)
+            .join_from(self.rows, self.contributions, r.contribution_id == c.contribution_id)
+            .where(self._kept())
+            .order_by(r.landed_at, r.contribution_id, r.row_index)
+        )
+        with self._engine.connect() as db:
+            rows = db.execute(query).fetchall()
+        return self._as_task_columns(rows, (ROW_INDEX, "contribution_id"))
 
     def entries(
         self,
@@ -392,11 +403,28 @@ class ContributionCatalog:
         if contributor is not None:
             query = query.where(c.contributor == contributor)
         if accepted is not None:
-            kept = (c.accepted.is_(True)) & c.withdrawn_at.is_(None) & (c.state == DONE)
-            query = query.where(kept if accepted else ~kept)
+            query = query.where(self._kept() if accepted else ~self._kept())
         query = query.order_by(c.landed_at, c.contribution_id).offset(offset).limit(limit)
         with self._engine.connect() as db:
             return [self._entry(row) for row in db.execute(query)]
+
+    def _kept(self) -> sa.ColumnElement[bool]:
+        """Contributions a retrain trains on: recorded, accepted, not withdrawn."""
+        c = self.contributions.c
+        return c.accepted.is_(True) & c.withdrawn_at.is_(None) & (c.state == DONE)
+
+    def accepted_facts(self) -> list[tuple[str, str, float, float]]:
+        """Each accepted, not withdrawn contribution's id, contributor, quality score and
+        landing time, in landing order (no report is parsed)."""
+        c = self.contributions.c
+        query = (
+            self.contributions.select()
+            .with_only_columns(c.contribution_id, c.contributor, c.quality_score, c.landed_at)
+            .where(c.task == self.task.name, self._kept())
+            .order_by(c.landed_at, c.contribution_id)
+        )
+        with self._engine.connect() as db:
+            return [(i, who, q or 0.0, at or 0.0) for i, who, q, at in db.execute(query)]
 
     def recorded_ids(self) -> set[str]:
         """The ids of every contribution whose outcome is recorded."""
@@ -431,13 +459,9 @@ class ContributionCatalog:
         return CatalogEntry(report, row.state, row.withdrawn_at)
 
 
-def load_accepted(catalog: ContributionCatalog, *, max_rows: int, seed: int) -> list[Contribution]:
+def load_accepted(catalog: ContributionCatalog, *, max_rows: int, seed: int) -> ContributedRows:
     """The accepted contributions the catalog holds, for a retrain (see
     :func:`accepted_contributions`)."""
-    accepted = [entry.report for entry in catalog.entries(accepted=True)]
     return accepted_contributions(
-        catalog.accepted_rows(),
-        [(r.contribution_id, r.contributor, r.quality_score, r.landed_at or 0.0) for r in accepted],
-        max_rows=max_rows,
-        seed=seed,
+        catalog.accepted_rows(), catalog.accepted_facts(), max_rows=max_rows, seed=seed
     )

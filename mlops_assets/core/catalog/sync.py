@@ -33,7 +33,13 @@ def open_catalog(url: str, task: TaskSchema, store: ReportStore) -> Contribution
 
     catalog = ContributionCatalog(url, task)
     importing, stuck = catalog.needs_import(), catalog.stuck()
-    if not (importing or stuck):
+    reports = []
+    if importing:
+        root = store.fetch_tree(layout.CONTRIBUTIONS, ending=("report.json", "clean.parquet"))
+        reports = sorted(root.glob("*/report.json"))
+    if not (reports or stuck):
+        if importing:
+            catalog.import_reports([], matching=None)  # a new home: nothing to import
         return catalog
     # Rows are put in cells at the resolution intakes match them at.
     reference = [
@@ -41,15 +47,16 @@ def open_catalog(url: str, task: TaskSchema, store: ReportStore) -> Contribution
     ]
     matching = RowMatching.for_intake(task, *reference)
     if importing:
-        root = store.fetch_tree(layout.CONTRIBUTIONS, ending=("report.json", "clean.parquet"))
-        catalog.import_reports(_stored_outcomes(root), matching)
+        catalog.import_reports(_stored_outcomes(reports), matching)
     if stuck:
         catalog.complete_stuck(lambda cid: _stored_outcome(store, cid), matching)
     return catalog
 
 
-def _stored_outcomes(root: Path) -> Iterator[tuple[ContributionReport, pd.DataFrame | None]]:
-    for report_path in sorted(root.glob("*/report.json")):
+def _stored_outcomes(
+    reports: list[Path],
+) -> Iterator[tuple[ContributionReport, pd.DataFrame | None]]:
+    for report_path in reports:
         yield _with_clean(read_report(report_path), report_path.parent / "clean.parquet")
 
 

@@ -6,7 +6,7 @@ benchmark leak check are one contract on the training set's rows.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,44 @@ class Contribution:
 
 
 @dataclass(frozen=True)
+class ContributedRows:
+    """Accepted contributions' rows in one frame (the task's columns, ``row_index`` and
+    ``contribution_id``) and each contribution's facts (``facts``: its ``rows`` left empty),
+    in landing order: what a retrain reads from the catalog, with no frame per contribution,
+    so that merging 100,000 contributions costs what merging their rows does."""
+
+    rows: pd.DataFrame
+    facts: list[Contribution]
+
+    @classmethod
+    def of(cls, contributions: list[Contribution]) -> ContributedRows:
+        ordered = sorted(contributions, key=lambda c: c.landing_order)
+        frames = [_indexed(c.rows).assign(**{CONTRIBUTION_ID: c.contribution_id}) for c in ordered]
+        empty = pd.DataFrame(columns=[ROW_INDEX, CONTRIBUTION_ID])
+        rows = pd.concat(frames, ignore_index=True) if frames else empty
+        facts = [replace(c, rows=rows.iloc[0:0]) for c in ordered]
+        return cls(rows, facts)
+
+    def split(self) -> list[Contribution]:
+        """One :class:`Contribution` per contribution, each with its rows."""
+        groups = dict(tuple(self.rows.groupby(CONTRIBUTION_ID, sort=False)))
+        return [
+            replace(
+                c,
+                rows=groups.get(c.contribution_id, self.rows.iloc[0:0])
+                .drop(columns=CONTRIBUTION_ID)
+                .reset_index(drop=True),
+            )
+            for c in self.facts
+        ]
+
+
+def _indexed(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a ``row_index`` (its position, when it has none)."""
+    return rows if ROW_INDEX in rows else rows.assign(**{ROW_INDEX: range(len(rows))})
+
+
+@dataclass(frozen=True)
 class AlreadyGiven:
     """Rows of a contribution that earlier rows had already brought (at the task's
     resolution), so it is not trained on them twice: how many of how many, by whom (an
@@ -64,13 +102,11 @@ class AlreadyGiven:
         return asdict(self)
 
 
-def _given_sentence(
-    rows: int, of: int, by: dict[str, int], contributions: list[Contribution]
-) -> str:
-    """E.g. "32 of your 60 rows had already been given by alice at 2026-12-04 14:03:12 UTC"."""
+def _given_sentence(rows: int, of: int, by: dict[str, int], landed: dict[str, Contribution]) -> str:
+    """E.g. "32 of your 60 rows had already been given by alice at 2026-12-04 14:03:12 UTC"
+    (``landed``: the contributions by id)."""
     from datetime import UTC, datetime
 
-    landed = {c.contribution_id: c for c in contributions}
     givers = []
     for cid, count in sorted(by.items(), key=lambda item: (-item[1], item[0])):
         if cid == REFERENCE_SOURCE:
@@ -118,9 +154,13 @@ class IntegratedDataset:
     # Per contribution with rows that earlier ones had brought: how many, and by whom.
     already_given: dict[str, AlreadyGiven] = field(default_factory=dict)
 
-    def to_metadata(self, contributions: list[Contribution], strategy: str) -> dict[str, Any]:
+    def to_metadata(
+        self, contributions: list[Contribution] | ContributedRows, strategy: str
+    ) -> dict[str, Any]:
         """What ``integrated_dataset`` records: its version (content hash), the contributions
         it holds rows of, in landing order, and the rows each one had been beaten to."""
+        if isinstance(contributions, ContributedRows):
+            contributions = contributions.facts
         ordered = sorted(contributions, key=lambda c: c.landing_order)
         held = [c for c in ordered if c.contribution_id in self.rows_by_source]
         return {
@@ -166,7 +206,7 @@ def class_balance(
 
 def integrate(
     reference_train: pd.DataFrame,
-    contributions: list[Contribution],
+    contributions: list[Contribution] | ContributedRows,
     benchmark: pd.DataFrame,
     task: TaskSchema,
     *,
@@ -189,19 +229,15 @@ def integrate(
     policy = policy or MergePolicy()
     _check_policy(policy)
     matching = matching or RowMatching.for_task(task, pd.concat([reference_train, benchmark]))
-    contributions = sorted(contributions, key=lambda c: c.landing_order)
+    batch = (
+        contributions
+        if isinstance(contributions, ContributedRows)
+        else ContributedRows.of(contributions)
+    )
+    contributions = batch.facts
     parts = [_with_provenance(reference_train, REFERENCE_SOURCE, task.name, "", 1.0, task)]
-    parts += [
-        _with_provenance(
-            c.rows,
-            CONTRIBUTION_SOURCE,
-            c.contribution_id,
-            c.contributor,
-            c.quality_score / 100 if policy.strategy == "weighted" else 1.0,
-            task,
-        )
-        for c in contributions
-    ]
+    if len(batch.rows):
+        parts.append(_contributed_with_provenance(batch, policy, task))
     merged = pd.concat(parts, ignore_index=True)
     rows_in = len(merged)
 
@@ -210,7 +246,7 @@ def integrate(
     duplicated = pd.Series(False, index=merged.index)
     already_given: dict[str, AlreadyGiven] = {}
     if task.drops_duplicates:  # with "keep", identical rows are observations: all are kept
-        duplicated, already_given = _given_before(merged, task, matching, contributions)
+        duplicated, already_given = _given_before(merged, task, matching, batch)
     merged = merged.loc[~duplicated]
     capped = 0
     if policy.strategy == "weighted":
@@ -240,7 +276,7 @@ def _given_before(
     merged: pd.DataFrame,
     task: TaskSchema,
     matching: RowMatching,
-    contributions: list[Contribution],
+    batch: ContributedRows,
 ) -> tuple[pd.Series, dict[str, AlreadyGiven]]:
     """Which rows of ``merged`` (in source order) an earlier row had brought, and per
     contribution how many, by whom, in words."""
@@ -251,14 +287,19 @@ def _given_before(
     duplicated = pd.Series(first >= 0, index=merged.index)
     givers = merged[SOURCE].where(merged[SOURCE] == REFERENCE_SOURCE, merged[CONTRIBUTION_ID])
     taken = merged.loc[first >= 0].assign(__by=givers.to_numpy()[first[first >= 0]])
-    sizes = {c.contribution_id: len(c.rows) for c in contributions}
+    sizes = batch.rows[CONTRIBUTION_ID].value_counts().to_dict()
+    landed = {c.contribution_id: c for c in batch.facts}
+    contributed = taken[taken[SOURCE] == CONTRIBUTION_SOURCE]
+    # One count per (contribution, giver) for all of them at once.
+    counts = contributed.groupby([CONTRIBUTION_ID, "__by"], sort=True).size()
+    by_contribution: dict[str, dict[str, int]] = {}
+    for (cid, giver), count in counts.items():
+        by_contribution.setdefault(str(cid), {})[str(giver)] = int(count)
     already_given = {}
-    for cid, group in taken[taken[SOURCE] == CONTRIBUTION_SOURCE].groupby(CONTRIBUTION_ID):
-        by = {str(k): int(v) for k, v in group["__by"].value_counts().items()}
-        of = sizes[str(cid)]
-        sentence = _given_sentence(len(group), of, by, contributions)
-        who = str(group[CONTRIBUTOR].iloc[0])
-        already_given[str(cid)] = AlreadyGiven(who, len(group), of, by, sentence)
+    for cid, by in by_contribution.items():
+        rows, of = sum(by.values()), int(sizes[cid])
+        sentence = _given_sentence(rows, of, by, landed)
+        already_given[cid] = AlreadyGiven(landed[cid].contributor, rows, of, by, sentence)
     return duplicated, already_given
 
 
@@ -348,10 +389,11 @@ def accepted_contributions(
     *,
     max_rows: int,
     seed: int,
-) -> list[Contribution]:
+) -> ContributedRows:
     """The accepted contributions, from ``rows`` (every accepted row, with ``row_index`` and
-    ``contribution_id``, as the catalog holds them) and ``accepted`` (each contribution's id,
-    contributor, quality score and landing time), at most ``max_rows`` rows in all (0: no cap).
+    ``contribution_id``, in landing order, as the catalog holds them) and ``accepted`` (each
+    contribution's id, contributor, quality score and landing time), at most ``max_rows``
+    rows in all (0: no cap).
 
     Past the cap each contribution keeps the same fraction of its rows, chosen by a seeded
     hash of the row index.
@@ -361,19 +403,12 @@ def accepted_contributions(
         hashed = pd.util.hash_pandas_object(
             pd.DataFrame({"i": rows[ROW_INDEX].to_numpy(), "s": seed}), index=False
         ).to_numpy()
-        rows = rows.loc[(hashed % 1_000_000) < int(keep * 1_000_000)]
-    groups = dict(tuple(rows.groupby(CONTRIBUTION_ID, sort=False)))
-    empty = rows.iloc[0:0]
-    return [
-        Contribution(
-            cid,
-            contributor,
-            groups.get(cid, empty).drop(columns=CONTRIBUTION_ID).reset_index(drop=True),
-            quality_score=quality,
-            landed_at=landed_at,
-        )
-        for cid, contributor, quality, landed_at in accepted
+        rows = rows.loc[(hashed % 1_000_000) < int(keep * 1_000_000)].reset_index(drop=True)
+    facts = [
+        Contribution(cid, who, rows.iloc[0:0], quality_score=quality, landed_at=landed_at)
+        for cid, who, quality, landed_at in accepted
     ]
+    return ContributedRows(rows, sorted(facts, key=lambda c: c.landing_order))
 
 
 def benchmark_overlap(
@@ -400,6 +435,29 @@ def _leaked(
     if not task.drops_duplicates:
         leaked &= frame[SOURCE] == CONTRIBUTION_SOURCE
     return leaked
+
+
+def _contributed_with_provenance(
+    batch: ContributedRows, policy: MergePolicy, task: TaskSchema
+) -> pd.DataFrame:
+    """Every contributed row with its provenance (see :func:`_with_provenance`), in landing
+    order, computed for all rows at once."""
+    facts = {c.contribution_id: c for c in batch.facts}
+    rows = batch.rows
+    order = {cid: rank for rank, cid in enumerate(facts)}
+    rows = rows.loc[rows[CONTRIBUTION_ID].map(order).sort_values(kind="stable").index]
+    frame = rows[task.columns].reset_index(drop=True)
+    cids = rows[CONTRIBUTION_ID].astype(str).to_numpy()
+    frame[ROW_INDEX] = rows[ROW_INDEX].astype("int64").to_numpy()
+    frame[SOURCE] = CONTRIBUTION_SOURCE
+    frame[CONTRIBUTION_ID] = cids
+    frame[CONTRIBUTOR] = pd.Series(cids).map({k: c.contributor for k, c in facts.items()})
+    frame[ROW_ID] = f"{CONTRIBUTION_SOURCE}:" + frame[CONTRIBUTION_ID] + ":"
+    frame[ROW_ID] += frame[ROW_INDEX].astype(str)
+    weighted = policy.strategy == "weighted"
+    weights = {k: c.quality_score / 100 if weighted else 1.0 for k, c in facts.items()}
+    frame[SAMPLE_WEIGHT] = pd.Series(cids).map(weights).astype(float)
+    return frame
 
 
 def _with_provenance(

@@ -1,0 +1,219 @@
+"""What one more contribution costs at 1k, 10k and 100k accepted contributions (issue 29).
+
+Fills a contribution catalog (SQLite in an embedded home, or PostgreSQL with ``--postgres``)
+with N accepted contributions of 20 rows each, new iris-like flowers measured to 0.1 cm (so
+rows spread over the cells as real measurements do), their reports, and a landing zone with
+their files; then measures:
+
+- one more intake (``process_contribution`` of a 21-row file, median of 5);
+- the retrain's data side (``load_accepted`` + ``integrate``), time and peak RSS, in a
+  fresh process;
+- ``mlops contributions --limit 50 --json`` (the first page), in a fresh process.
+
+    python benchmarks/scale.py --sizes 1000 10000 100000 [--postgres]
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.core.catalog.catalog import _IMPORTED, DONE, ContributionCatalog
+from mlops_assets.core.common.row_matching import RowMatching
+from mlops_assets.core.data.reference_data import benchmark_split, load_reference_data
+from mlops_assets.core.intake.landing import contribution_key
+from mlops_assets.core.intake.processing import process_contribution
+from mlops_assets.core.intake.report import ContributionReport, IntakePolicy
+from mlops_assets.task import IRIS
+from mlops_assets_testing.data import IRIS_CSV, new_flowers
+
+ROWS_PER_CONTRIBUTION = 20
+
+
+def flowers(n: int, seed: int) -> pd.DataFrame:
+    """``n`` iris-like flowers (each species' mean and covariance, rounded to 0.1 cm)."""
+    iris = pd.read_csv(IRIS_CSV)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for species, rows in iris.groupby("species"):
+        measured = rows[IRIS.feature_names].to_numpy()
+        drawn = rng.multivariate_normal(measured.mean(0), np.cov(measured.T), size=n // 3 + 1)
+        frame = pd.DataFrame(np.round(np.clip(drawn, 0.1, None), 1), columns=IRIS.feature_names)
+        parts.append(frame.assign(species=species))
+    return pd.concat(parts, ignore_index=True).sample(frac=1, random_state=seed).iloc[:n]
+
+
+def fill(url: str, home: Path, n: int, split) -> None:
+    """N accepted contributions in the catalog (bulk: what N intakes would have recorded),
+    and their files in the landing zone."""
+    catalog = ContributionCatalog(url, IRIS)
+    matching = RowMatching.for_intake(IRIS, split.train, split.benchmark)
+    rows = flowers(n * ROWS_PER_CONTRIBUTION, seed=n)
+    ids = [contribution_key(f"c{i}/flowers.csv") for i in range(n)]
+    rows["row_index"] = np.tile(np.arange(ROWS_PER_CONTRIBUTION), n)
+    cells = catalog._with_cells(rows, matching)
+    cells["contribution_id"] = np.repeat(ids, ROWS_PER_CONTRIBUTION)
+    cells["landed_at"] = np.repeat(np.arange(n, dtype=float), ROWS_PER_CONTRIBUTION)
+    template = ContributionReport("x", "x", "flowers.csv", "0" * 64, rows_in=20, rows_clean=20)
+    template.accepted, template.quality_score, template.decision = True, 90.0, "accepted"
+    reports = []
+    for i, cid in enumerate(ids):
+        template.contribution_id, template.contributor = cid, f"c{i}"
+        template.landed_at, template.landing_path = float(i), f"c{i}/flowers.csv"
+        template.sha256 = f"{i:064x}"
+        reports.append(
+            {
+                "contribution_id": cid,
+                "task": IRIS.name,
+                "contributor": f"c{i}",
+                "landing_path": f"c{i}/flowers.csv",
+                "sha256": template.sha256,
+                "landed_at": float(i),
+                "state": DONE,
+                "accepted": True,
+                "quality_score": 90.0,
+                "report": json.dumps(template.to_dict()),
+                "updated_at": time.time(),
+            }
+        )
+    with catalog._engine.begin() as db:
+        db.execute(catalog.meta.insert().values(key=_IMPORTED))
+        for start in range(0, n, 20_000):
+            db.execute(catalog.contributions.insert(), reports[start : start + 20_000])
+        records = cells.to_dict("records")
+        for start in range(0, len(records), 100_000):
+            db.execute(catalog.rows.insert(), records[start : start + 100_000])
+    landing = home / "landing"
+    text = "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n"
+    for i in range(n):
+        (landing / f"c{i}").mkdir(parents=True)
+        (landing / f"c{i}" / "flowers.csv").write_text(text)
+
+
+def one_more_intake(url: str, home: Path, n: int, split) -> float:
+    catalog = ContributionCatalog(url, IRIS)
+    times = []
+    for attempt in range(5):
+        path = home / f"new-{attempt}.csv"
+        new_flowers(per_class=7, seed=1000 + attempt).to_csv(path, index=False)
+        start = time.perf_counter()
+        report = process_contribution(
+            path,
+            IRIS,
+            reference=split.train,
+            benchmark=split.benchmark,
+            contributions_root=home / "storage" / "contributions",
+            contribution_id=f"new-{attempt}",
+            contributor="newcomer",
+            policy=IntakePolicy(min_quality=0),
+            landing_path=f"newcomer/new-{attempt}.csv",
+            landed_at=float(n + attempt),
+            records=catalog,
+        )
+        times.append(time.perf_counter() - start)
+        assert report.rows_in == 21, report.decision
+    return statistics.median(times)
+
+
+RETRAIN_DATA_SIDE = """
+import json, resource, sys, time
+from mlops_assets.core.catalog.catalog import ContributionCatalog, load_accepted
+from mlops_assets.core.data.integration import integrate
+from mlops_assets.core.data.reference_data import benchmark_split, load_reference_data
+from mlops_assets.task import IRIS
+from mlops_assets_testing.data import IRIS_CSV
+
+split = benchmark_split(load_reference_data(IRIS_CSV, IRIS), IRIS, fraction=0.3, seed=42)
+start = time.perf_counter()
+contributions = load_accepted(ContributionCatalog(sys.argv[1], IRIS), max_rows=0, seed=1)
+loaded = time.perf_counter() - start
+dataset = integrate(split.train, contributions, split.benchmark, IRIS, seed=1)
+print(json.dumps({"seconds": time.perf_counter() - start, "load_seconds": loaded,
+  "rows": len(dataset.frame), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def retrain_data_side(url: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", RETRAIN_DATA_SIDE, url], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def first_page(url: str, home: Path) -> float:
+    env = {**os.environ, "MLOPS_HOME": str(home), "MLOPS_CATALOG_URL": url}
+    start = time.perf_counter()
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mlops"), "contributions", "--limit", "50", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)) == 50
+    return elapsed
+
+
+def postgres_database() -> str:
+    import sqlalchemy as sa
+
+    name = f"scale_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(
+        "postgresql+psycopg2://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as db:
+        db.execute(sa.text(f"CREATE DATABASE {name}"))
+    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--postgres", action="store_true", help="the catalog on PostgreSQL")
+    args = parser.parse_args()
+    split = benchmark_split(load_reference_data(IRIS_CSV, IRIS), IRIS, fraction=0.3, seed=42)
+    print(f"# {platform.node()}, {os.cpu_count()} cores, {date.today()}")
+    print(
+        "| contributions | catalog | fill s | one more intake s | retrain data side s (RSS MB) "
+        "| `mlops contributions` first page s |"
+    )
+    print("|---:|---|---:|---:|---:|---:|")
+    for n in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp) / "var"
+            (home / "storage" / "reference").mkdir(parents=True)
+            split.train.to_parquet(home / "storage" / "reference" / "train.parquet")
+            split.benchmark.to_parquet(home / "storage" / "reference" / "benchmark.parquet")
+            url = postgres_database() if args.postgres else f"sqlite:///{home}/catalog.sqlite"
+            start = time.perf_counter()
+            fill(url, home, n, split)
+            filled = time.perf_counter() - start
+            retrain = retrain_data_side(url)
+            page = first_page(url, home)
+            intake = one_more_intake(url, home, n, split)
+            kind = "PostgreSQL" if args.postgres else "SQLite"
+            print(
+                f"| {n:,} | {kind} | {filled:.0f} | {intake:.2f} | {retrain['seconds']:.1f} "
+                f"({retrain['rss_mb']:.0f}; load {retrain['load_seconds']:.1f}) | {page:.2f} |",
+                flush=True,
+            )
+    print(
+        f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
