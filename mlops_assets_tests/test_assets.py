@@ -509,6 +509,13 @@ def test_mlops_contributions_reads_every_status_from_the_records(
     assert rows["alice/copy of a.csv"]["status"] == "duplicate"
     assert contribution_key("alice/a.csv") in rows["alice/copy of a.csv"]["decision"]
     assert rows["carol/new.csv"]["status"] == "pending"
+    # A page is read from the catalog alone, in landing order: no pending file, no scan.
+    everything = json.loads(listed.stdout)
+    assert {row["status"] for row in everything[:2]} == {"accepted", "rejected"}
+    paged = run_cli(
+        ["mlops", "contributions", "--json", "--limit", "1", "--offset", "1"], env, tmp_path
+    )
+    assert json.loads(paged.stdout) == [everything[1]]
 
     mlops = in_process_mlops(pipeline.home, monkeypatch, capsys)
     code, out, _ = mlops("contributions", "--contributor", "alice")

@@ -118,8 +118,9 @@ def contributions_command(args: argparse.Namespace, settings: Settings) -> int:
     """Reads the contribution catalog (a page of it with ``--limit``/``--offset``), the landing
     zone and the registry directly (no Dagster, no MLflow import: an answer in well under the
     seconds those take); the Dagster instance only for landed files without a report (a
-    failed intake's reason). Files waiting in the landing zone and refused entries are on
-    the first page."""
+    failed intake's reason). The whole list (no ``--limit``) also shows the landing zone's
+    files not taken in yet and its refused entries; a page is read from the catalog alone,
+    so it answers in the same time whatever the size of the zone."""
     apply_process_defaults()
     from mlops_assets.core.catalog.sync import open_catalog
     from mlops_assets.core.common.hashing import file_sha256
@@ -133,7 +134,8 @@ def contributions_command(args: argparse.Namespace, settings: Settings) -> int:
     page = catalog.entries(contributor=args.contributor, limit=args.limit, offset=args.offset)
     reports = [entry.report for entry in page if entry.recorded]
     zone = open_landing(settings.landing_uri, settings.s3_endpoint_url)
-    listing, local_copy = (zone.scan() if args.offset == 0 else Listing()), zone.local_copy
+    listing = zone.scan() if args.limit is None and args.offset == 0 else Listing()
+    local_copy = zone.local_copy
     reported = catalog.recorded_ids() if listing.files else set()
     landed = []
     for file in listing.files:
