@@ -29,13 +29,13 @@ from mlops_assets.core.common.row_matching import (
     blocking_features,
     neighbour_cells,
 )
-from mlops_assets.core.data.integration import ContributedRows, accepted_contributions
 from mlops_assets.core.intake.report import ContributionReport
 
 if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy as sa
 
+    from mlops_assets.core.data.integration import ContributedRows
     from mlops_assets.task import TaskSchema
 
 PROCESSING, DONE = "processing", "done"
@@ -462,6 +462,9 @@ class ContributionCatalog:
 def load_accepted(catalog: ContributionCatalog, *, max_rows: int, seed: int) -> ContributedRows:
     """The accepted contributions the catalog holds, for a retrain (see
     :func:`accepted_contributions`)."""
+    # Here, not at the top: pandas is a second of `mlops contributions`, which never needs it.
+    from mlops_assets.core.data.integration import accepted_contributions
+
     return accepted_contributions(
         catalog.accepted_rows(), catalog.accepted_facts(), max_rows=max_rows, seed=seed
     )

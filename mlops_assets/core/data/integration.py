@@ -488,14 +488,16 @@ def _matches(
     if other.empty or frame.empty:
         return pd.Series(False, index=frame.index)
     rows = frame[task.columns].reset_index(drop=True).assign(row_id=range(len(frame)))
+    # Matching is symmetric: the smaller side (the benchmark) looks up its neighbouring cells
+    # in the larger, not each of a million training rows in the benchmark's.
+    others = other[task.columns].reset_index(drop=True).assign(row_id=range(len(other)))
+    pairs = near_pairs_sql(
+        task, matching, "other_rows", "frame_rows", same_label=False, build_id="row_id"
+    )
     with duckdb.connect() as db:
         db.register("frame_rows", rows)
-        db.register("other_rows", other[task.columns])
-        hits = db.execute(
-            "SELECT DISTINCT probe_id FROM ("
-            + near_pairs_sql(task, matching, "frame_rows", "other_rows", same_label=False)
-            + ")"
-        ).fetchnumpy()["probe_id"]
+        db.register("other_rows", others)
+        hits = db.execute(f"SELECT DISTINCT build_id FROM ({pairs})").fetchnumpy()["build_id"]
     found = np.zeros(len(frame), dtype=bool)
     found[hits.astype(np.int64)] = True
     return pd.Series(found, index=frame.index)
