@@ -131,7 +131,12 @@ class ContributionCatalog:
                 f"ix_{self.rows.name}_cells", *(self.rows.c[f"c{i}"] for i in range(len(blocking)))
             )
         self._blocking = len(blocking)
-        meta.create_all(self._engine, checkfirst=True)
+        try:
+            meta.create_all(self._engine, checkfirst=True)
+        except (sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            # Another process created them between the check and the creation (the first
+            # intakes of a batch start together): they exist now.
+            meta.create_all(self._engine, checkfirst=True)
 
     # ---- writing ---------------------------------------------------------------------
 
