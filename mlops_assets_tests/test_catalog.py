@@ -273,3 +273,77 @@ def test_parallel_intakes_all_record(url, store, tmp_path):
         "c3",
     ]
     assert sum(len(c.rows) for c in load_accepted(catalog, max_rows=0, seed=1).split()) == 36
+
+
+def test_a_retrain_compares_only_the_contributions_an_intake_could_not_see():
+    from mlops_assets.core.data.integration import Contribution, unseen_by_intake
+
+    def c(cid, landed, looked, recorded):
+        return Contribution(
+            cid, cid, pd.DataFrame(), landed_at=landed, looked_up_at=looked, recorded_at=recorded
+        )
+
+    facts = [
+        c("a", 100, 1_000, 1_010),  # taken in late: recorded after b looked up
+        c("b", 103, 1_005, 1_006),
+        c("c", 200, 5_000, 5_001),  # looked up long after everything before it was recorded
+        c("d", 300, 9_000, 9_002),
+        c("e", 301, 9_001, 9_003),  # ran together with d
+    ]
+    assert unseen_by_intake(facts) == {"a", "b", "d", "e"}
+    assert unseen_by_intake([*facts, c("x", 400, None, None)]) is None  # unknown: all
+
+
+def test_the_catalog_s_retrain_keeps_what_comparing_every_row_keeps(store, tmp_path):
+    """Intakes out of landing order and in parallel, then a retrain: comparing only what an
+    intake could not see gives the training set that comparing every row gives."""
+    from dataclasses import replace
+
+    from mlops_assets.core.data.integration import ContributedRows, integrate
+
+    catalog = ContributionCatalog(f"sqlite:///{tmp_path}/catalog.sqlite", IRIS)
+    alice = new_flowers(per_class=10, seed=21)
+    copy = alice.assign(petal_length=alice["petal_length"] + 0.03)
+    # mallory's copy lands after alice's file but is taken in first: neither intake sees
+    # the other; bob's partial copy is taken in after both and refused at intake.
+    assert ingest(store, catalog, "mallory-1", copy, 103.0, tmp_path).accepted
+    assert ingest(store, catalog, "alice-1", alice, 100.0, tmp_path).accepted
+    bob = ingest(
+        store,
+        catalog,
+        "bob-1",
+        alice.iloc[:9].assign(sepal_width=lambda f: f["sepal_width"] - 0.02),
+        200.0,
+        tmp_path,
+    )
+    assert bob.rejection_reasons == {"duplicate_of_contribution": 9}
+    assert ingest(
+        store, catalog, "carol-1", new_flowers(per_class=5, seed=22), 300.0, tmp_path
+    ).accepted
+
+    # The intakes ran seconds apart here; spread them as a day of arrivals would be.
+    spread = {"alice-1": (1_000, 1_010), "mallory-1": (1_005, 1_006), "carol-1": (9_000, 9_001)}
+    c = catalog.contributions.c
+    with catalog._engine.begin() as db:
+        for cid, (looked, recorded) in spread.items():
+            db.execute(
+                catalog.contributions.update()
+                .where(c.contribution_id == cid)
+                .values(looked_up_at=looked, recorded_at=recorded)
+            )
+    batch = load_accepted(catalog, max_rows=0, seed=1)
+    assert unseen_by_intake_of(batch) == {"alice-1", "mallory-1"}  # carol's are not compared
+    fast = integrate(SPLIT.train, batch, SPLIT.benchmark, IRIS, seed=3)
+    unknown = [replace(f, looked_up_at=None, recorded_at=None) for f in batch.facts]
+    every = integrate(
+        SPLIT.train, ContributedRows(batch.rows, unknown), SPLIT.benchmark, IRIS, seed=3
+    )
+    pd.testing.assert_frame_equal(fast.frame, every.frame)
+    assert fast.sha256 == every.sha256 and fast.already_given == every.already_given
+    assert fast.already_given["mallory-1"].rows == 30 and "mallory-1" not in fast.rows_by_source
+
+
+def unseen_by_intake_of(batch) -> set[str]:
+    from mlops_assets.core.data.integration import unseen_by_intake
+
+    return unseen_by_intake(batch.facts)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy as sa
 
-    from mlops_assets.core.data.integration import ContributedRows
+    from mlops_assets.core.data.integration import ContributedRows, Contribution
     from mlops_assets.task import TaskSchema
 
 PROCESSING, DONE = "processing", "done"
@@ -43,6 +43,9 @@ PROCESSING, DONE = "processing", "done"
 # costs less than that many index lookups.
 _LOOKUP_LIMIT = 20_000
 _IMPORTED = "reports_imported"
+# Contributions imported from a home written before the catalog: intakes that began within
+# this many seconds of each other's landing are taken not to have seen each other.
+IMPORTED_WINDOW = 3600.0
 
 
 @cache
@@ -110,6 +113,10 @@ class ContributionCatalog:
             sa.Column("report", sa.Text),
             sa.Column("updated_at", sa.Float, nullable=False),
             sa.Column("withdrawn_at", sa.Float),
+            # When its intake began looking up earlier rows, and when its outcome was
+            # recorded: what a retrain needs to know which intakes could not see each other.
+            sa.Column("looked_up_at", sa.Float),
+            sa.Column("recorded_at", sa.Float),
         )
         blocking = blocking_features(task)
         self.rows = sa.Table(
@@ -150,7 +157,9 @@ class ContributionCatalog:
                     self.contributions.c.contribution_id == contribution_id
                 )
             ).first()
-            values = {"state": PROCESSING, "updated_at": time.time()}
+            now = time.time()
+            # Begun before its lookup: the time it looked up earlier rows is at most later.
+            values = {"state": PROCESSING, "updated_at": now, "looked_up_at": now}
             if known is None:
                 db.execute(
                     self.contributions.insert().values(
@@ -177,26 +186,42 @@ class ContributionCatalog:
             self._write(db, report, cells)
 
     def _write(
-        self, db: sa.Connection, report: ContributionReport, cells: pd.DataFrame | None
+        self,
+        db: sa.Connection,
+        report: ContributionReport,
+        cells: pd.DataFrame | None,
+        *,
+        imported: bool = False,
     ) -> None:
+        """Record ``report`` (and its rows). An ``imported`` one (written before the catalog)
+        is taken to have been looked up when it landed and recorded within
+        ``IMPORTED_WINDOW`` seconds: intakes that close together may not have seen each
+        other."""
         cid = report.contribution_id
         where = self.contributions.c.contribution_id == cid
-        db.execute(self.contributions.delete().where(where))
-        db.execute(
-            self.contributions.insert().values(
-                contribution_id=cid,
-                task=self.task.name,
-                contributor=report.contributor,
-                landing_path=report.landing_path,
-                sha256=report.sha256,
-                landed_at=report.landed_at or 0.0,
-                state=DONE,
-                accepted=report.accepted,
-                quality_score=report.quality_score,
-                report=json.dumps(report.to_dict(), sort_keys=True, default=str),
-                updated_at=time.time(),
-            )
-        )
+        now, landed = time.time(), report.landed_at or 0.0
+        values = {
+            "task": self.task.name,
+            "contributor": report.contributor,
+            "landing_path": report.landing_path,
+            "sha256": report.sha256,
+            "landed_at": landed,
+            "state": DONE,
+            "accepted": report.accepted,
+            "quality_score": report.quality_score,
+            "report": json.dumps(report.to_dict(), sort_keys=True, default=str),
+            "updated_at": now,
+            "recorded_at": landed + IMPORTED_WINDOW if imported else now,
+        }
+        if imported:
+            values["looked_up_at"] = landed
+        known = db.execute(self.contributions.select().where(where)).first()
+        if known is None:
+            # Recorded without a begin (a caller that never said): looked up just now.
+            values.setdefault("looked_up_at", now)
+            db.execute(self.contributions.insert().values(contribution_id=cid, **values))
+        else:
+            db.execute(self.contributions.update().where(where).values(**values))
         db.execute(self.rows.delete().where(self.rows.c.contribution_id == cid))
         if cells is not None and len(cells):
             records = cells.assign(contribution_id=cid, landed_at=report.landed_at or 0.0)
@@ -261,7 +286,7 @@ class ContributionCatalog:
                         if report.accepted and clean is not None
                         else None
                     )
-                    self._write(db, report, cells)
+                    self._write(db, report, cells, imported=True)
                     imported += 1
         except sa.exc.IntegrityError:
             return 0  # another process imported them first
@@ -418,18 +443,29 @@ class ContributionCatalog:
         c = self.contributions.c
         return c.accepted.is_(True) & c.withdrawn_at.is_(None) & (c.state == DONE)
 
-    def accepted_facts(self) -> list[tuple[str, str, float, float]]:
-        """Each accepted, not withdrawn contribution's id, contributor, quality score and
-        landing time, in landing order (no report is parsed)."""
+    def accepted_facts(self) -> list[Contribution]:
+        """Each accepted, not withdrawn contribution (its rows left empty) in landing order:
+        contributor, quality score, landing time, when its intake looked up earlier rows and
+        when it was recorded (no report is parsed)."""
+        import pandas as pd
+
+        from mlops_assets.core.data.integration import Contribution
+
         c = self.contributions.c
+        columns = (c.contribution_id, c.contributor, c.quality_score, c.landed_at)
         query = (
             self.contributions.select()
-            .with_only_columns(c.contribution_id, c.contributor, c.quality_score, c.landed_at)
+            .with_only_columns(*columns, c.looked_up_at, c.recorded_at)
             .where(c.task == self.task.name, self._kept())
             .order_by(c.landed_at, c.contribution_id)
         )
         with self._engine.connect() as db:
-            return [(i, who, q or 0.0, at or 0.0) for i, who, q, at in db.execute(query)]
+            return [
+                Contribution(
+                    i, who, pd.DataFrame(), q or 0.0, at or 0.0, looked_up_at=up, recorded_at=rec
+                )
+                for i, who, q, at, up, rec in db.execute(query)
+            ]
 
     def recorded_ids(self) -> set[str]:
         """The ids of every contribution whose outcome is recorded."""

@@ -6,6 +6,7 @@ benchmark leak check are one contract on the training set's rows.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -42,6 +43,10 @@ class Contribution:
     rows: pd.DataFrame
     quality_score: float = 100.0
     landed_at: float = 0.0
+    # When its intake looked up earlier rows, and when its outcome was recorded (from the
+    # catalog): which intakes could not see each other. None: unknown, so compared with all.
+    looked_up_at: float | None = None
+    recorded_at: float | None = None
 
     @property
     def landing_order(self) -> tuple[float, str]:
@@ -279,14 +284,28 @@ def _given_before(
     batch: ContributedRows,
 ) -> tuple[pd.Series, dict[str, AlreadyGiven]]:
     """Which rows of ``merged`` (in source order) an earlier row had brought, and per
-    contribution how many, by whom, in words."""
-    rows = merged.assign(__order=range(len(merged)), __reference=merged[SOURCE] == REFERENCE_SOURCE)
+    contribution how many, by whom, in words.
+
+    Each intake has already refused the rows it could see were brought before (the reference
+    and every contribution recorded before it looked); only the contributions some intake
+    could not see (:func:`unseen_by_intake`) are compared here, with the reference, so a
+    retrain costs what the races between intakes do, not every row against every other."""
+    compared = unseen_by_intake(batch.facts)
+    duplicated = pd.Series(False, index=merged.index)
+    # The reference is always compared (with itself, too: it may hold a flower twice).
+    reference = merged[SOURCE] == REFERENCE_SOURCE
+    subset = (
+        merged
+        if compared is None
+        else merged.loc[reference | merged[CONTRIBUTION_ID].isin(compared)]
+    )
+    rows = subset.assign(__order=range(len(subset)), __reference=subset[SOURCE] == REFERENCE_SOURCE)
     first = matched_earlier(
         rows, task, matching, order="__order", same_label_unless="__reference"
     ).to_numpy()
-    duplicated = pd.Series(first >= 0, index=merged.index)
-    givers = merged[SOURCE].where(merged[SOURCE] == REFERENCE_SOURCE, merged[CONTRIBUTION_ID])
-    taken = merged.loc[first >= 0].assign(__by=givers.to_numpy()[first[first >= 0]])
+    duplicated.loc[subset.index] = first >= 0
+    givers = subset[SOURCE].where(subset[SOURCE] == REFERENCE_SOURCE, subset[CONTRIBUTION_ID])
+    taken = subset.loc[first >= 0].assign(__by=givers.to_numpy()[first[first >= 0]])
     sizes = batch.rows[CONTRIBUTION_ID].value_counts().to_dict()
     landed = {c.contribution_id: c for c in batch.facts}
     contributed = taken[taken[SOURCE] == CONTRIBUTION_SOURCE]
@@ -301,6 +320,34 @@ def _given_before(
         sentence = _given_sentence(rows, of, by, landed)
         already_given[cid] = AlreadyGiven(landed[cid].contributor, rows, of, by, sentence)
     return duplicated, already_given
+
+
+# Seconds of clock difference and commit delay: an intake is taken not to have seen the rows
+# of a contribution recorded less than this before it looked up earlier rows.
+UNSEEN_MARGIN = 60.0
+
+
+def unseen_by_intake(facts: list[Contribution]) -> set[str] | None:
+    """The contributions whose rows no intake compared: each one that landed after another
+    whose outcome was recorded less than ``UNSEEN_MARGIN`` before it looked up earlier rows
+    (the two intakes ran together, or the earlier file was taken in late), and those others.
+    None when some contribution does not say when (all must be compared)."""
+    if any(c.looked_up_at is None or c.recorded_at is None for c in facts):
+        return None
+    ordered = sorted(facts, key=lambda c: c.landing_order)
+    unseen, latest = set(), -math.inf
+    for c in ordered:
+        if latest > c.looked_up_at - UNSEEN_MARGIN:  # type: ignore[operator]
+            unseen.add(c.contribution_id)
+        latest = max(latest, c.recorded_at)  # type: ignore[arg-type]
+    # An earlier one is compared when it was recorded too late for a later one to see it.
+    involved, threshold = set(unseen), math.inf
+    for c in reversed(ordered):
+        if c.recorded_at > threshold:  # type: ignore[operator]
+            involved.add(c.contribution_id)
+        if c.contribution_id in unseen:
+            threshold = min(threshold, c.looked_up_at - UNSEEN_MARGIN)  # type: ignore[operator]
+    return involved
 
 
 def _check_policy(policy: MergePolicy) -> None:
@@ -384,16 +431,11 @@ def _order(frame: pd.DataFrame, policy: MergePolicy, task: TaskSchema, seed: int
 
 
 def accepted_contributions(
-    rows: pd.DataFrame,
-    accepted: list[tuple[str, str, float, float]],
-    *,
-    max_rows: int,
-    seed: int,
+    rows: pd.DataFrame, facts: list[Contribution], *, max_rows: int, seed: int
 ) -> ContributedRows:
     """The accepted contributions, from ``rows`` (every accepted row, with ``row_index`` and
-    ``contribution_id``, in landing order, as the catalog holds them) and ``accepted`` (each
-    contribution's id, contributor, quality score and landing time), at most ``max_rows``
-    rows in all (0: no cap).
+    ``contribution_id``, in landing order, as the catalog holds them) and ``facts`` (each
+    contribution, its rows left empty), at most ``max_rows`` rows in all (0: no cap).
 
     Past the cap each contribution keeps the same fraction of its rows, chosen by a seeded
     hash of the row index.
@@ -404,10 +446,6 @@ def accepted_contributions(
             pd.DataFrame({"i": rows[ROW_INDEX].to_numpy(), "s": seed}), index=False
         ).to_numpy()
         rows = rows.loc[(hashed % 1_000_000) < int(keep * 1_000_000)].reset_index(drop=True)
-    facts = [
-        Contribution(cid, who, rows.iloc[0:0], quality_score=quality, landed_at=landed_at)
-        for cid, who, quality, landed_at in accepted
-    ]
     return ContributedRows(rows, sorted(facts, key=lambda c: c.landing_order))
 
 
