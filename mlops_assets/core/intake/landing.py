@@ -68,15 +68,24 @@ def entry_problem(parts: list[str]) -> str | None:
     if len(parts) > 2:
         return "inside a folder of a contributor folder: put it at <contributor>/<file>"
     contributor, name = parts
-    if not contributor or not name:
+    if not contributor:
         return "an empty name"
     if contributor.startswith("."):
         return "inside a hidden folder (its name starts with a dot)"
+    if problem := name_problem(contributor):
+        return f"the contributor folder: {problem}"
+    return _file_name_problem(name)
+
+
+def _file_name_problem(name: str) -> str | None:
+    """What :func:`entry_problem` says of a file's name in a contributor folder found fine
+    (a local scan checks each folder once)."""
+    if not name:
+        return "an empty name"
     if name.startswith("."):
         return "a hidden file (its name starts with a dot): rename it to submit it"
-    for what, text in (("contributor folder", contributor), ("file", name)):
-        if problem := name_problem(text):
-            return f"the {what}: {problem}"
+    if problem := name_problem(name):
+        return f"the file: {problem}"
     return None
 
 
@@ -85,6 +94,9 @@ def refused(relative_path: str, reason: str) -> RefusedEntry:
 
 
 _MAX_KEY_LENGTH = 120
+# Compiled once: a key is made for every file of the zone on every tick.
+_UNSAFE_IN_KEY = re.compile(r"[^A-Za-z0-9._-]+")
+_DOTS = re.compile(r"\.{2,}")
 
 
 def contribution_key(relative_path: str) -> str:
@@ -94,8 +106,10 @@ def contribution_key(relative_path: str) -> str:
     keeps keys unique when two names sanitize alike; the key is also used as a directory name,
     so it can never contain a path separator or ``..``.
     """
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", relative_path.replace("/", "--"))
-    readable = re.sub(r"\.{2,}", "_", readable).strip("._-")[:_MAX_KEY_LENGTH] or "file"
+    readable = _UNSAFE_IN_KEY.sub("_", relative_path.replace("/", "--"))
+    if ".." in readable:  # only the path's own dots make a run of them
+        readable = _DOTS.sub("_", readable)
+    readable = readable.strip("._-")[:_MAX_KEY_LENGTH] or "file"
     digest = hashlib.sha256(relative_path.encode()).hexdigest()[:8]
     return f"{readable}-{digest}"
 
@@ -245,7 +259,6 @@ def plan_tick(
     for file in sorted(listing.files, key=lambda f: (min(f.mtime, now), f.relative_path)):
         key = contribution_key(file.relative_path)
         stamp = [file.size, file.mtime]
-        shown = safe_text(file.relative_path)
         if key in known:
             # Taken before: a new size or time means it may have been edited since. Without a
             # stamp, it was taken and left the window: only a time at or after the previous
@@ -273,6 +286,7 @@ def plan_tick(
             key = edited_key(file.relative_path, version)
             if key in known or version in versions or already_taken(version):
                 continue  # the same bytes (a touch), or the edit is taken already
+            shown = safe_text(file.relative_path)
             news.append(f"{shown}: changed after its intake; the new content is contribution {key}")
             versions.add(version)
             intakes.append(PlannedIntake(file, key, version))
@@ -299,10 +313,12 @@ def plan_tick(
         try:
             version = content_version(file)
         except Exception as exc:  # one bad entry never stops the tick
-            news.append(f"{shown}: not taken this tick ({exc})"[:500])
+            news.append(f"{safe_text(file.relative_path)}: not taken this tick ({exc})"[:500])
             continue
         if version in versions or already_taken(version):
-            news.append(f"{shown}: same bytes as an earlier file, not taken")
+            news.append(
+                f"{safe_text(file.relative_path)}: same bytes as an earlier file, not taken"
+            )
             resubmitted[file.relative_path] = stamp
             continue
         versions.add(version)
@@ -375,8 +391,8 @@ def _scan_contributor(
             problem = entry_problem([folder.name, entry.name, "file"])
         elif not stat.S_ISREG(info.st_mode):
             problem = "not a regular file (a device, FIFO or socket)"
-        else:
-            problem = entry_problem([folder.name, entry.name])
+        else:  # the folder's name was checked once, by the caller
+            problem = _file_name_problem(entry.name)
         if problem:
             refusals.append(refused(relative, problem))
             continue
