@@ -3,7 +3,9 @@ refused (never read) with the reason, whatever flavour of zone lists them."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -99,6 +101,9 @@ _UNSAFE_IN_KEY = re.compile(r"[^A-Za-z0-9._-]+")
 _DOTS = re.compile(r"\.{2,}")
 
 
+# The sensor makes the key of every file in the zone on every tick, in a long-lived code
+# server: remembered for up to 2**17 paths (about 25 MB at 100,000), a third of a tick at 100k.
+@functools.lru_cache(maxsize=1 << 17)
 def contribution_key(relative_path: str) -> str:
     """A stable, filesystem-safe partition key for ``<contributor>/<file>``.
 
@@ -220,6 +225,14 @@ class TickPlan:
         return reason
 
 
+def _oldest_first(files: list[LandingFile]) -> bool:
+    # Listings come sorted (a local scan sorts them): checked in one pass, not sorted again.
+    return all(
+        a.mtime < b.mtime or (a.mtime == b.mtime and a.relative_path <= b.relative_path)
+        for a, b in itertools.pairwise(files)
+    )
+
+
 def plan_tick(
     listing: Listing,
     *,
@@ -256,7 +269,10 @@ def plan_tick(
 
     # Oldest first, so that a backlog over the cap is taken in the order it landed (a time in
     # the future counts as now: no sender's clock puts a file ahead of the others).
-    for file in sorted(listing.files, key=lambda f: (min(f.mtime, now), f.relative_path)):
+    files = listing.files
+    if any(f.mtime > now for f in files) or not _oldest_first(files):
+        files = sorted(files, key=lambda f: (min(f.mtime, now), f.relative_path))
+    for file in files:
         key = contribution_key(file.relative_path)
         stamp = [file.size, file.mtime]
         if key in known:
