@@ -102,7 +102,8 @@ _DOTS = re.compile(r"\.{2,}")
 
 
 # The sensor makes the key of every file in the zone on every tick, in a long-lived code
-# server: remembered for up to 2**17 paths (about 25 MB at 100,000), a third of a tick at 100k.
+# server: remembered for up to 2**17 paths (about 25 MB at 100,000); making them all again
+# was a third of a tick over 100,000 files.
 @functools.lru_cache(maxsize=1 << 17)
 def contribution_key(relative_path: str) -> str:
     """A stable, filesystem-safe partition key for ``<contributor>/<file>``.
@@ -132,7 +133,8 @@ SETTLE_SECONDS = 2.0
 # listing of a large zone (up to a minute), an S3 multipart upload whose LastModified is when
 # it began (minutes). 15 minutes covers these with room, is 180 ticks at the default 5 s and 60
 # at the production 15 s, and keeps in the cursor only the files modified in the last quarter
-# hour, however many the zone holds.
+# hour, however many the zone holds. Not seen: an edit that sets an old time again (`cp -p`
+# or `rsync -t` of an older copy) over a file taken before the window.
 RECENT_WINDOW_SECONDS = 15 * 60.0
 # The stamp of a taken file that must be looked at again next tick (it changed, but this tick
 # could not take it): it matches no real size and time.
