@@ -368,13 +368,8 @@ def test_the_taken_window_and_the_cap_in_the_plan():
     """`plan_tick` on its own clock: a taken file's stamp leaves the cursor once its time is
     past the window, an edit after that is still seen, and files over the cap wait, counted,
     neither taken nor in the cursor as taken."""
-    from mlops_assets.core.intake.landing import (
-        RECENT_WINDOW_SECONDS,
-        LandingFile,
-        Listing,
-        TickCursor,
-        plan_tick,
-    )
+    from mlops_assets.core.intake.landing import LandingFile, Listing
+    from mlops_assets.core.intake.ticks import RECENT_WINDOW_SECONDS, TickCursor, plan_tick
 
     runs: set[str] = set()
     known: set[str] = set()

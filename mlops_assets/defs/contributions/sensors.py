@@ -6,7 +6,7 @@ import time
 import dagster as dg
 
 from mlops_assets.core.common.names import safe_text
-from mlops_assets.core.intake.landing import PlannedIntake, TickCursor, plan_tick
+from mlops_assets.core.intake.ticks import PlannedIntake, TickCursor, plan_tick
 from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA
 from mlops_assets.defs.contributions.partitions import (
     CONTENT_VERSION_TAG,
