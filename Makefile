@@ -75,6 +75,7 @@ benchmark: setup docker-tools
 	$(BIN)/python benchmarks/materialize_timing.py
 	$(BIN)/python benchmarks/intake_throughput.py --sizes-mb 200 1000 4000
 	$(BIN)/python benchmarks/sensor_tick.py --files 10000
+	$(BIN)/python benchmarks/scale_sensor.py --files 1000 10000 100000
 	$(BIN)/python benchmarks/contribution_latency.py
 	$(BIN)/python benchmarks/topology_latency.py
 	$(BIN)/python benchmarks/docker_deployment.py --cold-build

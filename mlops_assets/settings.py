@@ -410,6 +410,11 @@ class Settings:
         "5",
         "Seconds between ticks of the landing-zone, retrain and automation sensors (Dagster's daemon looks at sensors every 5 s at most).",
     )
+    sensor_max_files_per_tick: int = setting(
+        "MLOPS_SENSOR_MAX_FILES_PER_TICK",
+        "500",
+        "Most files the landing-zone sensor takes in one tick (new partitions and intake runs); a larger backlog is taken oldest first over the next ticks.",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -509,6 +514,10 @@ class Settings:
         if self.sensor_interval < 1:
             raise ConfigurationError(
                 "MLOPS_SENSOR_INTERVAL must be at least 1 second", hint="use e.g. 15"
+            )
+        if self.sensor_max_files_per_tick < 1:
+            raise ConfigurationError(
+                "MLOPS_SENSOR_MAX_FILES_PER_TICK must be at least 1", hint="use e.g. 500"
             )
 
     @property

@@ -349,7 +349,8 @@ def test_a_random_forest_is_valued_over_several_training_seeds(split):
 def test_landing_order_is_the_sensors_clock_not_the_senders(tmp_path):
     """A file taken in a later tick landed later, whatever modification time its sender
     gave it; files of one tick are ordered by it (clamped to the tick's time), then name."""
-    from mlops_assets.core.intake.landing import LandingFile, Listing, TickCursor, plan_tick
+    from mlops_assets.core.intake.landing import LandingFile, Listing
+    from mlops_assets.core.intake.ticks import TickCursor, plan_tick
 
     def tick(files, now):
         return plan_tick(

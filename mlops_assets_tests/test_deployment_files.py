@@ -116,3 +116,45 @@ def test_the_host_network_variant_runs_the_production_services_unchanged():
     assert not [name for name, service in production.items() if "ports" in service]
     ports = yaml.safe_load((DOCKER / "docker-compose.override.yml").read_text())["services"]
     assert set(ports) == {"minio", "mlflow", "webserver", "api"}
+
+
+def test_every_shipped_instance_purges_sensor_ticks():
+    """Each tick stores its sensor's cursor: 17,280 ticks a day at the default interval. Every
+    shipped instance purges them (Dagster keeps successful and failed ones forever by
+    default), in a form Dagster 1.13 accepts."""
+    from dagster._config import validate_config
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.instance.config import (
+        dagster_instance_config_schema,
+        get_default_tick_retention_settings,
+        get_tick_retention_settings,
+    )
+    from dagster._core.scheduler.instigation import TickStatus
+
+    files = sorted(DOCKER.glob("dagster*.yaml"))
+    assert [f.name for f in files] == ["dagster.ecs.yaml", "dagster.embedded.yaml", "dagster.yaml"]
+    for path in files:
+        config = yaml.safe_load(path.read_text())
+        checked = validate_config(dagster_instance_config_schema(), config)
+        assert checked.success, (path.name, checked.errors)
+        days = get_tick_retention_settings(
+            config["retention"]["sensor"],
+            get_default_tick_retention_settings(InstigatorType.SENSOR),
+        )
+        assert days[TickStatus.SKIPPED] == 1, path.name
+        assert 0 < days[TickStatus.FAILURE] <= 30, path.name
+        assert 0 < days[TickStatus.SUCCESS] <= 90, path.name
+
+
+def test_an_existing_embedded_home_gets_the_retention_section():
+    """scripts/dev.sh appends the embedded instance's last section, from `# Tick retention`
+    on, to a home's dagster.yaml made before it existed: that section is the retention alone
+    and appends to the old file as valid YAML."""
+    text = (DOCKER / "dagster.embedded.yaml").read_text()
+    section = text[text.index("\n# Tick retention") :]
+    assert set(yaml.safe_load(section)) == {"retention"}
+    old = text[: text.index("\n# Tick retention")]
+    assert "retention" not in yaml.safe_load(old)
+    assert yaml.safe_load(old + "\n" + section) == yaml.safe_load(text)
+    dev = (REPO / "scripts" / "dev.sh").read_text()
+    assert "sed -n '/^# Tick retention/,$p' docker/dagster.embedded.yaml" in dev

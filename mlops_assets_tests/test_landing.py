@@ -115,9 +115,16 @@ def test_the_sensor_takes_every_new_key_past_1000_on_s3(pipeline, s3_endpoint, s
     for i in range(1005):
         client.put_object(Bucket=s3_bucket, Key=f"incoming/c{i % 7}/f{i:04d}.csv", Body=f"{i}")
     pipeline.instance.report_runless_asset_event(dg.AssetMaterialization("iris_dataset"))
-    tick = pipeline.tick()
-    keys = {r.partition_key for r in tick.run_requests}
-    assert len(keys) == 1005  # objects are whole when listed: no second tick needed
+    # Objects are whole when listed: no tick waits for one to settle. Past the per-tick cap
+    # (500 by default) the rest wait for the next ticks.
+    per_tick, cursor = [], None
+    for _ in range(3):
+        tick = pipeline.tick(cursor=cursor)
+        per_tick.append([r.partition_key for r in tick.run_requests])
+        pipeline.instance.add_dynamic_partitions("contributions", per_tick[-1])
+        cursor = tick.cursor
+    assert [len(keys) for keys in per_tick] == [500, 500, 5]
+    keys = {key for keys in per_tick for key in keys}
     assert keys == {contribution_key(f"c{i % 7}/f{i:04d}.csv") for i in range(1005)}
 
 

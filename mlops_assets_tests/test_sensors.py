@@ -1,5 +1,6 @@
 """The landing-zone sensor and the retrain sensor, evaluated against a real instance."""
 
+import hashlib
 import json
 import os
 import re
@@ -240,3 +241,173 @@ def test_links_fifos_and_unsafe_names_are_refused_once_and_never_stop_the_tick(
     assert "control or invisible characters (U+202E)" in statuses["eve/evil?gpj.csv"][1]
     code, _, err = mlops("check", str(pipeline.landing / "mallory" / "x.csv"))
     assert code == 2 and "is a symbolic link" in err
+
+
+# ---- a bounded sensor: a per-tick cap, a cursor of constant size (issue 29) -----------------
+
+DAY = 86_400.0
+
+
+def capped(pipeline, cap: int):
+    """The pipeline with the landing-zone sensor taking at most ``cap`` files a tick."""
+    from mlops_assets.settings import Settings
+    from mlops_assets_testing.processes import env_for
+
+    pipeline.settings = Settings.from_env(
+        env_for(pipeline.home, MLOPS_SENSOR_MAX_FILES_PER_TICK=str(cap))
+    )
+    return pipeline
+
+
+def test_a_backlog_over_the_cap_is_taken_oldest_first_each_file_once(pipeline):
+    capped(pipeline, 5)
+    # 23 files dropped long ago (a backlog: the daemon was down), each a second apart.
+    names = [f"c{i % 3}/f{i:02d}.csv" for i in range(23)]
+    for i, name in enumerate(names):
+        contributor, file = name.split("/")
+        pipeline.drop(
+            contributor, file, VALID_CONTRIBUTION.replace("5.05", f"5.{i:02d}"), age=2 * DAY - i
+        )
+    cursor, taken_paths, landed, sizes = None, [], [], []
+    for _ in range(10):
+        tick = pipeline.tick(cursor=cursor)
+        cursor = tick.cursor
+        sizes.append(len(json.dumps({**json.loads(cursor), "horizon": 0})))  # a time aside
+        if not tick.run_requests:
+            break
+        assert len(tick.run_requests) <= 5
+        taken_paths += requested(tick)
+        landed += [float(r.tags["mlops/landed_at"]) for r in tick.run_requests]
+        taken(pipeline, tick)
+    assert len(sizes) == 6  # 5 + 5 + 5 + 5 + 3, then nothing
+    assert taken_paths == names  # every file once, oldest first
+    assert landed == sorted(landed)  # landing order across ticks is the order taken
+    assert "no new files" in tick.skip_reason.skip_message
+    # Taken long ago: none of them is in the cursor, which did not grow with them.
+    stored = json.loads(cursor)
+    assert stored["taken"] == {} and stored["pending"] == {}
+    assert not any(name in cursor for name in names)
+    assert max(sizes) == min(sizes), sizes
+    # Later ticks take nothing again.
+    assert not pipeline.tick(cursor=cursor).run_requests
+
+
+def test_an_edit_of_a_file_taken_long_ago_is_still_a_new_contribution(pipeline):
+    landed = pipeline.drop("alice", "a.csv", VALID_CONTRIBUTION, age=30 * DAY)
+    first = pipeline.tick()
+    (original,) = first.run_requests
+    taken(pipeline, first)
+    pipeline.record_run({RUN_KEY_TAG: original.run_key, STAGE_TAG: "ingest"})
+    quiet = pipeline.tick(cursor=first.cursor)
+    assert not quiet.run_requests
+    assert "alice/a.csv" not in json.loads(quiet.cursor)["taken"]  # out of the window
+
+    landed.write_text(OTHER_CONTRIBUTION)  # edited now: a time after the horizon
+    edited = pipeline.tick(cursor=quiet.cursor)
+    (new,) = edited.run_requests
+    assert new.tags["mlops/landing_path"] == "alice/a.csv"
+    assert new.partition_key != original.partition_key
+    assert new.run_key != original.run_key
+    taken(pipeline, edited)
+    pipeline.record_run({RUN_KEY_TAG: new.run_key, STAGE_TAG: "ingest"})
+    assert not pipeline.tick(cursor=edited.cursor).run_requests  # taken once
+
+    # A touch (same bytes, a new time) is not an edit.
+    os.utime(landed)
+    assert not pipeline.tick(cursor=edited.cursor).run_requests
+
+
+def test_a_cursor_of_the_previous_format_migrates(pipeline):
+    """The cursor earlier versions wrote (every taken file's size and time, no horizon) is read
+    as is: nothing is taken twice, an edit it can see is taken, and the next cursor keeps only
+    recent files."""
+    files = {
+        f"c{i}/old.csv": pipeline.drop(
+            f"c{i}", "old.csv", VALID_CONTRIBUTION.replace("5.05", f"5.{i}"), age=10 * DAY
+        )
+        for i in range(8)
+    }
+    pipeline.instance.add_dynamic_partitions(
+        "contributions", [contribution_key(path) for path in files]
+    )
+    for file in files.values():  # their intake runs, by their content versions
+        body = file.read_bytes()
+        pipeline.record_run(
+            {RUN_KEY_TAG: "sha256:" + hashlib.sha256(body).hexdigest(), STAGE_TAG: "ingest"}
+        )
+    old_cursor = json.dumps(
+        {
+            "pending": {},
+            "resubmitted": {},
+            "reported": [],
+            "taken": {p: [f.stat().st_size, f.stat().st_mtime] for p, f in files.items()},
+        }
+    )
+    # One was edited (bigger, an older time restored, as `cp -p` does) before the upgrade.
+    edited = files["c3/old.csv"]
+    mtime = edited.stat().st_mtime
+    edited.write_text(OTHER_CONTRIBUTION + "5.0,3.0,1.5,0.2,setosa\n")
+    os.utime(edited, (mtime, mtime))
+
+    tick = pipeline.tick(cursor=old_cursor)
+    assert requested(tick) == ["c3/old.csv"]
+    assert tick.run_requests[0].partition_key != contribution_key("c3/old.csv")
+    migrated = json.loads(tick.cursor)
+    assert migrated["taken"] == {} and migrated["horizon"] is not None
+    taken(pipeline, tick)
+    pipeline.record_run({RUN_KEY_TAG: tick.run_requests[0].run_key, STAGE_TAG: "ingest"})
+    later = pipeline.tick(cursor=tick.cursor)
+    assert not later.run_requests and "no new files" in later.skip_reason.skip_message
+    assert len(later.cursor) < len(old_cursor)
+
+    files["c5/old.csv"].write_text(OTHER_CONTRIBUTION.replace("5.15", "5.35"))  # edited now
+    assert requested(pipeline.tick(cursor=later.cursor)) == ["c5/old.csv"]
+
+
+def test_the_taken_window_and_the_cap_in_the_plan():
+    """`plan_tick` on its own clock: a taken file's stamp leaves the cursor once its time is
+    past the window, an edit after that is still seen, and files over the cap wait, counted,
+    neither taken nor in the cursor as taken."""
+    from mlops_assets.core.intake.landing import LandingFile, Listing
+    from mlops_assets.core.intake.ticks import RECENT_WINDOW_SECONDS, TickCursor, plan_tick
+
+    runs: set[str] = set()
+    known: set[str] = set()
+
+    def tick(files, cursor, now, cap=None):
+        plan = plan_tick(
+            Listing(files=files),
+            known=known,
+            cursor=cursor,
+            now=now,
+            writes_are_atomic=True,
+            content_version=lambda f: f"{f.relative_path}:{f.size}",
+            already_taken=lambda version: version in runs,
+            max_intakes=cap,
+        )
+        for intake in plan.intakes:  # what the daemon and the intake run leave
+            known.add(intake.key)
+            runs.add(intake.version)
+        return plan
+
+    a = LandingFile("alice/a.csv", "alice", "a.csv", 10, 1000.0)
+    first = tick([a], TickCursor(), now=1000.0)
+    assert [i.file for i in first.intakes] == [a] and "alice/a.csv" in first.cursor.taken
+    later = tick([a], first.cursor, now=1000.0 + RECENT_WINDOW_SECONDS + 1)
+    assert not later.intakes and later.cursor.taken == {}
+    still = tick([a], later.cursor, now=5000.0)
+    assert not still.intakes and still.cursor.taken == {}
+    edited = LandingFile("alice/a.csv", "alice", "a.csv", 12, 5001.0)
+    (new,) = tick([edited], still.cursor, now=5003.0).intakes
+    assert new.file == edited and new.key != first.intakes[0].key
+
+    backlog = [LandingFile(f"b/{i:02d}.csv", "b", f"{i:02d}.csv", 1, 100.0 + i) for i in range(7)]
+    plan = tick(list(reversed(backlog)), TickCursor(), now=6000.0, cap=3)
+    assert [i.file for i in plan.intakes] == backlog[:3] and plan.deferred == 4
+    assert not any(f.relative_path in plan.cursor.dump() for f in backlog[3:])
+    rest = tick(backlog, plan.cursor, now=6005.0, cap=3)
+    assert [i.file for i in rest.intakes] == backlog[3:6] and rest.deferred == 1
+    assert rest.intakes[0].landed_at > plan.intakes[-1].landed_at
+    last = tick(backlog, rest.cursor, now=6010.0, cap=3)
+    assert [i.file for i in last.intakes] == backlog[6:] and last.deferred == 0
+    assert not tick(backlog, last.cursor, now=6015.0, cap=3).intakes

@@ -16,6 +16,9 @@ ui="http://127.0.0.1:${DAGSTER_PORT:-3000}"
 export MLOPS_API_URL="${MLOPS_API_URL:-$api}"
 mkdir -p "$DAGSTER_HOME" "$MLOPS_HOME/mlflow" "$MLOPS_HOME/landing"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp docker/dagster.embedded.yaml "$DAGSTER_HOME/dagster.yaml"
+# A home made before tick retention was shipped gets it (its last section), once.
+grep -q '^retention:' "$DAGSTER_HOME/dagster.yaml" ||
+  { echo; sed -n '/^# Tick retention/,$p' docker/dagster.embedded.yaml; } >>"$DAGSTER_HOME/dagster.yaml"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 

@@ -3,13 +3,12 @@ refused (never read) with the reason, whatever flavour of zone lists them."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import os
 import re
 import stat
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops_assets.core.common.names import name_problem, safe_text
@@ -68,15 +67,24 @@ def entry_problem(parts: list[str]) -> str | None:
     if len(parts) > 2:
         return "inside a folder of a contributor folder: put it at <contributor>/<file>"
     contributor, name = parts
-    if not contributor or not name:
+    if not contributor:
         return "an empty name"
     if contributor.startswith("."):
         return "inside a hidden folder (its name starts with a dot)"
+    if problem := name_problem(contributor):
+        return f"the contributor folder: {problem}"
+    return _file_name_problem(name)
+
+
+def _file_name_problem(name: str) -> str | None:
+    """What :func:`entry_problem` says of a file's name in a contributor folder found fine
+    (a local scan checks each folder once)."""
+    if not name:
+        return "an empty name"
     if name.startswith("."):
         return "a hidden file (its name starts with a dot): rename it to submit it"
-    for what, text in (("contributor folder", contributor), ("file", name)):
-        if problem := name_problem(text):
-            return f"the {what}: {problem}"
+    if problem := name_problem(name):
+        return f"the file: {problem}"
     return None
 
 
@@ -85,8 +93,15 @@ def refused(relative_path: str, reason: str) -> RefusedEntry:
 
 
 _MAX_KEY_LENGTH = 120
+# Compiled once: a key is made for every file of the zone on every tick.
+_UNSAFE_IN_KEY = re.compile(r"[^A-Za-z0-9._-]+")
+_DOTS = re.compile(r"\.{2,}")
 
 
+# The sensor makes the key of every file in the zone on every tick, in a long-lived code
+# server: remembered for up to 2**17 paths (about 25 MB at 100,000); making them all again
+# was a third of a tick over 100,000 files.
+@functools.lru_cache(maxsize=1 << 17)
 def contribution_key(relative_path: str) -> str:
     """A stable, filesystem-safe partition key for ``<contributor>/<file>``.
 
@@ -94,173 +109,12 @@ def contribution_key(relative_path: str) -> str:
     keeps keys unique when two names sanitize alike; the key is also used as a directory name,
     so it can never contain a path separator or ``..``.
     """
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", relative_path.replace("/", "--"))
-    readable = re.sub(r"\.{2,}", "_", readable).strip("._-")[:_MAX_KEY_LENGTH] or "file"
+    readable = _UNSAFE_IN_KEY.sub("_", relative_path.replace("/", "--"))
+    if ".." in readable:  # only the path's own dots make a run of them
+        readable = _DOTS.sub("_", readable)
+    readable = readable.strip("._-")[:_MAX_KEY_LENGTH] or "file"
     digest = hashlib.sha256(relative_path.encode()).hexdigest()[:8]
     return f"{readable}-{digest}"
-
-
-# A local file whose modification time is at least this old is complete; a younger one is
-# taken once a second tick sees the same size and time (it may still be being written).
-SETTLE_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class TickCursor:
-    """What one tick of the landing-zone sensor leaves for the next: files on probation,
-    ``pending`` ones seen once while possibly still being written and ``resubmitted`` ones
-    whose bytes an earlier run already took (each with its size and modification time), the
-    size and modification time of every file ``taken`` (to see it edited later), and the
-    refused entries already reported."""
-
-    pending: dict[str, list[float]] = field(default_factory=dict)
-    resubmitted: dict[str, list[float]] = field(default_factory=dict)
-    reported: list[str] = field(default_factory=list)
-    taken: dict[str, list[float]] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, text: str | None) -> TickCursor:
-        stored = json.loads(text) if text else {}
-        return cls(
-            stored.get("pending", {}),
-            stored.get("resubmitted", {}),
-            stored.get("reported", []),
-            stored.get("taken", {}),
-        )
-
-    def dump(self) -> str:
-        return json.dumps(
-            {
-                "pending": self.pending,
-                "resubmitted": self.resubmitted,
-                "reported": self.reported,
-                "taken": self.taken,
-            }
-        )
-
-
-def edited_key(relative_path: str, version: str) -> str:
-    """The partition of a file's new content after it was edited: a new contribution."""
-    return contribution_key(f"{relative_path}#{version}")
-
-
-@dataclass(frozen=True)
-class PlannedIntake:
-    file: LandingFile
-    key: str  # the partition
-    version: str  # the content version: the run key
-    # When it landed, as this system saw it (see ``plan_tick``): what orders contributions.
-    landed_at: float = 0.0
-
-
-# Files taken in one tick are this many seconds apart in landing order (well under a tick).
-_SAME_TICK_STEP = 1e-6
-
-
-@dataclass(frozen=True)
-class TickPlan:
-    intakes: list[PlannedIntake]
-    cursor: TickCursor
-    # Reasons to say, each once: refused entries not reported before, files that could not
-    # be looked at this tick (they are looked at again next tick), resubmitted bytes.
-    news: list[str]
-    waiting: int  # files still being written
-
-    def skip_reason(self, location: str) -> str:
-        """Why nothing is taken this tick."""
-        reason = f"no new files in {location}"
-        if self.waiting:
-            reason += f"; {self.waiting} still being written, taken once their size stops changing"
-        if self.cursor.reported:
-            reason += f"; {len(self.cursor.reported)} refused (see `mlops contributions`)"
-        return reason
-
-
-def plan_tick(
-    listing: Listing,
-    *,
-    known: set[str],
-    cursor: TickCursor,
-    now: float,
-    writes_are_atomic: bool,
-    content_version: Callable[[LandingFile], str],
-    already_taken: Callable[[str], bool],
-) -> TickPlan:
-    """Which files of ``listing`` to take now: every complete file whose partition (its key)
-    is not in ``known``, once per content version (the same bytes under another name are
-    not taken again). A file that cannot be looked at is left for the next tick; it never
-    stops the others."""
-    pending: dict[str, list[float]] = {}
-    resubmitted: dict[str, list[float]] = {}
-    taken: dict[str, list[float]] = {}
-    intakes: list[PlannedIntake] = []
-    news: list[str] = []
-    versions: set[str] = set()
-    for file in listing.files:
-        key = contribution_key(file.relative_path)
-        stamp = [file.size, file.mtime]
-        shown = safe_text(file.relative_path)
-        if key in known:
-            # Taken before: a new size or time means it may have been edited since.
-            taken[file.relative_path] = stamp
-            before = cursor.taken.get(file.relative_path)
-            if before is None or before == stamp:
-                continue
-            try:
-                version = content_version(file)
-            except Exception:  # looked at again next tick
-                taken[file.relative_path] = before
-                continue
-            key = edited_key(file.relative_path, version)
-            if key in known or version in versions or already_taken(version):
-                continue  # the same bytes (a touch), or the edit is taken already
-            news.append(f"{shown}: changed after its intake; the new content is contribution {key}")
-            versions.add(version)
-            intakes.append(PlannedIntake(file, key, version))
-            continue
-        if cursor.resubmitted.get(file.relative_path) == stamp:
-            resubmitted[file.relative_path] = stamp
-            continue
-        complete = (
-            writes_are_atomic
-            or now - file.mtime >= SETTLE_SECONDS
-            or cursor.pending.get(file.relative_path) == stamp
-        )
-        if not complete:
-            pending[file.relative_path] = stamp
-            continue
-        try:
-            version = content_version(file)
-        except Exception as exc:  # one bad entry never stops the tick
-            news.append(f"{shown}: not taken this tick ({exc})"[:500])
-            continue
-        if version in versions or already_taken(version):
-            news.append(f"{shown}: same bytes as an earlier file, not taken")
-            resubmitted[file.relative_path] = stamp
-            continue
-        versions.add(version)
-        taken[file.relative_path] = stamp
-        intakes.append(PlannedIntake(file, key, version))
-    # Landing order is this system's clock, never a time the sender can set: files taken in
-    # one tick landed now, in the order of their modification times (clamped to now) and
-    # names, a step apart.
-    ordered = sorted(intakes, key=lambda i: (min(i.file.mtime, now), i.file.relative_path))
-    intakes = [
-        replace(intake, landed_at=now + rank * _SAME_TICK_STEP)
-        for rank, intake in enumerate(ordered)
-    ]
-    refusals = {r.relative_path: r.reason for r in listing.refused}
-    news += [
-        f"{path}: refused, {reason}"
-        for path, reason in refusals.items()
-        if path not in cursor.reported
-    ]
-    return TickPlan(
-        intakes=intakes,
-        cursor=TickCursor(pending, resubmitted, sorted(refusals), taken),
-        news=news,
-        waiting=len(pending),
-    )
 
 
 # ---- a landing zone in a local folder (the resource, and the CLI without Dagster) ----------
@@ -306,8 +160,8 @@ def _scan_contributor(
             problem = entry_problem([folder.name, entry.name, "file"])
         elif not stat.S_ISREG(info.st_mode):
             problem = "not a regular file (a device, FIFO or socket)"
-        else:
-            problem = entry_problem([folder.name, entry.name])
+        else:  # the folder's name was checked once, by the caller
+            problem = _file_name_problem(entry.name)
         if problem:
             refusals.append(refused(relative, problem))
             continue

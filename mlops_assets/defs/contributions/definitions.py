@@ -1,5 +1,6 @@
 """What depends on the deployment: `contributed_data` reads the task's reference data, and
-the landing-zone sensor ticks at `MLOPS_SENSOR_INTERVAL`."""
+the landing-zone sensor ticks at `MLOPS_SENSOR_INTERVAL` and takes at most
+`MLOPS_SENSOR_MAX_FILES_PER_TICK` files a tick."""
 
 import dagster as dg
 
@@ -14,5 +15,9 @@ def defs() -> dg.Definitions:
     reference_asset = settings.task.dataset_asset  # `iris_dataset` for the default task
     return dg.Definitions(
         assets=[build_contributed_data(reference_asset)],
-        sensors=[build_contribution_sensor(settings.sensor_interval, reference_asset)],
+        sensors=[
+            build_contribution_sensor(
+                settings.sensor_interval, reference_asset, settings.sensor_max_files_per_tick
+            )
+        ],
     )

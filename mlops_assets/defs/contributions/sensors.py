@@ -6,7 +6,7 @@ import time
 import dagster as dg
 
 from mlops_assets.core.common.names import safe_text
-from mlops_assets.core.intake.landing import PlannedIntake, TickCursor, plan_tick
+from mlops_assets.core.intake.ticks import PlannedIntake, TickCursor, plan_tick
 from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA
 from mlops_assets.defs.contributions.partitions import (
     CONTENT_VERSION_TAG,
@@ -26,8 +26,16 @@ ingest_job = dg.define_asset_job(
 )
 
 
-def build_contribution_sensor(interval_seconds: int, reference_asset: str) -> dg.SensorDefinition:
-    """The sensor, which waits for the task's reference data asset `reference_asset`."""
+# Paths named in the log line of one tick; the rest are counted.
+_NAMED_IN_LOG = 20
+
+
+def build_contribution_sensor(
+    interval_seconds: int, reference_asset: str, max_files_per_tick: int = 500
+) -> dg.SensorDefinition:
+    """The sensor, which waits for the task's reference data asset `reference_asset` and
+    takes at most `max_files_per_tick` files a tick: one tick's partitions are one
+    `add_dynamic_partitions` call (SQLite limits its variables) and its runs one queue batch."""
 
     @dg.sensor(
         name="contribution_sensor",
@@ -44,7 +52,8 @@ def build_contribution_sensor(interval_seconds: int, reference_asset: str) -> dg
         A file is new when its partition does not exist yet: Dagster's own partition list is
         the record of what was taken, so no timestamp can make the sensor skip a file. The
         run key is the content version, so the same bytes never launch a second run. Refused
-        entries (symbolic links, devices, unsafe names) are logged once and never read.
+        entries (symbolic links, devices, unsafe names) are logged once and never read. A
+        backlog over the per-tick cap is taken oldest first over the next ticks.
         """
         if context.instance.get_latest_materialization_event(dg.AssetKey(reference_asset)) is None:
             # Contributions are judged against the reference data; the automation sensor
@@ -60,6 +69,7 @@ def build_contribution_sensor(interval_seconds: int, reference_asset: str) -> dg
             writes_are_atomic=landing.writes_are_atomic,
             content_version=landing.content_version,
             already_taken=lambda version: _already_run(context.instance, version),
+            max_intakes=max_files_per_tick,
         )
         for line in plan.news:
             context.log.info(line)
@@ -68,9 +78,18 @@ def build_contribution_sensor(interval_seconds: int, reference_asset: str) -> dg
                 skip_reason=plan.skip_reason(landing.location), cursor=plan.cursor.dump()
             )
         requests = [_intake_request(i, intake_policy.intake_timeout) for i in plan.intakes]
+        named = [r.tags[LANDING_PATH_TAG] for r in requests[:_NAMED_IN_LOG]]
+        more = len(requests) - len(named)
         context.log.info(
-            "New contributions: " + ", ".join(r.tags[LANDING_PATH_TAG] for r in requests)
+            f"New contributions ({len(requests)}): "
+            + ", ".join(named)
+            + (f" and {more} more" if more else "")
         )
+        if plan.deferred:
+            context.log.info(
+                f"{plan.deferred} more file(s) wait for the next tick: at most "
+                f"{max_files_per_tick} a tick (MLOPS_SENSOR_MAX_FILES_PER_TICK), oldest first"
+            )
         return dg.SensorResult(
             run_requests=requests,
             dynamic_partitions_requests=[
