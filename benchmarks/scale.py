@@ -3,7 +3,8 @@
 Fills a contribution catalog (SQLite in an embedded home, or PostgreSQL with ``--postgres``)
 with N accepted contributions of 20 rows each, new iris-like flowers measured to 0.1 cm (so
 rows spread over the cells as real measurements do), their reports, and a landing zone with
-their files; then measures:
+their files: two minutes apart, each taken in within seconds, but the last 256 together (a
+retrain's batch, whose intakes could not see each other); then measures:
 
 - one more intake (``process_contribution`` of a 21-row file, median of 5);
 - the retrain's data side (``load_accepted`` + ``integrate``), time and peak RSS, in a
@@ -40,6 +41,7 @@ from mlops_assets.task import IRIS
 from mlops_assets_testing.data import IRIS_CSV, new_flowers
 
 ROWS_PER_CONTRIBUTION = 20
+BATCH = 256  # contributions that land together before a retrain
 
 
 def flowers(n: int, seed: int) -> pd.DataFrame:
@@ -65,13 +67,18 @@ def fill(url: str, home: Path, n: int, split) -> None:
     rows["row_index"] = np.tile(np.arange(ROWS_PER_CONTRIBUTION), n)
     cells = catalog._with_cells(rows, matching)
     cells["contribution_id"] = np.repeat(ids, ROWS_PER_CONTRIBUTION)
-    cells["landed_at"] = np.repeat(np.arange(n, dtype=float), ROWS_PER_CONTRIBUTION)
+    # Files land two minutes apart, each taken in within seconds; the last BATCH together,
+    # in one tick, as a retrain's batch does (their intakes cannot see each other).
+    landed = np.arange(n, dtype=float) * 120
+    landed[-BATCH:] = landed[-BATCH] + np.arange(min(BATCH, n)) * 1e-6
+    recorded = landed + 6 + np.concatenate([np.zeros(max(0, n - BATCH)), np.arange(min(BATCH, n))])
+    cells["landed_at"] = np.repeat(landed, ROWS_PER_CONTRIBUTION)
     template = ContributionReport("x", "x", "flowers.csv", "0" * 64, rows_in=20, rows_clean=20)
     template.accepted, template.quality_score, template.decision = True, 90.0, "accepted"
     reports = []
     for i, cid in enumerate(ids):
         template.contribution_id, template.contributor = cid, f"c{i}"
-        template.landed_at, template.landing_path = float(i), f"c{i}/flowers.csv"
+        template.landed_at, template.landing_path = float(landed[i]), f"c{i}/flowers.csv"
         template.sha256 = f"{i:064x}"
         reports.append(
             {
@@ -80,7 +87,9 @@ def fill(url: str, home: Path, n: int, split) -> None:
                 "contributor": f"c{i}",
                 "landing_path": f"c{i}/flowers.csv",
                 "sha256": template.sha256,
-                "landed_at": float(i),
+                "landed_at": float(landed[i]),
+                "looked_up_at": float(landed[i]) + 5,
+                "recorded_at": float(recorded[i]),
                 "state": DONE,
                 "accepted": True,
                 "quality_score": 90.0,
@@ -119,7 +128,7 @@ def one_more_intake(url: str, home: Path, n: int, split) -> float:
             contributor="newcomer",
             policy=IntakePolicy(min_quality=0),
             landing_path=f"newcomer/new-{attempt}.csv",
-            landed_at=float(n + attempt),
+            landed_at=float(n * 120 + attempt),
             records=catalog,
         )
         times.append(time.perf_counter() - start)
