@@ -266,12 +266,12 @@ class Settings:
     )
     valuation_max_players: int = setting(
         "MLOPS_VALUATION_MAX_PLAYERS",
-        "64",
+        "24",
         "Most players in one retrain's game: beyond, new contributions are valued in this many batches (by contributor, then contribution id), each batch's value split among its members by rows.",
     )
     valuation_min_orders: int = setting(
         "MLOPS_VALUATION_MIN_ORDERS",
-        "100",
+        "200",
         "Sampled orders the budget must afford (judged by the time of the first models): when fewer would fit, contributions are valued in fewer batches, so each value's standard error stays small next to it.",
     )
     valuation_max_permutations: int = setting(

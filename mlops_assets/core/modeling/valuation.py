@@ -109,12 +109,12 @@ class ValuationPolicy:
     # Most players one retrain values as separate players; beyond, contributions are valued in
     # that many batches (see ``_batches``). None: every contribution is a player and nothing is
     # planned by time (how valuations recorded before issue 29 are replayed).
-    max_players: int | None = 64
+    max_players: int | None = 24
     # Sample orders in antithetic pairs (the second reverses the first's clocks).
     antithetic: bool = True
     # Sampled orders the budget must afford (by the time of the first models): when fewer
     # would fit, fewer batches are played. A batch value from fewer orders is mostly noise.
-    min_orders: int = 100
+    min_orders: int = 200
     # Replay: value in exactly this many batches (``mlops verify``), ignoring the budget.
     batches: int | None = None
 
@@ -638,8 +638,10 @@ def _play(
     game.regroup([list(range(n))])
     game.utility(0)  # the first model also pays for imports and warm-up: not timed
     clock = time.perf_counter()
-    game.utility(1)  # the largest coalition: an upper bound on a model's time
-    per_fit = time.perf_counter() - clock
+    game.utility(1)  # the largest coalition
+    # A sampled coalition holds half the new rows on average; a model's time grows with rows.
+    base, new = int(np.sum(game.code < 0)), int(np.sum(game.code >= 0))
+    per_fit = (time.perf_counter() - clock) * (base + new / 2) / max(base + new, 1)
     count = policy.batches
     if count is None:
         game.deadline = started + policy.budget_seconds
@@ -676,8 +678,8 @@ def _planned(n: int, policy: ValuationPolicy, affordable: float) -> int:
 def _batches(rates: list[float], contributors: list[str], count: int) -> list[list[int]]:
     """The players (indices) in ``count`` batches: each contribution alone when there are that
     many, else consecutive runs, by contributor then contribution id, of nearly equal numbers
-    of contributions; a contributor's contributions stay together where they fit, so splitting
-    a dataset across names keeps it in one batch and does not dilute its harm into others'."""
+    of contributions: a contributor's contributions stay together where they fit, so a dataset
+    split across several contributions is mostly judged in one batch."""
     n = len(rates)
     if count >= n:
         return [[i] for i in range(n)]
