@@ -2,6 +2,7 @@
 
 import itertools
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -333,6 +334,35 @@ def test_the_budget_plans_fewer_batches_rather_than_a_few_orders(split, many, cl
     assert valuation.method == "exact" and valuation.batches == 8
     assert valuation.coalitions_trained == 2**8
     assert_honest(valuation, new_players(many))
+
+
+def test_harm_split_across_contributions_is_judged_in_its_contributors_batch(split):
+    """40 contributions in 8 batches: mallory's five parts of a dataset with versicolor and
+    virginica swapped stay in one batch (batches follow contributors), which is excluded
+    whole; the honest ones are kept."""
+    swap = {"versicolor": "virginica", "virginica": "versicolor", "setosa": "setosa"}
+    honest = [
+        Contribution(f"h{i:02d}", f"h{i:02d}", new_flowers(1, seed=2000 + i), landed_at=i)
+        for i in range(35)
+    ]
+    shuffled = split.train.sample(frac=1.0, random_state=2).reset_index(drop=True)
+    rows, base = shuffled.iloc[:50], shuffled.iloc[50:]
+    swapped = rows.assign(**{IRIS.label: rows[IRIS.label].map(swap)})
+    mallory = [
+        Contribution(f"m{i}", "mallory", part, landed_at=100 + i)
+        for i, part in enumerate(np.array_split(swapped, 5))
+    ]
+    contributions = [
+        replace(c, rows=c.rows.assign(row_index=range(len(c.rows)))) for c in honest + mallory
+    ]
+    frame = integrate(base, contributions, split.benchmark, IRIS, seed=3).frame
+    valuation = value_contributions(
+        frame, split.benchmark, IRIS, spec=SPEC, known=[], policy=policy(max_players=8)
+    )
+    assert valuation.method == "exact" and valuation.batches == 8
+    status = {v.contribution_id: v.status for v in valuation.values}
+    assert {status[f"m{i}"] for i in range(5)} == {"excluded"}
+    assert {s for cid, s in status.items() if cid.startswith("h")} <= {"included", "nothing_new"}
 
 
 def test_a_valuation_recorded_before_batches_replays_as_it_was(split):
