@@ -745,6 +745,11 @@ def _sampled(
                 and time.perf_counter() - started > policy.budget_seconds
             ):  # as before issue 29: the budget was checked between orders only
                 break
+            if game.deadline is not None and time.perf_counter() > game.deadline:
+                # Orders of models all trained already need no fit, but still take time.
+                if len(point) < 2:
+                    raise _OutOfTime
+                break
             if policy.antithetic:
                 strata = rng.permuted(np.tile(np.arange(STRATA), (n, 1)), axis=1)
                 uniforms = (strata + rng.random((n, STRATA))) / STRATA
