@@ -268,7 +268,17 @@ class Settings:
     valuation_budget_seconds: float = setting(
         "MLOPS_VALUATION_BUDGET_SECONDS",
         "60",
-        "Time after which sampling permutations for an estimated valuation stops (at least 2 are sampled).",
+        "Time a valuation may take: no coalition model is started past it (beyond the first two, the base and all new contributions together); sampling stops there, and what it cut short is played with fewer batches.",
+    )
+    valuation_max_players: int = setting(
+        "MLOPS_VALUATION_MAX_PLAYERS",
+        "24",
+        "Most players in one retrain's game: beyond, new contributions are valued in this many batches (by contributor, then contribution id), each batch's value split among its members by rows.",
+    )
+    valuation_min_orders: int = setting(
+        "MLOPS_VALUATION_MIN_ORDERS",
+        "200",
+        "Sampled orders the budget must afford (judged by the time of the first models): when fewer would fit, contributions are valued in fewer batches, so each value's standard error stays small next to it.",
     )
     valuation_max_permutations: int = setting(
         "MLOPS_VALUATION_MAX_PERMUTATIONS",
@@ -480,10 +490,12 @@ class Settings:
         if (
             min(self.valuation_exact_max, self.valuation_max_permutations - 1) < 0
             or min(self.valuation_budget_seconds, self.valuation_max_rows) <= 0
+            or min(self.valuation_max_players, self.valuation_min_orders) < 1
         ):
             raise ConfigurationError(
                 "MLOPS_VALUATION_EXACT_MAX must be at least 0, MLOPS_VALUATION_MAX_PERMUTATIONS "
-                "at least 1, MLOPS_VALUATION_BUDGET_SECONDS and MLOPS_VALUATION_MAX_ROWS above 0",
+                "at least 1, MLOPS_VALUATION_BUDGET_SECONDS and MLOPS_VALUATION_MAX_ROWS above 0, "
+                "MLOPS_VALUATION_MAX_PLAYERS and MLOPS_VALUATION_MIN_ORDERS at least 1",
                 hint="see the README's settings table for the defaults",
             )
         if self.registry_retries < 1 or self.registry_retry_seconds <= 0:

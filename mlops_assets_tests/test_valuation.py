@@ -2,6 +2,7 @@
 
 import itertools
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -194,7 +195,7 @@ def test_beyond_the_exact_bound_values_are_sampled_with_standard_errors(split):
         for i, part in enumerate(parts)
     ]
     frame = integrate(rows.iloc[:20], contributions, split.benchmark, IRIS, seed=3).frame
-    sampled = policy(exact_max_players=4, budget_seconds=2.0, max_permutations=10_000)
+    sampled = policy(exact_max_players=4, budget_seconds=2.0, max_permutations=10_000, min_orders=5)
     valuation = value_contributions(
         frame, split.benchmark, IRIS, spec=SPEC, known=[], policy=sampled
     )
@@ -209,6 +210,182 @@ def test_beyond_the_exact_bound_values_are_sampled_with_standard_errors(split):
     # Recomputed with the recorded number of permutations: the same estimate.
     again = recompute(valuation.to_dict(), frame, split.benchmark, IRIS)
     assert again.permutations == valuation.permutations and again.values == valuation.values
+
+
+@pytest.fixture(scope="module")
+def many(split):
+    """256 contributions of 3 new flowers each (one per species) from 64 contributors."""
+    contributions = [
+        Contribution(
+            f"c{i:03d}",
+            f"p{i % 64:02d}",
+            new_flowers(per_class=1, seed=1000 + i).assign(row_index=range(3)),
+            landed_at=float(i),
+        )
+        for i in range(256)
+    ]
+    return integrate(split.train, contributions, split.benchmark, IRIS, seed=3).frame
+
+
+class FakeClock:
+    """``time.perf_counter`` for the valuation: it moves only when a model is fitted, so the
+    budget is counted in models, not measured (no timed assertion on a shared machine)."""
+
+    def __init__(self, per_fit: float) -> None:
+        self.now, self.per_fit, self.fits = 0.0, per_fit, 0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def fitted(self, fit):
+        def counted(*args, **kwargs):
+            self.now += self.per_fit
+            self.fits += 1
+            return fit(*args, **kwargs)
+
+        return counted
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    import types
+
+    from mlops_assets.core.modeling import valuation
+
+    fake = FakeClock(per_fit=0.01)
+    monkeypatch.setattr(valuation, "time", types.SimpleNamespace(perf_counter=fake.perf_counter))
+    monkeypatch.setattr(valuation, "fit", fake.fitted(valuation.fit))
+    return fake
+
+
+def assert_honest(valuation, players: int) -> None:
+    values = [v for v in valuation.values if v.status != "nothing_new"]
+    assert len(values) == players
+    assert sum(v.value for v in values) == pytest.approx(valuation.improvement, abs=1e-4)
+    for v in values:
+        low, high = v.value_interval
+        assert np.isfinite([low, high, v.value, v.standard_error]).all()
+        assert low <= v.value <= high
+
+
+def new_players(frame) -> int:
+    return frame[frame["source"] == "contribution"]["contribution_id"].nunique()
+
+
+def test_many_contributions_never_run_past_the_budget(split, many, clock):
+    """256 new contributions, a budget of 400 models' time: never a model started past it,
+    values in 16 batches (the cap here) from full blocks of antithetic orders, and a replay of
+    the recorded game gives the same numbers."""
+    players = new_players(many)
+    valuation = value_contributions(
+        many,
+        split.benchmark,
+        IRIS,
+        spec=SPEC,
+        known=[],
+        policy=policy(budget_seconds=4.0, max_players=16, min_orders=2),
+    )
+    assert clock.fits == valuation.coalitions_trained
+    assert valuation.coalitions_trained <= 4.0 / clock.per_fit + 1  # + the one under way
+    assert clock.now >= 4.0  # the budget stopped it, not max_permutations
+    assert valuation.method == "permutation" and valuation.batches == 16
+    assert valuation.permutations % 8 == 0 and valuation.permutations >= 16  # full blocks
+    assert_honest(valuation, players)
+    sizes = [v.batch_size for v in valuation.values if v.status != "nothing_new"]
+    assert set(sizes) <= {players // 16, players // 16 + 1}
+    assert f"with {sizes[0] - 1} other contribution(s)" in valuation.values[0].reason
+    again = recompute(valuation.to_dict(), many, split.benchmark, IRIS)
+    assert again.values == valuation.values and again.batches == 16
+
+
+def test_a_contributors_contributions_share_a_batch():
+    from mlops_assets.core.modeling.valuation import _batches
+
+    contributors = [f"p{i % 64:02d}" for i in range(256)]
+    batches = _batches([3.0] * 256, contributors, 16)
+    assert sorted(i for members in batches for i in members) == list(range(256))
+    assert [len({contributors[i] for i in members}) for members in batches] == [4] * 16
+    assert _batches([3.0] * 5, contributors[:5], 5) == [[0], [1], [2], [3], [4]]
+
+
+def test_a_budget_for_two_models_values_the_whole_batch_as_one(split, many, clock):
+    players = new_players(many)
+    valuation = value_contributions(
+        many, split.benchmark, IRIS, spec=SPEC, known=[], policy=policy(budget_seconds=0.015)
+    )
+    assert valuation.coalitions_trained == 2  # the base, and everyone: nothing more
+    assert valuation.method == "exact" and valuation.batches == 1
+    assert_honest(valuation, players)
+    valued = [v for v in valuation.values if v.status != "nothing_new"]
+    rows = sum(v.rows for v in valued)
+    for v in valued:
+        assert v.value == pytest.approx(valuation.improvement * v.rows / rows, abs=1e-6)
+        assert v.loo_delta == pytest.approx(v.value, abs=1e-6)
+        assert f"valued in one batch with {players - 1} other contribution(s)" in v.reason
+    assert "they were played in 1 batch(es)" in valuation.markdown()
+
+
+def test_the_budget_plans_fewer_batches_rather_than_a_few_orders(split, many, clock):
+    """A budget for ~300 models: 64 batches could not be sampled 100 times, so the game has
+    as many batches as 2^n models afford (8), exactly."""
+    valuation = value_contributions(
+        many, split.benchmark, IRIS, spec=SPEC, known=[], policy=policy(budget_seconds=3.0)
+    )
+    assert valuation.method == "exact" and valuation.batches == 8
+    assert valuation.coalitions_trained == 2**8
+    assert_honest(valuation, new_players(many))
+
+
+def test_harm_split_across_contributions_is_judged_in_its_contributors_batch(split):
+    """40 contributions in 8 batches: mallory's five parts of a dataset with versicolor and
+    virginica swapped stay in one batch (batches follow contributors), which is excluded
+    whole; the honest ones are kept."""
+    swap = {"versicolor": "virginica", "virginica": "versicolor", "setosa": "setosa"}
+    honest = [
+        Contribution(f"h{i:02d}", f"h{i:02d}", new_flowers(1, seed=2000 + i), landed_at=i)
+        for i in range(35)
+    ]
+    shuffled = split.train.sample(frac=1.0, random_state=2).reset_index(drop=True)
+    rows, base = shuffled.iloc[:50], shuffled.iloc[50:]
+    swapped = rows.assign(**{IRIS.label: rows[IRIS.label].map(swap)})
+    mallory = [
+        Contribution(f"m{i}", "mallory", part, landed_at=100 + i)
+        for i, part in enumerate(np.array_split(swapped, 5))
+    ]
+    contributions = [
+        replace(c, rows=c.rows.assign(row_index=range(len(c.rows)))) for c in honest + mallory
+    ]
+    frame = integrate(base, contributions, split.benchmark, IRIS, seed=3).frame
+    valuation = value_contributions(
+        frame, split.benchmark, IRIS, spec=SPEC, known=[], policy=policy(max_players=8)
+    )
+    assert valuation.method == "exact" and valuation.batches == 8
+    status = {v.contribution_id: v.status for v in valuation.values}
+    assert {status[f"m{i}"] for i in range(5)} == {"excluded"}
+    assert {s for cid, s in status.items() if cid.startswith("h")} <= {"included", "nothing_new"}
+
+
+def test_a_valuation_recorded_before_batches_replays_as_it_was(split):
+    """Recorded before issue 29 (no ``max_players``, ``antithetic``, ``batches``): replayed
+    with every contribution a player and independent orders, as ``mlops verify`` needs."""
+    rows = split.train.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    parts = np.array_split(rows.iloc[20:], 10)
+    contributions = [
+        Contribution(f"c{i:02d}", f"p{i}", part.assign(row_index=range(len(part))))
+        for i, part in enumerate(parts)
+    ]
+    frame = integrate(rows.iloc[:20], contributions, split.benchmark, IRIS, seed=3).frame
+    old = policy(exact_max_players=4, max_players=None, antithetic=False, permutations=6)
+    valuation = value_contributions(frame, split.benchmark, IRIS, spec=SPEC, known=[], policy=old)
+    assert valuation.permutations == 6 and valuation.batches == 10
+    recorded = valuation.to_dict()
+    del recorded["batches"]
+    for key in ("max_players", "antithetic", "min_orders", "batches"):
+        del recorded["policy"][key]
+    recorded["policy"]["permutations"] = None
+    for value in recorded["values"]:
+        del value["batch_size"]
+    assert recompute(recorded, frame, split.benchmark, IRIS).values == valuation.values
 
 
 def test_a_large_training_set_is_valued_on_a_sample(split, batch):

@@ -154,6 +154,8 @@ class ValuationSettings(SettingsResource):
     valuation_budget_seconds: float
     valuation_max_permutations: int
     valuation_max_rows: int
+    valuation_max_players: int
+    valuation_min_orders: int
     exclude_harmful: bool
 
     def policy(self, metric: str, seed: int) -> "ValuationPolicy":
@@ -167,6 +169,8 @@ class ValuationSettings(SettingsResource):
             max_permutations=self.valuation_max_permutations,
             max_training_rows=self.valuation_max_rows,
             exclude_harmful=self.exclude_harmful,
+            max_players=self.valuation_max_players,
+            min_orders=self.valuation_min_orders,
         )
 
 

@@ -17,7 +17,16 @@ some is there, the parts together earn at most what the whole would.
 
 Exact over all 2^n coalitions up to ``exact_max_players``; beyond, sampled orders (each
 order's marginals add up to v(all) exactly, so the estimate keeps that sum) until the time
-budget or ``max_permutations``, with a standard error. Every coalition model is scored on the
+budget or ``max_permutations``, with a standard error; the orders come in antithetic pairs
+with stratified clocks, which cancel most of the spread a player's arrival position causes.
+
+Within the budget: no coalition model is started past it, except the first two (the base, and
+every new contribution together), whose time plans the game. More contributions than
+``max_players``, or than the budget affords ``min_orders`` sampled orders for, are played in
+batches (by contributor, then contribution id: a contributor's parts stay together); a batch's
+value, interval and leave-one-out delta are split among its members by rows, and each value
+says so. A deadline that cuts sampling short before two orders falls back to one batch, whose
+value v(all) is exact. Every coalition model is scored on the
 benchmark and on the same bootstrap resamples of it (``scoring``), and values are linear in
 the scores, so each value gets a benchmark interval for free; it is widened by a sampled
 value's standard error and, for an estimator with randomness (trained with several seeds and
@@ -97,6 +106,17 @@ class ValuationPolicy:
     max_training_rows: int
     exclude_harmful: bool
     permutations: int | None = None
+    # Most players one retrain values as separate players; beyond, contributions are valued in
+    # that many batches (see ``_batches``). None: every contribution is a player and nothing is
+    # planned by time (how valuations recorded before issue 29 are replayed).
+    max_players: int | None = 24
+    # Sample orders in antithetic pairs (the second reverses the first's clocks).
+    antithetic: bool = True
+    # Sampled orders the budget must afford (by the time of the first models): when fewer
+    # would fit, fewer batches are played. A batch value from fewer orders is mostly noise.
+    min_orders: int = 200
+    # Replay: value in exactly this many batches (``mlops verify``), ignoring the budget.
+    batches: int | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,9 @@ class ContributionValue:
     status: str
     reason: str  # one sentence a contributor understands
     rows_already_given: int = 0  # its rows that earlier rows had brought
+    # Contributions valued together as one player (1: valued alone); its value, interval and
+    # leave-one-out delta are then the batch's, times its share of the batch's rows.
+    batch_size: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "value_interval": list(self.value_interval)}
@@ -144,6 +167,9 @@ class Valuation:
     # Groups left out together (by contributor, or every contribution that made the model
     # worse): their members, summed value and interval.
     joint_exclusions: list[dict[str, Any]] = field(default_factory=list)
+    # How many players the game had: the contributions themselves, or (beyond
+    # ``max_players``, or when the budget affords fewer) batches of them (``_batches``).
+    batches: int = 0
     # Contributions with rows that earlier ones had brought (``integration.AlreadyGiven``).
     already_given: dict[str, dict[str, Any]] = field(default_factory=dict)
     # What it takes to recompute it (``mlops verify``): the valued dataset's content hash,
@@ -198,6 +224,14 @@ class Valuation:
             f"{self.metric} (positive = better){seeds}. Together they moved {self.metric} "
             f"from {self.base_score:.4f} (base alone) to {self.all_score:.4f}: "
             f"{self.improvement:+.4f}."
+            + (
+                f" More than the game values one by one within its budget: they were played in "
+                f"{self.batches} batch(es) (by contributor, then contribution id), each batch's "
+                "value split among its members by rows (`MLOPS_VALUATION_MAX_PLAYERS`, "
+                "`MLOPS_VALUATION_BUDGET_SECONDS`)."
+                if 0 < self.batches < sum(v.status != NOTHING_NEW for v in self.values)
+                else ""
+            )
             + (
                 f" Left out as harmful: {', '.join(v.contribution_id for v in self.excluded)};"
                 " the candidate is trained on the rest."
@@ -272,60 +306,74 @@ def value_contributions(
 
     game = _Game(frame, benchmark, task, spec, players, policy)
     n = len(players)
-    rates = [float(sizes.loc[cid, "size"]) for cid in players]
+    row_counts, firsts = sizes["size"].to_dict(), sizes["first"].to_dict()
+    rates = [float(row_counts[cid]) for cid in players]
+    contributors = [str(firsts[cid]) for cid in players]
     # Hundreds of small models: BLAS threads cost more than they give on matrices this small
     # (a logistic regression on iris fit 3.6 times faster with one, on a busy 2-core machine).
     with threadpool_limits(limits=1, user_api="blas"):
-        if n <= policy.exact_max_players:
-            values, errors = _exact(game, rates), np.zeros(n)
-            method, permutations = "exact", 0
-        else:
-            values, errors, permutations = _sampled(game, rates, policy, started)
-            method = "permutation"
-    full = (1 << n) - 1
-    empty, everything = game.utility(0), game.utility(full)
-    loo = [float(everything[0] - game.utility(full & ~(1 << i))[0]) for i in range(n)]
-    samples = []  # per player: its value on each resample, widened by its other errors
-    for i in range(n):
-        spread = math.hypot(errors[i], game.seed_spread(values[i]))
-        samples.append(with_spread(values[i, 1 : 1 + RESAMPLES], spread, seed=policy.seed + i))
-    harmful, joint = _harmful(
-        players, [str(sizes.loc[c, "first"]) for c in players], values, samples, policy
-    )
+        game_result = _play(game, rates, contributors, policy, started)
+    batches, values, errors = game_result.batches, game_result.values, game_result.errors
+    empty, everything = game.utility(0), game.utility((1 << len(batches)) - 1)
+    shares = np.zeros(n)  # each contribution's share of its batch's rows
+    samples = [np.empty(0)] * n  # per player: its value on each resample, widened
+    member_values, member_errors, loo = np.zeros((n, values.shape[1])), np.zeros(n), np.zeros(n)
+    for b, members in enumerate(batches):
+        spread = math.hypot(errors[b], game.seed_spread(values[b]))
+        widened = with_spread(values[b, 1 : 1 + RESAMPLES], spread, seed=policy.seed + b)
+        left_out = everything[0] - game.utility(((1 << len(batches)) - 1) & ~(1 << b))[0]
+        batch_rows = sum(rates[i] for i in members)
+        for i in members:
+            # A batch's value is split among its members by rows: the same share of every
+            # resample, so a sum over members stays the batch's own (never narrower).
+            shares[i] = rates[i] / batch_rows
+            member_values[i] = shares[i] * values[b]
+            member_errors[i] = shares[i] * spread
+            samples[i] = shares[i] * widened
+            loo[i] = shares[i] * left_out
+    harmful, joint = _harmful(players, contributors, member_values, samples, policy)
+    batch_size = {i: len(members) for members in batches for i in members}
     result = []
     for i, cid in enumerate(players):
         low, high = interval(samples[i])
         value = ContributionValue(
             contribution_id=cid,
-            contributor=str(sizes.loc[cid, "first"]),
-            rows=int(sizes.loc[cid, "size"]),
-            value=round(float(values[i, 0]), 6),
+            contributor=contributors[i],
+            rows=int(row_counts[cid]),
+            value=round(float(member_values[i, 0]), 6),
             value_interval=(low, high),
-            standard_error=round(math.hypot(errors[i], game.seed_spread(values[i])), 6),
-            loo_delta=round(loo[i], 6),
+            standard_error=round(float(member_errors[i]), 6),
+            loo_delta=round(float(loo[i]), 6),
             status=EXCLUDED if cid in harmful else INCLUDED,
             reason="",
             rows_already_given=int(already_given.get(cid, {}).get("rows", 0)),
+            batch_size=batch_size[i],
         )
         reason = _sentence(value, policy.metric, harmful.get(cid))
+        if value.batch_size > 1:
+            reason += (
+                f" (valued in one batch with {value.batch_size - 1} other contribution(s): "
+                f"the batch's worth, split by rows, {shares[i]:.0%} of it)"
+            )
         if given := already_given.get(cid):
             reason += f" ({given['sentence']})"
         result.append(replace(value, reason=reason))
     own = -1.0 if policy.metric in LOWER_IS_BETTER else 1.0
     return Valuation(
         metric=policy.metric,
-        method=method,
+        method=game_result.method,
         seed=policy.seed,
         values=result + emptied,
         base_contributions=base_contributions,
         base_score=round(own * float(empty[0]), 6),
         all_score=round(own * float(everything[0]), 6),
         improvement=round(float(everything[0] - empty[0]), 6),
-        permutations=permutations,
-        coalitions_trained=len(game.cache),
+        permutations=game_result.orders,
+        coalitions_trained=game.fits,
         training_rows_cap=policy.max_training_rows if game.sampled else 0,
         seconds=round(time.perf_counter() - started, 3),
         joint_exclusions=joint,
+        batches=len(batches),
         **recipe,
     )
 
@@ -387,10 +435,10 @@ def _harmful(
         if interval(samples[i])[1] < 0:
             harmful[cid] = None
     leaning = [i for i in range(len(players)) if np.mean(samples[i] < 0) >= LEANS_HARMFUL]
-    groups = [
-        _Group([i for i in leaning if contributors[i] == who], f"of {who}")
-        for who in sorted(set(contributors))
-    ]
+    by_contributor: dict[str, list[int]] = {}
+    for i in leaning:
+        by_contributor.setdefault(contributors[i], []).append(i)
+    groups = [_Group(members, f"of {who}") for who, members in sorted(by_contributor.items())]
     groups.append(_Group(leaning, "that also made the model worse"))
     records = []
     for group in groups:
@@ -458,10 +506,10 @@ class _Game:
         self.sampled = len(frame) > policy.max_training_rows
         if self.sampled:  # one seeded sample: every coalition trains on its part of it
             frame = frame.sample(n=policy.max_training_rows, random_state=policy.seed)
-        code = np.full(len(frame), -1)
-        ids = frame[CONTRIBUTION_ID].to_numpy()
-        for i, cid in enumerate(players):
-            code[ids == cid] = i
+        # Each row's player (-1: the base), in one pass: thousands of players x rows is slow.
+        import pandas as pd
+
+        code = pd.Categorical(frame[CONTRIBUTION_ID], categories=players).codes.astype(int)
         self.code = code
         # Arrays where the task allows: a coalition model is scored and thrown away, and
         # scikit-learn fits arrays about twice as fast (no feature-name checks) on iris.
@@ -475,11 +523,34 @@ class _Game:
         self.counts = bootstrap_counts(len(benchmark), resamples=RESAMPLES, seed=policy.seed)
         self.seeds = len(spec.training_seeds)
         self.cache: dict[int, np.ndarray] = {}
+        self.fits = 0  # coalition models trained
+        self.deadline: float | None = None  # past it, a model not yet trained raises _OutOfTime
+        self.players = len(players)
+        self.batch_code = code  # per row: its player's batch (-1: the base)
+        self.batches = [[i] for i in range(len(players))]
+
+    def regroup(self, batches: list[list[int]]) -> None:
+        """Play with ``batches`` (lists of player indices) as the players: masks are over
+        batches from now on. The base and everyone keep their trained models."""
+        of = np.full(self.players + 1, -1)
+        for b, members in enumerate(batches):
+            of[members] = b
+        kept = {0: self.cache.get(0), (1 << len(batches)) - 1: self.cache.get(self.full)}
+        self.batch_code = of[self.code]  # code -1 picks the last entry, which stays -1
+        self.batches = batches
+        self.cache = {mask: scores for mask, scores in kept.items() if scores is not None}
+
+    @property
+    def full(self) -> int:
+        return (1 << len(self.batches)) - 1
 
     def utility(self, mask: int) -> np.ndarray:
         if mask not in self.cache:
+            if self.deadline is not None and time.perf_counter() > self.deadline:
+                raise _OutOfTime
             players = [i for i in range(mask.bit_length()) if mask >> i & 1]
-            member = (self.code < 0) | np.isin(self.code, players)
+            member = (self.batch_code < 0) | np.isin(self.batch_code, players)
+            self.fits += 1
             spec = self.spec
             model = fit(
                 build_estimator(
@@ -536,35 +607,190 @@ def _exact(game: _Game, rates: list[float]) -> np.ndarray:
     return values
 
 
+class _OutOfTime(Exception):
+    """A coalition model not yet trained was needed past the budget's deadline."""
+
+
+@dataclass(frozen=True)
+class _Played:
+    batches: list[list[int]]  # player indices per batch: the game's players
+    values: np.ndarray  # per batch: value on the benchmark, each resample, each seed
+    errors: np.ndarray  # per batch: the sampled estimate's standard error (0 when exact)
+    method: str
+    orders: int
+
+
+def _play(
+    game: _Game,
+    rates: list[float],
+    contributors: list[str],
+    policy: ValuationPolicy,
+    started: float,
+) -> _Played:
+    """The game, with as many players as the budget affords (``policy.max_players`` at most)
+    and never a new model past the budget: the first two models (the base, and everyone as one
+    batch) are always trained; their time plans the rest, and whatever the deadline cuts short
+    falls back to fewer players: at worst the whole batch as one, whose value is exact."""
+    n = len(rates)
+    if policy.max_players is None:  # as valued before issue 29: every contribution a player
+        return _solve(game, rates, game.batches, policy, started)
+    replay = policy.batches is not None
+    game.regroup([list(range(n))])
+    game.utility(0)  # the first model also pays for imports and warm-up: not timed
+    clock = time.perf_counter()
+    game.utility(1)  # the largest coalition
+    # A sampled coalition holds half the new rows on average; a model's time grows with rows.
+    base, new = int(np.sum(game.code < 0)), int(np.sum(game.code >= 0))
+    per_fit = (time.perf_counter() - clock) * (base + new / 2) / max(base + new, 1)
+    count = policy.batches
+    if count is None:
+        game.deadline = started + policy.budget_seconds
+        count = _planned(n, policy, (game.deadline - time.perf_counter()) / max(per_fit, 1e-9))
+    try:
+        batches = _batches(rates, contributors, count)
+        game.regroup(batches)
+        return _solve(game, rates, batches, policy, started)
+    except _OutOfTime:
+        if replay:  # no deadline when replaying; unreachable
+            raise
+        game.regroup([list(range(n))])
+        return _solve(game, rates, game.batches, policy, started)
+    finally:
+        game.deadline = None  # what follows reads trained models only
+
+
+def _planned(n: int, policy: ValuationPolicy, affordable: float) -> int:
+    """How many batches to play with when ``affordable`` more models can be trained."""
+    count = min(n, policy.max_players or n)
+    exact = min(count, policy.exact_max_players)
+    if count == exact and 2**count - 2 <= affordable:
+        return count
+    # Sampled: each batch's leave-one-out model, then orders of one model per batch.
+    sampled = min(count, int(affordable / (policy.min_orders + 1)))
+    if sampled > policy.exact_max_players:
+        return sampled
+    # Exact beats sampling a few batches: as many as 2^n models afford.
+    while exact > 1 and 2**exact - 2 > affordable:
+        exact -= 1
+    return max(exact, 1)
+
+
+def _batches(rates: list[float], contributors: list[str], count: int) -> list[list[int]]:
+    """The players (indices) in ``count`` batches: each contribution alone when there are that
+    many, else consecutive runs, by contributor then contribution id, of nearly equal numbers
+    of contributions: a contributor's contributions stay together where they fit, so a dataset
+    split across several contributions is mostly judged in one batch."""
+    n = len(rates)
+    if count >= n:
+        return [[i] for i in range(n)]
+    ordered = sorted(range(n), key=lambda i: (contributors[i], i))
+    return [[int(i) for i in part] for part in np.array_split(ordered, count)]
+
+
+def _solve(
+    game: _Game,
+    rates: list[float],
+    batches: list[list[int]],
+    policy: ValuationPolicy,
+    started: float,
+) -> _Played:
+    count = len(batches)
+    batch_rates = [sum(rates[i] for i in members) for members in batches]
+    if count <= policy.exact_max_players:
+        values = _exact(game, batch_rates)
+        return _Played(batches, values, np.zeros(count), "exact", 0)
+    if policy.max_players is not None:
+        # Leave-one-out models first: sampling runs until the deadline.
+        for b in range(count):
+            game.utility(game.full & ~(1 << b))
+    values, errors, orders = _sampled(game, batch_rates, policy, started)
+    return _Played(batches, values, errors, "permutation", orders)
+
+
+# Antithetic pairs come in blocks of this many, their uniforms stratified (see ``_sampled``).
+STRATA = 4
+
+
 def _sampled(
     game: _Game, rates: list[float], policy: ValuationPolicy, started: float
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Mean marginal gains over seeded random orders of arrival (exponential clocks with the
-    players' rates), and their standard errors."""
+    players' rates), and their standard errors.
+
+    With ``policy.antithetic`` two variance reductions, neither changing which orders are
+    likely (every order is still drawn with the clocks' distribution, so the estimate stays
+    unbiased): orders come in pairs, the second's clocks from the first's uniforms mirrored
+    (u -> 1 - u; the reverse order when the players are of equal size), so a player early in
+    one is late in the other; and in blocks of ``STRATA`` pairs each player's uniforms are
+    stratified (one in each quarter of [0, 1)), so every player arrives early, late and in
+    between within a block. Most of a marginal gain's spread is where its player arrived
+    (early gains are large), and both cancel most of it. Blocks are independent: the standard
+    error is over blocks (over pairs, which overstates it, when fewer than two full blocks were
+    done; over orders when one pair). An order the deadline cuts short is dropped with its
+    pair, and so is an unfinished block when two are done; at least two orders are kept."""
     n = len(rates)
     rng = np.random.default_rng(policy.seed)
     scale = 1.0 / np.asarray(rates)
     total = np.zeros((n, len(game.utility(0))))
-    point = []  # per order, each player's marginal on the benchmark itself
-    while True:
-        done = len(point)
-        if policy.permutations is not None:
-            if done >= policy.permutations:
+    point: list[np.ndarray] = []  # per order, each player's marginal on the benchmark itself
+    limit = policy.max_permutations if policy.permutations is None else policy.permutations
+    per_block = 2 * STRATA if policy.antithetic else 1
+    pending, pending_point = np.zeros_like(total), []  # the block under way
+    try:
+        while len(point) < limit:
+            if (
+                policy.permutations is None
+                and policy.max_players is None
+                and len(point) >= 2
+                and time.perf_counter() - started > policy.budget_seconds
+            ):  # as before issue 29: the budget was checked between orders only
                 break
-        elif done >= policy.max_permutations or (
-            done >= 2 and time.perf_counter() - started > policy.budget_seconds
-        ):
-            break
-        mask, previous, marginal = 0, game.utility(0), np.zeros(n)
-        for i in np.argsort(rng.exponential(scale)):
-            mask |= 1 << int(i)
-            current = game.utility(mask)
-            total[i] += current - previous
-            marginal[i] = current[0] - previous[0]
-            previous = current
-        point.append(marginal)
+            if game.deadline is not None and time.perf_counter() > game.deadline:
+                # Orders of models all trained already need no fit, but still take time.
+                if len(point) < 2:
+                    raise _OutOfTime
+                break
+            if policy.antithetic:
+                strata = rng.permuted(np.tile(np.arange(STRATA), (n, 1)), axis=1)
+                uniforms = (strata + rng.random((n, STRATA))) / STRATA
+                block = [(-np.log(u) * scale, -np.log1p(-u) * scale) for u in uniforms.T]
+            else:
+                block = [(rng.exponential(scale),)]
+            for pair in block:
+                if len(point) + len(pending_point) + len(pair) > limit:
+                    break
+                gains, marginals = np.zeros_like(total), []
+                for clock in pair:
+                    mask, previous, marginal = 0, game.utility(0), np.zeros(n)
+                    for i in np.argsort(clock):
+                        mask |= 1 << int(i)
+                        current = game.utility(mask)
+                        gains[i] += current - previous
+                        marginal[i] = current[0] - previous[0]
+                        previous = current
+                    marginals.append(marginal)
+                pending += gains  # a pair counts only when both its orders are done
+                pending_point += marginals
+            if not pending_point:
+                break
+            total += pending
+            point += pending_point
+            pending, pending_point = np.zeros_like(total), []
+    except _OutOfTime:
+        if len(point) < 2 * per_block:  # fewer than two full blocks: keep its full pairs too
+            total += pending
+            point += pending_point
+        if len(point) < 2:
+            raise
     m = len(point)
-    errors = np.std(point, axis=0, ddof=1) / math.sqrt(m) if m > 1 else np.zeros(n)
+    if policy.antithetic and m >= 2 * per_block and m % per_block == 0:
+        blocks = np.mean(np.reshape(point, (m // per_block, per_block, n)), axis=1)
+        errors = np.std(blocks, axis=0, ddof=1) / math.sqrt(len(blocks))
+    elif policy.antithetic and m >= 4:
+        pairs = np.add(point[0::2], point[1::2]) / 2
+        errors = np.std(pairs, axis=0, ddof=1) / math.sqrt(len(pairs))
+    else:
+        errors = np.std(point, axis=0, ddof=1) / math.sqrt(m) if m > 1 else np.zeros(n)
     return total / m, errors, m
 
 
@@ -574,7 +800,14 @@ def recompute(
     """The valuation ``recorded`` (``Valuation.to_dict()``) again, on the dataset it valued:
     the same players, spec, policy and seed, and a sampled one with its own permutations."""
     sampled = recorded["method"] == "permutation"
-    policy = {**recorded["policy"], "permutations": recorded["permutations"] if sampled else None}
+    policy = {
+        # Recorded before issue 29: every contribution a player, independent orders.
+        "max_players": None,
+        "antithetic": False,
+        **recorded["policy"],
+        "permutations": recorded["permutations"] if sampled else None,
+        "batches": recorded.get("batches") or None,
+    }
     return value_contributions(
         frame,
         benchmark,
