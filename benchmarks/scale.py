@@ -15,6 +15,7 @@ retrain's batch, whose intakes could not see each other); then measures:
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -39,6 +40,7 @@ from mlops_assets.core.intake.processing import process_contribution
 from mlops_assets.core.intake.report import ContributionReport, IntakePolicy
 from mlops_assets.task import IRIS
 from mlops_assets_testing.data import IRIS_CSV, new_flowers
+from mlops_assets_testing.topology import postgres_databases
 
 ROWS_PER_CONTRIBUTION = 20
 BATCH = 256  # contributions that land together before a retrain
@@ -176,18 +178,6 @@ def first_page(url: str, home: Path) -> float:
     return elapsed
 
 
-def postgres_database() -> str:
-    import sqlalchemy as sa
-
-    name = f"scale_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(
-        "postgresql+psycopg2://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as db:
-        db.execute(sa.text(f"CREATE DATABASE {name}"))
-    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
@@ -201,12 +191,19 @@ def main() -> None:
     )
     print("|---:|---|---:|---:|---:|---:|")
     for n in args.sizes:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
             home = Path(tmp) / "var"
             (home / "storage" / "reference").mkdir(parents=True)
             split.train.to_parquet(home / "storage" / "reference" / "train.parquet")
             split.benchmark.to_parquet(home / "storage" / "reference" / "benchmark.parquet")
-            url = postgres_database() if args.postgres else f"sqlite:///{home}/catalog.sqlite"
+            name = f"scale_{uuid.uuid4().hex[:10]}"
+            databases = postgres_databases(name) if args.postgres else contextlib.nullcontext()
+            url = (
+                f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+                if args.postgres
+                else f"sqlite:///{home}/catalog.sqlite"
+            )
+            stack.enter_context(databases)
             start = time.perf_counter()
             fill(url, home, n, split)
             filled = time.perf_counter() - start

@@ -23,6 +23,7 @@ from mlops_assets.core.intake.report import IntakePolicy, read_report
 from mlops_assets.core.storage.places import LocalStore
 from mlops_assets.task import IRIS
 from mlops_assets_testing.data import IRIS_CSV, new_flowers
+from mlops_assets_testing.topology import postgres_databases
 
 SPLIT = benchmark_split(load_reference_data(IRIS_CSV, IRIS), IRIS, fraction=0.3, seed=42)
 MATCHING = RowMatching.for_intake(IRIS, SPLIT.train, SPLIT.benchmark)
@@ -44,21 +45,12 @@ def url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/catalog.sqlite"
         return
-    import sqlalchemy as sa
-
     name = f"catalog_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(
-        "postgresql+psycopg2://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as db:
-        db.execute(sa.text(f"CREATE DATABASE {name}"))
-    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    from mlops_assets.core.catalog import catalog
+    with postgres_databases(name):
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+        from mlops_assets.core.catalog import catalog
 
-    catalog._engine.cache_clear()  # close the pool before the database goes
-    with admin.connect() as db:
-        db.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
+        catalog._engine.cache_clear()  # its pool goes with the database
 
 
 def ingest(store, records, cid: str, rows: pd.DataFrame, landed_at: float, tmp_path):
