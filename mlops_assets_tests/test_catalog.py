@@ -111,21 +111,27 @@ def test_an_intake_finds_earlier_copies_through_the_catalog(url, store, tmp_path
     )
 
 
-def test_a_small_intake_reads_only_the_earlier_rows_near_its_own(url, store, tmp_path):
-    """An intake of a few rows looks up their neighbouring cells: what it reads does not grow
-    with the rows earlier contributions brought."""
+def test_a_small_intake_reads_only_the_earlier_rows_that_match_its_own(url, store, tmp_path):
+    """An intake of a few rows looks them up in their neighbouring cells and gets back only
+    the earlier rows that match one of them (same label, every measurement within 0.1 cm):
+    what it reads does not grow with the rows earlier contributions brought."""
     catalog = ContributionCatalog(url, IRIS)
     many = new_flowers(per_class=700, seed=5)
     assert ingest(store, catalog, "big-1", many, 1.0, tmp_path).rows_clean > 1500
-    probe = new_flowers(per_class=1, seed=77)
-    cells = [tuple(round(v / 0.1) for v in row[:4]) for row in probe.itertuples(index=False)]
-    near = catalog.earlier_rows(cells, (2.0, "probe-1"))
-    assert 0 < len(near) < 100  # of the 2,000 stored rows, those within a cell of its three
+    probe = pd.concat([many.iloc[[3, 900]], new_flowers(per_class=1, seed=77)])
+    probe.iloc[0, 0] += 0.05  # a copy moved by half the resolution still matches
+    probe.iloc[1, 4] = "setosa" if probe.iloc[1, 4] != "setosa" else "virginica"  # relabelled
+    near = catalog.earlier_rows(probe, (2.0, "probe-1"), MATCHING)
     assert list(near.columns) == IRIS.columns
-    for row in near[IRIS.feature_names].itertuples(index=False):
-        mine = tuple(round(v / 0.1) for v in row)
-        assert any(all(abs(a - b) <= 1 for a, b in zip(mine, c, strict=True)) for c in cells)
-    assert catalog.earlier_rows(cells, (0.5, "probe-1")).empty  # nothing landed before 0.5
+    found = [row.tolist() for _, row in near.iterrows()]
+    assert many.iloc[3].tolist() in found and many.iloc[900].tolist() not in found
+    for row in found:  # each one matches a row of the probe, label and all
+        assert any(
+            row[4] == mine[4]
+            and all(abs(a - b) < 0.1 for a, b in zip(row[:4], mine[:4], strict=True))
+            for mine in probe.itertuples(index=False)
+        )
+    assert catalog.earlier_rows(probe, (0.5, "probe-1"), MATCHING).empty  # none landed before
 
 
 def test_a_withdrawn_contribution_leaves_the_training_rows_and_keeps_its_record(

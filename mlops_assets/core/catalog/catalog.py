@@ -27,7 +27,7 @@ from mlops_assets.core.common.row_matching import (
     RowMatching,
     blocking_cells_sql,
     blocking_features,
-    neighbour_cells,
+    tolerance,
 )
 from mlops_assets.core.intake.report import ContributionReport
 
@@ -134,8 +134,16 @@ class ContributionCatalog:
             sa.Column("label", sa.Text, nullable=False),
         )
         if blocking:
+            # Covering: a lookup compares the rows of a crowded cell inside the index, never
+            # visiting the table row by row.
+            rows = self.rows.c
             sa.Index(
-                f"ix_{self.rows.name}_cells", *(self.rows.c[f"c{i}"] for i in range(len(blocking)))
+                f"ix_{self.rows.name}_cells",
+                *(rows[f"c{i}"] for i in range(len(blocking))),
+                rows.label,
+                *(rows[f"f{i}"] for i in range(len(task.features))),
+                rows.landed_at,
+                rows.contribution_id,
             )
         self._blocking = len(blocking)
         try:
@@ -343,10 +351,14 @@ class ContributionCatalog:
                     return row.contribution_id
         return None
 
-    def earlier_rows(self, cells: list[tuple[int, ...]], before: tuple[float, str]) -> pd.DataFrame:
+    def earlier_rows(
+        self, probe: pd.DataFrame, before: tuple[float, str], matching: RowMatching
+    ) -> pd.DataFrame:
         """Accepted rows of contributions that landed before ``before`` (a landing order)
-        whose cells are within one of ``cells`` (a probe's blocking cells), as task columns:
-        index lookups for a small probe, one scan for a large one."""
+        that match a row of ``probe`` (the task's columns) with the same label, as task
+        columns. A small probe is looked up by index in its rows' neighbouring cells and only
+        the matching rows come back, however crowded the cells are; a large one reads the
+        earlier rows whole."""
         import sqlalchemy as sa
 
         r = self.rows.c
@@ -356,32 +368,56 @@ class ContributionCatalog:
         )
         # Never its own rows, from an earlier run of its intake.
         query = sa.select(*self._task_columns()).where(earlier, r.contribution_id != cid)
-        wanted = neighbour_cells(cells) if self._blocking else set()
+        lookups = len(probe) * 3**self._blocking
         with self._engine.begin() as db:
-            if self._blocking and len(wanted) <= _LOOKUP_LIMIT:
-                if not wanted:
-                    return self._as_task_columns([])
-                probe = self._probe_table(db, wanted)
-                on = [r[f"c{i}"] == probe.c[f"c{i}"] for i in range(self._blocking)]
-                query = query.join_from(self.rows, probe, sa.and_(*on)).distinct()
-            rows = db.execute(query).fetchall()
-            if self._blocking and len(wanted) <= _LOOKUP_LIMIT:
-                db.execute(sa.text(f"DROP TABLE {probe.name}"))
+            if probe.empty:
+                return self._as_task_columns([])
+            if not self._blocking or lookups > _LOOKUP_LIMIT:
+                return self._as_task_columns(db.execute(query).fetchall())
+            near = self._probe_table(db, self._with_cells(probe, matching))
+            p = near.c
+            on = [r[f"c{i}"] == p[f"c{i}"] for i in range(self._blocking)] + [r.label == p.label]
+            for i, feature in enumerate(self.task.features):
+                mine, theirs = r[f"f{i}"], p[f"f{i}"]
+                if feature.categorical:
+                    on.append(mine.is_not_distinct_from(theirs))
+                else:
+                    close = sa.func.abs(mine - theirs) < tolerance(matching, feature.name)
+                    on.append(sa.or_(sa.and_(mine.is_(None), theirs.is_(None)), close))
+            rows = db.execute(query.join_from(self.rows, near, sa.and_(*on)).distinct()).fetchall()
+            db.execute(sa.text(f"DROP TABLE {near.name}"))
         return self._as_task_columns(rows)
 
-    def _probe_table(self, db: sa.Connection, cells: set[tuple[int, ...]]) -> sa.Table:
+    def _probe_table(self, db: sa.Connection, probe: pd.DataFrame) -> sa.Table:
+        """A temporary table of ``probe``'s rows (as the rows table holds them) once in
+        each cell next to their own: what an index join looks up."""
+        import itertools
+
         import sqlalchemy as sa
 
-        probe = sa.Table(
-            "mlops_probe_cells",
+        features = [
+            sa.Column(f"f{i}", sa.Text if f.categorical else sa.Float)
+            for i, f in enumerate(self.task.features)
+        ]
+        near = sa.Table(
+            "mlops_probe_rows",
             sa.MetaData(),
             *(sa.Column(f"c{i}", sa.BigInteger) for i in range(self._blocking)),
+            *features,
+            sa.Column("label", sa.Text),
             prefixes=["TEMPORARY"],
         )
-        db.execute(sa.text("DROP TABLE IF EXISTS mlops_probe_cells"))
-        probe.create(db)
-        db.execute(probe.insert(), [{f"c{i}": v for i, v in enumerate(cell)} for cell in cells])
-        return probe
+        db.execute(sa.text("DROP TABLE IF EXISTS mlops_probe_rows"))
+        near.create(db)
+        kept = [c.name for c in features] + ["label"]
+        records = []
+        for row in probe.to_dict("records"):
+            cells = [row[f"c{i}"] for i in range(self._blocking)]
+            for offset in itertools.product((-1, 0, 1), repeat=self._blocking):
+                moved = {f"c{i}": c + o for i, (c, o) in enumerate(zip(cells, offset, strict=True))}
+                records.append({**moved, **{k: row[k] for k in kept}})
+        db.execute(near.insert(), records)
+        return near
 
     def _task_columns(self) -> list[sa.Column]:
         return [*(self.rows.c[f"f{i}"] for i in range(len(self.task.features))), self.rows.c.label]

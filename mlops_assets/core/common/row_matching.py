@@ -127,18 +127,6 @@ def blocking_cells_sql(task: TaskSchema, matching: RowMatching, relation: str = 
     ]
 
 
-def neighbour_cells(cells: list[tuple[int, ...]]) -> set[tuple[int, ...]]:
-    """Every cell tuple at most one apart from one of ``cells`` on each position."""
-    if not cells or not cells[0]:
-        return set(cells)
-    offsets = list(product((-1, 0, 1), repeat=len(cells[0])))
-    return {
-        tuple(c + o for c, o in zip(cell, offset, strict=True))
-        for cell in cells
-        for offset in offsets
-    }
-
-
 def near_pairs_sql(
     task: TaskSchema,
     matching: RowMatching,
@@ -194,6 +182,11 @@ def near_pairs_sql(
         ON {" AND ".join(keys) or "true"}
         WHERE {where}
     """
+
+
+def tolerance(matching: RowMatching, feature: str) -> float:
+    """Two values of ``feature`` match when they differ by less than this."""
+    return matching.resolutions[feature] * (1 - _TOLERANCE_SHARE)
 
 
 def _close_sql(left: str, right: str, feature: str, matching: RowMatching) -> str:

@@ -25,7 +25,6 @@ from mlops_assets.core.common.hashing import file_sha256
 from mlops_assets.core.common.names import safe_text, without_paths
 from mlops_assets.core.common.row_matching import (
     RowMatching,
-    blocking_cells_sql,
     near_pairs_sql,
     same_cells_sql,
 )
@@ -80,9 +79,9 @@ UPDATE_BATCH_ROWS = 1_000_000
 OUTLIER_Z = 3.5
 
 
-# The accepted rows of earlier contributions whose blocking cells are within one of the given
-# ones (``row_matching.blocking_cells_sql``), as the task's columns: the catalog's lookup.
-EarlierRows = Callable[[list[tuple[int, ...]]], pd.DataFrame]
+# The accepted rows of earlier contributions that match one of the given rows (the task's
+# columns) with its label, as the task's columns: the catalog's lookup.
+EarlierRows = Callable[[pd.DataFrame], pd.DataFrame]
 
 
 def intake_contribution(
@@ -522,14 +521,9 @@ def _judge_valid_rows(db: "DuckDBPyConnection", task: TaskSchema, known: KnownRo
         )
         found.append((REFERENCE_FLAG, _matching_ids(task, known, "reference_train_rows", False)))
         if known.earlier is not None:
-            # Only the earlier rows near this file's: one lookup per cell, not every file.
-            cells = blocking_cells_sql(task, known.matching)
-            probe = (
-                db.execute(f"SELECT DISTINCT {', '.join(cells)} FROM cell_firsts").fetchall()
-                if cells
-                else [()]
-            )
-            db.register("earlier_rows", known.earlier([tuple(c) for c in probe]))
+            # Only the earlier rows that match the file's: looked up, not every file read.
+            firsts = db.execute(f"SELECT {columns} FROM cell_firsts").df()
+            db.register("earlier_rows", known.earlier(firsts))
             found.append((EARLIER_FLAG, _matching_ids(task, known, "earlier_rows", True)))
     if known.benchmark is not None:
         found.append((BENCHMARK_FLAG, _matching_ids(task, known, "benchmark_rows", False)))

@@ -40,7 +40,7 @@ class ContributionRecords(Protocol):
     def find_by_sha256(self, sha256: str, *, exclude: str) -> str | None: ...
 
     def earlier_rows(
-        self, cells: list[tuple[int, ...]], before: tuple[float, str]
+        self, probe: pd.DataFrame, before: tuple[float, str], matching: RowMatching
     ) -> pd.DataFrame: ...
 
 
@@ -146,8 +146,8 @@ def process_contribution(
                     output_dir=staging,
                     sha256=sha256,
                     matching=matching,
-                    earlier_rows=lambda cells: records.earlier_rows(
-                        cells, (landed_at, contribution_id)
+                    earlier_rows=lambda probe: records.earlier_rows(
+                        probe, (landed_at, contribution_id), matching
                     ),
                     limits=limits,
                     landed_at=landed_at,
