@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from mlops_assets.core.catalog.catalog import _IMPORTED, DONE, ContributionCatalog
 from mlops_assets.core.common.row_matching import RowMatching
@@ -106,6 +107,9 @@ def fill(url: str, home: Path, n: int, split) -> None:
         records = cells.to_dict("records")
         for start in range(0, len(records), 100_000):
             db.execute(catalog.rows.insert(), records[start : start + 100_000])
+    with catalog._engine.connect() as db:  # statistics, as a long-lived database has them
+        db.execute(sa.text("ANALYZE"))
+        db.commit()
     landing = home / "landing"
     text = "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n"
     for i in range(n):

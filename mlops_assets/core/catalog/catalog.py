@@ -417,6 +417,10 @@ class ContributionCatalog:
                 moved = {f"c{i}": c + o for i, (c, o) in enumerate(zip(cells, offset, strict=True))}
                 records.append({**moved, **{k: row[k] for k in kept}})
         db.execute(near.insert(), records)
+        if db.dialect.name == "postgresql":
+            # A temporary table has no statistics: without them the planner hashes the whole
+            # rows table instead of looking the few probe rows up in its index.
+            db.execute(sa.text(f"ANALYZE {near.name}"))
         return near
 
     def _task_columns(self) -> list[sa.Column]:
