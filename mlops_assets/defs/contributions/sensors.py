@@ -78,18 +78,7 @@ def build_contribution_sensor(
                 skip_reason=plan.skip_reason(landing.location), cursor=plan.cursor.dump()
             )
         requests = [_intake_request(i, intake_policy.intake_timeout) for i in plan.intakes]
-        named = [r.tags[LANDING_PATH_TAG] for r in requests[:_NAMED_IN_LOG]]
-        more = len(requests) - len(named)
-        context.log.info(
-            f"New contributions ({len(requests)}): "
-            + ", ".join(named)
-            + (f" and {more} more" if more else "")
-        )
-        if plan.deferred:
-            context.log.info(
-                f"{plan.deferred} more file(s) wait for the next tick: at most "
-                f"{max_files_per_tick} a tick (MLOPS_SENSOR_MAX_FILES_PER_TICK), oldest first"
-            )
+        _log_taken(context, requests, plan.deferred, max_files_per_tick)
         return dg.SensorResult(
             run_requests=requests,
             dynamic_partitions_requests=[
@@ -99,6 +88,27 @@ def build_contribution_sensor(
         )
 
     return contribution_sensor
+
+
+def _log_taken(
+    context: dg.SensorEvaluationContext,
+    requests: list[dg.RunRequest],
+    deferred: int,
+    max_files_per_tick: int,
+) -> None:
+    """The files taken this tick (the first few by name) and how many wait for the next."""
+    named = [r.tags[LANDING_PATH_TAG] for r in requests[:_NAMED_IN_LOG]]
+    more = len(requests) - len(named)
+    context.log.info(
+        f"New contributions ({len(requests)}): "
+        + ", ".join(named)
+        + (f" and {more} more" if more else "")
+    )
+    if deferred:
+        context.log.info(
+            f"{deferred} more file(s) wait for the next tick: at most "
+            f"{max_files_per_tick} a tick (MLOPS_SENSOR_MAX_FILES_PER_TICK), oldest first"
+        )
 
 
 def _intake_request(intake: PlannedIntake, timeout_seconds: float) -> dg.RunRequest:
