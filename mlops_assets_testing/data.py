@@ -145,3 +145,27 @@ def catalog_at(folder, task):
     from mlops_assets.core.catalog.catalog import ContributionCatalog
 
     return ContributionCatalog(f"sqlite:///{folder}/catalog.sqlite", task)
+
+
+def ingested(rows: pd.DataFrame, folder, split, records, *, cid: str, who: str, landed_at: float):
+    """``rows`` written as ``<folder>/<cid>.csv`` and taken in by ``process_contribution``
+    (the default policy) into ``<folder>/contributions``, recorded in ``records``; its report."""
+    from mlops_assets.core.intake.processing import process_contribution
+    from mlops_assets.core.intake.report import IntakePolicy
+    from mlops_assets.task import IRIS
+
+    path = folder / f"{cid}.csv"
+    rows.to_csv(path, index=False)
+    return process_contribution(
+        path,
+        IRIS,
+        reference=split.train,
+        benchmark=split.benchmark,
+        contributions_root=folder / "contributions",
+        contribution_id=cid,
+        contributor=who,
+        policy=IntakePolicy(),
+        landing_path=f"{who}/{cid}.csv",
+        landed_at=landed_at,
+        records=records,
+    )

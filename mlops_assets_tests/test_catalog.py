@@ -18,11 +18,10 @@ from mlops_assets.core.catalog.catalog import ContributionCatalog, load_accepted
 from mlops_assets.core.catalog.sync import open_catalog
 from mlops_assets.core.common.row_matching import RowMatching
 from mlops_assets.core.data.reference_data import benchmark_split, load_reference_data
-from mlops_assets.core.intake.processing import process_contribution
-from mlops_assets.core.intake.report import IntakePolicy, read_report
+from mlops_assets.core.intake.report import read_report
 from mlops_assets.core.storage.places import LocalStore
 from mlops_assets.task import IRIS
-from mlops_assets_testing.data import IRIS_CSV, new_flowers
+from mlops_assets_testing.data import IRIS_CSV, ingested, new_flowers
 from mlops_assets_testing.topology import postgres_databases
 
 SPLIT = benchmark_split(load_reference_data(IRIS_CSV, IRIS), IRIS, fraction=0.3, seed=42)
@@ -54,21 +53,10 @@ def url(request, tmp_path):
 
 
 def ingest(store, records, cid: str, rows: pd.DataFrame, landed_at: float, tmp_path):
-    path = tmp_path / f"{cid}.csv"
-    rows.to_csv(path, index=False)
-    return process_contribution(
-        path,
-        IRIS,
-        reference=SPLIT.train,
-        benchmark=SPLIT.benchmark,
-        contributions_root=store / "contributions",
-        contribution_id=cid,
-        contributor=cid.split("-")[0],
-        policy=IntakePolicy(),
-        landing_path=f"{cid.split('-')[0]}/{cid}.csv",
-        landed_at=landed_at,
-        records=records,
-    )
+    """Into the store's folder, as its contributions folder is: ``store/contributions``."""
+    del tmp_path  # the file is written beside the contributions
+    who = cid.split("-")[0]
+    return ingested(rows, store, SPLIT, records, cid=cid, who=who, landed_at=landed_at)
 
 
 def test_an_intake_finds_earlier_copies_through_the_catalog(url, store, tmp_path):

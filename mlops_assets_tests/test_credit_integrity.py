@@ -15,7 +15,6 @@ from mlops_assets.core.common.row_matching import RowMatching, infer_resolution
 from mlops_assets.core.data.integration import Contribution, integrate
 from mlops_assets.core.data.reference_data import load_reference_data, split_benchmark
 from mlops_assets.core.intake.intake import intake_contribution
-from mlops_assets.core.intake.processing import process_contribution
 from mlops_assets.core.intake.report import IntakePolicy
 from mlops_assets.core.modeling.evaluation import evaluate
 from mlops_assets.core.modeling.training import TrainingSpec, train_model
@@ -25,7 +24,7 @@ from mlops_assets.core.modeling.valuation import (
     value_contributions,
 )
 from mlops_assets.task import IRIS
-from mlops_assets_testing.data import IRIS_CSV, catalog_at, new_flowers
+from mlops_assets_testing.data import IRIS_CSV, catalog_at, ingested, new_flowers
 
 SPEC = TrainingSpec("logistic_regression", {"C": 1.0, "max_iter": 1000}, seed=42)
 POLICY = ValuationPolicy("log_loss", 42, 8, 60.0, 200, 50_000, True)
@@ -107,25 +106,10 @@ def test_whoever_lands_first_owns_the_rows_whichever_intake_runs_first(split, tm
     intakes compare only with what landed before them, and integration gives the rows to the
     first to land."""
     original = new_flowers(per_class=20, seed=102)
-    root = tmp_path / "contributions"
     catalog = catalog_at(tmp_path, IRIS)
 
     def ingest(cid: str, who: str, rows: pd.DataFrame, landed_at: float):
-        path = tmp_path / f"{cid}.csv"
-        rows.to_csv(path, index=False)
-        return process_contribution(
-            path,
-            IRIS,
-            reference=split.train,
-            benchmark=split.benchmark,
-            contributions_root=root,
-            contribution_id=cid,
-            contributor=who,
-            policy=IntakePolicy(),
-            landing_path=f"{who}/{cid}.csv",
-            landed_at=landed_at,
-            records=catalog,
-        )
+        return ingested(rows, tmp_path, split, catalog, cid=cid, who=who, landed_at=landed_at)
 
     copy_report = ingest("mallory-1", "mallory", moved(original, 0.02), 103.0)
     original_report = ingest("alice-1", "alice", original, 100.0)
