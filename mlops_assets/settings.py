@@ -355,6 +355,27 @@ class Settings:
         "64",
         "Connections and requests the prediction API serves at once; beyond it answers 503 at once.",
     )
+    portal_licenses: tuple[str, ...] = setting(
+        "MLOPS_PORTAL_LICENSES",
+        "CC0-1.0,CC-BY-4.0",
+        "The licenses (SPDX ids, comma-separated) a contributor may give an upload under; the choice is recorded with its consent in the file's sidecar and its report.",
+        parse=_comma_separated,
+    )
+    portal_max_upload_bytes: int = setting(
+        "MLOPS_PORTAL_MAX_UPLOAD_BYTES",
+        "1073741824",
+        "Largest file the upload API takes (413 above; reading stops at the limit). A compressed upload is also held to `MLOPS_MAX_DECOMPRESSED_BYTES` by its pre-check.",
+    )
+    portal_uploads_per_hour: int = setting(
+        "MLOPS_PORTAL_UPLOADS_PER_HOUR",
+        "60",
+        "Uploads one account may make in an hour (429 with `Retry-After` beyond).",
+    )
+    portal_auth_failures_per_minute: int = setting(
+        "MLOPS_PORTAL_AUTH_FAILURES_PER_MINUTE",
+        "10",
+        "Failed sign-ins (unknown tokens) one client address may make in a minute before the upload API answers it 429 for the rest of the minute.",
+    )
     accuracy_floor: float = setting(
         "MLOPS_ACCURACY_FLOOR",
         "0.9",
