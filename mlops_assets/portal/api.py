@@ -40,7 +40,13 @@ DISABLED = _error("The account is disabled (ACCOUNT_DISABLED)")
 NOT_FOUND = _error("No such contribution of yours (another account's is not found either)")
 RATE_LIMITED = _error("Too many failed sign-ins from this address, or uploads of this account")
 BINARY = {"type": "string", "format": "binary"}
-SIGNED_IN = {401: UNAUTHORIZED, 403: DISABLED, 429: RATE_LIMITED}
+LICENSE_PARAMETER = "license"
+INVALID = _error("A query parameter or header is invalid (each is named)")
+SIGNED_IN = {401: UNAUTHORIZED, 403: DISABLED, 422: INVALID, 429: RATE_LIMITED}
+# What a file name may hold, as far as a pattern can say it: no path separator, no control
+# or direction-override character, not hidden (the landing zone's own rules decide the rest).
+FILE_NAME = r"^[^./\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+FILE_NAME += r"[^/\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]*$"
 
 
 class AccountInfo(BaseModel):
@@ -185,21 +191,40 @@ def account(request: Request, me: Me) -> AccountInfo:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/octet-stream": {"schema": BINARY}},
+            "content": {"application/octet-stream": {"schema": {**BINARY, "minLength": 1}}},
         }
     },
 )
 async def upload(
     request: Request,
     me: Me,
-    filename: Annotated[str, Query(min_length=1, max_length=200, description="e.g. flowers.csv")],
+    filename: Annotated[
+        str,
+        # Documented, not enforced by the pattern: the use case refuses a bad name saying why.
+        Query(
+            min_length=1,
+            max_length=200,
+            json_schema_extra={"pattern": FILE_NAME},
+            description="The file's name, e.g. flowers.csv: its extension says its format",
+        ),
+    ],
     license: Annotated[str, Query(description="One of the offered licenses (GET /account)")],
     consent: Annotated[
-        bool, Query(description="true: you agree that this file may be used to train models")
+        bool,
+        Query(
+            description="true: you agree that this file may be used to train models",
+            json_schema_extra={"enum": [True]},  # nothing is taken without it
+        ),
     ],
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", max_length=200, description="Retry with the same key"),
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            pattern=r"^[!-~]+$",
+            description="Any key of yours (a UUID): a retry with the same key is one upload",
+        ),
     ] = None,
 ) -> JSONResponse:
     """Upload a file as the raw request body (streamed to disk, never held in memory); it is

@@ -81,6 +81,25 @@ def portal_from_settings(settings: Settings) -> Portal:
     )
 
 
+def _document_licenses(app: FastAPI, licenses: tuple[str, ...]) -> None:
+    """The upload's ``license`` parameter, in the OpenAPI document, as the list this
+    deployment offers (the router is the same for every deployment)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            for item in document["paths"].values():
+                for operation in item.values():
+                    for parameter in operation.get("parameters", []):
+                        if parameter["name"] == api.LICENSE_PARAMETER:
+                            parameter["schema"] = {"type": "string", "enum": list(licenses)}
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
     """The application ``mlops portal`` serves: the upload API under ``/api/v1/`` (and the
     portal's pages, once they exist, included here beside it)."""
@@ -99,6 +118,7 @@ def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
     scratch.mkdir(parents=True, exist_ok=True)
     app.state.scratch = scratch
     app.include_router(api.router)
+    _document_licenses(app, settings.portal_licenses)
     # The portal's pages (part 2) are included here: app.include_router(pages.router).
 
     @app.middleware("http")

@@ -9,6 +9,7 @@ Every read is of the signed-in account's own contributions: another account's is
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import tempfile
 import time
@@ -225,9 +226,9 @@ class Portal:
             f"{request.file_name}\0{request.license}\0{sha256}".encode()
         ).hexdigest()
         if idempotency_key is not None:
-            if not 1 <= len(idempotency_key) <= 200 or not idempotency_key.isprintable():
+            if not re.fullmatch(r"[!-~]{1,200}", idempotency_key):
                 raise UploadRefusedError(
-                    "the Idempotency-Key must be 1 to 200 printable characters",
+                    "the Idempotency-Key must be 1 to 200 printable ASCII characters, no spaces",
                     hint="send a UUID",
                 )
             stored = self.accounts.claim(request.account, idempotency_key, fingerprint)
