@@ -17,8 +17,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from mlops_assets.core.accounts.limits import RateLimit
-from mlops_assets.core.accounts.portal import Portal, Spool
+from mlops_assets.core.accounts.portal import Portal
 from mlops_assets.core.accounts.store import Account
+from mlops_assets.core.accounts.uploads import Spool
 from mlops_assets.errors import AuthenticationError, UploadTooLargeError
 
 log = logging.getLogger("mlops_assets.portal.api")

@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from mlops_assets.core.accounts.limits import RateLimit
-from mlops_assets.core.accounts.portal import Portal, PortalConfig
+from mlops_assets.core.accounts.portal import Portal
+from mlops_assets.core.accounts.uploads import PortalConfig
 from mlops_assets.errors import (
     AccountDisabledError,
     AccountInvalidError,

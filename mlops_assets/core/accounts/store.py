@@ -4,6 +4,8 @@ catalog's database (``mlops_`` tables beside the catalog's; SQLite or PostgreSQL
 A token is shown once and stored only as its sha256: 32 random bytes
 (``secrets.token_urlsafe``) need no slow hash, since no dictionary can guess them. An account
 may hold several tokens, so one can be rotated without locking its scripts out.
+
+Long on purpose: one schema of four tables, and the reads and writes that keep them.
 """
 
 from __future__ import annotations
