@@ -376,6 +376,16 @@ class Settings:
         "10",
         "Failed sign-ins (unknown tokens) one client address may make in a minute before the upload API answers it 429 for the rest of the minute.",
     )
+    portal_notify_seconds: float = setting(
+        "MLOPS_PORTAL_NOTIFY_SECONDS",
+        "10",
+        "How often the upload API's process looks for what happened to the contributions of accounts with a webhook, and sends the events (`0`: never).",
+    )
+    webhook_allow_private: bool = setting(
+        "MLOPS_WEBHOOK_ALLOW_PRIVATE",
+        "false",
+        "Let contributors' webhook URLs lead to loopback, private and link-local addresses (refused by default: a contributor's URL is a request this server makes on their behalf).",
+    )
     accuracy_floor: float = setting(
         "MLOPS_ACCURACY_FLOOR",
         "0.9",

@@ -72,6 +72,46 @@ def take_in(
     )
 
 
+class Door:
+    """The contributors' door over a deployment's home (the app under Starlette's
+    TestClient, the portal's use cases), and the tokens of its accounts."""
+
+    def __init__(
+        self, home: Path, versions: list[tuple[str, dict[str, str], float | None]], **env: str
+    ) -> None:
+        """``versions`` stands for the registry (each version's number, tags, creation time),
+        as a test sets it; the rest is real."""
+        from fastapi.testclient import TestClient
+
+        from mlops_assets.portal.app import create_app, portal_from_settings
+
+        self.settings = portal_settings(home, **env)
+        self.portal = portal_from_settings(self.settings)
+        self.portal._versions = lambda: versions
+        self.client = TestClient(create_app(self.settings, self.portal))
+        self.tokens: dict[str, str] = {}
+
+    def account(self, name: str, display_name: str = "") -> str:
+        _, token = self.portal.accounts.add(name, display_name or name.title())
+        self.tokens[name] = token
+        return token
+
+    def call(self, method: str, path: str, who: str | None, **kwargs):
+        headers = dict(kwargs.pop("headers", {}))
+        if who is not None:
+            headers["Authorization"] = f"Bearer {self.tokens.get(who, who)}"
+        response = self.client.request(method, f"/api/v1{path}", headers=headers, **kwargs)
+        return response.status_code, response.json()
+
+    def upload(self, who: str, body, name: str, key: str | None = None, **params):
+        query = {"filename": name, "license": "CC0-1.0", "consent": "true", **params}
+        headers = {"Idempotency-Key": key} if key else {}
+        return self.call("POST", "/uploads", who, params=query, content=body, headers=headers)
+
+    def take_in(self, landing_path: str):
+        return take_in(self.settings, self.portal.catalog(), landing_path)
+
+
 @contextlib.contextmanager
 def served(app: FastAPI) -> Iterator[str]:
     """``app`` served by uvicorn in a thread on a free port of 127.0.0.1; its base URL."""

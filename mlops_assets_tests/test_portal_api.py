@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from mlops_assets.cli import main
 from mlops_assets.core.accounts.store import AccountStore
@@ -20,9 +19,9 @@ from mlops_assets.errors import (
     AuthenticationError,
     ConflictError,
 )
-from mlops_assets.portal.app import create_app, portal_from_settings
+from mlops_assets.portal.app import create_app
 from mlops_assets_testing.data import new_flowers
-from mlops_assets_testing.portal import portal_settings, served, take_in
+from mlops_assets_testing.portal import Door, served
 from mlops_assets_testing.processes import REPO, child_env
 from mlops_assets_testing.topology import postgres_databases
 
@@ -36,40 +35,9 @@ def flowers(seed: int, per_class: int = 5) -> bytes:
     return new_flowers(per_class=per_class, seed=seed).to_csv(index=False).encode()
 
 
-class Door:
-    """The app over a deployment's home, and the tokens of its accounts."""
-
-    def __init__(self, home: Path, **env: str) -> None:
-        self.settings = portal_settings(home, **env)
-        self.portal = portal_from_settings(self.settings)
-        self.portal._versions = lambda: VERSIONS  # the registry, as each test sets it
-        self.client = TestClient(create_app(self.settings, self.portal))
-        self.tokens: dict[str, str] = {}
-
-    def account(self, name: str, display_name: str = "") -> str:
-        _, token = self.portal.accounts.add(name, display_name or name.title())
-        self.tokens[name] = token
-        return token
-
-    def call(self, method: str, path: str, who: str | None, **kwargs):
-        headers = dict(kwargs.pop("headers", {}))
-        if who is not None:
-            headers["Authorization"] = f"Bearer {self.tokens.get(who, who)}"
-        response = self.client.request(method, f"/api/v1{path}", headers=headers, **kwargs)
-        return response.status_code, response.json()
-
-    def upload(self, who: str, body, name: str, key: str | None = None, **params):
-        query = {"filename": name, "license": "CC0-1.0", "consent": "true", **params}
-        headers = {"Idempotency-Key": key} if key else {}
-        return self.call("POST", "/uploads", who, params=query, content=body, headers=headers)
-
-    def take_in(self, landing_path: str):
-        return take_in(self.settings, self.portal.catalog(), landing_path)
-
-
 @pytest.fixture(scope="module")
 def door(tmp_path_factory):
-    door = Door(tmp_path_factory.mktemp("door"))
+    door = Door(tmp_path_factory.mktemp("door"), VERSIONS)
     door.account("alice", 'Alice "<script>alert(1)</script>"')
     door.account("bob")
     return door
@@ -295,6 +263,7 @@ def test_an_upload_not_taken_in_yet_cannot_be_withdrawn(door):
 def strict_door(tmp_path_factory):
     door = Door(
         tmp_path_factory.mktemp("strict"),
+        VERSIONS,
         MLOPS_PORTAL_MAX_UPLOAD_BYTES="2000",
         MLOPS_PORTAL_UPLOADS_PER_HOUR="3",
         MLOPS_PORTAL_AUTH_FAILURES_PER_MINUTE="3",
@@ -418,7 +387,7 @@ def test_the_whole_door_on_postgresql(tmp_path):
     name = f"door_{uuid.uuid4().hex[:12]}"
     with postgres_databases(name):
         url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-        door = Door(tmp_path, MLOPS_CATALOG_URL=url)
+        door = Door(tmp_path, VERSIONS, MLOPS_CATALOG_URL=url)
         door.account("pat")
         status, answer = door.upload("pat", flowers(10), "pg.csv", key="one")
         assert status == 201 and door.upload("pat", flowers(10), "pg.csv", key="one")[0] == 200
@@ -439,7 +408,7 @@ def test_schemathesis_finds_nothing(tmp_path):
     accepted. A file name is refused for any Unicode format character (category Cf, e.g. a
     soft hyphen), which no JSON Schema pattern lists whole; the 422 is documented, and
     the refusals are tested above."""
-    door = Door(tmp_path, MLOPS_PORTAL_AUTH_FAILURES_PER_MINUTE="100000")
+    door = Door(tmp_path, VERSIONS, MLOPS_PORTAL_AUTH_FAILURES_PER_MINUTE="100000")
     token = door.account("fuzz")
     with served(create_app(door.settings, door.portal)) as url:
         result = subprocess.run(

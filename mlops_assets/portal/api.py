@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -298,3 +298,72 @@ def withdraw(request: Request, me: Me, contribution_id: str) -> dict[str, Any]:
     history and credit kept and marked withdrawn. Withdrawing again answers the same."""
     log.info("withdrawal by %s of %s", me.name, contribution_id)
     return _portal(request).withdraw(me, contribution_id)
+
+
+class Webhook(BaseModel):
+    url: str
+    secret: str = Field(description="whsec_...: verify each event's signature with it.")
+    created_at: float
+
+
+class WebhookTarget(BaseModel):
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="A public http(s) URL of your receiver (private addresses are refused).",
+    )
+
+
+class Delivery(BaseModel):
+    event_id: str
+    event_type: str
+    contribution_id: str | None
+    attempted_at: float
+    outcome: str = Field(description="delivered, waiting (retried later) or dead (given up)")
+    detail: str
+
+
+class Deliveries(BaseModel):
+    deliveries: list[Delivery]
+
+
+NO_WEBHOOK = _error("No webhook is registered")
+
+
+@router.get("/webhook", response_model=Webhook, responses={**SIGNED_IN, 404: NO_WEBHOOK})
+def webhook(request: Request, me: Me) -> dict[str, Any]:
+    """Your webhook: where events about your contributions are sent (contribution.checked,
+    .valued, .trained_on, .excluded, .withdrawn), as Standard Webhooks signed with its
+    secret."""
+    return _portal(request).webhook(me)
+
+
+@router.put(
+    "/webhook",
+    response_model=Webhook,
+    responses={**SIGNED_IN, 400: _error("The body is not JSON"), 404: NO_WEBHOOK},
+)
+def set_webhook(request: Request, me: Me, target: WebhookTarget) -> dict[str, Any]:
+    """Register your webhook, or move it (its secret is kept). A URL whose host resolves to a
+    loopback, private, link-local or metadata address is refused (422)."""
+    log.info("webhook of %s set", me.name)
+    return _portal(request).set_webhook(me, target.url)
+
+
+@router.delete(
+    "/webhook", status_code=204, response_model=None, responses={**SIGNED_IN, 404: NO_WEBHOOK}
+)
+def remove_webhook(request: Request, me: Me) -> Response:
+    """Stop sending events to your webhook."""
+    _portal(request).remove_webhook(me)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/webhook/deliveries", response_model=Deliveries, responses={**SIGNED_IN, 404: NO_WEBHOOK}
+)
+def deliveries(
+    request: Request, me: Me, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> dict[str, Any]:
+    """The latest attempts to deliver events to your webhook, newest first."""
+    return {"deliveries": _portal(request).deliveries(me, limit=limit)}

@@ -4,17 +4,22 @@ portal's pages, over one :class:`~mlops_assets.core.accounts.portal.Portal`."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from mlops_assets.core.accounts.limits import RateLimit
 from mlops_assets.core.accounts.portal import Portal
 from mlops_assets.core.accounts.uploads import PortalConfig
+from mlops_assets.core.accounts.webhooks import ContributorNotifier
 from mlops_assets.errors import (
     AccountDisabledError,
     AccountInvalidError,
@@ -54,6 +59,7 @@ def portal_from_settings(settings: Settings) -> Portal:
     """The use cases over the deployment's catalog database, landing zone, dataset store,
     pre-check and registry."""
     from mlops_assets.core.accounts.store import AccountStore
+    from mlops_assets.core.accounts.webhooks import WebhookStore
     from mlops_assets.core.catalog.sync import open_catalog
     from mlops_assets.core.data.precheck import Prechecker
     from mlops_assets.core.registry.reader import model_versions
@@ -79,7 +85,51 @@ def portal_from_settings(settings: Settings) -> Portal:
         check=Prechecker.from_settings(settings).check,
         versions=versions,
         config=PortalConfig(settings.portal_licenses, settings.portal_max_upload_bytes),
+        hooks=WebhookStore(settings.catalog_url),
+        allow_private=settings.webhook_allow_private,
     )
+
+
+def notifier_for(settings: Settings, portal: Portal) -> ContributorNotifier:
+    """What tells accounts' webhooks about their contributions, through outboxes under
+    ``$MLOPS_HOME/webhooks/accounts/<account>/``."""
+    from mlops_assets.core.registry.webhooks import DeliveryPolicy
+
+    return ContributorNotifier(
+        portal.hooks,  # type: ignore[arg-type]
+        portal.accounts,
+        portal.catalog,
+        portal.timeline_of,
+        settings.home / "webhooks" / "accounts",
+        allow_private=settings.webhook_allow_private,
+        policy=DeliveryPolicy(max_age=settings.webhook_max_age),
+    )
+
+
+class NotifierThread:
+    """Runs the notifier every ``seconds`` in the background of the portal's process; a
+    failing tick is logged and the next one tries again."""
+
+    def __init__(self, notifier: ContributorNotifier, seconds: float) -> None:
+        self.notifier, self.seconds = notifier, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                counts = self.notifier.tick()
+                if any(counts.values()):
+                    log.info("contributors' webhooks: %s", counts)
+            except Exception:
+                log.exception("contributors' webhooks: the tick failed; trying again later")
 
 
 def _document_licenses(app: FastAPI, licenses: tuple[str, ...]) -> None:
@@ -104,13 +154,26 @@ def _document_licenses(app: FastAPI, licenses: tuple[str, ...]) -> None:
 def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
     """The application ``mlops portal`` serves: the upload API under ``/api/v1/`` (and the
     portal's pages, once they exist, included here beside it)."""
+    portal = portal or portal_from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        thread = None
+        if settings.portal_notify_seconds > 0 and portal.hooks is not None:
+            thread = NotifierThread(notifier_for(settings, portal), settings.portal_notify_seconds)
+            thread.start()
+        yield
+        if thread is not None:
+            thread.stop()
+
     app = FastAPIOffline(
+        lifespan=lifespan,
         title="mlops_assets contributors' API",
         summary="Upload contributions, follow them, withdraw them.",
         version="1",
         swagger_ui_parameters={"validatorUrl": None},
     )
-    app.state.portal = portal or portal_from_settings(settings)
+    app.state.portal = portal
     app.state.uploads = RateLimit(settings.portal_uploads_per_hour, 3600.0, what="uploads")
     app.state.auth_failures = RateLimit(
         settings.portal_auth_failures_per_minute, 60.0, what="failed sign-ins"
@@ -128,6 +191,20 @@ def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
         response = await call_next(request)
         if request.url.path in DOCS_PAGES:
             response.headers["Content-Security-Policy"] = DOCS_POLICY
+        return response
+
+    @app.middleware("http")
+    async def allow_every_method(request: Request, call_next: Any) -> Any:
+        """A 405 names every method of the path (Starlette's names only the first route's)."""
+        response = await call_next(request)
+        if response.status_code == 405:
+            methods = {
+                method
+                for route in app.routes
+                if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
+                for method in route.methods
+            }
+            response.headers["Allow"] = ", ".join(sorted(methods))
         return response
 
     @app.exception_handler(MlopsError)

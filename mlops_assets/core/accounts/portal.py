@@ -25,6 +25,7 @@ from mlops_assets.errors import (
 )
 
 if TYPE_CHECKING:
+    from mlops_assets.core.accounts.webhooks import WebhookStore
     from mlops_assets.core.catalog.catalog import CatalogEntry, ContributionCatalog
     from mlops_assets.core.intake.report import ContributionReport
     from mlops_assets.core.storage.places import Landing, Store
@@ -81,11 +82,14 @@ class Portal:
         check: Callable[[Path, str], ContributionReport],
         versions: Callable[[], list[tuple[str, dict[str, str], float | None]]],
         config: PortalConfig,
+        hooks: WebhookStore | None = None,
+        allow_private: bool = False,
     ) -> None:
         self.accounts, self._catalog, self.landing, self.store = accounts, catalog, landing, store
         self._check, self._versions, self.config = check, versions, config
         self._opened: ContributionCatalog | None = None
         self.uploads = UploadDesk(accounts, self.catalog, landing, check, config)
+        self.hooks, self.allow_private = hooks, allow_private
 
     def catalog(self) -> ContributionCatalog:
         if self._opened is None:
@@ -170,6 +174,36 @@ class Portal:
         history = ContributionHistory.from_versions([(v, tags) for v, tags, _ in versions])
         row["timeline"] = timeline(entry, upload, history, {v: at for v, _, at in versions})
         return row
+
+    def timeline_of(self, entry: CatalogEntry) -> list[dict[str, Any]]:
+        """The timeline of a catalog entry (what the webhooks tell, step by step)."""
+        versions = self._versions()
+        history = ContributionHistory.from_versions([(v, tags) for v, tags, _ in versions])
+        upload = self.accounts.upload(entry.report.contribution_id)
+        return timeline(entry, upload, history, {v: at for v, _, at in versions})
+
+    # ---- the account's webhook ------------------------------------------------------------
+
+    def _hooks(self) -> WebhookStore:
+        if self.hooks is None:
+            raise NotFoundError("webhooks are not offered here", hint="ask the operator")
+        return self.hooks
+
+    def webhook(self, account: Account) -> dict[str, Any]:
+        """The account's webhook: its URL and secret (``whsec_``: verify with it)."""
+        return self._hooks().get(account.name).to_dict()  # type: ignore[union-attr]
+
+    def set_webhook(self, account: Account, url: str) -> dict[str, Any]:
+        """Register or move the account's webhook (refused for a URL that leads to a private
+        address); a new one gets a secret, a moved one keeps it."""
+        return self._hooks().put(account.name, url, allow_private=self.allow_private).to_dict()
+
+    def remove_webhook(self, account: Account) -> None:
+        self._hooks().delete(account.name)
+
+    def deliveries(self, account: Account, *, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest delivery attempts to the account's webhook, newest first."""
+        return self._hooks().deliveries_of(account.name, limit=limit)
 
     def report(self, account: Account, contribution_id: str) -> dict[str, Any]:
         """The contribution's report and a sample of its quarantined rows (with their
