@@ -440,3 +440,40 @@ def test_schemathesis_finds_nothing(tmp_path):
             env=child_env({"SCHEMATHESIS_TELEMETRY": "false"}),
         )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_the_operator_withdraws_by_hand(door, monkeypatch, capsys):
+    answer = door.upload("alice", flowers(11), "by-hand.csv")[1]
+    door.take_in(answer["landing_path"])
+    cid = answer["contribution_id"]
+    monkeypatch.setenv("MLOPS_HOME", str(door.settings.home))
+    assert main(["contributions", "withdraw", cid]) == 0
+    assert "withdrawn" in capsys.readouterr().out
+    assert door.call("GET", f"/contributions/{cid}", "alice")[1]["status"] == "withdrawn"
+    assert main(["contributions", "withdraw", "no-such-id"]) == 2
+    assert "no contribution" in capsys.readouterr().err
+    assert main(["contributions", "--contributor", "alice", "--json"]) == 0
+    rows = {r["contribution_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[cid]["status"] == "withdrawn" and rows[cid]["rows_accepted"] == 0
+
+
+def test_the_license_travels_from_the_sidecar_to_the_report_and_the_attestation(tmp_path):
+    from mlops_assets.core.intake.report import ContributionReport
+    from mlops_assets.core.promotion.attestation import attested_contributions
+    from mlops_assets.resources.landing import LocalLandingZone
+
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "f.csv").write_bytes(SAMPLE)
+    sidecar = {
+        "license": "CC-BY-4.0",
+        "consent": {"given": True, "at": "2026-12-04T10:00:00+00:00"},
+    }
+    (tmp_path / "alice" / "f.csv.meta.json").write_text(json.dumps(sidecar))
+    zone = LocalLandingZone(root=str(tmp_path))
+    read = zone.sidecar("alice/f.csv")
+    assert (read.license, read.consent_at) == ("CC-BY-4.0", "2026-12-04T10:00:00+00:00")
+    assert zone.sidecar("alice/none.csv").license == ""  # no sidecar: nothing said
+    (tmp_path / "alice" / "g.csv.meta.json").write_text("[not, json")
+    assert zone.sidecar("alice/g.csv").license == ""
+    report = ContributionReport("c1", "alice", "f.csv", "0" * 64, license=read.license)
+    assert attested_contributions([report], ["c1"])[0]["license"] == "CC-BY-4.0"
