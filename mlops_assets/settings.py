@@ -105,6 +105,13 @@ def _comma_separated(raw: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in raw.split(",") if v.strip())
 
 
+def _secure_cookie(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("auto", "true", "false"):
+        raise ValueError(f"{raw!r} is not one of auto, true, false")
+    return value
+
+
 def _space_separated(raw: str) -> tuple[str, ...]:
     return tuple(raw.split())
 
@@ -380,6 +387,12 @@ class Settings:
         "MLOPS_PORTAL_NOTIFY_SECONDS",
         "10",
         "How often the upload API's process looks for what happened to the contributions of accounts with a webhook, and sends the events (`0`: never).",
+    )
+    portal_secure_cookie: str = setting(
+        "MLOPS_PORTAL_SECURE_COOKIE",
+        "auto",
+        "When the portal's session cookie is marked `Secure` (sent over https only): `auto` when the request came over https (behind a proxy, as uvicorn's `--proxy-headers` reports it), `true` always, `false` never.",
+        parse=_secure_cookie,
     )
     webhook_allow_private: bool = setting(
         "MLOPS_WEBHOOK_ALLOW_PRIVATE",

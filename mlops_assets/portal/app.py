@@ -1,5 +1,5 @@
-"""The contributors' door as one FastAPI application: the upload API's router and (next) the
-portal's pages, over one :class:`~mlops_assets.core.accounts.portal.Portal`."""
+"""The contributors' door as one FastAPI application: the upload API's router and the portal's
+pages, over one :class:`~mlops_assets.core.accounts.portal.Portal`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from mlops_assets.errors import (
     UploadRefusedError,
     UploadTooLargeError,
 )
-from mlops_assets.portal import api
+from mlops_assets.portal import api, pages
 from mlops_assets.settings import Settings
 
 log = logging.getLogger("mlops_assets.portal")
@@ -152,8 +152,8 @@ def _document_licenses(app: FastAPI, licenses: tuple[str, ...]) -> None:
 
 
 def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
-    """The application ``mlops portal`` serves: the upload API under ``/api/v1/`` (and the
-    portal's pages, once they exist, included here beside it)."""
+    """The application ``mlops portal`` serves: the upload API under ``/api/v1/`` and the
+    portal's pages beside it."""
     portal = portal or portal_from_settings(settings)
 
     @asynccontextmanager
@@ -183,7 +183,8 @@ def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
     app.state.scratch = scratch
     app.include_router(api.router)
     _document_licenses(app, settings.portal_licenses)
-    # The portal's pages (part 2) are included here: app.include_router(pages.router).
+    # The portal's pages, their static files, sessions and security headers.
+    pages.install(app, settings)
 
     @app.middleware("http")
     async def docs_stay_here(request: Request, call_next: Any) -> Any:

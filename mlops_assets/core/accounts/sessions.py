@@ -1,0 +1,90 @@
+"""The portal's sign-in sessions: a random id (the cookie) for an account, with its own CSRF
+token, kept in this process's memory (one process serves the portal). The token that signed
+in is never kept: only the account's name."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# A session ends after this long without a request, and after a working day whatever happens.
+IDLE_SECONDS = 2 * 3600.0
+MAX_SECONDS = 12 * 3600.0
+MAX_SESSIONS = 100_000
+
+
+@dataclass
+class Session:
+    """One signed-in browser: ``account`` (the name), ``csrf`` (the token every form of the
+    session carries), and what the last upload answered (shown after its redirect)."""
+
+    id: str
+    account: str
+    csrf: str
+    created_at: float
+    seen_at: float
+    last_upload: dict[str, Any] | None = field(default=None)
+
+
+def same_token(given: str | None, expected: str) -> bool:
+    """Whether a form's CSRF token is the session's, compared in constant time."""
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())  # type: ignore[union-attr]
+
+
+class Sessions:
+    """Sessions by id; an expired one is gone, as one that never existed."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._by_id: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def open(self, account: str) -> Session:
+        """A new session for ``account`` (a new id at every sign-in: no fixation)."""
+        now = self._clock()
+        session = Session(secrets.token_urlsafe(32), account, secrets.token_urlsafe(32), now, now)
+        with self._lock:
+            if len(self._by_id) >= MAX_SESSIONS:
+                self._forget_expired(now)
+            self._by_id[session.id] = session
+        return session
+
+    def get(self, session_id: str | None) -> Session | None:
+        """The live session of ``session_id`` (its idle time starts again), or None."""
+        if not session_id:
+            return None
+        now = self._clock()
+        with self._lock:
+            session = self._by_id.get(session_id)
+            if session is None:
+                return None
+            if now - session.seen_at > IDLE_SECONDS or now - session.created_at > MAX_SECONDS:
+                del self._by_id[session_id]
+                return None
+            session.seen_at = now
+            return session
+
+    def close(self, session_id: str | None) -> None:
+        with self._lock:
+            self._by_id.pop(session_id or "", None)
+
+    def close_all_of(self, account: str) -> None:
+        """End every session of ``account`` (disabled, or its tokens rotated)."""
+        with self._lock:
+            for sid in [s for s, v in self._by_id.items() if v.account == account]:
+                del self._by_id[sid]
+
+    def _forget_expired(self, now: float) -> None:
+        for sid, s in list(self._by_id.items()):
+            if now - s.seen_at > IDLE_SECONDS or now - s.created_at > MAX_SECONDS:
+                del self._by_id[sid]
+        if len(self._by_id) >= MAX_SESSIONS:  # all live: the oldest go
+            for sid in sorted(self._by_id, key=lambda s: self._by_id[s].seen_at)[
+                : MAX_SESSIONS // 10
+            ]:
+                del self._by_id[sid]
