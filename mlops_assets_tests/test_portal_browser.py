@@ -249,3 +249,5 @@ def test_a_dropped_file_is_taken_by_the_form(site):
         "return document.getElementById('file').files[0].name;"
     )
     assert name == "dropped.csv" and "dropped.csv" in site.find("#drop-help").text
+    site.open("/webhook")  # (for its screenshot) the page without JavaScript's help
+    assert site.find("label[for=url]") and site.find("#url").get_attribute("type") == "url"

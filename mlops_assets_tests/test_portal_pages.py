@@ -320,3 +320,19 @@ def test_the_upload_form_refuses_what_the_api_refuses_and_says_why(door):
     same = upload(alice, flowers(6), "second-time.csv")
     assert again.status_code == same.status_code == 200
     assert "Sent before" in same.text
+
+
+def test_the_webhook_page_registers_refuses_and_removes_a_url(door, tmp_path):
+    alice = signed_in(door, "alice")
+    page = alice.get("/webhook")
+    assert page.status_code == 200 and "Register" in page.text
+    private = alice.post("/webhook", data={"csrf": csrf_of(page.text), "url": "http://10.0.0.1/x"})
+    assert private.status_code == 422 and "private" in private.text.lower()
+    allowed = door_for(tmp_path, MLOPS_WEBHOOK_ALLOW_PRIVATE="true")
+    browser = signed_in(allowed, "alice")
+    csrf = csrf_of(browser.get("/webhook").text)
+    shown = browser.post("/webhook", data={"csrf": csrf, "url": "http://127.0.0.1:9/<hook>"})
+    assert shown.status_code == 200 and "whsec_" in shown.text
+    assert "http://127.0.0.1:9/&lt;hook&gt;" in shown.text and "Deliveries" in shown.text
+    removed = browser.post("/webhook", data={"csrf": csrf, "remove": "yes"})
+    assert removed.status_code == 200 and "whsec_" not in removed.text

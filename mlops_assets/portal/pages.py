@@ -104,6 +104,17 @@ def _signed(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:+.{digits}f}"
 
 
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
+
+
+def _metric_name(metric: str) -> str:
+    return metric.replace("_", " ")
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -113,6 +124,8 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["when"] = _when
     env.filters["signed"] = _signed
+    env.filters["size"] = _size
+    env.filters["metric_name"] = _metric_name
     env.globals["step_names"] = STEP_NAMES
     return env
 
@@ -216,7 +229,11 @@ def _render(request: Request, template: str, *, status: int = 200, **context: An
         except NotFoundError:
             account = None
     html = TEMPLATES.get_template(template).render(
-        session=session, account=account, csrf=session.csrf if session else "", **context
+        session=session,
+        account=account,
+        csrf=session.csrf if session else "",
+        path=request.url.path,
+        **context,
     )
     return HTMLResponse(html, status_code=status)
 
@@ -356,6 +373,7 @@ def contribution(request: Request, contribution_id: str) -> Response:
         report=report,
         history=history,
         chart=history_chart(history),
+        preview_columns=_columns_with_values(report["quarantine_sample"] if report else []),
         metric=request.app.state.pages.metric,
         latest=latest,
         withdrawn=request.query_params.get("withdrawn") == "1",
@@ -404,7 +422,7 @@ def _upload_page(
         account=account,
         title="Upload a file",
         licenses=portal.config.licenses,
-        max_mb=portal.config.max_upload_bytes / 1e6,
+        max_bytes=portal.config.max_upload_bytes,
         problem=problem,
     )
 
@@ -421,7 +439,7 @@ async def upload(request: Request) -> Response:
             session,
             account,
             status=413,
-            problem=f"The file is larger than the {limit / 1e6:.0f} MB an upload may be.",
+            problem=f"The file is larger than the {_size(limit)} an upload may be.",
         )
     form = await _form(request, session, max_files=1, max_fields=4)
     upload_file = form.get("file")
@@ -540,6 +558,12 @@ def how_value_is_computed(request: Request) -> Response:
         title="How value is computed",
         metric=request.app.state.pages.metric,
     )
+
+
+def _columns_with_values(rows: list[dict[str, Any]]) -> list[str]:
+    """The preview's columns, in order, but those empty in every row shown."""
+    columns = list(rows[0]) if rows else []
+    return [c for c in columns if any(row.get(c) not in (None, "") for row in rows)]
 
 
 # ---- the value's history as a chart -------------------------------------------------------
