@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlops_assets.core.common import layout
-from mlops_assets.portal.pages import SESSION_COOKIE
+from mlops_assets.portal.web import SESSION_COOKIE
 from mlops_assets_testing.data import new_flowers
 from mlops_assets_testing.portal import Door
 

@@ -184,7 +184,7 @@ def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
     app.include_router(api.router)
     _document_licenses(app, settings.portal_licenses)
     # The portal's pages, their static files, sessions and security headers.
-    pages.install(app, settings)
+    pages.install(app, settings, STATUSES)
 
     @app.middleware("http")
     async def docs_stay_here(request: Request, call_next: Any) -> Any:
