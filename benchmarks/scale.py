@@ -6,10 +6,14 @@ rows spread over the cells as real measurements do), their reports, and a landin
 their files: two minutes apart, each taken in within seconds, but the last 256 together (a
 retrain's batch, whose intakes could not see each other); then measures:
 
-- one more intake (``process_contribution`` of a 21-row file, median of 5);
+- one more intake (``process_contribution`` of a 21-row file: wall and CPU seconds);
 - the retrain's data side (``load_accepted`` + ``integrate``), time and peak RSS, in a
-  fresh process;
+  fresh process: the first (no copy of the accepted rows yet), and one as every later is
+  (the copy the retrain before the last batch wrote, that batch read beside it);
 - ``mlops contributions --limit 50 --json`` (the first page), in a fresh process.
+
+Every size is built first; then each measure is taken in turns over the sizes, ``ROUNDS``
+times (medians), so that load from elsewhere on the machine falls on every size alike.
 
     python benchmarks/scale.py --sizes 1000 10000 100000 [--postgres]
 """
@@ -20,6 +24,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,6 +50,7 @@ from mlops_assets_testing.topology import postgres_databases
 
 ROWS_PER_CONTRIBUTION = 20
 BATCH = 256  # contributions that land together before a retrain
+ROUNDS = 5  # turns over the sizes for each measure (medians)
 
 
 def flowers(n: int, seed: int) -> pd.DataFrame:
@@ -119,52 +125,86 @@ def fill(url: str, home: Path, n: int, split) -> None:
         (landing / f"c{i}" / "flowers.csv").write_text(text)
 
 
-def one_more_intake(url: str, home: Path, n: int, split) -> float:
-    catalog = ContributionCatalog(url, IRIS)
-    times = []
-    for attempt in range(5):
-        path = home / f"new-{attempt}.csv"
-        new_flowers(per_class=7, seed=1000 + attempt).to_csv(path, index=False)
-        start = time.perf_counter()
-        report = process_contribution(
-            path,
-            IRIS,
-            reference=split.train,
-            benchmark=split.benchmark,
-            contributions_root=home / "storage" / "contributions",
-            contribution_id=f"new-{attempt}",
-            contributor="newcomer",
-            policy=IntakePolicy(min_quality=0),
-            landing_path=f"newcomer/new-{attempt}.csv",
-            landed_at=float(n * 120 + attempt),
-            records=catalog,
-        )
-        times.append(time.perf_counter() - start)
-        assert report.rows_in == 21, report.decision
-    return statistics.median(times)
+def one_more_intake(url: str, home: Path, n: int, split, attempt: int) -> tuple[float, float]:
+    """One intake of a new 21-row file through the catalog: wall and CPU seconds."""
+    path = home / f"new-{attempt}.csv"
+    new_flowers(per_class=7, seed=1000 + attempt).to_csv(path, index=False)
+    start, cpu = time.perf_counter(), time.process_time()
+    report = process_contribution(
+        path,
+        IRIS,
+        reference=split.train,
+        benchmark=split.benchmark,
+        contributions_root=home / "storage" / "contributions",
+        contribution_id=f"new-{attempt}",
+        contributor="newcomer",
+        policy=IntakePolicy(min_quality=0),
+        landing_path=f"newcomer/new-{attempt}.csv",
+        landed_at=float(n * 120 + attempt),
+        records=ContributionCatalog(url, IRIS),
+    )
+    assert report.rows_in == 21, report.decision
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 RETRAIN_DATA_SIDE = """
-import json, resource, sys, time
+import json, sys, time
+from pathlib import Path
+import pandas as pd
 from mlops_assets.core.catalog.catalog import ContributionCatalog, load_accepted
 from mlops_assets.core.data.integration import integrate
 from mlops_assets.core.data.reference_data import benchmark_split, load_reference_data
 from mlops_assets.task import IRIS
 from mlops_assets_testing.data import IRIS_CSV
 
+def peak_rss_mb():
+    # This process's own peak (VmHWM): ru_maxrss carries the parent's peak across fork and exec.
+    status = Path("/proc/self/status").read_text().splitlines()
+    return int(next(line for line in status if line.startswith("VmHWM")).split()[1]) / 1024
+
+class Snapshot:  # the dataset store's copy of the accepted rows, as a local Parquet file
+    def read(self):
+        return pd.read_parquet(sys.argv[2]) if Path(sys.argv[2]).exists() else None
+    def write(self, frame):
+        frame.to_parquet(sys.argv[2], index=False)
+
 split = benchmark_split(load_reference_data(IRIS_CSV, IRIS), IRIS, fraction=0.3, seed=42)
 start = time.perf_counter()
-contributions = load_accepted(ContributionCatalog(sys.argv[1], IRIS), max_rows=0, seed=1)
+catalog = ContributionCatalog(sys.argv[1], IRIS)
+contributions = load_accepted(catalog, max_rows=0, seed=1, snapshot=Snapshot())
 loaded = time.perf_counter() - start
 dataset = integrate(split.train, contributions, split.benchmark, IRIS, seed=1)
 print(json.dumps({"seconds": time.perf_counter() - start, "load_seconds": loaded,
-  "rows": len(dataset.frame), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+  "rows": len(dataset.frame), "rss_mb": peak_rss_mb()}))
 """
 
 
-def retrain_data_side(url: str) -> dict:
+def first_retrain(url: str, home: Path) -> dict:
+    """The first retrain: no copy of the accepted rows yet, so it reads the catalog whole and
+    writes the copy. What it leaves is then cut back to the copy the retrain before the last
+    batch would have written (:func:`steady_retrain` starts from it)."""
+    snapshot = home / "accepted_rows.parquet"
+    first = _retrain(url, snapshot)
+    rows = pd.read_parquet(snapshot)
+    last_batch = rows["contribution_id"].isin(rows["contribution_id"].unique()[-BATCH:])
+    rows.loc[~last_batch].to_parquet(home / "before_last_batch.parquet", index=False)
+    return first
+
+
+def steady_retrain(url: str, home: Path) -> dict:
+    """A retrain as every later one is: the copy written before the last batch landed, the
+    batch read from the catalog beside it."""
+    snapshot = home / "accepted_rows.parquet"
+    shutil.copy(home / "before_last_batch.parquet", snapshot)
+    return _retrain(url, snapshot)
+
+
+def _retrain(url: str, snapshot: Path) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", RETRAIN_DATA_SIDE, url], capture_output=True, text=True, check=True
+        [sys.executable, "-c", RETRAIN_DATA_SIDE, url, str(snapshot)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -192,34 +232,48 @@ def main() -> None:
     split = benchmark_split(load_reference_data(IRIS_CSV, IRIS), IRIS, fraction=0.3, seed=42)
     print(f"# {platform.node()}, {os.cpu_count()} cores, {date.today()}")
     print(
-        "| contributions | catalog | fill s | one more intake s | retrain data side s (RSS MB) "
-        "| `mlops contributions` first page s |"
+        "| contributions | catalog | fill s | one more intake s (CPU s) | first retrain's data "
+        "side s (RSS MB) | retrain data side s (RSS MB) | `mlops contributions` first page s |"
     )
-    print("|---:|---|---:|---:|---:|---:|")
-    for n in args.sizes:
-        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-            home = Path(tmp) / "var"
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    # Every size is built first, then each measure taken in turns over the sizes, so that
+    # load from elsewhere on the machine falls on all of them alike.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        homes, urls, filled = {}, {}, {}
+        for n in args.sizes:
+            home = homes[n] = Path(tmp) / f"var{n}"
             (home / "storage" / "reference").mkdir(parents=True)
             split.train.to_parquet(home / "storage" / "reference" / "train.parquet")
             split.benchmark.to_parquet(home / "storage" / "reference" / "benchmark.parquet")
-            name = f"scale_{uuid.uuid4().hex[:10]}"
-            databases = postgres_databases(name) if args.postgres else contextlib.nullcontext()
-            url = (
-                f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-                if args.postgres
-                else f"sqlite:///{home}/catalog.sqlite"
-            )
-            stack.enter_context(databases)
+            if args.postgres:
+                name = f"scale_{uuid.uuid4().hex[:10]}"
+                stack.enter_context(postgres_databases(name))
+                urls[n] = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+            else:
+                urls[n] = f"sqlite:///{home}/catalog.sqlite"
             start = time.perf_counter()
-            fill(url, home, n, split)
-            filled = time.perf_counter() - start
-            retrain = retrain_data_side(url)
-            page = first_page(url, home)
-            intake = one_more_intake(url, home, n, split)
-            kind = "PostgreSQL" if args.postgres else "SQLite"
+            fill(urls[n], home, n, split)
+            filled[n] = time.perf_counter() - start
+        first = {n: first_retrain(urls[n], homes[n]) for n in args.sizes}
+        steady: dict[int, list[dict]] = {n: [] for n in args.sizes}
+        pages: dict[int, list[float]] = {n: [] for n in args.sizes}
+        intakes: dict[int, list[tuple[float, float]]] = {n: [] for n in args.sizes}
+        for attempt in range(ROUNDS):
+            for n in args.sizes:
+                steady[n].append(steady_retrain(urls[n], homes[n]))
+                pages[n].append(first_page(urls[n], homes[n]))
+                intakes[n].append(one_more_intake(urls[n], homes[n], n, split, attempt))
+        kind = "PostgreSQL" if args.postgres else "SQLite"
+        for n in args.sizes:
+            wall = statistics.median(t for t, _ in intakes[n])
+            cpu = statistics.median(c for _, c in intakes[n])
+            retrain = min(steady[n], key=lambda r: r["seconds"])
             print(
-                f"| {n:,} | {kind} | {filled:.0f} | {intake:.2f} | {retrain['seconds']:.1f} "
-                f"({retrain['rss_mb']:.0f}; load {retrain['load_seconds']:.1f}) | {page:.2f} |",
+                f"| {n:,} | {kind} | {filled[n]:.0f} | {wall:.2f} ({cpu:.2f}) "
+                f"| {first[n]['seconds']:.1f} ({first[n]['rss_mb']:.0f}) "
+                f"| {statistics.median(r['seconds'] for r in steady[n]):.1f} "
+                f"({retrain['rss_mb']:.0f}; load {retrain['load_seconds']:.1f}) "
+                f"| {statistics.median(pages[n]):.2f} |",
                 flush=True,
             )
     print(

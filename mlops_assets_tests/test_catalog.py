@@ -136,6 +136,52 @@ def test_a_withdrawn_contribution_leaves_the_training_rows_and_keeps_its_record(
     assert alice.withdrawn_at is not None and alice.report.accepted
 
 
+def test_a_retrain_reads_its_snapshot_and_the_catalog_only_for_what_changed(url, store, tmp_path):
+    """The compacted copy of the accepted rows gives the training set the catalog gives: after
+    a new contribution (read beside it), a re-recorded one (read again), a withdrawal (its
+    rows gone from the copy on disk too) and a file that is not such a copy (ignored)."""
+    from mlops_assets.core.data.integration import integrate
+    from mlops_assets.resources.storage import LocalDatasetStore
+
+    catalog = ContributionCatalog(url, IRIS)
+    datasets = LocalDatasetStore(root=str(store))
+    snapshot = datasets.snapshot(datasets.ACCEPTED_ROWS)
+    copy_on_disk = store / datasets.ACCEPTED_ROWS
+
+    def training_set(with_snapshot: bool):
+        batch = load_accepted(
+            catalog, max_rows=0, seed=1, snapshot=snapshot if with_snapshot else None
+        )
+        return integrate(SPLIT.train, batch, SPLIT.benchmark, IRIS, seed=3)
+
+    def agree():
+        fast, every = training_set(True), training_set(False)
+        pd.testing.assert_frame_equal(fast.frame, every.frame)
+        return fast
+
+    ingest(store, catalog, "alice-1", new_flowers(per_class=5, seed=1), 1.0, tmp_path)
+    ingest(store, catalog, "bob-1", new_flowers(per_class=5, seed=2), 2.0, tmp_path)
+    agree()
+    assert set(pd.read_parquet(copy_on_disk)["contribution_id"]) == {"alice-1", "bob-1"}
+    written = copy_on_disk.stat().st_mtime_ns
+
+    ingest(store, catalog, "carol-1", new_flowers(per_class=5, seed=3), 3.0, tmp_path)
+    assert "carol-1" in agree().rows_by_source
+    assert copy_on_disk.stat().st_mtime_ns == written  # a few new rows: read beside it
+
+    bob = new_flowers(per_class=4, seed=4)  # recorded again with other rows: read again
+    ingest(store, catalog, "bob-1", bob, 2.0, tmp_path)
+    assert agree().rows_by_source["bob-1"] == 12
+
+    catalog.withdraw("alice-1")
+    assert "alice-1" not in agree().rows_by_source
+    assert "alice-1" not in set(pd.read_parquet(copy_on_disk)["contribution_id"])
+
+    pd.DataFrame({"something": ["else"]}).to_parquet(copy_on_disk)
+    assert set(agree().rows_by_source) == {IRIS.name, "bob-1", "carol-1"}
+    assert set(pd.read_parquet(copy_on_disk)["contribution_id"]) == {"bob-1", "carol-1"}
+
+
 def test_a_home_written_before_the_catalog_opens_with_nothing_lost(url, store, tmp_path):
     """Today's reports and clean files, with no catalog: opening imports them once."""
     before = ContributionCatalog(f"sqlite:///{tmp_path}/old.sqlite", IRIS)  # only to write files

@@ -13,6 +13,7 @@ import pytest
 from mlops_assets.cli import main
 from mlops_assets.core.accounts.store import AccountStore
 from mlops_assets.core.catalog.catalog import load_accepted
+from mlops_assets.core.common import layout
 from mlops_assets.errors import (
     AccountDisabledError,
     AccountInvalidError,
@@ -229,6 +230,22 @@ def test_tokens_are_checked_and_a_disabled_account_is_refused(door):
     assert door.call("GET", "/account", "carol")[0] == 200
 
 
+class SnapshotStub:
+    """The retrains' compacted copy of the accepted rows, as a Parquet file in the store."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self):
+        import pandas as pd
+
+        return pd.read_parquet(self.path) if self.path.exists() else None
+
+    def write(self, frame) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(self.path)
+
+
 def test_withdrawal_leaves_the_contribution_out_deletes_its_rows_and_keeps_its_history(door):
     status, answer = door.upload("alice", flowers(8), "withdrawn.csv")
     cid, path = answer["contribution_id"], answer["landing_path"]
@@ -236,7 +253,9 @@ def test_withdrawal_leaves_the_contribution_out_deletes_its_rows_and_keeps_its_h
     store = Path(door.settings.storage_uri)
     assert (store / "contributions" / cid / "clean.parquet").exists()
     catalog = door.portal.catalog()
-    assert cid in set(load_accepted(catalog, max_rows=10**6, seed=0).rows["contribution_id"])
+    compacted = SnapshotStub(store / layout.ACCEPTED_ROWS)
+    accepted = load_accepted(catalog, max_rows=10**6, seed=0, snapshot=compacted)
+    assert cid in set(accepted.rows["contribution_id"]) and compacted.path.exists()
 
     status, one = door.call("POST", f"/contributions/{cid}/withdraw", "alice")
     assert status == 200 and one["status"] == "withdrawn" and one["withdrawn_at"]
@@ -244,6 +263,7 @@ def test_withdrawal_leaves_the_contribution_out_deletes_its_rows_and_keeps_its_h
     assert cid not in set(load_accepted(catalog, max_rows=10**6, seed=0).rows["contribution_id"])
     assert not (store / "contributions" / cid / "clean.parquet").exists()
     assert not (store / "originals" / report.snapshot).exists()
+    assert not (store / layout.ACCEPTED_ROWS).exists()
     assert not (Path(door.settings.landing_uri) / path).exists()
     status, kept = door.call("GET", f"/contributions/{cid}/report", "alice")
     assert status == 200 and kept["report"]["rows_clean"] == 15 and kept["withdrawn_at"]

@@ -411,3 +411,25 @@ def test_the_taken_window_and_the_cap_in_the_plan():
     last = tick(backlog, rest.cursor, now=6010.0, cap=3)
     assert [i.file for i in last.intakes] == backlog[6:] and last.deferred == 0
     assert not tick(backlog, last.cursor, now=6015.0, cap=3).intakes
+
+
+def test_partition_keys_are_read_incrementally_and_whole_again_in_time(tmp_path):
+    """The keys a tick compares the zone with are remembered between ticks (the instance is
+    made anew for each, from the same reference): keys added since are read, a deleted one
+    is forgotten at the next whole read, and another instance never sees them."""
+    from mlops_assets.defs.contributions.partition_keys import REREAD_SECONDS, known_partitions
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "a")) as instance:
+        instance.add_dynamic_partitions("contributions", ["one", "two"])
+        assert known_partitions(instance, "contributions", 0.0) == {"one", "two"}
+        with dg.DagsterInstance.from_ref(instance.get_ref()) as same:  # as the next tick's
+            same.add_dynamic_partitions("contributions", ["three"])
+            same.delete_dynamic_partition("contributions", "two")
+            assert known_partitions(same, "contributions", 1.0) == {"one", "two", "three"}
+            again = known_partitions(same, "contributions", REREAD_SECONDS)
+            assert again == {"one", "three"}
+        with dg.instance_for_test(temp_dir=str(tmp_path / "b")) as other:
+            other.add_dynamic_partitions("contributions", ["four"])
+            assert known_partitions(other, "contributions", 2.0) == {"four"}

@@ -1,6 +1,7 @@
 """The dataset store: where datasets live as Parquet (and contribution reports as JSON)."""
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -27,6 +28,7 @@ class DatasetStore(dg.ConfigurableResource, ABC):
     CONTRIBUTIONS: ClassVar[str] = layout.CONTRIBUTIONS
     ORIGINALS: ClassVar[str] = layout.ORIGINALS
     SCOREBOARD: ClassVar[str] = layout.SCOREBOARD
+    ACCEPTED_ROWS: ClassVar[str] = layout.ACCEPTED_ROWS
     TASK: ClassVar[str] = layout.TASK
 
     root: str
@@ -77,6 +79,10 @@ class DatasetStore(dg.ConfigurableResource, ABC):
         write_parquet(frame, self.local_path(key))
         self.publish(key)
 
+    def snapshot(self, key: str) -> "StoredSnapshot":
+        """The frame at `key` as a cache: read when there, written whole."""
+        return StoredSnapshot(self, key)
+
     def claim_for_task(self, name: str) -> None:
         """Record that this store holds task `name`'s data, refusing when it holds another
         task's (its datasets, models and attestations would be mixed or overwritten)."""
@@ -100,6 +106,20 @@ class DatasetStore(dg.ConfigurableResource, ABC):
         key = self.integrated(sha256)
         self.write_frame(frame, key)
         return self.uri(key)
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    """A cached frame in the dataset store (`core.catalog.snapshot.SnapshotFile`)."""
+
+    store: DatasetStore
+    key: str
+
+    def read(self) -> "pd.DataFrame | None":
+        return self.store.read_frame(self.key) if self.store.exists(self.key) else None
+
+    def write(self, frame: "pd.DataFrame") -> None:
+        self.store.write_frame(frame, self.key)
 
 
 class LocalDatasetStore(DatasetStore):

@@ -61,6 +61,10 @@ def withdraw_contribution(
         store.remove(layout.contribution(contribution_id, name))
     if report.snapshot:
         store.remove(f"{layout.ORIGINALS}/{report.snapshot}")
+    if report.accepted:
+        # The retrains' compacted copy of the accepted rows holds its rows too: it is a
+        # cache, made again from the catalog by the next retrain.
+        store.remove(layout.ACCEPTED_ROWS)
     if report.landing_path:
         landing.remove(report.landing_path)
         landing.remove(report.landing_path + SIDECAR_SUFFIX)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy as sa
 
+    from mlops_assets.core.catalog.snapshot import SnapshotFile
     from mlops_assets.core.data.integration import ContributedRows, Contribution
     from mlops_assets.task import TaskSchema
 
@@ -462,6 +463,26 @@ class ContributionCatalog:
             rows = db.execute(query).fetchall()
         return self._as_task_columns(rows, (ROW_INDEX, "contribution_id"))
 
+    def rows_of(self, ids: Iterable[str]) -> pd.DataFrame:
+        """The rows of contributions ``ids`` (as :meth:`accepted_rows` gives them, each
+        contribution's in row order): what a retrain reads beside its snapshot."""
+        import sqlalchemy as sa
+
+        from mlops_assets.core.intake.readers import ROW_INDEX
+
+        r = self.rows.c
+        wanted, rows = sorted(ids), []
+        with self._engine.connect() as db:
+            # Chunks below every database's limit on bound parameters.
+            for start in range(0, len(wanted), 500):
+                query = (
+                    sa.select(*self._task_columns(), r.row_index, r.contribution_id)
+                    .where(r.contribution_id.in_(wanted[start : start + 500]))
+                    .order_by(r.contribution_id, r.row_index)
+                )
+                rows += db.execute(query).fetchall()
+        return self._as_task_columns(rows, (ROW_INDEX, "contribution_id"))
+
     def entries(
         self,
         *,
@@ -547,12 +568,20 @@ class ContributionCatalog:
         return CatalogEntry(report, row.state, row.withdrawn_at, recorded)
 
 
-def load_accepted(catalog: ContributionCatalog, *, max_rows: int, seed: int) -> ContributedRows:
+def load_accepted(
+    catalog: ContributionCatalog,
+    *,
+    max_rows: int,
+    seed: int,
+    snapshot: SnapshotFile | None = None,
+) -> ContributedRows:
     """The accepted contributions the catalog holds, for a retrain (see
-    :func:`accepted_contributions`)."""
+    :func:`accepted_contributions`); their rows from ``snapshot`` where it is current (see
+    :mod:`mlops_assets.core.catalog.snapshot`)."""
     # Here, not at the top: pandas is a second of `mlops contributions`, which never needs it.
+    from mlops_assets.core.catalog.snapshot import accepted_rows
     from mlops_assets.core.data.integration import accepted_contributions
 
-    return accepted_contributions(
-        catalog.accepted_rows(), catalog.accepted_facts(), max_rows=max_rows, seed=seed
-    )
+    facts = catalog.accepted_facts()
+    rows = catalog.accepted_rows() if snapshot is None else accepted_rows(catalog, facts, snapshot)
+    return accepted_contributions(rows, facts, max_rows=max_rows, seed=seed)

@@ -32,7 +32,8 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     for name, dtype in frame.dtypes.items():
         digest.update(f"{name}:{dtype};".encode())
-    row_hashes = pd.util.hash_pandas_object(frame, index=False)
+    # Not categorized first: the same hashes, and twice as fast on columns of distinct strings.
+    row_hashes = pd.util.hash_pandas_object(frame, index=False, categorize=False)
     digest.update(row_hashes.to_numpy().tobytes())
     return digest.hexdigest()
 

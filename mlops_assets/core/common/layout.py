@@ -7,6 +7,9 @@ CONTRIBUTIONS = "contributions"
 # The bytes of accepted contributions, as ingested: <sha256[:16]>/<file name>.
 ORIGINALS = "originals"
 SCOREBOARD = "scoreboard/contributors.parquet"
+# A compacted copy of the catalog's accepted rows, which a retrain reads instead of the
+# database (`core/catalog/snapshot`).
+ACCEPTED_ROWS = "catalog/accepted_rows.parquet"
 TASK = "task.json"  # the task whose data the store holds
 
 

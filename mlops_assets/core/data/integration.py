@@ -163,7 +163,8 @@ class IntegratedDataset:
         self, contributions: list[Contribution] | ContributedRows, strategy: str
     ) -> dict[str, Any]:
         """What ``integrated_dataset`` records: its version (content hash), the contributions
-        it holds rows of, in landing order, and the rows each one had been beaten to."""
+        it holds rows of, in landing order, and the rows each one had been beaten to (when
+        each landed is the catalog's to say: a copy here was megabytes at 100,000)."""
         if isinstance(contributions, ContributedRows):
             contributions = contributions.facts
         ordered = sorted(contributions, key=lambda c: c.landing_order)
@@ -173,7 +174,6 @@ class IntegratedDataset:
             "dagster/row_count": len(self.frame),
             "contributions": [c.contribution_id for c in held],
             "contributors": sorted({c.contributor for c in held}),
-            "landed_at": {c.contribution_id: c.landed_at for c in ordered},
             "already_given": {cid: given.to_dict() for cid, given in self.already_given.items()},
             "rows_by_source": self.rows_by_source,
             "strategy": strategy,
@@ -244,15 +244,16 @@ def integrate(
     if len(batch.rows):
         parts.append(_contributed_with_provenance(batch, policy, task))
     merged = pd.concat(parts, ignore_index=True)
+    del parts
     rows_in = len(merged)
 
     leaked = _leaked(merged, benchmark, task, matching)
-    merged = merged.loc[~leaked]
+    merged = _without(merged, leaked)
     duplicated = pd.Series(False, index=merged.index)
     already_given: dict[str, AlreadyGiven] = {}
     if task.drops_duplicates:  # with "keep", identical rows are observations: all are kept
         duplicated, already_given = _given_before(merged, task, matching, batch)
-    merged = merged.loc[~duplicated]
+    merged = _without(merged, duplicated)
     capped = 0
     if policy.strategy == "weighted":
         merged, capped = _cap_contributed_share(merged, policy.max_contributed_share, task, seed)
@@ -260,8 +261,10 @@ def integrate(
         capped += len(merged) - policy.max_rows
         merged = _stratified_sample(merged, policy.max_rows, task, seed)
 
-    ordered = _order(merged, policy, task, seed).reset_index(drop=True)
-    frame = ordered[[*task.columns, *PROVENANCE_COLUMNS, SAMPLE_WEIGHT]]
+    columns = [*task.columns, *PROVENANCE_COLUMNS, SAMPLE_WEIGHT]
+    frame = _order(merged, policy, task, seed)[columns]
+    del merged  # the peak of a retrain's memory is hashing: two million rows are not kept twice
+    frame.index = pd.RangeIndex(len(frame))
     return IntegratedDataset(
         frame=frame,
         sha256=frame_sha256(frame),
@@ -275,6 +278,12 @@ def integrate(
         rows_by_source={str(k): int(v) for k, v in frame[CONTRIBUTION_ID].value_counts().items()},
         already_given=already_given,
     )
+
+
+def _without(frame: pd.DataFrame, dropped: pd.Series) -> pd.DataFrame:
+    """``frame`` without the ``dropped`` rows (itself when there are none: no copy of a
+    training set's millions of rows for nothing)."""
+    return frame.loc[~dropped] if dropped.any() else frame
 
 
 def _given_before(
@@ -409,6 +418,9 @@ def _order(frame: pd.DataFrame, policy: MergePolicy, task: TaskSchema, seed: int
         rank = frame.groupby(CONTRIBUTION_ID, sort=False).cumcount()
         order = frame.assign(_rank=rank).sort_values(["_rank", CONTRIBUTION_ID], kind="stable")
         return order.drop(columns="_rank")
+    if policy.shuffle == "random":
+        # Shuffled as `frame.sample` would, by position: one take of the wide frame, not two.
+        return frame.iloc[_sampled_positions(len(frame), seed)]
     in_source_order = frame.sort_values([SOURCE, CONTRIBUTION_ID, ROW_INDEX], kind="stable")
     if policy.shuffle == "none":
         return in_source_order
@@ -417,17 +429,17 @@ def _order(frame: pd.DataFrame, policy: MergePolicy, task: TaskSchema, seed: int
         block = np.arange(len(frame)) // policy.block_rows
         block_rank = rng.permutation(int(block[-1]) + 1 if len(block) else 0)[block]
         return in_source_order.iloc[np.lexsort((rng.random(len(frame)), block_rank))]
-    shuffled = frame.sample(frac=1.0, random_state=seed)
-    if policy.shuffle == "random":
-        return shuffled
     # Stratified: classes interleaved in proportion, so any prefix keeps the class balance.
-    position = shuffled.groupby(task.label, sort=False).cumcount()
-    size = shuffled.groupby(task.label, sort=False)[task.label].transform("size")
-    return (
-        shuffled.assign(_at=(position + 0.5) / size)
-        .sort_values("_at", kind="stable")
-        .drop(columns="_at")
-    )
+    shuffled = _sampled_positions(len(frame), seed)
+    labels = frame[task.label].iloc[shuffled]
+    position = labels.groupby(labels, sort=False).cumcount()
+    size = labels.groupby(labels, sort=False).transform("size")
+    return frame.iloc[shuffled[np.argsort(((position + 0.5) / size).to_numpy(), kind="stable")]]
+
+
+def _sampled_positions(n: int, seed: int) -> np.ndarray:
+    """The permutation ``frame.sample(frac=1.0, random_state=seed)`` takes of ``n`` rows."""
+    return pd.Series(np.arange(n)).sample(frac=1.0, random_state=seed).to_numpy()
 
 
 def accepted_contributions(
@@ -483,15 +495,18 @@ def _contributed_with_provenance(
     facts = {c.contribution_id: c for c in batch.facts}
     rows = batch.rows
     order = {cid: rank for rank, cid in enumerate(facts)}
-    rows = rows.loc[rows[CONTRIBUTION_ID].map(order).sort_values(kind="stable").index]
+    rank = rows[CONTRIBUTION_ID].map(order)
+    if not rank.is_monotonic_increasing:  # the catalog and its snapshot give landing order
+        rows = rows.loc[rank.sort_values(kind="stable").index]
     frame = rows[task.columns].reset_index(drop=True)
     cids = rows[CONTRIBUTION_ID].astype(str).to_numpy()
     frame[ROW_INDEX] = rows[ROW_INDEX].astype("int64").to_numpy()
     frame[SOURCE] = CONTRIBUTION_SOURCE
     frame[CONTRIBUTION_ID] = cids
     frame[CONTRIBUTOR] = pd.Series(cids).map({k: c.contributor for k, c in facts.items()})
-    frame[ROW_ID] = f"{CONTRIBUTION_SOURCE}:" + frame[CONTRIBUTION_ID] + ":"
-    frame[ROW_ID] += frame[ROW_INDEX].astype(str)
+    # Each id built once (vectorised string addition makes every intermediate string too).
+    indices = frame[ROW_INDEX].tolist()
+    frame[ROW_ID] = [f"{CONTRIBUTION_SOURCE}:{c}:{i}" for c, i in zip(cids, indices, strict=True)]
     weighted = policy.strategy == "weighted"
     weights = {k: c.quality_score / 100 if weighted else 1.0 for k, c in facts.items()}
     frame[SAMPLE_WEIGHT] = pd.Series(cids).map(weights).astype(float)

@@ -20,7 +20,7 @@ SIDECAR_SUFFIX = ".meta.json"
 OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LandingFile:
     """A file in the landing zone: ``<landing>/<contributor>/<name>``."""
 
@@ -174,13 +174,22 @@ def scan_folder(root: Path) -> Listing:
     )
 
 
+# A file's name says the same every tick: remembered, like its key, for up to 2**17 names.
+@functools.lru_cache(maxsize=1 << 17)
+def _file_verdict(name: str) -> str | None:
+    """ "" for a file that is left alone (:func:`is_waiting`), else why its name is refused in
+    a contributor folder found fine, or None."""
+    return "" if is_waiting(name) else _file_name_problem(name)
+
+
 def _scan_contributor(
     folder: os.DirEntry, files: list[LandingFile], refusals: list[RefusedEntry]
 ) -> None:
     for entry in os.scandir(folder.path):
-        relative = f"{folder.name}/{entry.name}"
-        if is_waiting(entry.name):
+        verdict = _file_verdict(entry.name)
+        if verdict == "":
             continue
+        relative = f"{folder.name}/{entry.name}"
         if entry.is_symlink():
             refusals.append(refused(relative, "a symbolic link: it is never followed"))
             continue
@@ -190,7 +199,7 @@ def _scan_contributor(
         elif not stat.S_ISREG(info.st_mode):
             problem = "not a regular file (a device, FIFO or socket)"
         else:  # the folder's name was checked once, by the caller
-            problem = _file_name_problem(entry.name)
+            problem = verdict
         if problem:
             refusals.append(refused(relative, problem))
             continue

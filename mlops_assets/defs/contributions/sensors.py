@@ -8,6 +8,7 @@ import dagster as dg
 from mlops_assets.core.common.names import safe_text
 from mlops_assets.core.intake.ticks import PlannedIntake, TickCursor, plan_tick
 from mlops_assets.defs.contributions.assets import CONTRIBUTED_DATA
+from mlops_assets.defs.contributions.partition_keys import known_partitions
 from mlops_assets.defs.contributions.partitions import (
     CONTENT_VERSION_TAG,
     CONTRIBUTOR_TAG,
@@ -61,11 +62,12 @@ def build_contribution_sensor(
             return dg.SkipReason(
                 f"waiting for {reference_asset}: contributions are judged against it"
             )
+        now = time.time()
         plan = plan_tick(
             landing.scan(),
-            known=set(context.instance.get_dynamic_partitions(contributions_partitions.name)),
+            known=known_partitions(context.instance, contributions_partitions.name, now),
             cursor=TickCursor.parse(context.cursor),
-            now=time.time(),
+            now=now,
             writes_are_atomic=landing.writes_are_atomic,
             content_version=landing.content_version,
             already_taken=lambda version: _already_run(context.instance, version),

@@ -142,7 +142,12 @@ def integrated_dataset(
     schema = task.schema()
     train, benchmark = store.read_frame(store.REFERENCE_TRAIN), store.read_frame(store.BENCHMARK)
     records = catalog.open(schema, store)
-    contributions = load_accepted(records, max_rows=config.max_contributed_rows, seed=seed)
+    contributions = load_accepted(
+        records,
+        max_rows=config.max_contributed_rows,
+        seed=seed,
+        snapshot=store.snapshot(store.ACCEPTED_ROWS),
+    )
     policy = MergePolicy(
         **config.model_dump(include={"strategy", "shuffle", "block_rows", "max_rows"}),
         max_contributed_share=config.max_contributed_share,
