@@ -225,6 +225,7 @@ def test_contributor_supplied_strings_are_shown_as_text(door):
         + "5.1,3.5,1.4,0.2,<img src=x onerror=alert(1)>\n"
         + "5.0,3.4,1.5,0.2,\u202eesotes\n"
         + '4.9,3.1,1.5,0.1,"""quoted"" & <i>"\n'
+        + "4.8,3.0,1.4,0.1," + "<u>" * 50_000 + "\n"  # a 150 kB cell
     )
     name = "<img src=x onerror=alert(2)> 'tulips'.csv"
     shown = "&lt;img src=x onerror=alert(2)&gt; &#39;tulips&#39;.csv"
@@ -238,6 +239,7 @@ def test_contributor_supplied_strings_are_shown_as_text(door):
     assert "\u202eesotes" in page  # shown as it is, inside an isolating <bdi>
     assert "&lt;i&gt;" in page and "<i>" not in page
     assert shown in page
+    assert "&lt;u&gt;" * 66 + "&lt;u…[149800 more]" in page and len(page) < 100_000
 
 
 def test_one_account_never_sees_another_accounts_pages(door):

@@ -74,6 +74,13 @@ def _signed(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:+.{digits}f}"
 
 
+def _clip(text: object, limit: int = 200) -> str:
+    """A contributor's cell or column name, cut to ``limit`` characters (a 5 MB cell is not
+    sent whole to every browser that opens the page), saying how much was left out."""
+    text = "" if text is None else str(text)
+    return text if len(text) <= limit else f"{text[:limit]}…[{len(text) - limit} more]"
+
+
 def size_in_words(count: int) -> str:
     for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if count >= scale:
@@ -95,6 +102,7 @@ def _environment() -> jinja2.Environment:
     env.filters["when"] = _when
     env.filters["signed"] = _signed
     env.filters["size"] = size_in_words
+    env.filters["clip"] = _clip
     env.filters["metric_name"] = _metric_name
     env.globals["step_names"] = STEP_NAMES
     return env
