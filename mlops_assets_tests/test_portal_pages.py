@@ -225,7 +225,9 @@ def test_contributor_supplied_strings_are_shown_as_text(door):
         + "5.1,3.5,1.4,0.2,<img src=x onerror=alert(1)>\n"
         + "5.0,3.4,1.5,0.2,\u202eesotes\n"
         + '4.9,3.1,1.5,0.1,"""quoted"" & <i>"\n'
-        + "4.8,3.0,1.4,0.1," + "<u>" * 50_000 + "\n"  # a 150 kB cell
+        + "4.8,3.0,1.4,0.1,"
+        + "<u>" * 50_000
+        + "\n"  # a 150 kB cell
     )
     name = "<img src=x onerror=alert(2)> 'tulips'.csv"
     shown = "&lt;img src=x onerror=alert(2)&gt; &#39;tulips&#39;.csv"
