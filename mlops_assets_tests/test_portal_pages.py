@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from mlops_assets.core.accounts.sessions import IDLE_SECONDS, MAX_SECONDS, Sessions, same_token
 from mlops_assets.core.common import layout
 from mlops_assets.portal.web import SESSION_COOKIE
 from mlops_assets_testing.data import new_flowers
@@ -340,3 +341,20 @@ def test_the_webhook_page_registers_refuses_and_removes_a_url(door, tmp_path):
     assert "http://127.0.0.1:9/&lt;hook&gt;" in shown.text and "Deliveries" in shown.text
     removed = browser.post("/webhook", data={"csrf": csrf, "remove": "yes"})
     assert removed.status_code == 200 and "whsec_" not in removed.text
+
+
+def test_a_session_ends_when_idle_too_long_or_too_old_and_ids_are_never_reused():
+    now = [1000.0]
+    sessions = Sessions(clock=lambda: now[0])
+    idle = sessions.open("alice")
+    now[0] += IDLE_SECONDS + 1
+    assert sessions.get(idle.id) is None
+    busy = sessions.open("alice")
+    assert busy.id != idle.id and busy.csrf != idle.csrf
+    while now[0] - busy.created_at <= MAX_SECONDS:
+        assert sessions.get(busy.id) is busy  # kept alive by use, for a working day at most
+        now[0] += IDLE_SECONDS / 2
+    assert sessions.get(busy.id) is None
+    assert sessions.get(None) is None and sessions.get("made-up") is None
+    assert same_token(busy.csrf, busy.csrf) and not same_token("", busy.csrf)
+    assert not same_token(None, busy.csrf)

@@ -73,12 +73,6 @@ class Sessions:
         with self._lock:
             self._by_id.pop(session_id or "", None)
 
-    def close_all_of(self, account: str) -> None:
-        """End every session of ``account`` (disabled, or its tokens rotated)."""
-        with self._lock:
-            for sid in [s for s, v in self._by_id.items() if v.account == account]:
-                del self._by_id[sid]
-
     def _forget_expired(self, now: float) -> None:
         for sid, s in list(self._by_id.items()):
             if now - s.seen_at > IDLE_SECONDS or now - s.created_at > MAX_SECONDS:
