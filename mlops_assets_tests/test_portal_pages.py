@@ -346,10 +346,10 @@ def test_the_webhook_page_registers_refuses_and_removes_a_url(door, tmp_path):
 def test_a_session_ends_when_idle_too_long_or_too_old_and_ids_are_never_reused():
     now = [1000.0]
     sessions = Sessions(clock=lambda: now[0])
-    idle = sessions.open("alice")
+    idle = sessions.open("alice", "0" * 64)
     now[0] += IDLE_SECONDS + 1
     assert sessions.get(idle.id) is None
-    busy = sessions.open("alice")
+    busy = sessions.open("alice", "0" * 64)
     assert busy.id != idle.id and busy.csrf != idle.csrf
     while now[0] - busy.created_at <= MAX_SECONDS:
         assert sessions.get(busy.id) is busy  # kept alive by use, for a working day at most
@@ -358,3 +358,18 @@ def test_a_session_ends_when_idle_too_long_or_too_old_and_ids_are_never_reused()
     assert sessions.get(None) is None and sessions.get("made-up") is None
     assert same_token(busy.csrf, busy.csrf) and not same_token("", busy.csrf)
     assert not same_token(None, busy.csrf)
+
+
+def test_a_revoked_token_or_a_disabled_account_signs_its_sessions_out(tmp_path):
+    door = door_for(tmp_path)
+    browser = signed_in(door, "alice")
+    door.portal.accounts.rotate("alice")  # another token: this one stays valid
+    assert browser.get("/contributions", follow_redirects=False).status_code == 200
+    door.portal.accounts.rotate("alice", revoke_old=True)
+    out = browser.get("/contributions", follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/sign-in"
+    assert "Signed in as" not in browser.get("/scoreboard").text
+    door.tokens["alice"] = door.portal.accounts.rotate("alice")
+    again = signed_in(door, "alice")
+    door.portal.accounts.set_disabled("alice", True)
+    assert again.get("/upload", follow_redirects=False).status_code == 303

@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from mlops_assets.core.accounts.limits import RateLimit
+from mlops_assets.core.accounts.store import token_hash
 from mlops_assets.errors import AccountDisabledError, AuthenticationError, RateLimitedError
 from mlops_assets.portal.web import (
     SESSION_COOKIE,
@@ -77,7 +78,7 @@ async def sign_in(request: Request) -> Response:
         return _sign_in_page(
             request, status=403, problem="This account is disabled: ask the operator."
         )
-    session = sessions_of(request).open(account.name)
+    session = sessions_of(request).open(account.name, token_hash(token))
     log.info("portal: %s signed in", account.name)
     response = RedirectResponse("/contributions", 303)
     response.set_cookie(

@@ -14,9 +14,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from mlops_assets.core.accounts.portal import Portal
-from mlops_assets.core.accounts.sessions import Session, Sessions, same_token
+from mlops_assets.core.accounts.sessions import Session, Sessions, same_token, session_account
 from mlops_assets.core.accounts.store import Account
-from mlops_assets.errors import MlopsError, NotFoundError
+from mlops_assets.errors import MlopsError
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "mlops_portal_session"
@@ -127,16 +127,13 @@ def session_of(request: Request) -> Session | None:
 
 
 def signed_in(request: Request) -> tuple[Session, Account]:
-    """The session and its account; a disabled or removed account's session ends."""
+    """The session and its account; a session whose token was revoked or whose account was
+    disabled ends here."""
     session = session_of(request)
-    if session is None:
-        raise SignInNeeded
-    try:
-        account = portal_of(request).accounts.get(session.account)
-    except NotFoundError:
-        account = None
-    if account is None or account.disabled:
-        sessions_of(request).close(session.id)
+    account = session_account(portal_of(request).accounts, session) if session else None
+    if session is None or account is None:
+        if session is not None:
+            sessions_of(request).close(session.id)
         raise SignInNeeded
     return session, account
 
@@ -167,10 +164,8 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
     session = context.pop("session", None) or session_of(request)
     account = context.pop("account", None)
     if account is None and session is not None:
-        try:
-            account = portal_of(request).accounts.get(session.account)
-        except NotFoundError:
-            account = None
+        account = session_account(portal_of(request).accounts, session)
+        session = session if account is not None else None
     html = TEMPLATES.get_template(template).render(
         session=session,
         account=account,

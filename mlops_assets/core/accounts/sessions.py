@@ -1,6 +1,7 @@
 """The portal's sign-in sessions: a random id (the cookie) for an account, with its own CSRF
 token, kept in this process's memory (one process serves the portal). The token that signed
-in is never kept: only the account's name."""
+in is never kept, only its sha256 (as the account store keeps it): a session lasts only as
+long as that token is not revoked and the account not disabled."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from mlops_assets.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from mlops_assets.core.accounts.store import Account, AccountStore
 
 # A session ends after this long without a request, and after a working day whatever happens.
 IDLE_SECONDS = 2 * 3600.0
@@ -20,11 +26,13 @@ MAX_SESSIONS = 100_000
 
 @dataclass
 class Session:
-    """One signed-in browser: ``account`` (the name), ``csrf`` (the token every form of the
-    session carries), and what the last upload answered (shown after its redirect)."""
+    """One signed-in browser: ``account`` (the name), ``token_sha256`` (of the token that
+    signed in), ``csrf`` (the token every form of the session carries), and what the last
+    upload answered (shown after its redirect)."""
 
     id: str
     account: str
+    token_sha256: str
     csrf: str
     created_at: float
     seen_at: float
@@ -44,10 +52,13 @@ class Sessions:
         self._by_id: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def open(self, account: str) -> Session:
-        """A new session for ``account`` (a new id at every sign-in: no fixation)."""
+    def open(self, account: str, token_sha256: str) -> Session:
+        """A new session for ``account``, signed in with the token of ``token_sha256`` (a new
+        id at every sign-in: no fixation)."""
         now = self._clock()
-        session = Session(secrets.token_urlsafe(32), account, secrets.token_urlsafe(32), now, now)
+        session = Session(
+            secrets.token_urlsafe(32), account, token_sha256, secrets.token_urlsafe(32), now, now
+        )
         with self._lock:
             if len(self._by_id) >= MAX_SESSIONS:
                 self._forget_expired(now)
@@ -82,3 +93,27 @@ class Sessions:
                 : MAX_SESSIONS // 10
             ]:
                 del self._by_id[sid]
+
+
+def session_account(accounts: AccountStore, session: Session) -> Account | None:
+    """The session's account while the token that opened it is still active and the account
+    enabled; None otherwise (the session must end: a revoked token or a disabled account
+    signs its browsers out at their next request)."""
+    import sqlalchemy as sa
+
+    from mlops_assets.core.catalog.catalog import engine
+
+    t = accounts.tokens.c
+    with engine(accounts.url).connect() as db:
+        owner = db.execute(
+            sa.select(t.account).where(
+                t.token_sha256 == session.token_sha256, t.revoked_at.is_(None)
+            )
+        ).scalar()
+    if owner != session.account:
+        return None
+    try:
+        account = accounts.get(session.account)
+    except NotFoundError:
+        return None
+    return None if account.disabled else account
