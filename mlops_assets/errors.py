@@ -105,3 +105,61 @@ class IntakeFailedError(MlopsError):
     contribution's content."""
 
     code = "INTAKE_FAILED"
+
+
+# ---- the contributors' door (accounts, the upload API) -------------------------------------
+# Each maps to one HTTP status in the upload API (``mlops_assets.portal.api``).
+
+
+class AccountInvalidError(MlopsError):
+    """An account name or display name that cannot be used (the name says why)."""
+
+    code = "ACCOUNT_INVALID"
+
+
+class AuthenticationError(MlopsError):
+    """No token, or one that matches no account: never says which."""
+
+    code = "AUTH_FAILED"
+
+
+class AccountDisabledError(MlopsError):
+    """A valid token of an account the operator disabled."""
+
+    code = "ACCOUNT_DISABLED"
+
+
+class NotFoundError(MlopsError):
+    """No such thing for this account (another account's contribution is not found either:
+    its existence is never confirmed)."""
+
+    code = "NOT_FOUND"
+
+
+class ConflictError(MlopsError):
+    """The request clashes with an earlier one (an idempotency key reused for another upload,
+    or still in progress; a file name already used)."""
+
+    code = "CONFLICT"
+
+
+class UploadRefusedError(MlopsError):
+    """An upload refused before it is read: its name, license or consent."""
+
+    code = "UPLOAD_REFUSED"
+
+
+class UploadTooLargeError(MlopsError):
+    """An upload past ``MLOPS_PORTAL_MAX_UPLOAD_BYTES``: reading stopped at the limit."""
+
+    code = "UPLOAD_TOO_LARGE"
+
+
+class RateLimitedError(MlopsError):
+    """Too many uploads or failed sign-ins in a window; ``retry_after`` seconds to wait."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, hint: str = "", retry_after: float = 60.0) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after

@@ -105,6 +105,13 @@ def _comma_separated(raw: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in raw.split(",") if v.strip())
 
 
+def _secure_cookie(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("auto", "true", "false"):
+        raise ValueError(f"{raw!r} is not one of auto, true, false")
+    return value
+
+
 def _space_separated(raw: str) -> tuple[str, ...]:
     return tuple(raw.split())
 
@@ -354,6 +361,43 @@ class Settings:
         "MLOPS_API_MAX_CONNECTIONS",
         "64",
         "Connections and requests the prediction API serves at once; beyond it answers 503 at once.",
+    )
+    portal_licenses: tuple[str, ...] = setting(
+        "MLOPS_PORTAL_LICENSES",
+        "CC0-1.0,CC-BY-4.0",
+        "The licenses (SPDX ids, comma-separated) a contributor may give an upload under; the choice is recorded with its consent in the file's sidecar and its report.",
+        parse=_comma_separated,
+    )
+    portal_max_upload_bytes: int = setting(
+        "MLOPS_PORTAL_MAX_UPLOAD_BYTES",
+        "1073741824",
+        "Largest file the upload API takes (413 above; reading stops at the limit). A compressed upload is also held to `MLOPS_MAX_DECOMPRESSED_BYTES` by its pre-check.",
+    )
+    portal_uploads_per_hour: int = setting(
+        "MLOPS_PORTAL_UPLOADS_PER_HOUR",
+        "60",
+        "Uploads one account may make in an hour (429 with `Retry-After` beyond).",
+    )
+    portal_auth_failures_per_minute: int = setting(
+        "MLOPS_PORTAL_AUTH_FAILURES_PER_MINUTE",
+        "10",
+        "Failed sign-ins (unknown tokens) one client address may make in a minute before the upload API answers it 429 for the rest of the minute.",
+    )
+    portal_notify_seconds: float = setting(
+        "MLOPS_PORTAL_NOTIFY_SECONDS",
+        "10",
+        "How often the upload API's process looks for what happened to the contributions of accounts with a webhook, and sends the events (`0`: never).",
+    )
+    portal_secure_cookie: str = setting(
+        "MLOPS_PORTAL_SECURE_COOKIE",
+        "auto",
+        "When the portal's session cookie is marked `Secure` (sent over https only): `auto` when the request came over https (behind a proxy, as uvicorn's `--proxy-headers` reports it), `true` always, `false` never.",
+        parse=_secure_cookie,
+    )
+    webhook_allow_private: bool = setting(
+        "MLOPS_WEBHOOK_ALLOW_PRIVATE",
+        "false",
+        "Let contributors' webhook URLs lead to loopback, private and link-local addresses (refused by default: a contributor's URL is a request this server makes on their behalf).",
     )
     accuracy_floor: float = setting(
         "MLOPS_ACCURACY_FLOOR",

@@ -128,6 +128,7 @@ def test_no_room_imports_itself_back():
         ("mlops_assets.core", ("dagster", "dagster_aws", "mlops_assets.defs")),
         ("mlops_assets.cli", ("mlops_assets.defs",)),
         ("mlops_assets.serving", ("mlops_assets.defs",)),
+        ("mlops_assets.portal", ("mlops_assets.defs", "mlops_assets.cli")),
     ],
 )
 def test_layers(importers, forbidden):

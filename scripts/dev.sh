@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start the embedded default: `dg dev` (webserver on :3000, daemon, sensors, automation),
 # the prediction API on :8000 (serves the champion once there is one, told at once when it
-# moves) and an MLflow UI on :5000 (for the links in Dagster metadata). Ctrl-C stops all.
+# moves), the contributors' upload API on :8080 and an MLflow UI on :5000 (for the links in
+# Dagster metadata). Ctrl-C stops all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Milliseconds since the epoch when the command was typed: `make run` passes its own start,
@@ -48,6 +49,11 @@ else
 fi
 echo "Landing zone:   ${MLOPS_LANDING_URI:-$MLOPS_HOME/landing}/<contributor>/<file>"
 .venv/bin/mlops serve --host 127.0.0.1 --port "${API_PORT:-8000}" >"$MLOPS_HOME/api.log" 2>&1 &
+pids+=($!)
+portal="http://127.0.0.1:${PORTAL_PORT:-8080}"
+echo "Contributors:   $portal/docs (the upload API; accounts: mlops contributors add NAME;" \
+  "log: $MLOPS_HOME/portal.log)"
+.venv/bin/mlops portal --host 127.0.0.1 --port "${PORTAL_PORT:-8080}" >"$MLOPS_HOME/portal.log" 2>&1 &
 pids+=($!)
 # Say when the first champion is served: the moment a newcomer can try the API.
 tail -F --pid=$$ -n +1 "$MLOPS_HOME/api.log" 2>/dev/null | while read -r line; do

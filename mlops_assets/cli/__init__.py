@@ -12,6 +12,15 @@ import signal
 import sys
 from pathlib import Path
 
+from mlops_assets.cli.accounts import (
+    contributors_add_command,
+    contributors_disable_command,
+    contributors_enable_command,
+    contributors_list_command,
+    contributors_rotate_command,
+    portal_command,
+    withdraw_command,
+)
 from mlops_assets.cli.contributions import check_command, contributions_command, submit_command
 from mlops_assets.cli.models import (
     model_promote_command,
@@ -87,6 +96,36 @@ def main(argv: list[str] | None = None) -> int:
         "--offset", type=int, default=0, help="skip this many first (a page: --offset 100)"
     )
     contributions.set_defaults(handler=contributions_command)
+    contribution_commands = contributions.add_subparsers(dest="contributions_command")
+    withdraw = contribution_commands.add_parser(
+        "withdraw", help="withdraw a contribution: out of the next retrain, its rows deleted"
+    )
+    withdraw.add_argument("contribution_id")
+    withdraw.set_defaults(handler=withdraw_command)
+
+    contributors = commands.add_parser("contributors", help="contributor accounts")
+    contributor_commands = contributors.add_subparsers(dest="contributors_command", required=True)
+    add = contributor_commands.add_parser(
+        "add", help="create an account; prints its token alone on the last line"
+    )
+    add.add_argument("name", help="the contributor id: letters, digits, . _ -")
+    add.add_argument("--display-name", default=None, help="shown to others (default: the name)")
+    add.add_argument("--public", action="store_true", help="shown on the public scoreboard")
+    add.set_defaults(handler=contributors_add_command)
+    listing = contributor_commands.add_parser("list", help="every account")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.set_defaults(handler=contributors_list_command)
+    for name, handler, text in (
+        ("disable", contributors_disable_command, "refuse the account's tokens"),
+        ("enable", contributors_enable_command, "accept the account's tokens again"),
+    ):
+        toggle = contributor_commands.add_parser(name, help=text)
+        toggle.add_argument("name")
+        toggle.set_defaults(handler=handler)
+    rotate = contributor_commands.add_parser("rotate", help="add a token and print it")
+    rotate.add_argument("name")
+    rotate.add_argument("--revoke-old", action="store_true", help="revoke the account's others")
+    rotate.set_defaults(handler=contributors_rotate_command)
 
     webhook = commands.add_parser("webhook", help="webhook helpers")
     webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True)
@@ -113,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(handler=serve_command)
+
+    portal = commands.add_parser(
+        "portal", help="run the contributors' upload API (and portal) with uvicorn"
+    )
+    portal.add_argument("--host", default="127.0.0.1")
+    portal.add_argument("--port", type=int, default=8080)
+    portal.set_defaults(handler=portal_command)
 
     args = parser.parse_args(argv)
     # SIGTERM ends the command like Ctrl-C does: every temporary folder is removed on the way.

@@ -13,10 +13,6 @@ from mlops_assets.settings import Settings
 
 def _intake_report(path: Path, contributor: str, settings: Settings):
     """The report the pipeline would write for ``path`` (raises when it cannot be read)."""
-    from mlops_assets.core.data.reference_data import benchmark_split, load_reference_data
-    from mlops_assets.core.intake.intake import intake_contribution
-    from mlops_assets.core.intake.limits import IntakeLimits
-    from mlops_assets.core.intake.report import IntakePolicy
     from mlops_assets.errors import ContributionUnreadableError
 
     if path.is_symlink():
@@ -27,34 +23,9 @@ def _intake_report(path: Path, contributor: str, settings: Settings):
         raise ContributionUnreadableError(
             f"{path} is not a regular file", hint="check the path (a file, not a folder or FIFO)"
         )
-    task = settings.task
-    split = benchmark_split(
-        load_reference_data(settings.reference, task),
-        task,
-        fraction=settings.benchmark_fraction,
-        seed=settings.seed,
-    )
-    return intake_contribution(
-        path,
-        task,
-        reference=split.train,
-        benchmark=None if task.private_benchmark else split.benchmark,
-        contribution_id=path.name,
-        contributor=contributor,
-        # The settings the pipeline's IntakeSettings resource holds, read without importing
-        # Dagster: that import alone is seconds a contributor waits on every check.
-        policy=IntakePolicy(
-            min_valid_share=settings.min_valid_share,
-            min_quality=settings.min_quality,
-            min_rows=settings.min_rows,
-            keep_outliers=settings.keep_outliers,
-        ),
-        limits=IntakeLimits(
-            max_bytes=settings.max_decompressed_bytes,
-            max_ratio=settings.max_compression_ratio,
-            timeout_seconds=settings.intake_timeout,
-        ),
-    )
+    from mlops_assets.core.data.precheck import Prechecker
+
+    return Prechecker.from_settings(settings).check(path, contributor)
 
 
 def check_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -159,6 +130,7 @@ def contributions_command(args: argparse.Namespace, settings: Settings) -> int:
             history,
             [(r.relative_path, r.reason) for r in listing.refused],
             _intake_failures(settings) if unreported else {},
+            withdrawn={e.report.contribution_id: e.withdrawn_at for e in page if e.withdrawn_at},
         )
         if args.contributor is None or row["contributor"] == args.contributor
     ]
@@ -178,7 +150,7 @@ def contributions_command(args: argparse.Namespace, settings: Settings) -> int:
             f"{row['landing_path']}: {row['status']} ({row['rows_accepted']} rows accepted, "
             f"quality {row['quality_score']:.1f}); models trained on it: {versions_text}"
         )
-        if row["status"] in ("rejected", "excluded", "nothing_new"):
+        if row["status"] in ("rejected", "excluded", "nothing_new", "withdrawn"):
             print(f"  {row['decision']}")
         if row["hint"]:
             print(f"  what to do: {row['hint']}")

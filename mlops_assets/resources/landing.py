@@ -10,8 +10,10 @@ from typing import ClassVar
 import dagster as dg
 
 from mlops_assets.core.intake.landing import (
+    SIDECAR_SUFFIX,
     LandingFile,
     Listing,
+    Sidecar,
     file_in_folder,
     scan_folder,
 )
@@ -53,6 +55,16 @@ class LandingZone(dg.ConfigurableResource, ABC):
     @abstractmethod
     def put(self, source: Path, relative_path: str) -> None:
         """Place `source` at `relative_path` (how `mlops submit` delivers a file)."""
+
+    def sidecar(self, relative_path: str) -> Sidecar:
+        """What the file's sidecar (`<file>.meta.json`) says, or nothing when it has none."""
+        try:
+            with self.local_copy(relative_path + SIDECAR_SUFFIX) as path:
+                if not path.is_file() or path.stat().st_size > 1 << 20:
+                    return Sidecar()
+                return Sidecar.parse(path.read_text(encoding="utf-8", errors="replace"))
+        except Exception:  # optional: a missing or unreadable one is none
+            return Sidecar()
 
 
 class LocalLandingZone(LandingZone):

@@ -70,6 +70,12 @@ def _engine(url: str) -> sa.Engine:
     return engine
 
 
+def engine(url: str) -> sa.Engine:
+    """The process's engine for the database at ``url``: what other tables kept beside the
+    catalog (the contributors' accounts) share."""
+    return _engine(url)
+
+
 @dataclass(frozen=True)
 class CatalogEntry:
     """What the catalog holds of one contribution."""
@@ -77,6 +83,7 @@ class CatalogEntry:
     report: ContributionReport
     state: str
     withdrawn_at: float | None = None
+    recorded_at: float | None = None  # when its intake's outcome was recorded
 
     @property
     def recorded(self) -> bool:
@@ -557,7 +564,8 @@ class ContributionCatalog:
                 landed_at=row.landed_at,
                 landing_path=row.landing_path,
             )
-        return CatalogEntry(report, row.state, row.withdrawn_at)
+        recorded = row.recorded_at if row.state == DONE else None
+        return CatalogEntry(report, row.state, row.withdrawn_at, recorded)
 
 
 def load_accepted(

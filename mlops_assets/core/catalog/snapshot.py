@@ -10,12 +10,12 @@ holds rows the catalog no longer keeps: a withdrawn contribution's rows must not
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops_assets.core.catalog.catalog import ContributionCatalog
     from mlops_assets.core.data.integration import Contribution
 
 RECORDED_AT = "recorded_at"
@@ -23,6 +23,15 @@ CONTRIBUTION_ID = "contribution_id"
 # Rows read from the catalog beside the copy before it is written again: one write of the
 # whole copy (about a second at two million rows) every few batches, not every retrain.
 REWRITE_ROWS = 20_000
+
+
+class CatalogRows(Protocol):
+    """What is read of the catalog (`ContributionCatalog`, which imports this module: a
+    protocol here keeps the two from importing each other)."""
+
+    def accepted_rows(self) -> pd.DataFrame: ...
+
+    def rows_of(self, ids: Iterable[str]) -> pd.DataFrame: ...
 
 
 class SnapshotFile(Protocol):
@@ -34,7 +43,7 @@ class SnapshotFile(Protocol):
 
 
 def accepted_rows(
-    catalog: ContributionCatalog, facts: list[Contribution], snapshot: SnapshotFile
+    catalog: CatalogRows, facts: list[Contribution], snapshot: SnapshotFile
 ) -> pd.DataFrame:
     """The rows of the accepted contributions ``facts`` (as
     :meth:`ContributionCatalog.accepted_rows` gives them), from ``snapshot`` where it is

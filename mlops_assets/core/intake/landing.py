@@ -48,6 +48,35 @@ class Listing:
     refused: list[RefusedEntry] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Sidecar:
+    """What a file's sidecar (``<file>.meta.json``) says that the pipeline keeps: the license
+    the data is given under and when its contributor consented to training on it."""
+
+    license: str = ""
+    consent_at: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Sidecar:
+        """The sidecar in ``text``; anything unreadable or of the wrong type is left out
+        (a sidecar is optional, and never stops an intake)."""
+        import json
+
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return cls()
+        if not isinstance(data, dict):
+            return cls()
+        license = data.get("license")
+        consent = data.get("consent")
+        at = consent.get("at") if isinstance(consent, dict) and consent.get("given") else None
+        return cls(
+            safe_text(license, limit=100) if isinstance(license, str) else "",
+            safe_text(at, limit=40) if isinstance(at, str) else "",
+        )
+
+
 def is_waiting(name: str) -> bool:
     """Files nobody needs to hear about: still being written, sidecars, OS litter, and our
     own hidden partial copies (``.<name>.part``)."""

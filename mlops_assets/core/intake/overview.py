@@ -58,6 +58,7 @@ def contribution_overview(
     history: ContributionHistory,
     refused: list[tuple[str, str]] = (),  # type: ignore[assignment]
     failed: dict[str, str] | None = None,
+    withdrawn: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per contribution, from the system's own records: its status (``accepted``,
     ``excluded`` for an accepted one whose latest valuation left it out of the model as
@@ -68,6 +69,9 @@ def contribution_overview(
     with the reason), reasons, quality score, rows accepted, the model versions trained on it
     and its latest value (``value``, ``value_interval``, ``loo_delta``, ``valued_in_version``;
     None until it is valued).
+
+    ``withdrawn`` maps the contributions withdrawn to when: ``withdrawn``, whatever they were
+    (their history and value stay in the row; ``rows_accepted`` is 0, their rows are gone).
 
     ``landed`` holds ``contribution_id``, ``contributor``, ``landing_path`` and ``sha256`` of
     the files in the landing zone; one with the bytes of a reported contribution (or whose
@@ -88,6 +92,9 @@ def contribution_overview(
             decision = f"valued in v{valued['valued_in_version']}: {valued['reason']}"
         else:
             status = "accepted"
+        if cid in (withdrawn or {}):
+            status = "withdrawn"
+            decision = f"withdrawn by its contributor; was {report.status}: {decision}"
         worth = {k: valued.get(k) for k in _UNVALUED} if valued else _UNVALUED
         rows.append(
             {
@@ -97,6 +104,7 @@ def contribution_overview(
                 "status": status,
                 "decision": decision,
                 "hint": report.hint if status in ("rejected", "duplicate") else "",
+                "withdrawn_at": (withdrawn or {}).get(cid),
                 "reasons": report.rejection_reasons,
                 "quality_score": report.quality_score,
                 "rows_in": report.rows_in,
@@ -128,6 +136,7 @@ def contribution_overview(
                 "status": status,
                 "decision": decision,
                 "hint": "",
+                "withdrawn_at": None,
                 "reasons": {},
                 "quality_score": None,
                 "rows_in": None,
@@ -145,6 +154,7 @@ def contribution_overview(
                 "status": "refused",
                 "decision": f"never read: {reason}",
                 "hint": "put a regular file at <contributor>/<file> with a plain name",
+                "withdrawn_at": None,
                 "reasons": {},
                 "quality_score": None,
                 "rows_in": None,

@@ -16,6 +16,7 @@ from mlops_assets.core.common.row_matching import RowMatching
 from mlops_assets.core.common.scratch import sweep_stale
 from mlops_assets.core.common.storage import replace_directory
 from mlops_assets.core.intake.intake import intake_contribution
+from mlops_assets.core.intake.landing import Sidecar
 from mlops_assets.core.intake.report import ContributionReport, IntakePolicy, write_report
 from mlops_assets.core.intake.text_files import IntakeLimits
 from mlops_assets.errors import (
@@ -83,6 +84,7 @@ def process_contribution(
     limits: IntakeLimits | None = None,
     sha256: str | None = None,
     snapshot_root: Path | None = None,
+    sidecar: Sidecar | None = None,
 ) -> ContributionReport:
     """Intake ``path`` into ``contributions_root/<contribution_id>/``, store it (``publish``,
     given the report once the folder is written) and record its outcome in ``records``; return
@@ -93,6 +95,8 @@ def process_contribution(
     is private); rows are compared with those and with the accepted contributions that
     landed before this one (``landed_at``, by default now) in ``records``: the first to
     bring a row owns it, whichever intake happens to run first.
+
+    ``sidecar`` (the file's ``.meta.json``) gives the license and consent the report keeps.
 
     With ``snapshot_root`` the file is first copied there (content-addressed), the intake
     reads the copy, and an accepted contribution's copy is kept (``snapshot`` in its report).
@@ -167,6 +171,8 @@ def process_contribution(
         if kept:
             report.snapshot = f"{snapshot.parent.name}/{snapshot.name}"  # type: ignore[union-attr]
         report.landing_path = landing_path
+        if sidecar is not None:
+            report.license, report.consent_at = sidecar.license, sidecar.consent_at
         write_report(report, staging / "report.json")
         replace_directory(staging, contributions_root / contribution_id)
     finally:

@@ -83,6 +83,10 @@ class ContributionReport:
     # Where the file was in the landing zone (``<contributor>/<file>``); None for a file
     # checked before it was submitted.
     landing_path: str | None = None
+    # What the contributor's sidecar (``<file>.meta.json``) says: the license the data is
+    # given under, and when consent to train on it was given (ISO 8601); "" when none.
+    license: str = ""
+    consent_at: str = ""
 
     @property
     def status(self) -> str:
@@ -133,6 +137,7 @@ class ContributionReport:
             "dropped_columns": self.dropped_columns,
             "timings": self.timings,
             "hints": self.hints,
+            "license": self.license,
         }
 
 

@@ -44,6 +44,9 @@ def attested_contributions(
             "rows_accepted": by_id[cid].rows_clean,
             "quality_score": by_id[cid].quality_score,
             "snapshot": by_id[cid].snapshot,
+            # Under what terms the data was given, as its contributor's sidecar said.
+            "license": by_id[cid].license or None,
+            "consent_at": by_id[cid].consent_at or None,
         }
         for cid in ids
         if cid in by_id

@@ -32,6 +32,7 @@ class VersionView:
     aliases: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     storage_location: str = ""  # where the version's files are (a URI)
+    created_at: float | None = None  # seconds since the epoch
 
     def local_files(self) -> Path | None:
         """The local folder of the version's model files, or None when they are not local
@@ -66,7 +67,7 @@ def model_versions(tracking_uri: str, model_name: str) -> list[VersionView]:
         ):
             aliases.setdefault(str(version), []).append(alias)
         rows = db.execute(
-            f"SELECT version, run_id, source, storage_location FROM model_versions "
+            f"SELECT version, run_id, source, storage_location, creation_time FROM model_versions "
             f"WHERE name = ?{scope} ORDER BY version",
             (model_name,),
         ).fetchall()
@@ -79,8 +80,9 @@ def model_versions(tracking_uri: str, model_name: str) -> list[VersionView]:
             aliases=sorted(aliases.get(str(version), [])),
             tags=tags.get(str(version), {}),
             storage_location=location or "",
+            created_at=created / 1000 if created else None,
         )
-        for version, run_id, source, location in rows
+        for version, run_id, source, location, created in rows
     ]
 
 
@@ -165,6 +167,7 @@ def _versions_from_client(tracking_uri: str, model_name: str) -> list[VersionVie
                 source=v.source or "",
                 aliases=sorted(v.aliases),
                 tags=dict(v.tags),
+                created_at=v.creation_timestamp / 1000 if v.creation_timestamp else None,
             )
             for v in found  # their files are read through MLflow: no storage_location
         ),

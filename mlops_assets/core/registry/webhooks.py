@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -223,11 +224,18 @@ class Outbox:
         return [json.loads(path.read_text()) for path in sorted(self.dead.glob("*.json"))]
 
     def deliver(
-        self, entry: Pending, url: str, keys: list[bytes], policy: DeliveryPolicy
+        self,
+        entry: Pending,
+        url: str,
+        keys: list[bytes],
+        policy: DeliveryPolicy,
+        send: Callable[..., Attempt] | None = None,
     ) -> tuple[str, str]:
         """One attempt at ``entry``; returns (outcome, line for the log), outcome being
-        ``delivered``, ``waiting`` or ``dead``. The outbox records the outcome."""
-        result = attempt(url, keys, entry.event, timeout=policy.timeout)
+        ``delivered``, ``waiting`` or ``dead``. The outbox records the outcome. ``send``
+        makes the attempt (default :func:`attempt`; a contributor's URL is sent to by one
+        that guards against requests to private addresses)."""
+        result = (send or attempt)(url, keys, entry.event, timeout=policy.timeout)
         path = self.pending / f"{entry.event.id}.json"
         label = f"{entry.event.type} {entry.event.id}"
         if result.delivered:

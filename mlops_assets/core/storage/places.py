@@ -23,6 +23,7 @@ class Store(Protocol):
     def exists(self, key: str) -> bool: ...
     def fetch(self, key: str) -> Path: ...
     def fetch_tree(self, key: str, ending: str | tuple[str, ...] = "") -> Path: ...
+    def remove(self, key: str) -> None: ...
 
 
 class Landing(Protocol):
@@ -33,6 +34,7 @@ class Landing(Protocol):
     def scan(self) -> Listing: ...
     def local_copy(self, relative_path: str) -> AbstractContextManager[Path]: ...
     def put(self, source: Path, relative_path: str) -> None: ...
+    def remove(self, relative_path: str) -> None: ...
 
 
 class LocalStore:
@@ -52,6 +54,9 @@ class LocalStore:
 
     def fetch_tree(self, key: str, ending: str | tuple[str, ...] = "") -> Path:
         return self._path(key)
+
+    def remove(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
 
 class LocalLanding:
@@ -81,6 +86,9 @@ class LocalLanding:
         partial = target.with_name(f".{target.name}.part")  # ignored until renamed
         shutil.copyfile(source, partial)
         os.replace(partial, target)
+
+    def remove(self, relative_path: str) -> None:
+        self.path(relative_path).unlink(missing_ok=True)
 
 
 def open_store(uri: str, s3_endpoint_url: str | None = None) -> Store:

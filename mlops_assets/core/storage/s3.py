@@ -150,6 +150,10 @@ class S3Landing:
         with storage_errors(self.location):
             self._client().upload_file(str(source), self.bucket, self._key(relative_path))
 
+    def remove(self, relative_path: str) -> None:
+        with storage_errors(self.location):
+            self._client().delete_object(Bucket=self.bucket, Key=self._key(relative_path))
+
 
 _scratch: Path | None = None
 
@@ -232,6 +236,12 @@ class S3Store:
             self._client().download_file(self._bucket, object_key, str(tmp))
         os.utime(tmp, (mtime, mtime))
         os.replace(tmp, path)
+
+    def remove(self, key: str) -> None:
+        """Delete the stored file ``key`` (and the local mirror's copy); gone already is fine."""
+        self.local_path(key).unlink(missing_ok=True)
+        with storage_errors(self.root):
+            self._client().delete_object(Bucket=self._bucket, Key=self._object_key(key))
 
     def publish(self, key: str) -> None:
         """Upload ``local_path(key)``. A folder replaces the stored one: its JSON files go

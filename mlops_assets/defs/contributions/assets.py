@@ -97,6 +97,7 @@ def contributed_data(
             publish=lambda report: _publish(store, report),
             landed_at=_landed_at(context),
             snapshot_root=store.local_path(store.ORIGINALS),
+            sidecar=landing.sidecar(landing_path),
         )
     plots = _draw(store, context.partition_key, [train, benchmark], task)
     _tell_outcome(context, landing_path, report)
