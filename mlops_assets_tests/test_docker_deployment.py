@@ -150,7 +150,6 @@ def in_state_volume(path: str) -> bool:
     return subprocess.run([*command, IMAGE, "test", "-f", path], check=False).returncode == 0
 
 
-@pytest.mark.timeout(2400)
 def portal_upload(token: str, name: str, body: bytes) -> dict:
     url = f"{PORTAL_URL}/api/v1/uploads?filename={name}&license=CC0-1.0&consent=true"
     request = urllib.request.Request(
@@ -168,6 +167,7 @@ def portal_get(token: str, path: str) -> dict:
         return json.load(answer)
 
 
+@pytest.mark.timeout(2400)
 def test_compose_up_trains_and_serves_in_containers(
     image: Build, tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ):
