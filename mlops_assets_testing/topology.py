@@ -43,6 +43,22 @@ def postgres_databases(*names: str) -> Iterator[None]:
         admin.close()
 
 
+@contextlib.contextmanager
+def catalog_database(kind: str, folder: Path) -> Iterator[str]:
+    """The URL of a fresh contribution catalog database: an SQLite file in ``folder``
+    (``kind`` "sqlite", as embedded) or a new PostgreSQL database on 127.0.0.1 ("postgresql",
+    as in production), dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder}/catalog.sqlite"
+        return
+    name = f"catalog_{uuid.uuid4().hex[:12]}"
+    with postgres_databases(name):
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+        from mlops_assets.core.catalog import catalog
+
+        catalog._engine.cache_clear()  # its pool goes with the database
+
+
 class Processes:
     """Long-running subprocesses, each in its own process group, all stopped on exit."""
 

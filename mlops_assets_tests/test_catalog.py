@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import uuid
 
 import pandas as pd
 import pytest
@@ -22,7 +21,7 @@ from mlops_assets.core.intake.report import read_report
 from mlops_assets.core.storage.places import LocalStore
 from mlops_assets.task import IRIS
 from mlops_assets_testing.data import IRIS_CSV, ingested, new_flowers
-from mlops_assets_testing.topology import postgres_databases
+from mlops_assets_testing.topology import catalog_database
 
 SPLIT = benchmark_split(load_reference_data(IRIS_CSV, IRIS), IRIS, fraction=0.3, seed=42)
 MATCHING = RowMatching.for_intake(IRIS, SPLIT.train, SPLIT.benchmark)
@@ -41,15 +40,8 @@ def store(tmp_path):
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
     """A fresh catalog database: an SQLite file, or a new PostgreSQL database on 127.0.0.1."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/catalog.sqlite"
-        return
-    name = f"catalog_{uuid.uuid4().hex[:12]}"
-    with postgres_databases(name):
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-        from mlops_assets.core.catalog import catalog
-
-        catalog._engine.cache_clear()  # its pool goes with the database
+    with catalog_database(request.param, tmp_path) as url:
+        yield url
 
 
 def ingest(store, records, cid: str, rows: pd.DataFrame, landed_at: float, tmp_path):

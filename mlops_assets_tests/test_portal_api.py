@@ -24,7 +24,7 @@ from mlops_assets.portal.app import create_app
 from mlops_assets_testing.data import new_flowers
 from mlops_assets_testing.portal import Door, served
 from mlops_assets_testing.processes import REPO, child_env
-from mlops_assets_testing.topology import postgres_databases
+from mlops_assets_testing.topology import catalog_database, postgres_databases
 
 SAMPLE = (REPO / "data" / "sample_contribution.csv").read_bytes()
 # What the registry would say: the versions trained on each contribution and their values
@@ -382,15 +382,8 @@ def test_hostile_account_names_are_refused_with_a_clear_error(
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def catalog_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/catalog.sqlite"
-        return
-    name = f"accounts_{uuid.uuid4().hex[:12]}"
-    with postgres_databases(name):
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-        from mlops_assets.core.catalog import catalog
-
-        catalog._engine.cache_clear()  # its pool goes with the database
+    with catalog_database(request.param, tmp_path) as url:
+        yield url
 
 
 def test_accounts_and_keys_in_each_database(catalog_url, tmp_path):
