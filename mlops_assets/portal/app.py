@@ -58,6 +58,7 @@ STATUSES: dict[type[MlopsError], int] = {
 def portal_from_settings(settings: Settings) -> Portal:
     """The use cases over the deployment's catalog database, landing zone, dataset store,
     pre-check and registry."""
+    from mlops_assets.core.accounts.checks import BackgroundChecks
     from mlops_assets.core.accounts.store import AccountStore
     from mlops_assets.core.accounts.webhooks import WebhookStore
     from mlops_assets.core.catalog.sync import open_catalog
@@ -84,9 +85,14 @@ def portal_from_settings(settings: Settings) -> Portal:
         store=store,
         check=Prechecker.from_settings(settings).check,
         versions=versions,
-        config=PortalConfig(settings.portal_licenses, settings.portal_max_upload_bytes),
+        config=PortalConfig(
+            settings.portal_licenses,
+            settings.portal_max_upload_bytes,
+            settings.portal_check_inline_bytes,
+        ),
         hooks=WebhookStore(settings.catalog_url),
         allow_private=settings.webhook_allow_private,
+        checks=BackgroundChecks(settings.portal_check_workers),
     )
 
 
@@ -165,6 +171,7 @@ def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
         yield
         if thread is not None:
             thread.stop()
+        portal.uploads.checks.close()
 
     app = FastAPIOffline(
         lifespan=lifespan,
