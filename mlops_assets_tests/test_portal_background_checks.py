@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from mlops_assets.portal.app import create_app, portal_from_settings
 from mlops_assets.portal.models import UploadAnswer, UploadChecking
 from mlops_assets_testing.data import new_flowers
-from mlops_assets_testing.portal import Door
+from mlops_assets_testing.portal import Door, served
 
 # Files of 15 flowers are some 400 bytes: every one is "large" here.
 INLINE_BYTES = "100"
@@ -150,3 +150,16 @@ def test_the_checks_wait_their_turn_on_a_bounded_pool(door):
     assert checks.waiting() == 0
     # Their spooled files are gone once checked.
     assert not list((door.settings.home / "uploads").iterdir())
+
+
+def test_a_served_portal_splits_the_reference_data_before_the_first_upload(tmp_path):
+    """The first pre-check would otherwise split the reference data (a second) while its
+    upload waits."""
+    door = Door(tmp_path, [])
+    prechecker = door.portal.warm_up.__self__
+    assert prechecker._split is None
+    with served(create_app(door.settings, door.portal)):
+        deadline = time.monotonic() + 30
+        while prechecker._split is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert prechecker._split is not None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -67,6 +67,7 @@ def portal_from_settings(settings: Settings) -> Portal:
     from mlops_assets.core.storage.places import open_landing, open_store
 
     store = open_store(settings.storage_uri, settings.s3_endpoint_url)
+    prechecker = Prechecker.from_settings(settings)
     cached: dict[str, Any] = {"at": 0.0, "versions": []}
 
     def versions() -> list[tuple[str, dict[str, str], float | None]]:
@@ -83,7 +84,7 @@ def portal_from_settings(settings: Settings) -> Portal:
         catalog=lambda: open_catalog(settings.catalog_url, settings.task, store),
         landing=open_landing(settings.landing_uri, settings.s3_endpoint_url),
         store=store,
-        check=Prechecker.from_settings(settings).check,
+        check=prechecker.check,
         versions=versions,
         config=PortalConfig(
             settings.portal_licenses,
@@ -93,6 +94,7 @@ def portal_from_settings(settings: Settings) -> Portal:
         hooks=WebhookStore(settings.catalog_url),
         allow_private=settings.webhook_allow_private,
         checks=BackgroundChecks(settings.portal_check_workers),
+        warm_up=prechecker.split,
     )
 
 
@@ -138,6 +140,15 @@ class NotifierThread:
                 log.exception("contributors' webhooks: the tick failed; trying again later")
 
 
+def _warm_up(warm_up: Callable[[], object]) -> None:
+    """Done before the first upload needs it; when it fails, that upload does it (and says
+    why)."""
+    try:
+        warm_up()
+    except Exception:
+        log.warning("warming the pre-check up failed; the first upload will", exc_info=True)
+
+
 def _document_licenses(app: FastAPI, licenses: tuple[str, ...]) -> None:
     """The upload's ``license`` parameter, in the OpenAPI document, as the list this
     deployment offers (the router is the same for every deployment)."""
@@ -164,6 +175,8 @@ def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if portal.warm_up is not None:
+            threading.Thread(target=_warm_up, args=(portal.warm_up,), daemon=True).start()
         thread = None
         if settings.portal_notify_seconds > 0 and portal.hooks is not None:
             thread = NotifierThread(notifier_for(settings, portal), settings.portal_notify_seconds)

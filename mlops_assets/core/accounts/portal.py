@@ -91,12 +91,16 @@ class Portal:
         hooks: WebhookStore | None = None,
         allow_private: bool = False,
         checks: BackgroundChecks | None = None,
+        warm_up: Callable[[], object] | None = None,
     ) -> None:
         self.accounts, self._catalog, self.landing, self.store = accounts, catalog, landing, store
         self._check, self._versions, self.config = check, versions, config
         self._opened: ContributionCatalog | None = None
         self.uploads = UploadDesk(accounts, self.catalog, landing, check, config, checks)
         self.hooks, self.allow_private = hooks, allow_private
+        # What the first pre-check would otherwise do while its upload waits (the reference
+        # data split: a second); a server runs it once at start.
+        self.warm_up = warm_up
 
     def catalog(self) -> ContributionCatalog:
         if self._opened is None:
