@@ -29,7 +29,7 @@ from mlops_assets_testing.topology import Topology, postgres_databases
 
 PROJECT = "mlops-assets"  # COMPOSE_PROJECT_NAME of docker/.env.example
 STATE_VOLUME = "mlops-state"  # fixed in docker-compose.yml and dagster.yaml
-PORTS = {"webserver": 3000, "user-code": 4000, "mlflow": 5000, "api": 8000}
+PORTS = {"webserver": 3000, "user-code": 4000, "mlflow": 5000, "api": 8000, "portal": 8080}
 ONE_SHOT = {"create-bucket"}
 # The API is healthy once it serves a champion: on a fresh deployment, after the cold start.
 SERVES_LATER = {"api"}
@@ -37,6 +37,7 @@ COMPOSE_FILES = ("docker-compose.yml", "docker-compose.host.yml")
 # MLflow's --allowed-hosts (docker-compose.yml) name localhost, not 127.0.0.1.
 TRACKING_URI = f"http://localhost:{PORTS['mlflow']}"
 API_URL = f"http://127.0.0.1:{PORTS['api']}"
+PORTAL_URL = f"http://127.0.0.1:{PORTS['portal']}"
 
 
 def env_example() -> dict[str, str]:
@@ -125,7 +126,7 @@ class Containers:
         """Whether every service is healthy (one-shots: done), those in ``but`` running."""
         states = self.states()
         self.check()
-        return len(states) == 8 and all(
+        return len(states) == 9 and all(
             state["Status"] == "exited"
             if service in ONE_SHOT
             else service in but or state.get("Health", {}).get("Status") == "healthy"

@@ -45,7 +45,7 @@ def test_every_service_of_the_image_gets_the_shared_environment():
         for name, service in compose["services"].items()
         if service.get("image") == "mlops-assets:latest"
     }
-    assert set(ours) == {"mlflow", "user-code", "webserver", "daemon", "api"}
+    assert set(ours) == {"mlflow", "user-code", "webserver", "daemon", "api", "portal"}
     for name, service in ours.items():
         assert service["env_file"] == ".env", name
         assert "healthcheck" in service, name
@@ -108,14 +108,14 @@ def test_the_host_network_variant_runs_the_production_services_unchanged():
     production = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())["services"]
     host = yaml.safe_load((DOCKER / "docker-compose.host.yml").read_text())["services"]
     assert set(host) == set(production)
-    for name in ("mlflow", "user-code", "webserver", "daemon", "api"):
+    for name in ("mlflow", "user-code", "webserver", "daemon", "api", "portal"):
         assert set(host[name]) <= {"network_mode", "extra_hosts"}, name
     assert all(service["network_mode"] == "host" for service in host.values())
     # Published ports come from the file compose reads by itself, which the host variant
     # (named with -f) leaves out: a container on the host's network cannot publish a port.
     assert not [name for name, service in production.items() if "ports" in service]
     ports = yaml.safe_load((DOCKER / "docker-compose.override.yml").read_text())["services"]
-    assert set(ports) == {"minio", "mlflow", "webserver", "api"}
+    assert set(ports) == {"minio", "mlflow", "webserver", "api", "portal"}
 
 
 def test_every_shipped_instance_purges_sensor_ticks():

@@ -1,8 +1,9 @@
 """The production deployment, run for real: the image built from docker/Dockerfile, the compose
 topology (docker/docker-compose.yml with docker-compose.host.yml, see
 mlops_assets_testing/docker_topology.py) up on a Docker engine, and every Dagster run launched
-in a container of its own. A contribution put into the S3 landing zone is ingested, valued,
-trained on and registered, and the API's container serves it; a killed run container is marked
+in a container of its own. A contributor with an account uploads a file through the portal's
+container; it is ingested, valued, trained on and registered, the API's container serves it and
+the portal shows it in that version; a killed run container is marked
 failed and the system recovers; `compose down` and `up` lose nothing.
 
 `make test-docker` (marker ``docker``, left out of `make test`): it starts a Docker engine when
@@ -33,6 +34,7 @@ from mlops_assets_testing.docker_host import (
     docker_engine,
 )
 from mlops_assets_testing.docker_topology import (
+    PORTAL_URL,
     STATE_VOLUME,
     Containers,
     compose_topology,
@@ -149,6 +151,23 @@ def in_state_volume(path: str) -> bool:
 
 
 @pytest.mark.timeout(2400)
+def portal_upload(token: str, name: str, body: bytes) -> dict:
+    url = f"{PORTAL_URL}/api/v1/uploads?filename={name}&license=CC0-1.0&consent=true"
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.load(answer)
+
+
+def portal_get(token: str, path: str) -> dict:
+    request = urllib.request.Request(
+        f"{PORTAL_URL}{path}", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.load(answer)
+
+
 def test_compose_up_trains_and_serves_in_containers(
     image: Build, tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ):
@@ -177,8 +196,12 @@ def test_compose_up_trains_and_serves_in_containers(
         assert predict_status(topology.api_url, None) == 401
         assert predict_status(topology.api_url, key) == 200
 
-        # A contribution landing in the bucket becomes the champion the API's container serves.
-        topology.put("landing/alice/flowers.csv", distinct_sample(0).encode())
+        # A contributor's upload through the portal's container becomes the champion the API's
+        # container serves, and the portal (the catalog in PostgreSQL, the registry) says so.
+        added = containers.compose("exec", "-T", "portal", "mlops", "contributors", "add", "alice")
+        token = added.strip().splitlines()[-1]
+        uploaded = portal_upload(token, "flowers.csv", distinct_sample(0).encode())
+        assert uploaded["accepted"] and uploaded["landing_path"] == "alice/flowers.csv", uploaded
         landed = time.monotonic()
         alice = contribution_key("alice/flowers.csv")
         wait_for(
@@ -187,7 +210,9 @@ def test_compose_up_trains_and_serves_in_containers(
             what="the API to serve a model trained on alice's file",
             poll=2,
         )
-        print(f"alice's file landed to served: {time.monotonic() - landed:.0f} s")
+        print(f"alice's upload to served: {time.monotonic() - landed:.0f} s")
+        steps = [s["step"] for s in portal_get(token, f"/api/v1/contributions/{alice}")["timeline"]]
+        assert "trained_on" in steps, steps
         done = wait_until_idle(topology)
         assert {status for _, status in done.values()} == {"SUCCESS"}, done
         assert {"ingest_contribution", "retrain"} <= {job for job, _ in done.values()}

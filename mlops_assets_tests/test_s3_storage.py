@@ -11,7 +11,7 @@ from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.resources import dataset_store
 from mlops_assets.resources.s3 import S3DatasetStore
 from mlops_assets.settings import Settings
-from mlops_assets_testing.data import VALID_CONTRIBUTION
+from mlops_assets_testing.data import IRIS_CSV, VALID_CONTRIBUTION
 from mlops_assets_testing.processes import env_for, in_process_mlops
 
 
@@ -148,3 +148,42 @@ def test_a_bad_bucket_is_a_clear_error_and_writes_nothing(
     assert "STORAGE_UNAVAILABLE" in error and message in error, error
     assert keys_under(s3_endpoint, s3_bucket, "storage/") == []
     assert not (pipeline.home / "storage").exists()
+
+
+def test_a_withdrawal_deletes_its_objects_from_the_bucket(s3_endpoint, s3_bucket, tmp_path):
+    """Withdrawing a contribution stored on S3 deletes its clean and quarantined rows, its kept
+    bytes, the compacted copy of the accepted rows and its landing file with its sidecar; the
+    other contributions' objects stay, and withdrawing again changes nothing."""
+    from mlops_assets.core.accounts.portal import withdraw_contribution
+    from mlops_assets.core.catalog.catalog import ContributionCatalog
+    from mlops_assets.core.common.row_matching import RowMatching
+    from mlops_assets.core.data.reference_data import load_reference_data
+    from mlops_assets.core.intake.report import ContributionReport
+    from mlops_assets.core.storage.places import open_landing, open_store
+    from mlops_assets.task import IRIS
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    kept = ["storage/contributions/bob-1/clean.parquet", "landing/bob/b.csv"]
+    gone = [
+        "storage/contributions/alice-1/clean.parquet",
+        "storage/contributions/alice-1/rejected.parquet",
+        "storage/originals/0123456789abcdef/a.csv",
+        "storage/catalog/accepted_rows.parquet",
+        "landing/alice/a.csv",
+        "landing/alice/a.csv.meta.json",
+    ]
+    for key in kept + gone:
+        s3.put_object(Bucket=s3_bucket, Key=key, Body=b"x")
+    catalog = ContributionCatalog(f"sqlite:///{tmp_path}/catalog.sqlite", IRIS)
+    report = ContributionReport("alice-1", "alice", "a.csv", "0" * 64, landing_path="alice/a.csv")
+    report.snapshot, report.accepted = "0123456789abcdef/a.csv", True
+    matching = RowMatching.for_task(IRIS, load_reference_data(IRIS_CSV, IRIS))
+    catalog.record(report, None, matching)
+    store = open_store(f"s3://{s3_bucket}/storage", s3_endpoint)
+    landing = open_landing(f"s3://{s3_bucket}/landing", s3_endpoint)
+
+    entry = withdraw_contribution(catalog, store, landing, "alice-1")
+    assert entry.withdrawn_at is not None
+    assert keys_under(s3_endpoint, s3_bucket, "") == sorted(kept)
+    again = withdraw_contribution(catalog, store, landing, "alice-1")
+    assert again.withdrawn_at == entry.withdrawn_at

@@ -51,8 +51,8 @@ echo "Landing zone:   ${MLOPS_LANDING_URI:-$MLOPS_HOME/landing}/<contributor>/<f
 .venv/bin/mlops serve --host 127.0.0.1 --port "${API_PORT:-8000}" >"$MLOPS_HOME/api.log" 2>&1 &
 pids+=($!)
 portal="http://127.0.0.1:${PORTAL_PORT:-8080}"
-echo "Contributors:   $portal/docs (the upload API; accounts: mlops contributors add NAME;" \
-  "log: $MLOPS_HOME/portal.log)"
+echo "Portal:         $portal (contributors sign in with the token" \
+  "\`mlops contributors add NAME\` prints; upload API: $portal/docs; log: $MLOPS_HOME/portal.log)"
 .venv/bin/mlops portal --host 127.0.0.1 --port "${PORTAL_PORT:-8080}" >"$MLOPS_HOME/portal.log" 2>&1 &
 pids+=($!)
 # Say when the first champion is served: the moment a newcomer can try the API.

@@ -5,6 +5,7 @@ import argparse
 import json
 from datetime import UTC, datetime
 
+from mlops_assets.cli.service import serve_http
 from mlops_assets.process import apply_process_defaults
 from mlops_assets.settings import Settings
 
@@ -84,23 +85,6 @@ def withdraw_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def portal_command(args: argparse.Namespace, settings: Settings) -> int:
-    apply_process_defaults()
-    import logging
-
-    import uvicorn
-
     from mlops_assets.portal.app import create_app
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # No access log: a URL is never logged with what a client put in it.
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        access_log=False,
-        limit_concurrency=settings.api_max_connections,
-        timeout_keep_alive=5,
-    )
-    return 0
+    return serve_http(lambda: create_app(settings), args, settings)

@@ -4,6 +4,8 @@ files, and the prediction API."""
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from mlops_assets.errors import MlopsError
 from mlops_assets.process import apply_process_defaults
@@ -57,20 +59,26 @@ def task_check_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve_command(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops_assets.serving.api import app_from_settings
+
+    return serve_http(lambda: app_from_settings(settings), args, settings)
+
+
+def serve_http(make_app: Callable[[], Any], args: argparse.Namespace, settings: Settings) -> int:
+    """Run the ASGI app ``make_app()`` makes with uvicorn on ``--host``/``--port``."""
     apply_process_defaults()
     import logging
 
     import uvicorn
 
-    from mlops_assets.serving.api import app_from_settings
-
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     uvicorn.run(
-        app_from_settings(settings),
+        make_app(),
         host=args.host,
         port=args.port,
+        # No access log: a URL is never logged with what a client put in it.
         access_log=False,
         # Bounded: beyond this many connections uvicorn answers 503 at once.
         limit_concurrency=settings.api_max_connections,

@@ -202,6 +202,12 @@ def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
     scratch.mkdir(parents=True, exist_ok=True)
     app.state.scratch = scratch
     app.include_router(api.router)
+
+    @app.get("/health", summary="Whether the portal is up", tags=["service"])
+    def health() -> dict[str, str]:
+        """For container health checks: answered once the app serves requests."""
+        return {"status": "ok"}
+
     _document_licenses(app, settings.portal_licenses)
     # The portal's pages, their static files, sessions and security headers.
     pages.install(app, settings, STATUSES)

@@ -138,7 +138,7 @@ def contribution(request: Request, contribution_id: str) -> Response:
     except NotFoundError:
         report = None
     # The registry's versions, as the Portal reads them (cached a few seconds).
-    versions = portal._versions()
+    versions = portal.versions()
     history = value_history(versions, contribution_id, request.app.state.pages.metric)
     latest = max((v for v, _, _ in versions), key=int, default=None)
     return render(

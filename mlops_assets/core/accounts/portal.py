@@ -107,6 +107,10 @@ class Portal:
             self._opened = self._catalog()
         return self._opened
 
+    def versions(self) -> list[tuple[str, dict[str, str], float | None]]:
+        """The registry's versions: each one's number, tags and creation time."""
+        return self._versions()
+
     # ---- signing in -----------------------------------------------------------------------
 
     def authenticate(self, token: str | None) -> Account:

@@ -229,7 +229,9 @@ class UploadDesk:
         if (earlier := self._earlier_copy(request.account, sha256)) is not None:
             return earlier
         cid = request.contribution_id
-        if self.accounts.upload(cid) is not None or self.catalog().entries(ids=[cid]):
+        taken = self.accounts.upload(cid) is not None or self.catalog().entries(ids=[cid])
+        # A file the operator put in the zone by hand is there before the pipeline knows it.
+        if taken or self.landing.exists(request.landing_path):
             raise ConflictError(
                 f"a file named {safe_text(request.file_name, limit=80)!r} was contributed already",
                 hint="rename the new file: each contribution keeps its own name",

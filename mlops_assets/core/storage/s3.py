@@ -146,6 +146,16 @@ class S3Landing:
                 self._client().download_file(self.bucket, self._key(relative_path), str(path))
             yield path
 
+    def exists(self, relative_path: str) -> bool:
+        with storage_errors(self.location):
+            try:
+                self._client().head_object(Bucket=self.bucket, Key=self._key(relative_path))
+            except ClientError as exc:
+                if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
+        return True
+
     def put(self, source: Path, relative_path: str) -> None:
         with storage_errors(self.location):
             self._client().upload_file(str(source), self.bucket, self._key(relative_path))
