@@ -373,6 +373,16 @@ class Settings:
         "1073741824",
         "Largest file the upload API takes (413 above; reading stops at the limit). A compressed upload is also held to `MLOPS_MAX_DECOMPRESSED_BYTES` by its pre-check.",
     )
+    portal_check_inline_bytes: int = setting(
+        "MLOPS_PORTAL_CHECK_INLINE_BYTES",
+        "5242880",
+        "Largest upload the upload API pre-checks while its request waits (201 with the verdict). A larger one is landed and answered at once (202 with a status URL, `GET /api/v1/uploads/{id}`), and checked in the background by `MLOPS_PORTAL_CHECK_WORKERS` threads.",
+    )
+    portal_check_workers: int = setting(
+        "MLOPS_PORTAL_CHECK_WORKERS",
+        "1",
+        "Threads of the upload API's process that pre-check large uploads in the background (the rest wait their turn, in order).",
+    )
     portal_uploads_per_hour: int = setting(
         "MLOPS_PORTAL_UPLOADS_PER_HOUR",
         "60",
@@ -566,6 +576,12 @@ class Settings:
                 "MLOPS_MAX_DECOMPRESSED_BYTES, MLOPS_MAX_COMPRESSION_RATIO and "
                 "MLOPS_INTAKE_TIMEOUT must be positive",
                 hint="e.g. 20000000000, 250 and 3600",
+            )
+        if self.portal_check_inline_bytes < 0 or not 1 <= self.portal_check_workers <= 8:
+            raise ConfigurationError(
+                "MLOPS_PORTAL_CHECK_INLINE_BYTES must be at least 0 and "
+                "MLOPS_PORTAL_CHECK_WORKERS 1 to 8",
+                hint="e.g. 5242880 and 1 (each worker checks one file at a time, on a core)",
             )
         if self.sensor_interval < 1:
             raise ConfigurationError(

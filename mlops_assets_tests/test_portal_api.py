@@ -188,9 +188,9 @@ def test_the_same_bytes_twice_answer_with_the_earlier_contribution(door):
     status, clash = door.upload("alice", flowers(7), "once.csv")
     assert status == 409 and "rename" in clash["hint"]
     # So is the name of a file the operator put in the zone by hand, not taken in yet.
-    by_hand = Path(door.settings.landing_uri) / "alice" / "by-hand.csv"
+    by_hand = Path(door.settings.landing_uri) / "alice" / "dropped-by-hand.csv"
     by_hand.write_text("sepal_length\n5.1\n")
-    status, clash = door.upload("alice", flowers(8), "by-hand.csv")
+    status, clash = door.upload("alice", flowers(8), "dropped-by-hand.csv")
     assert status == 409 and by_hand.read_text() == "sepal_length\n5.1\n"
 
 

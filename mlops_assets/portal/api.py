@@ -9,27 +9,35 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
 
+from mlops_assets.core.accounts.checks import CHECKING
 from mlops_assets.core.accounts.limits import RateLimit
 from mlops_assets.core.accounts.portal import Portal
+from mlops_assets.core.accounts.spool import Spool
 from mlops_assets.core.accounts.store import Account
-from mlops_assets.core.accounts.uploads import Spool
 from mlops_assets.errors import AuthenticationError, UploadTooLargeError
+from mlops_assets.portal.models import (
+    AccountInfo,
+    ContributionDetail,
+    ContributionList,
+    Deliveries,
+    Error,
+    ReportAnswer,
+    UploadAnswer,
+    UploadChecking,
+    Webhook,
+    WebhookTarget,
+)
 
 log = logging.getLogger("mlops_assets.portal.api")
 router = APIRouter(prefix="/api/v1", tags=["contributors"])
 bearer = HTTPBearer(auto_error=False, description="The token `mlops contributors add` printed")
-
-
-class Error(BaseModel):
-    detail: str = Field(description="What is wrong, in words.")
-    hint: str | None = Field(default=None, description="What to do about it, when known.")
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -50,91 +58,17 @@ FILE_NAME = r"^[^./\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\u
 FILE_NAME += r"[^/\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]*$"
 
 
-class AccountInfo(BaseModel):
-    name: str = Field(description="The account id: the contributor id everywhere.")
-    display_name: str
-    public: bool = Field(description="Shown on the public scoreboard.")
-    licenses: list[str] = Field(description="The licenses an upload may be given under.")
-    max_upload_bytes: int
+def _status_url(contribution_id: str) -> str:
+    return f"{router.prefix}/uploads/{quote(contribution_id, safe='')}"
 
 
-class UploadAnswer(BaseModel):
-    contribution_id: str | None = Field(
-        description="The contribution's id (None for bytes another account sent first)."
-    )
-    landing_path: str | None
-    status: str = Field(
-        description="`received` (landed; the pipeline takes it in next) or `duplicate` (the "
-        "same bytes were contributed before: not landed again)."
-    )
-    accepted: bool = Field(description="The pre-check's verdict: would the pipeline accept it.")
-    decision: str
-    hint: str = Field(description="What to do about a rejection, in one sentence.")
-    hints: list[str]
-    rows_in: int
-    rows_clean: int
-    rows_rejected: int
-    rejection_reasons: dict[str, int]
-    quality_score: float | None
-    sha256: str
-    size: int | None
-    license: str | None
-    duplicate_of: str | None = Field(description="Your earlier contribution of these bytes.")
-    replayed: bool = Field(description="The stored answer of an earlier request with this key.")
-
-
-class Contribution(BaseModel):
-    contribution_id: str | None
-    contributor: str | None
-    landing_path: str | None
-    status: str = Field(
-        description="pending, accepted, rejected, duplicate, excluded, nothing_new, failed, "
-        "withdrawn"
-    )
-    decision: str
-    hint: str
-    withdrawn_at: float | None
-    reasons: dict[str, int]
-    quality_score: float | None
-    rows_in: int | None
-    rows_accepted: int
-    model_versions: list[str]
-    value: float | None
-    value_interval: list[float] | None
-    loo_delta: float | None
-    valued_in_version: str | None
-    value_reason: str | None
-    license: str
-    landed_at: float | None
-
-
-class Step(BaseModel):
-    step: str = Field(
-        description="received, checked, ingested, refused, duplicate, valued, excluded, "
-        "trained_on or withdrawn"
-    )
-    at: float | None = Field(description="Seconds since the epoch, when known.")
-    detail: str
-    version: str | None = None
-
-
-class ContributionDetail(Contribution):
-    timeline: list[Step]
-
-
-class ContributionList(BaseModel):
-    contributions: list[Contribution]
-    limit: int
-    offset: int
-
-
-class ReportAnswer(BaseModel):
-    report: dict[str, Any] = Field(description="The intake's report, as `mlops check --json`.")
-    quarantine_sample: list[dict[str, str | None]] = Field(
-        description="The first quarantined rows, values as text, with their reasons."
-    )
-    quarantined_rows: int
-    withdrawn_at: float | None
+def _answered(answer: dict[str, Any], *, fresh: int = 200) -> JSONResponse:
+    """An upload's answer: 202 with a status URL while it is checked, else ``fresh`` (201
+    for a new upload, 200 for one answered before or a copy)."""
+    if answer["status"] != CHECKING:
+        return JSONResponse(answer, status_code=fresh)
+    url = _status_url(answer["contribution_id"])
+    return JSONResponse({**answer, "status_url": url}, status_code=202, headers={"Location": url})
 
 
 def _portal(request: Request) -> Portal:
@@ -184,6 +118,11 @@ def account(request: Request, me: Me) -> AccountInfo:
     response_model=UploadAnswer,
     responses={
         200: {"description": "A replayed answer, or bytes sent before", "model": UploadAnswer},
+        202: {
+            "description": "Larger than MLOPS_PORTAL_CHECK_INLINE_BYTES: landed, its pre-check "
+            "under way; ask its `status_url` (also the `Location` header) for the verdict",
+            "model": UploadChecking,
+        },
         **SIGNED_IN,
         409: _error("The Idempotency-Key is in use by another upload, or the file name is taken"),
         413: _error("Larger than MLOPS_PORTAL_MAX_UPLOAD_BYTES (reading stopped there)"),
@@ -231,7 +170,9 @@ async def upload(
     """Upload a file as the raw request body (streamed to disk, never held in memory); it is
     pre-checked as the pipeline will judge it and placed in the landing zone as
     `<account>/<filename>`, with its license and consent beside it. The answer is the
-    pre-check's verdict; follow the contribution at `GET /contributions/{id}`."""
+    pre-check's verdict (201); follow the contribution at `GET /contributions/{id}`. A file
+    larger than the server's `MLOPS_PORTAL_CHECK_INLINE_BYTES` is landed and answered at once
+    (202) with a `status_url` that gives its pre-check's progress, then its verdict."""
     portal = _portal(request)
     uploads: RateLimit = request.app.state.uploads
     uploads.check(me.name)
@@ -252,7 +193,22 @@ async def upload(
         )
     log.info("upload by %s: %s %s", me.name, answer["status"], answer["contribution_id"])
     fresh = answer["status"] == "received" and not answer["replayed"]
-    return JSONResponse(answer, status_code=201 if fresh else 200)
+    return _answered(answer, fresh=201 if fresh else 200)
+
+
+@router.get(
+    "/uploads/{contribution_id}",
+    response_model=UploadAnswer,
+    responses={
+        202: {"description": "Still being checked: its progress", "model": UploadChecking},
+        **SIGNED_IN,
+        404: _error("No such upload of yours (another account's is not found either)"),
+    },
+)
+def upload_status(request: Request, me: Me, contribution_id: str) -> JSONResponse:
+    """An upload's verdict (200: the answer its `POST` had, or would have had were it small
+    enough to be checked at once), or, while its pre-check runs, where it stands (202)."""
+    return _answered(_portal(request).upload_status(me, contribution_id))
 
 
 @router.get("/contributions", response_model=ContributionList, responses=SIGNED_IN)
@@ -298,33 +254,6 @@ def withdraw(request: Request, me: Me, contribution_id: str) -> dict[str, Any]:
     history and credit kept and marked withdrawn. Withdrawing again answers the same."""
     log.info("withdrawal by %s of %s", me.name, contribution_id)
     return _portal(request).withdraw(me, contribution_id)
-
-
-class Webhook(BaseModel):
-    url: str
-    secret: str = Field(description="whsec_...: verify each event's signature with it.")
-    created_at: float
-
-
-class WebhookTarget(BaseModel):
-    url: str = Field(
-        min_length=1,
-        max_length=2000,
-        description="A public http(s) URL of your receiver (private addresses are refused).",
-    )
-
-
-class Delivery(BaseModel):
-    event_id: str
-    event_type: str
-    contribution_id: str | None
-    attempted_at: float
-    outcome: str = Field(description="delivered, waiting (retried later) or dead (given up)")
-    detail: str
-
-
-class Deliveries(BaseModel):
-    deliveries: list[Delivery]
 
 
 NO_WEBHOOK = _error("No webhook is registered")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -58,6 +58,7 @@ STATUSES: dict[type[MlopsError], int] = {
 def portal_from_settings(settings: Settings) -> Portal:
     """The use cases over the deployment's catalog database, landing zone, dataset store,
     pre-check and registry."""
+    from mlops_assets.core.accounts.checks import BackgroundChecks
     from mlops_assets.core.accounts.store import AccountStore
     from mlops_assets.core.accounts.webhooks import WebhookStore
     from mlops_assets.core.catalog.sync import open_catalog
@@ -66,6 +67,7 @@ def portal_from_settings(settings: Settings) -> Portal:
     from mlops_assets.core.storage.places import open_landing, open_store
 
     store = open_store(settings.storage_uri, settings.s3_endpoint_url)
+    prechecker = Prechecker.from_settings(settings)
     cached: dict[str, Any] = {"at": 0.0, "versions": []}
 
     def versions() -> list[tuple[str, dict[str, str], float | None]]:
@@ -82,11 +84,17 @@ def portal_from_settings(settings: Settings) -> Portal:
         catalog=lambda: open_catalog(settings.catalog_url, settings.task, store),
         landing=open_landing(settings.landing_uri, settings.s3_endpoint_url),
         store=store,
-        check=Prechecker.from_settings(settings).check,
+        check=prechecker.check,
         versions=versions,
-        config=PortalConfig(settings.portal_licenses, settings.portal_max_upload_bytes),
+        config=PortalConfig(
+            settings.portal_licenses,
+            settings.portal_max_upload_bytes,
+            settings.portal_check_inline_bytes,
+        ),
         hooks=WebhookStore(settings.catalog_url),
         allow_private=settings.webhook_allow_private,
+        checks=BackgroundChecks(settings.portal_check_workers),
+        warm_up=prechecker.split,
     )
 
 
@@ -132,6 +140,15 @@ class NotifierThread:
                 log.exception("contributors' webhooks: the tick failed; trying again later")
 
 
+def _warm_up(warm_up: Callable[[], object]) -> None:
+    """Done before the first upload needs it; when it fails, that upload does it (and says
+    why)."""
+    try:
+        warm_up()
+    except Exception:
+        log.warning("warming the pre-check up failed; the first upload will", exc_info=True)
+
+
 def _document_licenses(app: FastAPI, licenses: tuple[str, ...]) -> None:
     """The upload's ``license`` parameter, in the OpenAPI document, as the list this
     deployment offers (the router is the same for every deployment)."""
@@ -158,6 +175,8 @@ def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if portal.warm_up is not None:
+            threading.Thread(target=_warm_up, args=(portal.warm_up,), daemon=True).start()
         thread = None
         if settings.portal_notify_seconds > 0 and portal.hooks is not None:
             thread = NotifierThread(notifier_for(settings, portal), settings.portal_notify_seconds)
@@ -165,6 +184,7 @@ def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
         yield
         if thread is not None:
             thread.stop()
+        portal.uploads.checks.close()
 
     app = FastAPIOffline(
         lifespan=lifespan,

@@ -26,8 +26,8 @@ from fastapi.staticfiles import StaticFiles
 from mlops_assets.core.accounts.limits import RateLimit
 from mlops_assets.core.accounts.sessions import Session, Sessions
 from mlops_assets.core.accounts.showcase import public_scoreboard, value_history
+from mlops_assets.core.accounts.spool import Spool
 from mlops_assets.core.accounts.store import Account
-from mlops_assets.core.accounts.uploads import Spool
 from mlops_assets.errors import (
     MlopsError,
     NotFoundError,
@@ -234,7 +234,9 @@ async def upload(request: Request) -> Response:
         with Spool(name, limit, request.app.state.scratch) as spool:
             while chunk := await upload_file.read(CHUNK):
                 spool.write(chunk)
-            answer = await run_in_threadpool(portal.upload, prepared, spool)
+            # The form waits for the verdict whatever the size (its progress bar shows the
+            # sending; the result page then has the verdict, as for any file).
+            answer = await run_in_threadpool(portal.upload, prepared, spool, wait=True)
     except UploadTooLargeError as exc:
         return _upload_page(request, session, account, status=413, problem=exc.message)
     except MlopsError as exc:

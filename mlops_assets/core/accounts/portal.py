@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_assets.core.accounts.spool import Spool
 from mlops_assets.core.accounts.store import Account, AccountStore, UploadRecord
 from mlops_assets.core.accounts.timeline import timeline
-from mlops_assets.core.accounts.uploads import PortalConfig, Spool, UploadDesk, UploadRequest
+from mlops_assets.core.accounts.uploads import PortalConfig, UploadDesk, UploadRequest
 from mlops_assets.core.common import layout
 from mlops_assets.core.common.names import safe_text
 from mlops_assets.core.intake.landing import SIDECAR_SUFFIX
@@ -25,6 +26,7 @@ from mlops_assets.errors import (
 )
 
 if TYPE_CHECKING:
+    from mlops_assets.core.accounts.checks import BackgroundChecks
     from mlops_assets.core.accounts.webhooks import WebhookStore
     from mlops_assets.core.catalog.catalog import CatalogEntry, ContributionCatalog
     from mlops_assets.core.intake.report import ContributionReport
@@ -88,12 +90,17 @@ class Portal:
         config: PortalConfig,
         hooks: WebhookStore | None = None,
         allow_private: bool = False,
+        checks: BackgroundChecks | None = None,
+        warm_up: Callable[[], object] | None = None,
     ) -> None:
         self.accounts, self._catalog, self.landing, self.store = accounts, catalog, landing, store
         self._check, self._versions, self.config = check, versions, config
         self._opened: ContributionCatalog | None = None
-        self.uploads = UploadDesk(accounts, self.catalog, landing, check, config)
+        self.uploads = UploadDesk(accounts, self.catalog, landing, check, config, checks)
         self.hooks, self.allow_private = hooks, allow_private
+        # What the first pre-check would otherwise do while its upload waits (the reference
+        # data split: a second); a server runs it once at start.
+        self.warm_up = warm_up
 
     def catalog(self) -> ContributionCatalog:
         if self._opened is None:
@@ -120,10 +127,19 @@ class Portal:
         return self.uploads.prepare_upload(account, file_name, license, consent)
 
     def upload(
-        self, request: UploadRequest, spool: Spool, *, idempotency_key: str | None = None
+        self,
+        request: UploadRequest,
+        spool: Spool,
+        *,
+        idempotency_key: str | None = None,
+        wait: bool = False,
     ) -> dict[str, Any]:
         """See :meth:`UploadDesk.upload`."""
-        return self.uploads.upload(request, spool, idempotency_key=idempotency_key)
+        return self.uploads.upload(request, spool, idempotency_key=idempotency_key, wait=wait)
+
+    def upload_status(self, account: Account, contribution_id: str) -> dict[str, Any]:
+        """See :meth:`UploadDesk.status`."""
+        return self.uploads.status(account.name, contribution_id)
 
     # ---- reading --------------------------------------------------------------------------
 

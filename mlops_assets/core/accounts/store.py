@@ -371,6 +371,16 @@ class AccountStore:
         with self._engine.begin() as db:
             db.execute(self.uploads.insert().values(**values))
 
+    def set_verdict(self, contribution_id: str, verdict: dict[str, Any]) -> None:
+        """Record the pre-check's verdict of an upload checked after it was answered."""
+        u = self.uploads.c
+        with self._engine.begin() as db:
+            db.execute(
+                self.uploads.update()
+                .where(u.contribution_id == contribution_id)
+                .values(verdict=json.dumps(verdict, sort_keys=True))
+            )
+
     def forget_upload(self, contribution_id: str) -> None:
         """Drop the record of an upload that did not land (the landing zone failed)."""
         with self._engine.begin() as db:

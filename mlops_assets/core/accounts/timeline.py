@@ -52,9 +52,10 @@ def timeline(
         )
         verdict = upload.verdict
         hint = f"; what to do: {verdict['hint']}" if verdict.get("hint") else ""
-        steps.append(
-            _step("checked", upload.uploaded_at, f"pre-check: {verdict['decision']}{hint}")
-        )
+        if verdict:  # empty while a large upload is checked in the background
+            steps.append(
+                _step("checked", upload.uploaded_at, f"pre-check: {verdict['decision']}{hint}")
+            )
     elif report is not None:
         steps.append(_step("received", report.landed_at, f"landed as {report.landing_path}"))
     if entry is not None and entry.recorded and report is not None:

@@ -1,21 +1,21 @@
 """Uploading: a contribution's bytes received (:class:`Spool`), checked on what the request
-says before a byte is read (:meth:`UploadDesk.prepare_upload`), pre-checked, placed in the
-landing zone with its sidecar, and answered once per idempotency key
-(:meth:`UploadDesk.upload`)."""
+says before a byte is read (:meth:`UploadDesk.prepare_upload`), pre-checked (a large one in
+the background, :mod:`~mlops_assets.core.accounts.checks`), placed in the landing zone with
+its sidecar, and answered once per idempotency key (:meth:`UploadDesk.upload`)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_assets.core.accounts.checks import CHECKING, BackgroundChecks, checking_answer
+from mlops_assets.core.accounts.spool import Spool
 from mlops_assets.core.accounts.store import Account, AccountStore, UploadRecord
 from mlops_assets.core.common.names import safe_text
 from mlops_assets.core.intake.landing import (
@@ -28,8 +28,8 @@ from mlops_assets.errors import (
     ConflictError,
     ContributionTooLargeError,
     ContributionUnreadableError,
+    NotFoundError,
     UploadRefusedError,
-    UploadTooLargeError,
 )
 
 if TYPE_CHECKING:
@@ -40,43 +40,19 @@ if TYPE_CHECKING:
 MAX_FILE_NAME = 200
 
 
-class Spool:
-    """An upload's bytes on their way in: written to a private scratch file as they arrive,
-    hashed and counted, never held whole in memory; refused the moment they pass
-    ``max_bytes``. The file is named as the upload is (its name says its format)."""
-
-    def __init__(self, file_name: str, max_bytes: int, scratch: Path | None = None) -> None:
-        self.max_bytes, self.size = max_bytes, 0
-        self._folder = Path(tempfile.mkdtemp(prefix="mlops-upload-", dir=scratch))
-        self.path = self._folder / file_name
-        self._file = self.path.open("wb")
-        self._digest = hashlib.sha256()
-
-    def write(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > self.max_bytes:
-            self.close()
-            raise UploadTooLargeError(
-                f"the upload is larger than {self.max_bytes} bytes; reading stopped there",
-                hint="split the file, or compress it (gzip or zip)",
-            )
-        self._digest.update(chunk)
-        self._file.write(chunk)
-
-    def finish(self) -> str:
-        """The sha256 of everything written; the file is complete on disk."""
-        self._file.close()
-        return self._digest.hexdigest()
-
-    def close(self) -> None:
-        self._file.close()
-        shutil.rmtree(self._folder, ignore_errors=True)
-
-    def __enter__(self) -> Spool:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+def verdict_of(report: ContributionReport) -> dict[str, Any]:
+    """What an upload's answer says of its report."""
+    return {
+        "accepted": report.accepted,
+        "decision": report.decision,
+        "hint": report.hint,
+        "hints": report.hints,
+        "rows_in": report.rows_in,
+        "rows_clean": report.rows_clean,
+        "rows_rejected": report.rows_rejected,
+        "rejection_reasons": report.rejection_reasons,
+        "quality_score": report.quality_score,
+    }
 
 
 @dataclass(frozen=True)
@@ -103,6 +79,12 @@ class UploadRequest:
 class PortalConfig:
     licenses: tuple[str, ...]
     max_upload_bytes: int
+    # Larger uploads are answered at once and checked in the background (None: never).
+    check_inline_bytes: int | None = None
+
+
+# An upload's verdict while its pre-check runs in the background, and its status meanwhile.
+PENDING: dict[str, Any] = {}
 
 
 class UploadDesk:
@@ -116,9 +98,11 @@ class UploadDesk:
         landing: Landing,
         check: Callable[[Path, str], ContributionReport],
         config: PortalConfig,
+        checks: BackgroundChecks | None = None,
     ) -> None:
         self.accounts, self.catalog, self.landing = accounts, catalog, landing
         self._check, self.config = check, config
+        self.checks = checks or BackgroundChecks()
 
     def prepare_upload(
         self, account: Account, file_name: str, license: str, consent: bool
@@ -149,13 +133,22 @@ class UploadDesk:
         return UploadRequest(account.name, file_name, license, time.time())
 
     def upload(
-        self, request: UploadRequest, spool: Spool, *, idempotency_key: str | None = None
+        self,
+        request: UploadRequest,
+        spool: Spool,
+        *,
+        idempotency_key: str | None = None,
+        wait: bool = False,
     ) -> dict[str, Any]:
         """Take a fully received upload: pre-check it, place it in the landing zone as
         ``<account>/<file>`` with its sidecar (license, consent), and answer with the
         pre-check's verdict. The same ``idempotency_key`` gives the same answer (the upload
         is done once); the same bytes as an earlier contribution give that one back, not
-        landed again."""
+        landed again.
+
+        An upload larger than ``config.check_inline_bytes`` (unless ``wait``) is landed and
+        answered at once with ``status: checking`` (see :meth:`status`); its pre-check runs
+        in the background and its verdict is then the answer, under its key too."""
         sha256 = spool.finish()
         if spool.size == 0:
             raise UploadRefusedError(
@@ -171,19 +164,68 @@ class UploadDesk:
                     hint="send a UUID",
                 )
             stored = self.accounts.claim(request.account, idempotency_key, fingerprint)
+            if stored is not None and stored["status"] == CHECKING:
+                return {**self.status(request.account, stored["contribution_id"]), "replayed": True}
             if stored is not None:
                 return {**stored, "replayed": True}
+        inline = self.config.check_inline_bytes
+        later = not wait and inline is not None and spool.size > inline
         try:
-            answer = self._take(request, spool, sha256)
+            answer = self._take(request, spool, sha256, later=later)
         except BaseException:
             if idempotency_key is not None:
                 self.accounts.release(request.account, idempotency_key)
             raise
         if idempotency_key is not None:
             self.accounts.settle(request.account, idempotency_key, answer)
+        if answer["status"] == CHECKING:
+            self._check_later(answer["contribution_id"], spool, idempotency_key)
         return answer
 
-    def _take(self, request: UploadRequest, spool: Spool, sha256: str) -> dict[str, Any]:
+    def status(self, account: str, contribution_id: str) -> dict[str, Any]:
+        """Where an upload of ``account``'s stands: the answer its request had when it was
+        checked then (or once its background check is done: the same verdict); while it is
+        being checked, ``status: checking`` with its ``stage`` (``queued``, ``checking``), and
+        ``waiting_for_intake`` when this process no longer checks it (it restarted, or the
+        check failed) and the pipeline's intake has not decided yet. Another account's upload
+        is not found, as one that does not exist."""
+        record = self.accounts.upload(contribution_id)
+        if record is None or record.account != account:
+            raise NotFoundError(
+                "no such upload of yours", hint="list yours with GET /api/v1/contributions"
+            )
+        if record.verdict:
+            return self._answer(record, status="received")
+        progress = self.checks.progress(contribution_id)
+        if progress is not None:
+            return checking_answer(record, **progress)
+        entry = self.catalog().entries(ids=[contribution_id])
+        if entry and entry[0].recorded:
+            # The pipeline's intake judged it in the meantime: the same verdict, from there.
+            return self._answer(replace(record, verdict=verdict_of(entry[0].report)), "received")
+        return checking_answer(record, stage="waiting_for_intake", queue_position=None, seconds=0)
+
+    def _check_later(self, cid: str, spool: Spool, idempotency_key: str | None) -> None:
+        """The pre-check of a landed upload, in the background: its verdict recorded with the
+        upload and under its idempotency key, then its spooled file removed."""
+        path, cleanup = spool.path, spool.keep()
+        record = self.accounts.upload(cid)
+        if record is None:  # withdrawn already: nothing to check
+            cleanup()
+            return
+
+        def check() -> None:
+            verdict = self._verdict(path, record.account)
+            self.accounts.set_verdict(cid, verdict)
+            if idempotency_key is not None:
+                done = self._answer(replace(record, verdict=verdict), status="received")
+                self.accounts.settle(record.account, idempotency_key, done)
+
+        self.checks.submit(cid, record.account, check, cleanup)
+
+    def _take(
+        self, request: UploadRequest, spool: Spool, sha256: str, *, later: bool = False
+    ) -> dict[str, Any]:
         if (earlier := self._earlier_copy(request.account, sha256)) is not None:
             return earlier
         cid = request.contribution_id
@@ -194,7 +236,7 @@ class UploadDesk:
                 f"a file named {safe_text(request.file_name, limit=80)!r} was contributed already",
                 hint="rename the new file: each contribution keeps its own name",
             )
-        verdict = self._verdict(spool.path, request.account)
+        verdict = PENDING if later else self._verdict(spool.path, request.account)
         now = time.time()
         record = UploadRecord(
             request.account,
@@ -226,6 +268,8 @@ class UploadDesk:
         except BaseException:
             self.accounts.forget_upload(cid)
             raise
+        if later:
+            return checking_answer(record, stage="queued", queue_position=None, seconds=0)
         return self._answer(record, status="received")
 
     def _verdict(self, path: Path, account: str) -> dict[str, Any]:
@@ -244,17 +288,7 @@ class UploadDesk:
                 "rejection_reasons": {getattr(exc, "reason", exc.code): 1},
                 "quality_score": 0.0,
             }
-        return {
-            "accepted": report.accepted,
-            "decision": report.decision,
-            "hint": report.hint,
-            "hints": report.hints,
-            "rows_in": report.rows_in,
-            "rows_clean": report.rows_clean,
-            "rows_rejected": report.rows_rejected,
-            "rejection_reasons": report.rejection_reasons,
-            "quality_score": report.quality_score,
-        }
+        return verdict_of(report)
 
     def _land(self, record: UploadRecord, path: Path) -> None:
         """The sidecar first, then the file: the sensor takes the file, and by then its
@@ -323,11 +357,13 @@ class UploadDesk:
             "replayed": False,
         }
 
-    @staticmethod
+    @classmethod
     def _answer(
-        record: UploadRecord, *, status: str, duplicate_of: str | None = None
+        cls, record: UploadRecord, status: str, *, duplicate_of: str | None = None
     ) -> dict[str, Any]:
         answer = {
+            # A verdict still pending (an earlier copy being checked) says nothing yet.
+            **cls._empty_answer(record.contribution_id, record.landing_path, record.sha256),
             "contribution_id": record.contribution_id,
             "landing_path": record.landing_path,
             "sha256": record.sha256,
