@@ -116,8 +116,13 @@ def test_after_a_restart_the_status_says_what_is_known_and_the_intake_gives_the_
     gate = Gate(door)
     status, answer = door.upload("alice", flowers(4), "restarted.csv", key=str(uuid.uuid4()))
     assert status == 202 and gate.entered.wait(30)
-    # Another process over the same home: it knows the upload landed, not its check.
+    # Another process over the same home: it knows the upload landed, not its check, and
+    # clears the spools a killed one left.
+    left = door.settings.home / "uploads" / "mlops-upload-killed"
+    left.mkdir()
+    (left / "half.csv").write_text("sepal_length\n5.1\n")
     restarted = TestClient(create_app(door.settings, portal_from_settings(door.settings)))
+    assert not left.exists()
     headers = {"Authorization": f"Bearer {door.tokens['alice']}"}
     waiting = restarted.get(answer["status_url"], headers=headers)
     assert waiting.status_code == 202

@@ -4,6 +4,7 @@ pages, over one :class:`~mlops_assets.core.accounts.portal.Portal`."""
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -200,6 +201,10 @@ def create_app(settings: Settings, portal: Portal | None = None) -> FastAPI:
     )
     scratch = settings.home / "uploads"
     scratch.mkdir(parents=True, exist_ok=True)
+    # Spools a killed portal left (one portal process per home): their files had landed or
+    # were never answered, so nothing needs them.
+    for leftover in scratch.glob("mlops-upload-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
     app.state.scratch = scratch
     app.include_router(api.router)
 
