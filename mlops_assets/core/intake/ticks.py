@@ -164,23 +164,22 @@ def plan_tick(
     # Oldest first, so that a backlog over the cap is taken in the order it landed (a time in
     # the future counts as now: no sender's clock puts a file ahead of the others).
     files = listing.files
-    if any(f.mtime > now for f in files) or not _oldest_first(files):
+    if any(f.mtime > now for f in files) or not (listing.oldest_first or _oldest_first(files)):
         files = sorted(files, key=lambda f: (min(f.mtime, now), f.relative_path))
     for file in files:
         key = contribution_key(file.relative_path)
-        stamp = [file.size, file.mtime]
         if key in known:
             # Taken before: a new size or time means it may have been edited since. Without a
             # stamp, it was taken and left the window: only a time at or after the previous
             # horizon (an edit since) says so.
             before = cursor.taken.get(file.relative_path)
             if before is not None:
-                changed = before != stamp
+                changed = before != [file.size, file.mtime]
             else:
                 changed = cursor.horizon is not None and file.mtime >= cursor.horizon
             if not changed:
                 if file.mtime >= horizon:
-                    taken[file.relative_path] = stamp
+                    taken[file.relative_path] = [file.size, file.mtime]
                 continue
             if full():
                 deferred += 1
@@ -192,7 +191,7 @@ def plan_tick(
                 look_again(file)
                 continue
             if file.mtime >= horizon:
-                taken[file.relative_path] = stamp
+                taken[file.relative_path] = [file.size, file.mtime]
             key = edited_key(file.relative_path, version)
             if key in known or version in versions or already_taken(version):
                 continue  # the same bytes (a touch), or the edit is taken already
@@ -201,6 +200,8 @@ def plan_tick(
             versions.add(version)
             intakes.append(PlannedIntake(file, key, version))
             continue
+        # Made only here: most files of a large zone are taken and unchanged.
+        stamp = [file.size, file.mtime]
         if cursor.resubmitted.get(file.relative_path) == stamp:
             resubmitted[file.relative_path] = stamp
             continue

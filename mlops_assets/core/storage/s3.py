@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops_assets.core.common.names import safe_text
 from mlops_assets.core.intake.landing import (
+    OLDEST_FIRST,
     LandingFile,
     Listing,
     RefusedEntry,
@@ -134,8 +135,9 @@ class S3Landing:
                     )
                 )
         return Listing(
-            sorted(files, key=lambda f: (f.mtime, f.relative_path)),
+            sorted(files, key=OLDEST_FIRST),
             sorted(refusals, key=lambda r: r.relative_path),
+            oldest_first=True,
         )
 
     @contextlib.contextmanager
