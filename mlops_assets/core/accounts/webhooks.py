@@ -32,7 +32,7 @@ from mlops_assets.core.registry.webhooks import (
     WebhookEvent,
     new_secret,
     parse_secrets,
-    sign,
+    signed_headers,
 )
 from mlops_assets.errors import NotFoundError, UploadRefusedError
 
@@ -127,14 +127,9 @@ def guarded_attempt(allow_private: bool):
         connection._create_connection = lambda where, *args: socket.create_connection(  # type: ignore[attr-defined]
             (address, where[1]), *args
         )
-        body, now = event.body(), int(time.time())
+        body = event.body()
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": event.id,
-            "webhook-timestamp": str(now),
-            "webhook-signature": sign(keys, event.id, now, body),
-        }
+        headers = signed_headers(keys, event, body)
         try:
             connection.request("POST", path, body=body, headers=headers)
             status = connection.getresponse().status

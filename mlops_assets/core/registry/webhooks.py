@@ -138,21 +138,23 @@ class Attempt:
     detail: str
 
 
+def signed_headers(keys: list[bytes], event: WebhookEvent, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers of ``event`` sent now with ``body``, signed with every
+    key."""
+    now = int(time.time())
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": event.id,
+        "webhook-timestamp": str(now),
+        "webhook-signature": sign(keys, event.id, now, body),
+    }
+
+
 def attempt(url: str, keys: list[bytes], event: WebhookEvent, *, timeout: float) -> Attempt:
     """POST ``event`` once, signed with every key."""
     body = event.body()
-    now = int(time.time())
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "webhook-id": event.id,
-            "webhook-timestamp": str(now),
-            "webhook-signature": sign(keys, event.id, now, body),
-        },
-    )
+    headers = signed_headers(keys, event, body)
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return Attempt(True, response.status, False, f"delivered (HTTP {response.status})")
