@@ -133,3 +133,22 @@ def served(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def valued_version(
+    number: str, cid: str, value: float, interval: tuple[float, float], created_at: float
+) -> tuple[str, dict[str, str], float]:
+    """A registry version as the portal reads it (number, tags, creation time): trained on
+    ``cid`` alone, which it valued at ``value`` with ``interval``."""
+    import json
+
+    valued = {
+        "contribution_id": cid,
+        "value": value,
+        "value_interval": list(interval),
+        "loo_delta": value,
+        "reason": "improves log loss",
+        "status": "included",
+    }
+    tags = {"contributions": json.dumps([cid]), "contribution_values": json.dumps([valued])}
+    return number, tags, created_at

@@ -22,7 +22,7 @@ from mlops_assets.errors import (
 )
 from mlops_assets.portal.app import create_app
 from mlops_assets_testing.data import new_flowers
-from mlops_assets_testing.portal import Door, served
+from mlops_assets_testing.portal import Door, served, valued_version
 from mlops_assets_testing.processes import REPO, child_env
 from mlops_assets_testing.topology import catalog_database, postgres_databases
 
@@ -70,27 +70,7 @@ def test_an_upload_is_prechecked_landed_with_its_license_and_followed_to_a_model
 
     report = door.take_in(path)
     assert report.accepted and report.license == "CC-BY-4.0" and report.consent_at
-    VERSIONS.append(
-        (
-            "2",
-            {
-                "contributions": json.dumps([cid]),
-                "contribution_values": json.dumps(
-                    [
-                        {
-                            "contribution_id": cid,
-                            "value": 0.01,
-                            "value_interval": [0.002, 0.018],
-                            "loo_delta": 0.01,
-                            "reason": "improves log loss",
-                            "status": "included",
-                        }
-                    ]
-                ),
-            },
-            report.landed_at + 60,
-        )
-    )
+    VERSIONS.append(valued_version("2", cid, 0.01, (0.002, 0.018), report.landed_at + 60))
     status, one = door.call("GET", f"/contributions/{cid}", "alice")
     assert status == 200 and one["status"] == "accepted" and one["license"] == "CC-BY-4.0"
     assert one["model_versions"] == ["2"] and one["value_interval"] == [0.002, 0.018]

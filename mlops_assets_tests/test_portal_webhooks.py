@@ -3,7 +3,6 @@ once, signed with its own secret, through the outbox; URLs that lead to the serv
 network are refused (at registration and at every delivery), and redirects are not followed."""
 
 import http.server
-import json
 import threading
 from collections.abc import Iterator
 
@@ -13,7 +12,7 @@ from standardwebhooks import Webhook
 from mlops_assets.core.accounts.webhooks import WebhookRefusedError, vetted_address
 from mlops_assets.portal.app import notifier_for
 from mlops_assets_testing.data import new_flowers
-from mlops_assets_testing.portal import Door
+from mlops_assets_testing.portal import Door, valued_version
 
 VERSIONS: list[tuple[str, dict[str, str], float | None]] = []
 
@@ -78,27 +77,7 @@ def test_a_contributor_hears_each_step_of_its_own_contributions_once(door, recei
     report = door.take_in(answer["landing_path"])
     door.take_in("bob/b.csv")
     assert notifier.tick()["delivered"] == 1
-    VERSIONS.append(
-        (
-            "2",
-            {
-                "contributions": json.dumps([cid]),
-                "contribution_values": json.dumps(
-                    [
-                        {
-                            "contribution_id": cid,
-                            "value": 0.02,
-                            "value_interval": [0.01, 0.03],
-                            "loo_delta": 0.02,
-                            "reason": "improves log loss",
-                            "status": "included",
-                        }
-                    ]
-                ),
-            },
-            report.landed_at + 1,
-        )
-    )
+    VERSIONS.append(valued_version("2", cid, 0.02, (0.01, 0.03), report.landed_at + 1))
     assert notifier.tick()["delivered"] == 2
     assert door.call("POST", f"/contributions/{cid}/withdraw", "alice")[0] == 200
     assert notifier.tick()["delivered"] == 1
