@@ -4,6 +4,7 @@ first, splitting across names; through the real intake, integration and valuatio
 
 import itertools
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -417,3 +418,104 @@ def test_a_private_benchmark_is_never_told_nor_trained_on(pipeline, tmp_path, mo
     assert "warning" not in out
     code, out, _ = mlops("task", "check", str(REPO / "tasks" / "iris.toml"))
     assert "warning: the benchmark is a seeded split of the reference data" in out
+
+
+def _noisy_contributions(seed: int):
+    """The noisy-contributor protocol of ``benchmarks/credit_integrity.py`` on breast cancer:
+    a third of the training part as the base, the rest in 8 contributions of which 2 have
+    30-50 % of their labels flipped."""
+    import sklearn.datasets
+
+    from mlops_assets.task import NUMERIC, Feature, TaskSchema
+
+    bunch = sklearn.datasets.load_breast_cancer()
+    names = [f"f{i}" for i in range(bunch.data.shape[1])]
+    frame = pd.DataFrame(bunch.data, columns=names)
+    frame["label"] = [str(bunch.target_names[t]) for t in bunch.target]
+    task = TaskSchema(
+        name="breast_cancer",
+        features=tuple(Feature(n, kind=NUMERIC) for n in names),
+        label="label",
+        classes=tuple(str(c) for c in bunch.target_names),
+    )
+    parts = split_benchmark(frame, task, fraction=0.3, seed=seed)
+    rows = parts.train.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    base, rest = rows.iloc[: len(rows) // 3], rows.iloc[len(rows) // 3 :]
+    rng = np.random.default_rng(seed)
+    noisy = set(rng.choice(8, size=2, replace=False).tolist())
+    contributions = []
+    for i, piece in enumerate(np.array_split(rest, 8)):
+        if i in noisy:
+            share, flips = rng.uniform(0.3, 0.5), np.random.default_rng(seed * 8 + i)
+            labels = piece["label"].to_numpy(dtype=object).copy()
+            for j in flips.choice(len(piece), size=round(share * len(piece)), replace=False):
+                labels[j] = flips.choice([c for c in task.classes if c != labels[j]])
+            piece = piece.assign(label=labels)
+        contributions.append(offer(f"c{i}", f"p{i}", piece, float(i + 1)))
+    return task, base, parts.benchmark, contributions, {f"c{i}" for i in noisy}
+
+
+def test_a_clean_contribution_leaning_below_zero_is_not_left_out_with_noisy_ones():
+    """Split 13 of the noisy-contributor protocol: a clean contribution whose value leans
+    below zero (not beyond its interval) was left out with the two noisy ones, whose harm
+    made their group's sum harmful. Its rows are clearly better than theirs: it is judged on
+    its own, and kept; the noisy two are still left out."""
+    task, base, benchmark, contributions, noisy = _noisy_contributions(13)
+    dataset = integrate(base, contributions, benchmark, task, seed=42)
+
+    def statuses(**changes) -> dict[str, str]:
+        valuation = value_contributions(
+            dataset.frame, benchmark, task, spec=SPEC, known=[], policy=replace(POLICY, **changes)
+        )
+        return {v.contribution_id: v.status for v in valuation.values}
+
+    now, before = statuses(), statuses(rules=1)
+    assert {cid for cid, s in now.items() if s == "excluded"} == noisy
+    wrongly = {cid for cid, s in before.items() if s == "excluded"} - noisy
+    assert wrongly and all(now[cid] == "included" for cid in wrongly)  # the first rule's
+
+
+def test_a_forest_carries_its_training_randomness_in_every_interval(split):
+    """A forest's value is spread over its trees' draws: the jackknife over groups of its
+    trees measures it, even for a forest of one seed (whose interval had no seed spread), and
+    a valuation recorded with the first rules replays as it was."""
+    from mlops_assets.core.modeling.evaluation import vote_parts
+    from mlops_assets.core.modeling.valuation import recompute
+
+    contributions = [
+        offer("a", "alice", new_flowers(per_class=10, seed=120), 1.0),
+        offer("b", "bob", new_flowers(per_class=10, seed=121), 2.0),
+    ]
+    dataset = integrate(split.train, contributions, split.benchmark, IRIS, seed=42)
+    one_seed = TrainingSpec("random_forest", {"n_estimators": 20}, seed=42, seeds=1)
+    for rules, spread in ((1, False), (2, True)):
+        valuation = value_contributions(
+            dataset.frame,
+            split.benchmark,
+            IRIS,
+            spec=one_seed,
+            known=[],
+            policy=replace(POLICY, rules=rules),
+        )
+        assert all((v.standard_error > 0) == spread for v in valuation.values)
+    model = train_model(
+        dataset.frame,
+        IRIS,
+        estimator="random_forest",
+        hyperparameters={"n_estimators": 20},
+        seed=42,
+        seeds=3,
+    )
+    x = split.benchmark[list(IRIS.feature_names)]
+    parts = vote_parts(model, x, split.benchmark[IRIS.label], IRIS)
+    assert len(parts) == 60  # every tree of the three forests
+    mean = np.mean([p.probabilities for p in parts], axis=0)
+    order = [list(model.classes_).index(c) for c in IRIS.classes]
+    assert np.allclose(mean, model.predict_proba(x)[:, order])
+    three = TrainingSpec("random_forest", {"n_estimators": 20}, seed=42, seeds=3)
+    old = value_contributions(
+        dataset.frame, split.benchmark, IRIS, spec=three, known=[], policy=replace(POLICY, rules=1)
+    )
+    recorded = old.to_dict()
+    del recorded["policy"]["rules"]  # as recorded before the rules had a number
+    assert recompute(recorded, dataset.frame, split.benchmark, IRIS).values == old.values

@@ -80,6 +80,43 @@ def member_predictions(model: Any, x: Any, labels: Any, task: TaskSchema) -> lis
     return result
 
 
+def vote_parts(model: Any, x: Any, labels: Any, task: TaskSchema) -> list[Predictions]:
+    """The equal parts whose probabilities ``model`` averages, when it averages models that
+    differ only by their random draws: each tree of a random forest (a forest's probability
+    is its trees' mean; a soft vote of forests of one size, every tree's), else each seed's
+    model of a soft vote. Empty for a model of one draw. The spread over training seeds is
+    estimated from these (``scoring.left_out_votes``): a forest's trees give many more
+    independent draws than its three seeds."""
+    from sklearn.ensemble import RandomForestClassifier, VotingClassifier
+
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    prepared = model[:-1].transform(x) if hasattr(model, "steps") else x
+    if isinstance(final, VotingClassifier):
+        members, classes = list(final.estimators_), final.le_.classes_
+    elif isinstance(final, RandomForestClassifier):
+        members, classes = [final], final.classes_
+    else:
+        return []
+    index = {name: i for i, name in enumerate(task.classes)}
+    true = np.fromiter((index.get(str(v), -1) for v in labels), dtype=np.int64)
+    order = [list(map(str, classes)).index(name) for name in task.classes]
+    sizes = {len(m.estimators_) for m in members if isinstance(m, RandomForestClassifier)}
+    forests = len(sizes) == 1 and all(isinstance(m, RandomForestClassifier) for m in members)
+    if forests:
+        dense = prepared.toarray() if hasattr(prepared, "toarray") else prepared
+        features = np.asarray(dense, dtype=np.float32)  # what a forest gives its trees
+        parts = [tree.predict_proba(features) for m in members for tree in m.estimators_]
+    elif len(members) > 1:
+        parts = [np.asarray(m.predict_proba(prepared)) for m in members]
+    else:
+        return []
+    result = []
+    for proba in parts:
+        proba = np.asarray(proba)[:, order]
+        result.append(Predictions(true, proba.argmax(axis=1), proba))
+    return result
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Benchmark scores of one model: flat metrics, confusion matrix and a text report."""

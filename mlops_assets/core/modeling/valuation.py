@@ -62,11 +62,14 @@ from mlops_assets.core.modeling.evaluation import (
     LOWER_IS_BETTER,
     member_predictions,
     predict_on,
+    vote_parts,
 )
 from mlops_assets.core.modeling.scoring import (
     RESAMPLES,
     bootstrap_counts,
     interval,
+    jackknife_error,
+    left_out_votes,
     weighted_scores,
     with_spread,
 )
@@ -117,6 +120,11 @@ class ValuationPolicy:
     min_orders: int = 200
     # Replay: value in exactly this many batches (``mlops verify``), ignoring the budget.
     batches: int | None = None
+    # How intervals and exclusions are made, so recorded valuations replay as they were made.
+    # 1 (before issue 26's last step): the seeds' spread from each seed's model alone, and a
+    # harmful group leaves out every member. 2: the spread from the votes with one seed left
+    # out (a jackknife, ``Game.seed_spread``), and a member unlike its group is judged alone.
+    rules: int = 2
 
 
 @dataclass(frozen=True)
@@ -319,8 +327,17 @@ def value_contributions(
     samples = [np.empty(0)] * n  # per player: its value on each resample, widened
     member_values, member_errors, loo = np.zeros((n, values.shape[1])), np.zeros(n), np.zeros(n)
     for b, members in enumerate(batches):
-        spread = math.hypot(errors[b], game.seed_spread(values[b]))
-        widened = with_spread(values[b, 1 : 1 + RESAMPLES], spread, seed=policy.seed + b)
+        seeds = game.seed_spread(values[b])
+        spread = math.hypot(errors[b], seeds)
+        if policy.rules >= 2:
+            # A sampled estimate's error is normal (over many blocks of orders); the seeds'
+            # spread is estimated from few draws: Student's t, so the interval is wide enough.
+            widened = with_spread(values[b, 1 : 1 + RESAMPLES], errors[b], seed=policy.seed + b)
+            widened = with_spread(
+                widened, seeds, seed=policy.seed + 100_003 + b, dof=game.seed_dof(values[b])
+            )
+        else:
+            widened = with_spread(values[b, 1 : 1 + RESAMPLES], spread, seed=policy.seed + b)
         left_out = everything[0] - game.utility(((1 << len(batches)) - 1) & ~(1 << b))[0]
         batch_rows = sum(rates[i] for i in members)
         for i in members:
@@ -331,7 +348,7 @@ def value_contributions(
             member_errors[i] = shares[i] * spread
             samples[i] = shares[i] * widened
             loo[i] = shares[i] * left_out
-    harmful, joint = _harmful(players, contributors, member_values, samples, policy)
+    harmful, joint = _harmful(players, contributors, member_values, samples, policy, rates)
     batch_size = {i: len(members) for members in batches for i in members}
     result = []
     for i, cid in enumerate(players):
@@ -410,6 +427,13 @@ class _Group:
 # A contribution joins a group's test only if it leans harmful on its own: at least this share
 # of its resamples below zero (a clean one whose value is noise around zero rarely does).
 LEANS_HARMFUL = 0.8
+# A member of a harmful group is judged on its own, not with the group, when it is unlike the
+# group: its rows are better than the other members' rows (value per row) in at least this
+# share of resamples, and no more than this share of its own resamples is below zero. A clean
+# contribution that happens to lean below zero beside noisy ones is such a member; a part of
+# split harmful data is not (its rows are as bad as the others'), or is harmful at this level
+# on its own (one-sided).
+UNLIKE_THE_GROUP = 0.95
 
 
 def _harmful(
@@ -418,6 +442,7 @@ def _harmful(
     values: np.ndarray,
     samples: list[np.ndarray],
     policy: ValuationPolicy,
+    rows: list[float],
 ) -> tuple[dict[str, dict[str, Any] | None], list[dict[str, Any]]]:
     """Which players are left out, each with the group it was left out with (None: on its
     own), and the groups' records.
@@ -426,8 +451,10 @@ def _harmful(
     contributions or names widens each part's interval, not their sum's, so groups are
     tested too: the contributions of one contributor, and all contributions, that lean
     harmful (``LEANS_HARMFUL`` of their resamples below 0). When a group's summed interval
-    lies below 0, every member is left out; the members already left out on their own count
-    towards the sum (they are part of the evidence), and nothing else joins."""
+    lies below 0, its members are left out; the members already left out on their own count
+    towards the sum (they are part of the evidence), and nothing else joins. From
+    ``policy.rules`` 2 on, a member unlike the group (``UNLIKE_THE_GROUP``) is not left
+    out by the group's evidence: the others' harm says nothing about its rows."""
     if not policy.exclude_harmful:
         return {}, []
     harmful: dict[str, dict[str, Any] | None] = {}
@@ -449,6 +476,10 @@ def _harmful(
         low, high = interval(together)
         if high >= 0:
             continue
+        if policy.rules >= 2:
+            joining = [i for i in joining if not _unlike(i, joining, group.members, samples, rows)]
+            if not joining:
+                continue
         record = {
             "contributions": [players[i] for i in group.members],
             "why": group.why,
@@ -459,6 +490,21 @@ def _harmful(
         for i in joining:
             harmful[players[i]] = record
     return harmful, records
+
+
+def _unlike(
+    i: int, joining: list[int], members: list[int], samples: list[np.ndarray], rows: list[float]
+) -> bool:
+    """Whether member ``i`` of a harmful group is unlike it (``UNLIKE_THE_GROUP``): not
+    harmful on its own at that level, one-sided, and its rows clearly better than the other
+    members' (compared per row, on the same resamples: parts differ in size). It is compared
+    with the other members that are not left out on their own, when there are: those are the
+    worst parts, and beside them any part of the same data would look better."""
+    if np.mean(samples[i] < 0) >= UNLIKE_THE_GROUP:
+        return False
+    others = [j for j in joining if j != i] or [j for j in members if j != i]
+    per_row = np.sum([samples[j] for j in others], axis=0) / sum(rows[j] for j in others)
+    return bool(np.mean(samples[i] / rows[i] > per_row) >= UNLIKE_THE_GROUP)
 
 
 def _sentence(value: ContributionValue, metric: str, group: dict[str, Any] | None) -> str:
@@ -522,6 +568,7 @@ class _Game:
         self.task, self.spec, self.metric = task, spec, policy.metric
         self.counts = bootstrap_counts(len(benchmark), resamples=RESAMPLES, seed=policy.seed)
         self.seeds = len(spec.training_seeds)
+        self.rules = policy.rules
         self.cache: dict[int, np.ndarray] = {}
         self.fits = 0  # coalition models trained
         self.deadline: float | None = None  # past it, a model not yet trained raises _OutOfTime
@@ -562,18 +609,32 @@ class _Game:
             )
             predictions = predict_on(model, self.benchmark_x, self.benchmark_y, self.task)
             scores = [weighted_scores(predictions, self.counts, self.metric)]
-            for seeded in member_predictions(model, self.benchmark_x, self.benchmark_y, self.task):
-                scores.append(weighted_scores(seeded, self.counts[:1], self.metric))
+            if self.rules >= 2:  # the model with each group of its parts left out
+                parts = vote_parts(model, self.benchmark_x, self.benchmark_y, self.task)
+                seeded = left_out_votes(parts)
+            else:  # each seed's model alone
+                seeded = member_predictions(model, self.benchmark_x, self.benchmark_y, self.task)
+            for member in seeded:
+                scores.append(weighted_scores(member, self.counts[:1], self.metric))
             self.cache[mask] = np.concatenate(scores)
         return self.cache[mask]
 
     def seed_spread(self, value: np.ndarray) -> float:
-        """The standard error, over training seeds, of a value computed with averaged models:
-        the spread of the value each seed's models alone give, over the root of their number."""
+        """The standard error, over training seeds, of a value computed with averaged models.
+        Rules 2: the jackknife's, from the value each left-out vote's models give (a forest's
+        trees in ``JACKKNIFE_GROUPS`` groups, else its seeds); it has ``seed_dof`` degrees of
+        freedom. Rules 1: the spread of the value each seed's models alone give, over the root
+        of their number."""
+        per_seed = value[1 + RESAMPLES :]
+        if self.rules >= 2:
+            return jackknife_error(per_seed)
         if self.seeds < 2:
             return 0.0
-        per_seed = value[1 + RESAMPLES :]
         return float(np.std(per_seed, ddof=1) / math.sqrt(len(per_seed)))
+
+    def seed_dof(self, value: np.ndarray) -> int | None:
+        """Degrees of freedom of ``seed_spread`` (rules 2), None (normal) for rules 1."""
+        return max(len(value) - 1 - RESAMPLES - 1, 1) if self.rules >= 2 else None
 
 
 def arrival_probabilities(rates: list[float]) -> dict[tuple[int, int], float]:
@@ -804,6 +865,7 @@ def recompute(
         # Recorded before issue 29: every contribution a player, independent orders.
         "max_players": None,
         "antithetic": False,
+        "rules": 1,  # recorded before issue 26 last step: the first rules
         **recorded["policy"],
         "permutations": recorded["permutations"] if sampled else None,
         "batches": recorded.get("batches") or None,
