@@ -104,8 +104,13 @@ def vote_parts(model: Any, x: Any, labels: Any, task: TaskSchema) -> list[Predic
     forests = len(sizes) == 1 and all(isinstance(m, RandomForestClassifier) for m in members)
     if forests:
         dense = prepared.toarray() if hasattr(prepared, "toarray") else prepared
-        features = np.asarray(dense, dtype=np.float32)  # what a forest gives its trees
-        parts = [tree.predict_proba(features) for m in members for tree in m.estimators_]
+        # What a forest gives its trees, checked once here rather than by each of 150 trees.
+        features = np.ascontiguousarray(dense, dtype=np.float32)
+        parts = [
+            tree.predict_proba(features, check_input=False)
+            for m in members
+            for tree in m.estimators_
+        ]
     elif len(members) > 1:
         parts = [np.asarray(m.predict_proba(prepared)) for m in members]
     else:

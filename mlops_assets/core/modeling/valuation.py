@@ -30,11 +30,13 @@ value v(all) is exact. Every coalition model is scored on the
 benchmark and on the same bootstrap resamples of it (``scoring``), and values are linear in
 the scores, so each value gets a benchmark interval for free; it is widened by a sampled
 value's standard error and, for an estimator with randomness (trained with several seeds and
-averaged), by the spread of the value over those seeds.
+averaged), by the spread of the value over its random draws: the jackknife over groups of the
+averaged model's parts (a forest's trees), with Student's t quantiles.
 
 A contribution is left out of the candidate when its value is below zero beyond its interval,
 or when it belongs to a group whose values together are: the contributions of one contributor,
-or all those that made the model worse. Splitting harmful data across names does not hide it.
+or all those that made the model worse. Splitting harmful data across names does not hide it;
+a member unlike its group (clearly better rows, not harmful on its own) is judged alone.
 
 Long on purpose: one algorithm (the game, its exact and sampled solutions, the test of
 harmful groups and :func:`recompute`, which ``mlops verify`` replays), whose parts share the
