@@ -9,17 +9,19 @@ about a minute and a half, so the contributor folders' kept listings expire and 
 again as in a running code server; the first tick (every folder listed, as after a restart)
 is shown apart. The tick is the sensor invoked on
 a real Dagster instance on disk (``docker/dagster.embedded.yaml``), exactly as the daemon
-would. Storage: the instance's files (``schedules/``, with its WAL) measured before and after
+would. Storage: the instance's files (``schedules/``, with its WAL), or with ``--postgres`` the
+database's size (vacuumed every ten ticks, as autovacuum keeps up), measured before and after
 ``--ticks`` skipped ticks written as the daemon writes each one (a STARTED tick, the same
 tick SKIPPED with its reason and cursor, the sensor's state with the cursor), extrapolated to
 a day at the default interval (``MLOPS_SENSOR_INTERVAL`` 5 s: 17,280 ticks).
 
-    python benchmarks/scale_sensor.py --files 1000 10000 100000
+    python benchmarks/scale_sensor.py --files 1000 10000 100000 [--postgres]
 
 Run it against another checkout's code with ``PYTHONPATH=<checkout>`` (the "before" numbers).
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import platform
@@ -27,6 +29,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -52,6 +55,7 @@ from mlops_assets.core.intake.landing import contribution_key
 from mlops_assets.definitions import build_definitions
 from mlops_assets.resources import LocalLandingZone, intake_settings
 from mlops_assets.settings import Settings
+from mlops_assets_testing.topology import postgres_databases
 
 REPO = Path(__file__).resolve().parent.parent
 NEW_FILES = 10
@@ -80,12 +84,11 @@ def tick(sensor, defs, instance, resources, cursor):
         return (time.perf_counter() - start, time.process_time() - cpu), result
 
 
-def storage_bytes(dagster_home: Path) -> int:
-    return sum(p.stat().st_size for p in dagster_home.rglob("*") if p.is_file())
-
-
-def write_skipped_ticks(instance, ticks: int, cursor: str, reason: str) -> None:
-    """What the daemon writes for each skipped tick of ``contribution_sensor``."""
+def write_skipped_ticks(
+    instance, ticks: int, cursor: str, reason: str, every_ten: Callable[[], object]
+) -> None:
+    """What the daemon writes for each skipped tick of ``contribution_sensor``, calling
+    ``every_ten`` after each ten."""
     location = InProcessCodeLocationOrigin(
         LoadableTargetOrigin(module_name="mlops_assets.definitions"), location_name="bench"
     )
@@ -100,7 +103,7 @@ def write_skipped_ticks(instance, ticks: int, cursor: str, reason: str) -> None:
         SensorInstigatorData(min_interval=5, cursor=None, sensor_type=SensorType.STANDARD),
     )
     instance.add_instigator_state(state)
-    for _ in range(ticks):
+    for written in range(1, ticks + 1):
         now = time.time()
         started = instance.create_tick(
             TickData(
@@ -126,16 +129,50 @@ def write_skipped_ticks(instance, ticks: int, cursor: str, reason: str) -> None:
             )
         )
         instance.update_instigator_state(state)
+        if written % 10 == 0:
+            every_ten()
+
+
+@contextlib.contextmanager
+def instance_storage(dagster_home: Path, postgres: str | None) -> Iterator[Callable[[], int]]:
+    """The embedded instance's ``dagster.yaml`` in ``dagster_home`` (SQLite), or one whose
+    storage is the fresh PostgreSQL database ``postgres``; yields how to measure its size."""
+    shutil.copy(REPO / "docker" / "dagster.embedded.yaml", dagster_home / "dagster.yaml")
+    if postgres is None:
+        yield lambda: sum(p.stat().st_size for p in dagster_home.rglob("*") if p.is_file())
+        return
+    import psycopg2
+
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{postgres}"
+    with (dagster_home / "dagster.yaml").open("a") as config:
+        config.write(f"storage:\n  postgres:\n    postgres_url: {url}\n")
+    with postgres_databases(postgres):
+        connection = psycopg2.connect(host="127.0.0.1", dbname=postgres, user="postgres")
+        connection.autocommit = True
+
+        def size() -> int:
+            with connection.cursor() as cursor:
+                # What autovacuum does: dead row versions (each tick's STARTED row, each
+                # previous sensor state) made reusable, so only live rows count as growth.
+                cursor.execute("VACUUM")
+                cursor.execute("SELECT pg_database_size(current_database())")
+                return cursor.fetchone()[0]
+
+        try:
+            yield size
+        finally:
+            connection.close()
 
 
 def measure(
-    count: int, repeats: int, interval: float, ticks: int, max_bytes: int
+    count: int, repeats: int, interval: float, ticks: int, max_bytes: int, postgres: bool
 ) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         landing, dagster_home = Path(tmp) / "landing", Path(tmp) / "dagster"
         landing.mkdir()
         dagster_home.mkdir()
-        shutil.copy(REPO / "docker" / "dagster.embedded.yaml", dagster_home / "dagster.yaml")
+        database = f"sensor_bench_{count}_{os.getpid()}" if postgres else None
+        storage_bytes = stack.enter_context(instance_storage(dagster_home, database))
         settings = Settings.from_env({"MLOPS_HOME": tmp, "MLOPS_LANDING_URI": str(landing)})
         defs = build_definitions(settings)
         sensor = defs.resolve_sensor_def("contribution_sensor")
@@ -174,9 +211,9 @@ def measure(
             reason = skipped.skip_reason.skip_message
             # Fewer ticks when a large cursor would write more than ``max_bytes``.
             ticks = min(ticks, max(10, max_bytes // (2 * len(skipped.cursor))))
-            before = storage_bytes(dagster_home)
-            write_skipped_ticks(instance, ticks, skipped.cursor, reason)
-            grown = storage_bytes(dagster_home) - before
+            before = storage_bytes()
+            write_skipped_ticks(instance, ticks, skipped.cursor, reason, storage_bytes)
+            grown = storage_bytes() - before
         return {
             "first": first,
             "median": statistics.median(seconds),
@@ -202,18 +239,22 @@ def main() -> None:
         default=2_000_000_000,
         help="write fewer skipped ticks when they would write more than this many bytes",
     )
+    parser.add_argument(
+        "--postgres", action="store_true", help="the instance's storage on PostgreSQL"
+    )
     args = parser.parse_args()
     logging.getLogger("dagster").setLevel(logging.WARNING)  # the sensor's log of new files
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; date: {date.today()}")
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
     print(f"code: {Path(mlops_assets.__file__).parent.parent}")
+    print(f"instance storage: {'PostgreSQL' if args.postgres else 'SQLite'}")
     print(
         "| files taken | new | first tick (s) | tick median (s) | tick max (s) | tick CPU (s) "
         "| cursor (bytes) | ticks written | bytes per tick | growth per day (MB) |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for count in args.files:
-        row = measure(count, args.repeats, args.interval, args.ticks, args.max_bytes)
+        row = measure(count, args.repeats, args.interval, args.ticks, args.max_bytes, args.postgres)
         print(
             f"| {count} | {NEW_FILES} | {row['first']:.3f} | {row['median']:.3f} | "
             f"{row['max']:.3f} | {row['cpu']:.3f} | {row['cursor']} | {row['ticks']} | "
