@@ -507,13 +507,17 @@ def _judge_valid_rows(db: "DuckDBPyConnection", task: TaskSchema, known: KnownRo
         return _matching_ids(task, known, relation, same_label, fewer=rows <= first_rows)
 
     found = []  # (flag, SELECT of the ids of first rows it applies to)
-    judged = []  # SELECTs of (row_id, found): each row in one of them at most
     if task.drops_duplicates:
-        # A row after the first of its cell repeats it, and nothing else is said of it.
-        judged.append(
-            f"SELECT rowid, {REPEAT_FLAG}::UTINYINT FROM {DECIDED} WHERE {FEATURE_HASH} IS NOT "
-            "NULL AND rowid NOT IN (SELECT row_id FROM cell_firsts)"
-        )
+        # A row after the first of its cell repeats it, and nothing else is said of it. In
+        # slices of the file: an UPDATE holds its changes in memory (millions of rows here).
+        (rows,) = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0]
+        for start in range(0, rows, UPDATE_BATCH_ROWS):
+            db.execute(f"""
+                UPDATE {DECIDED} SET {FLAGS} = {FLAGS} | {REPEAT_FLAG}
+                WHERE rowid >= {start} AND rowid < {start + UPDATE_BATCH_ROWS}
+                    AND {FEATURE_HASH} IS NOT NULL
+                    AND rowid NOT IN (SELECT row_id FROM cell_firsts)
+            """).fetchall()
         # Of two first rows that match, the later one repeats the earlier.
         pairs = near_pairs_sql(
             task,
@@ -536,19 +540,16 @@ def _judge_valid_rows(db: "DuckDBPyConnection", task: TaskSchema, known: KnownRo
     if known.benchmark is not None:
         benchmark = matching_ids("benchmark_rows", len(known.benchmark), False)
         found.append((BENCHMARK_FLAG, benchmark))
-    if found:
-        union = " UNION ALL ".join(
-            f"SELECT row_id, {flag}::UTINYINT AS flag FROM ({ids}) AS f(row_id)"
-            for flag, ids in found
-        )
-        judged.append(f"SELECT row_id, bit_or(flag)::UTINYINT FROM ({union}) GROUP BY row_id")
-    if not judged:
+    if not found:
         return
+    union = " UNION ALL ".join(
+        f"SELECT row_id, {flag}::UTINYINT AS flag FROM ({ids}) AS f(row_id)" for flag, ids in found
+    )
     db.execute(f"""
         CREATE OR REPLACE TEMP TABLE judged AS
-        SELECT * FROM ({" UNION ALL ".join(judged)}) AS j(row_id, found)
+        SELECT row_id, bit_or(flag)::UTINYINT AS found FROM ({union}) GROUP BY row_id
     """).fetchall()
-    # In slices of the file: an UPDATE holds its join and its changes in memory.
+    # The first rows flagged, in slices of the file: an UPDATE holds its join in memory too.
     flagged, last = db.execute("SELECT count(*), max(row_id) FROM judged").fetchall()[0]
     stride = (last or 0) // max(1, flagged // UPDATE_BATCH_ROWS) + 1
     for start in range(0, (last or 0) + 1, stride):
