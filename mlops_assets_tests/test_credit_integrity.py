@@ -519,3 +519,85 @@ def test_a_forest_carries_its_training_randomness_in_every_interval(split):
     recorded = old.to_dict()
     del recorded["policy"]["rules"]  # as recorded before the rules had a number
     assert recompute(recorded, dataset.frame, split.benchmark, IRIS).values == old.values
+
+
+@pytest.mark.parametrize("earlier_count", [20, 3000], ids=["few-earlier-rows", "many"])
+def test_the_intake_flags_what_a_row_by_row_reading_of_the_rule_flags(
+    split, tmp_path, earlier_count
+):
+    """The intake's duplicate flags, against the rule computed row by row in Python: within
+    the file, rows of one cell (rounded at the resolution, same label) are one row and the
+    first stands for them; a first row that matches an earlier first (every feature closer
+    than the resolution, same label) repeats it; a first row that matches a reference or
+    benchmark row (any label) or an earlier contribution's row (same label) copies it. Rows
+    jittered by up to 1.2 resolutions, so pairs straddle grid lines; the earlier rows fewer
+    and more than the file's, which are looked up from either side."""
+    rng = np.random.default_rng(earlier_count)
+    known = pd.concat([split.train, split.benchmark], ignore_index=True)
+
+    def jittered(count: int, spread: float) -> pd.DataFrame:
+        rows = known.sample(count, replace=True, random_state=rng.integers(1 << 31))
+        noise = rng.uniform(-spread, spread, size=(count, len(FEATURES)))
+        return rows.assign(
+            **{f: (rows[f] + noise[:, i]).clip(0.1).round(3) for i, f in enumerate(FEATURES)}
+        )
+
+    rows = jittered(400, 0.12).reset_index(drop=True)
+    earlier = jittered(earlier_count, 0.12).reset_index(drop=True)
+    path = tmp_path / "jittered.csv"
+    rows.to_csv(path, index=False)
+    out = tmp_path / "out"
+    report = intake_contribution(
+        path,
+        IRIS,
+        reference=split.train,
+        benchmark=split.benchmark,
+        contribution_id="j",
+        contributor="mallory",
+        policy=IntakePolicy(),
+        output_dir=out,
+        earlier_rows=lambda firsts: earlier,
+    )
+
+    matching = RowMatching.for_task(IRIS, known)
+    res = np.array([matching.resolutions[f] for f in FEATURES]) * (1 - 1e-6)
+    values, labels = rows[FEATURES].to_numpy(), rows[IRIS.label].to_numpy()
+    # SQL's round(): halves away from zero (numpy's rounds them to even).
+    steps = values / np.array([matching.resolutions[f] for f in FEATURES])
+    cells = np.floor(steps + 0.5).astype(int)
+
+    def matches(row: np.ndarray, others: np.ndarray) -> np.ndarray:
+        return np.all(np.abs(others - row) < res, axis=1)
+
+    expected: dict[int, set[str]] = {}
+    first_of: dict[tuple, int] = {}
+    firsts: list[int] = []
+    for i in range(len(rows)):
+        cell = (*cells[i], labels[i])
+        if cell in first_of:
+            expected[i] = {"duplicate_in_contribution"}
+            continue
+        first_of[cell] = i
+        reasons = set()
+        same = [j for j in firsts if labels[j] == labels[i]]
+        if same and matches(values[i], values[same]).any():
+            reasons.add("duplicate_in_contribution")
+        if matches(values[i], split.train[FEATURES].to_numpy()).any():
+            reasons.add("duplicate_of_reference")
+        if matches(values[i], split.benchmark[FEATURES].to_numpy()).any():
+            reasons.add("benchmark_row")
+        mine = earlier[earlier[IRIS.label] == labels[i]][FEATURES].to_numpy()
+        if len(mine) and matches(values[i], mine).any():
+            reasons.add("duplicate_of_contribution")
+        firsts.append(i)
+        if reasons:
+            expected[i] = reasons
+
+    rejected = pd.read_parquet(out / "rejected.parquet")
+    found = {
+        int(i): set(reason.split(";"))
+        for i, reason in zip(rejected["row_index"], rejected["rejection_reasons"], strict=True)
+    }
+    assert found == expected
+    assert report.rows_rejected == len(expected) and report.rows_in == len(rows)
+    assert len({r for reasons in expected.values() for r in reasons}) == 4  # all four occur

@@ -169,3 +169,70 @@ def test_a_missing_landing_bucket_is_a_clear_error(s3_endpoint, s3_bucket, tmp_p
     upload.write_text(VALID_CONTRIBUTION)
     with pytest.raises(StorageUnavailableError, match="create it"):
         zone.put(upload, "alice/a.csv")
+
+
+def test_a_quiet_folder_is_listed_once_and_any_entry_added_or_removed_is_seen_at_once(tmp_path):
+    """A contributor folder where nothing changed for the quiet window keeps its listing
+    between scans: an edit in place of a file that old waits for the refresh, but a file
+    added, removed or renamed (the folder's time changes), a folder with a recent file, and a
+    folder swapped for a link are seen at the next scan, as a fresh listing sees them."""
+    import os
+    import shutil
+    import time
+
+    from mlops_assets.core.intake.landing import KeptFolders, scan_folder
+
+    day_ago = time.time() - 86_400
+
+    def put(relative: str, text: str, mtime: float = day_ago) -> Path:
+        path = tmp_path / relative
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        os.utime(path, (mtime, mtime))
+        return path
+
+    for name in ("a.csv", "b.csv", "c.csv"):
+        put(f"alice/{name}", name)
+    put("bob/old.csv", "old")
+    busy = put("carol/uploading.csv", "1,2", mtime=time.time())
+    for folder in ("alice", "bob"):
+        os.utime(tmp_path / folder, (day_ago, day_ago))
+    clock = [time.time()]
+    kept = KeptFolders(quiet_seconds=900, refresh_seconds=60, clock=lambda: clock[0])
+
+    def sizes(listing) -> dict[str, int]:
+        return {f.relative_path: f.size for f in listing.files}
+
+    assert sizes(scan_folder(tmp_path, kept)) == sizes(scan_folder(tmp_path))
+    # Edited in place, its old time put back: alice's folder is quiet and kept until refresh.
+    put("alice/a.csv", "a much longer body")
+    busy.write_text("1,2,3,4")  # carol's folder is not quiet: looked at every scan
+    seen = sizes(scan_folder(tmp_path, kept))
+    assert seen["alice/a.csv"] == len("a.csv")
+    assert seen["carol/uploading.csv"] == len("1,2,3,4")
+    clock[0] += 61
+    assert sizes(scan_folder(tmp_path, kept)) == sizes(scan_folder(tmp_path))
+
+    # A file added with an old time, one removed, one renamed, a folder gone: all at once.
+    put("alice/copied.csv", "cp -p")
+    (tmp_path / "alice" / "b.csv").unlink()
+    (tmp_path / "alice" / "c.csv").rename(tmp_path / "alice" / "d.csv")
+    shutil.rmtree(tmp_path / "bob")
+    after = scan_folder(tmp_path, kept)
+    assert sizes(after) == sizes(scan_folder(tmp_path))
+    assert sorted(sizes(after)) == [
+        "alice/a.csv",
+        "alice/copied.csv",
+        "alice/d.csv",
+        "carol/uploading.csv",
+    ]
+
+    # A quiet folder swapped for a link to another: refused, never read through its listing.
+    put("dave/x.csv", "x")
+    os.utime(tmp_path / "dave", (day_ago, day_ago))
+    assert "dave/x.csv" in sizes(scan_folder(tmp_path, kept))
+    (tmp_path / "dave").rename(tmp_path / ".dave")
+    (tmp_path / "dave").symlink_to(tmp_path / ".dave")
+    swapped = scan_folder(tmp_path, kept)
+    assert "dave/x.csv" not in sizes(swapped)
+    assert "dave" in [r.relative_path for r in swapped.refused]

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import re
+import time
 
 import dagster as dg
 import pytest
@@ -433,3 +434,27 @@ def test_partition_keys_are_read_incrementally_and_whole_again_in_time(tmp_path)
         with dg.instance_for_test(temp_dir=str(tmp_path / "b")) as other:
             other.add_dynamic_partitions("contributions", ["four"])
             assert known_partitions(other, "contributions", 2.0) == {"four"}
+
+
+def test_a_file_dropped_into_a_quiet_folder_is_taken_at_the_next_tick(pipeline):
+    """The sensor keeps the listing of a folder where nothing changed for a while (a large
+    zone is not looked at file by file every tick), but a new file in it, even one carrying
+    an old time, is taken at the next tick, and a removed one leaves no trace."""
+    day_ago = time.time() - DAY
+    for i in range(3):
+        pipeline.drop(
+            "alice", f"old-{i}.csv", VALID_CONTRIBUTION.replace("5.05", f"5.{i}"), age=DAY
+        )
+    os.utime(pipeline.landing / "alice", (day_ago, day_ago))
+    first = pipeline.tick()
+    assert len(first.run_requests) == 3
+    taken(pipeline, first)
+    quiet = pipeline.tick(cursor=first.cursor)  # from the kept listing
+    assert not quiet.run_requests
+
+    pipeline.drop("alice", "copied.csv", OTHER_CONTRIBUTION, age=2 * DAY)  # `cp -p`
+    (pipeline.landing / "alice" / "old-0.csv").unlink()
+    tick = pipeline.tick(cursor=quiet.cursor)
+    assert requested(tick) == ["alice/copied.csv"]
+    taken(pipeline, tick)
+    assert not pipeline.tick(cursor=tick.cursor).run_requests

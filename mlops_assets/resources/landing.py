@@ -11,12 +11,14 @@ import dagster as dg
 
 from mlops_assets.core.intake.landing import (
     SIDECAR_SUFFIX,
+    KeptFolders,
     LandingFile,
     Listing,
     Sidecar,
     file_in_folder,
     scan_folder,
 )
+from mlops_assets.core.intake.ticks import RECENT_WINDOW_SECONDS
 
 
 class LandingZone(dg.ConfigurableResource, ABC):
@@ -67,6 +69,12 @@ class LandingZone(dg.ConfigurableResource, ABC):
             return Sidecar()
 
 
+# Each local zone's quiet folders, listed once and kept between ticks in the code server that
+# runs the sensor. Quiet for as long as a taken file's size and time are watched for edits
+# (the tick's window): a folder with a file modified in it is listed every tick.
+_KEPT_FOLDERS: dict[str, KeptFolders] = {}
+
+
 class LocalLandingZone(LandingZone):
     """A landing zone in a local folder. Only regular files are read: a symbolic link (to a
     file or a folder), a device or a FIFO is refused, never followed."""
@@ -78,7 +86,10 @@ class LocalLandingZone(LandingZone):
         return self.root
 
     def scan(self) -> Listing:
-        return scan_folder(Path(self.root))
+        kept = _KEPT_FOLDERS.get(self.root)
+        if kept is None:
+            kept = _KEPT_FOLDERS[self.root] = KeptFolders(quiet_seconds=RECENT_WINDOW_SECONDS)
+        return scan_folder(Path(self.root), kept)
 
     def _path(self, relative_path: str) -> Path:
         return file_in_folder(Path(self.root), relative_path)

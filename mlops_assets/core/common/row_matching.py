@@ -134,19 +134,28 @@ def near_pairs_sql(
     build: str,
     *,
     same_label: bool,
-    probe_id: str = "row_id",
+    probe_id: str | None = "row_id",
     build_id: str | None = None,
     condition: str = "",
     carry: str | None = None,
+    each_pair_once: bool = False,
 ) -> str:
-    """SELECT ``probe_id`` (and ``build_id`` when named) of every pair of a row of relation
+    """SELECT ``probe_id`` and ``build_id`` (each when named) of every pair of a row of relation
     ``probe`` and a row of ``build`` that match (see the module docstring), with equal labels when
     ``same_label``. Both relations hold the task's feature columns (and label); ``condition``
     further restricts a pair (SQL with ``{p}`` and ``{b}`` standing for the two rows);
-    ``carry`` names a column of ``build`` also given, as ``build_order``."""
+    ``carry`` names a column of ``build`` also given, as ``build_order``.
+
+    The probe side is the one looked up in its neighbouring cells (``3^k`` lookups a row):
+    make it the smaller relation. ``each_pair_once``, for a relation matched with itself:
+    only half the neighbours are looked up (the cell itself and those after it), so a pair
+    of rows in different cells comes once, in one of its two orders, at half the cost; a pair
+    in one cell still comes in both (and each row with itself, unless ``condition`` says)."""
     numeric = [f for f in task.features if not f.categorical]
     blocking = blocking_features(task)
     offsets = list(product((-1, 0, 1), repeat=len(blocking))) or [()]
+    if each_pair_once:  # the zero offset and those whose first non-zero step is +1
+        offsets = [o for o in offsets if next((step for step in o if step), 1) > 0]
     values = ", ".join("(" + ", ".join(map(str, o)) + ")" if o else "(0)" for o in offsets)
     names = ", ".join(f"o{i}" for i in range(max(1, len(blocking))))
     shifted = ", ".join(
@@ -169,11 +178,12 @@ def near_pairs_sql(
         for f in numeric
     ]
     extra = condition.format(p="probes", b="b_cells") if condition else ""
-    carried = f", b_cells.{_quote(carry)} AS build_order" if carry else ""
-    built = f", b_cells.{_quote(build_id)} AS build_id" if build_id else ""
+    selected = [f"probes.{_quote(probe_id)} AS probe_id"] if probe_id else []
+    selected += [f"b_cells.{_quote(build_id)} AS build_id"] if build_id else []
+    selected += [f"b_cells.{_quote(carry)} AS build_order"] if carry else []
     where = " AND ".join([*close, *([f"({extra})"] if extra else [])]) or "true"
     return f"""
-        SELECT probes.{_quote(probe_id)} AS probe_id{built}{carried}
+        SELECT {", ".join(selected)}
         FROM (
             SELECT p.*{", " + shifted if shifted else ""}
             FROM {probe} AS p CROSS JOIN (VALUES {values}) AS o({names})

@@ -501,32 +501,45 @@ def _judge_valid_rows(db: "DuckDBPyConnection", task: TaskSchema, known: KnownRo
             GROUP BY hash({FEATURE_HASH}, {label})
         )
     """).fetchall()
-    found = []  # (flag, SELECT of the row ids it applies to)
+    (first_rows,) = db.execute("SELECT count(*) FROM cell_firsts").fetchall()[0]
+
+    def matching_ids(relation: str, rows: int, same_label: bool) -> str:
+        return _matching_ids(task, known, relation, same_label, fewer=rows <= first_rows)
+
+    found = []  # (flag, SELECT of the ids of first rows it applies to)
     if task.drops_duplicates:
-        found.append(
-            (
-                REPEAT_FLAG,
-                f"SELECT rowid FROM {DECIDED} WHERE {FEATURE_HASH} IS NOT NULL AND rowid NOT IN "
-                "(SELECT row_id FROM cell_firsts) UNION ALL SELECT probe_id FROM ("
-                + near_pairs_sql(
-                    task,
-                    known.matching,
-                    "cell_firsts",
-                    "cell_firsts",
-                    same_label=True,
-                    condition="{p}.row_id > {b}.row_id",
-                )
-                + ")",
-            )
+        # A row after the first of its cell repeats it, and nothing else is said of it. In
+        # slices of the file: an UPDATE holds its changes in memory (millions of rows here).
+        (rows,) = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0]
+        for start in range(0, rows, UPDATE_BATCH_ROWS):
+            db.execute(f"""
+                UPDATE {DECIDED} SET {FLAGS} = {FLAGS} | {REPEAT_FLAG}
+                WHERE rowid >= {start} AND rowid < {start + UPDATE_BATCH_ROWS}
+                    AND {FEATURE_HASH} IS NOT NULL
+                    AND rowid NOT IN (SELECT row_id FROM cell_firsts)
+            """).fetchall()
+        # Of two first rows that match, the later one repeats the earlier.
+        pairs = near_pairs_sql(
+            task,
+            known.matching,
+            "cell_firsts",
+            "cell_firsts",
+            same_label=True,
+            build_id="row_id",
+            condition="{p}.row_id <> {b}.row_id",
+            each_pair_once=True,
         )
-        found.append((REFERENCE_FLAG, _matching_ids(task, known, "reference_train_rows", False)))
+        found.append((REPEAT_FLAG, f"SELECT greatest(probe_id, build_id) FROM ({pairs})"))
+        reference = matching_ids("reference_train_rows", len(known.reference), False)
+        found.append((REFERENCE_FLAG, reference))
         if known.earlier is not None:
             # Only the earlier rows that match the file's: looked up, not every file read.
-            firsts = db.execute(f"SELECT {columns} FROM cell_firsts").df()
-            db.register("earlier_rows", known.earlier(firsts))
-            found.append((EARLIER_FLAG, _matching_ids(task, known, "earlier_rows", True)))
+            earlier = known.earlier(db.execute(f"SELECT {columns} FROM cell_firsts").df())
+            db.register("earlier_rows", earlier)
+            found.append((EARLIER_FLAG, matching_ids("earlier_rows", len(earlier), True)))
     if known.benchmark is not None:
-        found.append((BENCHMARK_FLAG, _matching_ids(task, known, "benchmark_rows", False)))
+        benchmark = matching_ids("benchmark_rows", len(known.benchmark), False)
+        found.append((BENCHMARK_FLAG, benchmark))
     if not found:
         return
     union = " UNION ALL ".join(
@@ -536,7 +549,7 @@ def _judge_valid_rows(db: "DuckDBPyConnection", task: TaskSchema, known: KnownRo
         CREATE OR REPLACE TEMP TABLE judged AS
         SELECT row_id, bit_or(flag)::UTINYINT AS found FROM ({union}) GROUP BY row_id
     """).fetchall()
-    # In slices of the file: an UPDATE holds its join and its changes in memory.
+    # The first rows flagged, in slices of the file: an UPDATE holds its join in memory too.
     flagged, last = db.execute("SELECT count(*), max(row_id) FROM judged").fetchall()[0]
     stride = (last or 0) // max(1, flagged // UPDATE_BATCH_ROWS) + 1
     for start in range(0, (last or 0) + 1, stride):
@@ -547,14 +560,30 @@ def _judge_valid_rows(db: "DuckDBPyConnection", task: TaskSchema, known: KnownRo
         """).fetchall()
 
 
-def _matching_ids(task: TaskSchema, known: KnownRows, relation: str, same_label: bool) -> str:
+def _matching_ids(
+    task: TaskSchema, known: KnownRows, relation: str, same_label: bool, *, fewer: bool
+) -> str:
     """SELECT of the ids of the file's first rows of each cell that match a row of
-    ``relation`` (with the same label when ``same_label``)."""
-    return (
-        "SELECT DISTINCT probe_id FROM ("
-        + near_pairs_sql(task, known.matching, "cell_firsts", relation, same_label=same_label)
-        + ")"
+    ``relation`` (with the same label when ``same_label``); ``fewer``: ``relation`` holds
+    no more rows than the file's first rows."""
+    if not fewer:
+        return (
+            "SELECT DISTINCT probe_id FROM ("
+            + near_pairs_sql(task, known.matching, "cell_firsts", relation, same_label=same_label)
+            + ")"
+        )
+    # Matching is symmetric: the fewer rows look up their neighbouring cells among the more
+    # (the reference's hundreds among a file's millions, not each of the millions).
+    pairs = near_pairs_sql(
+        task,
+        known.matching,
+        relation,
+        "cell_firsts",
+        same_label=same_label,
+        probe_id=None,
+        build_id="row_id",
     )
+    return f"SELECT DISTINCT build_id FROM ({pairs})"
 
 
 def _create_outcome(

@@ -9,6 +9,9 @@ import operator
 import os
 import re
 import stat
+import time
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -157,13 +160,17 @@ def contribution_key(relative_path: str) -> str:
 # ---- a landing zone in a local folder (the resource, and the CLI without Dagster) ----------
 
 
-def scan_folder(root: Path) -> Listing:
+def scan_folder(root: Path, kept: KeptFolders | None = None) -> Listing:
     """Every candidate contribution in the local folder ``root``, oldest first, and every
-    refused entry with the reason; only regular files are taken, nothing is followed."""
+    refused entry with the reason; only regular files are taken, nothing is followed.
+    With ``kept``, a quiet contributor folder's listing from an earlier scan may stand in for
+    listing it again (see :class:`KeptFolders`)."""
     if not root.is_dir():
         return Listing()
     files: list[LandingFile] = []
     refusals: list[RefusedEntry] = []
+    list_contributor = _scan_contributor if kept is None else kept.scan
+    folders: set[str] = set()
     for top in os.scandir(root):
         if is_waiting(top.name):
             continue
@@ -175,7 +182,10 @@ def scan_folder(root: Path) -> Listing:
         elif problem := entry_problem([top.name, "file"]):
             refusals.append(refused(f"{top.name}/", problem))
         else:
-            _scan_contributor(top, files, refusals)
+            folders.add(top.name)
+            list_contributor(top, files, refusals)
+    if kept is not None:
+        kept.forget_all_but(folders)
     return Listing(
         sorted(files, key=OLDEST_FIRST),
         sorted(refusals, key=lambda r: r.relative_path),
@@ -221,6 +231,72 @@ def _scan_contributor(
                 mtime=info.st_mtime,
             )
         )
+
+
+@dataclass(frozen=True)
+class _KeptListing:
+    mtime_ns: int  # the folder's own, when it was listed
+    until: float  # listed again from then on, changed or not
+    files: list[LandingFile]
+    refusals: list[RefusedEntry]
+
+
+class KeptFolders:
+    """Contributor folders' listings kept between the sensor's scans of a local zone, so a
+    tick over 100,000 files does not look at each of them again.
+
+    A folder's listing stands in for listing it again only while the folder's modification
+    time is the one it had then (adding, removing or renaming an entry changes it) and for at
+    most ``refresh_seconds`` (30 to 60 s by default, spread over the folders by name so they
+    are not all listed in the same tick). Only a quiet folder is kept: one whose own time and
+    every file's were older than ``quiet_seconds`` when it was listed, so a file still being
+    written, or taken recently and watched for edits, is looked at every tick as before. What
+    waits for the refresh is an edit in place of a file that had been quiet that long (its
+    folder's time does not change): seen within a minute, not at the next tick.
+    """
+
+    def __init__(
+        self,
+        *,
+        quiet_seconds: float,
+        refresh_seconds: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._quiet = quiet_seconds
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._kept: dict[str, _KeptListing] = {}
+
+    def scan(
+        self, folder: os.DirEntry, files: list[LandingFile], refusals: list[RefusedEntry]
+    ) -> None:
+        """List the contributor folder ``folder`` into ``files`` and ``refusals``, or put in
+        its kept listing while that still holds."""
+        now = self._clock()
+        mtime_ns = folder.stat(follow_symlinks=False).st_mtime_ns  # before its entries
+        kept = self._kept.get(folder.name)
+        if kept is not None and kept.mtime_ns == mtime_ns and now < kept.until:
+            files += kept.files
+            refusals += kept.refusals
+            return
+        own_files: list[LandingFile] = []
+        own_refusals: list[RefusedEntry] = []
+        _scan_contributor(folder, own_files, own_refusals)
+        files += own_files
+        refusals += own_refusals
+        quiet_since = now - self._quiet
+        if mtime_ns / 1e9 < quiet_since and all(f.mtime < quiet_since for f in own_files):
+            spread = 0.5 + 0.5 * zlib.crc32(folder.name.encode()) / 2**32
+            self._kept[folder.name] = _KeptListing(
+                mtime_ns, now + self._refresh * spread, own_files, own_refusals
+            )
+        else:
+            self._kept.pop(folder.name, None)
+
+    def forget_all_but(self, folders: set[str]) -> None:
+        """Drop the listings of folders no longer in the zone."""
+        for name in self._kept.keys() - folders:
+            del self._kept[name]
 
 
 def file_in_folder(root: Path, relative_path: str) -> Path:

@@ -23,10 +23,11 @@ SETTLE_SECONDS = 2.0
 # has a newer time. So the window only has to cover what can make a fresh edit's time look
 # older than that tick: clock skew between the zone and this host (seconds with NTP), a long
 # listing of a large zone (up to a minute), an S3 multipart upload whose LastModified is when
-# it began (minutes). 15 minutes covers these with room, is 180 ticks at the default 5 s and 60
-# at the production 15 s, and keeps in the cursor only the files modified in the last quarter
-# hour, however many the zone holds. Not seen: an edit that sets an old time again (`cp -p`
-# or `rsync -t` of an older copy) over a file taken before the window.
+# it began (minutes). 15 minutes covers these with room (180 ticks at the default 5 s) and
+# keeps in the cursor only the files modified in the last quarter hour, however many the zone
+# holds. Not seen: an edit that sets an old time again (`cp -p` or `rsync -t` of an older
+# copy) over a file taken before the window. A local zone's folders quiet for this window keep
+# their listing for up to a minute (`KeptFolders`): an edit in place is still within it.
 RECENT_WINDOW_SECONDS = 15 * 60.0
 # The stamp of a taken file that must be looked at again next tick (it changed, but this tick
 # could not take it): it matches no real size and time.
