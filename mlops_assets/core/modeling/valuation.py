@@ -123,9 +123,10 @@ class ValuationPolicy:
     # Replay: value in exactly this many batches (``mlops verify``), ignoring the budget.
     batches: int | None = None
     # How intervals and exclusions are made, so recorded valuations replay as they were made.
-    # 1 (before issue 26's last step): the seeds' spread from each seed's model alone, and a
-    # harmful group leaves out every member. 2: the spread from the votes with one seed left
-    # out (a jackknife, ``Game.seed_spread``), and a member unlike its group is judged alone.
+    # 1 (before issue 26's second step): the seeds' spread from each seed's model alone, with a
+    # normal quantile, and a harmful group leaves out every member. 2: the jackknife's spread
+    # over groups of the averaged model's parts, with Student's t (``_Game.seed_spread``), and
+    # a member unlike its group is judged alone (``_unlike``).
     rules: int = 2
 
 
@@ -867,7 +868,7 @@ def recompute(
         # Recorded before issue 29: every contribution a player, independent orders.
         "max_players": None,
         "antithetic": False,
-        "rules": 1,  # recorded before issue 26 last step: the first rules
+        "rules": 1,  # recorded before issue 26's second step: the first rules
         **recorded["policy"],
         "permutations": recorded["permutations"] if sampled else None,
         "batches": recorded.get("batches") or None,
