@@ -47,6 +47,22 @@ def offer(cid: str, who: str, rows: pd.DataFrame, landed_at: float) -> Contribut
     return Contribution(cid, who, rows, landed_at=landed_at)
 
 
+def intake_of(split, rows: pd.DataFrame, path: Path, who: str = "mallory", **options):
+    """The real intake of ``rows``, written by pandas as the CSV ``path`` and sent by ``who``,
+    judged against the iris split's train part and benchmark."""
+    rows.to_csv(path, index=False)
+    return intake_contribution(
+        path,
+        IRIS,
+        reference=split.train,
+        benchmark=split.benchmark,
+        contribution_id=path.stem,
+        contributor=who,
+        policy=IntakePolicy(),
+        **options,
+    )
+
+
 def values_of(split, contributions, *, known=None, spec=SPEC):
     dataset = integrate(split.train, contributions, split.benchmark, IRIS, seed=42)
     valuation = value_contributions(
@@ -154,41 +170,20 @@ def test_a_copy_shifted_across_a_grid_line_is_the_same_row(split, tmp_path):
         [[5.14, 3.14, 1.44, 0.24, "setosa"], [5.16, 3.16, 1.46, 0.26, "setosa"]],
         columns=IRIS.columns,
     )
-    path = tmp_path / "grid.csv"
-    rows.to_csv(path, index=False)
-    report = intake_contribution(
-        path,
-        IRIS,
-        reference=split.train,
-        benchmark=split.benchmark,
-        contribution_id="grid",
-        contributor="mallory",
-        policy=IntakePolicy(),
-    )
+    report = intake_of(split, rows, tmp_path / "grid.csv")
     assert report.rejection_reasons.get("duplicate_in_contribution") == 1
 
 
 def test_copies_of_the_public_data_and_of_the_benchmark_are_refused(split, tmp_path):
-    def intake(rows: pd.DataFrame, name: str):
-        path = tmp_path / f"{name}.csv"
-        rows.to_csv(path, index=False)
-        return intake_contribution(
-            path,
-            IRIS,
-            reference=split.train,
-            benchmark=split.benchmark,
-            contribution_id=name,
-            contributor="mallory",
-            policy=IntakePolicy(),
-        )
-
-    public = intake(moved(pd.concat([split.train, split.benchmark]), 0.01), "public")
+    public = intake_of(
+        split, moved(pd.concat([split.train, split.benchmark]), 0.01), tmp_path / "public.csv"
+    )
     assert public.rows_clean == 0 and not public.accepted
     # Every benchmark row is refused as one (and a few moved training rows that now sit next
     # to a benchmark row); the rest copy the reference's train part.
     assert public.rejection_reasons["benchmark_row"] >= len(split.benchmark)
     assert public.rows_rejected == 150
-    benchmark = intake(moved(split.benchmark, -0.04), "benchmark")
+    benchmark = intake_of(split, moved(split.benchmark, -0.04), tmp_path / "benchmark.csv")
     assert benchmark.rejection_reasons["benchmark_row"] == len(split.benchmark)
     # Should one reach integration all the same (a private benchmark is not compared at
     # intake), it is never trained on.
@@ -208,17 +203,7 @@ def test_genuine_measurements_are_not_taken_for_copies(split, tmp_path):
     is reported as a duplicate of the reference, not as anything worse."""
     flowers = new_flowers(per_class=20, seed=104)
     coincide = split.train.iloc[[0]]
-    path = tmp_path / "genuine.csv"
-    pd.concat([flowers, coincide]).to_csv(path, index=False)
-    report = intake_contribution(
-        path,
-        IRIS,
-        reference=split.train,
-        benchmark=split.benchmark,
-        contribution_id="g",
-        contributor="alice",
-        policy=IntakePolicy(),
-    )
+    report = intake_of(split, pd.concat([flowers, coincide]), tmp_path / "g.csv", who="alice")
     assert report.accepted and report.rows_clean == 60
     assert report.rejection_reasons == {"duplicate_of_reference": 1}
 
@@ -544,19 +529,9 @@ def test_the_intake_flags_what_a_row_by_row_reading_of_the_rule_flags(
 
     rows = jittered(400, 0.12).reset_index(drop=True)
     earlier = jittered(earlier_count, 0.12).reset_index(drop=True)
-    path = tmp_path / "jittered.csv"
-    rows.to_csv(path, index=False)
     out = tmp_path / "out"
-    report = intake_contribution(
-        path,
-        IRIS,
-        reference=split.train,
-        benchmark=split.benchmark,
-        contribution_id="j",
-        contributor="mallory",
-        policy=IntakePolicy(),
-        output_dir=out,
-        earlier_rows=lambda firsts: earlier,
+    report = intake_of(
+        split, rows, tmp_path / "j.csv", output_dir=out, earlier_rows=lambda firsts: earlier
     )
 
     matching = RowMatching.for_task(IRIS, known)
