@@ -285,21 +285,15 @@ def test_exact_values_are_the_size_weighted_random_order_value(split):
     )
 
 
-def test_a_random_forest_is_valued_over_several_training_seeds(split):
-    forest = TrainingSpec(
-        "random_forest", {"n_estimators": 20, "max_depth": None}, seed=42, seeds=3
-    )
+@pytest.fixture(scope="module")
+def two_new(split):
+    """Iris's train part with two genuine contributions integrated, and a forest of 3 seeds
+    of 20 trees trained on it."""
     contributions = [
         offer("a", "alice", new_flowers(per_class=10, seed=120), 1.0),
         offer("b", "bob", new_flowers(per_class=10, seed=121), 2.0),
     ]
     dataset = integrate(split.train, contributions, split.benchmark, IRIS, seed=42)
-    valuation = value_contributions(
-        dataset.frame, split.benchmark, IRIS, spec=forest, known=[], policy=POLICY
-    )
-    assert valuation.training_seeds == [42, 43, 44]
-    assert "averaged over 3 training seeds" in valuation.markdown()
-    assert all(v.standard_error > 0 for v in valuation.values)  # the seeds' spread
     model = train_model(
         dataset.frame,
         IRIS,
@@ -308,6 +302,20 @@ def test_a_random_forest_is_valued_over_several_training_seeds(split):
         seed=42,
         seeds=3,
     )
+    return dataset, model
+
+
+def test_a_random_forest_is_valued_over_several_training_seeds(split, two_new):
+    forest = TrainingSpec(
+        "random_forest", {"n_estimators": 20, "max_depth": None}, seed=42, seeds=3
+    )
+    dataset, model = two_new
+    valuation = value_contributions(
+        dataset.frame, split.benchmark, IRIS, spec=forest, known=[], policy=POLICY
+    )
+    assert valuation.training_seeds == [42, 43, 44]
+    assert "averaged over 3 training seeds" in valuation.markdown()
+    assert all(v.standard_error > 0 for v in valuation.values)  # the seeds' spread
     assert [m.random_state for m in model.estimators_] == [42, 43, 44]
     logistic = TrainingSpec("logistic_regression", {}, seed=42, seeds=3)
     assert logistic.training_seeds == (42,)  # no randomness: one seed is the model
@@ -460,18 +468,14 @@ def test_a_clean_contribution_leaning_below_zero_is_not_left_out_with_noisy_ones
     assert wrongly and all(now[cid] == "included" for cid in wrongly)  # the first rule's
 
 
-def test_a_forest_carries_its_training_randomness_in_every_interval(split):
+def test_a_forest_carries_its_training_randomness_in_every_interval(split, two_new):
     """A forest's value is spread over its trees' draws: the jackknife over groups of its
     trees measures it, even for a forest of one seed (whose interval had no seed spread), and
     a valuation recorded with the first rules replays as it was."""
     from mlops_assets.core.modeling.evaluation import vote_parts
     from mlops_assets.core.modeling.valuation import recompute
 
-    contributions = [
-        offer("a", "alice", new_flowers(per_class=10, seed=120), 1.0),
-        offer("b", "bob", new_flowers(per_class=10, seed=121), 2.0),
-    ]
-    dataset = integrate(split.train, contributions, split.benchmark, IRIS, seed=42)
+    dataset, model = two_new
     one_seed = TrainingSpec("random_forest", {"n_estimators": 20}, seed=42, seeds=1)
     for rules, spread in ((1, False), (2, True)):
         valuation = value_contributions(
@@ -483,14 +487,6 @@ def test_a_forest_carries_its_training_randomness_in_every_interval(split):
             policy=replace(POLICY, rules=rules),
         )
         assert all((v.standard_error > 0) == spread for v in valuation.values)
-    model = train_model(
-        dataset.frame,
-        IRIS,
-        estimator="random_forest",
-        hyperparameters={"n_estimators": 20},
-        seed=42,
-        seeds=3,
-    )
     x = split.benchmark[list(IRIS.feature_names)]
     parts = vote_parts(model, x, split.benchmark[IRIS.label], IRIS)
     assert len(parts) == 60  # every tree of the three forests
