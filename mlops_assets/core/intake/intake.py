@@ -216,7 +216,7 @@ def _intake(
             parsed = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0][0]
             report.rows_in = parsed + raw.malformed_rows
             report.records_in_file = raw.records_in_file
-            _summarise(db, task, report)
+            _summarise(db, task, report, policy)
         if label_hint := _label_hint(raw, declared, mapping, codes_problem, report):
             report.hints.append(label_hint)
         report.accepted, report.decision = decide(report, policy)
@@ -635,6 +635,13 @@ def _flag_codes(policy: IntakePolicy) -> tuple[int, str]:
     """(bit mask, comma-separated SQL expressions) of the flags that reject a row: what the
     duplicate checks and, by policy, the outlier check record in ``decided``'s ``flags``.
     Each expression is a reason code, or NULL when its bit is not set."""
+    found = _rejecting_flags(policy)
+    codes = ", ".join(f"CASE WHEN {FLAGS} & {bit} > 0 THEN '{code}' END" for bit, code in found)
+    return sum(bit for bit, _ in found), codes
+
+
+def _rejecting_flags(policy: IntakePolicy) -> list[tuple[int, str]]:
+    """(bit, reason code) of each flag in ``decided``'s ``flags`` that rejects a row."""
     found = [
         (REPEAT_FLAG, "duplicate_in_contribution"),
         (REFERENCE_FLAG, "duplicate_of_reference"),
@@ -643,8 +650,7 @@ def _flag_codes(policy: IntakePolicy) -> tuple[int, str]:
     ]
     if not policy.keep_outliers:
         found.append((OUTLIER_FLAG, OUTLIER))
-    codes = ", ".join(f"CASE WHEN {FLAGS} & {bit} > 0 THEN '{code}' END" for bit, code in found)
-    return sum(bit for bit, _ in found), codes
+    return found
 
 
 def _final_reasons(policy: IntakePolicy) -> tuple[str, str]:
@@ -667,7 +673,9 @@ def _placed(relation: str) -> tuple[str, str]:
     )
 
 
-def _summarise(db: "DuckDBPyConnection", task: TaskSchema, report: ContributionReport) -> None:
+def _summarise(
+    db: "DuckDBPyConnection", task: TaskSchema, report: ContributionReport, policy: IntakePolicy
+) -> None:
     means = "".join(f", avg({quote(f.name)}) AS m{i}" for i, f in enumerate(task.numeric_features))
     # One scan of the clean rows gives counts, outliers and the class means drift needs.
     db.execute(f"""
@@ -681,21 +689,39 @@ def _summarise(db: "DuckDBPyConnection", task: TaskSchema, report: ContributionR
     report.rows_clean = sum(report.class_counts.values())
     report.outliers = sum(outliers for *_, outliers in classes)
     report.rows_rejected = report.rows_in - report.rows_clean
-    report.rejection_reasons = dict(
-        db.execute(
-            f"SELECT reason, count(*) FROM (SELECT unnest({REASONS}) AS reason FROM {OUTCOME} "
-            "WHERE rejected) GROUP BY reason ORDER BY reason"
-        ).fetchall()
-    )
-    # Valid by value, duplicates included: what the quality score calls usable.
-    report.rows_usable = db.execute(
-        f"SELECT count(*) FROM {DECIDED} WHERE len({REASONS}) = 0"
-    ).fetchall()[0][0]
+    report.rejection_reasons, report.rows_usable = _reason_counts(db, policy)
     clean = report.rows_clean
     report.valid_share = round(clean / report.rows_in, 4) if report.rows_in else 0.0
     if clean and not report.missing_columns and task.numeric_features:
         report.drift = _drift(db, task)
     report.quality_score = quality_score(report, n_classes=len(task.classes))
+
+
+def _reason_counts(db: "DuckDBPyConnection", policy: IntakePolicy) -> tuple[dict[str, int], int]:
+    """How many rejected records carry each reason code (``outcome``'s reasons, counted), and
+    how many rows are valid by value (duplicates included: what the quality score calls
+    usable).
+
+    Counted without building each row's list of reasons: the validation's reasons of the
+    rows that have any, each flag that rejects a row by its bit, and the malformed records.
+    A file of millions of repeated rows would otherwise build and unnest a list a row."""
+    counts: dict[str, int] = {}
+    for reason, n in db.execute(
+        f"SELECT reason, count(*) FROM (SELECT unnest({REASONS}) AS reason FROM {DECIDED} "
+        f"WHERE len({REASONS}) > 0) GROUP BY reason"
+    ).fetchall():
+        counts[reason] = counts.get(reason, 0) + n
+    bits = _rejecting_flags(policy)
+    usable, *flagged = db.execute(
+        f"SELECT count(*) FILTER (WHERE len({REASONS}) = 0)"
+        + "".join(f", count(*) FILTER (WHERE {FLAGS} & {bit} > 0)" for bit, _ in bits)
+        + f" FROM {DECIDED}"
+    ).fetchall()[0]
+    (malformed,) = db.execute(f"SELECT count(*) FROM {MALFORMED}").fetchall()[0]
+    for (_, code), n in [*zip(bits, flagged, strict=True), (("", "malformed_row"), malformed)]:
+        if n:
+            counts[code] = counts.get(code, 0) + n
+    return dict(sorted(counts.items())), usable
 
 
 def _drift(db: "DuckDBPyConnection", task: TaskSchema) -> float:
