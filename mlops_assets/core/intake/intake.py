@@ -393,10 +393,14 @@ def _decide_rows(
         if task.class_codes:  # which integers the labels spell, to judge the file's codes
             carried[CODE_COLUMN] = label_codes.code_sql(quote(sources[task.label]), task)
         code = f"{CODE_COLUMN}, " if task.class_codes else ""
+        # A valid row repeats an earlier one until it is found to be the first of its cell
+        # (:func:`_judge_valid_rows` clears the bit of those few, not sets it for millions).
+        repeat = REPEAT_FLAG if task.drops_duplicates else 0
         select = f"""
             SELECT {", ".join(quote(c) for c in task.columns)}, {code}{REASONS},
-                CASE WHEN NOT {rejected} AND {_outlier_sql(db, task)} THEN {OUTLIER_FLAG}
-                ELSE 0 END::UTINYINT AS {FLAGS},
+                CASE WHEN {rejected} THEN 0
+                WHEN {_outlier_sql(db, task)} THEN {OUTLIER_FLAG | repeat}
+                ELSE {repeat} END::UTINYINT AS {FLAGS},
                 CASE WHEN NOT {rejected} THEN hash({cells}) END AS {FEATURE_HASH},
                 {kept_texts} AS {TEXTS}
             FROM ({_validated(raw, task, sources, carried)})
@@ -508,16 +512,10 @@ def _judge_valid_rows(db: "DuckDBPyConnection", task: TaskSchema, known: KnownRo
 
     found = []  # (flag, SELECT of the ids of first rows it applies to)
     if task.drops_duplicates:
-        # A row after the first of its cell repeats it, and nothing else is said of it. In
-        # slices of the file: an UPDATE holds its changes in memory (millions of rows here).
-        (rows,) = db.execute(f"SELECT count(*) FROM {DECIDED}").fetchall()[0]
-        for start in range(0, rows, UPDATE_BATCH_ROWS):
-            db.execute(f"""
-                UPDATE {DECIDED} SET {FLAGS} = {FLAGS} | {REPEAT_FLAG}
-                WHERE rowid >= {start} AND rowid < {start + UPDATE_BATCH_ROWS}
-                    AND {FEATURE_HASH} IS NOT NULL
-                    AND rowid NOT IN (SELECT row_id FROM cell_firsts)
-            """).fetchall()
+        # A row after the first of its cell repeats it, and nothing else is said of it: every
+        # valid row came out of _decide_rows flagged as a repeat, and only the first rows of
+        # the cells are judged again below (their flag cleared, then set as found here).
+        found.append((0, "SELECT row_id FROM cell_firsts"))
         # Of two first rows that match, the later one repeats the earlier.
         pairs = near_pairs_sql(
             task,
@@ -549,12 +547,13 @@ def _judge_valid_rows(db: "DuckDBPyConnection", task: TaskSchema, known: KnownRo
         CREATE OR REPLACE TEMP TABLE judged AS
         SELECT row_id, bit_or(flag)::UTINYINT AS found FROM ({union}) GROUP BY row_id
     """).fetchall()
-    # The first rows flagged, in slices of the file: an UPDATE holds its join in memory too.
+    # The first rows judged, in slices of the file: an UPDATE holds its join in memory.
     flagged, last = db.execute("SELECT count(*), max(row_id) FROM judged").fetchall()[0]
     stride = (last or 0) // max(1, flagged // UPDATE_BATCH_ROWS) + 1
+    kept = 0xFF & ~REPEAT_FLAG if task.drops_duplicates else 0xFF
     for start in range(0, (last or 0) + 1, stride):
         db.execute(f"""
-            UPDATE {DECIDED} SET {FLAGS} = {FLAGS} | j.found
+            UPDATE {DECIDED} SET {FLAGS} = ({FLAGS} & {kept}) | j.found
             FROM (SELECT * FROM judged WHERE row_id >= {start} AND row_id < {start + stride}) AS j
             WHERE {DECIDED}.rowid = j.row_id
         """).fetchall()
