@@ -326,7 +326,9 @@ def _scan_pii(db: "DuckDBPyConnection", columns: list[str]) -> tuple[dict[str, i
                 for kind in kinds
             )
             + f" FROM (SELECT v, n, regexp_full_match(v, '{pii.PLAIN_NUMBER}') AS plain FROM "
-            f"(SELECT trim({_text_sql(i)}) AS v, count(*) AS n FROM {DECIDED} GROUP BY v))"
+            f"(SELECT trim({_text_sql(i)}) AS v, count(*) AS n FROM {DECIDED} "
+            # No text kept (a valid row's mapped value): nothing to count, so not grouped.
+            f"WHERE {_text_sql(i)} IS NOT NULL GROUP BY v))"
         ).fetchall()[0]
         # A column named like personal data counts every filled value as that kind.
         for kind in pii.kinds_by_column_name(normalise_column_name(column)):
