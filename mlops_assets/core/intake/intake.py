@@ -69,9 +69,9 @@ OUTCOME = "outcome"  # every record with its position and final reasons
 PARSED = "parsed_outcome"  # the parsed records (not the malformed ones), in file order
 SHIFTS = "malformed_shifts"
 RANK = "rank"  # a parsed record's place among the parsed records
-# Columns of ``decided``: bits of what was found about a valid row, the hash of its cell at
-# the task's resolution (NULL for a rejected row), the texts kept for the personal-data scan.
-FLAGS, FEATURE_HASH, TEXTS = "flags", "feature_hash", "texts"
+# Columns of ``decided``: bits of what was found about a valid row, the texts kept for the
+# personal-data scan.
+FLAGS, TEXTS = "flags", "texts"
 OUTLIER_FLAG, REPEAT_FLAG, REFERENCE_FLAG, EARLIER_FLAG, BENCHMARK_FLAG = 1, 2, 4, 8, 16
 BENCHMARK_ROW = "benchmark_row"
 UPDATE_BATCH_ROWS = 1_000_000
@@ -192,15 +192,15 @@ def _intake(
         mapping = map_columns([c for c in raw.columns if c not in named_pii], task)
         declared = task
         with _timed(timings, "validate"):
-            _decide_rows(raw, task, mapping, known.matching)
-            task, codes_problem = _task_for_codes(raw, task, mapping, known.matching)
+            _decide_rows(raw, task, mapping)
+            task, codes_problem = _task_for_codes(raw, task, mapping)
         with _timed(timings, "personal_data"):
             report.pii_found, pii_columns = _scan_pii(db, raw.columns)
         if any(column in mapping for column in pii_columns):
             # Personal data inside a mapped column: the column is dropped like any other.
             mapping = map_columns([c for c in raw.columns if c not in pii_columns], task)
             with _timed(timings, "validate"):
-                _decide_rows(raw, task, mapping, known.matching)
+                _decide_rows(raw, task, mapping)
         # Column names are the contributor's: shown and stored shortened and made safe.
         shown = shown_names(raw.columns)
         report.column_mapping = {shown[c]: target for c, target in mapping.items()}
@@ -230,7 +230,7 @@ def _intake(
 
 
 def _task_for_codes(
-    raw: RawContribution, task: TaskSchema, mapping: dict[str, str], matching: RowMatching
+    raw: RawContribution, task: TaskSchema, mapping: dict[str, str]
 ) -> tuple[TaskSchema, str | None]:
     """The task to judge the file by: as declared, or, when the file's integer labels cannot
     be read with the declared class codes beyond doubt, without them (the rows decided again,
@@ -241,7 +241,7 @@ def _task_for_codes(
     if problem is None:
         return task, None
     task = dataclasses.replace(task, class_codes={})
-    _decide_rows(raw, task, mapping, matching)
+    _decide_rows(raw, task, mapping)
     return task, problem
 
 
@@ -355,17 +355,13 @@ def _luhn_confirmed(db: "DuckDBPyConnection", index: int) -> int:
     return sum(count for value, count in candidates if pii.luhn_valid(value))
 
 
-def _decide_rows(
-    raw: RawContribution, task: TaskSchema, mapping: dict[str, str], matching: RowMatching
-) -> None:
+def _decide_rows(raw: RawContribution, task: TaskSchema, mapping: dict[str, str]) -> None:
     """Create the table ``decided`` in one scan of the file: a row per input row, in file
     order (its ``rowid`` is the row's index), with the typed task columns, validation
-    ``reasons``, ``flags`` (outlier, then the judgement of valid rows), a hash of the row's
-    cell at the task's resolution for the duplicate checks, and, for the personal-data scan,
-    the texts of every
-    value that could hold any: every value of an unmapped column, every value of a row
-    rejected by validation. A valid row's mapped values are numbers in range and a known
-    label, which no personal-data pattern matches."""
+    ``reasons``, ``flags`` (outlier, then the judgement of valid rows) and, for the
+    personal-data scan, the texts of every value that could hold any: every value of an
+    unmapped column, every value of a row rejected by validation. A valid row's mapped values
+    are numbers in range and a known label, which no personal-data pattern matches."""
     db = raw.connection
     sources = {target: source for source, target in mapping.items()}
     missing = [c for c in task.columns if c not in sources]
@@ -374,7 +370,7 @@ def _decide_rows(
         reason = "missing_columns:" + ",".join(missing)
         select = (
             f"SELECT {_typed_nulls(task)}, ['{reason}'] AS {REASONS}, "
-            f"0::UTINYINT AS {FLAGS}, NULL::UBIGINT AS {FEATURE_HASH}, "
+            f"0::UTINYINT AS {FLAGS}, "
             f"[{', '.join(texts)}] AS {TEXTS} FROM {RAW}"
         )
     else:
@@ -391,7 +387,6 @@ def _decide_rows(
                 )
                 + "]"
             )
-        cells = ", ".join(same_cells_sql(task, matching))
         if task.class_codes:  # which integers the labels spell, to judge the file's codes
             carried[CODE_COLUMN] = label_codes.code_sql(quote(sources[task.label]), task)
         code = f"{CODE_COLUMN}, " if task.class_codes else ""
@@ -403,7 +398,6 @@ def _decide_rows(
                 CASE WHEN {rejected} THEN 0
                 WHEN {_outlier_sql(db, task)} THEN {OUTLIER_FLAG | repeat}
                 ELSE {repeat} END::UTINYINT AS {FLAGS},
-                CASE WHEN NOT {rejected} THEN hash({cells}) END AS {FEATURE_HASH},
                 {kept_texts} AS {TEXTS}
             FROM ({_validated(raw, task, sources, carried)})
         """
@@ -499,12 +493,14 @@ def _judge_valid_rows(db: "DuckDBPyConnection", task: TaskSchema, known: KnownRo
     rows are observations (``duplicates = "keep"``) only refuses copies of the benchmark."""
     label = quote(task.label)
     columns = ", ".join(quote(c) for c in task.columns)
+    # The cell's hash from the typed values here, not stored a row in decided (cheaper).
+    cells = ", ".join(same_cells_sql(task, known.matching))
     db.execute(f"""
         CREATE OR REPLACE TEMP TABLE cell_firsts AS
         SELECT rowid AS row_id, {columns} FROM {DECIDED}
         WHERE rowid IN (
-            SELECT min(rowid) FROM {DECIDED} WHERE {FEATURE_HASH} IS NOT NULL
-            GROUP BY hash({FEATURE_HASH}, {label})
+            SELECT min(rowid) FROM {DECIDED} WHERE len({REASONS}) = 0
+            GROUP BY hash(hash({cells}), {label})
         )
     """).fetchall()
     (first_rows,) = db.execute("SELECT count(*) FROM cell_firsts").fetchall()[0]
