@@ -765,6 +765,12 @@ def _write_outputs(
     # seconds), and nothing is joined or sorted after it, so the rows stay in file order.
     mask, codes = _flag_codes(policy)
     position, source = (f"p.{RANK}", "p") if not shifted else _placed("p")
+    # A row rejected for one flag alone (a repeat, in a file of millions) is given its code
+    # as it is, not a string joined from parts a row.
+    single = "CASE " + " ".join(
+        f"WHEN p.__invalid IS NULL AND {FLAGS} & {mask} = {bit} THEN {literal(code)}"
+        for bit, code in _rejecting_flags(policy)
+    )
     # The kept columns' original values, under their shown names.
     originals = "".join(f", p.{quote(c)} AS {quote(name)}" for c, name in kept_columns.items())
     malformed = f"""
@@ -784,7 +790,7 @@ def _write_outputs(
                 {"" if any_rejected else "LIMIT 0"}
             )
             SELECT {position} AS {ROW_INDEX}{originals},
-                concat_ws(';', p.__invalid, {codes}) AS {REASON_COLUMN},
+                {single} ELSE concat_ws(';', p.__invalid, {codes}) END AS {REASON_COLUMN},
                 NULL::BIGINT AS line_number, NULL::VARCHAR AS original_text
             FROM {source}
             {malformed if shifted else ""}
