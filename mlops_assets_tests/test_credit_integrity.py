@@ -502,6 +502,33 @@ def test_a_forest_carries_its_training_randomness_in_every_interval(split, two_n
     assert recompute(recorded, dataset.frame, split.benchmark, IRIS).values == old.values
 
 
+def test_the_gate_carries_a_forests_training_randomness_like_the_values(split, two_new):
+    """The gate's delta of a forest is widened by the same jackknife over groups of its
+    trees as a contribution's value, and its test still says what its interval says."""
+    from mlops_assets.core.modeling.scoring import delta_intervals
+
+    _, forest = two_new
+    baseline = train_model(
+        split.train, IRIS, estimator="logistic_regression", hyperparameters={}, seed=42
+    )
+    candidate = evaluate(forest, split.benchmark, IRIS)
+    assert len(candidate.left_out) == 10  # 60 trees left out in ten groups
+    champion = evaluate(baseline, split.benchmark, IRIS)
+    assert champion.left_out == []  # one deterministic model: nothing to leave out
+    widened = delta_intervals(candidate, champion, seed=7)
+    bootstrap_only = delta_intervals(replace(candidate, left_out=[]), champion, seed=7)
+    for metric, shown in widened.items():
+        plain = bootstrap_only[metric]
+        assert shown.delta == plain.delta
+        assert shown.high - shown.low >= plain.high - plain.low
+        assert (shown.p_value < 0.05) == (shown.low > 0 or shown.high < 0)
+    log_loss = widened["log_loss"]
+    assert (
+        log_loss.high - log_loss.low
+        > bootstrap_only["log_loss"].high - bootstrap_only["log_loss"].low
+    )
+
+
 @pytest.mark.parametrize("earlier_count", [20, 3000], ids=["few-earlier-rows", "many"])
 def test_the_intake_flags_what_a_row_by_row_reading_of_the_rule_flags(
     split, tmp_path, earlier_count

@@ -132,8 +132,10 @@ class Evaluation:
     report: str = field(repr=False)
     n_rows: int
     predictions: Predictions = field(repr=False)
-    # Each training seed's model's predictions, when the model averages several.
-    members: list[Predictions] = field(default_factory=list, repr=False)
+    # When the model averages parts that differ only by their random draws (a forest's trees,
+    # or seeds' models): its predictions with each group of parts left out in turn, what the
+    # jackknife estimates the spread over training seeds from (``scoring.left_out_votes``).
+    left_out: list[Predictions] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +151,8 @@ def evaluate(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Evaluatio
     Brier score (mean over rows of the squared distance between the predicted probabilities
     and the one-hot truth, 0 to 2) and the confusion matrix of ``model`` on ``benchmark``."""
     from sklearn import metrics as skm
+
+    from mlops_assets.core.modeling.scoring import left_out_votes
 
     predictions = predict(model, benchmark, task)
     labels = list(task.classes)
@@ -179,8 +183,8 @@ def evaluate(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Evaluatio
         report=skm.classification_report(y_true, y_pred, labels=labels, digits=4, zero_division=0),
         n_rows=len(benchmark),
         predictions=predictions,
-        members=member_predictions(
-            model, benchmark[task.feature_names], benchmark[task.label], task
+        left_out=left_out_votes(
+            vote_parts(model, benchmark[task.feature_names], benchmark[task.label], task)
         ),
     )
 
