@@ -57,13 +57,13 @@ def build_estimator(
     scaled = name == "logistic_regression"  # the only one that needs comparable scales
     seeded = training_seeds(name, seed, seeds)
     voters = [(f"seed{s}", _classifier(name, hyperparameters, s)) for s in seeded]
-    weights = [1.0] * len(voters)
+    weights = None  # equal
     if name == "random_forest" and prior_trees:
         from sklearn.dummy import DummyClassifier
 
         # Each forest's vote is the mean of its trees: the prior weighs as many trees.
+        weights = [1.0] * len(voters) + [prior_trees / voters[0][1].n_estimators]
         voters.append(("prior", DummyClassifier(strategy="prior")))
-        weights.append(prior_trees / voters[0][1].n_estimators)
     classifier = (
         VotingClassifier(voters, voting="soft", weights=weights)
         if len(voters) > 1
