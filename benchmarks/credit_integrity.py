@@ -403,9 +403,9 @@ def coverage_section(trials: int) -> list[str]:
         "| estimator | intervals | covering the pool's value | mean width |",
         "|---|---:|---:|---:|",
     ]
-    # The forest again on the Brier score: log loss is unbounded per row, and a forest puts
-    # probability exactly 0 on some rows (a loss of 36 there, clipped), rows that a 45-row
-    # benchmark mostly does not hold; a bounded metric shows what the intervals do without.
+    # The forest again on the Brier score, a bounded metric: log loss is unbounded per row,
+    # and a forest without its prior tree (before rules 3) put probability exactly 0 on some
+    # rows (a loss of 36 there, clipped), rows that a 45-row benchmark mostly does not hold.
     estimators = [
         ("logistic regression", LR, 1, "log_loss", trials),
         ("random forest", RANDOM_FOREST, 10, "log_loss", trials),

@@ -316,7 +316,10 @@ def test_a_random_forest_is_valued_over_several_training_seeds(split, two_new):
     assert valuation.training_seeds == [42, 43, 44]
     assert "averaged over 3 training seeds" in valuation.markdown()
     assert all(v.standard_error > 0 for v in valuation.values)  # the seeds' spread
-    assert [m.random_state for m in model.estimators_] == [42, 43, 44]
+    *forests, prior = model.estimators_
+    assert [m.random_state for m in forests] == [42, 43, 44]
+    assert prior.strategy == "prior"  # one more tree's vote: the class shares
+    assert model.predict_proba(split.benchmark[list(IRIS.feature_names)]).min() > 0
     logistic = TrainingSpec("logistic_regression", {}, seed=42, seeds=3)
     assert logistic.training_seeds == (42,)  # no randomness: one seed is the model
     assert logistic.fingerprint("x" * 64, IRIS) == TrainingSpec(
@@ -471,7 +474,7 @@ def test_a_clean_contribution_leaning_below_zero_is_not_left_out_with_noisy_ones
 def test_a_forest_carries_its_training_randomness_in_every_interval(split, two_new):
     """A forest's value is spread over its trees' draws: the jackknife over groups of its
     trees measures it, even for a forest of one seed (whose interval had no seed spread), and
-    a valuation recorded with the first rules replays as it was."""
+    a valuation recorded with earlier rules replays as it was."""
     from mlops_assets.core.modeling.evaluation import vote_parts
     from mlops_assets.core.modeling.valuation import recompute
 
@@ -494,12 +497,49 @@ def test_a_forest_carries_its_training_randomness_in_every_interval(split, two_n
     order = [list(model.classes_).index(c) for c in IRIS.classes]
     assert np.allclose(mean, model.predict_proba(x)[:, order])
     three = TrainingSpec("random_forest", {"n_estimators": 20}, seed=42, seeds=3)
-    old = value_contributions(
-        dataset.frame, split.benchmark, IRIS, spec=three, known=[], policy=replace(POLICY, rules=1)
+    replayed = {}
+    for rules in (1, 2, 3):  # before rules 3, forests without their prior tree
+        old = value_contributions(
+            dataset.frame,
+            split.benchmark,
+            IRIS,
+            spec=three,
+            known=[],
+            policy=replace(POLICY, rules=rules),
+        )
+        recorded = old.to_dict()
+        if rules == 1:
+            del recorded["policy"]["rules"]  # as recorded before the rules had a number
+        assert recompute(recorded, dataset.frame, split.benchmark, IRIS).values == old.values
+        replayed[rules] = [v.value for v in old.values]
+    assert replayed[2] != replayed[3]  # the prior tree changes what a forest says
+
+
+def test_the_gate_carries_a_forests_training_randomness_like_the_values(split, two_new):
+    """The gate's delta of a forest is widened by the same jackknife over groups of its
+    trees as a contribution's value, and its test still says what its interval says."""
+    from mlops_assets.core.modeling.scoring import delta_intervals
+
+    _, forest = two_new
+    baseline = train_model(
+        split.train, IRIS, estimator="logistic_regression", hyperparameters={}, seed=42
     )
-    recorded = old.to_dict()
-    del recorded["policy"]["rules"]  # as recorded before the rules had a number
-    assert recompute(recorded, dataset.frame, split.benchmark, IRIS).values == old.values
+    candidate = evaluate(forest, split.benchmark, IRIS)
+    assert len(candidate.left_out) == 10  # 60 trees left out in ten groups
+    champion = evaluate(baseline, split.benchmark, IRIS)
+    assert champion.left_out == []  # one deterministic model: nothing to leave out
+    widened = delta_intervals(candidate, champion, seed=7)
+    bootstrap_only = delta_intervals(replace(candidate, left_out=[]), champion, seed=7)
+    for metric, shown in widened.items():
+        plain = bootstrap_only[metric]
+        assert shown.delta == plain.delta
+        assert shown.high - shown.low >= plain.high - plain.low
+        assert (shown.p_value < 0.05) == (shown.low > 0 or shown.high < 0)
+    log_loss = widened["log_loss"]
+    assert (
+        log_loss.high - log_loss.low
+        > bootstrap_only["log_loss"].high - bootstrap_only["log_loss"].low
+    )
 
 
 @pytest.mark.parametrize("earlier_count", [20, 3000], ids=["few-earlier-rows", "many"])

@@ -62,7 +62,8 @@ def predict_on(model: Any, x: Any, labels: Any, task: TaskSchema) -> Predictions
 def member_predictions(model: Any, x: Any, labels: Any, task: TaskSchema) -> list[Predictions]:
     """The predictions of each seed's model when ``model`` averages several (a soft-voting
     ensemble, perhaps after a preparing step): what the spread over training seeds is
-    measured on. Empty for a model of one seed."""
+    measured on by valuations of rules 1, whose models have no prior tree. Empty for a model
+    of one seed."""
     from sklearn.ensemble import VotingClassifier
 
     voting = model.steps[-1][1] if hasattr(model, "steps") else model
@@ -86,38 +87,51 @@ def vote_parts(model: Any, x: Any, labels: Any, task: TaskSchema) -> list[Predic
     is its trees' mean; a soft vote of forests of one size, every tree's), else each seed's
     model of a soft vote. Empty for a model of one draw. The spread over training seeds is
     estimated from these (``scoring.left_out_votes``): a forest's trees give many more
-    independent draws than its three seeds."""
+    independent draws than its three seeds. A vote's fixed prior (``training``'s
+    ``FOREST_PRIOR_TREES``) is no draw: it is shared out over the parts, so that their mean is
+    still the model's probability and no part, nor any group of them, says 0."""
+    from sklearn.dummy import DummyClassifier
     from sklearn.ensemble import RandomForestClassifier, VotingClassifier
 
     final = model.steps[-1][1] if hasattr(model, "steps") else model
     prepared = model[:-1].transform(x) if hasattr(model, "steps") else x
-    if isinstance(final, VotingClassifier):
-        members, classes = list(final.estimators_), final.le_.classes_
-    elif isinstance(final, RandomForestClassifier):
-        members, classes = [final], final.classes_
-    else:
+    if not isinstance(final, (VotingClassifier, RandomForestClassifier)):
         return []
+    voting = isinstance(final, VotingClassifier)
+    members = list(final.estimators_) if voting else [final]
+    classes = final.le_.classes_ if voting else final.classes_
+    weights = np.ones(len(members)) if not voting or final.weights is None else final.weights
+    drawn = [m for m in members if not isinstance(m, DummyClassifier)]
+    prior = [
+        (m, w) for m, w in zip(members, weights, strict=True) if isinstance(m, DummyClassifier)
+    ]
     index = {name: i for i, name in enumerate(task.classes)}
     true = np.fromiter((index.get(str(v), -1) for v in labels), dtype=np.int64)
     order = [list(map(str, classes)).index(name) for name in task.classes]
-    sizes = {len(m.estimators_) for m in members if isinstance(m, RandomForestClassifier)}
-    forests = len(sizes) == 1 and all(isinstance(m, RandomForestClassifier) for m in members)
+    sizes = {len(m.estimators_) for m in drawn if isinstance(m, RandomForestClassifier)}
+    forests = len(sizes) == 1 and all(isinstance(m, RandomForestClassifier) for m in drawn)
     if forests:
         dense = prepared.toarray() if hasattr(prepared, "toarray") else prepared
         # What a forest gives its trees, checked once here rather than by each of 150 trees.
         features = np.ascontiguousarray(dense, dtype=np.float32)
         parts = [
-            tree.predict_proba(features, check_input=False)
-            for m in members
-            for tree in m.estimators_
+            tree.predict_proba(features, check_input=False) for m in drawn for tree in m.estimators_
         ]
-    elif len(members) > 1:
-        parts = [np.asarray(m.predict_proba(prepared)) for m in members]
+        part_weight = 1.0 / sizes.pop()  # a tree's weight in its forest's vote of weight 1
+    elif len(drawn) > 1:
+        parts = [np.asarray(m.predict_proba(prepared)) for m in drawn]
+        part_weight = 1.0
     else:
         return []
+    parts = [np.asarray(p, dtype=float) for p in parts]
+    if prior:  # the model is (sum of weighted parts + weighted prior) / (sum of weights)
+        n = len(parts)
+        extra = sum(w * np.asarray(m.predict_proba(prepared), dtype=float) for m, w in prior)
+        weight = sum(w for _, w in prior)
+        parts = [(part_weight * p + extra / n) / (part_weight + weight / n) for p in parts]
     result = []
     for proba in parts:
-        proba = np.asarray(proba)[:, order]
+        proba = proba[:, order]
         result.append(Predictions(true, proba.argmax(axis=1), proba))
     return result
 
@@ -132,8 +146,10 @@ class Evaluation:
     report: str = field(repr=False)
     n_rows: int
     predictions: Predictions = field(repr=False)
-    # Each training seed's model's predictions, when the model averages several.
-    members: list[Predictions] = field(default_factory=list, repr=False)
+    # When the model averages parts that differ only by their random draws (a forest's trees,
+    # or seeds' models): its predictions with each group of parts left out in turn, what the
+    # jackknife estimates the spread over training seeds from (``scoring.left_out_votes``).
+    left_out: list[Predictions] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +165,8 @@ def evaluate(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Evaluatio
     Brier score (mean over rows of the squared distance between the predicted probabilities
     and the one-hot truth, 0 to 2) and the confusion matrix of ``model`` on ``benchmark``."""
     from sklearn import metrics as skm
+
+    from mlops_assets.core.modeling.scoring import left_out_votes
 
     predictions = predict(model, benchmark, task)
     labels = list(task.classes)
@@ -179,8 +197,8 @@ def evaluate(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Evaluatio
         report=skm.classification_report(y_true, y_pred, labels=labels, digits=4, zero_division=0),
         n_rows=len(benchmark),
         predictions=predictions,
-        members=member_predictions(
-            model, benchmark[task.feature_names], benchmark[task.label], task
+        left_out=left_out_votes(
+            vote_parts(model, benchmark[task.feature_names], benchmark[task.label], task)
         ),
     )
 

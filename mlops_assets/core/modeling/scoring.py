@@ -210,24 +210,21 @@ def delta_intervals(
     metric's own direction: a log-loss delta below 0 is an improvement), at ``confidence``,
     with the two-sided p-value that agrees with them.
 
-    When the candidate averages models of several training seeds (an estimator with
-    randomness: ``candidate.members``), the spread of their deltas, divided by the square
-    root of their number, widens each interval: other seeds would have given another
-    candidate."""
+    When the candidate averages parts that differ only by their random draws (a forest's
+    trees, seeds' models: ``candidate.left_out``), the jackknife's standard error of the
+    delta over those draws widens each interval, with Student's t quantiles of its degrees of
+    freedom: other seeds would have given another candidate. The same estimate as a
+    contribution's value (``valuation``), so the gate and the values agree."""
     counts = bootstrap_counts(candidate.n_rows, resamples=resamples, seed=seed)
     result = {}
     for metric in metrics:
         baseline_scores = weighted_scores(baseline.predictions, counts, metric)
         gain = weighted_scores(candidate.predictions, counts, metric) - baseline_scores
         sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-        spread = 0.0
-        if len(candidate.members) > 1:
-            member_gains = [
-                weighted_scores(m, counts[:1], metric)[0] - baseline_scores[0]
-                for m in candidate.members
-            ]
-            spread = float(np.std(member_gains, ddof=1) / math.sqrt(len(member_gains)))
-        samples = with_spread(sign * gain[1:], spread, seed=seed)
+        # The baseline is fixed: the spread of the left-out candidates' scores is the delta's.
+        left_out = np.array([weighted_scores(m, counts[:1], metric)[0] for m in candidate.left_out])
+        spread = jackknife_error(left_out)
+        samples = with_spread(sign * gain[1:], spread, seed=seed, dof=max(len(left_out) - 1, 1))
         low, high = interval(samples, confidence)
         result[metric] = DeltaInterval(
             delta=round(float(sign * gain[0]), 6) + 0.0,

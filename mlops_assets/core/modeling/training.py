@@ -16,6 +16,12 @@ from mlops_assets.task import ESTIMATORS, TaskSchema
 # trained with several seeds and their probabilities averaged (``build_estimator``).
 RANDOM_ESTIMATORS = frozenset({"random_forest", "gradient_boosting"})
 
+# A forest's probability is its trees' vote share: a class no tree voted for gets exactly 0,
+# which costs one row a log loss of 36 (at the clip) -- a certainty a few hundred trees cannot
+# have. A forest model therefore counts this many more trees, voting the training data's class
+# shares (``build_estimator``): no probability is below share / (trees + 1).
+FOREST_PRIOR_TREES = 1
+
 
 def training_seeds(name: str, seed: int, seeds: int) -> tuple[int, ...]:
     """The seeds a model of estimator ``name`` is trained with: ``seeds`` consecutive ones
@@ -24,7 +30,13 @@ def training_seeds(name: str, seed: int, seeds: int) -> tuple[int, ...]:
 
 
 def build_estimator(
-    name: str, hyperparameters: dict[str, Any], seed: int, task: TaskSchema, seeds: int = 1
+    name: str,
+    hyperparameters: dict[str, Any],
+    seed: int,
+    task: TaskSchema,
+    seeds: int = 1,
+    *,
+    prior_trees: int = FOREST_PRIOR_TREES,
 ) -> Any:
     """A fresh, unfitted estimator ``name`` with ``hyperparameters`` and a fixed seed, for
     ``task``'s raw feature columns.
@@ -32,6 +44,8 @@ def build_estimator(
     An estimator with randomness trained with several ``seeds`` is a soft-voting ensemble of
     one model per seed (:func:`training_seeds`): its probabilities are their average, so the
     model, its benchmark scores and every value computed from them depend less on the draw.
+    A random forest's vote also counts ``prior_trees`` trees voting the class shares
+    (:data:`FOREST_PRIOR_TREES`; 0 builds forests as before issue 26's third step).
     A task with categorical features or imputed values gets a ``Pipeline`` that prepares the
     columns first (:func:`column_preparation`), so the model takes raw values: strings for
     categories, NaN or None where a value is missing.
@@ -42,12 +56,18 @@ def build_estimator(
 
     scaled = name == "logistic_regression"  # the only one that needs comparable scales
     seeded = training_seeds(name, seed, seeds)
+    voters = [(f"seed{s}", _classifier(name, hyperparameters, s)) for s in seeded]
+    weights = None  # equal
+    if name == "random_forest" and prior_trees:
+        from sklearn.dummy import DummyClassifier
+
+        # Each forest's vote is the mean of its trees: the prior weighs as many trees.
+        weights = [1.0] * len(voters) + [prior_trees / voters[0][1].n_estimators]
+        voters.append(("prior", DummyClassifier(strategy="prior")))
     classifier = (
-        VotingClassifier(
-            [(f"seed{s}", _classifier(name, hyperparameters, s)) for s in seeded], voting="soft"
-        )
-        if len(seeded) > 1
-        else _classifier(name, hyperparameters, seed)
+        VotingClassifier(voters, voting="soft", weights=weights)
+        if len(voters) > 1
+        else voters[0][1]
     )
     if task.needs_preparation:
         step = type(classifier).__name__.lower()
@@ -176,6 +196,8 @@ class TrainingSpec:
         recipe = asdict(self)
         if len(self.training_seeds) == 1:
             del recipe["seeds"]
+        if self.estimator == "random_forest":  # a forest built since issue 26's third step
+            recipe["prior_trees"] = FOREST_PRIOR_TREES
         return recipe
 
     def fingerprint(self, data_sha256: str, task: TaskSchema) -> str:

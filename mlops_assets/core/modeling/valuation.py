@@ -75,7 +75,13 @@ from mlops_assets.core.modeling.scoring import (
     weighted_scores,
     with_spread,
 )
-from mlops_assets.core.modeling.training import TrainingSpec, build_estimator, fit, model_input
+from mlops_assets.core.modeling.training import (
+    FOREST_PRIOR_TREES,
+    TrainingSpec,
+    build_estimator,
+    fit,
+    model_input,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,8 +132,9 @@ class ValuationPolicy:
     # 1 (before issue 26's second step): the seeds' spread from each seed's model alone, with a
     # normal quantile, and a harmful group leaves out every member. 2: the jackknife's spread
     # over groups of the averaged model's parts, with Student's t (``_Game.seed_spread``), and
-    # a member unlike its group is judged alone (``_unlike``).
-    rules: int = 2
+    # a member unlike its group is judged alone (``_unlike``). 3: a random forest's vote also
+    # counts its prior tree (``training.FOREST_PRIOR_TREES``), as the models the pipeline trains.
+    rules: int = 3
 
 
 @dataclass(frozen=True)
@@ -604,7 +611,12 @@ class _Game:
             spec = self.spec
             model = fit(
                 build_estimator(
-                    spec.estimator, spec.hyperparameters, spec.seed, self.task, spec.seeds
+                    spec.estimator,
+                    spec.hyperparameters,
+                    spec.seed,
+                    self.task,
+                    spec.seeds,
+                    prior_trees=FOREST_PRIOR_TREES if self.rules >= 3 else 0,
                 ),
                 self.x[member],
                 self.y[member],
