@@ -58,7 +58,10 @@ def trial(iris: pd.DataFrame, seed: int, estimator: str, hyperparameters: dict) 
             "strict": {
                 m: intervals[m].p_value < 1 and _better(m, intervals[m].delta) for m in METRICS
             },
-            "bootstrap": {m: intervals[m].p_value < 0.05 for m in METRICS},
+            # As the gate decides: significant (two-sided) and in the better direction.
+            "bootstrap": {
+                m: intervals[m].p_value < 0.05 and _better(m, intervals[m].delta) for m in METRICS
+            },
             "mcnemar": mcnemar < 0.05 and intervals["accuracy"].delta > 0,
         }
     return outcome

@@ -86,7 +86,7 @@ def vote_parts(model: Any, x: Any, labels: Any, task: TaskSchema) -> list[Predic
     differ only by their random draws: each tree of a random forest (a forest's probability
     is its trees' mean; a soft vote of forests of one size, every tree's), else each seed's
     model of a soft vote. Empty for a model of one draw. The spread over training seeds is
-    estimated from these (``scoring.left_out_votes``): a forest's trees give many more
+    estimated from these (:func:`left_out_votes`): a forest's trees give many more
     independent draws than its three seeds. A vote's fixed prior (``training``'s
     ``FOREST_PRIOR_TREES``) is no draw: it is shared out over the parts, so that their mean is
     still the model's probability and no part, nor any group of them, says 0."""
@@ -136,6 +136,32 @@ def vote_parts(model: Any, x: Any, labels: Any, task: TaskSchema) -> list[Predic
     return result
 
 
+# The parts of an averaged model (:func:`vote_parts`) are left out in this many groups
+# for the jackknife: enough degrees of freedom for the spread to be estimated (three seeds
+# give two, where a 95 % bound needs 4.3 standard errors), few enough to score cheaply.
+JACKKNIFE_GROUPS = 10
+
+
+def left_out_votes(parts: list[Predictions], groups: int = JACKKNIFE_GROUPS) -> list[Predictions]:
+    """The model averaging ``parts`` (their probabilities' mean) with each of ``groups``
+    groups of them left out in turn (part j in group j mod ``groups``; every part its own
+    group when fewer). Their spread is the jackknife's estimate of how the average varies with
+    the random draws (``scoring.jackknife_error``); one part's own spread would be another,
+    noisier model's (a forest of fewer trees puts probability 0 on rows the average does not)."""
+    if len(parts) < 2:
+        return []
+    count = min(groups, len(parts))
+    probabilities = np.asarray([p.probabilities for p in parts])
+    total = probabilities.sum(axis=0)
+    true = parts[0].true_index
+    votes = []
+    for g in range(count):
+        left = probabilities[g::count]
+        proba = (total - left.sum(axis=0)) / (len(parts) - len(left))
+        votes.append(Predictions(true, proba.argmax(axis=1), proba))
+    return votes
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Benchmark scores of one model: flat metrics, confusion matrix and a text report."""
@@ -148,7 +174,7 @@ class Evaluation:
     predictions: Predictions = field(repr=False)
     # When the model averages parts that differ only by their random draws (a forest's trees,
     # or seeds' models): its predictions with each group of parts left out in turn, what the
-    # jackknife estimates the spread over training seeds from (``scoring.left_out_votes``).
+    # jackknife estimates the spread over training seeds from (:func:`left_out_votes`).
     left_out: list[Predictions] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,8 +191,6 @@ def evaluate(model: Any, benchmark: pd.DataFrame, task: TaskSchema) -> Evaluatio
     Brier score (mean over rows of the squared distance between the predicted probabilities
     and the one-hot truth, 0 to 2) and the confusion matrix of ``model`` on ``benchmark``."""
     from sklearn import metrics as skm
-
-    from mlops_assets.core.modeling.scoring import left_out_votes
 
     predictions = predict(model, benchmark, task)
     labels = list(task.classes)

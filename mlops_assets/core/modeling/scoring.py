@@ -145,32 +145,6 @@ def two_sided_p_value(samples: np.ndarray) -> float:
     return round(min(1.0, 2 * float(side)), 6)
 
 
-# The parts of an averaged model (``evaluation.vote_parts``) are left out in this many groups
-# for the jackknife: enough degrees of freedom for the spread to be estimated (three seeds
-# give two, where a 95 % bound needs 4.3 standard errors), few enough to score cheaply.
-JACKKNIFE_GROUPS = 10
-
-
-def left_out_votes(parts: list[Predictions], groups: int = JACKKNIFE_GROUPS) -> list[Predictions]:
-    """The model averaging ``parts`` (their probabilities' mean) with each of ``groups``
-    groups of them left out in turn (part j in group j mod ``groups``; every part its own
-    group when fewer). Their spread is the jackknife's estimate of how the average varies with
-    the random draws (:func:`jackknife_error`); one part's own spread would be another,
-    noisier model's (a forest of fewer trees puts probability 0 on rows the average does not)."""
-    if len(parts) < 2:
-        return []
-    count = min(groups, len(parts))
-    probabilities = np.asarray([p.probabilities for p in parts])
-    total = probabilities.sum(axis=0)
-    true = parts[0].true_index
-    votes = []
-    for g in range(count):
-        left = probabilities[g::count]
-        proba = (total - left.sum(axis=0)) / (len(parts) - len(left))
-        votes.append(Predictions(true, proba.argmax(axis=1), proba))
-    return votes
-
-
 def jackknife_error(left_out: np.ndarray) -> float:
     """The jackknife standard error of a statistic from its values with each of m groups
     left out in turn: sqrt((m - 1) / m * sum((x_i - mean)^2)); it has m - 1 degrees of

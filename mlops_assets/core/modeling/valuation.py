@@ -62,6 +62,7 @@ from mlops_assets.core.data.integration import (
 )
 from mlops_assets.core.modeling.evaluation import (
     LOWER_IS_BETTER,
+    left_out_votes,
     member_predictions,
     predict_on,
     vote_parts,
@@ -71,7 +72,6 @@ from mlops_assets.core.modeling.scoring import (
     bootstrap_counts,
     interval,
     jackknife_error,
-    left_out_votes,
     weighted_scores,
     with_spread,
 )
