@@ -479,34 +479,25 @@ def test_a_forest_carries_its_training_randomness_in_every_interval(split, two_n
     from mlops_assets.core.modeling.valuation import recompute
 
     dataset, model = two_new
-    one_seed = TrainingSpec("random_forest", {"n_estimators": 20}, seed=42, seeds=1)
-    for rules, spread in ((1, False), (2, True)):
-        valuation = value_contributions(
-            dataset.frame,
-            split.benchmark,
-            IRIS,
-            spec=one_seed,
-            known=[],
-            policy=replace(POLICY, rules=rules),
+
+    def valued(seeds: int, rules: int):
+        forest = TrainingSpec("random_forest", {"n_estimators": 20}, seed=42, seeds=seeds)
+        policy = replace(POLICY, rules=rules)
+        return value_contributions(
+            dataset.frame, split.benchmark, IRIS, spec=forest, known=[], policy=policy
         )
-        assert all((v.standard_error > 0) == spread for v in valuation.values)
+
+    for rules, spread in ((1, False), (2, True)):  # one seed
+        assert all((v.standard_error > 0) == spread for v in valued(1, rules).values)
     x = split.benchmark[list(IRIS.feature_names)]
     parts = vote_parts(model, x, split.benchmark[IRIS.label], IRIS)
     assert len(parts) == 60  # every tree of the three forests
     mean = np.mean([p.probabilities for p in parts], axis=0)
     order = [list(model.classes_).index(c) for c in IRIS.classes]
     assert np.allclose(mean, model.predict_proba(x)[:, order])
-    three = TrainingSpec("random_forest", {"n_estimators": 20}, seed=42, seeds=3)
     replayed = {}
     for rules in (1, 2, 3):  # before rules 3, forests without their prior tree
-        old = value_contributions(
-            dataset.frame,
-            split.benchmark,
-            IRIS,
-            spec=three,
-            known=[],
-            policy=replace(POLICY, rules=rules),
-        )
+        old = valued(3, rules)
         recorded = old.to_dict()
         if rules == 1:
             del recorded["policy"]["rules"]  # as recorded before the rules had a number
