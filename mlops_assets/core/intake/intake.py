@@ -69,9 +69,9 @@ OUTCOME = "outcome"  # every record with its position and final reasons
 PARSED = "parsed_outcome"  # the parsed records (not the malformed ones), in file order
 SHIFTS = "malformed_shifts"
 RANK = "rank"  # a parsed record's place among the parsed records
-# Columns of ``decided``: bits of what was found about a valid row, the texts kept for the
-# personal-data scan.
-FLAGS, TEXTS = "flags", "texts"
+# Columns of ``decided``: bits of what was found about a valid row, and (``TEXT`` and the
+# column's position) each value's original text, for the quarantine and the personal-data scan.
+FLAGS, TEXT = "flags", "__text"
 OUTLIER_FLAG, REPEAT_FLAG, REFERENCE_FLAG, EARLIER_FLAG, BENCHMARK_FLAG = 1, 2, 4, 8, 16
 BENCHMARK_ROW = "benchmark_row"
 UPDATE_BATCH_ROWS = 1_000_000
@@ -115,8 +115,8 @@ def intake_contribution(
     :class:`IntakeTimeoutError` when the intake outlasts them; every other problem is
     recorded row by row.
 
-    The file is read once to type, validate and keep what the personal-data scan needs, and a
-    second time only to copy the original values of rejected rows to the quarantine.
+    The file is read once: each row's original texts are kept beside its typed values, so the
+    quarantine is copied from them.
     """
     report = ContributionReport(
         contribution_id, contributor, path.name, sha256 or file_sha256(path), landed_at=landed_at
@@ -195,7 +195,7 @@ def _intake(
             _decide_rows(raw, task, mapping)
             task, codes_problem = _task_for_codes(raw, task, mapping)
         with _timed(timings, "personal_data"):
-            report.pii_found, pii_columns = _scan_pii(db, raw.columns)
+            report.pii_found, pii_columns = _scan_pii(db, raw.columns, set(mapping))
         if any(column in mapping for column in pii_columns):
             # Personal data inside a mapped column: the column is dropped like any other.
             mapping = map_columns([c for c in raw.columns if c not in pii_columns], task)
@@ -222,10 +222,9 @@ def _intake(
         report.accepted, report.decision = decide(report, policy)
         report.hint = rejection_hint(report, task)
         if output_dir is not None:
-            kept = {c: shown[c] for c in raw.columns if c not in pii_columns}
-            parsed_rejected = report.rows_rejected > raw.malformed_rows
+            kept = {i: shown[c] for i, c in enumerate(raw.columns) if c not in pii_columns}
             with _timed(timings, "write_outputs"):
-                _write_outputs(raw, task, kept, output_dir, policy, any_rejected=parsed_rejected)
+                _write_outputs(raw, task, kept, output_dir, policy)
     timings["total"] = round(time.perf_counter() - started, 3)
 
 
@@ -305,19 +304,30 @@ def shown_names(columns: list[str]) -> dict[str, str]:
 
 
 def _text_sql(index: int) -> str:
-    """The text of the file's ``index``-th column, where :func:`_decide_rows` kept it."""
-    return f"{TEXTS}[{index + 1}]"
+    """The original text of the file's ``index``-th column, as :func:`_decide_rows` kept it."""
+    return f"{TEXT}{index}"
 
 
-def _scan_pii(db: "DuckDBPyConnection", columns: list[str]) -> tuple[dict[str, int], list[str]]:
+def _scanned_text_sql(index: int, mapped: bool) -> str:
+    """The text the personal-data scan reads: every value of an unmapped column, the values
+    of rows rejected by validation in a mapped one. A valid row's mapped values are numbers
+    in range and a known label, which no personal-data pattern matches."""
+    text = _text_sql(index)
+    return f"CASE WHEN len({REASONS}) > 0 THEN {text} END" if mapped else text
+
+
+def _scan_pii(
+    db: "DuckDBPyConnection", columns: list[str], mapped: set[str]
+) -> tuple[dict[str, int], list[str]]:
     """Counts of personal-data values by kind, and the columns that hold any.
 
-    Runs over the values :func:`_decide_rows` kept for it, grouped first: a column repeats few
-    distinct texts (labels, categories), so each pattern runs once per distinct value.
+    Grouped first: a column repeats few distinct texts (labels, categories), so each pattern
+    runs once per distinct value.
     """
     per_column: dict[tuple[str, str], int] = {}
     kinds = list(pii.VALUE_PATTERNS)
     for i, column in enumerate(columns):
+        text = _scanned_text_sql(i, column in mapped)
         # Most values are plain numbers: one cheap test spares them every pattern.
         counts = db.execute(
             "SELECT coalesce(sum(n) FILTER (WHERE v <> ''), 0), "
@@ -326,16 +336,16 @@ def _scan_pii(db: "DuckDBPyConnection", columns: list[str]) -> tuple[dict[str, i
                 for kind in kinds
             )
             + f" FROM (SELECT v, n, regexp_full_match(v, '{pii.PLAIN_NUMBER}') AS plain FROM "
-            f"(SELECT trim({_text_sql(i)}) AS v, count(*) AS n FROM {DECIDED} "
-            # No text kept (a valid row's mapped value): nothing to count, so not grouped.
-            f"WHERE {_text_sql(i)} IS NOT NULL GROUP BY v))"
+            f"(SELECT trim({text}) AS v, count(*) AS n FROM {DECIDED} "
+            # No text scanned (a valid row's mapped value): nothing to count, so not grouped.
+            f"WHERE {text} IS NOT NULL GROUP BY v))"
         ).fetchall()[0]
         # A column named like personal data counts every filled value as that kind.
         for kind in pii.kinds_by_column_name(normalise_column_name(column)):
             per_column[column, kind] = counts[0]
         for kind, count in zip(kinds, counts[1:], strict=True):
             if count and kind == "credit_card":
-                count = _luhn_confirmed(db, i)  # card-like numbers must pass the Luhn check
+                count = _luhn_confirmed(db, text)  # card-like numbers must pass the Luhn check
             if count:
                 # A value found by its column's name and by its pattern counts once.
                 per_column[column, kind] = max(per_column.get((column, kind), 0), count)
@@ -346,8 +356,8 @@ def _scan_pii(db: "DuckDBPyConnection", columns: list[str]) -> tuple[dict[str, i
     return found, flagged
 
 
-def _luhn_confirmed(db: "DuckDBPyConnection", index: int) -> int:
-    value = f"trim({_text_sql(index)})"
+def _luhn_confirmed(db: "DuckDBPyConnection", text: str) -> int:
+    value = f"trim({text})"
     candidates = db.execute(
         f"SELECT {value} AS v, count(*) FROM {DECIDED} "
         f"WHERE {pii.value_match_sql(value, 'credit_card')} GROUP BY v LIMIT 100000"
@@ -358,35 +368,25 @@ def _luhn_confirmed(db: "DuckDBPyConnection", index: int) -> int:
 def _decide_rows(raw: RawContribution, task: TaskSchema, mapping: dict[str, str]) -> None:
     """Create the table ``decided`` in one scan of the file: a row per input row, in file
     order (its ``rowid`` is the row's index), with the typed task columns, validation
-    ``reasons``, ``flags`` (outlier, then the judgement of valid rows) and, for the
-    personal-data scan, the texts of every value that could hold any: every value of an
-    unmapped column, every value of a row rejected by validation. A valid row's mapped values
-    are numbers in range and a known label, which no personal-data pattern matches."""
+    ``reasons``, ``flags`` (outlier, then the judgement of valid rows) and every value's
+    original text (:func:`_text_sql`): the quarantine copies rejected rows from them, so the
+    file is not read again. Kept as separate text columns, not a list a row: a list costs
+    several times as much to store."""
     db = raw.connection
     sources = {target: source for source, target in mapping.items()}
     missing = [c for c in task.columns if c not in sources]
-    texts = [quote(c) for c in raw.columns]
+    carried = {_text_sql(i): quote(c) for i, c in enumerate(raw.columns)}
+    texts = ", ".join(carried)
     if missing:
         reason = "missing_columns:" + ",".join(missing)
         select = (
             f"SELECT {_typed_nulls(task)}, ['{reason}'] AS {REASONS}, "
             f"0::UTINYINT AS {FLAGS}, "
-            f"[{', '.join(texts)}] AS {TEXTS} FROM {RAW}"
+            + ", ".join(f"{text} AS {alias}" for alias, text in carried.items())
+            + f" FROM {RAW}"
         )
     else:
-        carried = {f"__text{i}": text for i, text in enumerate(texts)}
         rejected = f"len({REASONS}) > 0"
-        if all(c in mapping for c in raw.columns):
-            kept_texts = f"CASE WHEN {rejected} THEN [{', '.join(carried)}] END"
-        else:
-            kept_texts = (
-                "["
-                + ", ".join(
-                    f"CASE WHEN {rejected} THEN {alias} END" if c in mapping else alias
-                    for alias, c in zip(carried, raw.columns, strict=True)
-                )
-                + "]"
-            )
         if task.class_codes:  # which integers the labels spell, to judge the file's codes
             carried[CODE_COLUMN] = label_codes.code_sql(quote(sources[task.label]), task)
         code = f"{CODE_COLUMN}, " if task.class_codes else ""
@@ -397,8 +397,7 @@ def _decide_rows(raw: RawContribution, task: TaskSchema, mapping: dict[str, str]
             SELECT {", ".join(quote(c) for c in task.columns)}, {code}{REASONS},
                 CASE WHEN {rejected} THEN 0
                 WHEN {_outlier_sql(db, task)} THEN {OUTLIER_FLAG | repeat}
-                ELSE {repeat} END::UTINYINT AS {FLAGS},
-                {kept_texts} AS {TEXTS}
+                ELSE {repeat} END::UTINYINT AS {FLAGS}, {texts}
             FROM ({_validated(raw, task, sources, carried)})
         """
     db.execute(f"DROP TABLE IF EXISTS {DECIDED}").fetchall()
@@ -742,27 +741,24 @@ def _drift(db: "DuckDBPyConnection", task: TaskSchema) -> float:
 def _write_outputs(
     raw: RawContribution,
     task: TaskSchema,
-    kept_columns: dict[str, str],
+    kept_columns: dict[int, str],
     output_dir: Path,
     policy: IntakePolicy,
-    *,
-    any_rejected: bool,
 ) -> None:
     """clean.parquet (typed task columns) and rejected.parquet (original values + reasons;
-    a malformed record's line number and text)."""
+    a malformed record's line number and text). ``kept_columns``: the position of each column
+    whose original values the quarantine keeps, and the name it is stored under."""
     output_dir.mkdir(parents=True, exist_ok=True)
+    db = raw.connection
     columns = ", ".join(quote(c) for c in task.columns)
     clean = output_dir / "clean.parquet"
     rejected = output_dir / "rejected.parquet"
     shifted = raw.malformed_rows > 0
     # A filtered scan of a table keeps its order: no sort needed unless records were shifted.
-    raw.connection.execute(
+    db.execute(
         f"COPY (SELECT {ROW_INDEX}, {columns}, {OUTLIER} FROM {OUTCOME} WHERE NOT rejected"
         f"{f' ORDER BY {ROW_INDEX}' if shifted else ''}) TO {literal(str(clean))} (FORMAT parquet)"
     ).fetchall()
-    # The file is read again, row for row beside decided, for the rejected rows' original
-    # values. Only narrow, cheap columns go through the positional join (a list there costs
-    # seconds), and nothing is joined or sorted after it, so the rows stay in file order.
     mask, codes = _flag_codes(policy)
     position, source = (f"p.{RANK}", "p") if not shifted else _placed("p")
     # A row rejected for one flag alone (a repeat, in a file of millions) is given its code
@@ -772,22 +768,20 @@ def _write_outputs(
         for bit, code in _rejecting_flags(policy)
     )
     # The kept columns' original values, under their shown names.
-    originals = "".join(f", p.{quote(c)} AS {quote(name)}" for c, name in kept_columns.items())
+    originals = "".join(f", p.{_text_sql(i)} AS {quote(name)}" for i, name in kept_columns.items())
     malformed = f"""
         UNION ALL BY NAME
         SELECT {ROW_INDEX}, 'malformed_row' AS {REASON_COLUMN}, line_number, original_text
         FROM {MALFORMED}
         ORDER BY {ROW_INDEX}
     """
-    raw.scan(f"""
+    db.execute(f"""
         COPY (
             WITH p AS (
-                SELECT * FROM {RAW} POSITIONAL JOIN (
-                    SELECT rowid AS {RANK}, {FLAGS}, CASE WHEN len({REASONS}) > 0
-                        THEN array_to_string({REASONS}, ';') END AS __invalid
-                    FROM {DECIDED}
-                ) WHERE __invalid IS NOT NULL OR {FLAGS} & {mask} > 0
-                {"" if any_rejected else "LIMIT 0"}
+                SELECT rowid AS {RANK}, {FLAGS}, CASE WHEN len({REASONS}) > 0
+                    THEN array_to_string({REASONS}, ';') END AS __invalid,
+                    {", ".join(_text_sql(i) for i in kept_columns) or "NULL AS __none"}
+                FROM {DECIDED} WHERE len({REASONS}) > 0 OR {FLAGS} & {mask} > 0
             )
             SELECT {position} AS {ROW_INDEX}{originals},
                 {single} ELSE concat_ws(';', p.__invalid, {codes}) END AS {REASON_COLUMN},
@@ -795,4 +789,4 @@ def _write_outputs(
             FROM {source}
             {malformed if shifted else ""}
         ) TO {literal(str(rejected))} (FORMAT parquet)
-    """)
+    """).fetchall()
