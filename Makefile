@@ -71,9 +71,11 @@ lint: setup
 
 # Each benchmark prints a table for benchmarks/RESULTS.md; the latency ones use the launchers
 # of mlops_assets_testing, as the tests do.
+INTAKE_RUNS = --sizes-mb 400 1000 4000 --engines mlops polars polars-quarantine
 benchmark: setup docker-tools
 	$(BIN)/python benchmarks/materialize_timing.py
-	$(BIN)/python benchmarks/intake_throughput.py --sizes-mb 200 1000 4000
+	$(BIN)/python benchmarks/intake_throughput.py $(INTAKE_RUNS)
+	$(BIN)/python benchmarks/intake_throughput.py $(INTAKE_RUNS) --memory-cap-gb 2
 	$(BIN)/python benchmarks/sensor_tick.py --files 10000
 	$(BIN)/python benchmarks/scale_sensor.py --files 1000 10000 100000
 	$(BIN)/python benchmarks/contribution_latency.py
