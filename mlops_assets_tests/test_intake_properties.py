@@ -80,6 +80,11 @@ def test_intake_conserves_rows_and_judges_each_row_like_the_oracle(tmp_path_fact
     rejected = pd.read_parquet(folder / "a" / "rejected.parquet")
     assert sorted([*clean["row_index"], *rejected["row_index"]]) == list(range(len(rows)))
 
+    # A rejected row keeps the file's own text, each value beside its row's index.
+    for _, row in rejected.iterrows():
+        kept = [row[column] for column in IRIS.columns]
+        assert kept == [text or None for text in rows[row["row_index"]]]
+
     codes_ok = codes_readable(rows)
     for index in clean["row_index"]:
         assert oracle_valid(rows[index], codes_ok), rows[index]  # never accepts an invalid row
