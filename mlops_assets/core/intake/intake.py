@@ -375,7 +375,7 @@ def _decide_rows(raw: RawContribution, task: TaskSchema, mapping: dict[str, str]
     sources = {target: source for source, target in mapping.items()}
     missing = [c for c in task.columns if c not in sources]
     carried = {_text_sql(i): quote(c) for i, c in enumerate(raw.columns)}
-    texts = ", ".join(carried)
+    texts = ", ".join(_text_sql(i) for i in range(len(raw.columns)))
     if missing:
         reason = "missing_columns:" + ",".join(missing)
         select = (
@@ -767,6 +767,7 @@ def _write_outputs(
         for bit, code in _rejecting_flags(policy)
     )
     # The kept columns' original values, under their shown names.
+    kept_texts = "".join(f", {_text_sql(i)}" for i in kept_columns)
     originals = "".join(f", p.{_text_sql(i)} AS {quote(name)}" for i, name in kept_columns.items())
     malformed = f"""
         UNION ALL BY NAME
@@ -778,8 +779,7 @@ def _write_outputs(
         COPY (
             WITH p AS (
                 SELECT rowid AS {RANK}, {FLAGS}, CASE WHEN len({REASONS}) > 0
-                    THEN array_to_string({REASONS}, ';') END AS __invalid,
-                    {", ".join(_text_sql(i) for i in kept_columns) or "NULL AS __none"}
+                    THEN array_to_string({REASONS}, ';') END AS __invalid{kept_texts}
                 FROM {DECIDED} WHERE len({REASONS}) > 0 OR {FLAGS} & {mask} > 0
             )
             SELECT {position} AS {ROW_INDEX}{originals},
